@@ -1,0 +1,3 @@
+from sagemaker_emu.cli import main
+
+raise SystemExit(main())

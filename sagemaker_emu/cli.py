@@ -1,0 +1,45 @@
+"""`sagemaker-emu` command line."""
+
+from __future__ import annotations
+
+import argparse
+import random
+import sys
+
+from sagemaker_emu import __version__
+from sagemaker_emu.config import DEFAULT_ACCOUNT, DEFAULT_PORT, Config
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="sagemaker-emu", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"sagemaker-emu {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="serve the SageMaker and SageMaker Runtime APIs")
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default: loopback only)")
+    serve.add_argument("--port", type=int, default=DEFAULT_PORT,
+                       help=f"port to bind (default {DEFAULT_PORT}; 0 picks a free one and prints it)")
+    serve.add_argument("--seed", type=int, default=None, help="make random choices and simulated latencies reproducible")
+    serve.add_argument("--log-format", choices=("text", "json"), default="text")
+    serve.add_argument("--region", default="us-east-1", help="region for requests without a SigV4 scope")
+    serve.add_argument("--account-id", default=DEFAULT_ACCOUNT, help="account id in every ARN")
+    serve.add_argument("--waiter-hold", type=float, default=20.0,
+                       help="seconds a boto3 waiter's DescribeEndpoint may wait for a transition (0: never)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.command == "serve":
+        from sagemaker_emu import logs
+        from sagemaker_emu.server import serve
+
+        if not 0 <= args.port <= 65535:
+            print(f"sagemaker-emu: --port must be between 0 and 65535, not {args.port}", file=sys.stderr)
+            return 2
+        if args.seed is not None:
+            random.seed(args.seed)
+        logs.configure(args.log_format)
+        serve(Config(host=args.host, port=args.port, seed=args.seed, log_format=args.log_format,
+                     region=args.region, account=args.account_id, waiter_hold=args.waiter_hold))
+    return 0

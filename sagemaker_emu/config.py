@@ -1,0 +1,21 @@
+"""Server settings: one object built by the CLI (or a test) and handed to `create_app`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+DEFAULT_PORT = 8080
+DEFAULT_ACCOUNT = "123456789012"  # the account every ARN names; also the one moto uses
+
+
+@dataclass(frozen=True)
+class Config:
+    host: str = "127.0.0.1"
+    port: int = DEFAULT_PORT
+    seed: int | None = None
+    log_format: str = "text"
+    region: str = "us-east-1"  # for requests that carry no SigV4 credential scope
+    account: str = DEFAULT_ACCOUNT
+    # How long a boto3 waiter's DescribeEndpoint may wait for a transition to finish,
+    # so that `endpoint_in_service` does not sleep its 30-s delay for a fast model.
+    waiter_hold: float = 20.0

@@ -1,0 +1,1 @@
+"""Control plane: models, endpoint configs, endpoints and the endpoint lifecycle."""

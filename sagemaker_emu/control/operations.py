@@ -1,0 +1,425 @@
+"""One function per control-plane call: `(backend, params, call) -> result dict`.
+
+`params` has already passed schema validation; results are shaped for the wire by the
+protocol layer from botocore's output shapes.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from sagemaker_emu.control import lifecycle, rules
+from sagemaker_emu.control.deployment import containers
+from sagemaker_emu.control.listing import list_page
+from sagemaker_emu.control.resources import (
+    Deployment,
+    Endpoint,
+    EndpointConfig,
+    Model,
+    Status,
+    Variant,
+)
+from sagemaker_emu.control.store import KINDS, Backend
+from sagemaker_emu.errors import AlreadyExists, InvalidInput, NotFound
+
+MAX_TAGS = 50
+
+
+@dataclass(frozen=True)
+class Call:
+    """What the protocol layer tells an operation about the request beyond its input."""
+
+    waiter: bool = False  # the caller is a boto3 waiter polling for a status
+    waiter_hold: float = 0.0  # how long a waiter's poll may wait for a transition to finish
+
+
+Operation = Callable[[Backend, dict[str, Any], Call], dict[str, Any]]
+OPERATIONS: dict[str, Operation] = {}
+
+
+def operation(fn: Operation) -> Operation:
+    name = "".join(part.title() for part in fn.__name__.split("_"))
+    OPERATIONS[name] = fn
+    return fn
+
+
+def _spec(params: dict[str, Any], *drop: str) -> dict[str, Any]:
+    return {k: copy.deepcopy(v) for k, v in params.items() if k not in drop}
+
+
+def _set_tags(backend: Backend, arn: str, tags: list[dict[str, str]]) -> None:
+    current = {t["Key"]: t for t in backend.tags.get(arn.lower(), [])}
+    for tag in tags:
+        current[tag["Key"]] = {"Key": tag["Key"], "Value": tag.get("Value", "")}
+    if len(current) > MAX_TAGS:
+        raise InvalidInput(f"A resource can have at most {MAX_TAGS} tags; this request would give it {len(current)}.")
+    backend.tags[arn.lower()] = list(current.values())
+
+
+# ---------------------------------------------------------------- models
+
+
+@operation
+def create_model(backend: Backend, params: dict, call: Call) -> dict:
+    name = params["ModelName"]
+    if "PrimaryContainer" not in params and not params.get("Containers"):
+        raise InvalidInput("Either PrimaryContainer or Containers must be specified.")
+    if "PrimaryContainer" in params and params.get("Containers"):
+        raise InvalidInput("PrimaryContainer and Containers cannot both be specified.")
+    with backend.lock:
+        arn = backend.arn("model", name)
+        if name.lower() in backend.models:
+            raise AlreadyExists("model", arn)
+        spec = _spec(params, "ModelName", "Tags")
+        for container in containers(spec):
+            container.setdefault("Mode", "SingleModel")
+            container.setdefault("Environment", {})
+        spec.setdefault("EnableNetworkIsolation", False)
+        _set_tags(backend, arn, params.get("Tags", []))
+        backend.models[name.lower()] = Model(name=name, arn=arn, created=backend.now(), spec=spec)
+    return {"ModelArn": arn}
+
+
+@operation
+def describe_model(backend: Backend, params: dict, call: Call) -> dict:
+    with backend.lock:
+        m = backend.model(params["ModelName"])
+        return {**copy.deepcopy(m.spec), "ModelName": m.name, "ModelArn": m.arn, "CreationTime": m.created}
+
+
+@operation
+def delete_model(backend: Backend, params: dict, call: Call) -> dict:
+    with backend.lock:
+        m = backend.model(params["ModelName"])
+        del backend.models[m.name.lower()]
+        backend.tags.pop(m.arn.lower(), None)
+    return {}
+
+
+@operation
+def list_models(backend: Backend, params: dict, call: Call) -> dict:
+    with backend.lock:
+        return list_page(
+            backend.models.values(),
+            params,
+            lambda m: {"ModelName": m.name, "ModelArn": m.arn, "CreationTime": m.created},
+            "Models",
+        )
+
+
+# ---------------------------------------------------------------- endpoint configs
+
+
+@operation
+def create_endpoint_config(backend: Backend, params: dict, call: Call) -> dict:
+    name = params["EndpointConfigName"]
+    rules.check_endpoint_config(params)
+    with backend.lock:
+        arn = backend.arn("endpoint-config", name)
+        if name.lower() in backend.endpoint_configs:
+            raise AlreadyExists("endpoint configuration", arn)
+        for variant in params["ProductionVariants"] + params.get("ShadowProductionVariants", []):
+            backend.model(variant["ModelName"])
+        spec = _spec(params, "EndpointConfigName", "Tags")
+        for variant in spec["ProductionVariants"] + spec.get("ShadowProductionVariants", []):
+            variant["InitialVariantWeight"] = float(variant.get("InitialVariantWeight", 1.0))
+        _set_tags(backend, arn, params.get("Tags", []))
+        backend.endpoint_configs[name.lower()] = EndpointConfig(name=name, arn=arn, created=backend.now(), spec=spec)
+    return {"EndpointConfigArn": arn}
+
+
+@operation
+def describe_endpoint_config(backend: Backend, params: dict, call: Call) -> dict:
+    with backend.lock:
+        c = backend.endpoint_config(params["EndpointConfigName"])
+        return {
+            **copy.deepcopy(c.spec),
+            "EndpointConfigName": c.name,
+            "EndpointConfigArn": c.arn,
+            "CreationTime": c.created,
+        }
+
+
+@operation
+def delete_endpoint_config(backend: Backend, params: dict, call: Call) -> dict:
+    # SageMaker accepts this even while an endpoint uses the config (it keeps serving).
+    with backend.lock:
+        c = backend.endpoint_config(params["EndpointConfigName"])
+        del backend.endpoint_configs[c.name.lower()]
+        backend.tags.pop(c.arn.lower(), None)
+    return {}
+
+
+@operation
+def list_endpoint_configs(backend: Backend, params: dict, call: Call) -> dict:
+    with backend.lock:
+        return list_page(
+            backend.endpoint_configs.values(),
+            params,
+            lambda c: {"EndpointConfigName": c.name, "EndpointConfigArn": c.arn, "CreationTime": c.created},
+            "EndpointConfigs",
+        )
+
+
+# ---------------------------------------------------------------- endpoints
+
+
+def _plan(backend: Backend, config: EndpointConfig, retained: dict[str, Variant] | None = None,
+          exclude: frozenset[str] = frozenset()) -> list[Variant]:
+    """The variants a deployment of `config` brings up; models must still exist."""
+    now = backend.now()
+    plan = []
+    for spec in config.variants:
+        model = backend.model(spec["ModelName"])
+        weight = spec["InitialVariantWeight"]
+        count = spec.get("InitialInstanceCount", 0)
+        old = (retained or {}).get(spec["VariantName"])
+        if old is not None:
+            if "DesiredWeight" not in exclude:
+                weight = old.weight
+            if "DesiredInstanceCount" not in exclude and not old.serverless:
+                count = old.instance_count
+        plan.append(Variant(spec=copy.deepcopy(spec), models=[copy.deepcopy(model)], weight=weight,
+                            instance_count=count, deployed_at=now))
+    return plan
+
+
+@operation
+def create_endpoint(backend: Backend, params: dict, call: Call) -> dict:
+    name = params["EndpointName"]
+    with backend.lock:
+        arn = backend.arn("endpoint", name)
+        if name.lower() in backend.endpoints:
+            raise AlreadyExists("endpoint", arn)
+        config = backend.endpoint_config(params["EndpointConfigName"])
+        variants = _plan(backend, config)
+        now = backend.now()
+        endpoint = Endpoint(
+            name=name,
+            arn=arn,
+            config_name=config.name,
+            created=now,
+            modified=now,
+            status=Status.CREATING,
+            pending=Deployment(config=config, variants=variants, started=now),
+            spec=lifecycle.endpoint_extras(config.spec),
+        )
+        _set_tags(backend, arn, params.get("Tags", []))
+        backend.endpoints[name.lower()] = endpoint
+    lifecycle.run_in_background(lifecycle.create, backend, endpoint)
+    return {"EndpointArn": arn}
+
+
+def _require_in_service(endpoint: Endpoint, action: str) -> None:
+    if endpoint.status == Status.FAILED:
+        raise InvalidInput(f'Cannot {action} failed endpoint "{endpoint.arn}".')
+    if endpoint.status != Status.IN_SERVICE:
+        raise InvalidInput(f'Cannot {action} in-progress endpoint "{endpoint.arn}".')
+
+
+@operation
+def update_endpoint(backend: Backend, params: dict, call: Call) -> dict:
+    with backend.lock:
+        endpoint = backend.endpoint(params["EndpointName"])
+        config = backend.endpoint_config(params["EndpointConfigName"])
+        _require_in_service(endpoint, "update")
+        retained = {v.name: v for v in endpoint.variants} if params.get("RetainAllVariantProperties") else None
+        exclude = frozenset(p["VariantPropertyType"] for p in params.get("ExcludeRetainedVariantProperties", []))
+        variants = _plan(backend, config, retained, exclude)
+        endpoint.pending = Deployment(config=config, variants=variants, started=backend.now())
+        endpoint.status = Status.UPDATING
+        endpoint.modified = backend.now()
+        backend.changed.notify_all()
+    lifecycle.run_in_background(lifecycle.update, backend, endpoint)
+    return {"EndpointArn": endpoint.arn}
+
+
+@operation
+def update_endpoint_weights_and_capacities(backend: Backend, params: dict, call: Call) -> dict:
+    desired = params["DesiredWeightsAndCapacities"]
+    with backend.lock:
+        endpoint = backend.endpoint(params["EndpointName"])
+        _require_in_service(endpoint, "update")
+        by_name = {v.name: v for v in endpoint.variants}
+        rules.check_weights_and_capacities(
+            desired, by_name, endpoint.config_name, {v.name: v.weight for v in endpoint.variants}
+        )
+        changes = {d["VariantName"]: d for d in desired}
+        endpoint.updating_variants = set(changes)
+        endpoint.status = Status.UPDATING
+        endpoint.modified = backend.now()
+        backend.changed.notify_all()
+    lifecycle.run_in_background(lifecycle.rescale, backend, endpoint, changes)
+    return {"EndpointArn": endpoint.arn}
+
+
+@operation
+def delete_endpoint(backend: Backend, params: dict, call: Call) -> dict:
+    with backend.lock:
+        endpoint = backend.endpoint(params["EndpointName"])
+        if endpoint.status in (Status.CREATING, Status.UPDATING, Status.DELETING):
+            raise InvalidInput(f'Cannot delete in-progress endpoint "{endpoint.arn}".')
+        endpoint.status = Status.DELETING
+        endpoint.modified = backend.now()
+        backend.changed.notify_all()
+    lifecycle.run_in_background(lifecycle.delete, backend, endpoint)
+    return {}
+
+
+@operation
+def describe_endpoint(backend: Backend, params: dict, call: Call) -> dict:
+    name = params["EndpointName"]
+    if call.waiter and call.waiter_hold > 0:
+        # A waiter would sleep 30 s between polls: answer its poll when the transition ends.
+        backend.wait_settled(name, call.waiter_hold)
+    with backend.lock:
+        ep = backend.endpoint(name)
+        out: dict[str, Any] = {
+            "EndpointName": ep.name,
+            "EndpointArn": ep.arn,
+            "EndpointConfigName": ep.config_name,
+            "EndpointStatus": ep.status.value,
+            "CreationTime": ep.created,
+            "LastModifiedTime": ep.modified,
+            "FailureReason": ep.failure_reason,
+            **_extras_summary(ep.spec),
+        }
+        if ep.variants:
+            out["ProductionVariants"] = [_variant_summary(v, ep) for v in ep.variants]
+        if ep.pending is not None:
+            out["PendingDeploymentSummary"] = {
+                "EndpointConfigName": ep.pending.config.name,
+                "StartTime": ep.pending.started,
+                "ProductionVariants": [_pending_summary(v, ep.pending.started) for v in ep.pending.variants],
+            }
+        return out
+
+
+@operation
+def list_endpoints(backend: Backend, params: dict, call: Call) -> dict:
+    with backend.lock:
+        return list_page(
+            backend.endpoints.values(),
+            params,
+            lambda e: {
+                "EndpointName": e.name,
+                "EndpointArn": e.arn,
+                "CreationTime": e.created,
+                "LastModifiedTime": e.modified,
+                "EndpointStatus": e.status.value,
+            },
+            "Endpoints",
+        )
+
+
+def _deployed_images(variant: Variant) -> list[dict]:
+    images = []
+    for model in variant.models:
+        for container in containers(model.spec):
+            image = container.get("Image")
+            if image:
+                resolved = image if "@sha256:" in image else f"{image}@sha256:{hashlib.sha256(image.encode()).hexdigest()}"
+                images.append({"SpecifiedImage": image, "ResolvedImage": resolved, "ResolutionTime": variant.deployed_at})
+    return images
+
+
+def _variant_summary(v: Variant, ep: Endpoint) -> dict:
+    out: dict[str, Any] = {
+        "VariantName": v.name,
+        "DeployedImages": _deployed_images(v),
+        "CurrentWeight": v.weight,
+        "DesiredWeight": v.weight,
+        "RoutingConfig": v.spec.get("RoutingConfig"),
+    }
+    if v.serverless:
+        out["CurrentServerlessConfig"] = out["DesiredServerlessConfig"] = v.spec["ServerlessConfig"]
+    else:
+        out["CurrentInstanceCount"] = out["DesiredInstanceCount"] = v.instance_count
+    if v.name in ep.updating_variants:
+        out["VariantStatus"] = [{"Status": "Updating", "StartTime": ep.modified}]
+    return out
+
+
+def _pending_summary(v: Variant, started: float) -> dict:
+    out: dict[str, Any] = {
+        "VariantName": v.name,
+        "DeployedImages": _deployed_images(v),
+        "DesiredWeight": v.weight,
+        "InstanceType": v.spec.get("InstanceType"),
+        "AcceleratorType": v.spec.get("AcceleratorType"),
+        "RoutingConfig": v.spec.get("RoutingConfig"),
+        "VariantStatus": [{"Status": "Creating", "StartTime": started}],
+    }
+    if v.serverless:
+        out["DesiredServerlessConfig"] = v.spec["ServerlessConfig"]
+    else:
+        out["DesiredInstanceCount"] = v.instance_count
+    return out
+
+
+def _extras_summary(spec: dict) -> dict:
+    out = {k: v for k, v in spec.items() if k != "DataCaptureConfig"}
+    capture = spec.get("DataCaptureConfig")
+    if capture:
+        enabled = capture.get("EnableCapture", True)
+        out["DataCaptureConfig"] = {
+            "EnableCapture": enabled,
+            "CaptureStatus": "Started" if enabled else "Stopped",
+            "CurrentSamplingPercentage": capture["InitialSamplingPercentage"],
+            "DestinationS3Uri": capture["DestinationS3Uri"],
+            "KmsKeyId": capture.get("KmsKeyId"),
+        }
+    return out
+
+
+# ---------------------------------------------------------------- tags
+
+
+def _tagged(backend: Backend, arn: str):
+    resource = backend.resource_by_arn(arn)
+    if resource is None:
+        resource_type = arn.rsplit(":", 1)[-1].split("/", 1)[0]
+        raise NotFound(KINDS.get(resource_type, "resource"), arn)
+    return resource
+
+
+@operation
+def add_tags(backend: Backend, params: dict, call: Call) -> dict:
+    with backend.lock:
+        resource = _tagged(backend, params["ResourceArn"])
+        _set_tags(backend, resource.arn, params["Tags"])
+    return {"Tags": params["Tags"]}
+
+
+@operation
+def list_tags(backend: Backend, params: dict, call: Call) -> dict:
+    with backend.lock:
+        resource = _tagged(backend, params["ResourceArn"])
+        tags = list(backend.tags.get(resource.arn.lower(), []))
+    # Tags keep the order they were added in; paging by position.
+    items = [_TagItem(i, t) for i, t in enumerate(tags)]
+    page = list_page(items, {**params, "SortBy": "CreationTime", "SortOrder": "Ascending"}, lambda i: i.tag,
+                     "Tags", default_max=50)
+    return page
+
+
+@dataclass
+class _TagItem:
+    created: int
+    tag: dict
+
+    @property
+    def name(self) -> str:
+        return self.tag["Key"]
+
+
+@operation
+def delete_tags(backend: Backend, params: dict, call: Call) -> dict:
+    with backend.lock:
+        resource = _tagged(backend, params["ResourceArn"])
+        keys = set(params["TagKeys"])
+        backend.tags[resource.arn.lower()] = [t for t in backend.tags.get(resource.arn.lower(), []) if t["Key"] not in keys]
+    return {}

@@ -1,0 +1,85 @@
+"""The control plane's resources, as plain data."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class Status(str, enum.Enum):
+    CREATING = "Creating"
+    UPDATING = "Updating"
+    IN_SERVICE = "InService"
+    DELETING = "Deleting"
+    FAILED = "Failed"
+
+
+TRANSITIONAL = {Status.CREATING, Status.UPDATING, Status.DELETING}
+
+
+@dataclass
+class Model:
+    name: str
+    arn: str
+    created: float
+    spec: dict[str, Any]  # the CreateModel input, less ModelName and Tags
+
+
+@dataclass
+class EndpointConfig:
+    name: str
+    arn: str
+    created: float
+    spec: dict[str, Any]  # the CreateEndpointConfig input, less the name and Tags
+
+    @property
+    def variants(self) -> list[dict[str, Any]]:
+        return self.spec["ProductionVariants"]
+
+
+@dataclass
+class Variant:
+    """One production variant as deployed: what it runs and its live weight and size."""
+
+    spec: dict[str, Any]  # the ProductionVariant from the endpoint config
+    models: list[Model]  # the variant's model, as it was when deployed
+    weight: float
+    instance_count: int  # 0 for serverless variants
+    deployed_at: float
+
+    @property
+    def name(self) -> str:
+        return self.spec["VariantName"]
+
+    @property
+    def serverless(self) -> bool:
+        return "ServerlessConfig" in self.spec
+
+
+@dataclass
+class Deployment:
+    """A fleet on its way up: CreateEndpoint's first one, or UpdateEndpoint's replacement."""
+
+    config: EndpointConfig
+    variants: list[Variant]
+    started: float
+
+
+@dataclass
+class Endpoint:
+    name: str
+    arn: str
+    config_name: str
+    created: float
+    modified: float
+    status: Status
+    variants: list[Variant] = field(default_factory=list)  # serving now
+    pending: Deployment | None = None
+    updating_variants: set[str] = field(default_factory=set)  # names being rescaled/reweighted
+    failure_reason: str | None = None
+    fleet: Any = None  # the deployment.Fleet serving `variants`
+    spec: dict[str, Any] = field(default_factory=dict)  # extra config members shown by Describe
+
+    def variant(self, name: str) -> Variant | None:
+        return next((v for v in self.variants if v.name == name), None)

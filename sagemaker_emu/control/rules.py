@@ -1,0 +1,68 @@
+"""Rules that span several members or resources, which no JSON Schema can state.
+
+Constraints on single members come from botocore's model and `schemas/overlays.json`;
+only cross-member and cross-resource checks live here.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sagemaker_emu.errors import InvalidInput
+
+
+def check_endpoint_config(params: dict[str, Any]) -> None:
+    production = params["ProductionVariants"]
+    shadow = params.get("ShadowProductionVariants", [])
+    seen: set[str] = set()
+    for variant in production + shadow:
+        name = variant["VariantName"]
+        if name.lower() in seen:
+            raise InvalidInput(f'The variant name "{name}" was non-unique within the request.')
+        seen.add(name.lower())
+    if shadow and (len(production) != 1 or len(shadow) != 1):
+        raise InvalidInput(
+            "An endpoint configuration with ShadowProductionVariants must have exactly one "
+            "production variant and one shadow variant."
+        )
+    kinds = {"ServerlessConfig" in v for v in production + shadow}
+    if len(kinds) > 1:
+        raise InvalidInput("Serverless and instance-based production variants cannot be mixed in one endpoint configuration.")
+    for variant in production + shadow:
+        cfg = variant.get("ServerlessConfig")
+        if cfg and cfg.get("ProvisionedConcurrency", 0) > cfg["MaxConcurrency"]:
+            raise InvalidInput(
+                f'ProvisionedConcurrency must be less than or equal to MaxConcurrency for variant "{variant["VariantName"]}".'
+            )
+    if sum(float(v.get("InitialVariantWeight", 1.0)) for v in production) <= 0:
+        raise InvalidInput("The sum of InitialVariantWeight across production variants must be greater than 0.")
+
+
+def check_weights_and_capacities(
+    desired: list[dict[str, Any]], variants: dict[str, Any], config_name: str, weights: dict[str, float]
+) -> None:
+    """`variants`: the endpoint's variants by name; `weights`: their current weights."""
+    names = [d["VariantName"] for d in desired]
+    for name in names:
+        if names.count(name) > 1:
+            raise InvalidInput(f'The variant name "{name}" was non-unique within the request.')
+    unknown = [n for n in names if n not in variants]
+    if unknown:
+        quoted = ", ".join(f'"{n}"' for n in unknown)
+        raise InvalidInput(f'The variant name(s) {quoted} is/are not present within endpoint configuration "{config_name}".')
+    for d in desired:
+        if not any(k in d for k in ("DesiredWeight", "DesiredInstanceCount", "ServerlessUpdateConfig")):
+            raise InvalidInput(
+                f'Specify DesiredWeight, DesiredInstanceCount or ServerlessUpdateConfig for variant "{d["VariantName"]}".'
+            )
+        variant = variants[d["VariantName"]]
+        if "DesiredInstanceCount" in d and variant.serverless:
+            raise InvalidInput(f'Variant "{d["VariantName"]}" is serverless and has no instance count.')
+        if d.get("DesiredInstanceCount") == 0:
+            raise InvalidInput(
+                f'DesiredInstanceCount for variant "{d["VariantName"]}" must be greater than 0 on an endpoint without inference components.'
+            )
+    new_weights = dict(weights)
+    new_weights.update({d["VariantName"]: float(d["DesiredWeight"]) for d in desired if "DesiredWeight" in d})
+    if sum(new_weights.values()) <= 0:
+        raise InvalidInput("The sum of the variant weights must be greater than 0.")

@@ -1,0 +1,59 @@
+"""What can go wrong, in the emulator's own terms.
+
+Layers below the protocol raise these; `protocol/errors.py` turns each into the AWS error
+code, HTTP status and envelope of the API that was called (ValidationException on the
+control plane, ValidationError on the runtime, ...).
+"""
+
+from __future__ import annotations
+
+
+class EmuError(Exception):
+    """Base class: `message` is the text the caller sees."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class InvalidInput(EmuError):
+    """The request breaks a constraint or a rule of the API."""
+
+
+class Malformed(EmuError):
+    """The request body cannot be read as the operation's input (bad JSON, wrong types)."""
+
+
+class NotFound(InvalidInput):
+    """A named resource does not exist (SageMaker reports this as a validation error)."""
+
+    def __init__(self, kind: str, arn: str) -> None:
+        super().__init__(f'Could not find {kind} "{arn}".')
+
+
+class AlreadyExists(InvalidInput):
+    def __init__(self, kind: str, arn: str) -> None:
+        super().__init__(f'Cannot create already existing {kind} "{arn}".')
+
+
+class LimitExceeded(EmuError):
+    """A quota of the emulated account is exhausted (ResourceLimitExceeded)."""
+
+
+class UnknownOperation(EmuError):
+    """The request names no operation of the service."""
+
+
+class NotImplementedOperation(EmuError):
+    """The operation exists in SageMaker but sagemaker-emu does not emulate it."""
+
+    def __init__(self, operation: str) -> None:
+        super().__init__(
+            f"sagemaker-emu does not implement {operation}; "
+            "see docs/compatibility.md for the operations it answers."
+        )
+        self.operation = operation
+
+
+class PayloadTooLarge(EmuError):
+    """The request body exceeds what the API accepts."""

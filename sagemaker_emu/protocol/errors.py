@@ -1,0 +1,55 @@
+"""Turn the emulator's errors into AWS error responses: one table per protocol."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+from flask import Response
+
+from sagemaker_emu import errors
+
+JSON11 = "application/x-amz-json-1.1"
+
+# error class -> (code in `__type`, HTTP status) for the JSON 1.1 control plane.
+# SageMaker reports not-found and duplicates as ValidationException, not ResourceNotFound.
+CONTROL_CODES: dict[type[errors.EmuError], tuple[str, int]] = {
+    errors.InvalidInput: ("ValidationException", 400),
+    errors.Malformed: ("SerializationException", 400),
+    errors.LimitExceeded: ("ResourceLimitExceeded", 400),
+    errors.UnknownOperation: ("UnknownOperationException", 400),
+    errors.PayloadTooLarge: ("RequestEntityTooLargeException", 413),
+    # 501 is not retried by botocore, so a missing feature fails fast and visibly.
+    errors.NotImplementedOperation: ("NotImplementedException", 501),
+}
+
+
+def _lookup(table: dict, exc: errors.EmuError) -> tuple[str, int]:
+    for cls in type(exc).__mro__:
+        if cls in table:
+            return table[cls]
+    return ("InternalFailure", 500)
+
+
+def request_id() -> str:
+    return str(uuid.uuid4())
+
+
+def control_error(exc: errors.EmuError, rid: str) -> Response:
+    """JSON 1.1 envelope: botocore reads the code only from the body's `__type`."""
+    code, status = _lookup(CONTROL_CODES, exc)
+    return json11_response({"__type": code, "Message": exc.message}, rid, status)
+
+
+def internal_control_error(rid: str) -> Response:
+    return json11_response(
+        {"__type": "InternalFailure", "Message": "The request processing has failed because of an unknown error."},
+        rid,
+        500,
+    )
+
+
+def json11_response(body: dict, rid: str, status: int = 200) -> Response:
+    resp = Response(json.dumps(body), status=status, content_type=JSON11)
+    resp.headers["x-amzn-RequestId"] = rid
+    return resp

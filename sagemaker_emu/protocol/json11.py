@@ -1,0 +1,95 @@
+"""The control plane's front door: AWS JSON 1.1, `POST /` with `X-Amz-Target: SageMaker.<Op>`."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from typing import Any
+
+from flask import Blueprint, current_app, request
+from werkzeug.exceptions import RequestEntityTooLarge
+
+from sagemaker_emu import errors
+from sagemaker_emu.control.operations import OPERATIONS, Call
+from sagemaker_emu.protocol.context import is_waiter, region_of
+from sagemaker_emu.protocol.errors import control_error, internal_control_error, json11_response, request_id
+from sagemaker_emu.protocol.serialize import to_wire
+from sagemaker_emu.schemas.validator import strip_nulls, validate_input
+from sagemaker_emu.service_model import control_model
+
+log = logging.getLogger("sagemaker_emu.api")
+bp = Blueprint("control", __name__)
+
+TARGET_PREFIX = "SageMaker."
+_NAME_MEMBERS = ("EndpointName", "EndpointConfigName", "ModelName", "ResourceArn")
+
+
+@bp.post("/")
+@bp.post("/<path:_prefix>")  # endpoint_url may carry a path; boto3 then POSTs to it
+def dispatch(_prefix: str = ""):
+    started = time.perf_counter()
+    rid = request_id()
+    operation = "-"
+    params: dict[str, Any] = {}
+    try:
+        operation = _operation_name(request.headers.get("X-Amz-Target"))
+        params = _parse_body(_read_body())
+        validate_input(operation, params)
+        response = _call(operation, params, rid)
+    except errors.EmuError as exc:
+        response = control_error(exc, rid)
+    except Exception:  # never a stack trace on the wire, never a dead server
+        log.exception("unhandled error in %s", operation)
+        response = internal_control_error(rid)
+    log.info(
+        "%s %s %d %.1fms",
+        operation,
+        next((str(params[k]) for k in _NAME_MEMBERS if isinstance(params.get(k), str)), "-"),
+        response.status_code,
+        (time.perf_counter() - started) * 1000,
+        extra={"operation": operation, "status": response.status_code, "request_id": rid},
+    )
+    return response
+
+
+def _operation_name(target: str | None) -> str:
+    if not target or not target.startswith(TARGET_PREFIX):
+        raise errors.UnknownOperation(f"Unknown or missing X-Amz-Target header: {target or '(none)'}.")
+    name = target[len(TARGET_PREFIX) :]
+    if name not in control_model().operation_names:
+        raise errors.UnknownOperation(f"Unknown operation {name}.")
+    if name not in OPERATIONS:
+        raise errors.NotImplementedOperation(name)
+    return name
+
+
+def _read_body() -> bytes:
+    try:
+        return request.get_data(cache=False)
+    except RequestEntityTooLarge:
+        limit = current_app.config["MAX_CONTENT_LENGTH"]
+        raise errors.PayloadTooLarge(f"The request body exceeds the maximum size of {limit} bytes.") from None
+
+
+def _parse_body(raw: bytes) -> dict[str, Any]:
+    if not raw.strip():
+        return {}
+    try:
+        body = json.loads(raw)
+    except (ValueError, RecursionError):
+        raise errors.Malformed("The request body is not valid JSON.") from None
+    if isinstance(body, list):
+        raise errors.Malformed("Start of list found where not expected.")
+    if not isinstance(body, dict):
+        raise errors.Malformed("Expected start of structure or map but found a scalar value.")
+    return strip_nulls(body)
+
+
+def _call(operation: str, params: dict[str, Any], rid: str):
+    app_config = current_app.config["EMU"]
+    backend = current_app.config["EMU_BACKENDS"](region_of(request.headers.get("Authorization"), app_config.region))
+    call = Call(waiter=is_waiter(request.headers.get("User-Agent")), waiter_hold=app_config.waiter_hold)
+    result = OPERATIONS[operation](backend, params, call)
+    shape = control_model().operation_model(operation).output_shape
+    return json11_response(to_wire(shape, result), rid)
