@@ -25,6 +25,14 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--account-id", default=DEFAULT_ACCOUNT, help="account id in every ARN")
     serve.add_argument("--waiter-hold", type=float, default=20.0,
                        help="seconds a boto3 waiter's DescribeEndpoint may wait for a transition (0: never)")
+    serve.add_argument("--model-timeout", type=float, default=60.0,
+                       help="seconds a container has to answer an invocation (SageMaker: 60)")
+    serve.add_argument("--image-map", default=None,
+                       help="TOML or JSON file mapping image URIs to local commands or URLs")
+    serve.add_argument("--state-dir", default=None,
+                       help="where instances keep model directories and logs (default: a temporary directory)")
+    serve.add_argument("--stop-grace", type=float, default=5.0,
+                       help="seconds between SIGTERM and SIGKILL when an instance stops")
     return parser
 
 
@@ -41,5 +49,7 @@ def main(argv: list[str] | None = None) -> int:
             random.seed(args.seed)
         logs.configure(args.log_format)
         serve(Config(host=args.host, port=args.port, seed=args.seed, log_format=args.log_format,
-                     region=args.region, account=args.account_id, waiter_hold=args.waiter_hold))
+                     region=args.region, account=args.account_id, waiter_hold=args.waiter_hold,
+                     model_timeout=args.model_timeout, image_map=args.image_map, state_dir=args.state_dir,
+                     stop_grace=args.stop_grace))
     return 0

@@ -19,3 +19,7 @@ class Config:
     # How long a boto3 waiter's DescribeEndpoint may wait for a transition to finish,
     # so that `endpoint_in_service` does not sleep its 30-s delay for a fast model.
     waiter_hold: float = 20.0
+    model_timeout: float = 60.0  # SageMaker gives a container 60 s to answer /invocations
+    image_map: str | None = None  # TOML or JSON file: image URI -> local command or URL
+    state_dir: str | None = None  # instances' model directories and logs (default: a temp dir)
+    stop_grace: float = 5.0  # seconds between SIGTERM and SIGKILL when instances stop

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, jsonify
+from flask import Blueprint, Response, abort, current_app, jsonify, request
 
 from sagemaker_emu import __version__
 
@@ -19,3 +19,56 @@ def reset():
     """Delete every resource in every region and stop every fleet."""
     current_app.config["EMU_BACKENDS"].reset()
     return jsonify({"status": "reset"})
+
+
+def _find_endpoint(name: str):
+    for backend in current_app.config["EMU_BACKENDS"].all():
+        with backend.lock:
+            ep = backend.endpoints.get(name.lower())
+            if ep is not None:
+                return backend, ep
+    abort(404, description=f"No endpoint named {name}")
+
+
+@bp.get("/endpoints/<name>")
+def endpoint_view(name: str):
+    """Variants and instances of an endpoint: what a routing decision sees, and more."""
+    backend, ep = _find_endpoint(name)
+    fleet = ep.fleet
+    variants = []
+    for variant in ep.variants:
+        instances = [i for i in fleet.all_instances() if i.variant == variant.name] if fleet else []
+        routing = variant.spec.get("RoutingConfig", {}).get("RoutingStrategy", "RANDOM")
+        variants.append({
+            "name": variant.name,
+            "weight": variant.weight,
+            "routing_strategy": routing,
+            "instances": [_instance_view(i) for i in instances],
+        })
+    return jsonify({"name": ep.name, "region": backend.region, "status": ep.status.value, "variants": variants})
+
+
+def _instance_view(instance) -> dict:
+    load = instance.load.snapshot()
+    return {
+        "id": instance.id,
+        "pid": instance.pid,
+        "port": instance.port,
+        "health": instance.health.value,
+        "restarts": instance.restarts,
+        "in_flight": load.in_flight,
+        "served": load.served,
+        "errors": load.errors,
+        "log": str(instance.log_path),
+    }
+
+
+@bp.get("/endpoints/<name>/instances/<instance_id>/logs")
+def instance_logs(name: str, instance_id: str):
+    """The last lines an instance wrote (`?lines=N`, default 200)."""
+    _, ep = _find_endpoint(name)
+    lines = request.args.get("lines", default=200, type=int)
+    for instance in ep.fleet.all_instances() if ep.fleet else []:
+        if instance.id == instance_id:
+            return Response("\n".join(instance.log_tail(lines)) + "\n", mimetype="text/plain")
+    abort(404, description=f"No instance {instance_id} on endpoint {name}")

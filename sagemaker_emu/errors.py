@@ -57,3 +57,17 @@ class NotImplementedOperation(EmuError):
 
 class PayloadTooLarge(EmuError):
     """The request body exceeds what the API accepts."""
+
+
+class ModelFailure(EmuError):
+    """The container answered non-2xx or not in time (SageMaker's ModelError)."""
+
+    def __init__(self, message: str, original_status: int, original_message: str, log_stream_arn: str) -> None:
+        super().__init__(message)
+        self.original_status = original_status
+        self.original_message = original_message
+        self.log_stream_arn = log_stream_arn
+
+
+class Unavailable(EmuError):
+    """No instance can take the request now."""

@@ -8,7 +8,7 @@ import threading
 
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
-from sagemaker_emu.app import create_app
+from sagemaker_emu.app import create_app, shutdown
 from sagemaker_emu.config import Config
 
 log = logging.getLogger("sagemaker_emu.server")
@@ -17,6 +17,7 @@ log = logging.getLogger("sagemaker_emu.server")
 class _KeepAliveHandler(WSGIRequestHandler):
     # HTTP/1.1 keeps boto3's pooled connections open between calls.
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body are separate writes: no 40-ms delayed ACK
 
 
 class EmulatorHTTPServer:
@@ -41,7 +42,7 @@ class EmulatorHTTPServer:
         """Stop accepting calls, then stop every fleet."""
         self.httpd.shutdown()
         self.httpd.server_close()
-        self.app.config["EMU_BACKENDS"].reset()
+        shutdown(self.app)
 
 
 def serve(config: Config, announce=print) -> None:
@@ -57,5 +58,5 @@ def serve(config: Config, announce=print) -> None:
         server.serve_forever()
     finally:
         server.httpd.server_close()
-        server.app.config["EMU_BACKENDS"].reset()
+        shutdown(server.app)
         log.info("stopped")

@@ -77,7 +77,7 @@ def update(backend: Backend, endpoint: Endpoint) -> None:
         endpoint.modified = backend.now()
         backend.changed.notify_all()
     if old is not None:
-        old.stop()  # drained after the switch: new requests already go to the new fleet
+        old.stop(drain=True)  # new requests already go to the new fleet; let the old finish
 
 
 def rescale(backend: Backend, endpoint: Endpoint, changes: dict[str, dict]) -> None:
@@ -104,7 +104,7 @@ def rescale(backend: Backend, endpoint: Endpoint, changes: dict[str, dict]) -> N
 
 def delete(backend: Backend, endpoint: Endpoint) -> None:
     if endpoint.fleet is not None:
-        endpoint.fleet.stop()
+        endpoint.fleet.stop(drain=True)
     with backend.lock:
         if _still_current(backend, endpoint):
             del backend.endpoints[endpoint.name.lower()]

@@ -24,6 +24,16 @@ CONTROL_CODES: dict[type[errors.EmuError], tuple[str, int]] = {
 }
 
 
+# error class -> (code in `x-amzn-ErrorType`, HTTP status) for the REST-JSON runtime.
+RUNTIME_CODES: dict[type[errors.EmuError], tuple[str, int]] = {
+    errors.InvalidInput: ("ValidationError", 400),
+    errors.Malformed: ("ValidationError", 400),
+    errors.ModelFailure: ("ModelError", 424),
+    errors.Unavailable: ("ServiceUnavailable", 503),
+    errors.PayloadTooLarge: ("ValidationError", 413),
+}
+
+
 def _lookup(table: dict, exc: errors.EmuError) -> tuple[str, int]:
     for cls in type(exc).__mro__:
         if cls in table:
@@ -51,5 +61,25 @@ def internal_control_error(rid: str) -> Response:
 
 def json11_response(body: dict, rid: str, status: int = 200) -> Response:
     resp = Response(json.dumps(body), status=status, content_type=JSON11)
+    resp.headers["x-amzn-RequestId"] = rid
+    return resp
+
+
+def runtime_error(exc: errors.EmuError, rid: str) -> Response:
+    """REST-JSON: botocore reads the code from `x-amzn-ErrorType`, members from the body."""
+    code, status = _lookup(RUNTIME_CODES, exc)
+    body: dict = {"Message": exc.message}
+    if isinstance(exc, errors.ModelFailure):
+        body.update(OriginalStatusCode=exc.original_status, OriginalMessage=exc.original_message,
+                    LogStreamArn=exc.log_stream_arn)
+    resp = Response(json.dumps(body), status=status, content_type="application/json")
+    resp.headers["x-amzn-ErrorType"] = code
+    resp.headers["x-amzn-RequestId"] = rid
+    return resp
+
+
+def internal_runtime_error(rid: str) -> Response:
+    resp = Response(json.dumps({"Message": "An internal error occurred."}), status=500, content_type="application/json")
+    resp.headers["x-amzn-ErrorType"] = "InternalFailure"
     resp.headers["x-amzn-RequestId"] = rid
     return resp

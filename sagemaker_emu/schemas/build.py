@@ -14,7 +14,7 @@ from typing import Any
 
 from botocore.model import Shape
 
-from sagemaker_emu.service_model import control_model
+from sagemaker_emu.service_model import CONTROL_SERVICE, service_model
 
 _INT_RANGE = {"integer": "int32", "long": "int64"}
 
@@ -93,7 +93,8 @@ def _collect(shape: Shape, defs: dict[str, Any]) -> None:
         return
     defs[shape.name] = {}  # placeholder first: shapes may refer to themselves
     schema = _shape_schema(shape)
-    overlay = _overlays().get(shape.name)
+    overlay = dict(_overlays().get(shape.name, {}))
+    schema.update(overlay.pop("x-replace", {}))
     if overlay:
         schema["allOf"] = [overlay]
     defs[shape.name] = schema
@@ -108,9 +109,9 @@ def _collect(shape: Shape, defs: dict[str, Any]) -> None:
 
 
 @functools.lru_cache(maxsize=None)
-def input_schema(operation: str) -> dict[str, Any]:
+def input_schema(operation: str, service: str = CONTROL_SERVICE) -> dict[str, Any]:
     """The JSON Schema for `operation`'s input, e.g. `input_schema("CreateEndpoint")`."""
-    shape = control_model().operation_model(operation).input_shape
+    shape = service_model(service).operation_model(operation).input_shape
     if shape is None:
         return {"type": "object"}
     defs: dict[str, Any] = {}

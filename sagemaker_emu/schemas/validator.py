@@ -21,6 +21,7 @@ from jsonschema.exceptions import ValidationError as SchemaError
 from sagemaker_emu.errors import InvalidInput, Malformed
 from sagemaker_emu.schemas.build import input_schema
 from sagemaker_emu.schemas.java_regex import compile_java, java_matches
+from sagemaker_emu.service_model import CONTROL_SERVICE
 
 _JAVA_RANGES = {"int32": (-(2**31), 2**31 - 1), "int64": (-(2**63), 2**63 - 1)}
 _JAVA_NAMES = {"int32": "int", "int64": "long"}
@@ -51,18 +52,18 @@ _Validator = validators.extend(
 
 
 @functools.lru_cache(maxsize=None)
-def _validator(operation: str):
-    return _Validator(input_schema(operation))
+def _validator(operation: str, service: str = CONTROL_SERVICE):
+    return _Validator(input_schema(operation, service))
 
 
-def warm(operations) -> None:
+def warm(operations, service: str = CONTROL_SERVICE) -> None:
     """Build every operation's validator and compile its Java patterns (fails loudly if one
     does not translate)."""
     for name in operations:
-        for shape_schema in input_schema(name)["$defs"].values():
+        for shape_schema in input_schema(name, service)["$defs"].values():
             if "pattern" in shape_schema:
                 compile_java(shape_schema["pattern"])
-        _validator(name)
+        _validator(name, service)
 
 
 def strip_nulls(value: Any) -> Any:
@@ -74,9 +75,9 @@ def strip_nulls(value: Any) -> Any:
     return value
 
 
-def validate_input(operation: str, params: dict[str, Any]) -> None:
+def validate_input(operation: str, params: dict[str, Any], service: str = CONTROL_SERVICE) -> None:
     """Raise `Malformed` or `InvalidInput` when `params` is not a valid `operation` input."""
-    errors = list(_validator(operation).iter_errors(params))
+    errors = list(_validator(operation, service).iter_errors(params))
     if not errors:
         return
     for err in errors:

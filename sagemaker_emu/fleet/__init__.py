@@ -1,0 +1,1 @@
+"""Instances as real processes: launch, health, restarts, scaling, in-flight accounting."""

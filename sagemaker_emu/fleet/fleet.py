@@ -1,0 +1,248 @@
+"""A fleet: every instance of every variant of one deployment of an endpoint.
+
+`ProcessDeployer.start` brings a fleet up (blocking until all instances pass /ping), and
+the fleet then keeps it up: a dead instance is marked unhealthy, restarted and put back
+when its /ping passes. The control plane sees only `scale` and `stop`.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from sagemaker_emu.control.deployment import DeploymentFailed, containers
+from sagemaker_emu.control.resources import Variant
+from sagemaker_emu.fleet import model_data
+from sagemaker_emu.fleet.images import ImageError, ImageMap, Launch, resolve
+from sagemaker_emu.fleet.instance import Health, Instance
+
+log = logging.getLogger("sagemaker_emu.fleet")
+
+DEFAULT_STARTUP_TIMEOUT_S = 240  # SageMaker's documented /ping deadline after start
+MONITOR_INTERVAL_S = 0.1
+MAX_RESTART_BACKOFF_S = 30.0
+PING_FAILURE = ("The primary container for production variant {variant} did not pass the ping health "
+                "check. Please check CloudWatch logs for this endpoint.")
+
+
+@dataclass
+class VariantFleet:
+    name: str
+    launch: Launch
+    env: dict[str, str]
+    model_data_url: str | None
+    startup_timeout: float
+    directory: Path
+    instances: list[Instance] = field(default_factory=list)
+    router: Any = None  # the routing strategy's state for this variant, made by the router factory
+    _numbers: Any = field(default_factory=lambda: itertools.count(1))
+
+
+class ProcessFleet:
+    def __init__(self, endpoint: str, deployer: "ProcessDeployer") -> None:
+        self.endpoint = endpoint
+        self.deployer = deployer
+        self.variants: dict[str, VariantFleet] = {}
+        self.stopping = threading.Event()
+        self._lock = threading.Lock()
+        self._monitor = threading.Thread(target=self._watch, daemon=True, name=f"fleet-{endpoint}")
+
+    # ------------------------------------------------------------ queries
+
+    def instances(self, variant: str) -> list[Instance]:
+        """The variant's instances that may take a request now."""
+        vf = self.variants.get(variant)
+        return [i for i in vf.instances if i.routable] if vf else []
+
+    def all_instances(self) -> list[Instance]:
+        with self._lock:
+            return [i for vf in self.variants.values() for i in vf.instances]
+
+    def router(self, variant: str):
+        return self.variants[variant].router
+
+    # ------------------------------------------------------------ lifecycle
+
+    def _new_instance(self, vf: VariantFleet) -> Instance:
+        number = next(vf._numbers)
+        instance_dir = vf.directory / f"instance-{number}"
+        model_dir = instance_dir / "model"
+        model_data.prepare(vf.model_data_url, model_dir)
+        env = dict(vf.env)
+        if self.deployer.seed is not None:
+            env["SAGEMAKER_EMU_SEED"] = str(self.deployer.seed * 1000 + number)
+        return Instance(f"{vf.name}-{number}", vf.name, vf.launch, env, model_dir, instance_dir / "instance.log")
+
+    def bring_up(self, vf: VariantFleet, count: int) -> None:
+        """Start `count` more instances of `vf`; return when all pass /ping, else raise."""
+        fresh = []
+        try:
+            for _ in range(count):
+                instance = self._new_instance(vf)
+                fresh.append(instance)
+                instance.start()
+        except (OSError, model_data.ModelDataError) as exc:
+            self._stop_all(fresh)
+            raise DeploymentFailed(f"{PING_FAILURE.format(variant=vf.name)} (sagemaker-emu: {exc})") from None
+        with self._lock:
+            vf.instances.extend(fresh)
+        deadline = time.time() + vf.startup_timeout
+        for instance in fresh:
+            why = instance.wait_healthy(deadline, self.stopping)
+            if why is not None:
+                reason = _failure_reason(vf.name, instance, why)
+                with self._lock:
+                    vf.instances = [i for i in vf.instances if i not in fresh]
+                self._stop_all(fresh)
+                raise DeploymentFailed(reason)
+
+    def start_monitor(self) -> None:
+        self._monitor.start()
+
+    def scale(self, variant: str, instance_count: int) -> None:
+        vf = self.variants[variant]
+        with self._lock:
+            live = [i for i in vf.instances if i.health != Health.STOPPED]
+        if instance_count > len(live):
+            self.bring_up(vf, instance_count - len(live))
+            return
+        leaving = live[instance_count:]
+        for instance in leaving:
+            instance.health = Health.DRAINING
+        self._drain(leaving)
+        self._stop_all(leaving)
+        with self._lock:
+            vf.instances = [i for i in vf.instances if i not in leaving]
+
+    def _drain(self, instances: list[Instance]) -> None:
+        deadline = time.time() + self.deployer.drain_timeout
+        while time.time() < deadline and any(i.load.snapshot().in_flight for i in instances):
+            time.sleep(0.02)
+
+    def stop(self, drain: bool = False) -> None:
+        """Stop every instance (SIGTERM, then SIGKILL after the grace period)."""
+        instances = self.all_instances()
+        if drain:
+            for instance in instances:
+                if instance.health == Health.HEALTHY:
+                    instance.health = Health.DRAINING
+            self._drain(instances)
+        self.stopping.set()
+        self._stop_all(instances)
+
+    def _stop_all(self, instances: list[Instance]) -> None:
+        threads = [threading.Thread(target=i.stop, args=(self.deployer.stop_grace,)) for i in instances]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+
+    # ------------------------------------------------------------ restarts
+
+    def _watch(self) -> None:
+        while not self.stopping.wait(MONITOR_INTERVAL_S):
+            for instance in self.all_instances():
+                proc = instance.process
+                if instance.health == Health.HEALTHY and proc is not None and proc.poll() is not None:
+                    log.warning("instance %s of %s exited with code %s; restarting",
+                                instance.id, self.endpoint, proc.returncode)
+                    instance.health = Health.UNHEALTHY
+                    threading.Thread(target=self._restart, args=(instance,), daemon=True).start()
+
+    def _restart(self, instance: Instance) -> None:
+        backoff = 0.5
+        vf = self.variants[instance.variant]
+        while not self.stopping.is_set() and instance.health == Health.UNHEALTHY:
+            instance.restarts += 1
+            try:
+                instance.start()
+            except OSError as exc:
+                log.error("could not restart %s: %s", instance.id, exc)
+            else:
+                why = instance.wait_healthy(time.time() + vf.startup_timeout, self.stopping)
+                if why is None:
+                    log.info("instance %s of %s is back", instance.id, self.endpoint)
+                    if self.stopping.is_set():
+                        instance.stop(self.deployer.stop_grace)
+                    return
+                instance.health = Health.UNHEALTHY
+                instance.stop(0)
+                instance.health = Health.UNHEALTHY
+            self.stopping.wait(backoff)
+            backoff = min(backoff * 2, MAX_RESTART_BACKOFF_S)
+
+
+def _failure_reason(variant: str, instance: Instance, why: str, limit: int = 1024) -> str:
+    head = f"{PING_FAILURE.format(variant=variant)} (sagemaker-emu: instance {instance.id}: {why}."
+    tail = " | ".join(instance.log_tail(10))
+    if not tail:
+        return (head + ")")[:limit]
+    room = limit - len(head) - len(" Last log lines: ") - 1
+    if len(tail) > room:
+        tail = "..." + tail[-(room - 3):]
+    return f"{head} Last log lines: {tail})"
+
+
+class ProcessDeployer:
+    """Brings up fleets of worker processes; implements control.deployment.Deployer."""
+
+    def __init__(self, state_dir: Path, image_map: ImageMap | None = None, seed: int | None = None,
+                 stop_grace: float = 5.0, drain_timeout: float = 60.0,
+                 router_factory: Callable[[dict], Any] = lambda routing_config: None) -> None:
+        self.state_dir = state_dir
+        self.image_map = image_map or ImageMap()
+        self.seed = seed
+        self.stop_grace = stop_grace
+        self.drain_timeout = drain_timeout
+        self.router_factory = router_factory
+        self._deployments = itertools.count(1)
+
+    def start(self, endpoint_name: str, variants: list[Variant]) -> ProcessFleet:
+        fleet = ProcessFleet(endpoint_name, self)
+        base = self.state_dir / endpoint_name / f"deployment-{next(self._deployments)}"
+        try:
+            for variant in variants:
+                vf = self._plan(variant, base / variant.name)
+                fleet.variants[variant.name] = vf
+            for variant in variants:
+                fleet.bring_up(fleet.variants[variant.name], max(variant.instance_count, 1))
+        except DeploymentFailed:
+            fleet.stop()
+            raise
+        fleet.start_monitor()
+        return fleet
+
+    def _plan(self, variant: Variant, directory: Path) -> VariantFleet:
+        model = variant.models[0]
+        defs = containers(model.spec)
+        if len(defs) != 1:
+            raise DeploymentFailed(
+                f"sagemaker-emu runs single-container models only; model {model.name} has {len(defs)} containers."
+            )
+        container = defs[0]
+        url = container.get("ModelDataUrl")
+        probe_dir = directory / "resolve"
+
+        def unpacked() -> Path:  # an inference.py may be inside the archive
+            model_data.prepare(url, probe_dir)
+            return probe_dir
+
+        try:
+            launch = resolve(container, unpacked, self.image_map)
+        except (ImageError, model_data.ModelDataError) as exc:
+            raise DeploymentFailed(str(exc)[:1024]) from None
+        return VariantFleet(
+            name=variant.name,
+            launch=launch,
+            env={str(k): str(v) for k, v in container.get("Environment", {}).items()},
+            model_data_url=url,
+            startup_timeout=float(variant.spec.get("ContainerStartupHealthCheckTimeoutInSeconds",
+                                                   DEFAULT_STARTUP_TIMEOUT_S)),
+            directory=directory,
+            router=self.router_factory(variant.spec.get("RoutingConfig") or {}),
+        )

@@ -1,0 +1,85 @@
+"""Decide what runs an instance, from the model's container definition.
+
+1. `sagemaker-emu/<name>`: a built-in image.
+2. An image in the `--image-map` file: a local command that serves the container contract
+   on `SAGEMAKER_BIND_TO_PORT`, or the URL of an instance already running elsewhere.
+3. Any other image whose model ships an `inference.py`: the framework-container convention.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from sagemaker_emu.worker.builtin import BUILTINS, builtin_name
+from sagemaker_emu.worker.toolkit import find_program
+
+
+@dataclass(frozen=True)
+class Launch:
+    """How to bring up one instance. Exactly one of builtin / toolkit / command / url."""
+
+    builtin: str | None = None
+    toolkit: bool = False
+    command: tuple[str, ...] = ()
+    cwd: str | None = None
+    url: str | None = None
+    env: dict[str, str] = field(default_factory=dict)  # extra environment from the image map
+
+
+class ImageError(Exception):
+    pass
+
+
+class ImageMap:
+    """`image URI -> {"command": [...] | "...", "cwd": "...", "env": {...}}` or `{"url": "..."}`."""
+
+    def __init__(self, entries: dict[str, dict] | None = None) -> None:
+        self.entries = entries or {}
+
+    @classmethod
+    def load(cls, path: str | Path) -> "ImageMap":
+        path = Path(path)
+        text = path.read_text()
+        data = tomllib.loads(text) if path.suffix == ".toml" else json.loads(text)
+        images = data.get("images", data)
+        entries = {}
+        for image, entry in images.items():
+            if not isinstance(entry, dict) or ("command" in entry) == ("url" in entry):
+                raise ValueError(f"{path}: image {image!r} needs exactly one of 'command' or 'url'")
+            entries[image] = entry
+        return cls(entries)
+
+    def launch(self, image: str, base_dir: Path | None = None) -> Launch | None:
+        entry = self.entries.get(image)
+        if entry is None:
+            return None
+        env = {str(k): str(v) for k, v in entry.get("env", {}).items()}
+        if "url" in entry:
+            return Launch(url=entry["url"].rstrip("/"), env=env)
+        command = entry["command"]
+        argv = tuple(shlex.split(command) if isinstance(command, str) else map(str, command))
+        return Launch(command=argv, cwd=entry.get("cwd"), env=env)
+
+
+def resolve(container: dict, model_dir: Callable[[], Path], image_map: ImageMap) -> Launch:
+    """`model_dir()` unpacks the model's files; called only when an inference.py is looked for."""
+    image = container.get("Image", "")
+    name = builtin_name(image)
+    if name is not None:
+        return Launch(builtin=name)
+    mapped = image_map.launch(image)
+    if mapped is not None:
+        return mapped
+    if find_program(model_dir(), container.get("Environment", {})) is not None:
+        return Launch(toolkit=True)
+    builtins = ", ".join(f"sagemaker-emu/{n}" for n in BUILTINS)
+    raise ImageError(
+        f"sagemaker-emu cannot run image '{image}': it is not a built-in image ({builtins}), "
+        "not in the --image-map file, and the model has no inference.py (put one in code/ of "
+        "the ModelDataUrl archive or directory, or point SAGEMAKER_SUBMIT_DIRECTORY at it)."
+    )

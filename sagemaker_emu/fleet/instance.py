@@ -1,0 +1,143 @@
+"""One instance: its process (or remote URL), port, model directory, log, health and load."""
+
+from __future__ import annotations
+
+import enum
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections import deque
+from pathlib import Path
+from urllib.parse import urlparse
+
+from sagemaker_emu.fleet.connections import ConnectionPool
+from sagemaker_emu.fleet.images import Launch
+from sagemaker_emu.fleet.load import Load
+
+PING_TIMEOUT_S = 2.0  # SageMaker's per-probe limit
+PING_INTERVAL_S = 0.05
+
+
+class Health(str, enum.Enum):
+    STARTING = "Starting"
+    HEALTHY = "Healthy"
+    UNHEALTHY = "Unhealthy"  # died or failed its ping; being restarted
+    DRAINING = "Draining"  # scaled in: finishing what it has, no new requests
+    STOPPED = "Stopped"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Instance:
+    def __init__(self, instance_id: str, variant: str, launch: Launch, env: dict[str, str],
+                 model_dir: Path, log_path: Path) -> None:
+        self.id = instance_id
+        self.variant = variant
+        self.launch = launch
+        self.env = env
+        self.model_dir = model_dir
+        self.log_path = log_path
+        self.process: subprocess.Popen | None = None
+        self.health = Health.STARTING
+        self.restarts = 0
+        self.load = Load()
+        self.started_at = time.time()
+        if launch.url:
+            parsed = urlparse(launch.url)
+            self.host, self.port = parsed.hostname or "127.0.0.1", parsed.port or 80
+        else:
+            self.host, self.port = "127.0.0.1", 0
+        self.pool: ConnectionPool | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def pid(self) -> int | None:
+        return self.process.pid if self.process else None
+
+    @property
+    def routable(self) -> bool:
+        return self.health == Health.HEALTHY
+
+    def start(self) -> None:
+        """Start the process (nothing to start for a URL instance)."""
+        if self.launch.url:
+            self.pool = ConnectionPool(self.host, self.port)
+            return
+        self.port = free_port()
+        env = {**os.environ, **self.env, **self.launch.env,
+               "SAGEMAKER_BIND_TO_PORT": str(self.port), "SM_MODEL_DIR": str(self.model_dir),
+               "SAGEMAKER_EMU_PARENT_PID": str(os.getpid()), "PYTHONUNBUFFERED": "1"}
+        if self.launch.command:
+            argv = [sys.executable, "-m", "sagemaker_emu.worker.guard", "--", *self.launch.command]
+            cwd = self.launch.cwd
+        else:
+            argv = [sys.executable, "-m", "sagemaker_emu.worker", self.launch.builtin or "toolkit"]
+            cwd = str(self.model_dir)
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen(argv, env=env, cwd=cwd, stdin=subprocess.DEVNULL,
+                                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        self.pool = ConnectionPool(self.host, self.port)
+        self.started_at = time.time()
+
+    def ping(self) -> bool:
+        try:
+            with urllib.request.urlopen(f"http://{self.host}:{self.port}/ping", timeout=PING_TIMEOUT_S) as resp:
+                return resp.status == 200
+        except (OSError, urllib.error.URLError, ValueError):
+            return False
+
+    def wait_healthy(self, deadline: float, cancelled: threading.Event) -> str | None:
+        """Poll /ping until it passes; None when healthy, else why not."""
+        while not cancelled.is_set():
+            if self.process is not None and self.process.poll() is not None:
+                return f"the instance process exited with code {self.process.returncode} during startup"
+            if self.ping():
+                self.health = Health.HEALTHY
+                return None
+            if time.time() > deadline:
+                return "the instance did not answer GET /ping with 200 before the startup health check timeout"
+            time.sleep(PING_INTERVAL_S)
+        return "the deployment was cancelled"
+
+    def stop(self, grace: float) -> None:
+        """SIGTERM, then SIGKILL after `grace` seconds; the whole process group."""
+        self.health = Health.STOPPED
+        if self.pool is not None:
+            self.pool.close()
+        proc = self.process
+        if proc is None or proc.poll() is not None:
+            return
+        _signal_group(proc, signal.SIGTERM)
+        try:
+            proc.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            _signal_group(proc, signal.SIGKILL)
+            proc.wait()
+
+    def log_tail(self, lines: int = 50) -> list[str]:
+        try:
+            with open(self.log_path, "rb") as f:
+                f.seek(0, os.SEEK_END)
+                size = f.tell()
+                f.seek(max(0, size - 64 * 1024))
+                data = f.read()
+        except OSError:
+            return []
+        return list(deque(data.decode(errors="replace").splitlines(), maxlen=lines))
+
+
+def _signal_group(proc: subprocess.Popen, sig: int) -> None:
+    try:
+        os.killpg(proc.pid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass

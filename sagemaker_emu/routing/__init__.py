@@ -1,0 +1,1 @@
+"""Instance selection within a variant: one small class per RoutingStrategy."""

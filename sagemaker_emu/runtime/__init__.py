@@ -1,0 +1,1 @@
+"""SageMaker Runtime: invoke an endpoint (variant choice, routing, the call to an instance)."""

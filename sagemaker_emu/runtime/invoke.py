@@ -1,0 +1,189 @@
+"""InvokeEndpoint: find the endpoint, choose a variant, let its router pick an instance, and
+make the call to that instance's container over a pooled keep-alive connection."""
+
+from __future__ import annotations
+
+import http.client
+import logging
+import random
+import socket
+import threading
+import time
+from dataclasses import dataclass
+
+from sagemaker_emu.control.resources import Status
+from sagemaker_emu.control.store import Backends
+from sagemaker_emu.errors import InvalidInput, ModelFailure, Unavailable
+from sagemaker_emu.routing.strategies import Candidate, RouteRequest
+
+log = logging.getLogger("sagemaker_emu.runtime")
+
+MAX_BODY_BYTES = 6 * 1024 * 1024  # BodyBlob's max in the service model (6 MiB)
+SERVING = (Status.IN_SERVICE, Status.UPDATING)  # an update keeps the old fleet serving
+
+
+@dataclass
+class InvokeRequest:
+    endpoint_name: str
+    body: bytes
+    region: str
+    content_type: str | None = None
+    accept: str | None = None
+    custom_attributes: str | None = None
+    target_variant: str | None = None
+    target_model: str | None = None
+    inference_id: str | None = None
+    inference_component: str | None = None
+    session_id: str | None = None
+
+
+@dataclass
+class InvokeResult:
+    body: bytes
+    content_type: str
+    variant: str
+    custom_attributes: str | None = None
+
+
+class Runtime:
+    def __init__(self, backends: Backends, seed: int | None = None, model_timeout: float = 60.0) -> None:
+        self.backends = backends
+        self.model_timeout = model_timeout
+        self._rng = random.Random(seed)
+        self._rng_lock = threading.Lock()
+
+    # ------------------------------------------------------------ choosing
+
+    def _serving(self, req: InvokeRequest):
+        backend = self.backends(req.region)
+        account = backend.account
+        with backend.lock:
+            ep = backend.endpoints.get(req.endpoint_name.lower())
+            if ep is None or ep.name != req.endpoint_name:  # invoke matches the name's case exactly
+                raise InvalidInput(f"Endpoint {req.endpoint_name} of account {account} not found.")
+            if ep.status not in SERVING or ep.fleet is None:
+                raise InvalidInput(
+                    f"Endpoint {ep.name} of account {account} is not in service (status: {ep.status.value})."
+                )
+            return backend, ep, ep.fleet, list(ep.variants)
+
+    def _choose_variant(self, req: InvokeRequest, ep, variants):
+        if req.target_variant is not None:
+            for v in variants:
+                if v.name == req.target_variant:
+                    return v
+            raise InvalidInput(f"Endpoint {ep.name} does not have a production variant named {req.target_variant}.")
+        weights = [v.weight for v in variants]
+        with self._rng_lock:
+            return self._rng.choices(variants, weights=weights)[0] if sum(weights) > 0 else variants[0]
+
+    def _pick(self, req: InvokeRequest, fleet, variant: str):
+        instances = fleet.instances(variant)
+        if not instances:
+            return None
+        by_id = {i.id: i for i in instances}
+        candidates = [Candidate(i.id, i.load.in_flight) for i in instances]
+        with self._rng_lock:
+            chosen = fleet.router(variant).pick(RouteRequest(body=req.body), candidates, self._rng)
+        return by_id[chosen.instance_id]
+
+    # ------------------------------------------------------------ invoking
+
+    def invoke(self, req: InvokeRequest) -> InvokeResult:
+        if len(req.body) > MAX_BODY_BYTES:
+            raise InvalidInput("1 validation error detected: Value at 'body' failed to satisfy constraint: "
+                               f"Member must have length less than or equal to {MAX_BODY_BYTES}")
+        for _ in range(3):  # a new fleet may have replaced the one we looked at (UpdateEndpoint)
+            backend, ep, fleet, variants = self._serving(req)
+            if req.target_model is not None:
+                raise InvalidInput(
+                    f"Endpoint {ep.name} is not a multi-model endpoint and does not support target model header."
+                )
+            if req.inference_component is not None:
+                raise InvalidInput(f"Inference component {req.inference_component} is not hosted on endpoint {ep.name}.")
+            variant = self._choose_variant(req, ep, variants)
+            instance = self._pick(req, fleet, variant.name)
+            if instance is None:
+                continue
+            started = time.perf_counter()
+            with instance.load.dispatch() as outcome:
+                if not instance.routable:  # began draining between the pick and now: pick again
+                    outcome.cancelled = True
+                    continue
+                status, headers, body = self._call(instance, req)
+                outcome.failed = not 200 <= status < 300
+            elapsed = (time.perf_counter() - started) * 1000
+            log.info("InvokeEndpoint %s variant=%s instance=%s status=%d %.1fms",
+                     ep.name, variant.name, instance.id, status, elapsed)
+            if outcome.failed:
+                raise self._model_error(backend, ep.name, status, body)
+            if len(body) > MAX_BODY_BYTES:
+                raise self._model_error(backend, ep.name, 500, None)
+            return InvokeResult(
+                body=body,
+                content_type=headers.get("content-type", "application/octet-stream"),
+                variant=variant.name,
+                custom_attributes=headers.get("x-amzn-sagemaker-custom-attributes"),
+            )
+        raise Unavailable(f"No instance of endpoint {req.endpoint_name} is available to serve the request. Try again later.")
+
+    def _headers(self, req: InvokeRequest) -> dict[str, str]:
+        headers = {}
+        for name, value in (("Content-Type", req.content_type), ("Accept", req.accept),
+                            ("X-Amzn-SageMaker-Custom-Attributes", req.custom_attributes),
+                            ("X-Amzn-SageMaker-Inference-Id", req.inference_id),
+                            ("X-Amzn-SageMaker-Session-Id", req.session_id)):
+            if value is not None:
+                headers[name] = value
+        return headers
+
+    def _call(self, instance, req: InvokeRequest) -> tuple[int, dict[str, str], bytes]:
+        headers = self._headers(req)
+        for attempt in range(2):
+            conn, reused = instance.pool.acquire(self.model_timeout)
+            try:
+                conn.request("POST", "/invocations", body=req.body, headers=headers)
+                resp = conn.getresponse()
+                body = resp.read()
+            except (socket.timeout, TimeoutError):
+                conn.close()  # the instance sees us go and is free again
+                raise self._timeout(instance, req) from None
+            except (ConnectionError, http.client.HTTPException, OSError):
+                conn.close()
+                if reused and attempt == 0:
+                    continue  # a kept-alive connection the instance had closed: try a fresh one
+                raise self._broken(instance, req) from None
+            instance.pool.release(conn, reusable=not resp.will_close)
+            return resp.status, {k.lower(): v for k, v in resp.getheaders()}, body
+        raise self._broken(instance, req)
+
+    # ------------------------------------------------------------ ModelError texts
+
+    def _see_logs(self, backend, endpoint: str) -> tuple[str, str]:
+        region, account = backend.region, backend.account
+        see = (f"See https://{region}.console.aws.amazon.com/cloudwatch/home?region={region}#logEventViewer:"
+               f"group=/aws/sagemaker/Endpoints/{endpoint} in account {account} for more information.")
+        arn = f"arn:aws:logs:{region}:{account}:log-group:/aws/sagemaker/Endpoints/{endpoint}"
+        return see, arn
+
+    def _model_error(self, backend, endpoint: str, status: int, body: bytes | None) -> ModelFailure:
+        see, arn = self._see_logs(backend, endpoint)
+        kind = "client" if 400 <= status < 500 else "server"
+        if body is None:
+            message = f"Received {kind} error ({status}) from primary and could not load the entire response body. {see}"
+            return ModelFailure(message, status, "", arn)
+        text = body.decode("utf-8", errors="replace")
+        return ModelFailure(f'Received {kind} error ({status}) from primary with message "{text}". {see}', status, text, arn)
+
+    def _timeout(self, instance, req: InvokeRequest) -> ModelFailure:
+        backend = self.backends(req.region)
+        text = ("Your invocation timed out while waiting for a response from container primary. Review the "
+                "latency metrics for each container in Amazon CloudWatch, resolve the issue, and try again.")
+        see, arn = self._see_logs(backend, req.endpoint_name)
+        return ModelFailure(f'Received server error (0) from primary with message "{text}". {see}', 0, text, arn)
+
+    def _broken(self, instance, req: InvokeRequest) -> ModelFailure:
+        backend = self.backends(req.region)
+        text = "The container closed the connection before it sent a complete response."
+        see, arn = self._see_logs(backend, req.endpoint_name)
+        return ModelFailure(f'Received server error (0) from primary with message "{text}". {see}', 0, text, arn)

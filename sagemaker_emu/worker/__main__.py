@@ -1,0 +1,85 @@
+"""Entry point of an instance process: `python -m sagemaker_emu.worker <kind>`.
+
+kind: a built-in image name (`echo`, `llm-sim`) or `toolkit` for an inference.py.
+The port comes from SAGEMAKER_BIND_TO_PORT, the model directory from SM_MODEL_DIR.
+The process exits when its parent (the emulator) is gone, so no worker is ever orphaned.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import threading
+import time
+
+from sagemaker_emu.worker.server import ContainerServer
+
+PARENT_POLL_S = 0.5
+
+
+def watch_parent(parent_pid: int) -> None:
+    """Exit as soon as the emulator that started us is gone (even after a SIGKILL)."""
+
+    def loop() -> None:
+        while True:
+            if os.getppid() != parent_pid:
+                os._exit(0)
+            time.sleep(PARENT_POLL_S)
+
+    threading.Thread(target=loop, daemon=True, name="parent-watch").start()
+
+
+class SlowStart:
+    """`SAGEMAKER_EMU_STARTUP_DELAY` seconds of failing /ping, like a model still loading."""
+
+    def __init__(self, model, delay: float) -> None:
+        self.model = model
+        self.ready_at = time.monotonic() + delay
+        self.concurrency = model.concurrency
+
+    def healthy(self) -> bool:
+        return time.monotonic() >= self.ready_at and self.model.healthy()
+
+    def invoke(self, invocation):
+        return self.model.invoke(invocation)
+
+
+def build_model(kind: str, env: dict[str, str]):
+    seed = env.get("SAGEMAKER_EMU_SEED")
+    seed_value = int(seed) if seed not in (None, "") else None
+    if kind == "toolkit":
+        from sagemaker_emu.worker.toolkit import ToolkitModel, model_dir_from_env
+
+        return ToolkitModel(model_dir_from_env(), env)
+    from sagemaker_emu.worker.builtin import BUILTINS
+
+    return BUILTINS[kind](env, seed_value)
+
+
+def main(argv: list[str]) -> int:
+    logging.basicConfig(level=logging.INFO, stream=sys.stdout,
+                        format="%(asctime)s %(levelname)s %(name)s %(message)s", force=True)
+    parent = os.environ.get("SAGEMAKER_EMU_PARENT_PID")
+    if parent:
+        watch_parent(int(parent))
+    kind = argv[0]
+    env = dict(os.environ)
+    try:
+        model = build_model(kind, env)
+        delay = float(env.get("SAGEMAKER_EMU_STARTUP_DELAY") or 0)
+        if delay > 0:
+            model = SlowStart(model, delay)
+    except Exception:
+        logging.getLogger("sagemaker_emu.worker").exception("the model failed to load")
+        return 1
+    port = int(env.get("SAGEMAKER_BIND_TO_PORT", "8080"))
+    server = ContainerServer(("127.0.0.1", port), model)
+    logging.getLogger("sagemaker_emu.worker").info("serving %s on 127.0.0.1:%d", kind, port)
+    sys.stdout.flush()
+    server.serve_forever()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))

@@ -1,0 +1,27 @@
+"""Read a built-in image's Environment knobs, refusing bad values with a clear message."""
+
+from __future__ import annotations
+
+
+class BadKnob(ValueError):
+    pass
+
+
+def number(env: dict[str, str], name: str, default: float, minimum: float = 0.0) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise BadKnob(f"Environment {name}={raw!r} is not a number") from None
+    if value < minimum:
+        raise BadKnob(f"Environment {name}={raw!r} must be at least {minimum:g}")
+    return value
+
+
+def integer(env: dict[str, str], name: str, default: int, minimum: int = 0) -> int:
+    value = number(env, name, default, minimum)
+    if value != int(value):
+        raise BadKnob(f"Environment {name}={env.get(name)!r} is not a whole number")
+    return int(value)

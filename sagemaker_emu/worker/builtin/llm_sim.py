@@ -1,0 +1,166 @@
+"""`sagemaker-emu/llm-sim`: a simulated generative text model that waits instead of computing.
+
+Request and answer in the format SageMaker's LLM containers (Hugging Face TGI) use:
+`{"inputs": "...", "parameters": {"max_new_tokens": N}}` -> `[{"generated_text": "..."}]`.
+
+Time per request = prefill (`LLM_SIM_PREFILL_BASE_MS` + `LLM_SIM_PREFILL_MS_PER_TOKEN` per
+input token) + one decode step per output token. Up to `LLM_SIM_MAX_BATCH` sequences decode
+at once (continuous batching); each extra running sequence makes every step
+`LLM_SIM_BATCH_SLOWDOWN` slower; further requests queue. Output length is
+`max_new_tokens` when given, else drawn from a lognormal (`LLM_SIM_OUTPUT_TOKENS_MEDIAN`,
+`LLM_SIM_OUTPUT_TOKENS_SIGMA`, capped at `LLM_SIM_MAX_OUTPUT_TOKENS`). Defaults look like
+a 7B model on one GPU. `LLM_SIM_TIME_SCALE` multiplies every latency.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import math
+import random
+import re
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Iterator
+
+from sagemaker_emu.worker.builtin.knobs import integer, number
+from sagemaker_emu.worker.contract import Invocation, Reply
+
+_TOKEN = re.compile(r"\w+|[^\w\s]")
+_VOCAB = ("the model answers with tokens of simulated text that take time to decode on a busy "
+          "accelerator while other sequences share each step of the batch").split()
+_MIN_SLEEP_S = 0.05  # non-streaming decode sleeps in chunks at least this long
+
+
+def count_tokens(text: str) -> int:
+    """A tokenizer-free estimate: words and punctuation marks."""
+    return len(_TOKEN.findall(text))
+
+
+@dataclass
+class Profile:
+    prefill_base_ms: float = 20.0
+    prefill_ms_per_token: float = 0.25
+    decode_ms_per_token: float = 25.0
+    max_batch: int = 8
+    batch_slowdown: float = 0.05
+    output_tokens_median: float = 120.0
+    output_tokens_sigma: float = 0.8
+    max_output_tokens: int = 2048
+    time_scale: float = 1.0
+
+    @classmethod
+    def from_env(cls, env: dict[str, str]) -> "Profile":
+        d = cls()
+        return cls(
+            prefill_base_ms=number(env, "LLM_SIM_PREFILL_BASE_MS", d.prefill_base_ms),
+            prefill_ms_per_token=number(env, "LLM_SIM_PREFILL_MS_PER_TOKEN", d.prefill_ms_per_token),
+            decode_ms_per_token=number(env, "LLM_SIM_DECODE_MS_PER_TOKEN", d.decode_ms_per_token),
+            max_batch=integer(env, "LLM_SIM_MAX_BATCH", d.max_batch, minimum=1),
+            batch_slowdown=number(env, "LLM_SIM_BATCH_SLOWDOWN", d.batch_slowdown),
+            output_tokens_median=number(env, "LLM_SIM_OUTPUT_TOKENS_MEDIAN", d.output_tokens_median, minimum=1),
+            output_tokens_sigma=number(env, "LLM_SIM_OUTPUT_TOKENS_SIGMA", d.output_tokens_sigma),
+            max_output_tokens=integer(env, "LLM_SIM_MAX_OUTPUT_TOKENS", d.max_output_tokens, minimum=1),
+            time_scale=number(env, "LLM_SIM_TIME_SCALE", d.time_scale),
+        )
+
+
+class Batch:
+    """Continuous batching: at most `size` sequences decode at once, the rest wait in order."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.running = 0
+        self._waiting: collections.deque[object] = collections.deque()
+        self._cond = threading.Condition()
+
+    def enter(self) -> None:
+        ticket = object()
+        with self._cond:
+            self._waiting.append(ticket)
+            self._cond.wait_for(lambda: self._waiting[0] is ticket and self.running < self.size)
+            self._waiting.popleft()
+            self.running += 1
+            self._cond.notify_all()
+
+    def leave(self) -> None:
+        with self._cond:
+            self.running -= 1
+            self._cond.notify_all()
+
+
+class BadRequest(ValueError):
+    pass
+
+
+@dataclass
+class LlmSim:
+    profile: Profile = field(default_factory=Profile)
+    rng: random.Random = field(default_factory=random.Random)
+    concurrency: int | None = None  # the batch does its own queueing
+
+    def __post_init__(self) -> None:
+        self.batch = Batch(self.profile.max_batch)
+        self._rng_lock = threading.Lock()
+
+    @classmethod
+    def from_env(cls, env: dict[str, str], seed: int | None) -> "LlmSim":
+        return cls(profile=Profile.from_env(env), rng=random.Random(seed))
+
+    def healthy(self) -> bool:
+        return True
+
+    def invoke(self, invocation: Invocation) -> Reply:
+        try:
+            prompt, max_new = self._parse(invocation.body)
+        except BadRequest as exc:
+            return Reply(status=422, body=json.dumps({"error": str(exc), "error_type": "validation"}).encode())
+        text = "".join(self.generate(prompt, max_new, invocation.connected, stream=False))
+        return Reply(body=json.dumps([{"generated_text": text}]).encode())
+
+    def _parse(self, body: bytes) -> tuple[str, int | None]:
+        try:
+            request = json.loads(body or b"null")
+        except ValueError:
+            raise BadRequest("Failed to deserialize the JSON body into the target type") from None
+        if not isinstance(request, dict) or not isinstance(request.get("inputs"), str):
+            raise BadRequest('Input validation error: `inputs` must be a string')
+        params = request.get("parameters") or {}
+        max_new = params.get("max_new_tokens") if isinstance(params, dict) else None
+        if max_new is not None and (not isinstance(max_new, int) or isinstance(max_new, bool) or max_new < 1):
+            raise BadRequest("Input validation error: `max_new_tokens` must be strictly positive")
+        return request["inputs"], max_new
+
+    def output_length(self, max_new: int | None) -> int:
+        if max_new is not None:
+            return min(max_new, self.profile.max_output_tokens)
+        p = self.profile
+        with self._rng_lock:
+            drawn = p.output_tokens_median * math.exp(self.rng.gauss(0.0, p.output_tokens_sigma))
+        return max(1, min(p.max_output_tokens, round(drawn)))
+
+    def _words(self, n: int) -> list[str]:
+        with self._rng_lock:
+            return [self.rng.choice(_VOCAB) for _ in range(n)]
+
+    def generate(self, prompt: str, max_new: int | None, connected, stream: bool) -> Iterator[str]:
+        """Yield the output token by token (stream) or in chunks, taking simulated time."""
+        p = self.profile
+        n_out = self.output_length(max_new)
+        words = self._words(n_out)
+        self.batch.enter()
+        try:
+            prefill = (p.prefill_base_ms + p.prefill_ms_per_token * count_tokens(prompt)) / 1000
+            time.sleep(prefill * p.time_scale)
+            done = 0
+            while done < n_out:
+                if not connected():
+                    return  # the caller went away: free the batch slot now
+                step = p.decode_ms_per_token / 1000 * (1 + p.batch_slowdown * (self.batch.running - 1)) * p.time_scale
+                chunk = 1 if stream or step <= 0 else max(1, min(n_out - done, math.ceil(_MIN_SLEEP_S / step)))
+                time.sleep(step * chunk)
+                yield "".join(f" {w}" if done + i else w for i, w in enumerate(words[done : done + chunk]))
+                done += chunk
+        finally:
+            self.batch.leave()

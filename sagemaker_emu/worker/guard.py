@@ -1,0 +1,45 @@
+"""Run a user's container command so that it can never outlive the emulator.
+
+`python -m sagemaker_emu.worker.guard -- <command...>` starts the command in its own
+process group, passes SIGTERM on, and kills the whole group when the emulator (our parent)
+disappears, however it died.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+POLL_S = 0.5
+
+
+def main(argv: list[str]) -> int:
+    if argv[:1] == ["--"]:
+        argv = argv[1:]
+    parent = os.getppid()
+    child = subprocess.Popen(argv, start_new_session=True)
+
+    def stop(signum, frame):
+        try:
+            os.killpg(child.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    while child.poll() is None:
+        if os.getppid() != parent:
+            try:
+                os.killpg(child.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            break
+        time.sleep(POLL_S)
+    return child.wait()
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))

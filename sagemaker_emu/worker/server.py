@@ -1,0 +1,104 @@
+"""The container-contract HTTP server: `GET /ping`, `POST /invocations`, HTTP/1.1 keep-alive.
+
+A plain `http.server` rather than Flask: it sits on every invocation's path, and a thread
+per connection with no routing layer is the leanest thing that keeps connections open.
+"""
+
+from __future__ import annotations
+
+import logging
+import select
+import socket
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from sagemaker_emu.worker.contract import Invocation, Model, Reply
+
+log = logging.getLogger("sagemaker_emu.worker")
+
+
+def _peer_gone(sock: socket.socket) -> bool:
+    """True when the client closed its side (readable with nothing to read)."""
+    try:
+        readable, _, _ = select.select([sock], [], [], 0)
+        return bool(readable) and sock.recv(1, socket.MSG_PEEK) == b""
+    except (OSError, ValueError):
+        return True
+
+
+class ContainerServer(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 128
+
+    def __init__(self, address: tuple[str, int], model: Model) -> None:
+        self.model = model
+        # SAGEMAKER_MODEL_SERVER_WORKERS: requests beyond it wait here, as in the toolkit's server.
+        self.slots = threading.BoundedSemaphore(model.concurrency) if model.concurrency else None
+        super().__init__(address, _Handler)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body are separate writes: no 40-ms delayed ACK
+    server: ContainerServer
+
+    def log_message(self, format: str, *args) -> None:  # access logs would drown the model's own
+        pass
+
+    def do_GET(self) -> None:
+        if self.path != "/ping":
+            return self._send(Reply(status=404, body=b'{"message": "not found"}'))
+        healthy = self.server.model.healthy()
+        self._send(Reply(status=200 if healthy else 503, body=b"" if healthy else b'{"status": "unhealthy"}'))
+
+    def do_POST(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        if self.path != "/invocations":
+            return self._send(Reply(status=404, body=b'{"message": "not found"}'))
+        invocation = Invocation(
+            body=body,
+            content_type=self.headers.get("Content-Type"),
+            accept=self.headers.get("Accept"),
+            custom_attributes=self.headers.get("X-Amzn-SageMaker-Custom-Attributes"),
+            headers={k.lower(): v for k, v in self.headers.items()},
+            connected=lambda: not _peer_gone(self.connection),
+        )
+        slots = self.server.slots
+        if slots is not None:
+            slots.acquire()
+        try:
+            reply = self.server.model.invoke(invocation)
+        except Exception as exc:  # the toolkit answers a handler's exception with a 500
+            log.exception("invocation failed")
+            reply = Reply(status=500, body=str(exc).encode(), content_type="text/plain")
+        finally:
+            if slots is not None:
+                slots.release()
+        self._send(reply)
+
+    def _send(self, reply: Reply) -> None:
+        try:
+            self.send_response(reply.status)
+            self.send_header("Content-Type", reply.content_type)
+            if reply.custom_attributes is not None:
+                self.send_header("X-Amzn-SageMaker-Custom-Attributes", reply.custom_attributes)
+            if isinstance(reply.body, (bytes, bytearray)):
+                self.send_header("Content-Length", str(len(reply.body)))
+                self.end_headers()
+                self.wfile.write(reply.body)
+            else:
+                self.send_header("Transfer-Encoding", "chunked")
+                self.end_headers()
+                for chunk in reply.body:
+                    if chunk:
+                        self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+                        self.wfile.flush()
+                self.wfile.write(b"0\r\n\r\n")
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True
+        finally:
+            close = getattr(reply.body, "close", None)
+            if close is not None:  # a generator stops generating when its reader is gone
+                close()
