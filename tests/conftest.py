@@ -53,6 +53,11 @@ class RunningServer:
         status, _, data = self.post("/", raw, h)
         return status, json.loads(data) if data else None
 
+    def endpoint_view(self, name: str) -> dict:
+        status, _, body = self.post(f"/_emu/endpoints/{name}", method="GET")
+        assert status == 200, body
+        return json.loads(body)
+
     def reset(self) -> None:
         self.post("/_emu/reset")
 
@@ -94,6 +99,11 @@ def client(url: str, service: str = "sagemaker", region: str = REGION, **config)
 @pytest.fixture
 def sm(server):
     return client(server.url)
+
+
+@pytest.fixture
+def rt(server):
+    return client(server.url, "sagemaker-runtime")
 
 
 @pytest.fixture

@@ -147,12 +147,16 @@ class ProcessFleet:
     def _watch(self) -> None:
         while not self.stopping.wait(MONITOR_INTERVAL_S):
             for instance in self.all_instances():
+                if instance.health != Health.HEALTHY:
+                    continue
                 proc = instance.process
-                if instance.health == Health.HEALTHY and proc is not None and proc.poll() is not None:
+                if proc is not None and proc.poll() is not None:
                     log.warning("instance %s of %s exited with code %s; restarting",
                                 instance.id, self.endpoint, proc.returncode)
                     instance.health = Health.UNHEALTHY
                     threading.Thread(target=self._restart, args=(instance,), daemon=True).start()
+                elif instance.suspect and instance.ping():
+                    instance.suspect = False  # refused a connection once, but answers again
 
     def _restart(self, instance: Instance) -> None:
         backoff = 0.5

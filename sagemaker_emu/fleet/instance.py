@@ -50,6 +50,8 @@ class Instance:
         self.process: subprocess.Popen | None = None
         self.health = Health.STARTING
         self.restarts = 0
+        # Set by the runtime when a connection is refused; cleared by the next passing /ping.
+        self.suspect = False
         self.load = Load()
         self.started_at = time.time()
         if launch.url:
@@ -66,7 +68,7 @@ class Instance:
 
     @property
     def routable(self) -> bool:
-        return self.health == Health.HEALTHY
+        return self.health == Health.HEALTHY and not self.suspect
 
     def start(self) -> None:
         """Start the process (nothing to start for a URL instance)."""
@@ -103,6 +105,7 @@ class Instance:
                 return f"the instance process exited with code {self.process.returncode} during startup"
             if self.ping():
                 self.health = Health.HEALTHY
+                self.suspect = False
                 return None
             if time.time() > deadline:
                 return "the instance did not answer GET /ping with 200 before the startup health check timeout"

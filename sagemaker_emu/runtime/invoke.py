@@ -22,6 +22,10 @@ MAX_BODY_BYTES = 6 * 1024 * 1024  # BodyBlob's max in the service model (6 MiB)
 SERVING = (Status.IN_SERVICE, Status.UPDATING)  # an update keeps the old fleet serving
 
 
+class _Unreachable(Exception):
+    """The instance refused the connection: the request never reached it."""
+
+
 @dataclass
 class InvokeRequest:
     endpoint_name: str
@@ -110,7 +114,12 @@ class Runtime:
                 if not instance.routable:  # began draining between the pick and now: pick again
                     outcome.cancelled = True
                     continue
-                status, headers, body = self._call(instance, req)
+                try:
+                    status, headers, body = self._call(instance, req)
+                except _Unreachable:  # it died under us: keep it out of routing, use another
+                    instance.suspect = True
+                    outcome.cancelled = True
+                    continue
                 outcome.failed = not 200 <= status < 300
             elapsed = (time.perf_counter() - started) * 1000
             log.info("InvokeEndpoint %s variant=%s instance=%s status=%d %.1fms",
@@ -148,6 +157,9 @@ class Runtime:
             except (socket.timeout, TimeoutError):
                 conn.close()  # the instance sees us go and is free again
                 raise self._timeout(instance, req) from None
+            except ConnectionRefusedError:
+                conn.close()
+                raise _Unreachable() from None
             except (ConnectionError, http.client.HTTPException, OSError):
                 conn.close()
                 if reused and attempt == 0:
