@@ -6,7 +6,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from flask import Flask
+from flask import Flask, jsonify
+from werkzeug.exceptions import HTTPException
 
 from sagemaker_emu.config import Config
 from sagemaker_emu.control.store import Backends
@@ -48,9 +49,15 @@ def create_app(config: Config | None = None) -> Flask:
     warm(OPERATIONS)  # build every schema now, not on a user's first call
     warm(["InvokeEndpoint", "InvokeEndpointWithResponseStream"], "sagemaker-runtime")
     app.register_blueprint(emu_api.bp)
+    app.register_error_handler(HTTPException, _http_error)
     app.register_blueprint(rest.bp)
     app.register_blueprint(json11.bp)
     return app
+
+
+def _http_error(exc: HTTPException):
+    """Paths that are neither AWS calls nor /_emu/ answer JSON, never an HTML page."""
+    return jsonify({"message": exc.description}), exc.code
 
 
 def shutdown(app: Flask) -> None:

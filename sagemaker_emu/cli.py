@@ -33,11 +33,44 @@ def _parser() -> argparse.ArgumentParser:
                        help="where instances keep model directories and logs (default: a temporary directory)")
     serve.add_argument("--stop-grace", type=float, default=5.0,
                        help="seconds between SIGTERM and SIGKILL when an instance stops")
+
+    logs = commands.add_parser("logs", help="print the last log lines of an endpoint's instances")
+    logs.add_argument("endpoint")
+    logs.add_argument("--instance", default=None, help="one instance id (default: every instance)")
+    logs.add_argument("--lines", type=int, default=50)
+    logs.add_argument("--url", default=f"http://127.0.0.1:{DEFAULT_PORT}", help="the running server")
     return parser
+
+
+def _logs(args) -> int:
+    import json
+    import urllib.error
+    import urllib.parse
+    import urllib.request
+
+    base = args.url.rstrip("/") + "/_emu/endpoints/" + urllib.parse.quote(args.endpoint)
+    try:
+        with urllib.request.urlopen(base, timeout=10) as resp:
+            view = json.load(resp)
+        ids = [i["id"] for v in view["variants"] for i in v["instances"]]
+        for instance_id in [args.instance] if args.instance else ids:
+            url = f"{base}/instances/{urllib.parse.quote(instance_id)}/logs?lines={args.lines}"
+            with urllib.request.urlopen(url, timeout=10) as resp:
+                print(f"==> {instance_id} <==")
+                print(resp.read().decode(errors="replace"), end="")
+    except urllib.error.HTTPError as exc:
+        print(f"sagemaker-emu: {json.loads(exc.read() or b'{}').get('message', exc)}", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        print(f"sagemaker-emu: cannot reach {args.url}: {exc}", file=sys.stderr)
+        return 1
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "logs":
+        return _logs(args)
     if args.command == "serve":
         from sagemaker_emu import logs
         from sagemaker_emu.server import serve
