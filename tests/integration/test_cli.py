@@ -25,7 +25,7 @@ def test_logs_of_unknown_endpoint(server):
 def test_paths_that_are_not_calls_answer_json(server):
     status, headers, _ = server.post("/nothing-here", method="GET")  # every POST path is a JSON 1.1 call
     assert status == 405 and headers["Content-Type"] == "application/json"
-    status, headers, _ = server.post("/_emu/nothing-here", method="GET")
+    status, headers, _ = server.post("/_emu/endpoints/ghost", method="GET")
     assert status == 404 and headers["Content-Type"] == "application/json"
 
 
