@@ -34,6 +34,10 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--stop-grace", type=float, default=5.0,
                        help="seconds between SIGTERM and SIGKILL when an instance stops")
 
+    bench = commands.add_parser("bench", help="run a benchmark (overhead)", add_help=False)
+    bench.add_argument("which", choices=("overhead",))
+    bench.add_argument("rest", nargs=argparse.REMAINDER)
+
     logs = commands.add_parser("logs", help="print the last log lines of an endpoint's instances")
     logs.add_argument("endpoint")
     logs.add_argument("--instance", default=None, help="one instance id (default: every instance)")
@@ -71,6 +75,10 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "logs":
         return _logs(args)
+    if args.command == "bench":
+        from sagemaker_emu.bench import overhead
+
+        return overhead.main(args.rest)
     if args.command == "serve":
         from sagemaker_emu import logs
         from sagemaker_emu.server import serve

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import http.client
 import threading
+
+from sagemaker_emu.fleet.http1 import Connection
 
 
 class ConnectionPool:
@@ -11,22 +12,20 @@ class ConnectionPool:
         self.host = host
         self.port = port
         self.max_idle = max_idle
-        self._idle: list[http.client.HTTPConnection] = []
+        self._idle: list[Connection] = []
         self._lock = threading.Lock()
         self._closed = False
 
-    def acquire(self, timeout: float) -> tuple[http.client.HTTPConnection, bool]:
+    def acquire(self, timeout: float) -> tuple[Connection, bool]:
         """A connection and whether it was reused (a reused one may have gone stale)."""
         with self._lock:
             conn = self._idle.pop() if self._idle else None
         if conn is not None:
-            conn.timeout = timeout
-            if conn.sock is not None:
-                conn.sock.settimeout(timeout)
+            conn.settimeout(timeout)
             return conn, True
-        return http.client.HTTPConnection(self.host, self.port, timeout=timeout), False
+        return Connection(self.host, self.port, timeout=timeout), False
 
-    def release(self, conn: http.client.HTTPConnection, reusable: bool) -> None:
+    def release(self, conn: Connection, reusable: bool) -> None:
         if reusable:
             with self._lock:
                 if not self._closed and len(self._idle) < self.max_idle:

@@ -3,7 +3,6 @@ make the call to that instance's container over a pooled keep-alive connection."
 
 from __future__ import annotations
 
-import http.client
 import logging
 import random
 import socket
@@ -151,22 +150,22 @@ class Runtime:
         for attempt in range(2):
             conn, reused = instance.pool.acquire(self.model_timeout)
             try:
-                conn.request("POST", "/invocations", body=req.body, headers=headers)
-                resp = conn.getresponse()
-                body = resp.read()
+                conn.send("POST", "/invocations", req.body, headers)
+                resp = conn.read_head()
+                body = conn.read_body(resp)
             except (socket.timeout, TimeoutError):
                 conn.close()  # the instance sees us go and is free again
                 raise self._timeout(instance, req) from None
             except ConnectionRefusedError:
                 conn.close()
                 raise _Unreachable() from None
-            except (ConnectionError, http.client.HTTPException, OSError):
+            except OSError:
                 conn.close()
                 if reused and attempt == 0:
                     continue  # a kept-alive connection the instance had closed: try a fresh one
                 raise self._broken(instance, req) from None
-            instance.pool.release(conn, reusable=not resp.will_close)
-            return resp.status, {k.lower(): v for k, v in resp.getheaders()}, body
+            instance.pool.release(conn, reusable=resp.keep_alive)
+            return resp.status, resp.headers, body
         raise self._broken(instance, req)
 
     # ------------------------------------------------------------ ModelError texts

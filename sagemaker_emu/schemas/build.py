@@ -108,6 +108,24 @@ def _collect(shape: Shape, defs: dict[str, Any]) -> None:
         _collect(shape.value, defs)
 
 
+def _inline(node: Any, defs: dict[str, Any], stack: tuple[str, ...]) -> Any:
+    """Replace each `$ref` by the shape's schema, except where a shape contains itself.
+
+    Same schema, but validating it needs no reference lookups: the hot path is faster.
+    """
+    if isinstance(node, list):
+        return [_inline(v, defs, stack) for v in node]
+    if not isinstance(node, dict):
+        return node
+    ref = node.get("$ref", "")
+    if ref.startswith("#/$defs/"):
+        name = ref[len("#/$defs/"):]
+        if name in stack:
+            return node  # recursive shape: keep the reference
+        return _inline(defs[name], defs, stack + (name,))
+    return {k: (v if k in ("enum", "required") else _inline(v, defs, stack)) for k, v in node.items()}
+
+
 @functools.lru_cache(maxsize=None)
 def input_schema(operation: str, service: str = CONTROL_SERVICE) -> dict[str, Any]:
     """The JSON Schema for `operation`'s input, e.g. `input_schema("CreateEndpoint")`."""
@@ -116,4 +134,6 @@ def input_schema(operation: str, service: str = CONTROL_SERVICE) -> dict[str, An
         return {"type": "object"}
     defs: dict[str, Any] = {}
     _collect(shape, defs)
-    return {"$ref": f"#/$defs/{shape.name}", "$defs": defs}
+    schema = _inline(defs[shape.name], defs, (shape.name,))
+    schema["$defs"] = defs  # still the target of any recursive reference
+    return schema

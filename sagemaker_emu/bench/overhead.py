@@ -1,0 +1,172 @@
+"""`sagemaker-emu bench overhead`: what the emulator adds on top of the worker it calls.
+
+The same echo invocations go (a) straight to a worker's `POST /invocations`, (b) through
+the emulator's `POST /endpoints/<name>/invocations` with the same raw HTTP client, and
+(c) through the emulator with boto3, each with 1 and 16 client threads. Where moto is
+installed (`pip install 'moto[server]'`), (d) the same boto3 load against moto_server's
+canned InvokeEndpoint runs in the same session, for a side-by-side ratio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from typing import Callable
+
+from sagemaker_emu.bench.stats import LoadResult, closed_loop, table
+
+BODY = b'{"inputs": [0.1, 0.2, 0.3]}'
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _start_emulator() -> tuple[subprocess.Popen, str]:
+    proc = subprocess.Popen([sys.executable, "-m", "sagemaker_emu", "serve", "--port", "0", "--seed", "1"],
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    line = proc.stdout.readline()
+    if "listening on" not in line:
+        proc.kill()
+        raise RuntimeError(f"the emulator did not start: {line!r}")
+    return proc, line.split("listening on", 1)[1].strip()
+
+
+def _start_moto() -> tuple[subprocess.Popen, str] | None:
+    try:
+        import moto.server  # noqa: F401
+    except ImportError:
+        return None
+    port = _free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-p", str(port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        try:
+            urllib.request.urlopen(url + "/moto-api/", timeout=1)
+            return proc, url
+        except OSError:
+            time.sleep(0.1)
+    proc.kill()
+    return None
+
+
+def _boto3(url: str, service: str, threads: int):
+    import boto3
+    from botocore.config import Config
+
+    return boto3.client(service, endpoint_url=url, region_name="us-east-1", aws_access_key_id="bench",
+                        aws_secret_access_key="bench",
+                        config=Config(retries={"total_max_attempts": 1}, max_pool_connections=max(10, threads)))
+
+
+def _raw_caller(host: str, port: int, path: str, threads: int) -> Callable[[int], None]:
+    """One keep-alive connection per client thread."""
+    local = [http.client.HTTPConnection(host, port, timeout=30) for _ in range(threads)]
+
+    def call(user: int) -> None:
+        conn = local[user]
+        conn.request("POST", path, body=BODY, headers={"Content-Type": "application/json"})
+        resp = conn.getresponse()
+        resp.read()
+        if resp.status != 200:
+            raise RuntimeError(resp.status)
+
+    return call
+
+
+def _boto3_caller(url: str, threads: int) -> Callable[[int], None]:
+    rt = _boto3(url, "sagemaker-runtime", threads)
+
+    def call(user: int) -> None:
+        rt.invoke_endpoint(EndpointName="bench", Body=BODY, ContentType="application/json")["Body"].read()
+
+    return call
+
+
+def _deploy(url: str) -> dict:
+    sm = _boto3(url, "sagemaker", 1)
+    sm.create_model(ModelName="bench", PrimaryContainer={"Image": "sagemaker-emu/echo"})
+    sm.create_endpoint_config(EndpointConfigName="bench", ProductionVariants=[{
+        "VariantName": "AllTraffic", "ModelName": "bench", "InstanceType": "ml.m5.large", "InitialInstanceCount": 1}])
+    sm.create_endpoint(EndpointName="bench", EndpointConfigName="bench")
+    sm.get_waiter("endpoint_in_service").wait(EndpointName="bench")
+    with urllib.request.urlopen(url + "/_emu/endpoints/bench") as resp:
+        return json.load(resp)["variants"][0]["instances"][0]
+
+
+def run(calls: int, thread_counts: list[int], out=print) -> dict:
+    emulator, url = _start_emulator()
+    moto = _start_moto()
+    results: dict[str, dict[int, LoadResult]] = {}
+    try:
+        worker = _deploy(url)
+        host, port = url.split("//", 1)[1].split(":")
+        paths: dict[str, Callable[[int], Callable[[int], None]]] = {
+            "direct to worker (raw HTTP)": lambda t: _raw_caller("127.0.0.1", worker["port"], "/invocations", t),
+            "through emulator (raw HTTP)": lambda t: _raw_caller(host, int(port), "/endpoints/bench/invocations", t),
+            "through emulator (boto3)": lambda t: _boto3_caller(url, t),
+        }
+        if moto is not None:
+            paths["moto_server canned (boto3)"] = lambda t: _boto3_caller(moto[1], t)
+        for name, make in paths.items():
+            results[name] = {}
+            for threads in thread_counts:
+                call = make(threads)
+                closed_loop(call, threads, max(1, calls // threads // 10))  # warm-up
+                results[name][threads] = closed_loop(call, threads, max(1, calls // threads))
+                out(f"  measured {name}, {threads} thread(s)", file=sys.stderr)
+    finally:
+        emulator.terminate()
+        emulator.wait()
+        if moto is not None:
+            moto[0].terminate()
+            moto[0].wait()
+    report(results, thread_counts, out)
+    return {name: {t: {"calls_per_s": r.rate, "p50_ms": r.p(50), "p99_ms": r.p(99), "errors": r.errors}
+                   for t, r in by_threads.items()} for name, by_threads in results.items()}
+
+
+def report(results: dict[str, dict[int, LoadResult]], thread_counts: list[int], out=print) -> None:
+    rows = [[name, t, f"{r.rate:.0f}", f"{r.p(50):.2f}", f"{r.p(99):.2f}", r.errors]
+            for name, by_threads in results.items() for t, r in by_threads.items()]
+    out(table(["path", "threads", "calls/s", "p50 ms", "p99 ms", "errors"], rows))
+    direct = results["direct to worker (raw HTTP)"]
+    emu_raw = results["through emulator (raw HTTP)"]
+    emu_boto = results["through emulator (boto3)"]
+    moto = results.get("moto_server canned (boto3)")
+    out("")
+    for t in thread_counts:
+        out(f"{t} thread(s): emulator adds {emu_raw[t].p(50) - direct[t].p(50):.2f} ms at p50 "
+            f"({emu_raw[t].p(50) / direct[t].p(50):.2f}x direct)")
+        if moto is not None:
+            out(f"{t} thread(s): boto3 calls/s, emulator / moto_server = {emu_boto[t].rate / moto[t].rate:.2f}x "
+                f"({emu_boto[t].rate:.0f} vs {moto[t].rate:.0f})")
+    if moto is None:
+        out("moto is not installed: pip install 'moto[server]' for the side-by-side column")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="sagemaker-emu bench overhead", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--calls", type=int, default=3000, help="calls per path and thread count")
+    parser.add_argument("--threads", default="1,16", help="client thread counts, comma separated")
+    parser.add_argument("--json", default=None, help="also write the numbers to this file")
+    args = parser.parse_args(argv)
+    numbers = run(args.calls, [int(t) for t in args.threads.split(",")],
+                  out=lambda *a, **k: print(*a, **k, flush=True))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"calls": args.calls, "cpus": os.cpu_count(), "results": numbers}, f, indent=2)
+    return 0
+

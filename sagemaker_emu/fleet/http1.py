@@ -1,0 +1,115 @@
+"""A minimal HTTP/1.1 client for calls from the emulator to its instances.
+
+`http.client` parses every response's headers with the `email` package, a large share of
+an echo invocation's CPU. Instances answer plain HTTP/1.1 on loopback, so this client reads
+the status line, headers and a Content-Length, chunked or read-to-close body directly.
+"""
+
+from __future__ import annotations
+
+import socket
+from dataclasses import dataclass
+from typing import Iterator
+
+MAX_HEADER_BYTES = 64 * 1024
+
+
+class ProtocolError(OSError):
+    """The instance sent something that is not an HTTP/1.1 response."""
+
+
+@dataclass
+class Response:
+    status: int
+    headers: dict[str, str]  # lower-case names
+    keep_alive: bool
+
+
+class Connection:
+    def __init__(self, host: str, port: int, timeout: float) -> None:
+        self.host, self.port = host, port
+        self.sock: socket.socket | None = None
+        self.timeout = timeout
+        self._buf = b""
+
+    def settimeout(self, timeout: float) -> None:
+        self.timeout = timeout
+        if self.sock is not None:
+            self.sock.settimeout(timeout)
+
+    def close(self) -> None:
+        if self.sock is not None:
+            self.sock.close()
+            self.sock = None
+        self._buf = b""
+
+    def send(self, method: str, path: str, body: bytes, headers: dict[str, str]) -> None:
+        if self.sock is None:
+            self.sock = socket.create_connection((self.host, self.port), timeout=self.timeout)
+            self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        lines = [f"{method} {path} HTTP/1.1", f"Host: {self.host}:{self.port}", f"Content-Length: {len(body)}"]
+        lines += [f"{k}: {v}" for k, v in headers.items()]
+        self.sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body)
+
+    def _fill(self) -> bool:
+        data = self.sock.recv(65536)
+        self._buf += data
+        return bool(data)
+
+    def _line(self) -> bytes:
+        while b"\r\n" not in self._buf:
+            if len(self._buf) > MAX_HEADER_BYTES or not self._fill():
+                raise ProtocolError("connection closed inside the response head")
+        line, self._buf = self._buf.split(b"\r\n", 1)
+        return line
+
+    def read_head(self) -> Response:
+        while b"\r\n\r\n" not in self._buf:
+            if len(self._buf) > MAX_HEADER_BYTES:
+                raise ProtocolError("response head too large")
+            if not self._fill():
+                raise ConnectionResetError("the instance closed the connection before answering")
+        head, self._buf = self._buf.split(b"\r\n\r\n", 1)
+        status_line, *header_lines = head.decode("latin-1").split("\r\n")
+        parts = status_line.split(" ", 2)
+        if len(parts) < 2 or not parts[0].startswith("HTTP/1.") or not parts[1].isdigit():
+            raise ProtocolError(f"bad status line {status_line!r}")
+        headers: dict[str, str] = {}
+        for line in header_lines:
+            name, sep, value = line.partition(":")
+            if sep:
+                headers[name.strip().lower()] = value.strip()
+        connection = headers.get("connection", "").lower()
+        keep = parts[0] == "HTTP/1.1" and connection != "close" or connection == "keep-alive"
+        framed = "content-length" in headers or "chunked" in headers.get("transfer-encoding", "").lower()
+        return Response(int(parts[1]), headers, keep and framed)
+
+    def iter_body(self, response: Response) -> Iterator[bytes]:
+        """The body as it arrives: chunk by chunk when chunked."""
+        if "chunked" in response.headers.get("transfer-encoding", "").lower():
+            while True:
+                size = int(self._line().split(b";", 1)[0], 16)
+                if size == 0:
+                    while self._line():  # trailers, up to the blank line
+                        pass
+                    return
+                while len(self._buf) < size + 2:
+                    if not self._fill():
+                        raise ProtocolError("connection closed inside a chunk")
+                chunk, self._buf = self._buf[:size], self._buf[size + 2:]
+                yield chunk
+        elif "content-length" in response.headers:
+            remaining = int(response.headers["content-length"])
+            while len(self._buf) < remaining:
+                if not self._fill():
+                    raise ProtocolError("connection closed inside the body")
+            body, self._buf = self._buf[:remaining], self._buf[remaining:]
+            yield body
+        else:  # no framing: the body ends when the instance closes the connection
+            while self._fill():
+                pass
+            body, self._buf = self._buf, b""
+            yield body
+
+    def read_body(self, response: Response) -> bytes:
+        return b"".join(self.iter_body(response))
