@@ -36,7 +36,7 @@ def create_app(config: Config | None = None) -> Flask:
     )
     backends = Backends(config.account, deployer)
     app.config["EMU_BACKENDS"] = backends
-    app.config["EMU_RUNTIME"] = Runtime(backends, seed=config.seed, model_timeout=config.model_timeout)
+    runtime = Runtime(backends, seed=config.seed, model_timeout=config.model_timeout)
     app.config["EMU_STATE_DIR"] = state_dir
     app.config["EMU_OWNS_STATE_DIR"] = config.state_dir is None
 
@@ -50,7 +50,7 @@ def create_app(config: Config | None = None) -> Flask:
     warm(["InvokeEndpoint", "InvokeEndpointWithResponseStream"], "sagemaker-runtime")
     app.register_blueprint(emu_api.bp)
     app.register_error_handler(HTTPException, _http_error)
-    app.register_blueprint(rest.bp)
+    app.wsgi_app = rest.RuntimeAPI(runtime, config, app.wsgi_app)  # the hot path skips Flask
     app.register_blueprint(json11.bp)
     return app
 

@@ -91,6 +91,9 @@ class Instance:
         self.pool = ConnectionPool(self.host, self.port)
         self.started_at = time.time()
 
+    def exited(self) -> bool:
+        return self.process is not None and self.process.poll() is not None
+
     def ping(self) -> bool:
         try:
             with urllib.request.urlopen(f"http://{self.host}:{self.port}/ping", timeout=PING_TIMEOUT_S) as resp:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 import uuid
 
-from flask import Response
+from werkzeug.http import HTTP_STATUS_CODES
+from werkzeug.wrappers import Response
 
 from sagemaker_emu import errors
 
@@ -65,21 +66,24 @@ def json11_response(body: dict, rid: str, status: int = 200) -> Response:
     return resp
 
 
-def runtime_error(exc: errors.EmuError, rid: str) -> Response:
-    """REST-JSON: botocore reads the code from `x-amzn-ErrorType`, members from the body."""
+def runtime_error(exc: errors.EmuError, rid: str) -> tuple[str, list, bytes]:
+    """REST-JSON: botocore reads the code from `x-amzn-ErrorType`, members from the body.
+
+    Returns a WSGI (status, headers, body) triple: the runtime's front door is plain WSGI."""
     code, status = _lookup(RUNTIME_CODES, exc)
     body: dict = {"Message": exc.message}
     if isinstance(exc, errors.ModelFailure):
         body.update(OriginalStatusCode=exc.original_status, OriginalMessage=exc.original_message,
                     LogStreamArn=exc.log_stream_arn)
-    resp = Response(json.dumps(body), status=status, content_type="application/json")
-    resp.headers["x-amzn-ErrorType"] = code
-    resp.headers["x-amzn-RequestId"] = rid
-    return resp
+    return _wsgi_error(status, code, body, rid)
 
 
-def internal_runtime_error(rid: str) -> Response:
-    resp = Response(json.dumps({"Message": "An internal error occurred."}), status=500, content_type="application/json")
-    resp.headers["x-amzn-ErrorType"] = "InternalFailure"
-    resp.headers["x-amzn-RequestId"] = rid
-    return resp
+def internal_runtime_error(rid: str) -> tuple[str, list, bytes]:
+    return _wsgi_error(500, "InternalFailure", {"Message": "An internal error occurred."}, rid)
+
+
+def _wsgi_error(status: int, code: str, body: dict, rid: str) -> tuple[str, list, bytes]:
+    data = json.dumps(body).encode()
+    headers = [("Content-Type", "application/json"), ("Content-Length", str(len(data))),
+               ("x-amzn-ErrorType", code), ("x-amzn-RequestId", rid)]
+    return f"{status} {HTTP_STATUS_CODES.get(status, 'Error')}", headers, data

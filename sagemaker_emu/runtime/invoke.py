@@ -163,6 +163,8 @@ class Runtime:
                 conn.close()
                 if reused and attempt == 0:
                     continue  # a kept-alive connection the instance had closed: try a fresh one
+                if instance.exited():
+                    instance.suspect = True  # crashed: no more requests until it is restarted
                 raise self._broken(instance, req) from None
             instance.pool.release(conn, reusable=resp.keep_alive)
             return resp.status, resp.headers, body
