@@ -2,7 +2,7 @@
 
 Run `make run` in another terminal, then:
 
-    AWS_ENDPOINT_URL_SAGEMAKER=http://127.0.0.1:8080 python examples/deploy.py
+    python examples/deploy.py
 """
 
 import os
@@ -10,6 +10,7 @@ import os
 import boto3
 
 os.environ.setdefault("AWS_ENDPOINT_URL_SAGEMAKER", "http://127.0.0.1:8080")
+os.environ.setdefault("AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME", "http://127.0.0.1:8080")
 os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
 os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")  # any value: the emulator does not check signatures
 os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
@@ -26,6 +27,10 @@ sm.create_endpoint_config(
 sm.create_endpoint(EndpointName="demo", EndpointConfigName="demo-config")
 sm.get_waiter("endpoint_in_service").wait(EndpointName="demo")
 print(sm.describe_endpoint(EndpointName="demo")["EndpointStatus"])
+
+rt = boto3.client("sagemaker-runtime")
+answer = rt.invoke_endpoint(EndpointName="demo", Body=b'{"hello": "world"}', ContentType="application/json")
+print(answer["Body"].read().decode(), "from", answer["InvokedProductionVariant"])
 
 sm.delete_endpoint(EndpointName="demo")
 sm.get_waiter("endpoint_deleted").wait(EndpointName="demo")

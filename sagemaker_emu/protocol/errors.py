@@ -32,6 +32,7 @@ RUNTIME_CODES: dict[type[errors.EmuError], tuple[str, int]] = {
     errors.ModelFailure: ("ModelError", 424),
     errors.Unavailable: ("ServiceUnavailable", 503),
     errors.PayloadTooLarge: ("ValidationError", 413),
+    errors.NotImplementedOperation: ("NotImplementedException", 501),
 }
 
 

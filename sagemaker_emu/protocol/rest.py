@@ -3,10 +3,10 @@
 Request members travel in headers; they are read as the runtime service model names them
 and validated like control-plane input (the code differs: ValidationError here).
 
-This is the invoke path, so it is a plain Werkzeug WSGI handler placed in front of the
-Flask app rather than a Flask view: Flask's per-request dispatch measured 0.36 ms, about a
-quarter of the emulator's whole overhead (docs/performance.md). Everything else goes on
-to Flask.
+This is the invoke path, so it is a plain WSGI handler (served by Werkzeug) placed in front
+of the Flask app rather than a Flask view: Flask's per-request dispatch measured 0.36 ms,
+about a quarter of the emulator's whole overhead (docs/performance.md). Every other request
+goes on to Flask.
 """
 
 from __future__ import annotations
@@ -28,7 +28,8 @@ from sagemaker_emu.service_model import RUNTIME_SERVICE, service_model
 
 log = logging.getLogger("sagemaker_emu.api")
 
-_ROUTE = re.compile(r"^/endpoints/(.*)/invocations$")
+_ROUTE = re.compile(r"^/endpoints/(.*)/(invocations|invocations-response-stream|async-invocations)$")
+_NOT_YET = {"invocations-response-stream": "InvokeEndpointWithResponseStream", "async-invocations": "InvokeEndpointAsync"}
 MAX_READ_BYTES = 16 * 1024 * 1024  # above this the body is refused unread
 
 # InvokeRequest field -> runtime model member
@@ -92,7 +93,10 @@ class RuntimeAPI:
         match = _ROUTE.match(environ.get("PATH_INFO", ""))
         if match is None or environ["REQUEST_METHOD"] != "POST":
             return self.next_app(environ, start_response)
-        status, headers, body = self.invoke_endpoint(unquote(match.group(1)), environ)
+        if match.group(2) in _NOT_YET:
+            status, headers, body = runtime_error(errors.NotImplementedOperation(_NOT_YET[match.group(2)]), request_id())
+        else:
+            status, headers, body = self.invoke_endpoint(unquote(match.group(1)), environ)
         start_response(status, headers)
         return [body]
 

@@ -17,4 +17,4 @@ def run_example(server, name: str) -> subprocess.CompletedProcess:
 def test_deploy_example(server):
     result = run_example(server, "deploy.py")
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "InService"
+    assert result.stdout.splitlines() == ["InService", '{"hello": "world"} from AllTraffic']

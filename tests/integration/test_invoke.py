@@ -115,3 +115,11 @@ def test_llm_sim_generates_requested_tokens(sm, rt):
     assert "`inputs` must be a string" in err["OriginalMessage"]
     assert err["Error"]["Message"].startswith('Received client error (422) from primary with message "')
     assert err["LogStreamArn"] == f"arn:aws:logs:us-east-1:{ACCOUNT}:log-group:/aws/sagemaker/Endpoints/llm"
+
+
+def test_runtime_operations_not_yet_emulated_say_so(sm, rt):
+    deploy(sm, "ep1")
+    with pytest.raises(ClientError) as info:
+        rt.invoke_endpoint_async(EndpointName="ep1", InputLocation="s3://bucket/input.json")
+    assert error(info)["Code"] == "NotImplementedException"
+    assert "InvokeEndpointAsync" in error(info)["Message"]
