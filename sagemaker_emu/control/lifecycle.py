@@ -81,11 +81,22 @@ def update(backend: Backend, endpoint: Endpoint) -> None:
 
 
 def rescale(backend: Backend, endpoint: Endpoint, changes: dict[str, dict]) -> None:
-    """Apply UpdateEndpointWeightsAndCapacities: weights at once, capacities via the fleet."""
+    """Apply UpdateEndpointWeightsAndCapacities: weights at once, capacities via the fleet.
+
+    A capacity that cannot be reached leaves that variant as it was and says why in
+    FailureReason; the endpoint goes back to InService either way."""
+    scaled: dict[str, int] = {}
+    failure = None
     for name, change in changes.items():
         count = change.get("DesiredInstanceCount")
-        if count is not None and endpoint.fleet is not None:
+        if count is None or endpoint.fleet is None:
+            continue
+        try:
             endpoint.fleet.scale(name, count)
+            scaled[name] = count
+        except Exception as exc:
+            log.warning("scaling %s/%s to %d failed: %s", endpoint.name, name, count, exc)
+            failure = str(exc)[:1024]
     with backend.lock:
         for name, change in changes.items():
             variant = endpoint.variant(name)
@@ -93,8 +104,9 @@ def rescale(backend: Backend, endpoint: Endpoint, changes: dict[str, dict]) -> N
                 continue
             if "DesiredWeight" in change:
                 variant.weight = float(change["DesiredWeight"])
-            if change.get("DesiredInstanceCount") is not None:
-                variant.instance_count = change["DesiredInstanceCount"]
+            if name in scaled:
+                variant.instance_count = scaled[name]
+        endpoint.failure_reason = failure
         endpoint.updating_variants.clear()
         if _still_current(backend, endpoint):
             endpoint.status = Status.IN_SERVICE

@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 import logging
 import re
+import time
 from typing import Callable, Iterable
 from urllib.parse import unquote
 
@@ -102,6 +103,7 @@ class RuntimeAPI:
 
     def invoke_endpoint(self, endpoint_name: str, environ: dict) -> tuple[str, list, bytes]:
         rid = request_id()
+        started = time.perf_counter()
         try:
             params = read_params("InvokeEndpoint", endpoint_name, environ)
             invoke = InvokeRequest(
@@ -112,8 +114,10 @@ class RuntimeAPI:
             )
             result = self.runtime.invoke(invoke)
         except errors.EmuError as exc:
-            log.info("InvokeEndpoint %s %s", endpoint_name, type(exc).__name__)
-            return runtime_error(exc, rid)
+            answer = runtime_error(exc, rid)
+            log.info("InvokeEndpoint %s %s %s %.1fms", endpoint_name, answer[0][:3], type(exc).__name__,
+                     (time.perf_counter() - started) * 1000)
+            return answer
         except Exception:
             log.exception("unhandled error in InvokeEndpoint")
             return internal_runtime_error(rid)

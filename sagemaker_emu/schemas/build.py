@@ -94,6 +94,7 @@ def _collect(shape: Shape, defs: dict[str, Any]) -> None:
     defs[shape.name] = {}  # placeholder first: shapes may refer to themselves
     schema = _shape_schema(shape)
     overlay = dict(_overlays().get(shape.name, {}))
+    overlay.pop("x-why", None)  # a note for readers of overlays.json
     schema.update(overlay.pop("x-replace", {}))
     if overlay:
         schema["allOf"] = [overlay]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Iterable, Protocol
+from typing import Callable, Iterable, Protocol
 
 
 @dataclass
@@ -14,7 +14,7 @@ class Invocation:
     custom_attributes: str | None = None
     headers: dict[str, str] = field(default_factory=dict)
     # True while the caller is still connected; long models poll it to stop early.
-    connected: "callable" = lambda: True
+    connected: Callable[[], bool] = lambda: True
 
 
 @dataclass
