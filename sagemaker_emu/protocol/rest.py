@@ -43,6 +43,7 @@ _FIELDS = {
     "inference_id": "InferenceId",
     "inference_component": "InferenceComponentName",
     "session_id": "SessionId",
+    "prefix_aware_id": "PrefixAwareId",
 }
 
 

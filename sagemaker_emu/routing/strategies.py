@@ -7,7 +7,9 @@ owns that); the only randomness is the seeded generator they are handed.
 
 from __future__ import annotations
 
+import bisect
 import random
+import zlib
 from dataclasses import dataclass
 from typing import Protocol, Sequence
 
@@ -21,6 +23,7 @@ class Candidate:
 @dataclass(frozen=True)
 class RouteRequest:
     body: bytes = b""
+    prefix_aware_id: str | None = None  # X-Amzn-SageMaker-Prefix-Aware-Id: scopes prefixes per caller
 
 
 class Strategy(Protocol):
@@ -43,15 +46,82 @@ class LeastOutstandingStrategy:
         return tied[rng.randrange(len(tied))] if len(tied) > 1 else tied[0]
 
 
-_STRATEGIES = {
-    "RANDOM": RandomStrategy,
-    "LEAST_OUTSTANDING_REQUESTS": LeastOutstandingStrategy,
-    # PREFIX_AWARE and KV_AWARE route as LEAST_OUTSTANDING_REQUESTS until their own
-    # classes land (issue 4); SageMaker documents that fallback for KV_AWARE.
-    "PREFIX_AWARE": LeastOutstandingStrategy,
-    "KV_AWARE": LeastOutstandingStrategy,
-}
+VNODES = 64  # ring points per instance: evens out the share of prefixes each one owns
+
+
+def _point(data: bytes) -> int:
+    # crc32 is stable across processes (unlike hash()), so placements repeat run to run;
+    # the second pass spreads nearby keys over the whole 32-bit ring.
+    return zlib.crc32(data, zlib.crc32(data) ^ 0x9E3779B9)
+
+
+class HashRing:
+    """Consistent hashing: a key belongs to the first instance point clockwise from it.
+
+    When an instance joins or leaves, only the keys it owned (about 1/n of them) move."""
+
+    def __init__(self, instance_ids: Sequence[str]) -> None:
+        points = sorted((_point(f"{iid}#{v}".encode()), iid) for iid in instance_ids for v in range(VNODES))
+        self._hashes = [h for h, _ in points]
+        self._owners = [iid for _, iid in points]
+
+    def walk(self, key: int):
+        """Instance ids in ring order from `key`'s owner, each once."""
+        start = bisect.bisect(self._hashes, key)
+        seen: set[str] = set()
+        n = len(self._owners)
+        for k in range(n):
+            iid = self._owners[(start + k) % n]
+            if iid not in seen:
+                seen.add(iid)
+                yield iid
+
+
+class PrefixAwareStrategy:
+    """Requests whose first `prefix_length` body bytes are equal go to the same instance.
+
+    The owner is found on a consistent-hash ring of the routable instances. When the owner
+    already has `threshold` requests in flight, the request goes to the next instance on the
+    ring that is under the threshold (so a hot prefix spills to the same second instance,
+    which warms its cache too); when every instance is at the threshold, to the least loaded.
+    With one instance there is nothing to choose."""
+
+    def __init__(self, prefix_length: int, threshold: int) -> None:
+        self.prefix_length = prefix_length
+        self.threshold = threshold
+        self._ring_for: tuple[str, ...] = ()
+        self._ring = HashRing(())
+
+    def _ring_of(self, ids: tuple[str, ...]) -> HashRing:
+        if ids != self._ring_for:  # rebuilt only when the set of routable instances changes
+            self._ring, self._ring_for = HashRing(ids), ids
+        return self._ring
+
+    def key(self, request: RouteRequest) -> int:
+        scope = (request.prefix_aware_id or "").encode() + b"\0"
+        return _point(scope + request.body[: self.prefix_length])
+
+    def pick(self, request: RouteRequest, candidates: Sequence[Candidate], rng: random.Random) -> Candidate:
+        if len(candidates) == 1:
+            return candidates[0]
+        by_id = {c.instance_id: c for c in candidates}
+        ring = self._ring_of(tuple(sorted(by_id)))
+        for iid in ring.walk(self.key(request)):
+            if by_id[iid].in_flight < self.threshold:
+                return by_id[iid]
+        return LeastOutstandingStrategy().pick(request, candidates, rng)
 
 
 def strategy_for(routing_config: dict) -> Strategy:
-    return _STRATEGIES[routing_config.get("RoutingStrategy", "RANDOM")]()
+    """A new strategy object for one variant (strategies may keep per-variant state)."""
+    name = routing_config.get("RoutingStrategy", "RANDOM")
+    if name == "PREFIX_AWARE":
+        cfg = routing_config["PrefixAwareRoutingConfig"]
+        return PrefixAwareStrategy(cfg["PrefixLength"], cfg["ConcurrencyThreshold"])
+    if name == "LEAST_OUTSTANDING_REQUESTS":
+        return LeastOutstandingStrategy()
+    if name == "KV_AWARE":
+        # Until instances report their KV caches (issue 4, next step), KV_AWARE routes as
+        # SageMaker documents for containers that report nothing: least outstanding requests.
+        return LeastOutstandingStrategy()
+    return RandomStrategy()

@@ -38,6 +38,7 @@ class InvokeRequest:
     inference_id: str | None = None
     inference_component: str | None = None
     session_id: str | None = None
+    prefix_aware_id: str | None = None
 
 
 @dataclass
@@ -87,7 +88,7 @@ class Runtime:
         by_id = {i.id: i for i in instances}
         candidates = [Candidate(i.id, i.load.in_flight) for i in instances]
         with self._rng_lock:
-            chosen = fleet.router(variant).pick(RouteRequest(body=req.body), candidates, self._rng)
+            chosen = fleet.router(variant).pick(RouteRequest(req.body, req.prefix_aware_id), candidates, self._rng)
         return by_id[chosen.instance_id]
 
     # ------------------------------------------------------------ invoking

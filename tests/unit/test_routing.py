@@ -37,3 +37,67 @@ def test_least_outstanding_breaks_ties_at_random():
 def test_default_strategy_is_random():
     assert isinstance(strategy_for({}), RandomStrategy)
     assert isinstance(strategy_for({"RoutingStrategy": "LEAST_OUTSTANDING_REQUESTS"}), LeastOutstandingStrategy)
+
+
+from sagemaker_emu.routing.strategies import HashRing, PrefixAwareStrategy  # noqa: E402
+
+
+def prompt(shared: str, tail: str = "") -> bytes:
+    return (shared * 2000)[:1024].encode() + tail.encode()
+
+
+def test_prefix_aware_keeps_a_prefix_on_one_instance_whatever_follows():
+    s = PrefixAwareStrategy(prefix_length=1024, threshold=4)
+    pool = candidates(0, 0, 0, 0)
+    owners = {s.pick(RouteRequest(prompt("system A ", f"question {n}")), pool, random.Random(n)).instance_id
+              for n in range(50)}
+    assert len(owners) == 1
+
+
+def test_prefix_aware_spreads_different_prefixes():
+    s = PrefixAwareStrategy(prefix_length=1024, threshold=4)
+    pool = candidates(0, 0, 0, 0)
+    counts = Counter(s.pick(RouteRequest(prompt(f"system {n} ")), pool, random.Random(0)).instance_id
+                     for n in range(400))
+    assert set(counts) == {"i0", "i1", "i2", "i3"} and min(counts.values()) > 50
+
+
+def test_prefix_aware_spills_past_the_threshold_to_the_next_on_the_ring():
+    s = PrefixAwareStrategy(prefix_length=1024, threshold=2)
+    req = RouteRequest(prompt("hot prefix "))
+    owner = s.pick(req, candidates(0, 0, 0, 0), random.Random(0)).instance_id
+    busy = [Candidate(c.instance_id, 2 if c.instance_id == owner else 0) for c in candidates(0, 0, 0, 0)]
+    spill = s.pick(req, busy, random.Random(0)).instance_id
+    assert spill != owner
+    assert all(s.pick(req, busy, random.Random(k)).instance_id == spill for k in range(10))  # the same second choice
+    # Everyone at the threshold: least outstanding among them.
+    loads = {"i0": 3, "i1": 2, "i2": 5, "i3": 4}
+    assert s.pick(req, [Candidate(i, n) for i, n in loads.items()], random.Random(0)).instance_id == "i1"
+
+
+def test_prefix_aware_with_one_instance_just_uses_it():
+    s = PrefixAwareStrategy(prefix_length=1024, threshold=1)
+    assert s.pick(RouteRequest(prompt("x")), [Candidate("only", 9)], random.Random(0)).instance_id == "only"
+
+
+def test_prefix_aware_id_scopes_prefixes():
+    s = PrefixAwareStrategy(prefix_length=1024, threshold=4)
+    pool = candidates(0, 0, 0, 0, 0, 0, 0, 0)
+    placements = {s.pick(RouteRequest(prompt("same prompt "), f"tenant-{n}"), pool, random.Random(0)).instance_id
+                  for n in range(40)}
+    assert len(placements) > 1
+
+
+def test_scale_in_moves_only_the_prefixes_of_the_instance_that_left():
+    before = HashRing([f"i{n}" for n in range(5)])
+    after = HashRing([f"i{n}" for n in range(4)])  # i4 left
+    keys = range(0, 2**32, 2**32 // 5000)
+    moved = [k for k in keys if next(before.walk(k)) != next(after.walk(k))]
+    assert all(next(before.walk(k)) == "i4" for k in moved)
+    assert 0.1 < len(moved) / len(keys) < 0.3  # about 1/5 of the keys, all of them i4's
+
+
+def test_prefix_aware_strategy_from_config():
+    s = strategy_for({"RoutingStrategy": "PREFIX_AWARE",
+                      "PrefixAwareRoutingConfig": {"PrefixLength": 2048, "ConcurrencyThreshold": 3}})
+    assert isinstance(s, PrefixAwareStrategy) and (s.prefix_length, s.threshold) == (2048, 3)

@@ -1,0 +1,141 @@
+"""Routing strategies through boto3 with real llm-sim and echo workers.
+
+Concurrency is built by observation, never by sleeping: each long request is started only
+once the emulator reports the previous one in flight."""
+
+import json
+import threading
+from collections import Counter
+
+import pytest
+from botocore.config import Config
+from botocore.exceptions import ClientError, ReadTimeoutError
+
+from tests.conftest import client
+from tests.helpers import variant
+from tests.integration.test_fleet import eventually
+
+LLM = {"Image": "sagemaker-emu/llm-sim", "Environment": {
+    "LLM_SIM_PREFILL_BASE_MS": "0", "LLM_SIM_PREFILL_MS_PER_TOKEN": "0", "LLM_SIM_DECODE_MS_PER_TOKEN": "10"}}
+LONG, SHORT = 150, 1  # output tokens: about 1.5 s and 10 ms
+SHARED = ("You are a helpful assistant for the ACME company. " * 40)[:1100]
+
+
+def body(prefix: str, tokens: int, tail: str = "") -> bytes:
+    return json.dumps({"inputs": prefix + tail, "parameters": {"max_new_tokens": tokens}}).encode()
+
+
+def deploy_llm(sm, name: str, count: int, routing: dict, extra_variants=()):
+    sm.create_model(ModelName=f"{name}-model", PrimaryContainer=LLM)
+    variants = [variant("main", model=f"{name}-model", InitialInstanceCount=count, RoutingConfig=routing),
+                *extra_variants]
+    sm.create_endpoint_config(EndpointConfigName=f"{name}-config", ProductionVariants=variants)
+    sm.create_endpoint(EndpointName=name, EndpointConfigName=f"{name}-config")
+    sm.get_waiter("endpoint_in_service").wait(EndpointName=name, WaiterConfig={"MaxAttempts": 1})
+
+
+def loads(server, name: str, variant_name: str = "main") -> dict[str, dict]:
+    view = server.endpoint_view(name)
+    return {i["id"]: i for v in view["variants"] if v["name"] == variant_name for i in v["instances"]}
+
+
+def in_flight(server, name, variant_name="main") -> int:
+    return sum(i["in_flight"] for i in loads(server, name, variant_name).values())
+
+
+def start_one_at_a_time(server, rt, name: str, bodies: list[bytes], **kwargs) -> list[threading.Thread]:
+    threads = []
+    for n, b in enumerate(bodies, start=1):
+        t = threading.Thread(target=lambda b=b: rt.invoke_endpoint(EndpointName=name, Body=b, **kwargs))
+        t.start()
+        threads.append(t)
+        eventually(lambda n=n: in_flight(server, name, kwargs.get("TargetVariant", "main")) == n)
+    return threads
+
+
+def test_least_outstanding_puts_one_request_on_each_instance(server, sm, rt):
+    deploy_llm(sm, "lor", 3, {"RoutingStrategy": "LEAST_OUTSTANDING_REQUESTS"})
+    threads = start_one_at_a_time(server, rt, "lor", [body("q", LONG)] * 3)
+    assert sorted(i["in_flight"] for i in loads(server, "lor").values()) == [1, 1, 1]
+    for t in threads:
+        t.join()
+    assert sorted(i["served"] for i in loads(server, "lor").values()) == [1, 1, 1]
+
+
+def test_random_spread_passes_chi_square(server, sm, rt):
+    sm.create_model(ModelName="m", PrimaryContainer={"Image": "sagemaker-emu/echo"})
+    sm.create_endpoint_config(EndpointConfigName="c", ProductionVariants=[variant(model="m", InitialInstanceCount=4)])
+    sm.create_endpoint(EndpointName="rnd", EndpointConfigName="c")
+    sm.get_waiter("endpoint_in_service").wait(EndpointName="rnd", WaiterConfig={"MaxAttempts": 1})
+    n = 400
+    for _ in range(n):
+        rt.invoke_endpoint(EndpointName="rnd", Body=b"x")
+    served = [i["served"] for v in server.endpoint_view("rnd")["variants"] for i in v["instances"]]
+    expected = n / 4
+    chi2 = sum((o - expected) ** 2 / expected for o in served)
+    assert sum(served) == n
+    assert chi2 < 16.27  # df = 3, p = 0.001
+
+
+def test_prefix_aware_keeps_prefixes_together_and_spills_past_the_threshold(server, sm, rt):
+    deploy_llm(sm, "pfx", 3, {"RoutingStrategy": "PREFIX_AWARE",
+                              "PrefixAwareRoutingConfig": {"PrefixLength": 1024, "ConcurrencyThreshold": 1}})
+    for n in range(12):  # one at a time: always under the threshold
+        rt.invoke_endpoint(EndpointName="pfx", Body=body(SHARED, SHORT, f" question {n}"))
+    served = {iid: i["served"] for iid, i in loads(server, "pfx").items()}
+    owner = max(served, key=served.get)
+    assert served[owner] == 12
+    # Two long requests with the prefix: the owner reaches the threshold, the next spills.
+    threads = start_one_at_a_time(server, rt, "pfx", [body(SHARED, LONG, " a"), body(SHARED, LONG, " b")])
+    busy = {iid for iid, i in loads(server, "pfx").items() if i["in_flight"]}
+    assert owner in busy and len(busy) == 2
+    for t in threads:
+        t.join()
+
+
+def test_two_variants_route_by_their_own_strategies(server, sm, rt):
+    sm.create_model(ModelName="echo", PrimaryContainer={"Image": "sagemaker-emu/echo"})
+    prefix_variant = variant("prefix", model="echo", InitialInstanceCount=3, RoutingConfig={
+        "RoutingStrategy": "PREFIX_AWARE", "PrefixAwareRoutingConfig": {"PrefixLength": 1024, "ConcurrencyThreshold": 4}})
+    deploy_llm(sm, "two", 3, {"RoutingStrategy": "RANDOM"}, extra_variants=[prefix_variant])
+    same = body(SHARED, SHORT)
+    for _ in range(30):
+        rt.invoke_endpoint(EndpointName="two", Body=same, TargetVariant="prefix")
+        rt.invoke_endpoint(EndpointName="two", Body=same, TargetVariant="main")
+    prefix_served = sorted(i["served"] for i in loads(server, "two", "prefix").values())
+    random_served = sorted(i["served"] for i in loads(server, "two", "main").values())
+    assert prefix_served == [0, 0, 30]
+    assert random_served[0] > 0  # P(an instance unused in 30 random picks) = 3 * (2/3)^30 ~ 2e-5
+
+
+def test_in_flight_counters_return_to_zero_after_chaos(server, sm, rt):
+    deploy_llm(sm, "chaos", 2, {"RoutingStrategy": "LEAST_OUTSTANDING_REQUESTS"})
+    impatient = client(server.url, "sagemaker-runtime", read_timeout=0.3, connect_timeout=5)
+    outcomes = Counter()
+
+    def user(n: int) -> None:
+        for k in range(6):
+            kind = (n + k) % 3
+            try:
+                if kind == 0:
+                    rt.invoke_endpoint(EndpointName="chaos", Body=body("hello", SHORT))
+                elif kind == 1:
+                    rt.invoke_endpoint(EndpointName="chaos", Body=b"not json")
+                else:  # the client hangs up long before the model answers
+                    impatient.invoke_endpoint(EndpointName="chaos", Body=body("hello", 60))
+                outcomes["ok"] += 1
+            except ClientError as exc:
+                outcomes[exc.response["Error"]["Code"]] += 1
+            except ReadTimeoutError:
+                outcomes["hung up"] += 1
+
+    users = [threading.Thread(target=user, args=(n,)) for n in range(6)]
+    for u in users:
+        u.start()
+    for u in users:
+        u.join()
+    assert outcomes["ok"] == 12 and outcomes["ModelError"] == 12 and outcomes["hung up"] == 12
+    eventually(lambda: in_flight(server, "chaos") == 0)
+    view = loads(server, "chaos")
+    assert sum(i["errors"] for i in view.values()) == 12
+    assert sum(i["served"] for i in view.values()) == 36
