@@ -19,7 +19,7 @@ from sagemaker_emu.control.deployment import DeploymentFailed, containers
 from sagemaker_emu.control.resources import Variant
 from sagemaker_emu.fleet import model_data
 from sagemaker_emu.fleet.images import ImageError, ImageMap, Launch, resolve
-from sagemaker_emu.fleet.instance import Health, Instance
+from sagemaker_emu.fleet.instance import Health, Instance, routing_epoch
 
 log = logging.getLogger("sagemaker_emu.fleet")
 
@@ -39,6 +39,8 @@ class VariantFleet:
     startup_timeout: float
     directory: Path
     instances: list[Instance] = field(default_factory=list)
+    routable: tuple[Instance, ...] = ()  # cached: rebuilt when the routing epoch moves
+    routable_epoch: int = -1
     router: Any = None  # the routing strategy's state for this variant, made by the router factory
     _numbers: Any = field(default_factory=lambda: itertools.count(1))
 
@@ -54,10 +56,17 @@ class ProcessFleet:
 
     # ------------------------------------------------------------ queries
 
-    def instances(self, variant: str) -> list[Instance]:
-        """The variant's instances that may take a request now."""
+    def instances(self, variant: str) -> tuple[Instance, ...]:
+        """The variant's instances that may take a request now (the same tuple until one's
+        health changes, so strategies can cache what they derive from it)."""
         vf = self.variants.get(variant)
-        return [i for i in vf.instances if i.routable] if vf else []
+        if vf is None:
+            return ()
+        epoch = routing_epoch()
+        if vf.routable_epoch != epoch:
+            vf.routable = tuple(i for i in vf.instances if i.routable)
+            vf.routable_epoch = epoch
+        return vf.routable
 
     def all_instances(self) -> list[Instance]:
         with self._lock:
@@ -90,7 +99,7 @@ class ProcessFleet:
             self._stop_all(fresh)
             raise DeploymentFailed(f"{PING_FAILURE.format(variant=vf.name)} (sagemaker-emu: {exc})") from None
         with self._lock:
-            vf.instances.extend(fresh)
+            vf.instances.extend(fresh)  # still Starting: their health change will bump the epoch
         deadline = time.time() + vf.startup_timeout
         for instance in fresh:
             why = instance.wait_healthy(deadline, self.stopping)

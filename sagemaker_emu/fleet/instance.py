@@ -32,6 +32,15 @@ class Health(str, enum.Enum):
     STOPPED = "Stopped"
 
 
+# Bumped whenever any instance's routability changes, so fleets rebuild their cached
+# routable tuples (and PREFIX_AWARE its ring) only then, not per request.
+_routing_epoch = [0]
+
+
+def routing_epoch() -> int:
+    return _routing_epoch[0]
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -48,10 +57,9 @@ class Instance:
         self.model_dir = model_dir
         self.log_path = log_path
         self.process: subprocess.Popen | None = None
-        self.health = Health.STARTING
+        self._health = Health.STARTING
+        self._suspect = False
         self.restarts = 0
-        # Set by the runtime when a connection is refused; cleared by the next passing /ping.
-        self.suspect = False
         self.load = Load()
         self.started_at = time.time()
         if launch.url:
@@ -63,12 +71,39 @@ class Instance:
         self._lock = threading.Lock()
 
     @property
+    def health(self) -> Health:
+        return self._health
+
+    @health.setter
+    def health(self, value: Health) -> None:
+        self._health = value
+        _routing_epoch[0] += 1
+
+    @property
+    def suspect(self) -> bool:
+        """Set by the runtime when a connection is refused; cleared by the next passing /ping."""
+        return self._suspect
+
+    @suspect.setter
+    def suspect(self, value: bool) -> None:
+        self._suspect = value
+        _routing_epoch[0] += 1
+
+    @property
+    def instance_id(self) -> str:
+        return self.id
+
+    @property
+    def in_flight(self) -> int:
+        return self.load.in_flight
+
+    @property
     def pid(self) -> int | None:
         return self.process.pid if self.process else None
 
     @property
     def routable(self) -> bool:
-        return self.health == Health.HEALTHY and not self.suspect
+        return self._health == Health.HEALTHY and not self._suspect
 
     def start(self) -> None:
         """Start the process (nothing to start for a URL instance)."""

@@ -1,8 +1,11 @@
 """Routing strategies behind one interface.
 
-A strategy gets the request and a snapshot of the variant's routable instances and returns
-the one to use. Strategies do no I/O and never count requests themselves (fleet/load.py
-owns that); the only randomness is the seeded generator they are handed.
+A strategy gets the request and the variant's routable instances, each exposing
+`instance_id` and `in_flight` (a `Candidate` in tests, a fleet instance in the emulator, read
+at the moment of the pick), and returns the one to use. Strategies do no I/O and never count
+requests themselves (fleet/load.py owns that); the only randomness is the seeded generator
+they are handed. The fleet hands over the same tuple until an instance's health changes, so
+a strategy may cache what it derives from the membership (PREFIX_AWARE's ring).
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ class RouteRequest:
 
 
 class Strategy(Protocol):
-    def pick(self, request: RouteRequest, candidates: Sequence[Candidate], rng: random.Random) -> Candidate: ...
+    def pick(self, request: RouteRequest, candidates: Sequence, rng: random.Random): ...
 
 
 class RandomStrategy:
@@ -41,8 +44,13 @@ class LeastOutstandingStrategy:
     """The instance with the fewest requests in flight; ties broken at random."""
 
     def pick(self, request: RouteRequest, candidates: Sequence[Candidate], rng: random.Random) -> Candidate:
-        fewest = min(c.in_flight for c in candidates)
-        tied = [c for c in candidates if c.in_flight == fewest]
+        fewest, tied = None, []
+        for c in candidates:  # one pass: in_flight is read once per instance
+            n = c.in_flight
+            if fewest is None or n < fewest:
+                fewest, tied = n, [c]
+            elif n == fewest:
+                tied.append(c)
         return tied[rng.randrange(len(tied))] if len(tied) > 1 else tied[0]
 
 
@@ -89,12 +97,16 @@ class PrefixAwareStrategy:
     def __init__(self, prefix_length: int, threshold: int) -> None:
         self.prefix_length = prefix_length
         self.threshold = threshold
-        self._ring_for: tuple[str, ...] = ()
+        self._ring_for: Sequence | None = None
         self._ring = HashRing(())
+        self._by_id: dict = {}
 
-    def _ring_of(self, ids: tuple[str, ...]) -> HashRing:
-        if ids != self._ring_for:  # rebuilt only when the set of routable instances changes
-            self._ring, self._ring_for = HashRing(ids), ids
+    def _ring_of(self, candidates: Sequence) -> HashRing:
+        if candidates is not self._ring_for:  # the fleet's tuple changes only with membership
+            by_id = {c.instance_id: c for c in candidates}
+            if by_id.keys() != self._by_id.keys():
+                self._ring = HashRing(sorted(by_id))
+            self._by_id, self._ring_for = by_id, candidates
         return self._ring
 
     def key(self, request: RouteRequest) -> int:
@@ -104,8 +116,8 @@ class PrefixAwareStrategy:
     def pick(self, request: RouteRequest, candidates: Sequence[Candidate], rng: random.Random) -> Candidate:
         if len(candidates) == 1:
             return candidates[0]
-        by_id = {c.instance_id: c for c in candidates}
-        ring = self._ring_of(tuple(sorted(by_id)))
+        ring = self._ring_of(candidates)
+        by_id = self._by_id
         for iid in ring.walk(self.key(request)):
             if by_id[iid].in_flight < self.threshold:
                 return by_id[iid]

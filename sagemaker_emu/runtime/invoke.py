@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from sagemaker_emu.control.resources import Status
 from sagemaker_emu.control.store import Backends
 from sagemaker_emu.errors import InvalidInput, ModelFailure, Unavailable
-from sagemaker_emu.routing.strategies import Candidate, RouteRequest
+from sagemaker_emu.routing.strategies import RouteRequest
 
 log = logging.getLogger("sagemaker_emu.runtime")
 
@@ -85,11 +85,8 @@ class Runtime:
         instances = fleet.instances(variant)
         if not instances:
             return None
-        by_id = {i.id: i for i in instances}
-        candidates = [Candidate(i.id, i.load.in_flight) for i in instances]
-        with self._rng_lock:
-            chosen = fleet.router(variant).pick(RouteRequest(req.body, req.prefix_aware_id), candidates, self._rng)
-        return by_id[chosen.instance_id]
+        with self._rng_lock:  # one decision at a time: seeded choices repeat run to run
+            return fleet.router(variant).pick(RouteRequest(req.body, req.prefix_aware_id), instances, self._rng)
 
     # ------------------------------------------------------------ invoking
 
