@@ -13,6 +13,7 @@ from sagemaker_emu.config import Config
 from sagemaker_emu.control.store import Backends
 from sagemaker_emu.fleet.fleet import ProcessDeployer
 from sagemaker_emu.fleet.images import ImageMap
+from sagemaker_emu.metrics import Metrics
 from sagemaker_emu.routing.strategies import strategy_for
 from sagemaker_emu.runtime.invoke import Runtime
 
@@ -36,7 +37,8 @@ def create_app(config: Config | None = None) -> Flask:
     )
     backends = Backends(config.account, deployer)
     app.config["EMU_BACKENDS"] = backends
-    runtime = Runtime(backends, seed=config.seed, model_timeout=config.model_timeout)
+    runtime = Runtime(backends, seed=config.seed, model_timeout=config.model_timeout, metrics=Metrics())
+    app.config["EMU_METRICS"] = runtime.metrics
     app.config["EMU_STATE_DIR"] = state_dir
     app.config["EMU_OWNS_STATE_DIR"] = config.state_dir is None
 

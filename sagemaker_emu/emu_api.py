@@ -16,9 +16,23 @@ def health():
 
 @bp.post("/reset")
 def reset():
-    """Delete every resource in every region and stop every fleet."""
+    """Delete every resource in every region, stop every fleet, zero the metrics."""
     current_app.config["EMU_BACKENDS"].reset()
+    current_app.config["EMU_METRICS"].reset()
     return jsonify({"status": "reset"})
+
+
+@bp.get("/metrics")
+def metrics():
+    """Prometheus text format: requests, errors, latencies, and in-flight gauges."""
+    gauges = []
+    for backend in current_app.config["EMU_BACKENDS"].all():
+        with backend.lock:
+            endpoints = [(ep.name, ep.fleet) for ep in backend.endpoints.values() if ep.fleet is not None]
+        for name, fleet in endpoints:
+            gauges += [((name, i.variant, i.id), i.load.in_flight) for i in fleet.all_instances()]
+    text = current_app.config["EMU_METRICS"].render(gauges)
+    return Response(text, mimetype="text/plain; version=0.0.4")
 
 
 def _find_endpoint(name: str):

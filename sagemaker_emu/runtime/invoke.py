@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from sagemaker_emu.control.resources import Status
 from sagemaker_emu.control.store import Backends
 from sagemaker_emu.errors import InvalidInput, ModelFailure, Unavailable
+from sagemaker_emu.metrics import Metrics
 from sagemaker_emu.routing.strategies import RouteRequest
 
 log = logging.getLogger("sagemaker_emu.runtime")
@@ -39,6 +40,7 @@ class InvokeRequest:
     inference_component: str | None = None
     session_id: str | None = None
     prefix_aware_id: str | None = None
+    variant_chosen: str = ""  # set once a variant is chosen, for error metrics
 
 
 @dataclass
@@ -50,8 +52,10 @@ class InvokeResult:
 
 
 class Runtime:
-    def __init__(self, backends: Backends, seed: int | None = None, model_timeout: float = 60.0) -> None:
+    def __init__(self, backends: Backends, seed: int | None = None, model_timeout: float = 60.0,
+                 metrics: Metrics | None = None) -> None:
         self.backends = backends
+        self.metrics = metrics or Metrics()
         self.model_timeout = model_timeout
         self._rng = random.Random(seed)
         self._rng_lock = threading.Lock()
@@ -91,6 +95,22 @@ class Runtime:
     # ------------------------------------------------------------ invoking
 
     def invoke(self, req: InvokeRequest) -> InvokeResult:
+        """Answer an invocation; failures are counted by code, per variant when one was chosen."""
+        req.variant_chosen = ""
+        try:
+            return self._invoke(req)
+        except ModelFailure:
+            self.metrics.failed(req.endpoint_name, req.variant_chosen, "ModelError")
+            raise
+        except InvalidInput:
+            self.metrics.failed(req.endpoint_name, req.variant_chosen, "ValidationError")
+            raise
+        except Unavailable:
+            self.metrics.failed(req.endpoint_name, req.variant_chosen, "ServiceUnavailable")
+            raise
+
+    def _invoke(self, req: InvokeRequest) -> InvokeResult:
+        started = time.perf_counter()
         if len(req.body) > MAX_BODY_BYTES:
             raise InvalidInput("1 validation error detected: Value at 'body' failed to satisfy constraint: "
                                f"Member must have length less than or equal to {MAX_BODY_BYTES}")
@@ -103,10 +123,11 @@ class Runtime:
             if req.inference_component is not None:
                 raise InvalidInput(f"Inference component {req.inference_component} is not hosted on endpoint {ep.name}.")
             variant = self._choose_variant(req, ep, variants)
+            req.variant_chosen = variant.name
             instance = self._pick(req, fleet, variant.name)
             if instance is None:
                 continue
-            started = time.perf_counter()
+            sent = time.perf_counter()
             with instance.load.dispatch() as outcome:
                 if not instance.routable:  # began draining between the pick and now: pick again
                     outcome.cancelled = True
@@ -118,9 +139,10 @@ class Runtime:
                     outcome.cancelled = True
                     continue
                 outcome.failed = not 200 <= status < 300
-            elapsed = (time.perf_counter() - started) * 1000
+            answered = time.perf_counter()
+            self.metrics.invoked(ep.name, variant.name, instance.id, model_s=answered - sent, overhead_s=sent - started)
             log.info("InvokeEndpoint %s variant=%s instance=%s status=%d %.1fms",
-                     ep.name, variant.name, instance.id, status, elapsed)
+                     ep.name, variant.name, instance.id, status, (answered - sent) * 1000)
             if outcome.failed:
                 raise self._model_error(backend, ep.name, status, body)
             if len(body) > MAX_BODY_BYTES:

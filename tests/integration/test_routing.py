@@ -139,3 +139,27 @@ def test_in_flight_counters_return_to_zero_after_chaos(server, sm, rt):
     view = loads(server, "chaos")
     assert sum(i["errors"] for i in view.values()) == 12
     assert sum(i["served"] for i in view.values()) == 36
+
+
+def test_metrics_in_prometheus_format(server, sm, rt):
+    deploy_llm(sm, "met", 2, {"RoutingStrategy": "LEAST_OUTSTANDING_REQUESTS"})
+    for _ in range(3):
+        rt.invoke_endpoint(EndpointName="met", Body=body("hi", SHORT))
+    with pytest.raises(ClientError):
+        rt.invoke_endpoint(EndpointName="met", Body=b"not json")
+    with pytest.raises(ClientError):
+        rt.invoke_endpoint(EndpointName="met", Body=b"x", TargetVariant="nope")
+    status, headers, raw = server.post("/_emu/metrics", method="GET")
+    assert status == 200 and headers["Content-Type"].startswith("text/plain")
+    lines = raw.decode().splitlines()
+    samples = {line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1]) for line in lines if not line.startswith("#")}
+    invoked = {k: v for k, v in samples.items() if k.startswith("sagemaker_emu_invocations_total{")}
+    assert sum(invoked.values()) == 4 and all('endpoint="met",variant="main"' in k for k in invoked)
+    assert samples['sagemaker_emu_invocation_errors_total{endpoint="met",variant="main",code="ModelError"}'] == 1
+    assert samples['sagemaker_emu_invocation_errors_total{endpoint="met",variant="",code="ValidationError"}'] == 1
+    assert samples['sagemaker_emu_model_latency_seconds_count{endpoint="met",variant="main"}'] == 4
+    assert samples['sagemaker_emu_model_latency_seconds_bucket{endpoint="met",variant="main",le="+Inf"}'] == 4
+    assert samples['sagemaker_emu_overhead_latency_seconds_count{endpoint="met",variant="main"}'] == 4
+    gauges = [v for k, v in samples.items() if k.startswith('sagemaker_emu_in_flight_requests{endpoint="met"')]
+    assert gauges == [0.0, 0.0]
+    assert "# TYPE sagemaker_emu_model_latency_seconds histogram" in lines

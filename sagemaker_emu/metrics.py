@@ -1,0 +1,102 @@
+"""Invocation metrics, exposed at `GET /_emu/metrics` in Prometheus' text format.
+
+Latency is split as SageMaker's CloudWatch metrics split it: ModelLatency is the time the
+instance took to answer (measured from the emulator, so it includes the loopback hop), and
+OverheadLatency is the emulator's own time before it sent the request (endpoint lookup,
+variant choice, routing); HTTP parsing in the front door is not included.
+"""
+
+from __future__ import annotations
+
+import bisect
+import threading
+from collections import defaultdict
+from typing import Iterable
+
+BUCKETS_S = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+
+
+class Histogram:
+    __slots__ = ("counts", "total", "count")
+
+    def __init__(self) -> None:
+        self.counts = [0] * (len(BUCKETS_S) + 1)
+        self.total = 0.0
+        self.count = 0
+
+    def observe(self, seconds: float) -> None:
+        self.counts[bisect.bisect_left(BUCKETS_S, seconds)] += 1
+        self.total += seconds
+        self.count += 1
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.invocations: dict[tuple, int] = defaultdict(int)  # (endpoint, variant, instance)
+        self.model_latency: dict[tuple, Histogram] = defaultdict(Histogram)  # (endpoint, variant)
+        self.overhead_latency: dict[tuple, Histogram] = defaultdict(Histogram)
+        self.errors: dict[tuple, int] = defaultdict(int)  # (endpoint, variant, code)
+
+    def invoked(self, endpoint: str, variant: str, instance: str, model_s: float, overhead_s: float) -> None:
+        with self._lock:
+            self.invocations[(endpoint, variant, instance)] += 1
+            self.model_latency[(endpoint, variant)].observe(model_s)
+            self.overhead_latency[(endpoint, variant)].observe(overhead_s)
+
+    def failed(self, endpoint: str, variant: str, code: str) -> None:
+        with self._lock:
+            self.errors[(endpoint, variant, code)] += 1
+
+    def reset(self) -> None:
+        with self._lock:
+            self.invocations.clear()
+            self.model_latency.clear()
+            self.overhead_latency.clear()
+            self.errors.clear()
+
+    def render(self, in_flight: Iterable[tuple[tuple[str, str, str], int]]) -> str:
+        """The text exposition; `in_flight` gives ((endpoint, variant, instance), count) now."""
+        out: list[str] = []
+        with self._lock:
+            _counter(out, "sagemaker_emu_invocations_total", "Invocations answered by an instance.",
+                     ("endpoint", "variant", "instance"), self.invocations)
+            _counter(out, "sagemaker_emu_invocation_errors_total", "Invocations that failed, by error code.",
+                     ("endpoint", "variant", "code"), self.errors)
+            _histogram(out, "sagemaker_emu_model_latency_seconds",
+                       "Time the instance took to answer (SageMaker's ModelLatency).", self.model_latency)
+            _histogram(out, "sagemaker_emu_overhead_latency_seconds",
+                       "The emulator's own time on an invocation (SageMaker's OverheadLatency).",
+                       self.overhead_latency)
+        out.append("# HELP sagemaker_emu_in_flight_requests Requests dispatched to an instance and not finished.")
+        out.append("# TYPE sagemaker_emu_in_flight_requests gauge")
+        for labels, value in in_flight:
+            out.append(f"sagemaker_emu_in_flight_requests{_labels(('endpoint', 'variant', 'instance'), labels)} {value}")
+        return "\n".join(out) + "\n"
+
+
+def _labels(names: tuple[str, ...], values: tuple) -> str:
+    def esc(v: str) -> str:
+        return str(v).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+    return "{" + ",".join(f'{n}="{esc(v)}"' for n, v in zip(names, values)) + "}"
+
+
+def _counter(out: list[str], name: str, help_text: str, names: tuple[str, ...], values: dict) -> None:
+    out.append(f"# HELP {name} {help_text}")
+    out.append(f"# TYPE {name} counter")
+    for labels, value in sorted(values.items()):
+        out.append(f"{name}{_labels(names, labels)} {value}")
+
+
+def _histogram(out: list[str], name: str, help_text: str, values: dict) -> None:
+    out.append(f"# HELP {name} {help_text}")
+    out.append(f"# TYPE {name} histogram")
+    for (endpoint, variant), h in sorted(values.items()):
+        cumulative = 0
+        for bound, count in zip((*BUCKETS_S, "+Inf"), h.counts):
+            cumulative += count
+            le = bound if bound == "+Inf" else repr(bound)
+            out.append(f'{name}_bucket{{endpoint="{endpoint}",variant="{variant}",le="{le}"}} {cumulative}')
+        out.append(f'{name}_sum{{endpoint="{endpoint}",variant="{variant}"}} {h.total}')
+        out.append(f'{name}_count{{endpoint="{endpoint}",variant="{variant}"}} {h.count}')
