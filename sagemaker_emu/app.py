@@ -38,7 +38,7 @@ def create_app(config: Config | None = None) -> Flask:
     backends = Backends(config.account, deployer)
     app.config["EMU_BACKENDS"] = backends
     runtime = Runtime(backends, seed=config.seed, model_timeout=config.model_timeout, metrics=Metrics())
-    app.config["EMU_METRICS"] = runtime.metrics
+    app.config["EMU_RUNTIME"] = runtime
     app.config["EMU_STATE_DIR"] = state_dir
     app.config["EMU_OWNS_STATE_DIR"] = config.state_dir is None
 

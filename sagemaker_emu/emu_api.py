@@ -16,9 +16,9 @@ def health():
 
 @bp.post("/reset")
 def reset():
-    """Delete every resource in every region, stop every fleet, zero the metrics."""
+    """Delete every resource in every region, stop every fleet, forget sessions and metrics."""
     current_app.config["EMU_BACKENDS"].reset()
-    current_app.config["EMU_METRICS"].reset()
+    current_app.config["EMU_RUNTIME"].reset()
     return jsonify({"status": "reset"})
 
 
@@ -31,7 +31,7 @@ def metrics():
             endpoints = [(ep.name, ep.fleet) for ep in backend.endpoints.values() if ep.fleet is not None]
         for name, fleet in endpoints:
             gauges += [((name, i.variant, i.id), i.load.in_flight) for i in fleet.all_instances()]
-    text = current_app.config["EMU_METRICS"].render(gauges)
+    text = current_app.config["EMU_RUNTIME"].metrics.render(gauges)
     return Response(text, mimetype="text/plain; version=0.0.4")
 
 

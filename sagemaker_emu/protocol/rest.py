@@ -124,6 +124,9 @@ class RuntimeAPI:
             return internal_runtime_error(rid)
         headers = [("Content-Type", result.content_type), ("Content-Length", str(len(result.body))),
                    ("x-Amzn-Invoked-Production-Variant", result.variant), ("x-amzn-RequestId", rid)]
-        if result.custom_attributes is not None:
-            headers.append(("X-Amzn-SageMaker-Custom-Attributes", result.custom_attributes))
+        for name, value in (("X-Amzn-SageMaker-Custom-Attributes", result.custom_attributes),
+                            ("X-Amzn-SageMaker-New-Session-Id", result.new_session_id),
+                            ("X-Amzn-SageMaker-Closed-Session-Id", result.closed_session_id)):
+            if value is not None:
+                headers.append((name, value))
         return "200 OK", headers, result.body

@@ -15,6 +15,7 @@ from sagemaker_emu.control.store import Backends
 from sagemaker_emu.errors import InvalidInput, ModelFailure, Unavailable
 from sagemaker_emu.metrics import Metrics
 from sagemaker_emu.routing.strategies import RouteRequest
+from sagemaker_emu.runtime.sessions import NEW_SESSION, Session, SessionTable, parse_new_session
 
 log = logging.getLogger("sagemaker_emu.runtime")
 
@@ -49,6 +50,8 @@ class InvokeResult:
     content_type: str
     variant: str
     custom_attributes: str | None = None
+    new_session_id: str | None = None  # the container's X-Amzn-SageMaker-New-Session-Id
+    closed_session_id: str | None = None
 
 
 class Runtime:
@@ -56,9 +59,14 @@ class Runtime:
                  metrics: Metrics | None = None) -> None:
         self.backends = backends
         self.metrics = metrics or Metrics()
+        self.sessions = SessionTable()
         self.model_timeout = model_timeout
         self._rng = random.Random(seed)
         self._rng_lock = threading.Lock()
+
+    def reset(self) -> None:
+        self.metrics.reset()
+        self.sessions.clear()
 
     # ------------------------------------------------------------ choosing
 
@@ -122,9 +130,13 @@ class Runtime:
                 )
             if req.inference_component is not None:
                 raise InvalidInput(f"Inference component {req.inference_component} is not hosted on endpoint {ep.name}.")
-            variant = self._choose_variant(req, ep, variants)
+            session_key = (ep.arn, ep.created)  # a re-created endpoint does not inherit sessions
+            if req.session_id not in (None, NEW_SESSION):
+                variant, instance = self._session_target(req, ep, session_key, variants, fleet)
+            else:
+                variant = self._choose_variant(req, ep, variants)
+                instance = self._pick(req, fleet, variant.name)
             req.variant_chosen = variant.name
-            instance = self._pick(req, fleet, variant.name)
             if instance is None:
                 continue
             sent = time.perf_counter()
@@ -147,13 +159,34 @@ class Runtime:
                 raise self._model_error(backend, ep.name, status, body)
             if len(body) > MAX_BODY_BYTES:
                 raise self._model_error(backend, ep.name, 500, None)
-            return InvokeResult(
+            result = InvokeResult(
                 body=body,
                 content_type=headers.get("content-type", "application/octet-stream"),
                 variant=variant.name,
                 custom_attributes=headers.get("x-amzn-sagemaker-custom-attributes"),
+                new_session_id=headers.get("x-amzn-sagemaker-new-session-id"),
+                closed_session_id=headers.get("x-amzn-sagemaker-closed-session-id"),
             )
+            self._track_session(result, session_key, variant.name, instance.id)
+            return result
         raise Unavailable(f"No instance of endpoint {req.endpoint_name} is available to serve the request. Try again later.")
+
+    def _session_target(self, req: InvokeRequest, ep, session_key, variants, fleet):
+        session = self.sessions.find(session_key, ep.name, req.session_id, time.time())
+        variant = next((v for v in variants if v.name == session.variant), None)
+        instance = next((i for i in fleet.instances(session.variant) if i.instance_id == session.instance_id), None)
+        if variant is None or instance is None:  # the instance that held it is gone
+            self.sessions.closed(session_key, req.session_id)
+            raise InvalidInput(f"Session {req.session_id} of endpoint {ep.name} was lost with its instance.")
+        return variant, instance
+
+    def _track_session(self, result: InvokeResult, session_key, variant: str, instance_id: str) -> None:
+        if result.new_session_id:
+            parsed = parse_new_session(result.new_session_id)
+            if parsed is not None:
+                self.sessions.opened(session_key, parsed[0], Session(variant, instance_id, parsed[1]))
+        if result.closed_session_id:
+            self.sessions.closed(session_key, result.closed_session_id.strip())
 
     def _headers(self, req: InvokeRequest) -> dict[str, str]:
         headers = {}

@@ -23,6 +23,7 @@ class Reply:
     status: int = 200
     content_type: str = "application/json"
     custom_attributes: str | None = None
+    headers: dict[str, str] = field(default_factory=dict)  # more response headers (sessions)
 
 
 class Model(Protocol):

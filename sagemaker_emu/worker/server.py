@@ -84,6 +84,8 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header("Content-Type", reply.content_type)
             if reply.custom_attributes is not None:
                 self.send_header("X-Amzn-SageMaker-Custom-Attributes", reply.custom_attributes)
+            for name, value in reply.headers.items():
+                self.send_header(name, value)
             if isinstance(reply.body, (bytes, bytearray)):
                 self.send_header("Content-Length", str(len(reply.body)))
                 self.end_headers()

@@ -163,3 +163,25 @@ def test_metrics_in_prometheus_format(server, sm, rt):
     gauges = [v for k, v in samples.items() if k.startswith('sagemaker_emu_in_flight_requests{endpoint="met"')]
     assert gauges == [0.0, 0.0]
     assert "# TYPE sagemaker_emu_model_latency_seconds histogram" in lines
+
+
+def test_sessions_stick_to_the_instance_that_opened_them(server, sm, rt):
+    sm.create_model(ModelName="m", PrimaryContainer={"Image": "sagemaker-emu/echo"})
+    sm.create_endpoint_config(EndpointConfigName="c", ProductionVariants=[variant(model="m", InitialInstanceCount=3)])
+    sm.create_endpoint(EndpointName="sess", EndpointConfigName="c")
+    sm.get_waiter("endpoint_in_service").wait(EndpointName="sess", WaiterConfig={"MaxAttempts": 1})
+    opened = rt.invoke_endpoint(EndpointName="sess", Body=b"hello", SessionId="NEW_SESSION")
+    session_id, expires = opened["NewSessionId"].split("; Expires=")
+    assert len(session_id) == 32 and expires.endswith("Z")
+    before = {iid: i["served"] for iid, i in loads(server, "sess", "AllTraffic").items()}
+    (home,) = [iid for iid, n in before.items() if n == 1]
+    for _ in range(15):
+        assert rt.invoke_endpoint(EndpointName="sess", Body=b"more", SessionId=session_id)["Body"].read() == b"more"
+    after = {iid: i["served"] for iid, i in loads(server, "sess", "AllTraffic").items()}
+    assert after[home] == 16 and sum(after.values()) == 16
+    closed = rt.invoke_endpoint(EndpointName="sess", Body=b"CLOSE", SessionId=session_id)
+    assert closed["ClosedSessionId"] == session_id
+    with pytest.raises(ClientError) as info:
+        rt.invoke_endpoint(EndpointName="sess", Body=b"again", SessionId=session_id)
+    assert info.value.response["Error"] == {
+        "Code": "ValidationError", "Message": f"Session {session_id} is not an open session of endpoint sess."}

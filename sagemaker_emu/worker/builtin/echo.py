@@ -1,5 +1,8 @@
 """`sagemaker-emu/echo`: answers with the request's body and content type.
 
+Stateful sessions: `SessionId: NEW_SESSION` opens one (an hour long); a request in a session
+whose body is `CLOSE` closes it.
+
 Environment: `ECHO_LATENCY_MS` (fixed delay, default 0) and `ECHO_LATENCY_JITTER_MS`
 (plus a uniform random 0..jitter, default 0), seeded by the server's `--seed`.
 """
@@ -13,6 +16,8 @@ from dataclasses import dataclass
 
 from sagemaker_emu.worker.builtin.knobs import number
 from sagemaker_emu.worker.contract import Invocation, Reply
+
+SESSION_SECONDS = 3600
 
 
 @dataclass
@@ -47,4 +52,16 @@ class Echo:
             body=invocation.body,
             content_type=invocation.content_type or "application/octet-stream",
             custom_attributes=invocation.custom_attributes,
+            headers=self._session_headers(invocation),
         )
+
+    def _session_headers(self, invocation: Invocation) -> dict[str, str]:
+        session = invocation.headers.get("x-amzn-sagemaker-session-id")
+        if session == "NEW_SESSION":
+            with self._lock:
+                new_id = "%032x" % self.rng.getrandbits(128)
+            expires = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + SESSION_SECONDS))
+            return {"X-Amzn-SageMaker-New-Session-Id": f"{new_id}; Expires={expires}"}
+        if session and invocation.body.strip() == b"CLOSE":
+            return {"X-Amzn-SageMaker-Closed-Session-Id": session}
+        return {}
