@@ -11,6 +11,7 @@ import select
 import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qsl
 
 from sagemaker_emu.worker.contract import Invocation, Model, Reply
 
@@ -48,7 +49,10 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         if self.path != "/ping":
-            return self._send(Reply(status=404, body=b'{"message": "not found"}'))
+            path, _, query = self.path.partition("?")
+            extra = getattr(self.server.model, "get", None)  # models may serve more (llm-sim's /kv-events)
+            reply = extra(path, dict(parse_qsl(query))) if extra else None
+            return self._send(reply or Reply(status=404, body=b'{"message": "not found"}'))
         healthy = self.server.model.healthy()
         self._send(Reply(status=200 if healthy else 503, body=b"" if healthy else b'{"status": "unhealthy"}'))
 

@@ -10,6 +10,11 @@ at once (continuous batching); each extra running sequence makes every step
 `max_new_tokens` when given, else drawn from a lognormal (`LLM_SIM_OUTPUT_TOKENS_MEDIAN`,
 `LLM_SIM_OUTPUT_TOKENS_SIGMA`, capped at `LLM_SIM_MAX_OUTPUT_TOKENS`). Defaults look like
 a 7B model on one GPU. `LLM_SIM_TIME_SCALE` multiplies every latency.
+
+Prefix caching: each instance keeps `LLM_SIM_KV_CACHE_BLOCKS` blocks of
+`LLM_SIM_KV_BLOCK_TOKENS` prompt tokens (LRU); the cached leading blocks of a prompt are not
+prefilled again. `GET /kv-events?after=N` reports what the cache stored and evicted, as
+vLLM's KV-cache events do, so a KV_AWARE router can send prompts where they are cached.
 """
 
 from __future__ import annotations
@@ -18,16 +23,15 @@ import collections
 import json
 import math
 import random
-import re
 import threading
 import time
 from dataclasses import dataclass, field
 from typing import Iterator
 
+from sagemaker_emu import kvcache
 from sagemaker_emu.worker.builtin.knobs import integer, number
 from sagemaker_emu.worker.contract import Invocation, Reply
 
-_TOKEN = re.compile(r"\w+|[^\w\s]")
 _VOCAB = ("the model answers with tokens of simulated text that take time to decode on a busy "
           "accelerator while other sequences share each step of the batch").split()
 _MIN_SLEEP_S = 0.05  # non-streaming decode sleeps in chunks at least this long
@@ -35,7 +39,7 @@ _MIN_SLEEP_S = 0.05  # non-streaming decode sleeps in chunks at least this long
 
 def count_tokens(text: str) -> int:
     """A tokenizer-free estimate: words and punctuation marks."""
-    return len(_TOKEN.findall(text))
+    return len(kvcache.tokens(text))
 
 
 @dataclass
@@ -49,6 +53,8 @@ class Profile:
     output_tokens_sigma: float = 0.8
     max_output_tokens: int = 2048
     time_scale: float = 1.0
+    kv_cache_blocks: int = 2048
+    kv_block_tokens: int = kvcache.DEFAULT_BLOCK_TOKENS
 
     @classmethod
     def from_env(cls, env: dict[str, str]) -> "Profile":
@@ -63,6 +69,8 @@ class Profile:
             output_tokens_sigma=number(env, "LLM_SIM_OUTPUT_TOKENS_SIGMA", d.output_tokens_sigma),
             max_output_tokens=integer(env, "LLM_SIM_MAX_OUTPUT_TOKENS", d.max_output_tokens, minimum=1),
             time_scale=number(env, "LLM_SIM_TIME_SCALE", d.time_scale),
+            kv_cache_blocks=integer(env, "LLM_SIM_KV_CACHE_BLOCKS", d.kv_cache_blocks),
+            kv_block_tokens=integer(env, "LLM_SIM_KV_BLOCK_TOKENS", d.kv_block_tokens, minimum=1),
         )
 
 
@@ -102,6 +110,7 @@ class LlmSim:
 
     def __post_init__(self) -> None:
         self.batch = Batch(self.profile.max_batch)
+        self.cache = kvcache.BlockCache(self.profile.kv_cache_blocks)
         self._rng_lock = threading.Lock()
 
     @classmethod
@@ -110,6 +119,16 @@ class LlmSim:
 
     def healthy(self) -> bool:
         return True
+
+    def get(self, path: str, query: dict[str, str]) -> Reply | None:
+        """`GET /kv-events?after=N`: the cache's events after sequence number N."""
+        if path != "/kv-events":
+            return None
+        try:
+            after = int(query.get("after", "0"))
+        except ValueError:
+            return Reply(status=400, body=b'{"error": "after must be an integer"}')
+        return Reply(body=json.dumps(self.cache.events_after(after)).encode())
 
     def invoke(self, invocation: Invocation) -> Reply:
         try:
@@ -144,15 +163,23 @@ class LlmSim:
         with self._rng_lock:
             return [self.rng.choice(_VOCAB) for _ in range(n)]
 
+    def prefill_seconds(self, n_tokens: int, hashes: list[str]) -> float:
+        """Prefill time for a prompt: the leading blocks already cached are not computed again."""
+        p = self.profile
+        cached = self.cache.hit_blocks(hashes) * p.kv_block_tokens
+        return (p.prefill_base_ms + p.prefill_ms_per_token * (n_tokens - cached)) / 1000 * p.time_scale
+
     def generate(self, prompt: str, max_new: int | None, connected, stream: bool) -> Iterator[str]:
         """Yield the output token by token (stream) or in chunks, taking simulated time."""
         p = self.profile
         n_out = self.output_length(max_new)
         words = self._words(n_out)
+        toks = kvcache.tokens(prompt)
+        hashes = kvcache.block_hashes(toks, p.kv_block_tokens) if p.kv_cache_blocks else []
         self.batch.enter()
         try:
-            prefill = (p.prefill_base_ms + p.prefill_ms_per_token * count_tokens(prompt)) / 1000
-            time.sleep(prefill * p.time_scale)
+            time.sleep(self.prefill_seconds(len(toks), hashes))
+            self.cache.store(hashes)
             done = 0
             while done < n_out:
                 if not connected():
