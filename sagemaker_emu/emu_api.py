@@ -74,6 +74,8 @@ def _instance_view(instance) -> dict:
         "served": load.served,
         "errors": load.errors,
         "log": str(instance.log_path),
+        "kv_cache": ({"blocks": instance.kv.occupancy, "capacity": instance.kv.capacity}
+                     if instance.kv.supported else None),
     }
 
 

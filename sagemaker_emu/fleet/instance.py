@@ -18,6 +18,7 @@ from urllib.parse import urlparse
 
 from sagemaker_emu.fleet.connections import ConnectionPool
 from sagemaker_emu.fleet.images import Launch
+from sagemaker_emu.fleet.kv_state import KvState
 from sagemaker_emu.fleet.load import Load
 
 PING_TIMEOUT_S = 2.0  # SageMaker's per-probe limit
@@ -61,6 +62,7 @@ class Instance:
         self._suspect = False
         self.restarts = 0
         self.load = Load()
+        self.kv = KvState()
         self.started_at = time.time()
         if launch.url:
             parsed = urlparse(launch.url)
@@ -98,6 +100,13 @@ class Instance:
         return self.load.in_flight
 
     @property
+    def kv_blocks(self) -> frozenset[str]:
+        return self.kv.blocks
+
+    def sync_kv(self) -> None:
+        self.kv.sync(self.host, self.port)
+
+    @property
     def pid(self) -> int | None:
         return self.process.pid if self.process else None
 
@@ -107,6 +116,7 @@ class Instance:
 
     def start(self) -> None:
         """Start the process (nothing to start for a URL instance)."""
+        self.kv.reset()
         if self.launch.url:
             self.pool = ConnectionPool(self.host, self.port)
             return

@@ -11,10 +11,13 @@ a strategy may cache what it derives from the membership (PREFIX_AWARE's ring).
 from __future__ import annotations
 
 import bisect
+import json
 import random
 import zlib
 from dataclasses import dataclass
 from typing import Protocol, Sequence
+
+from sagemaker_emu import kvcache
 
 
 @dataclass(frozen=True)
@@ -124,6 +127,53 @@ class PrefixAwareStrategy:
         return LeastOutstandingStrategy().pick(request, candidates, rng)
 
 
+class KvAwareStrategy:
+    """The instance whose KV cache already holds the longest start of the prompt, weighed
+    against how busy each instance is.
+
+    Each instance costs the prompt tokens it would have to prefill (those past its cached
+    leading blocks) plus `load_weight_tokens` for every request it has in flight; the
+    cheapest wins, ties going to the less busy, then at random. When no instance holds any
+    of the prompt (or the body has no `inputs` text) this is LEAST_OUTSTANDING_REQUESTS.
+    Instances expose `kv_blocks`, the block hashes their cache reported."""
+
+    wants_cache_state = True  # the runtime refreshes an instance's cache state after each call
+
+    def __init__(self, block_tokens: int = kvcache.DEFAULT_BLOCK_TOKENS, load_weight_tokens: int = 256) -> None:
+        self.block_tokens = block_tokens
+        self.load_weight_tokens = load_weight_tokens
+
+    @staticmethod
+    def prompt(body: bytes) -> str | None:
+        try:
+            request = json.loads(body)
+        except ValueError:
+            return None
+        inputs = request.get("inputs") if isinstance(request, dict) else None
+        return inputs if isinstance(inputs, str) else None
+
+    def pick(self, request: RouteRequest, candidates: Sequence, rng: random.Random):
+        text = self.prompt(request.body) if len(candidates) > 1 else None
+        hashes = kvcache.block_hashes(kvcache.tokens(text), self.block_tokens) if text else []
+        matches = [_leading(hashes, getattr(c, "kv_blocks", frozenset())) for c in candidates]
+        if not any(matches):
+            return LeastOutstandingStrategy().pick(request, candidates, rng)
+        costs = [(len(hashes) - m) * self.block_tokens + c.in_flight * self.load_weight_tokens
+                 for m, c in zip(matches, candidates)]
+        best = min(costs)
+        tied = [c for cost, c in zip(costs, candidates) if cost == best]
+        return LeastOutstandingStrategy().pick(request, tied, rng)
+
+
+def _leading(hashes: list[str], blocks: frozenset[str]) -> int:
+    n = 0
+    for h in hashes:
+        if h not in blocks:
+            break
+        n += 1
+    return n
+
+
 def strategy_for(routing_config: dict) -> Strategy:
     """A new strategy object for one variant (strategies may keep per-variant state)."""
     name = routing_config.get("RoutingStrategy", "RANDOM")
@@ -133,7 +183,5 @@ def strategy_for(routing_config: dict) -> Strategy:
     if name == "LEAST_OUTSTANDING_REQUESTS":
         return LeastOutstandingStrategy()
     if name == "KV_AWARE":
-        # Until instances report their KV caches (issue 4, next step), KV_AWARE routes as
-        # SageMaker documents for containers that report nothing: least outstanding requests.
-        return LeastOutstandingStrategy()
+        return KvAwareStrategy()
     return RandomStrategy()

@@ -151,6 +151,8 @@ class Runtime:
                     outcome.cancelled = True
                     continue
                 outcome.failed = not 200 <= status < 300
+            if getattr(fleet.router(variant.name), "wants_cache_state", False):
+                instance.sync_kv()  # before answering, so the next decision sees this prompt cached
             answered = time.perf_counter()
             self.metrics.invoked(ep.name, variant.name, instance.id, model_s=answered - sent, overhead_s=sent - started)
             log.info("InvokeEndpoint %s variant=%s instance=%s status=%d %.1fms",

@@ -185,3 +185,24 @@ def test_sessions_stick_to_the_instance_that_opened_them(server, sm, rt):
         rt.invoke_endpoint(EndpointName="sess", Body=b"again", SessionId=session_id)
     assert info.value.response["Error"] == {
         "Code": "ValidationError", "Message": f"Session {session_id} is not an open session of endpoint sess."}
+
+
+def test_kv_aware_sends_a_repeated_prompt_back_to_its_cache(server, sm, rt):
+    deploy_llm(sm, "kv", 3, {"RoutingStrategy": "KV_AWARE"})
+    system = " ".join(f"rule{n}." for n in range(200))  # 400 tokens: 25 cache blocks
+
+    def ask(question: str) -> dict:
+        payload = {"inputs": system + " " + question, "parameters": {"max_new_tokens": SHORT, "details": True}}
+        out = rt.invoke_endpoint(EndpointName="kv", Body=json.dumps(payload), ContentType="application/json")
+        return json.loads(out["Body"].read())[0]["details"]
+
+    first = ask("What is rule 7?")
+    assert first["cached_tokens"] == 0
+    home = {iid for iid, i in loads(server, "kv").items() if i["served"]}
+    for n in range(6):
+        details = ask(f"And rule {n}?")
+        assert details["cached_tokens"] >= 400 - 16  # the whole shared prompt is reused
+    after = loads(server, "kv")
+    assert {iid for iid, i in after.items() if i["served"]} == home
+    (h,) = home
+    assert after[h]["kv_cache"]["blocks"] >= 25 and after[h]["kv_cache"]["capacity"] == 2048

@@ -101,3 +101,59 @@ def test_prefix_aware_strategy_from_config():
     s = strategy_for({"RoutingStrategy": "PREFIX_AWARE",
                       "PrefixAwareRoutingConfig": {"PrefixLength": 2048, "ConcurrencyThreshold": 3}})
     assert isinstance(s, PrefixAwareStrategy) and (s.prefix_length, s.threshold) == (2048, 3)
+
+
+import json  # noqa: E402
+from dataclasses import dataclass, field  # noqa: E402
+
+from sagemaker_emu import kvcache  # noqa: E402
+from sagemaker_emu.routing.strategies import KvAwareStrategy  # noqa: E402
+
+
+@dataclass
+class CacheHolder:
+    instance_id: str
+    in_flight: int
+    kv_blocks: frozenset = field(default_factory=frozenset)
+
+
+LONG_PROMPT = " ".join(f"token{n}" for n in range(320))  # 20 blocks of 16
+
+
+def kv_request(text=LONG_PROMPT):
+    return RouteRequest(json.dumps({"inputs": text, "parameters": {"max_new_tokens": 5}}).encode())
+
+
+def cached(text, blocks=None):
+    hashes = kvcache.block_hashes(kvcache.tokens(text))
+    return frozenset(hashes[:blocks] if blocks is not None else hashes)
+
+
+def test_kv_aware_prefers_the_instance_holding_the_longest_prefix():
+    pool = [CacheHolder("i0", 0), CacheHolder("i1", 0, cached(LONG_PROMPT, 5)), CacheHolder("i2", 0, cached(LONG_PROMPT))]
+    assert KvAwareStrategy().pick(kv_request(), pool, random.Random(0)).instance_id == "i2"
+
+
+def test_kv_aware_weighs_the_match_against_load():
+    s = KvAwareStrategy(load_weight_tokens=256)
+    # i1 holds all 320 tokens but has 2 requests in flight (cost 512); i0 holds nothing (cost 320).
+    pool = [CacheHolder("i0", 0), CacheHolder("i1", 2, cached(LONG_PROMPT))]
+    assert s.pick(kv_request(), pool, random.Random(0)).instance_id == "i0"
+    pool = [CacheHolder("i0", 0), CacheHolder("i1", 1, cached(LONG_PROMPT))]  # cost 256 < 320
+    assert s.pick(kv_request(), pool, random.Random(0)).instance_id == "i1"
+
+
+def test_kv_aware_without_a_match_is_least_outstanding():
+    pool = [CacheHolder("i0", 3), CacheHolder("i1", 1, cached("something else entirely " * 20)), CacheHolder("i2", 2)]
+    assert KvAwareStrategy().pick(kv_request(), pool, random.Random(0)).instance_id == "i1"
+    not_json = RouteRequest(b"\x00binary")
+    assert KvAwareStrategy().pick(not_json, pool, random.Random(0)).instance_id == "i1"
+    plain = [Candidate("a", 2), Candidate("b", 0)]  # containers that report nothing
+    assert KvAwareStrategy().pick(kv_request(), plain, random.Random(0)).instance_id == "b"
+
+
+def test_kv_aware_only_counts_leading_blocks():
+    hashes = kvcache.block_hashes(kvcache.tokens(LONG_PROMPT))
+    middle_only = frozenset(hashes[5:])  # without the first blocks nothing is reusable
+    pool = [CacheHolder("i0", 0, middle_only), CacheHolder("i1", 0, frozenset(hashes[:2]))]
+    assert KvAwareStrategy().pick(kv_request(), pool, random.Random(0)).instance_id == "i1"

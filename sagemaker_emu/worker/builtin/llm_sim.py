@@ -132,13 +132,17 @@ class LlmSim:
 
     def invoke(self, invocation: Invocation) -> Reply:
         try:
-            prompt, max_new = self._parse(invocation.body)
+            prompt, max_new, details = self._parse(invocation.body)
         except BadRequest as exc:
             return Reply(status=422, body=json.dumps({"error": str(exc), "error_type": "validation"}).encode())
-        text = "".join(self.generate(prompt, max_new, invocation.connected, stream=False))
-        return Reply(body=json.dumps([{"generated_text": text}]).encode())
+        stats: dict = {}
+        text = "".join(self.generate(prompt, max_new, invocation.connected, stream=False, stats=stats))
+        answer: dict = {"generated_text": text}
+        if details:  # as TGI's `details` parameter, with the prompt's cached tokens too
+            answer["details"] = {"finish_reason": "length", **stats}
+        return Reply(body=json.dumps([answer]).encode())
 
-    def _parse(self, body: bytes) -> tuple[str, int | None]:
+    def _parse(self, body: bytes) -> tuple[str, int | None, bool]:
         try:
             request = json.loads(body or b"null")
         except ValueError:
@@ -147,9 +151,10 @@ class LlmSim:
             raise BadRequest('Input validation error: `inputs` must be a string')
         params = request.get("parameters") or {}
         max_new = params.get("max_new_tokens") if isinstance(params, dict) else None
+        details = isinstance(params, dict) and params.get("details") is True
         if max_new is not None and (not isinstance(max_new, int) or isinstance(max_new, bool) or max_new < 1):
             raise BadRequest("Input validation error: `max_new_tokens` must be strictly positive")
-        return request["inputs"], max_new
+        return request["inputs"], max_new, details
 
     def output_length(self, max_new: int | None) -> int:
         if max_new is not None:
@@ -169,8 +174,11 @@ class LlmSim:
         cached = self.cache.hit_blocks(hashes) * p.kv_block_tokens
         return (p.prefill_base_ms + p.prefill_ms_per_token * (n_tokens - cached)) / 1000 * p.time_scale
 
-    def generate(self, prompt: str, max_new: int | None, connected, stream: bool) -> Iterator[str]:
-        """Yield the output token by token (stream) or in chunks, taking simulated time."""
+    def generate(self, prompt: str, max_new: int | None, connected, stream: bool,
+                 stats: dict | None = None) -> Iterator[str]:
+        """Yield the output token by token (stream) or in chunks, taking simulated time.
+
+        `stats` receives prompt_tokens, cached_tokens and generated_tokens."""
         p = self.profile
         n_out = self.output_length(max_new)
         words = self._words(n_out)
@@ -178,6 +186,9 @@ class LlmSim:
         hashes = kvcache.block_hashes(toks, p.kv_block_tokens) if p.kv_cache_blocks else []
         self.batch.enter()
         try:
+            if stats is not None:
+                stats.update(prompt_tokens=len(toks), generated_tokens=n_out,
+                             cached_tokens=self.cache.hit_blocks(hashes) * p.kv_block_tokens)
             time.sleep(self.prefill_seconds(len(toks), hashes))
             self.cache.store(hashes)
             done = 0

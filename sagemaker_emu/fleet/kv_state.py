@@ -1,0 +1,69 @@
+"""What an instance's prefix (KV) cache holds, as its `GET /kv-events` reports it.
+
+The fleet applies an instance's events (BlockStored, BlockRemoved, or a full snapshot when
+it fell behind) to a set of block hashes that the KV_AWARE strategy reads. A container that
+answers 404 reports nothing, and KV_AWARE treats it as holding nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+
+from sagemaker_emu.fleet.http1 import Connection
+
+log = logging.getLogger("sagemaker_emu.fleet")
+SYNC_TIMEOUT_S = 2.0
+
+
+class KvState:
+    def __init__(self) -> None:
+        self.blocks: frozenset[str] = frozenset()
+        self.occupancy = 0
+        self.capacity = 0
+        self.supported: bool | None = None  # unknown until the first sync
+        self._last = 0
+        self._lock = threading.Lock()
+
+    def reset(self) -> None:
+        """A restarted instance starts with an empty cache and a new event sequence."""
+        with self._lock:
+            self.blocks, self.occupancy, self._last, self.supported = frozenset(), 0, 0, None
+
+    def sync(self, host: str, port: int) -> None:
+        """Fetch and apply the events after the last one seen. Errors leave the state as it was."""
+        if self.supported is False:
+            return
+        with self._lock:
+            conn = Connection(host, port, timeout=SYNC_TIMEOUT_S)
+            try:
+                conn.send("GET", f"/kv-events?after={self._last}", b"", {})
+                head = conn.read_head()
+                body = conn.read_body(head)
+            except OSError as exc:
+                log.debug("kv-events from %s:%d failed: %s", host, port, exc)
+                return
+            finally:
+                conn.close()
+            if head.status == 404:
+                self.supported = False
+                return
+            if head.status != 200:
+                return
+            self.supported = True
+            self._apply(json.loads(body))
+
+    def _apply(self, report: dict) -> None:
+        blocks = set(self.blocks) if report.get("snapshot") is None else set(report["snapshot"])
+        for event in report.get("events", []):
+            if event["type"] == "BlockStored":
+                blocks.update(event["block_hashes"])
+            elif event["type"] == "BlockRemoved":
+                blocks.difference_update(event["block_hashes"])
+            elif event["type"] == "AllBlocksCleared":
+                blocks.clear()
+        self.blocks = frozenset(blocks)  # replaced whole: readers never see a half-applied report
+        self.occupancy = report.get("occupancy", len(blocks))
+        self.capacity = report.get("capacity", 0)
+        self._last = report.get("last", self._last)
