@@ -7,7 +7,9 @@ the status line, headers and a Content-Length, chunked or read-to-close body dir
 
 from __future__ import annotations
 
+import select
 import socket
+import time
 from dataclasses import dataclass
 from typing import Iterator
 
@@ -16,6 +18,19 @@ MAX_HEADER_BYTES = 64 * 1024
 
 class ProtocolError(OSError):
     """The instance sent something that is not an HTTP/1.1 response."""
+
+
+class CallerGone(Exception):
+    """The caller we are waiting for closed its connection."""
+
+
+def _closed(sock: socket.socket) -> bool:
+    try:
+        return sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
+    except BlockingIOError:
+        return False
+    except OSError:
+        return True
 
 
 @dataclass
@@ -31,6 +46,7 @@ class Connection:
         self.sock: socket.socket | None = None
         self.timeout = timeout
         self._buf = b""
+        self.watch: socket.socket | None = None  # the caller's socket, while one waits on us
 
     def settimeout(self, timeout: float) -> None:
         self.timeout = timeout
@@ -52,9 +68,26 @@ class Connection:
         self.sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body)
 
     def _fill(self) -> bool:
+        if self.watch is not None:
+            self._wait_for_data()
         data = self.sock.recv(65536)
         self._buf += data
         return bool(data)
+
+    def _wait_for_data(self) -> None:
+        """Wait for the instance, and give up the moment the watched caller hangs up."""
+        deadline = time.monotonic() + self.timeout
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise socket.timeout("timed out")
+            readable, _, _ = select.select([self.sock, self.watch], [], [], remaining)
+            if self.sock in readable:
+                return
+            if self.watch in readable:
+                if _closed(self.watch):
+                    raise CallerGone()
+                self.watch = None  # the caller sent more (a pipelined request): stop watching
 
     def _line(self) -> bytes:
         while b"\r\n" not in self._buf:

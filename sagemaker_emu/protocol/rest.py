@@ -21,6 +21,7 @@ from urllib.parse import unquote
 
 from sagemaker_emu import errors
 from sagemaker_emu.config import Config
+from sagemaker_emu.fleet.http1 import CallerGone
 from sagemaker_emu.protocol.context import region_of
 from sagemaker_emu.protocol.errors import internal_runtime_error, request_id, runtime_error
 from sagemaker_emu.runtime.invoke import InvokeRequest, Runtime
@@ -111,9 +112,12 @@ class RuntimeAPI:
                 endpoint_name=endpoint_name,
                 body=read_body(environ),
                 region=region_of(environ.get("HTTP_AUTHORIZATION"), self.config.region),
+                caller=environ.get("werkzeug.socket"),  # watched while the instance works
                 **{f: params.get(m) for f, m in _FIELDS.items()},
             )
             result = self.runtime.invoke(invoke)
+        except CallerGone:  # nobody to answer; the connection is closed below us
+            return "499 Client Closed Request", [("Content-Length", "0"), ("Connection", "close")], b""
         except errors.EmuError as exc:
             answer = runtime_error(exc, rid)
             log.info("InvokeEndpoint %s %s %s %.1fms", endpoint_name, answer[0][:3], type(exc).__name__,

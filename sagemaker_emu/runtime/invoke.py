@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from sagemaker_emu.control.resources import Status
 from sagemaker_emu.control.store import Backends
 from sagemaker_emu.errors import InvalidInput, ModelFailure, Unavailable
+from sagemaker_emu.fleet.http1 import CallerGone
 from sagemaker_emu.metrics import Metrics
 from sagemaker_emu.routing.strategies import RouteRequest
 from sagemaker_emu.runtime.sessions import NEW_SESSION, Session, SessionTable, parse_new_session
@@ -42,6 +43,7 @@ class InvokeRequest:
     session_id: str | None = None
     prefix_aware_id: str | None = None
     variant_chosen: str = ""  # set once a variant is chosen, for error metrics
+    caller: object = None  # the caller's socket, watched while the instance works
 
 
 @dataclass
@@ -115,6 +117,11 @@ class Runtime:
             raise
         except Unavailable:
             self.metrics.failed(req.endpoint_name, req.variant_chosen, "ServiceUnavailable")
+            raise
+        except CallerGone:
+            self.metrics.failed(req.endpoint_name, req.variant_chosen, "CallerClosedConnection")
+            log.info("InvokeEndpoint %s variant=%s: the caller hung up; the instance was released",
+                     req.endpoint_name, req.variant_chosen)
             raise
 
     def _invoke(self, req: InvokeRequest) -> InvokeResult:
@@ -204,10 +211,14 @@ class Runtime:
         headers = self._headers(req)
         for attempt in range(2):
             conn, reused = instance.pool.acquire(self.model_timeout)
+            conn.watch = req.caller
             try:
                 conn.send("POST", "/invocations", req.body, headers)
                 resp = conn.read_head()
                 body = conn.read_body(resp)
+            except CallerGone:
+                conn.close()  # the instance sees us go too, and stops working for nobody
+                raise
             except (socket.timeout, TimeoutError):
                 conn.close()  # the instance sees us go and is free again
                 raise self._timeout(instance, req) from None
@@ -221,6 +232,7 @@ class Runtime:
                 if instance.exited():
                     instance.suspect = True  # crashed: no more requests until it is restarted
                 raise self._broken(instance, req) from None
+            conn.watch = None
             instance.pool.release(conn, reusable=resp.keep_alive)
             return resp.status, resp.headers, body
         raise self._broken(instance, req)

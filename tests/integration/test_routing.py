@@ -137,7 +137,7 @@ def test_in_flight_counters_return_to_zero_after_chaos(server, sm, rt):
     assert outcomes["ok"] == 12 and outcomes["ModelError"] == 12 and outcomes["hung up"] == 12
     eventually(lambda: in_flight(server, "chaos") == 0)
     view = loads(server, "chaos")
-    assert sum(i["errors"] for i in view.values()) == 12
+    assert sum(i["errors"] for i in view.values()) == 24  # 12 ModelErrors and 12 abandoned calls
     assert sum(i["served"] for i in view.values()) == 36
 
 
@@ -206,3 +206,17 @@ def test_kv_aware_sends_a_repeated_prompt_back_to_its_cache(server, sm, rt):
     assert {iid for iid, i in after.items() if i["served"]} == home
     (h,) = home
     assert after[h]["kv_cache"]["blocks"] >= 25 and after[h]["kv_cache"]["capacity"] == 2048
+
+
+def test_a_caller_that_hangs_up_frees_the_instance_and_stops_generation(server, sm, rt):
+    deploy_llm(sm, "hang", 1, {"RoutingStrategy": "RANDOM"})
+    impatient = client(server.url, "sagemaker-runtime", read_timeout=0.5, connect_timeout=5)
+    with pytest.raises(ReadTimeoutError):
+        impatient.invoke_endpoint(EndpointName="hang", Body=body("a long answer please", 1000))  # ~10 s of tokens
+    (inst,) = loads(server, "hang").values()
+    # The instance is told at once and stops: its own log says so, long before 1000 tokens.
+    status, _, log = eventually(lambda: (lambda r: r if b"generation stopped" in r[2] else None)(
+        server.post(f"/_emu/endpoints/hang/instances/{inst['id']}/logs", method="GET")))
+    assert b"the caller went away after" in log and b"of 1000 tokens" in log
+    assert in_flight(server, "hang") == 0
+    assert loads(server, "hang")[inst["id"]]["errors"] == 1

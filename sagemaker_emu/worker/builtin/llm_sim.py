@@ -28,10 +28,13 @@ import time
 from dataclasses import dataclass, field
 from typing import Iterator
 
+import logging
+
 from sagemaker_emu import kvcache
 from sagemaker_emu.worker.builtin.knobs import integer, number
 from sagemaker_emu.worker.contract import Invocation, Reply
 
+log = logging.getLogger("sagemaker_emu.llm_sim")
 _VOCAB = ("the model answers with tokens of simulated text that take time to decode on a busy "
           "accelerator while other sequences share each step of the batch").split()
 _MIN_SLEEP_S = 0.05  # non-streaming decode sleeps in chunks at least this long
@@ -194,7 +197,8 @@ class LlmSim:
             done = 0
             while done < n_out:
                 if not connected():
-                    return  # the caller went away: free the batch slot now
+                    log.info("the caller went away after %d of %d tokens; generation stopped", done, n_out)
+                    return  # free the batch slot now
                 step = p.decode_ms_per_token / 1000 * (1 + p.batch_slowdown * (self.batch.running - 1)) * p.time_scale
                 chunk = 1 if stream or step <= 0 else max(1, min(n_out - done, math.ceil(_MIN_SLEEP_S / step)))
                 time.sleep(step * chunk)
