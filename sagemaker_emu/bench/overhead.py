@@ -94,23 +94,27 @@ def _boto3_caller(url: str, threads: int) -> Callable[[int], None]:
     return call
 
 
-def _deploy(url: str) -> dict:
+def _deploy(url: str, strategy: str) -> dict:
     sm = _boto3(url, "sagemaker", 1)
     sm.create_model(ModelName="bench", PrimaryContainer={"Image": "sagemaker-emu/echo"})
+    routing = {"RoutingStrategy": strategy}
+    if strategy == "PREFIX_AWARE":
+        routing["PrefixAwareRoutingConfig"] = {"PrefixLength": 1024, "ConcurrencyThreshold": 64}
     sm.create_endpoint_config(EndpointConfigName="bench", ProductionVariants=[{
-        "VariantName": "AllTraffic", "ModelName": "bench", "InstanceType": "ml.m5.large", "InitialInstanceCount": 1}])
+        "VariantName": "AllTraffic", "ModelName": "bench", "InstanceType": "ml.m5.large", "InitialInstanceCount": 1,
+        "RoutingConfig": routing}])
     sm.create_endpoint(EndpointName="bench", EndpointConfigName="bench")
     sm.get_waiter("endpoint_in_service").wait(EndpointName="bench")
     with urllib.request.urlopen(url + "/_emu/endpoints/bench") as resp:
         return json.load(resp)["variants"][0]["instances"][0]
 
 
-def run(calls: int, thread_counts: list[int], out=print) -> dict:
+def run(calls: int, thread_counts: list[int], out=print, strategy: str = "RANDOM") -> dict:
     emulator, url = _start_emulator()
     moto = _start_moto()
     results: dict[str, dict[int, LoadResult]] = {}
     try:
-        worker = _deploy(url)
+        worker = _deploy(url, strategy)
         host, port = url.split("//", 1)[1].split(":")
         paths: dict[str, Callable[[int], Callable[[int], None]]] = {
             "direct to worker (raw HTTP)": lambda t: _raw_caller("127.0.0.1", worker["port"], "/invocations", t),
@@ -162,9 +166,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--calls", type=int, default=3000, help="calls per path and thread count")
     parser.add_argument("--threads", default="1,16", help="client thread counts, comma separated")
     parser.add_argument("--json", default=None, help="also write the numbers to this file")
+    parser.add_argument("--strategy", default="RANDOM",
+                        choices=("RANDOM", "LEAST_OUTSTANDING_REQUESTS", "PREFIX_AWARE", "KV_AWARE"),
+                        help="the echo variant's RoutingStrategy (one instance: the pick's own cost)")
     args = parser.parse_args(argv)
     numbers = run(args.calls, [int(t) for t in args.threads.split(",")],
-                  out=lambda *a, **k: print(*a, **k, flush=True))
+                  out=lambda *a, **k: print(*a, **k, flush=True), strategy=args.strategy)
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"calls": args.calls, "cpus": os.cpu_count(), "results": numbers}, f, indent=2)
