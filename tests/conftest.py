@@ -17,10 +17,10 @@ REGION = "us-east-1"
 
 
 class RunningServer:
-    def __init__(self, *args: str) -> None:
+    def __init__(self, *args: str, seed: int = 7) -> None:
         self.log = tempfile.TemporaryFile()
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "sagemaker_emu", "serve", "--port", "0", "--seed", "7", *args],
+            [sys.executable, "-m", "sagemaker_emu", "serve", "--port", "0", "--seed", str(seed), *args],
             stdout=subprocess.PIPE,
             stderr=self.log,
             text=True,

@@ -220,3 +220,29 @@ def test_a_caller_that_hangs_up_frees_the_instance_and_stops_generation(server, 
     assert b"the caller went away after" in log and b"of 1000 tokens" in log
     assert in_flight(server, "hang") == 0
     assert loads(server, "hang")[inst["id"]]["errors"] == 1
+
+
+def routed_sequence(seed: int) -> list[str]:
+    """Which instance served each of 40 sequential calls, read from the invocation log lines."""
+    from tests.conftest import RunningServer
+
+    srv = RunningServer(seed=seed)
+    try:
+        sm, rt = client(srv.url), client(srv.url, "sagemaker-runtime")
+        sm.create_model(ModelName="m", PrimaryContainer={"Image": "sagemaker-emu/echo"})
+        sm.create_endpoint_config(EndpointConfigName="c", ProductionVariants=[
+            variant("a", model="m", InitialInstanceCount=3), variant("b", model="m", InitialInstanceCount=2)])
+        sm.create_endpoint(EndpointName="seeded", EndpointConfigName="c")
+        sm.get_waiter("endpoint_in_service").wait(EndpointName="seeded", WaiterConfig={"MaxAttempts": 1})
+        for _ in range(40):
+            rt.invoke_endpoint(EndpointName="seeded", Body=b"x")
+        return [line.split("instance=")[1].split()[0] for line in srv.logs().splitlines() if "instance=" in line]
+    finally:
+        srv.stop()
+
+
+def test_the_seed_makes_variant_and_instance_choices_repeat():
+    first, again, other = routed_sequence(11), routed_sequence(11), routed_sequence(12)
+    assert len(first) == 40 and len(set(first)) == 5
+    assert first == again
+    assert first != other
