@@ -71,3 +71,11 @@ class ModelFailure(EmuError):
 
 class Unavailable(EmuError):
     """No instance can take the request now."""
+
+
+class ModelStreamFailure(EmuError):
+    """The model failed after its response had started streaming."""
+
+    def __init__(self, message: str, error_code: str) -> None:
+        super().__init__(message)
+        self.error_code = error_code  # ModelInvocationTimeExceeded or StreamBroken

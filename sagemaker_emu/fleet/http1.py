@@ -47,6 +47,7 @@ class Connection:
         self.timeout = timeout
         self._buf = b""
         self.watch: socket.socket | None = None  # the caller's socket, while one waits on us
+        self.at_rest = True  # False from sending a request until its whole answer is read
 
     def settimeout(self, timeout: float) -> None:
         self.timeout = timeout
@@ -63,6 +64,7 @@ class Connection:
         if self.sock is None:
             self.sock = socket.create_connection((self.host, self.port), timeout=self.timeout)
             self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.at_rest = False
         lines = [f"{method} {path} HTTP/1.1", f"Host: {self.host}:{self.port}", f"Content-Length: {len(body)}"]
         lines += [f"{k}: {v}" for k, v in headers.items()]
         self.sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body)
@@ -125,6 +127,7 @@ class Connection:
                 if size == 0:
                     while self._line():  # trailers, up to the blank line
                         pass
+                    self.at_rest = True
                     return
                 while len(self._buf) < size + 2:
                     if not self._fill():
@@ -137,6 +140,7 @@ class Connection:
                 if not self._fill():
                     raise ProtocolError("connection closed inside the body")
             body, self._buf = self._buf[:remaining], self._buf[remaining:]
+            self.at_rest = True
             yield body
         else:  # no framing: the body ends when the instance closes the connection
             while self._fill():

@@ -1,4 +1,5 @@
-"""The runtime's front door: REST-JSON, `POST /endpoints/<name>/invocations`.
+"""The runtime's front door: REST-JSON, `POST /endpoints/<name>/invocations` and
+`/invocations-response-stream` (answered as an AWS event stream).
 
 Request members travel in headers; they are read as the runtime service model names them
 and validated like control-plane input (the code differs: ValidationError here).
@@ -15,13 +16,14 @@ import functools
 import logging
 import re
 import time
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Iterator
 from urllib.parse import unquote
 
 
 from sagemaker_emu import errors
 from sagemaker_emu.config import Config
 from sagemaker_emu.fleet.http1 import CallerGone
+from sagemaker_emu.protocol import eventstream
 from sagemaker_emu.protocol.context import region_of
 from sagemaker_emu.protocol.errors import internal_runtime_error, request_id, runtime_error
 from sagemaker_emu.runtime.invoke import InvokeRequest, Runtime
@@ -31,7 +33,7 @@ from sagemaker_emu.service_model import RUNTIME_SERVICE, service_model
 log = logging.getLogger("sagemaker_emu.api")
 
 _ROUTE = re.compile(r"^/endpoints/(.*)/(invocations|invocations-response-stream|async-invocations)$")
-_NOT_YET = {"invocations-response-stream": "InvokeEndpointWithResponseStream", "async-invocations": "InvokeEndpointAsync"}
+_NOT_YET = {"async-invocations": "InvokeEndpointAsync"}
 MAX_READ_BYTES = 16 * 1024 * 1024  # above this the body is refused unread
 
 # InvokeRequest field -> runtime model member
@@ -84,6 +86,24 @@ def read_body(environ: dict) -> bytes:
     return b""
 
 
+def _framed(chunks, endpoint_name: str) -> Iterator[bytes]:
+    """Each chunk from the container as one PayloadPart event, sent as soon as it arrives;
+    a failure after the first byte becomes an exception event that boto3 raises mid-iteration."""
+    try:
+        for chunk in chunks:
+            yield eventstream.payload_part(chunk)
+    except errors.ModelStreamFailure as exc:
+        log.info("InvokeEndpointWithResponseStream %s ModelStreamError %s", endpoint_name, exc.error_code)
+        yield eventstream.model_stream_error(exc.message, exc.error_code)
+    except CallerGone:
+        return
+    except Exception:
+        log.exception("stream of %s failed", endpoint_name)
+        yield eventstream.internal_stream_failure("An internal error occurred while streaming the response.")
+    finally:
+        chunks.close()
+
+
 class RuntimeAPI:
     """WSGI: the runtime's routes, else the next app (Flask)."""
 
@@ -96,26 +116,33 @@ class RuntimeAPI:
         match = _ROUTE.match(environ.get("PATH_INFO", ""))
         if match is None or environ["REQUEST_METHOD"] != "POST":
             return self.next_app(environ, start_response)
+        name = unquote(match.group(1))
+        if match.group(2) == "invocations-response-stream":
+            status, headers, body = self.invoke_with_response_stream(name, environ)
+            start_response(status, headers)
+            return body
         if match.group(2) in _NOT_YET:
             status, headers, body = runtime_error(errors.NotImplementedOperation(_NOT_YET[match.group(2)]), request_id())
         else:
-            status, headers, body = self.invoke_endpoint(unquote(match.group(1)), environ)
+            status, headers, body = self.invoke_endpoint(name, environ)
         start_response(status, headers)
         return [body]
+
+    def _request(self, operation: str, endpoint_name: str, environ: dict) -> InvokeRequest:
+        params = read_params(operation, endpoint_name, environ)
+        return InvokeRequest(
+            endpoint_name=endpoint_name,
+            body=read_body(environ),
+            region=region_of(environ.get("HTTP_AUTHORIZATION"), self.config.region),
+            caller=environ.get("werkzeug.socket"),  # watched while the instance works
+            **{f: params.get(m) for f, m in _FIELDS.items()},
+        )
 
     def invoke_endpoint(self, endpoint_name: str, environ: dict) -> tuple[str, list, bytes]:
         rid = request_id()
         started = time.perf_counter()
         try:
-            params = read_params("InvokeEndpoint", endpoint_name, environ)
-            invoke = InvokeRequest(
-                endpoint_name=endpoint_name,
-                body=read_body(environ),
-                region=region_of(environ.get("HTTP_AUTHORIZATION"), self.config.region),
-                caller=environ.get("werkzeug.socket"),  # watched while the instance works
-                **{f: params.get(m) for f, m in _FIELDS.items()},
-            )
-            result = self.runtime.invoke(invoke)
+            result = self.runtime.invoke(self._request("InvokeEndpoint", endpoint_name, environ))
         except CallerGone:  # nobody to answer; the connection is closed below us
             return "499 Client Closed Request", [("Content-Length", "0"), ("Connection", "close")], b""
         except errors.EmuError as exc:
@@ -134,3 +161,27 @@ class RuntimeAPI:
             if value is not None:
                 headers.append((name, value))
         return "200 OK", headers, result.body
+
+    def invoke_with_response_stream(self, endpoint_name: str, environ: dict):
+        rid = request_id()
+        started = time.perf_counter()
+        try:
+            result = self.runtime.stream(self._request("InvokeEndpointWithResponseStream", endpoint_name, environ))
+        except CallerGone:
+            return "499 Client Closed Request", [("Content-Length", "0"), ("Connection", "close")], [b""]
+        except errors.EmuError as exc:  # before the first byte: an ordinary error response
+            status, headers, body = runtime_error(exc, rid)
+            log.info("InvokeEndpointWithResponseStream %s %s %s %.1fms", endpoint_name, status[:3],
+                     type(exc).__name__, (time.perf_counter() - started) * 1000)
+            return status, headers, [body]
+        except Exception:
+            log.exception("unhandled error in InvokeEndpointWithResponseStream")
+            status, headers, body = internal_runtime_error(rid)
+            return status, headers, [body]
+        # No Content-Length: Werkzeug sends the events with chunked transfer encoding.
+        headers = [("Content-Type", "application/vnd.amazon.eventstream"),
+                   ("X-Amzn-SageMaker-Content-Type", result.content_type),
+                   ("x-Amzn-Invoked-Production-Variant", result.variant), ("x-amzn-RequestId", rid)]
+        if result.custom_attributes is not None:
+            headers.append(("X-Amzn-SageMaker-Custom-Attributes", result.custom_attributes))
+        return "200 OK", headers, _framed(result.chunks, endpoint_name)

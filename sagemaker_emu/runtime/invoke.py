@@ -3,17 +3,19 @@ make the call to that instance's container over a pooled keep-alive connection."
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import random
 import socket
 import threading
 import time
 from dataclasses import dataclass
+from typing import Iterator
 
 from sagemaker_emu.control.resources import Status
 from sagemaker_emu.control.store import Backends
-from sagemaker_emu.errors import InvalidInput, ModelFailure, Unavailable
-from sagemaker_emu.fleet.http1 import CallerGone
+from sagemaker_emu.errors import InvalidInput, ModelFailure, ModelStreamFailure, Unavailable
+from sagemaker_emu.fleet.http1 import CallerGone, Connection, Response
 from sagemaker_emu.metrics import Metrics
 from sagemaker_emu.routing.strategies import RouteRequest
 from sagemaker_emu.runtime.sessions import NEW_SESSION, Session, SessionTable, parse_new_session
@@ -26,6 +28,64 @@ SERVING = (Status.IN_SERVICE, Status.UPDATING)  # an update keeps the old fleet 
 
 class _Unreachable(Exception):
     """The instance refused the connection: the request never reached it."""
+
+
+@dataclass
+class _Exchange:
+    """One call to an instance, open from dispatch until `close()`."""
+
+    backend: object
+    ep: object
+    fleet: object
+    variant: object
+    instance: object
+    conn: Connection
+    head: Response
+    outcome: object
+    stack: contextlib.ExitStack  # holds the in-flight slot
+    session_key: tuple
+    started: float
+    sent: float
+    closed: bool = False
+
+    def close(self) -> None:
+        """Give the connection back (or drop it if the answer was not read whole) and the slot.
+        Safe to call more than once."""
+        if self.closed:
+            return
+        self.closed = True
+        self.conn.watch = None
+        if self.outcome.failed or not self.conn.at_rest:
+            self.conn.close()  # a half-read answer: the instance sees us go
+        else:
+            self.instance.pool.release(self.conn, reusable=self.head.keep_alive)
+        self.stack.close()
+
+
+class _Chunks:
+    """The body of a streamed answer; closing it, read or not, ends the call exactly once."""
+
+    def __init__(self, gen: Iterator[bytes], finish) -> None:
+        self._gen = gen
+        self._finish = finish
+
+    def __iter__(self) -> "_Chunks":
+        return self
+
+    def __next__(self) -> bytes:
+        return next(self._gen)
+
+    def close(self) -> None:
+        self._gen.close()
+        self._finish()  # a generator never started runs no `finally` of its own
+
+
+@dataclass
+class StreamResult:
+    content_type: str
+    variant: str
+    custom_attributes: str | None
+    chunks: Iterator[bytes]
 
 
 @dataclass
@@ -106,9 +166,83 @@ class Runtime:
 
     def invoke(self, req: InvokeRequest) -> InvokeResult:
         """Answer an invocation; failures are counted by code, per variant when one was chosen."""
+        with self._counting_failures(req):
+            ex = self._open(req)
+            try:
+                body = self._read_all(ex, req)
+            finally:
+                self._finish(ex)
+            if ex.outcome.failed:
+                raise self._model_error(ex.backend, ex.ep.name, ex.head.status, body)
+            if len(body) > MAX_BODY_BYTES:
+                raise self._model_error(ex.backend, ex.ep.name, 500, None)
+            headers = ex.head.headers
+            result = InvokeResult(
+                body=body,
+                content_type=headers.get("content-type", "application/octet-stream"),
+                variant=ex.variant.name,
+                custom_attributes=headers.get("x-amzn-sagemaker-custom-attributes"),
+                new_session_id=headers.get("x-amzn-sagemaker-new-session-id"),
+                closed_session_id=headers.get("x-amzn-sagemaker-closed-session-id"),
+            )
+            self._track_session(result, ex.session_key, ex.variant.name, ex.instance.id)
+            return result
+
+    def stream(self, req: InvokeRequest) -> StreamResult:
+        """Start a streamed invocation. Errors before the container's first byte raise here;
+        later ones come out of `chunks` as ModelStreamFailure. The request stays in flight on
+        its instance until the last chunk is read or `chunks` is closed (the caller left)."""
+        if req.session_id == NEW_SESSION:
+            raise InvalidInput("NEW_SESSION is accepted only by InvokeEndpoint; stream within an open session.")
+        with self._counting_failures(req):
+            ex = self._open(req)
+            if ex.outcome.failed:  # non-2xx: an ordinary ModelError, before any event is sent
+                try:
+                    body = self._read_all(ex, req)
+                finally:
+                    self._finish(ex)
+                raise self._model_error(ex.backend, ex.ep.name, ex.head.status, body)
+        headers = ex.head.headers
+        return StreamResult(
+            content_type=headers.get("content-type", "application/octet-stream"),
+            variant=ex.variant.name,
+            custom_attributes=headers.get("x-amzn-sagemaker-custom-attributes"),
+            chunks=_Chunks(self._chunks(ex, req), lambda: self._finish(ex)),
+        )
+
+    def _chunks(self, ex: "_Exchange", req: InvokeRequest) -> Iterator[bytes]:
+        try:
+            for chunk in ex.conn.iter_body(ex.head):
+                if chunk:
+                    yield chunk
+        except (socket.timeout, TimeoutError):
+            ex.outcome.failed = True
+            raise ModelStreamFailure(
+                "Your model did not send the next part of its response within the timeout "
+                f"({self.model_timeout:g} s).", "ModelInvocationTimeExceeded") from None
+        except CallerGone:
+            ex.outcome.failed = True
+            raise
+        except OSError:
+            ex.outcome.failed = True
+            raise ModelStreamFailure("The connection to the model closed before the response was complete.",
+                                     "StreamBroken") from None
+        except GeneratorExit:  # the caller went away mid-stream: stop the model too
+            ex.outcome.failed = True
+            raise
+        finally:
+            self._finish(ex)
+
+    def _finish(self, ex: "_Exchange") -> None:
+        if not ex.closed:
+            ex.close()
+            self._answered(ex)
+
+    @contextlib.contextmanager
+    def _counting_failures(self, req: InvokeRequest) -> Iterator[None]:
         req.variant_chosen = ""
         try:
-            return self._invoke(req)
+            yield
         except ModelFailure:
             self.metrics.failed(req.endpoint_name, req.variant_chosen, "ModelError")
             raise
@@ -124,7 +258,8 @@ class Runtime:
                      req.endpoint_name, req.variant_chosen)
             raise
 
-    def _invoke(self, req: InvokeRequest) -> InvokeResult:
+    def _open(self, req: InvokeRequest) -> "_Exchange":
+        """Choose a variant and instance, dispatch to it, send, and read the response head."""
         started = time.perf_counter()
         if len(req.body) > MAX_BODY_BYTES:
             raise InvalidInput("1 validation error detected: Value at 'body' failed to satisfy constraint: "
@@ -146,39 +281,37 @@ class Runtime:
             req.variant_chosen = variant.name
             if instance is None:
                 continue
+            stack = contextlib.ExitStack()
+            outcome = stack.enter_context(instance.load.dispatch())  # in flight from here
+            if not instance.routable:  # began draining between the pick and now: pick again
+                outcome.cancelled = True
+                stack.close()
+                continue
             sent = time.perf_counter()
-            with instance.load.dispatch() as outcome:
-                if not instance.routable:  # began draining between the pick and now: pick again
-                    outcome.cancelled = True
-                    continue
-                try:
-                    status, headers, body = self._call(instance, req)
-                except _Unreachable:  # it died under us: keep it out of routing, use another
-                    instance.suspect = True
-                    outcome.cancelled = True
-                    continue
-                outcome.failed = not 200 <= status < 300
-            if getattr(fleet.router(variant.name), "wants_cache_state", False):
-                instance.sync_kv()  # before answering, so the next decision sees this prompt cached
-            answered = time.perf_counter()
-            self.metrics.invoked(ep.name, variant.name, instance.id, model_s=answered - sent, overhead_s=sent - started)
-            log.info("InvokeEndpoint %s variant=%s instance=%s status=%d %.1fms",
-                     ep.name, variant.name, instance.id, status, (answered - sent) * 1000)
-            if outcome.failed:
-                raise self._model_error(backend, ep.name, status, body)
-            if len(body) > MAX_BODY_BYTES:
-                raise self._model_error(backend, ep.name, 500, None)
-            result = InvokeResult(
-                body=body,
-                content_type=headers.get("content-type", "application/octet-stream"),
-                variant=variant.name,
-                custom_attributes=headers.get("x-amzn-sagemaker-custom-attributes"),
-                new_session_id=headers.get("x-amzn-sagemaker-new-session-id"),
-                closed_session_id=headers.get("x-amzn-sagemaker-closed-session-id"),
-            )
-            self._track_session(result, session_key, variant.name, instance.id)
-            return result
+            try:
+                conn, head = self._send(instance, req)
+            except _Unreachable:  # it died under us: keep it out of routing, use another
+                instance.suspect = True
+                outcome.cancelled = True
+                stack.close()
+                continue
+            except BaseException:
+                outcome.failed = True
+                stack.close()
+                raise
+            outcome.failed = not 200 <= head.status < 300
+            return _Exchange(backend, ep, fleet, variant, instance, conn, head, outcome, stack,
+                             session_key, started, sent)
         raise Unavailable(f"No instance of endpoint {req.endpoint_name} is available to serve the request. Try again later.")
+
+    def _answered(self, ex: "_Exchange") -> None:
+        if getattr(ex.fleet.router(ex.variant.name), "wants_cache_state", False):
+            ex.instance.sync_kv()  # before answering, so the next decision sees this prompt cached
+        answered = time.perf_counter()
+        self.metrics.invoked(ex.ep.name, ex.variant.name, ex.instance.id,
+                             model_s=answered - ex.sent, overhead_s=ex.sent - ex.started)
+        log.info("InvokeEndpoint %s variant=%s instance=%s status=%d %.1fms",
+                 ex.ep.name, ex.variant.name, ex.instance.id, ex.head.status, (answered - ex.sent) * 1000)
 
     def _session_target(self, req: InvokeRequest, ep, session_key, variants, fleet):
         session = self.sessions.find(session_key, ep.name, req.session_id, time.time())
@@ -207,21 +340,20 @@ class Runtime:
                 headers[name] = value
         return headers
 
-    def _call(self, instance, req: InvokeRequest) -> tuple[int, dict[str, str], bytes]:
+    def _send(self, instance, req: InvokeRequest) -> tuple[Connection, Response]:
         headers = self._headers(req)
         for attempt in range(2):
             conn, reused = instance.pool.acquire(self.model_timeout)
             conn.watch = req.caller
             try:
                 conn.send("POST", "/invocations", req.body, headers)
-                resp = conn.read_head()
-                body = conn.read_body(resp)
+                return conn, conn.read_head()
             except CallerGone:
                 conn.close()  # the instance sees us go too, and stops working for nobody
                 raise
             except (socket.timeout, TimeoutError):
                 conn.close()  # the instance sees us go and is free again
-                raise self._timeout(instance, req) from None
+                raise self._timeout(req) from None
             except ConnectionRefusedError:
                 conn.close()
                 raise _Unreachable() from None
@@ -231,11 +363,21 @@ class Runtime:
                     continue  # a kept-alive connection the instance had closed: try a fresh one
                 if instance.exited():
                     instance.suspect = True  # crashed: no more requests until it is restarted
-                raise self._broken(instance, req) from None
-            conn.watch = None
-            instance.pool.release(conn, reusable=resp.keep_alive)
-            return resp.status, resp.headers, body
-        raise self._broken(instance, req)
+                raise self._broken(req) from None
+        raise self._broken(req)
+
+    def _read_all(self, ex: "_Exchange", req: InvokeRequest) -> bytes:
+        try:
+            return ex.conn.read_body(ex.head)
+        except CallerGone:
+            ex.outcome.failed = True
+            raise
+        except (socket.timeout, TimeoutError):
+            ex.outcome.failed = True
+            raise self._timeout(req) from None
+        except OSError:
+            ex.outcome.failed = True
+            raise self._broken(req) from None
 
     # ------------------------------------------------------------ ModelError texts
 
@@ -255,14 +397,14 @@ class Runtime:
         text = body.decode("utf-8", errors="replace")
         return ModelFailure(f'Received {kind} error ({status}) from primary with message "{text}". {see}', status, text, arn)
 
-    def _timeout(self, instance, req: InvokeRequest) -> ModelFailure:
+    def _timeout(self, req: InvokeRequest) -> ModelFailure:
         backend = self.backends(req.region)
         text = ("Your invocation timed out while waiting for a response from container primary. Review the "
                 "latency metrics for each container in Amazon CloudWatch, resolve the issue, and try again.")
         see, arn = self._see_logs(backend, req.endpoint_name)
         return ModelFailure(f'Received server error (0) from primary with message "{text}". {see}', 0, text, arn)
 
-    def _broken(self, instance, req: InvokeRequest) -> ModelFailure:
+    def _broken(self, req: InvokeRequest) -> ModelFailure:
         backend = self.backends(req.region)
         text = "The container closed the connection before it sent a complete response."
         see, arn = self._see_logs(backend, req.endpoint_name)

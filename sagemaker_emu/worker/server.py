@@ -97,10 +97,19 @@ class _Handler(BaseHTTPRequestHandler):
             else:
                 self.send_header("Transfer-Encoding", "chunked")
                 self.end_headers()
-                for chunk in reply.body:
-                    if chunk:
-                        self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
-                        self.wfile.flush()
+                try:
+                    for chunk in reply.body:
+                        if chunk:
+                            self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+                            self.wfile.flush()
+                except (BrokenPipeError, ConnectionResetError):
+                    raise
+                except Exception:
+                    # The model failed mid-answer: end the connection without the final chunk,
+                    # so the caller sees a broken stream rather than a short but whole answer.
+                    log.exception("the response stream failed")
+                    self.close_connection = True
+                    return
                 self.wfile.write(b"0\r\n\r\n")
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True

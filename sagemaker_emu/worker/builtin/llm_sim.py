@@ -136,14 +136,42 @@ class LlmSim:
     def invoke(self, invocation: Invocation) -> Reply:
         try:
             prompt, max_new, details = self._parse(invocation.body)
+            streaming = self._streaming(invocation.body)
         except BadRequest as exc:
             return Reply(status=422, body=json.dumps({"error": str(exc), "error_type": "validation"}).encode())
+        if streaming:
+            accept = (invocation.accept or "").split(";")[0].strip().lower()
+            if accept == "text/plain":  # plain mode: each chunk is a token's text
+                tokens = self.generate(prompt, max_new, invocation.connected, stream=True)
+                return Reply(body=(t.encode() for t in tokens), content_type="text/plain")
+            return Reply(body=self._sse(prompt, max_new, invocation.connected), content_type="text/event-stream")
         stats: dict = {}
         text = "".join(self.generate(prompt, max_new, invocation.connected, stream=False, stats=stats))
         answer: dict = {"generated_text": text}
         if details:  # as TGI's `details` parameter, with the prompt's cached tokens too
             answer["details"] = {"finish_reason": "length", **stats}
         return Reply(body=json.dumps([answer]).encode())
+
+    @staticmethod
+    def _streaming(body: bytes) -> bool:
+        request = json.loads(body)
+        return request.get("stream") is True
+
+    def _sse(self, prompt: str, max_new: int | None, connected) -> Iterator[bytes]:
+        """TGI's server-sent events: one `data:` line per token, the whole text on the last."""
+        text = []
+        n_out = self.output_length(max_new)
+        tokens = self.generate(prompt, n_out, connected, stream=True)
+        try:
+            for index, token in enumerate(tokens, start=1):
+                text.append(token)
+                event = {"index": index, "token": {"id": index, "text": token, "logprob": -0.5, "special": False},
+                         "generated_text": None, "details": None}
+                if index == n_out:
+                    event["generated_text"] = "".join(text)
+                yield b"data:" + json.dumps(event).encode() + b"\n\n"
+        finally:
+            tokens.close()
 
     def _parse(self, body: bytes) -> tuple[str, int | None, bool]:
         try:
@@ -187,6 +215,7 @@ class LlmSim:
         words = self._words(n_out)
         toks = kvcache.tokens(prompt)
         hashes = kvcache.block_hashes(toks, p.kv_block_tokens) if p.kv_cache_blocks else []
+        done = 0
         self.batch.enter()
         try:
             if stats is not None:
@@ -194,11 +223,9 @@ class LlmSim:
                              cached_tokens=self.cache.hit_blocks(hashes) * p.kv_block_tokens)
             time.sleep(self.prefill_seconds(len(toks), hashes))
             self.cache.store(hashes)
-            done = 0
             while done < n_out:
                 if not connected():
-                    log.info("the caller went away after %d of %d tokens; generation stopped", done, n_out)
-                    return  # free the batch slot now
+                    return  # the caller went away: free the batch slot now
                 step = p.decode_ms_per_token / 1000 * (1 + p.batch_slowdown * (self.batch.running - 1)) * p.time_scale
                 chunk = 1 if stream or step <= 0 else max(1, min(n_out - done, math.ceil(_MIN_SLEEP_S / step)))
                 time.sleep(step * chunk)
@@ -206,3 +233,5 @@ class LlmSim:
                 done += chunk
         finally:
             self.batch.leave()
+            if done < n_out:
+                log.info("the caller went away after %d of %d tokens; generation stopped", done, n_out)
