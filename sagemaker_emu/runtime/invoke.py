@@ -217,18 +217,22 @@ class Runtime:
                     yield chunk
         except (socket.timeout, TimeoutError):
             ex.outcome.failed = True
+            self.metrics.failed(ex.ep.name, ex.variant.name, "ModelStreamError")
             raise ModelStreamFailure(
                 "Your model did not send the next part of its response within the timeout "
                 f"({self.model_timeout:g} s).", "ModelInvocationTimeExceeded") from None
         except CallerGone:
             ex.outcome.failed = True
+            self.metrics.failed(ex.ep.name, ex.variant.name, "CallerClosedConnection")
             raise
         except OSError:
             ex.outcome.failed = True
+            self.metrics.failed(ex.ep.name, ex.variant.name, "ModelStreamError")
             raise ModelStreamFailure("The connection to the model closed before the response was complete.",
                                      "StreamBroken") from None
         except GeneratorExit:  # the caller went away mid-stream: stop the model too
             ex.outcome.failed = True
+            self.metrics.failed(ex.ep.name, ex.variant.name, "CallerClosedConnection")
             raise
         finally:
             self._finish(ex)

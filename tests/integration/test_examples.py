@@ -18,3 +18,11 @@ def test_deploy_example(server):
     result = run_example(server, "deploy.py")
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines() == ["InService", '{"hello": "world"} from AllTraffic']
+
+
+def test_stream_tokens_example(server):
+    result = run_example(server, "stream_tokens.py")
+    assert result.returncode == 0, result.stderr
+    text, summary = result.stdout.rsplit("\n\n", 1)
+    assert len(text.split()) == 40  # every token was printed
+    assert summary.startswith("first token after ") and "served by AllTraffic" in summary

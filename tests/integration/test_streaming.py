@@ -112,3 +112,28 @@ def test_image_map_commands_stream_by_chunked_http(mapped_server):  # noqa: F811
     deploy_model(sm, "custom", {"Image": "acme/custom:1"})
     resp = rt.invoke_endpoint_with_response_stream(EndpointName="custom", Body=b"stream:one two three")
     assert parts(resp) == [b"one", b"two", b"three"]
+
+
+def test_a_model_too_slow_between_parts_gets_model_invocation_time_exceeded():
+    from tests.conftest import RunningServer
+
+    srv = RunningServer("--model-timeout", "0.5")
+    try:
+        sm, rt = client(srv.url), client(srv.url, "sagemaker-runtime")
+        sm.create_model(ModelName="slow", PrimaryContainer={"Image": "sagemaker-emu/llm-sim", "Environment": {
+            "LLM_SIM_PREFILL_BASE_MS": "0", "LLM_SIM_PREFILL_MS_PER_TOKEN": "0", "LLM_SIM_DECODE_MS_PER_TOKEN": "2000"}})
+        sm.create_endpoint_config(EndpointConfigName="c", ProductionVariants=[variant(model="slow")])
+        sm.create_endpoint(EndpointName="slow", EndpointConfigName="c")
+        sm.get_waiter("endpoint_in_service").wait(EndpointName="slow", WaiterConfig={"MaxAttempts": 1})
+        resp = rt.invoke_endpoint_with_response_stream(
+            EndpointName="slow", Body=json.dumps({"inputs": "x", "parameters": {"max_new_tokens": 3}, "stream": True}))
+        with pytest.raises(EventStreamError) as info:
+            parts(resp)
+        assert info.value.response["Error"]["Code"] == "ModelStreamError"
+        assert "did not send the next part of its response within the timeout (0.5 s)" in \
+            info.value.response["Error"]["Message"]
+        status, _, raw = srv.post("/_emu/metrics", method="GET")
+        assert b'code="ModelStreamError"} 1' in raw
+        eventually(lambda: instance_of(srv, "slow")["in_flight"] == 0)
+    finally:
+        srv.stop()
