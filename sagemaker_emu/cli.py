@@ -34,8 +34,8 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--stop-grace", type=float, default=5.0,
                        help="seconds between SIGTERM and SIGKILL when an instance stops")
 
-    bench = commands.add_parser("bench", help="run a benchmark (overhead, pick)", add_help=False)
-    bench.add_argument("which", choices=("overhead", "pick"))
+    bench = commands.add_parser("bench", help="run a benchmark (routing, overhead, pick)", add_help=False)
+    bench.add_argument("which", choices=("routing", "overhead", "pick"))
     bench.add_argument("rest", nargs=argparse.REMAINDER)
 
     logs = commands.add_parser("logs", help="print the last log lines of an endpoint's instances")
@@ -76,6 +76,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "logs":
         return _logs(args)
     if args.command == "bench":
+        if args.which == "routing":
+            from sagemaker_emu.bench import routing
+
+            return routing.main(args.rest)
         if args.which == "pick":
             from sagemaker_emu.bench import routing_pick
 

@@ -86,6 +86,22 @@ def read_body(environ: dict) -> bytes:
     return b""
 
 
+class _Framed:
+    """The WSGI body of a stream. The server closes it when the caller leaves, read or not,
+    and closing it always ends the call (a generator never started runs no `finally`)."""
+
+    def __init__(self, chunks, endpoint_name: str) -> None:
+        self._chunks = chunks
+        self._events = _framed(chunks, endpoint_name)
+
+    def __iter__(self) -> Iterator[bytes]:
+        return self._events
+
+    def close(self) -> None:
+        self._events.close()
+        self._chunks.close()
+
+
 def _framed(chunks, endpoint_name: str) -> Iterator[bytes]:
     """Each chunk from the container as one PayloadPart event, sent as soon as it arrives;
     a failure after the first byte becomes an exception event that boto3 raises mid-iteration."""
@@ -184,4 +200,4 @@ class RuntimeAPI:
                    ("x-Amzn-Invoked-Production-Variant", result.variant), ("x-amzn-RequestId", rid)]
         if result.custom_attributes is not None:
             headers.append(("X-Amzn-SageMaker-Custom-Attributes", result.custom_attributes))
-        return "200 OK", headers, _framed(result.chunks, endpoint_name)
+        return "200 OK", headers, _Framed(result.chunks, endpoint_name)

@@ -30,6 +30,7 @@ class Candidate:
 class RouteRequest:
     body: bytes = b""
     prefix_aware_id: str | None = None  # X-Amzn-SageMaker-Prefix-Aware-Id: scopes prefixes per caller
+    prompt_blocks: tuple[str, ...] | None = None  # KV_AWARE's block hashes, computed by `prepare`
 
 
 class Strategy(Protocol):
@@ -143,6 +144,12 @@ class KvAwareStrategy:
         self.block_tokens = block_tokens
         self.load_weight_tokens = load_weight_tokens
 
+    def prepare(self, request: RouteRequest) -> RouteRequest:
+        """Tokenise and hash the prompt: the costly part, done before the decision's lock."""
+        text = self.prompt(request.body)
+        hashes = kvcache.block_hashes(kvcache.tokens(text), self.block_tokens) if text else []
+        return RouteRequest(request.body, request.prefix_aware_id, tuple(hashes))
+
     @staticmethod
     def prompt(body: bytes) -> str | None:
         try:
@@ -153,8 +160,9 @@ class KvAwareStrategy:
         return inputs if isinstance(inputs, str) else None
 
     def pick(self, request: RouteRequest, candidates: Sequence, rng: random.Random):
-        text = self.prompt(request.body) if len(candidates) > 1 else None
-        hashes = kvcache.block_hashes(kvcache.tokens(text), self.block_tokens) if text else []
+        if len(candidates) == 1:
+            return candidates[0]
+        hashes = request.prompt_blocks if request.prompt_blocks is not None else self.prepare(request).prompt_blocks
         matches = [_leading(hashes, getattr(c, "kv_blocks", frozenset())) for c in candidates]
         if not any(matches):
             return LeastOutstandingStrategy().pick(request, candidates, rng)
@@ -165,7 +173,7 @@ class KvAwareStrategy:
         return LeastOutstandingStrategy().pick(request, tied, rng)
 
 
-def _leading(hashes: list[str], blocks: frozenset[str]) -> int:
+def _leading(hashes: Sequence[str], blocks: frozenset[str]) -> int:
     n = 0
     for h in hashes:
         if h not in blocks:

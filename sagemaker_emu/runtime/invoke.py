@@ -159,8 +159,12 @@ class Runtime:
         instances = fleet.instances(variant)
         if not instances:
             return None
+        router = fleet.router(variant)
+        request = RouteRequest(req.body, req.prefix_aware_id)
+        if hasattr(router, "prepare"):
+            request = router.prepare(request)  # per-request work, outside the lock
         with self._rng_lock:  # one decision at a time: seeded choices repeat run to run
-            return fleet.router(variant).pick(RouteRequest(req.body, req.prefix_aware_id), instances, self._rng)
+            return router.pick(request, instances, self._rng)
 
     # ------------------------------------------------------------ invoking
 

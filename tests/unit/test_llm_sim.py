@@ -128,3 +128,13 @@ def test_cached_prompt_prefills_faster():
     assert sim.prefill_seconds(170, hashes) == pytest.approx(0.025)  # only the 10-token tail
     longer = kvcache.block_hashes(kvcache.tokens(prompt + " more" * 40), 16)
     assert sim.cache.hit_blocks(longer) == 10
+
+
+def test_instance_profiles():
+    serial = Profile.from_env({"LLM_SIM_PROFILE": "serial"})
+    assert (serial.max_batch, serial.batch_slowdown) == (1, 0.0)
+    batch = Profile.from_env({"LLM_SIM_PROFILE": "batch16", "LLM_SIM_DECODE_MS_PER_TOKEN": "5"})
+    assert (batch.max_batch, batch.batch_slowdown, batch.decode_ms_per_token) == (16, 0.10, 5.0)
+    assert Profile.from_env({"LLM_SIM_PROFILE": "batch16", "LLM_SIM_MAX_BATCH": "4"}).max_batch == 4
+    with pytest.raises(BadKnob, match="LLM_SIM_PROFILE"):
+        Profile.from_env({"LLM_SIM_PROFILE": "turbo"})

@@ -31,7 +31,7 @@ from typing import Iterator
 import logging
 
 from sagemaker_emu import kvcache
-from sagemaker_emu.worker.builtin.knobs import integer, number
+from sagemaker_emu.worker.builtin.knobs import BadKnob, integer, number
 from sagemaker_emu.worker.contract import Invocation, Reply
 
 log = logging.getLogger("sagemaker_emu.llm_sim")
@@ -61,7 +61,9 @@ class Profile:
 
     @classmethod
     def from_env(cls, env: dict[str, str]) -> "Profile":
-        d = cls()
+        d = cls(**PROFILES.get(env.get("LLM_SIM_PROFILE", "default"), {}))
+        if env.get("LLM_SIM_PROFILE", "default") not in PROFILES:
+            raise BadKnob(f"Environment LLM_SIM_PROFILE={env['LLM_SIM_PROFILE']!r} is not one of {sorted(PROFILES)}")
         return cls(
             prefill_base_ms=number(env, "LLM_SIM_PREFILL_BASE_MS", d.prefill_base_ms),
             prefill_ms_per_token=number(env, "LLM_SIM_PREFILL_MS_PER_TOKEN", d.prefill_ms_per_token),
@@ -75,6 +77,14 @@ class Profile:
             kv_cache_blocks=integer(env, "LLM_SIM_KV_CACHE_BLOCKS", d.kv_cache_blocks),
             kv_block_tokens=integer(env, "LLM_SIM_KV_BLOCK_TOKENS", d.kv_block_tokens, minimum=1),
         )
+
+
+# How an instance serves concurrent requests; explicit LLM_SIM_* knobs override these.
+PROFILES: dict[str, dict] = {
+    "default": {},  # continuous batching of 8, 5% slower per extra sequence
+    "serial": {"max_batch": 1, "batch_slowdown": 0.0},  # one at a time, the rest queue in order
+    "batch16": {"max_batch": 16, "batch_slowdown": 0.10},  # 16 at once, 10% slower per extra one
+}
 
 
 class Batch:

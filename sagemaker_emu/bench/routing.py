@@ -1,0 +1,355 @@
+"""`sagemaker-emu bench routing`: SageMaker's least-outstanding-requests experiment, on real
+processes.
+
+For every (instance profile, users, instances, strategy) point it deploys an llm-sim endpoint
+through the emulator's control plane, drives it with closed-loop users (each sends, waits for
+the whole answer, optionally thinks, sends again) over the raw wire (`POST
+/endpoints/<name>/invocations`, one keep-alive connection per user: boto3's own CPU cost at 80
+threads would crowd a 2-core machine), and reports latency percentiles, throughput and the
+ratios against RANDOM. `IDEAL` is a reference line, not a SageMaker strategy: a central queue
+in the benchmark itself, sending each request straight to a worker as soon as one has room
+(one request for `serial`, sixteen for `batch16`), so every strategy's p99 is also shown
+against the best any router could do.
+
+`--time-scale` multiplies every simulated latency. The emulator's own overhead (about 1 ms a
+call, docs/performance.md) is not scaled, so at 0.05 it weighs twenty times more against the
+model's time than it would at full scale; the report states the scale.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import random
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from collections import deque
+from dataclasses import asdict, dataclass
+
+from sagemaker_emu.bench.stats import percentile, table
+from sagemaker_emu.bench.workloads import WORKLOADS, Workload
+
+STRATEGIES = ("RANDOM", "LEAST_OUTSTANDING_REQUESTS", "PREFIX_AWARE", "KV_AWARE", "IDEAL")
+SHORT = {"RANDOM": "RANDOM", "LEAST_OUTSTANDING_REQUESTS": "LOR", "PREFIX_AWARE": "PREFIX", "KV_AWARE": "KV",
+         "IDEAL": "IDEAL"}
+CAPACITY = {"serial": 1, "batch16": 16}  # requests an instance runs at once, for the central queue
+DEFAULT_POINTS = "4x1,20x5,40x10,60x15,80x20"  # (users x instances), as in SageMaker's post
+
+
+@dataclass
+class PointResult:
+    workload: str
+    profile: str
+    users: int
+    instances: int
+    strategy: str
+    requests: int
+    errors: int
+    p50_s: float
+    p90_s: float
+    p99_s: float
+    ttft_p50_s: float | None
+    ttft_p99_s: float | None
+    per_minute: float
+
+
+# ------------------------------------------------------------------ the server and endpoints
+
+
+class Emulator:
+    def __init__(self, seed: int) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "sagemaker_emu", "serve", "--port", "0", "--seed", str(seed)],
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        line = self.proc.stdout.readline()
+        if "listening on" not in line:
+            self.proc.kill()
+            raise RuntimeError(f"the emulator did not start: {line!r}")
+        self.url = line.split("listening on", 1)[1].strip()
+        self.host, port = self.url.split("//", 1)[1].split(":")
+        self.port = int(port)
+        import boto3
+        from botocore.config import Config
+
+        self.sm = boto3.client("sagemaker", endpoint_url=self.url, region_name="us-east-1",
+                               aws_access_key_id="bench", aws_secret_access_key="bench",
+                               config=Config(retries={"total_max_attempts": 1}))
+
+    def deploy(self, name: str, instances: int, strategy: str, environment: dict[str, str]) -> list[dict]:
+        routing = {"RoutingStrategy": "RANDOM" if strategy == "IDEAL" else strategy}
+        if strategy == "PREFIX_AWARE":
+            routing["PrefixAwareRoutingConfig"] = {"PrefixLength": 4096, "ConcurrencyThreshold": 4}
+        self.sm.create_model(ModelName=name, PrimaryContainer={"Image": "sagemaker-emu/llm-sim",
+                                                               "Environment": environment})
+        self.sm.create_endpoint_config(EndpointConfigName=name, ProductionVariants=[{
+            "VariantName": "AllTraffic", "ModelName": name, "InstanceType": "ml.g5.2xlarge",
+            "InitialInstanceCount": instances, "RoutingConfig": routing}])
+        self.sm.create_endpoint(EndpointName=name, EndpointConfigName=name)
+        self.sm.get_waiter("endpoint_in_service").wait(EndpointName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 300})
+        with urllib.request.urlopen(f"{self.url}/_emu/endpoints/{name}") as resp:
+            return json.load(resp)["variants"][0]["instances"]
+
+    def remove(self, name: str) -> None:
+        self.sm.delete_endpoint(EndpointName=name)
+        self.sm.get_waiter("endpoint_deleted").wait(EndpointName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 300})
+        self.sm.delete_endpoint_config(EndpointConfigName=name)
+        self.sm.delete_model(ModelName=name)
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait()
+
+
+# ------------------------------------------------------------------ one call
+
+
+def _call(conn: http.client.HTTPConnection, path: str, body: bytes, t0: float) -> float | None:
+    """Send one request and read the whole answer; returns the time from `t0` to its first body byte."""
+    conn.request("POST", path, body=body, headers={"Content-Type": "application/json"})
+    resp = conn.getresponse()
+    first = resp.read1(65536)
+    ttft = time.perf_counter() - t0 if first else None
+    resp.read()
+    if resp.status != 200:
+        raise RuntimeError(f"HTTP {resp.status}")
+    return ttft
+
+
+class CentralQueue:
+    """The ideal: one FIFO queue; each request goes to the least busy instance with room."""
+
+    def __init__(self, ports: list[int], capacity: int) -> None:
+        self.running = [0] * len(ports)
+        self.ports = ports
+        self.capacity = capacity
+        self._waiting: deque[object] = deque()
+        self._cond = threading.Condition()
+
+    def acquire(self) -> int:
+        ticket = object()
+        with self._cond:
+            self._waiting.append(ticket)
+            self._cond.wait_for(lambda: self._waiting[0] is ticket and min(self.running) < self.capacity)
+            self._waiting.popleft()
+            index = min(range(len(self.running)), key=self.running.__getitem__)
+            self.running[index] += 1
+            self._cond.notify_all()
+            return index
+
+    def release(self, index: int) -> None:
+        with self._cond:
+            self.running[index] -= 1
+            self._cond.notify_all()
+
+
+# ------------------------------------------------------------------ one point
+
+
+def run_point(emu: Emulator, workload: Workload, profile: str, users: int, instances: int, strategy: str,
+              duration: float, warmup: float, time_scale: float, seed: int, stream: bool,
+              think_s: float) -> PointResult:
+    name = f"bench-{profile}-{users}x{instances}-{SHORT[strategy].lower()}"
+    env = {"LLM_SIM_PROFILE": profile, "LLM_SIM_TIME_SCALE": str(time_scale)}
+    deployed = emu.deploy(name, instances, strategy, env)
+    path = f"/endpoints/{name}/invocations" + ("-response-stream" if stream else "")
+    queue = CentralQueue([i["port"] for i in deployed], CAPACITY[profile]) if strategy == "IDEAL" else None
+    start = time.perf_counter()
+    window = (start + warmup, start + warmup + duration)
+    samples: list[tuple[float, float, float | None]] = []  # (started, latency, ttft)
+    errors = [0]
+    lock = threading.Lock()
+
+    def user(n: int) -> None:
+        rng = random.Random(seed * 100003 + n)
+        conns: dict[int, http.client.HTTPConnection] = {}
+        while time.perf_counter() < window[1]:
+            body, _ = workload.request(rng, n)
+            if stream:
+                request = json.loads(body)
+                request["stream"] = True
+                body = json.dumps(request).encode()
+            t0 = time.perf_counter()  # the central queue's wait is part of the ideal's latency
+            target = queue.acquire() if queue else -1
+            host, port, p = (("127.0.0.1", queue.ports[target], "/invocations") if queue
+                             else (emu.host, emu.port, path))
+            conn = conns.get(target) or conns.setdefault(target, http.client.HTTPConnection(host, port, timeout=600))
+            try:
+                ttft = _call(conn, p, body, t0)
+                latency = time.perf_counter() - t0
+                with lock:
+                    samples.append((t0, latency, ttft))
+            except (OSError, RuntimeError, http.client.HTTPException):
+                errors[0] += 1
+                conn.close()
+                conns.pop(target, None)
+            finally:
+                if queue:
+                    queue.release(target)
+            if think_s:
+                time.sleep(rng.expovariate(1 / think_s))
+        for c in conns.values():
+            c.close()
+
+    threads = [threading.Thread(target=user, args=(n,), daemon=True) for n in range(users)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    emu.remove(name)
+    measured = [s for s in samples if window[0] <= s[0] < window[1]]
+    done_in_window = sum(1 for s in samples if window[0] <= s[0] + s[1] <= window[1])
+    lat = sorted(s[1] for s in measured)
+    ttfts = sorted(s[2] for s in measured if s[2] is not None) if stream else []
+    return PointResult(
+        workload=workload.name, profile=profile, users=users, instances=instances, strategy=strategy,
+        requests=len(measured), errors=errors[0], p50_s=percentile(lat, 50), p90_s=percentile(lat, 90),
+        p99_s=percentile(lat, 99), ttft_p50_s=percentile(ttfts, 50) if ttfts else None,
+        ttft_p99_s=percentile(ttfts, 99) if ttfts else None, per_minute=done_in_window / duration * 60)
+
+
+# ------------------------------------------------------------------ report
+
+
+def report(results: list[PointResult], time_scale: float) -> str:
+    lines = []
+    groups: dict[tuple, list[PointResult]] = {}
+    for r in results:
+        groups.setdefault((r.workload, r.profile), []).append(r)
+    for (workload, profile), rows in groups.items():
+        lines.append(f"\n{workload}, profile {profile} (latencies in seconds at time scale {time_scale:g}; "
+                     f"divide by it for full-scale times)")
+        base = {(r.users, r.instances): r for r in rows if r.strategy == "RANDOM"}
+        ideal = {(r.users, r.instances): r for r in rows if r.strategy == "IDEAL"}
+        has_ttft = any(r.ttft_p50_s is not None for r in rows)
+        headers = ["users x inst", "strategy", "requests", "p50", "p90", "p99"]
+        headers += ["ttft p50", "ttft p99"] if has_ttft else []
+        headers += ["req/min", "p99 / RANDOM", "thr / RANDOM", "p99 / IDEAL"]
+        body = []
+        for r in sorted(rows, key=lambda r: (r.instances, r.users, STRATEGIES.index(r.strategy))):
+            b, i = base.get((r.users, r.instances)), ideal.get((r.users, r.instances))
+            row = [f"{r.users} x {r.instances}", SHORT[r.strategy], r.requests + 0, f"{r.p50_s:.3f}",
+                   f"{r.p90_s:.3f}", f"{r.p99_s:.3f}"]
+            if has_ttft:
+                row += [f"{r.ttft_p50_s:.3f}" if r.ttft_p50_s is not None else "-",
+                        f"{r.ttft_p99_s:.3f}" if r.ttft_p99_s is not None else "-"]
+            row += [f"{r.per_minute:.0f}",
+                    f"{r.p99_s / b.p99_s:.2f}" if b else "-",
+                    f"{r.per_minute / b.per_minute:.2f}" if b and b.per_minute else "-",
+                    f"{r.p99_s / i.p99_s:.2f}" if i else "-"]
+            body.append(row)
+        lines.append(table(headers, body))
+    return "\n".join(lines)
+
+
+def plot(results: list[PointResult], path: str) -> bool:
+    """p99 and throughput against instances, one line per strategy; False without matplotlib."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    profiles = sorted({r.profile for r in results})
+    fig, axes = plt.subplots(2, len(profiles), figsize=(6 * len(profiles), 8), squeeze=False)
+    for col, profile in enumerate(profiles):
+        for strategy in STRATEGIES:
+            rows = sorted((r for r in results if r.profile == profile and r.strategy == strategy),
+                          key=lambda r: r.instances)
+            if not rows:
+                continue
+            xs = [r.instances for r in rows]
+            style = "--" if strategy == "IDEAL" else "-"
+            axes[0][col].plot(xs, [r.p99_s for r in rows], style, marker="o", label=SHORT[strategy])
+            axes[1][col].plot(xs, [r.per_minute for r in rows], style, marker="o", label=SHORT[strategy])
+        axes[0][col].set_title(f"{results[0].workload}, {profile}: p99 latency")
+        axes[0][col].set_ylabel("p99 (s, scaled)")
+        axes[1][col].set_title(f"{results[0].workload}, {profile}: throughput")
+        axes[1][col].set_ylabel("requests per minute")
+        for ax in (axes[0][col], axes[1][col]):
+            ax.set_xlabel("instances (users = 4 x instances)")
+            ax.grid(alpha=0.3)
+            ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    return True
+
+
+def _progress(done: int, total: int, label: str, started: float) -> None:
+    width = 30
+    filled = int(width * done / total)
+    elapsed = time.perf_counter() - started
+    sys.stderr.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total} {elapsed:5.0f}s {label:<45}")
+    sys.stderr.flush()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="sagemaker-emu bench routing", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--workload", choices=sorted(WORKLOADS), default="codegen")
+    parser.add_argument("--points", default=DEFAULT_POINTS, help="users x instances, comma separated")
+    parser.add_argument("--strategies", default="RANDOM,LEAST_OUTSTANDING_REQUESTS,IDEAL",
+                        help=f"from {', '.join(STRATEGIES)}")
+    parser.add_argument("--profiles", default="serial,batch16", help="llm-sim instance profiles: serial, batch16")
+    parser.add_argument("--duration", type=float, default=12.0, help="measured seconds per point")
+    parser.add_argument("--warmup", type=float, default=2.0, help="seconds per point before measuring")
+    parser.add_argument("--time-scale", type=float, default=0.05, help="multiplies every simulated latency")
+    parser.add_argument("--think-time", type=float, default=0.0, help="mean seconds a user waits between calls")
+    parser.add_argument("--stream", action="store_true", help="use InvokeEndpointWithResponseStream; adds TTFT")
+    parser.add_argument("--system-prompts", type=int, default=None,
+                        help="chat-shared-prefix: how many distinct system prompts (default 8)")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--json", default=None, help="write every number to this file")
+    parser.add_argument("--plot", default=None, help="write a PNG plot here (needs matplotlib)")
+    parser.add_argument("--quick", action="store_true", help="a tiny run that checks the bench works (seconds)")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.points, args.profiles, args.duration, args.warmup = "3x2", "serial", 1.5, 0.3
+        args.time_scale = min(args.time_scale, 0.02)
+    points = [tuple(int(x) for x in p.split("x")) for p in args.points.split(",")]
+    strategies = args.strategies.split(",")
+    profiles = args.profiles.split(",")
+    for s in strategies:
+        if s not in STRATEGIES:
+            parser.error(f"unknown strategy {s}")
+    for p in profiles:
+        if p not in CAPACITY:
+            parser.error(f"unknown profile {p}")
+    workload = WORKLOADS[args.workload]
+    if args.system_prompts is not None:
+        if args.workload != "chat-shared-prefix":
+            parser.error("--system-prompts applies to the chat-shared-prefix workload only")
+        from sagemaker_emu.bench.workloads import ChatSharedPrefix
+
+        workload = ChatSharedPrefix(workload.name, workload.summary.replace("8 system prompts",
+                                                                            f"{args.system_prompts} system prompts"),
+                                    system_prompts=args.system_prompts)
+    runs = [(p, u, n, s) for p in profiles for (u, n) in points for s in strategies]
+    emu = Emulator(args.seed)
+    results: list[PointResult] = []
+    started = time.perf_counter()
+    try:
+        for k, (profile, users, instances, strategy) in enumerate(runs):
+            _progress(k, len(runs), f"{profile} {users}x{instances} {SHORT[strategy]}", started)
+            results.append(run_point(emu, workload, profile, users, instances, strategy, args.duration,
+                                     args.warmup, args.time_scale, args.seed, args.stream, args.think_time))
+        _progress(len(runs), len(runs), "done", started)
+        sys.stderr.write("\n")
+    finally:
+        emu.stop()
+    print(f"bench routing: workload {workload.name} ({workload.summary}); time scale {args.time_scale:g}; "
+          f"{args.duration:g} s measured per point after {args.warmup:g} s warm-up; seed {args.seed}; "
+          f"{os.cpu_count()} CPUs; {time.perf_counter() - started:.0f} s in all")
+    print(report(results, args.time_scale))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"args": vars(args), "results": [asdict(r) for r in results]}, f, indent=2)
+    if args.plot:
+        print(f"\nplot: {args.plot}" if plot(results, args.plot) else "\nplot skipped: matplotlib is not installed")
+    return 0
+

@@ -1,0 +1,44 @@
+"""The benchmarks run and print well-formed results. Their numbers are for the reports in
+docs/, never asserted here."""
+
+import json
+import subprocess
+import sys
+
+
+def bench(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "sagemaker_emu", "bench", *args],
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_routing_quick(tmp_path):
+    out = tmp_path / "routing.json"
+    result = bench("routing", "--quick", "--json", str(out))
+    assert result.returncode == 0, result.stderr
+    assert "codegen, profile serial" in result.stdout
+    header = next(line for line in result.stdout.splitlines() if line.startswith("| users x inst"))
+    assert "p99 / RANDOM" in header and "p99 / IDEAL" in header
+    data = json.loads(out.read_text())
+    assert [(r["strategy"], r["users"], r["instances"]) for r in data["results"]] == [
+        ("RANDOM", 3, 2), ("LEAST_OUTSTANDING_REQUESTS", 3, 2), ("IDEAL", 3, 2)]
+    for r in data["results"]:
+        assert r["requests"] > 0 and r["errors"] == 0
+        assert 0 < r["p50_s"] <= r["p90_s"] <= r["p99_s"]
+
+
+def test_routing_quick_streaming_reports_time_to_first_token(tmp_path):
+    out = tmp_path / "routing.json"
+    result = bench("routing", "--quick", "--stream", "--strategies", "LEAST_OUTSTANDING_REQUESTS",
+                   "--json", str(out))
+    assert result.returncode == 0, result.stderr
+    (r,) = json.loads(out.read_text())["results"]
+    assert r["errors"] == 0 and 0 < r["ttft_p50_s"] < r["p50_s"]
+
+
+def test_overhead_and_pick_run():
+    result = bench("overhead", "--calls", "40", "--threads", "1,2")
+    assert result.returncode == 0, result.stderr
+    assert "through emulator (raw HTTP)" in result.stdout and "emulator adds" in result.stdout
+    result = bench("pick", "--picks", "200")
+    assert result.returncode == 0, result.stderr
+    assert "PREFIX_AWARE" in result.stdout and "200 instances (us)" in result.stdout
