@@ -77,6 +77,11 @@ def _call(fn: Callable, context: Context, *args):
     return fn(*args, context) if takes_context else fn(*args)
 
 
+def _is_stream(value) -> bool:
+    """Generators and other iterators stream; bytes, str, lists and dicts do not."""
+    return hasattr(value, "__next__")
+
+
 def default_input_fn(data: bytes, content_type: str | None):
     ctype = (content_type or "").split(";")[0].strip().lower()
     if ctype == "application/json":
@@ -90,6 +95,8 @@ def default_input_fn(data: bytes, content_type: str | None):
 
 
 def default_output_fn(prediction, accept: str):
+    if _is_stream(prediction):  # a generator from predict_fn streams as it is made
+        return prediction, accept
     if hasattr(prediction, "tolist"):
         prediction = prediction.tolist()
     if isinstance(prediction, (bytes, bytearray)):
@@ -146,12 +153,12 @@ class ToolkitModel:
         except ToolkitError as exc:
             return Reply(status=exc.status, body=str(exc).encode(), content_type="text/plain")
         body, content_type = result if isinstance(result, tuple) else (result, accept)
-        if isinstance(body, str):
+        if _is_stream(body):
+            body = (c.encode() if isinstance(c, str) else bytes(c) for c in body)  # sent chunk by chunk
+        elif isinstance(body, str):
             body = body.encode()
-        elif not isinstance(body, (bytes, bytearray)) and not hasattr(body, "__iter__"):
-            body = str(body).encode()
         elif not isinstance(body, (bytes, bytearray)):
-            body = (c.encode() if isinstance(c, str) else bytes(c) for c in body)  # a stream of chunks
+            body = str(body).encode()
         return Reply(body=body, content_type=content_type, custom_attributes=invocation.custom_attributes)
 
     def _run(self, body: bytes, content_type: str | None, accept: str):

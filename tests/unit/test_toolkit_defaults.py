@@ -18,3 +18,12 @@ def test_default_output_encoding():
     with pytest.raises(ToolkitError) as info:
         default_output_fn({"a": 1}, "image/png")
     assert info.value.status == 415
+
+
+def test_default_output_passes_a_generator_through_as_a_stream():
+    def tokens():
+        yield "a"
+        yield "b"
+
+    body, ctype = default_output_fn(tokens(), "text/plain")
+    assert list(body) == ["a", "b"] and ctype == "text/plain"
