@@ -25,27 +25,36 @@ class KvState:
         self.supported: bool | None = None  # unknown until the first sync
         self._last = 0
         self._lock = threading.Lock()
+        self._conn: Connection | None = None  # kept open: a connection per sync cost as much as the sync
 
     def reset(self) -> None:
         """A restarted instance starts with an empty cache and a new event sequence."""
         with self._lock:
             self.blocks, self.occupancy, self._last, self.supported = frozenset(), 0, 0, None
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
 
     def sync(self, host: str, port: int) -> None:
         """Fetch and apply the events after the last one seen. Errors leave the state as it was."""
         if self.supported is False:
             return
         with self._lock:
-            conn = Connection(host, port, timeout=SYNC_TIMEOUT_S)
+            if self._conn is None or (self._conn.host, self._conn.port) != (host, port):
+                self._conn = Connection(host, port, timeout=SYNC_TIMEOUT_S)
+            conn = self._conn
             try:
                 conn.send("GET", f"/kv-events?after={self._last}", b"", {})
                 head = conn.read_head()
                 body = conn.read_body(head)
             except OSError as exc:
                 log.debug("kv-events from %s:%d failed: %s", host, port, exc)
-                return
-            finally:
                 conn.close()
+                self._conn = None
+                return
+            if not head.keep_alive:
+                conn.close()
+                self._conn = None
             if head.status == 404:
                 self.supported = False
                 return
