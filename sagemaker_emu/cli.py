@@ -38,12 +38,32 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("which", choices=("routing", "overhead", "pick"))
     bench.add_argument("rest", nargs=argparse.REMAINDER)
 
+    env = commands.add_parser("env", help="print export lines that point boto3 at a running server")
+    env.add_argument("--url", default=f"http://127.0.0.1:{DEFAULT_PORT}", help="the running server")
+    env.add_argument("--region", default="us-east-1")
+
     logs = commands.add_parser("logs", help="print the last log lines of an endpoint's instances")
     logs.add_argument("endpoint")
     logs.add_argument("--instance", default=None, help="one instance id (default: every instance)")
     logs.add_argument("--lines", type=int, default=50)
     logs.add_argument("--url", default=f"http://127.0.0.1:{DEFAULT_PORT}", help="the running server")
     return parser
+
+
+def _env(args) -> int:
+    import urllib.request
+
+    url = args.url.rstrip("/")
+    try:
+        urllib.request.urlopen(url + "/_emu/health", timeout=5).close()
+    except OSError as exc:
+        print(f"sagemaker-emu: no server answers at {url}: {exc}", file=sys.stderr)
+        return 1
+    for name, value in (("AWS_ENDPOINT_URL_SAGEMAKER", url), ("AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME", url),
+                        ("AWS_DEFAULT_REGION", args.region), ("AWS_ACCESS_KEY_ID", "testing"),
+                        ("AWS_SECRET_ACCESS_KEY", "testing")):
+        print(f"export {name}={value}")
+    return 0
 
 
 def _logs(args) -> int:
@@ -75,6 +95,8 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "logs":
         return _logs(args)
+    if args.command == "env":
+        return _env(args)
     if args.command == "bench":
         if args.which == "routing":
             from sagemaker_emu.bench import routing

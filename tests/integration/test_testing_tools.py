@@ -1,0 +1,93 @@
+"""The ways users test against the emulator: in-process server, env vars, pytest plugin, CLI."""
+
+import os
+import subprocess
+import sys
+
+import boto3
+
+import sagemaker_emu
+from sagemaker_emu.testing import EmulatorServer
+from tests.helpers import deploy, variant
+from tests.integration.test_fleet import alive
+
+
+def test_in_process_server_serves_and_stops_its_workers():
+    with EmulatorServer(port=0, seed=3) as emu:
+        assert emu.url.startswith("http://127.0.0.1:")
+        sm, rt = emu.client("sagemaker"), emu.client("sagemaker-runtime")
+        deploy(sm, "ep1", variants=[variant(InitialInstanceCount=2)])
+        assert rt.invoke_endpoint(EndpointName="ep1", Body=b"hi")["Body"].read() == b"hi"
+        view = sm.describe_endpoint(EndpointName="ep1")
+        assert view["EndpointStatus"] == "InService"
+        pids = [i.pid for b in emu._server.app.config["EMU_BACKENDS"].all()
+                for ep in b.endpoints.values() for i in ep.fleet.all_instances()]
+        assert len(pids) == 2 and all(alive(p) for p in pids)
+    assert not any(alive(p) for p in pids)
+
+
+def test_running_points_boto3_at_it_and_restores_the_environment(monkeypatch):
+    monkeypatch.setenv("AWS_ENDPOINT_URL_SAGEMAKER", "http://elsewhere.invalid")
+    monkeypatch.delenv("AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME", raising=False)
+    with sagemaker_emu.running() as emu:
+        assert os.environ["AWS_ENDPOINT_URL_SAGEMAKER"] == emu.url
+        sm = boto3.client("sagemaker")  # no endpoint_url, no credentials, no region given
+        sm.create_model(ModelName="m", PrimaryContainer={"Image": "sagemaker-emu/echo"})
+        assert [m["ModelName"] for m in sm.list_models()["Models"]] == ["m"]
+    assert os.environ["AWS_ENDPOINT_URL_SAGEMAKER"] == "http://elsewhere.invalid"
+    assert "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME" not in os.environ
+
+
+def test_env_command_prints_exports(server):
+    result = subprocess.run([sys.executable, "-m", "sagemaker_emu", "env", "--url", server.url],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert f"export AWS_ENDPOINT_URL_SAGEMAKER={server.url}" in result.stdout.splitlines()
+    assert f"export AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME={server.url}" in result.stdout.splitlines()
+    bad = subprocess.run([sys.executable, "-m", "sagemaker_emu", "env", "--url", "http://127.0.0.1:9"],
+                         capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 1 and "no server answers" in bad.stderr
+
+
+PLUGIN_TESTS = '''
+import boto3
+
+def test_fixture_gives_clients(sagemaker_emu):
+    sagemaker_emu.sagemaker.create_model(ModelName="m1", PrimaryContainer={"Image": "sagemaker-emu/echo"})
+    assert [m["ModelName"] for m in boto3.client("sagemaker").list_models()["Models"]] == ["m1"]
+
+def test_clean_fixture_starts_empty(sagemaker_emu_clean):
+    assert sagemaker_emu_clean.sagemaker.list_models()["Models"] == []
+'''
+
+MOTO_STYLE_TESTS = '''
+import boto3
+
+def deploy_and_invoke():
+    sm = boto3.client("sagemaker", region_name="us-east-1")
+    rt = boto3.client("sagemaker-runtime", region_name="us-east-1")
+    sm.create_model(ModelName="m", PrimaryContainer={"Image": "sagemaker-emu/echo"})
+    sm.create_endpoint_config(EndpointConfigName="c", ProductionVariants=[{"VariantName": "v", "ModelName": "m",
+                              "InstanceType": "ml.m5.large", "InitialInstanceCount": 1}])
+    sm.create_endpoint(EndpointName="e", EndpointConfigName="c")
+    sm.get_waiter("endpoint_in_service").wait(EndpointName="e")
+    return rt.invoke_endpoint(EndpointName="e", Body=b"ping")["Body"].read()
+
+def test_one():
+    assert deploy_and_invoke() == b"ping"
+
+def test_two_starts_clean():
+    assert deploy_and_invoke() == b"ping"  # would fail with "already existing" without the reset
+'''
+
+
+def test_pytest_plugin_fixtures(pytester):
+    pytester.makepyfile(PLUGIN_TESTS)
+    result = pytester.runpytest_subprocess("--sagemaker-emu-seed", "5")
+    result.assert_outcomes(passed=2)
+
+
+def test_a_moto_style_suite_runs_unchanged_with_autouse(pytester):
+    pytester.makepyfile(MOTO_STYLE_TESTS)
+    result = pytester.runpytest_subprocess("--sagemaker-emu-autouse")
+    result.assert_outcomes(passed=2)
