@@ -33,6 +33,8 @@ def _parser() -> argparse.ArgumentParser:
                        help="where instances keep model directories and logs (default: a temporary directory)")
     serve.add_argument("--stop-grace", type=float, default=5.0,
                        help="seconds between SIGTERM and SIGKILL when an instance stops")
+    serve.add_argument("--bootstrap", default=None,
+                       help="YAML or JSON file of models, endpoint configs and endpoints to create first")
 
     bench = commands.add_parser("bench", help="run a benchmark (routing, overhead, pick)", add_help=False)
     bench.add_argument("which", choices=("routing", "overhead", "pick"))
@@ -119,8 +121,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.seed is not None:
             random.seed(args.seed)
         logs.configure(args.log_format)
-        serve(Config(host=args.host, port=args.port, seed=args.seed, log_format=args.log_format,
+        return serve(Config(host=args.host, port=args.port, seed=args.seed, log_format=args.log_format,
                      region=args.region, account=args.account_id, waiter_hold=args.waiter_hold,
                      model_timeout=args.model_timeout, image_map=args.image_map, state_dir=args.state_dir,
-                     stop_grace=args.stop_grace))
+                     stop_grace=args.stop_grace), bootstrap=args.bootstrap)
     return 0

@@ -48,8 +48,19 @@ class EmulatorHTTPServer:
         shutdown(self.app)
 
 
-def serve(config: Config, announce=print) -> None:
+def serve(config: Config, announce=print, bootstrap: str | None = None) -> int:
     server = EmulatorHTTPServer(config)
+    if bootstrap:
+        from sagemaker_emu.bootstrap import BootstrapError, apply
+
+        try:
+            names = apply(server.app, bootstrap)
+        except (BootstrapError, OSError, ValueError) as exc:
+            log.error("bootstrap failed: %s", exc)
+            server.httpd.server_close()
+            shutdown(server.app)
+            return 1
+        log.info("bootstrap: %d endpoint(s) InService: %s", len(names), ", ".join(names) or "-")
 
     def on_signal(signum, frame):  # serve_forever must be stopped from another thread
         threading.Thread(target=server.httpd.shutdown, daemon=True).start()
@@ -63,3 +74,4 @@ def serve(config: Config, announce=print) -> None:
         server.httpd.server_close()
         shutdown(server.app)
         log.info("stopped")
+    return 0

@@ -91,3 +91,50 @@ def test_a_moto_style_suite_runs_unchanged_with_autouse(pytester):
     pytester.makepyfile(MOTO_STYLE_TESTS)
     result = pytester.runpytest_subprocess("--sagemaker-emu-autouse")
     result.assert_outcomes(passed=2)
+
+
+BOOTSTRAP = """
+models:
+  - ModelName: chat-model
+    PrimaryContainer:
+      Image: sagemaker-emu/echo
+endpoint_configs:
+  - EndpointConfigName: chat-config
+    ProductionVariants:
+      - VariantName: AllTraffic
+        ModelName: chat-model
+        InstanceType: ml.g5.xlarge
+        InitialInstanceCount: 2
+        RoutingConfig: {RoutingStrategy: LEAST_OUTSTANDING_REQUESTS}
+endpoints:
+  - EndpointName: chat
+    EndpointConfigName: chat-config
+"""
+
+
+def test_bootstrap_serves_a_ready_endpoint(tmp_path):
+    from tests.conftest import RunningServer, client
+
+    (tmp_path / "stack.yaml").write_text(BOOTSTRAP)
+    srv = RunningServer("--bootstrap", str(tmp_path / "stack.yaml"))
+    try:  # the URL is printed only once the endpoint is InService
+        sm, rt = client(srv.url), client(srv.url, "sagemaker-runtime")
+        ep = sm.describe_endpoint(EndpointName="chat")
+        assert ep["EndpointStatus"] == "InService" and ep["ProductionVariants"][0]["CurrentInstanceCount"] == 2
+        assert rt.invoke_endpoint(EndpointName="chat", Body=b"ready")["Body"].read() == b"ready"
+    finally:
+        srv.stop()
+
+
+def test_bootstrap_failures_stop_the_server_with_the_reason(tmp_path):
+    bad_name = BOOTSTRAP.replace("EndpointName: chat\n", "EndpointName: bad_name!\n")
+    unknown_image = BOOTSTRAP.replace("sagemaker-emu/echo", "nobody/knows:1")
+    for text, expected in ((bad_name, "endpoints[1]: CreateEndpoint failed: ValidationException: 1 validation error"),
+                           (unknown_image, "endpoint chat is Failed: sagemaker-emu cannot run image 'nobody/knows:1'")):
+        path = tmp_path / "stack.yaml"
+        path.write_text(text)
+        result = subprocess.run([sys.executable, "-m", "sagemaker_emu", "serve", "--port", "0", "--bootstrap", str(path)],
+                                capture_output=True, text=True, timeout=120)
+        assert result.returncode == 1
+        assert expected in result.stderr
+        assert "listening on" not in result.stdout
