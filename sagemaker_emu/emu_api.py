@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, abort, current_app, jsonify, request
 
+from dataclasses import asdict
+
 from sagemaker_emu import __version__
+from sagemaker_emu.errors import InvalidInput
 
 bp = Blueprint("emu", __name__, url_prefix="/_emu")
 
@@ -88,3 +91,28 @@ def instance_logs(name: str, instance_id: str):
         if instance.id == instance_id:
             return Response("\n".join(instance.log_tail(lines)) + "\n", mimetype="text/plain")
     abort(404, description=f"No instance {instance_id} on endpoint {name}")
+
+
+@bp.route("/faults", methods=["GET", "POST", "DELETE"])
+def faults():
+    """GET lists the rules, POST adds one (see runtime/faults.py), DELETE removes them all."""
+    table = current_app.config["EMU_RUNTIME"].faults
+    if request.method == "POST":
+        spec = request.get_json(force=True, silent=True)
+        if not isinstance(spec, dict):
+            return jsonify({"message": "The body must be a JSON object describing one fault."}), 400
+        try:
+            fault = table.add(spec)
+        except (InvalidInput, TypeError, ValueError) as exc:
+            return jsonify({"message": getattr(exc, "message", str(exc))}), 400
+        return jsonify(asdict(fault)), 201
+    if request.method == "DELETE":
+        table.clear()
+    return jsonify({"faults": table.list()})
+
+
+@bp.delete("/faults/<fault_id>")
+def delete_fault(fault_id: str):
+    if not current_app.config["EMU_RUNTIME"].faults.remove(fault_id):
+        abort(404, description=f"No fault {fault_id}")
+    return jsonify({"deleted": fault_id})

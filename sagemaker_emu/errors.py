@@ -79,3 +79,7 @@ class ModelStreamFailure(EmuError):
     def __init__(self, message: str, error_code: str) -> None:
         super().__init__(message)
         self.error_code = error_code  # ModelInvocationTimeExceeded or StreamBroken
+
+
+class Throttled(EmuError):
+    """The caller is sending too fast (ThrottlingException; injected by /_emu/faults)."""

@@ -33,6 +33,10 @@ class Emulator:
     def environment(self) -> dict[str, str]:
         return self.server.environment()
 
+    def fault(self, kind: str, endpoint: str, **rule) -> dict:
+        """Inject a fault (see sagemaker_emu/runtime/faults.py); returns the rule with its id."""
+        return self.server.fault(kind=kind, endpoint=endpoint, **rule)
+
     def reset(self) -> None:
         self.server.reset()
 

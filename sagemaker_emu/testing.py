@@ -65,8 +65,15 @@ class EmulatorServer:
         return {"AWS_ENDPOINT_URL_SAGEMAKER": self.url, "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME": self.url,
                 "AWS_DEFAULT_REGION": self.region, **DUMMY_CREDENTIALS}
 
+    def fault(self, **rule: Any) -> dict:
+        """Inject a fault: `fault(kind="throttle", endpoint="ep", probability=0.5)`; see
+        sagemaker_emu/runtime/faults.py for the kinds. `reset()` removes every rule."""
+        from dataclasses import asdict
+
+        return asdict(self._server.app.config["EMU_RUNTIME"].faults.add(rule))
+
     def reset(self) -> None:
-        """Delete every resource, stop every worker, forget sessions and metrics."""
+        """Delete every resource, stop every worker, forget sessions, metrics and faults."""
         if self._server is not None:
             self._server.app.config["EMU_BACKENDS"].reset()
             self._server.app.config["EMU_RUNTIME"].reset()

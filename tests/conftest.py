@@ -92,7 +92,7 @@ def client(url: str, service: str = "sagemaker", region: str = REGION, **config)
         region_name=region,
         aws_access_key_id="testing",
         aws_secret_access_key="testing",
-        config=Config(retries={"total_max_attempts": 1}, **config),
+        config=Config(**{"retries": {"total_max_attempts": 1}, **config}),
     )
 
 

@@ -33,6 +33,7 @@ RUNTIME_CODES: dict[type[errors.EmuError], tuple[str, int]] = {
     errors.Unavailable: ("ServiceUnavailable", 503),
     errors.PayloadTooLarge: ("ValidationError", 413),
     errors.NotImplementedOperation: ("NotImplementedException", 501),
+    errors.Throttled: ("ThrottlingException", 400),  # botocore retries this code
 }
 
 

@@ -14,10 +14,11 @@ from typing import Iterator
 
 from sagemaker_emu.control.resources import Status
 from sagemaker_emu.control.store import Backends
-from sagemaker_emu.errors import InvalidInput, ModelFailure, ModelStreamFailure, Unavailable
+from sagemaker_emu.errors import InvalidInput, ModelFailure, ModelStreamFailure, Throttled, Unavailable
 from sagemaker_emu.fleet.http1 import CallerGone, Connection, Response
 from sagemaker_emu.metrics import Metrics
 from sagemaker_emu.routing.strategies import RouteRequest
+from sagemaker_emu.runtime.faults import Faults
 from sagemaker_emu.runtime.sessions import NEW_SESSION, Session, SessionTable, parse_new_session
 
 log = logging.getLogger("sagemaker_emu.runtime")
@@ -122,6 +123,7 @@ class Runtime:
         self.backends = backends
         self.metrics = metrics or Metrics()
         self.sessions = SessionTable()
+        self.faults = Faults(seed)
         self.model_timeout = model_timeout
         self._rng = random.Random(seed)
         self._rng_lock = threading.Lock()
@@ -129,6 +131,7 @@ class Runtime:
     def reset(self) -> None:
         self.metrics.reset()
         self.sessions.clear()
+        self.faults.clear()
 
     # ------------------------------------------------------------ choosing
 
@@ -260,6 +263,9 @@ class Runtime:
         except Unavailable:
             self.metrics.failed(req.endpoint_name, req.variant_chosen, "ServiceUnavailable")
             raise
+        except Throttled:
+            self.metrics.failed(req.endpoint_name, req.variant_chosen, "ThrottlingException")
+            raise
         except CallerGone:
             self.metrics.failed(req.endpoint_name, req.variant_chosen, "CallerClosedConnection")
             log.info("InvokeEndpoint %s variant=%s: the caller hung up; the instance was released",
@@ -289,6 +295,9 @@ class Runtime:
             req.variant_chosen = variant.name
             if instance is None:
                 continue
+            injected = self.faults.before_dispatch(ep.name, variant.name)
+            if injected is not None:  # an injected ModelError, as if the container had answered it
+                raise self._model_error(backend, ep.name, injected.status, injected.message.encode())
             stack = contextlib.ExitStack()
             outcome = stack.enter_context(instance.load.dispatch())  # in flight from here
             if not instance.routable:  # began draining between the pick and now: pick again
@@ -297,6 +306,7 @@ class Runtime:
                 continue
             sent = time.perf_counter()
             try:
+                self.faults.on_instance(ep.name, variant.name, instance)
                 conn, head = self._send(instance, req)
             except _Unreachable:  # it died under us: keep it out of routing, use another
                 instance.suspect = True
