@@ -35,7 +35,7 @@ class Emulator:
 
     def fault(self, kind: str, endpoint: str, **rule) -> dict:
         """Inject a fault (see sagemaker_emu/runtime/faults.py); returns the rule with its id."""
-        return self.server.fault(kind=kind, endpoint=endpoint, **rule)
+        return self.server.fault(kind, endpoint, **rule)
 
     def reset(self) -> None:
         self.server.reset()

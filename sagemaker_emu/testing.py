@@ -65,12 +65,12 @@ class EmulatorServer:
         return {"AWS_ENDPOINT_URL_SAGEMAKER": self.url, "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME": self.url,
                 "AWS_DEFAULT_REGION": self.region, **DUMMY_CREDENTIALS}
 
-    def fault(self, **rule: Any) -> dict:
-        """Inject a fault: `fault(kind="throttle", endpoint="ep", probability=0.5)`; see
-        sagemaker_emu/runtime/faults.py for the kinds. `reset()` removes every rule."""
+    def fault(self, kind: str, endpoint: str, **rule: Any) -> dict:
+        """Inject a fault: `fault("throttle", "my-endpoint", probability=0.5)`; the kinds are in
+        sagemaker_emu/runtime/faults.py. Returns the rule with its id; `reset()` removes all."""
         from dataclasses import asdict
 
-        return asdict(self._server.app.config["EMU_RUNTIME"].faults.add(rule))
+        return asdict(self._server.app.config["EMU_RUNTIME"].faults.add({"kind": kind, "endpoint": endpoint, **rule}))
 
     def reset(self) -> None:
         """Delete every resource, stop every worker, forget sessions, metrics and faults."""

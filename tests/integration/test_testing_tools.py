@@ -58,6 +58,23 @@ def test_fixture_gives_clients(sagemaker_emu):
 
 def test_clean_fixture_starts_empty(sagemaker_emu_clean):
     assert sagemaker_emu_clean.sagemaker.list_models()["Models"] == []
+
+def test_faults_from_the_fixture(sagemaker_emu_clean):
+    import pytest
+    from botocore.config import Config
+    from botocore.exceptions import ClientError
+    emu = sagemaker_emu_clean
+    emu.sagemaker.create_model(ModelName="m", PrimaryContainer={"Image": "sagemaker-emu/echo"})
+    emu.sagemaker.create_endpoint_config(EndpointConfigName="c", ProductionVariants=[{"VariantName": "v",
+        "ModelName": "m", "InstanceType": "ml.m5.large", "InitialInstanceCount": 1}])
+    emu.sagemaker.create_endpoint(EndpointName="e", EndpointConfigName="c")
+    emu.sagemaker.get_waiter("endpoint_in_service").wait(EndpointName="e")
+    assert emu.fault("model_error", "e", status=418, times=1)["id"]
+    rt = boto3.client("sagemaker-runtime", config=Config(retries={"total_max_attempts": 1}))
+    with pytest.raises(ClientError) as info:
+        rt.invoke_endpoint(EndpointName="e", Body=b"x")
+    assert info.value.response["OriginalStatusCode"] == 418
+    assert rt.invoke_endpoint(EndpointName="e", Body=b"x")["Body"].read() == b"x"
 '''
 
 MOTO_STYLE_TESTS = '''
@@ -84,7 +101,7 @@ def test_two_starts_clean():
 def test_pytest_plugin_fixtures(pytester):
     pytester.makepyfile(PLUGIN_TESTS)
     result = pytester.runpytest_subprocess("--sagemaker-emu-seed", "5")
-    result.assert_outcomes(passed=2)
+    result.assert_outcomes(passed=3)
 
 
 def test_a_moto_style_suite_runs_unchanged_with_autouse(pytester):
