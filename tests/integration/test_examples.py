@@ -1,5 +1,6 @@
 """Every example runs unchanged against the server, so none can rot."""
 
+import json
 import os
 import subprocess
 import sys
@@ -26,3 +27,29 @@ def test_stream_tokens_example(server):
     text, summary = result.stdout.rsplit("\n\n", 1)
     assert len(text.split()) == 40  # every token was printed
     assert summary.startswith("first token after ") and "served by AllTraffic" in summary
+
+
+def test_deploy_and_invoke_example(server):
+    result = run_example(server, "deploy_and_invoke.py")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    stable, canary = (int(x.split()[-1]) for x in lines[0].split(":", 1)[1].split(","))
+    assert stable + canary == 200 and canary < stable  # 9:1 by weight
+    assert lines[1] == "TargetVariant=Canary was served by Canary"
+    assert lines[2] == "after promoting the canary: Canary"
+
+
+def test_routing_strategies_example(server):
+    result = run_example(server, "routing_strategies.py")
+    assert result.returncode == 0, result.stderr
+    header, *rows = result.stdout.splitlines()
+    assert header.split() == ["strategy", "requests", "p50", "ms", "p90", "ms", "p99", "ms"]
+    assert [r.split()[0] for r in rows] == ["RANDOM", "LEAST_OUTSTANDING_REQUESTS"]
+
+
+def test_inference_script_example(server):
+    result = run_example(server, "inference_script/deploy.py")
+    assert result.returncode == 0, result.stderr
+    predictions = result.stdout.split(":", 1)[1].strip()
+    low, high = json.loads(predictions)
+    assert 200 < low < high < 450  # 60 m2 / 2 rooms is cheaper than 100 m2 / 4 rooms
