@@ -53,3 +53,24 @@ def test_inference_script_example(server):
     predictions = result.stdout.split(":", 1)[1].strip()
     low, high = json.loads(predictions)
     assert 200 < low < high < 450  # 60 m2 / 2 rooms is cheaper than 100 m2 / 4 rooms
+
+
+def test_routing_demo_notebook_runs_offline(tmp_path):
+    import nbformat
+    from nbclient import NotebookClient
+
+    notebook = nbformat.read(EXAMPLES / "notebooks" / "routing_demo.ipynb", as_version=4)
+    env_backup = {k: v for k, v in os.environ.items() if k.startswith("AWS_")}
+    for key in env_backup:  # the notebook must not depend on the caller's AWS settings
+        del os.environ[key]
+    try:
+        NotebookClient(notebook, timeout=180, kernel_name="python3",
+                       resources={"metadata": {"path": str(tmp_path)}}).execute()
+    finally:
+        os.environ.update(env_backup)
+    outputs = ["".join(o.get("text", "") for o in cell.get("outputs", [])) for cell in notebook.cells
+               if cell.cell_type == "code"]
+    assert "InService" in outputs[1]
+    assert "RANDOM" in outputs[2] and "LEAST_OUTSTANDING_REQUESTS" in outputs[2]
+    assert outputs[3].startswith("plotted ") and (tmp_path / "routing_demo.png").stat().st_size > 10_000
+    assert outputs[4].strip() == "done"
