@@ -18,3 +18,17 @@ def test_output_shape_drives_floats_timestamps_and_members():
         "ProductionVariants": [{"VariantName": "v", "CurrentWeight": 1.0, "DesiredWeight": 2.0, "CurrentInstanceCount": 3}],
     }
     assert isinstance(wire["ProductionVariants"][0]["CurrentWeight"], float)
+
+
+def test_compatibility_doc_names_every_operation():
+    """docs/compatibility.md must mention every operation the installed botocore knows."""
+    import re
+    from pathlib import Path
+
+    from sagemaker_emu.service_model import RUNTIME_SERVICE, service_model
+
+    doc = Path(__file__).resolve().parents[2].joinpath("docs", "compatibility.md").read_text()
+    named = set(re.findall(r"\b[A-Z][A-Za-z0-9]+\b", doc))
+    for service in ("sagemaker", RUNTIME_SERVICE):
+        missing = sorted(set(service_model(service).operation_names) - named)
+        assert not missing, f"docs/compatibility.md does not mention {missing}"
