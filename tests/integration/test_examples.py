@@ -74,3 +74,12 @@ def test_routing_demo_notebook_runs_offline(tmp_path):
     assert "RANDOM" in outputs[2] and "LEAST_OUTSTANDING_REQUESTS" in outputs[2]
     assert outputs[3].startswith("plotted ") and (tmp_path / "routing_demo.png").stat().st_size > 10_000
     assert outputs[4].strip() == "done"
+
+
+def test_sagemaker_sdk_example(server):
+    import pytest
+
+    pytest.importorskip("sagemaker")
+    result = run_example(server, "sagemaker_sdk.py")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[-1].startswith("8 tokens: ")
