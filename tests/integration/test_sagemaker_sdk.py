@@ -13,14 +13,22 @@ import sagemaker_emu  # noqa: E402
 ROLE = "arn:aws:iam::123456789012:role/SageMakerRole"
 
 
-def test_model_deploy_waiter_predict_and_delete():
+@pytest.mark.parametrize("clients", ["env-vars", "emulator-clients"])
+def test_model_deploy_waiter_predict_and_delete(clients):
     from sagemaker.deserializers import JSONDeserializer
     from sagemaker.model import Model
     from sagemaker.predictor import Predictor
     from sagemaker.serializers import JSONSerializer
 
     with sagemaker_emu.running(seed=1) as emu:
-        session = sagemaker.Session()  # builds its own clients: the variables point them at us
+        if clients == "env-vars":
+            session = sagemaker.Session()  # builds its own clients: the variables point them at us
+        else:
+            import boto3
+
+            session = sagemaker.Session(boto_session=boto3.Session(region_name=emu.region),
+                                        sagemaker_client=emu.client("sagemaker"),
+                                        sagemaker_runtime_client=emu.client("sagemaker-runtime"))
         model = Model(image_uri="sagemaker-emu/echo", role=ROLE, sagemaker_session=session, name="sdk-model")
         model.deploy(initial_instance_count=2, instance_type="ml.m5.large", endpoint_name="sdk-ep", wait=False)
         session.sagemaker_client.get_waiter("endpoint_in_service").wait(EndpointName="sdk-ep")

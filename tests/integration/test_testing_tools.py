@@ -155,3 +155,29 @@ def test_bootstrap_failures_stop_the_server_with_the_reason(tmp_path):
         assert result.returncode == 1
         assert expected in result.stderr
         assert "listening on" not in result.stdout
+
+
+MOTO_DECORATED_TESTS = '''
+import boto3
+from moto import mock_aws
+
+@mock_aws
+def test_a_moto_test_left_exactly_as_it_was():
+    sm = boto3.client("sagemaker", region_name="us-east-1")
+    sm.create_model(ModelName="m", PrimaryContainer={"Image": "sagemaker-emu/echo"})
+    sm.create_endpoint_config(EndpointConfigName="c", ProductionVariants=[{"VariantName": "v", "ModelName": "m",
+                              "InstanceType": "ml.m5.large", "InitialInstanceCount": 1}])
+    sm.create_endpoint(EndpointName="e", EndpointConfigName="c")
+    sm.get_waiter("endpoint_in_service").wait(EndpointName="e")
+    out = boto3.client("sagemaker-runtime", region_name="us-east-1").invoke_endpoint(EndpointName="e", Body=b"real")
+    assert out["Body"].read() == b"real"  # moto would answer a canned body; the emulator echoes
+'''
+
+
+def test_a_mock_aws_decorated_test_reaches_the_emulator_with_autouse(pytester):
+    import pytest
+
+    pytest.importorskip("moto")
+    pytester.makepyfile(MOTO_DECORATED_TESTS)
+    result = pytester.runpytest_subprocess("--sagemaker-emu-autouse")
+    result.assert_outcomes(passed=1)
