@@ -27,6 +27,13 @@ MAX_BODY_BYTES = 6 * 1024 * 1024  # BodyBlob's max in the service model (6 MiB)
 SERVING = (Status.IN_SERVICE, Status.UPDATING)  # an update keeps the old fleet serving
 
 
+# Failures before an answer starts, and the code the caller sees for each (for metrics).
+_FAILURE_CODES = ((ModelFailure, "ModelError"), (InvalidInput, "ValidationError"),
+                  (Unavailable, "ServiceUnavailable"), (Throttled, "ThrottlingException"),
+                  (CallerGone, "CallerClosedConnection"))
+_COUNTED = tuple(cls for cls, _ in _FAILURE_CODES)
+
+
 class _Unreachable(Exception):
     """The instance refused the connection: the request never reached it."""
 
@@ -251,25 +258,16 @@ class Runtime:
 
     @contextlib.contextmanager
     def _counting_failures(self, req: InvokeRequest) -> Iterator[None]:
+        """Count a failed call in the metrics under the code its caller sees."""
         req.variant_chosen = ""
         try:
             yield
-        except ModelFailure:
-            self.metrics.failed(req.endpoint_name, req.variant_chosen, "ModelError")
-            raise
-        except InvalidInput:
-            self.metrics.failed(req.endpoint_name, req.variant_chosen, "ValidationError")
-            raise
-        except Unavailable:
-            self.metrics.failed(req.endpoint_name, req.variant_chosen, "ServiceUnavailable")
-            raise
-        except Throttled:
-            self.metrics.failed(req.endpoint_name, req.variant_chosen, "ThrottlingException")
-            raise
-        except CallerGone:
-            self.metrics.failed(req.endpoint_name, req.variant_chosen, "CallerClosedConnection")
-            log.info("InvokeEndpoint %s variant=%s: the caller hung up; the instance was released",
-                     req.endpoint_name, req.variant_chosen)
+        except _COUNTED as exc:
+            code = next(code for cls, code in _FAILURE_CODES if isinstance(exc, cls))
+            self.metrics.failed(req.endpoint_name, req.variant_chosen, code)
+            if isinstance(exc, CallerGone):
+                log.info("InvokeEndpoint %s variant=%s: the caller hung up; the instance was released",
+                         req.endpoint_name, req.variant_chosen)
             raise
 
     def _open(self, req: InvokeRequest) -> "_Exchange":
