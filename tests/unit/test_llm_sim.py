@@ -138,3 +138,13 @@ def test_instance_profiles():
     assert Profile.from_env({"LLM_SIM_PROFILE": "batch16", "LLM_SIM_MAX_BATCH": "4"}).max_batch == 4
     with pytest.raises(BadKnob, match="LLM_SIM_PROFILE"):
         Profile.from_env({"LLM_SIM_PROFILE": "turbo"})
+
+
+def test_tokens_are_exactly_the_pattern_s():
+    import re
+
+    pattern = re.compile(r"\w+|[^\w\s]")
+    samples = ["Hello, world! It's 3.14 - déjà vu; naïve café.", "snake_case and __dunder__ x_1",
+               "tabs\tand\nnewlines  and   spaces", "日本語のテキスト、句読点。", "", "...!!!", "a.b.c 1,2,3"]
+    for text in samples:
+        assert kvcache.tokens(text) == pattern.findall(text)
