@@ -232,7 +232,7 @@ def report(results: list[PointResult], time_scale: float) -> str:
         body = []
         for r in sorted(rows, key=lambda r: (r.instances, r.users, STRATEGIES.index(r.strategy))):
             b, i = base.get((r.users, r.instances)), ideal.get((r.users, r.instances))
-            row = [f"{r.users} x {r.instances}", SHORT[r.strategy], r.requests + 0, f"{r.p50_s:.3f}",
+            row = [f"{r.users} x {r.instances}", SHORT[r.strategy], r.requests, f"{r.p50_s:.3f}",
                    f"{r.p90_s:.3f}", f"{r.p99_s:.3f}"]
             if has_ttft:
                 row += [f"{r.ttft_p50_s:.3f}" if r.ttft_p50_s is not None else "-",
