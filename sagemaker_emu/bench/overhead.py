@@ -13,32 +13,16 @@ import argparse
 import http.client
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
 import urllib.request
 from typing import Callable
 
-from sagemaker_emu.bench.stats import LoadResult, closed_loop, table
+from sagemaker_emu.bench.stats import LoadResult, closed_loop, start_emulator, table
+from sagemaker_emu.fleet.instance import free_port
 
 BODY = b'{"inputs": [0.1, 0.2, 0.3]}'
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _start_emulator() -> tuple[subprocess.Popen, str]:
-    proc = subprocess.Popen([sys.executable, "-m", "sagemaker_emu", "serve", "--port", "0", "--seed", "1"],
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    line = proc.stdout.readline()
-    if "listening on" not in line:
-        proc.kill()
-        raise RuntimeError(f"the emulator did not start: {line!r}")
-    return proc, line.split("listening on", 1)[1].strip()
 
 
 def _start_moto() -> tuple[subprocess.Popen, str] | None:
@@ -46,7 +30,7 @@ def _start_moto() -> tuple[subprocess.Popen, str] | None:
         import moto.server  # noqa: F401
     except ImportError:
         return None
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-p", str(port)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
@@ -110,7 +94,7 @@ def _deploy(url: str, strategy: str) -> dict:
 
 
 def run(calls: int, thread_counts: list[int], out=print, strategy: str = "RANDOM") -> dict:
-    emulator, url = _start_emulator()
+    emulator, url = start_emulator()
     moto = _start_moto()
     results: dict[str, dict[int, LoadResult]] = {}
     try:

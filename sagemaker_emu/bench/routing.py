@@ -23,7 +23,6 @@ import http.client
 import json
 import os
 import random
-import subprocess
 import sys
 import threading
 import time
@@ -31,7 +30,7 @@ import urllib.request
 from collections import deque
 from dataclasses import asdict, dataclass
 
-from sagemaker_emu.bench.stats import percentile, table
+from sagemaker_emu.bench.stats import percentile, start_emulator, table
 from sagemaker_emu.bench.workloads import WORKLOADS, Workload
 
 STRATEGIES = ("RANDOM", "LEAST_OUTSTANDING_REQUESTS", "PREFIX_AWARE", "KV_AWARE", "IDEAL")
@@ -63,14 +62,7 @@ class PointResult:
 
 class Emulator:
     def __init__(self, seed: int) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "sagemaker_emu", "serve", "--port", "0", "--seed", str(seed)],
-            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-        line = self.proc.stdout.readline()
-        if "listening on" not in line:
-            self.proc.kill()
-            raise RuntimeError(f"the emulator did not start: {line!r}")
-        self.url = line.split("listening on", 1)[1].strip()
+        self.proc, self.url = start_emulator(seed)
         self.host, port = self.url.split("//", 1)[1].split(":")
         self.port = int(port)
         import boto3

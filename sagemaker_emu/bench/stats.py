@@ -2,10 +2,23 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 import time
 from dataclasses import dataclass
 from typing import Callable
+
+
+def start_emulator(seed: int = 1) -> tuple[subprocess.Popen, str]:
+    """`sagemaker-emu serve` on a free port in its own process; returns it and its URL."""
+    proc = subprocess.Popen([sys.executable, "-m", "sagemaker_emu", "serve", "--port", "0", "--seed", str(seed)],
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    line = proc.stdout.readline()  # printed once the port is bound
+    if "listening on" not in line:
+        proc.kill()
+        raise RuntimeError(f"the emulator did not start: {line!r}")
+    return proc, line.split("listening on", 1)[1].strip()
 
 
 def percentile(sorted_values: list[float], q: float) -> float:
