@@ -21,9 +21,14 @@ def tokens(text: str) -> list[str]:
     """A tokenizer-free stand-in: words and punctuation marks (`\\w+|[^\\w\\s]`).
 
     Splitting on white space first and running the pattern only on pieces that are not plain
-    words gives the same tokens in half the time (`\\w` is `isalnum()` plus `_`)."""
+    words gives the same tokens several times faster (`\\w` is `isalnum()` plus `_`); ASCII
+    text of plain words, the common case, is checked in one pass over its bytes."""
+    pieces = text.split()
+    joined = "".join(pieces)
+    if joined.isascii() and joined.encode().isalnum():  # bytes.isalnum: ASCII only, table-driven
+        return pieces
     out: list[str] = []
-    for piece in text.split():
+    for piece in pieces:
         if piece.isalnum():
             out.append(piece)
         else:
@@ -35,9 +40,9 @@ def block_hashes(toks: list[str], block_tokens: int = DEFAULT_BLOCK_TOKENS) -> l
     out: list[str] = []
     parent = b""
     for start in range(0, len(toks) - block_tokens + 1, block_tokens):
-        digest = hashlib.blake2b(parent + "\x1f".join(toks[start:start + block_tokens]).encode(), digest_size=8)
-        out.append(digest.hexdigest())
-        parent = digest.digest()
+        # sha1 cut to 64 bits: a third cheaper than blake2b here, and collisions only fake a hit
+        parent = hashlib.sha1(parent + "\x1f".join(toks[start:start + block_tokens]).encode()).digest()[:8]
+        out.append(parent.hex())
     return out
 
 

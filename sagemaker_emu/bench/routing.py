@@ -55,6 +55,7 @@ class PointResult:
     ttft_p50_s: float | None
     ttft_p99_s: float | None
     per_minute: float
+    cached_share: float | None = None  # of prompt tokens, as llm-sim's `details` reported them
 
 
 # ------------------------------------------------------------------ the server and endpoints
@@ -100,16 +101,26 @@ class Emulator:
 # ------------------------------------------------------------------ one call
 
 
-def _call(conn: http.client.HTTPConnection, path: str, body: bytes, t0: float) -> float | None:
-    """Send one request and read the whole answer; returns the time from `t0` to its first body byte."""
+def _call(conn: http.client.HTTPConnection, path: str, body: bytes, t0: float) -> tuple[float | None, bytes]:
+    """Send one request and read the whole answer; returns the time from `t0` to its first body
+    byte, and the body."""
     conn.request("POST", path, body=body, headers={"Content-Type": "application/json"})
     resp = conn.getresponse()
     first = resp.read1(65536)
     ttft = time.perf_counter() - t0 if first else None
-    resp.read()
+    answer = first + resp.read()
     if resp.status != 200:
         raise RuntimeError(f"HTTP {resp.status}")
-    return ttft
+    return ttft, answer
+
+
+def _cached_tokens(answer: bytes) -> tuple[int, int] | None:
+    """(cached, prompt) tokens from llm-sim's TGI-style `details`, if the answer has them."""
+    try:
+        details = json.loads(answer)[0]["details"]
+        return details["cached_tokens"], details["prompt_tokens"]
+    except (ValueError, LookupError, TypeError):
+        return None
 
 
 class CentralQueue:
@@ -152,7 +163,8 @@ def run_point(emu: Emulator, workload: Workload, profile: str, users: int, insta
     queue = CentralQueue([i["port"] for i in deployed], CAPACITY[profile]) if strategy == "IDEAL" else None
     start = time.perf_counter()
     window = (start + warmup, start + warmup + duration)
-    samples: list[tuple[float, float, float | None]] = []  # (started, latency, ttft)
+    samples: list[tuple[float, float, float | None, tuple | None]] = []  # (started, latency, ttft, cached)
+    details = workload.shares_prefixes and not stream  # ask llm-sim how much of each prompt was cached
     errors = [0]
     lock = threading.Lock()
 
@@ -161,9 +173,12 @@ def run_point(emu: Emulator, workload: Workload, profile: str, users: int, insta
         conns: dict[int, http.client.HTTPConnection] = {}
         while time.perf_counter() < window[1]:
             body, _ = workload.request(rng, n)
-            if stream:
+            if stream or details:
                 request = json.loads(body)
-                request["stream"] = True
+                if stream:
+                    request["stream"] = True
+                if details:
+                    request["parameters"]["details"] = True
                 body = json.dumps(request).encode()
             t0 = time.perf_counter()  # the central queue's wait is part of the ideal's latency
             target = queue.acquire() if queue else -1
@@ -171,10 +186,11 @@ def run_point(emu: Emulator, workload: Workload, profile: str, users: int, insta
                              else (emu.host, emu.port, path))
             conn = conns.get(target) or conns.setdefault(target, http.client.HTTPConnection(host, port, timeout=600))
             try:
-                ttft = _call(conn, p, body, t0)
+                ttft, answer = _call(conn, p, body, t0)
                 latency = time.perf_counter() - t0
+                cached = _cached_tokens(answer) if details else None
                 with lock:
-                    samples.append((t0, latency, ttft))
+                    samples.append((t0, latency, ttft, cached))
             except (OSError, RuntimeError, http.client.HTTPException):
                 errors[0] += 1
                 conn.close()
@@ -197,11 +213,13 @@ def run_point(emu: Emulator, workload: Workload, profile: str, users: int, insta
     done_in_window = sum(1 for s in samples if window[0] <= s[0] + s[1] <= window[1])
     lat = sorted(s[1] for s in measured)
     ttfts = sorted(s[2] for s in measured if s[2] is not None) if stream else []
+    cached = [s[3] for s in measured if s[3] is not None]
     return PointResult(
         workload=workload.name, profile=profile, users=users, instances=instances, strategy=strategy,
         requests=len(measured), errors=errors[0], p50_s=percentile(lat, 50), p90_s=percentile(lat, 90),
         p99_s=percentile(lat, 99), ttft_p50_s=percentile(ttfts, 50) if ttfts else None,
-        ttft_p99_s=percentile(ttfts, 99) if ttfts else None, per_minute=done_in_window / duration * 60)
+        ttft_p99_s=percentile(ttfts, 99) if ttfts else None, per_minute=done_in_window / duration * 60,
+        cached_share=sum(c for c, _ in cached) / max(1, sum(p for _, p in cached)) if cached else None)
 
 
 # ------------------------------------------------------------------ report
@@ -218,8 +236,10 @@ def report(results: list[PointResult], time_scale: float) -> str:
         base = {(r.users, r.instances): r for r in rows if r.strategy == "RANDOM"}
         ideal = {(r.users, r.instances): r for r in rows if r.strategy == "IDEAL"}
         has_ttft = any(r.ttft_p50_s is not None for r in rows)
+        has_cache = any(r.cached_share is not None for r in rows)
         headers = ["users x inst", "strategy", "requests", "p50", "p90", "p99"]
         headers += ["ttft p50", "ttft p99"] if has_ttft else []
+        headers += ["cached"] if has_cache else []
         headers += ["req/min", "p99 / RANDOM", "thr / RANDOM", "p99 / IDEAL"]
         body = []
         for r in sorted(rows, key=lambda r: (r.instances, r.users, STRATEGIES.index(r.strategy))):
@@ -229,6 +249,8 @@ def report(results: list[PointResult], time_scale: float) -> str:
             if has_ttft:
                 row += [f"{r.ttft_p50_s:.3f}" if r.ttft_p50_s is not None else "-",
                         f"{r.ttft_p99_s:.3f}" if r.ttft_p99_s is not None else "-"]
+            if has_cache:
+                row += [f"{r.cached_share:.0%}" if r.cached_share is not None else "-"]
             row += [f"{r.per_minute:.0f}",
                     f"{r.p99_s / b.p99_s:.2f}" if b else "-",
                     f"{r.per_minute / b.per_minute:.2f}" if b and b.per_minute else "-",

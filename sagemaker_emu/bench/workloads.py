@@ -16,6 +16,8 @@ def lognormal_tokens(rng: random.Random, median: float, sigma: float, cap: int) 
 
 
 class Workload:
+    shares_prefixes = False  # whether prompts repeat, so the bench reports prefix-cache hits
+
     def __init__(self, name: str, summary: str) -> None:
         self.name = name
         self.summary = summary
@@ -44,6 +46,7 @@ class ChatSharedPrefix(Workload):
 
     SYSTEM_PROMPTS = 8
     SYSTEM_TOKENS = 1500
+    shares_prefixes = True
 
     def __init__(self, name: str, summary: str, system_prompts: int = SYSTEM_PROMPTS) -> None:
         super().__init__(name, summary)

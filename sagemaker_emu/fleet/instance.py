@@ -14,6 +14,7 @@ import urllib.error
 import urllib.request
 from collections import deque
 from pathlib import Path
+from typing import Sequence
 from urllib.parse import urlparse
 
 from sagemaker_emu.fleet.connections import ConnectionPool
@@ -100,11 +101,11 @@ class Instance:
         return self.load.in_flight
 
     @property
-    def kv_blocks(self) -> frozenset[str]:
+    def kv_blocks(self) -> set[str]:
         return self.kv.blocks
 
-    def sync_kv(self) -> None:
-        self.kv.sync(self.host, self.port)
+    def served_prompt(self, prompt_blocks: Sequence[str]) -> None:
+        self.kv.served(prompt_blocks, self.host, self.port)
 
     @property
     def pid(self) -> int | None:

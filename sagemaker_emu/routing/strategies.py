@@ -136,9 +136,10 @@ class KvAwareStrategy:
     leading blocks) plus `load_weight_tokens` for every request it has in flight; the
     cheapest wins, ties going to the less busy, then at random. When no instance holds any
     of the prompt (or the body has no `inputs` text) this is LEAST_OUTSTANDING_REQUESTS.
-    Instances expose `kv_blocks`, the block hashes their cache reported."""
+    Instances expose `kv_blocks`: the block hashes their cache reported, plus the prompts sent
+    to them since."""
 
-    wants_cache_state = True  # the runtime refreshes an instance's cache state after each call
+    wants_cache_state = True  # the runtime records each served prompt in its instance's cache state
 
     def __init__(self, block_tokens: int = kvcache.DEFAULT_BLOCK_TOKENS, load_weight_tokens: int = 256) -> None:
         self.block_tokens = block_tokens

@@ -54,6 +54,7 @@ class _Exchange:
     session_key: tuple
     started: float
     sent: float
+    prompt_blocks: tuple = ()  # the prompt's KV block hashes, when the router computed them
     closed: bool = False
 
     def close(self) -> None:
@@ -165,16 +166,17 @@ class Runtime:
         with self._rng_lock:
             return self._rng.choices(variants, weights=weights)[0] if sum(weights) > 0 else variants[0]
 
-    def _pick(self, req: InvokeRequest, fleet, variant: str):
+    def _pick(self, req: InvokeRequest, fleet, variant: str) -> tuple[object | None, tuple]:
+        """The instance the variant's router picks, and the prompt's KV blocks if it hashed them."""
         instances = fleet.instances(variant)
         if not instances:
-            return None
+            return None, ()
         router = fleet.router(variant)
         request = RouteRequest(req.body, req.prefix_aware_id)
         if hasattr(router, "prepare"):
             request = router.prepare(request)  # per-request work, outside the lock
         with self._rng_lock:  # one decision at a time: seeded choices repeat run to run
-            return router.pick(request, instances, self._rng)
+            return router.pick(request, instances, self._rng), request.prompt_blocks or ()
 
     # ------------------------------------------------------------ invoking
 
@@ -285,11 +287,12 @@ class Runtime:
             if req.inference_component is not None:
                 raise InvalidInput(f"Inference component {req.inference_component} is not hosted on endpoint {ep.name}.")
             session_key = (ep.arn, ep.created)  # a re-created endpoint does not inherit sessions
+            prompt_blocks: tuple = ()
             if req.session_id not in (None, NEW_SESSION):
                 variant, instance = self._session_target(req, ep, session_key, variants, fleet)
             else:
                 variant = self._choose_variant(req, ep, variants)
-                instance = self._pick(req, fleet, variant.name)
+                instance, prompt_blocks = self._pick(req, fleet, variant.name)
             req.variant_chosen = variant.name
             if instance is None:
                 continue
@@ -317,12 +320,12 @@ class Runtime:
                 raise
             outcome.failed = not 200 <= head.status < 300
             return _Exchange(backend, ep, fleet, variant, instance, conn, head, outcome, stack,
-                             session_key, started, sent)
+                             session_key, started, sent, prompt_blocks)
         raise Unavailable(f"No instance of endpoint {req.endpoint_name} is available to serve the request. Try again later.")
 
     def _answered(self, ex: "_Exchange") -> None:
-        if getattr(ex.fleet.router(ex.variant.name), "wants_cache_state", False):
-            ex.instance.sync_kv()  # before answering, so the next decision sees this prompt cached
+        if not ex.outcome.failed and getattr(ex.fleet.router(ex.variant.name), "wants_cache_state", False):
+            ex.instance.served_prompt(ex.prompt_blocks)  # before answering: the next pick sees it cached
         answered = time.perf_counter()
         self.metrics.invoked(ex.ep.name, ex.variant.name, ex.instance.id,
                              model_s=answered - ex.sent, overhead_s=ex.sent - ex.started)
