@@ -61,6 +61,30 @@ def test_generation_stops_when_the_caller_is_gone():
     assert sim.batch.running == 0
 
 
+def test_a_prefill_pauses_the_sequences_already_decoding():
+    batch = Batch(16)
+    slept: list[float] = []
+    mine = batch.prefill(0.4, sleep=slept.append)  # this sequence's own prefill: not a stall for it
+    assert slept == [0.4] and batch.catch_up(mine, sleep=slept.append) == mine and slept == [0.4]
+    batch.prefill(0.3, sleep=lambda s: None)  # two others arrive while it decodes
+    batch.prefill(0.2, sleep=lambda s: None)
+    mine = batch.catch_up(mine, sleep=slept.append)
+    assert slept == [0.4, pytest.approx(0.5)]
+    assert batch.catch_up(mine, sleep=slept.append) == mine and len(slept) == 2  # each waited out once
+
+
+def test_prefill_stalls_can_be_turned_off():
+    batch = Batch(16, prefill_stalls_decode=False)
+    mark = batch.prefill(0.1, sleep=lambda s: None)
+    batch.prefill(0.3, sleep=lambda s: None)
+    slept: list[float] = []
+    batch.catch_up(mark, sleep=slept.append)
+    assert slept == []
+    assert Profile.from_env({"LLM_SIM_PREFILL_STALLS_DECODE": "0"}).prefill_stalls_decode is False
+    with pytest.raises(BadKnob):
+        Profile.from_env({"LLM_SIM_PREFILL_STALLS_DECODE": "maybe"})
+
+
 def test_batch_admits_at_most_its_size_in_order():
     batch = Batch(2)
     batch.enter()

@@ -25,3 +25,14 @@ def integer(env: dict[str, str], name: str, default: int, minimum: int = 0) -> i
     if value != int(value):
         raise BadKnob(f"Environment {name}={env.get(name)!r} is not a whole number")
     return int(value)
+
+
+def flag(env: dict[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    if raw.lower() in ("1", "true"):
+        return True
+    if raw.lower() in ("0", "false"):
+        return False
+    raise BadKnob(f"Environment {name}={raw!r} must be 1, 0, true or false")

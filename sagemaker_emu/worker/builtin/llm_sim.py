@@ -6,7 +6,9 @@ Request and answer in the format SageMaker's LLM containers (Hugging Face TGI) u
 Time per request = prefill (`LLM_SIM_PREFILL_BASE_MS` + `LLM_SIM_PREFILL_MS_PER_TOKEN` per
 input token) + one decode step per output token. Up to `LLM_SIM_MAX_BATCH` sequences decode
 at once (continuous batching); each extra running sequence makes every step
-`LLM_SIM_BATCH_SLOWDOWN` slower; further requests queue. Output length is
+`LLM_SIM_BATCH_SLOWDOWN` slower; further requests queue. Prefill and decode share the
+accelerator, as in vLLM or TGI: one prefill runs at a time, and the sequences already decoding
+wait for it (`LLM_SIM_PREFILL_STALLS_DECODE=0` lets them run on). Output length is
 `max_new_tokens` when given, else drawn from a lognormal (`LLM_SIM_OUTPUT_TOKENS_MEDIAN`,
 `LLM_SIM_OUTPUT_TOKENS_SIGMA`, capped at `LLM_SIM_MAX_OUTPUT_TOKENS`). Defaults look like
 a 7B model on one GPU. `LLM_SIM_TIME_SCALE` multiplies every latency.
@@ -26,12 +28,12 @@ import random
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Iterator
+from typing import Callable, Iterator
 
 import logging
 
 from sagemaker_emu import kvcache
-from sagemaker_emu.worker.builtin.knobs import BadKnob, integer, number
+from sagemaker_emu.worker.builtin.knobs import BadKnob, flag, integer, number
 from sagemaker_emu.worker.contract import Invocation, Reply
 
 log = logging.getLogger("sagemaker_emu.llm_sim")
@@ -58,6 +60,7 @@ class Profile:
     time_scale: float = 1.0
     kv_cache_blocks: int = 2048
     kv_block_tokens: int = kvcache.DEFAULT_BLOCK_TOKENS
+    prefill_stalls_decode: bool = True
 
     @classmethod
     def from_env(cls, env: dict[str, str]) -> "Profile":
@@ -76,6 +79,7 @@ class Profile:
             time_scale=number(env, "LLM_SIM_TIME_SCALE", d.time_scale),
             kv_cache_blocks=integer(env, "LLM_SIM_KV_CACHE_BLOCKS", d.kv_cache_blocks),
             kv_block_tokens=integer(env, "LLM_SIM_KV_BLOCK_TOKENS", d.kv_block_tokens, minimum=1),
+            prefill_stalls_decode=flag(env, "LLM_SIM_PREFILL_STALLS_DECODE", d.prefill_stalls_decode),
         )
 
 
@@ -88,13 +92,36 @@ PROFILES: dict[str, dict] = {
 
 
 class Batch:
-    """Continuous batching: at most `size` sequences decode at once, the rest wait in order."""
+    """Continuous batching: at most `size` sequences decode at once, the rest wait in order.
 
-    def __init__(self, size: int) -> None:
+    Prefills take the accelerator one at a time; `stalled` adds up their seconds, so a decoding
+    sequence can wait out those that ran since it last looked (`catch_up`). That is how one
+    uncached prompt slows every running sequence, the cost cache-aware routing avoids."""
+
+    def __init__(self, size: int, prefill_stalls_decode: bool = True) -> None:
         self.size = size
         self.running = 0
+        self.stalled = 0.0
+        self.prefill_stalls_decode = prefill_stalls_decode
         self._waiting: collections.deque[object] = collections.deque()
         self._cond = threading.Condition()
+        self._accelerator = threading.Lock()
+
+    def prefill(self, seconds: float, sleep: Callable[[float], None] = time.sleep) -> float:
+        """Run a prefill; returns the mark from which this sequence's decoding counts stalls."""
+        with self._accelerator:
+            if self.prefill_stalls_decode:
+                self.stalled += seconds  # written only here, under the accelerator's lock
+            mark = self.stalled
+            sleep(seconds)
+            return mark
+
+    def catch_up(self, mark: float, sleep: Callable[[float], None] = time.sleep) -> float:
+        """Wait out the prefills that ran since `mark`; returns the new mark."""
+        while self.stalled > mark:
+            behind, mark = self.stalled - mark, self.stalled
+            sleep(behind)
+        return mark
 
     def enter(self) -> None:
         ticket = object()
@@ -122,7 +149,7 @@ class LlmSim:
     concurrency: int | None = None  # the batch does its own queueing
 
     def __post_init__(self) -> None:
-        self.batch = Batch(self.profile.max_batch)
+        self.batch = Batch(self.profile.max_batch, self.profile.prefill_stalls_decode)
         self.cache = kvcache.BlockCache(self.profile.kv_cache_blocks)
         self._rng_lock = threading.Lock()
 
@@ -231,7 +258,7 @@ class LlmSim:
             if stats is not None:
                 stats.update(prompt_tokens=len(toks), generated_tokens=n_out,
                              cached_tokens=self.cache.hit_blocks(hashes) * p.kv_block_tokens)
-            time.sleep(self.prefill_seconds(len(toks), hashes))
+            mark = self.batch.prefill(self.prefill_seconds(len(toks), hashes))
             self.cache.store(hashes)
             while done < n_out:
                 if not connected():
@@ -239,6 +266,7 @@ class LlmSim:
                 step = p.decode_ms_per_token / 1000 * (1 + p.batch_slowdown * (self.batch.running - 1)) * p.time_scale
                 chunk = 1 if stream or step <= 0 else max(1, min(n_out - done, math.ceil(_MIN_SLEEP_S / step)))
                 time.sleep(step * chunk)
+                mark = self.batch.catch_up(mark)
                 yield "".join(f" {w}" if done + i else w for i, w in enumerate(words[done : done + chunk]))
                 done += chunk
         finally:
