@@ -7,8 +7,8 @@ Time per request = prefill (`LLM_SIM_PREFILL_BASE_MS` + `LLM_SIM_PREFILL_MS_PER_
 input token) + one decode step per output token. Up to `LLM_SIM_MAX_BATCH` sequences decode
 at once (continuous batching); each extra running sequence makes every step
 `LLM_SIM_BATCH_SLOWDOWN` slower; further requests queue. Prefill and decode share the
-accelerator, as in vLLM or TGI: one prefill runs at a time, and the sequences already decoding
-wait for it (`LLM_SIM_PREFILL_STALLS_DECODE=0` lets them run on). Output length is
+accelerator, as in vLLM or TGI: one prompt's uncached tokens are computed at a time, and the
+sequences already decoding wait for them (`LLM_SIM_PREFILL_STALLS_DECODE=0` lets them run on). Output length is
 `max_new_tokens` when given, else drawn from a lognormal (`LLM_SIM_OUTPUT_TOKENS_MEDIAN`,
 `LLM_SIM_OUTPUT_TOKENS_SIGMA`, capped at `LLM_SIM_MAX_OUTPUT_TOKENS`). Defaults look like
 a 7B model on one GPU. `LLM_SIM_TIME_SCALE` multiplies every latency.
@@ -258,7 +258,11 @@ class LlmSim:
             if stats is not None:
                 stats.update(prompt_tokens=len(toks), generated_tokens=n_out,
                              cached_tokens=self.cache.hit_blocks(hashes) * p.kv_block_tokens)
-            mark = self.batch.prefill(self.prefill_seconds(len(toks), hashes))
+            # The fixed part overlaps with other requests (prefills are batched into steps);
+            # computing the uncached tokens is what takes the accelerator.
+            base = p.prefill_base_ms / 1000 * p.time_scale
+            time.sleep(base)
+            mark = self.batch.prefill(self.prefill_seconds(len(toks), hashes) - base)
             self.cache.store(hashes)
             while done < n_out:
                 if not connected():
