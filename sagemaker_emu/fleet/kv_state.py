@@ -6,7 +6,7 @@ answers 404 reports nothing, and KV_AWARE treats it as holding nothing.
 
 Fetching the events after every call doubled the requests each instance served. Instead, a
 finished call adds its prompt's blocks at once (the container cached them while prefilling,
-as the router of llm-d or SGLang also assumes), and the events, which alone tell evictions,
+as SGLang's cache-aware router also assumes), and the events, which alone tell evictions,
 are fetched at most every `SYNC_INTERVAL_S` per instance.
 """
 

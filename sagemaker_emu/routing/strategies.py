@@ -15,7 +15,7 @@ import json
 import random
 import zlib
 from dataclasses import dataclass
-from typing import Protocol, Sequence
+from typing import AbstractSet, Protocol, Sequence
 
 from sagemaker_emu import kvcache
 
@@ -174,7 +174,7 @@ class KvAwareStrategy:
         return LeastOutstandingStrategy().pick(request, tied, rng)
 
 
-def _leading(hashes: Sequence[str], blocks: frozenset[str]) -> int:
+def _leading(hashes: Sequence[str], blocks: AbstractSet[str]) -> int:
     n = 0
     for h in hashes:
         if h not in blocks:

@@ -61,22 +61,31 @@ def test_generation_stops_when_the_caller_is_gone():
     assert sim.batch.running == 0
 
 
-def test_a_prefill_pauses_the_sequences_already_decoding():
+def test_a_long_prefill_pauses_the_sequences_already_decoding():
     batch = Batch(16)
     slept: list[float] = []
-    mine = batch.prefill(0.4, sleep=slept.append)  # this sequence's own prefill: not a stall for it
+    mine = batch.prefill(0.4, step=0.025, sleep=slept.append)  # its own prefill: not a stall for it
     assert slept == [0.4] and batch.catch_up(mine, sleep=slept.append) == mine and slept == [0.4]
-    batch.prefill(0.3, sleep=lambda s: None)  # two others arrive while it decodes
-    batch.prefill(0.2, sleep=lambda s: None)
+    batch.prefill(0.325, step=0.025, sleep=lambda s: None)  # two others arrive while it decodes
+    batch.prefill(0.225, step=0.025, sleep=lambda s: None)
     mine = batch.catch_up(mine, sleep=slept.append)
-    assert slept == [0.4, pytest.approx(0.5)]
+    assert slept == [0.4, pytest.approx(0.5)]  # what each computed beyond one decode step
     assert batch.catch_up(mine, sleep=slept.append) == mine and len(slept) == 2  # each waited out once
+
+
+def test_a_prompt_that_fits_in_a_decode_step_pauses_nobody():
+    batch = Batch(16)
+    mark = batch.stalled
+    batch.prefill(0.02, step=0.025, sleep=lambda s: None)
+    slept: list[float] = []
+    batch.catch_up(mark, sleep=slept.append)
+    assert slept == []
 
 
 def test_prefill_stalls_can_be_turned_off():
     batch = Batch(16, prefill_stalls_decode=False)
-    mark = batch.prefill(0.1, sleep=lambda s: None)
-    batch.prefill(0.3, sleep=lambda s: None)
+    mark = batch.prefill(0.1, step=0.025, sleep=lambda s: None)
+    batch.prefill(0.3, step=0.025, sleep=lambda s: None)
     slept: list[float] = []
     batch.catch_up(mark, sleep=slept.append)
     assert slept == []

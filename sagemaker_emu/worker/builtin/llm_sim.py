@@ -7,11 +7,11 @@ Time per request = prefill (`LLM_SIM_PREFILL_BASE_MS` + `LLM_SIM_PREFILL_MS_PER_
 input token) + one decode step per output token. Up to `LLM_SIM_MAX_BATCH` sequences decode
 at once (continuous batching); each extra running sequence makes every step
 `LLM_SIM_BATCH_SLOWDOWN` slower; further requests queue. Prefill and decode share the
-accelerator, as in vLLM or TGI: one prompt's uncached tokens are computed at a time, and the
-sequences already decoding wait for them (`LLM_SIM_PREFILL_STALLS_DECODE=0` lets them run on). Output length is
-`max_new_tokens` when given, else drawn from a lognormal (`LLM_SIM_OUTPUT_TOKENS_MEDIAN`,
-`LLM_SIM_OUTPUT_TOKENS_SIGMA`, capped at `LLM_SIM_MAX_OUTPUT_TOKENS`). Defaults look like
-a 7B model on one GPU. `LLM_SIM_TIME_SCALE` multiplies every latency.
+accelerator, as in vLLM or TGI: computing a prompt's uncached tokens beyond what one decode
+step would absorb takes the accelerator alone, and the sequences already decoding wait for it
+(`LLM_SIM_PREFILL_STALLS_DECODE=0` lets them run on). Output length is `max_new_tokens` when given, else drawn from a lognormal
+(`LLM_SIM_OUTPUT_TOKENS_MEDIAN`, `LLM_SIM_OUTPUT_TOKENS_SIGMA`, capped at
+`LLM_SIM_MAX_OUTPUT_TOKENS`). Defaults look like a 7B model on one GPU. `LLM_SIM_TIME_SCALE` multiplies every latency.
 
 Prefix caching: each instance keeps `LLM_SIM_KV_CACHE_BLOCKS` blocks of
 `LLM_SIM_KV_BLOCK_TOKENS` prompt tokens (LRU); the cached leading blocks of a prompt are not
@@ -94,9 +94,12 @@ PROFILES: dict[str, dict] = {
 class Batch:
     """Continuous batching: at most `size` sequences decode at once, the rest wait in order.
 
-    Prefills take the accelerator one at a time; `stalled` adds up their seconds, so a decoding
-    sequence can wait out those that ran since it last looked (`catch_up`). That is how one
-    uncached prompt slows every running sequence, the cost cache-aware routing avoids."""
+    A prompt whose computing takes longer than a decode step takes the accelerator alone, one
+    at a time, and the running sequences wait out the excess; shorter ones ride along in a
+    step, as a memory-bound step computes a few more tokens at no extra cost. `stalled` adds
+    up those waits, so a decoding sequence can wait out the ones since it last looked
+    (`catch_up`). That is how one uncached long prompt slows every running sequence, the
+    cost cache-aware routing avoids."""
 
     def __init__(self, size: int, prefill_stalls_decode: bool = True) -> None:
         self.size = size
@@ -107,11 +110,14 @@ class Batch:
         self._cond = threading.Condition()
         self._accelerator = threading.Lock()
 
-    def prefill(self, seconds: float, sleep: Callable[[float], None] = time.sleep) -> float:
-        """Run a prefill; returns the mark from which this sequence's decoding counts stalls."""
+    def prefill(self, seconds: float, step: float, sleep: Callable[[float], None] = time.sleep) -> float:
+        """Compute a prompt for `seconds` beside decode steps of `step` seconds; returns the mark
+        from which this sequence's decoding counts stalls."""
+        if not self.prefill_stalls_decode or seconds <= step:
+            sleep(seconds)
+            return self.stalled
         with self._accelerator:
-            if self.prefill_stalls_decode:
-                self.stalled += seconds  # written only here, under the accelerator's lock
+            self.stalled += seconds - step  # written only here, under the accelerator's lock
             mark = self.stalled
             sleep(seconds)
             return mark
@@ -259,10 +265,11 @@ class LlmSim:
                 stats.update(prompt_tokens=len(toks), generated_tokens=n_out,
                              cached_tokens=self.cache.hit_blocks(hashes) * p.kv_block_tokens)
             # The fixed part overlaps with other requests (prefills are batched into steps);
-            # computing the uncached tokens is what takes the accelerator.
+            # computing the uncached tokens is what may take the accelerator.
             base = p.prefill_base_ms / 1000 * p.time_scale
             time.sleep(base)
-            mark = self.batch.prefill(self.prefill_seconds(len(toks), hashes) - base)
+            mark = self.batch.prefill(self.prefill_seconds(len(toks), hashes) - base,
+                                      step=p.decode_ms_per_token / 1000 * p.time_scale)
             self.cache.store(hashes)
             while done < n_out:
                 if not connected():
