@@ -1,4 +1,5 @@
 import json
+import random
 import statistics
 import threading
 
@@ -179,5 +180,9 @@ def test_tokens_are_exactly_the_pattern_s():
     pattern = re.compile(r"\w+|[^\w\s]")
     samples = ["Hello, world! It's 3.14 - déjà vu; naïve café.", "snake_case and __dunder__ x_1",
                "tabs\tand\nnewlines  and   spaces", "日本語のテキスト、句読点。", "", "...!!!", "a.b.c 1,2,3"]
+    rng = random.Random(7)  # and random texts over a mix of the characters that decide the path
+    alphabet = "ab9Z_ \t\n\xa0\x1c.,'-é日"
+    samples += ["".join(rng.choice(alphabet) for _ in range(rng.randint(0, 40))) for _ in range(500)]
+    samples += ["".join(rng.choice("ab9Z \n\xa0") for _ in range(40)) for _ in range(100)]  # plain ASCII words
     for text in samples:
-        assert kvcache.tokens(text) == pattern.findall(text)
+        assert kvcache.tokens(text) == pattern.findall(text), text
