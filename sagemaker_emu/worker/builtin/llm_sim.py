@@ -9,9 +9,10 @@ at once (continuous batching); each extra running sequence makes every step
 `LLM_SIM_BATCH_SLOWDOWN` slower; further requests queue. Prefill and decode share the
 accelerator, as in vLLM or TGI: computing a prompt's uncached tokens beyond what one decode
 step would absorb takes the accelerator alone, and the sequences already decoding wait for it
-(`LLM_SIM_PREFILL_STALLS_DECODE=0` lets them run on). Output length is `max_new_tokens` when given, else drawn from a lognormal
-(`LLM_SIM_OUTPUT_TOKENS_MEDIAN`, `LLM_SIM_OUTPUT_TOKENS_SIGMA`, capped at
-`LLM_SIM_MAX_OUTPUT_TOKENS`). Defaults look like a 7B model on one GPU. `LLM_SIM_TIME_SCALE` multiplies every latency.
+(`LLM_SIM_PREFILL_STALLS_DECODE=0` lets them run on). Output length is `max_new_tokens` when
+given, else drawn from a lognormal (`LLM_SIM_OUTPUT_TOKENS_MEDIAN`,
+`LLM_SIM_OUTPUT_TOKENS_SIGMA`, capped at `LLM_SIM_MAX_OUTPUT_TOKENS`). Defaults look like a
+7B model on one GPU. `LLM_SIM_TIME_SCALE` multiplies every latency.
 
 Prefix caching: each instance keeps `LLM_SIM_KV_CACHE_BLOCKS` blocks of
 `LLM_SIM_KV_BLOCK_TOKENS` prompt tokens (LRU); the cached leading blocks of a prompt are not
