@@ -113,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
         return overhead.main(args.rest)
     if args.command == "serve":
         from sagemaker_emu import logs
-        from sagemaker_emu.server import serve
+        from sagemaker_emu.edge.http_server import serve
 
         if not 0 <= args.port <= 65535:
             print(f"sagemaker-emu: --port must be between 0 and 65535, not {args.port}", file=sys.stderr)

@@ -83,3 +83,7 @@ class ModelStreamFailure(EmuError):
 
 class Throttled(EmuError):
     """The caller is sending too fast (ThrottlingException; injected by /_emu/faults)."""
+
+
+class CallerGone(Exception):
+    """The caller we are answering closed its connection: nobody is left to answer."""

@@ -22,7 +22,7 @@ from dataclasses import replace
 from typing import Any, Iterator
 
 from sagemaker_emu.config import Config
-from sagemaker_emu.server import EmulatorHTTPServer
+from sagemaker_emu.edge.http_server import EmulatorHTTPServer
 
 DUMMY_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
 

@@ -5,6 +5,10 @@ the emulator's `POST /endpoints/<name>/invocations` with the same raw HTTP clien
 (c) through the emulator with boto3, each with 1 and 16 client threads. Where moto is
 installed (`pip install 'moto[server]'`), (d) the same boto3 load against moto_server's
 canned InvokeEndpoint runs in the same session, for a side-by-side ratio.
+
+With `--idle-sockets N` (and `--slow-sockets M`), the emulator path is measured again while
+N connections sit open sending nothing and M send one header byte a second (slowloris),
+and the ratio to the unloaded run is printed: hostile sockets must not starve callers.
 """
 
 from __future__ import annotations
@@ -13,8 +17,10 @@ import argparse
 import http.client
 import json
 import os
+import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from typing import Callable
@@ -93,7 +99,41 @@ def _deploy(url: str, strategy: str) -> dict:
         return json.load(resp)["variants"][0]["instances"][0]
 
 
-def run(calls: int, thread_counts: list[int], out=print, strategy: str = "RANDOM") -> dict:
+class _HostileSockets:
+    """`idle` open connections that never send, and `slow` ones that dribble a request head."""
+
+    def __init__(self, host: str, port: int, idle: int, slow: int) -> None:
+        self.idle = [socket.create_connection((host, port)) for _ in range(idle)]
+        self.slow = [socket.create_connection((host, port)) for _ in range(slow)]
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._dribble, daemon=True)
+        self._thread.start()
+
+    def _dribble(self) -> None:
+        head = b"POST /endpoints/bench/invocations HTTP/1.1\r\nHost: x\r\n" + b"X-Slow: " + b"a" * 10_000
+        sent = 0
+        while not self._stop.wait(1.0) and sent < len(head):
+            for s in self.slow:
+                try:
+                    s.send(head[sent:sent + 1])
+                except OSError:
+                    pass
+            sent += 1
+
+    def open_count(self) -> int:
+        """How many of them the server has not closed."""
+        from sagemaker_emu.fleet.http1 import closed_by_peer
+        return sum(not closed_by_peer(s) for s in self.idle + self.slow)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join()
+        for s in self.idle + self.slow:
+            s.close()
+
+
+def run(calls: int, thread_counts: list[int], out=print, strategy: str = "RANDOM",
+        idle_sockets: int = 0, slow_sockets: int = 0) -> dict:
     emulator, url = start_emulator()
     moto = _start_moto()
     results: dict[str, dict[int, LoadResult]] = {}
@@ -114,6 +154,18 @@ def run(calls: int, thread_counts: list[int], out=print, strategy: str = "RANDOM
                 closed_loop(call, threads, max(1, calls // threads // 10))  # warm-up
                 results[name][threads] = closed_loop(call, threads, max(1, calls // threads))
                 out(f"  measured {name}, {threads} thread(s)", file=sys.stderr)
+        if idle_sockets or slow_sockets:
+            hostile = _HostileSockets(host, int(port), idle_sockets, slow_sockets)
+            name = f"through emulator (raw HTTP), {idle_sockets} idle + {slow_sockets} slow sockets"
+            results[name] = {}
+            try:
+                for threads in thread_counts:
+                    call = _raw_caller(host, int(port), "/endpoints/bench/invocations", threads)
+                    results[name][threads] = closed_loop(call, threads, max(1, calls // threads))
+                    out(f"  measured {name}, {threads} thread(s); {hostile.open_count()} still open",
+                        file=sys.stderr)
+            finally:
+                hostile.close()
     finally:
         emulator.terminate()
         emulator.wait()
@@ -142,6 +194,11 @@ def report(results: dict[str, dict[int, LoadResult]], thread_counts: list[int], 
                 f"({emu_boto[t].rate:.0f} vs {moto[t].rate:.0f})")
     if moto is None:
         out("moto is not installed: pip install 'moto[server]' for the side-by-side column")
+    for name, by_threads in results.items():
+        if "idle" in name:
+            for t in thread_counts:
+                out(f"{t} thread(s): p50 with hostile sockets / without = {by_threads[t].p(50) / emu_raw[t].p(50):.2f}x, "
+                    f"calls/s {by_threads[t].rate / emu_raw[t].rate:.2f}x")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -153,9 +210,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--strategy", default="RANDOM",
                         choices=("RANDOM", "LEAST_OUTSTANDING_REQUESTS", "PREFIX_AWARE", "KV_AWARE"),
                         help="the echo variant's RoutingStrategy (one instance: the pick's own cost)")
+    parser.add_argument("--idle-sockets", type=int, default=0,
+                        help="measure again with this many open connections that send nothing")
+    parser.add_argument("--slow-sockets", type=int, default=0,
+                        help="... and this many that send a request head one byte a second")
     args = parser.parse_args(argv)
     numbers = run(args.calls, [int(t) for t in args.threads.split(",")],
-                  out=lambda *a, **k: print(*a, **k, flush=True), strategy=args.strategy)
+                  out=lambda *a, **k: print(*a, **k, flush=True), strategy=args.strategy,
+                  idle_sockets=args.idle_sockets, slow_sockets=args.slow_sockets)
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"calls": args.calls, "cpus": os.cpu_count(), "results": numbers}, f, indent=2)

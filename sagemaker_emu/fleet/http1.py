@@ -11,7 +11,9 @@ import select
 import socket
 import time
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Callable, Iterator
+
+from sagemaker_emu.errors import CallerGone
 
 MAX_HEADER_BYTES = 64 * 1024
 
@@ -20,11 +22,11 @@ class ProtocolError(OSError):
     """The instance sent something that is not an HTTP/1.1 response."""
 
 
-class CallerGone(Exception):
-    """The caller we are waiting for closed its connection."""
+WATCH_SLICE_S = 0.05  # how often a waiting call asks whether its caller is still there
 
 
-def _closed(sock: socket.socket) -> bool:
+def closed_by_peer(sock: socket.socket) -> bool:
+    """True when the other side has closed (or reset) the connection; never blocks."""
     try:
         return sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
     except BlockingIOError:
@@ -46,7 +48,7 @@ class Connection:
         self.sock: socket.socket | None = None
         self.timeout = timeout
         self._buf = b""
-        self.watch: socket.socket | None = None  # the caller's socket, while one waits on us
+        self.watch: Callable[[], bool] | None = None  # "has the caller gone?", while one waits on us
         self.at_rest = True  # False from sending a request until its whole answer is read
 
     def settimeout(self, timeout: float) -> None:
@@ -77,19 +79,19 @@ class Connection:
         return bool(data)
 
     def _wait_for_data(self) -> None:
-        """Wait for the instance, and give up the moment the watched caller hangs up."""
+        """Wait for the instance, and give up soon after the watched caller hangs up.
+        poll(), not select(): select() fails on descriptors above 1,023."""
         deadline = time.monotonic() + self.timeout
+        poller = select.poll()
+        poller.register(self.sock, select.POLLIN)
         while True:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise socket.timeout("timed out")
-            readable, _, _ = select.select([self.sock, self.watch], [], [], remaining)
-            if self.sock in readable:
+            if poller.poll(min(remaining, WATCH_SLICE_S) * 1000):
                 return
-            if self.watch in readable:
-                if _closed(self.watch):
-                    raise CallerGone()
-                self.watch = None  # the caller sent more (a pipelined request): stop watching
+            if self.watch():
+                raise CallerGone()
 
     def _line(self) -> bytes:
         while b"\r\n" not in self._buf:

@@ -4,7 +4,7 @@
 Request members travel in headers; they are read as the runtime service model names them
 and validated like control-plane input (the code differs: ValidationError here).
 
-This is the invoke path, so it is a plain WSGI handler (served by Werkzeug) placed in front
+This is the invoke path, so it is a plain WSGI handler (served by waitress) placed in front
 of the Flask app rather than a Flask view: Flask's per-request dispatch measured 0.36 ms,
 about a quarter of the emulator's whole overhead (docs/performance.md). Every other request
 goes on to Flask.
@@ -17,12 +17,10 @@ import logging
 import re
 import time
 from typing import Callable, Iterable, Iterator
-from urllib.parse import unquote
 
 
 from sagemaker_emu import errors
 from sagemaker_emu.config import Config
-from sagemaker_emu.fleet.http1 import CallerGone
 from sagemaker_emu.protocol import eventstream
 from sagemaker_emu.protocol.context import region_of
 from sagemaker_emu.protocol.errors import internal_runtime_error, request_id, runtime_error
@@ -34,7 +32,6 @@ log = logging.getLogger("sagemaker_emu.api")
 
 _ROUTE = re.compile(r"^/endpoints/(.*)/(invocations|invocations-response-stream|async-invocations)$")
 _NOT_YET = {"async-invocations": "InvokeEndpointAsync"}
-MAX_READ_BYTES = 16 * 1024 * 1024  # above this the body is refused unread
 
 # InvokeRequest field -> runtime model member
 _FIELDS = {
@@ -71,19 +68,10 @@ def read_params(operation: str, endpoint_name: str, environ: dict) -> dict[str, 
 
 
 def read_body(environ: dict) -> bytes:
-    """The request body, refusing more than MAX_READ_BYTES (Content-Length or chunked)."""
-    stream = environ["wsgi.input"]
-    length = environ.get("CONTENT_LENGTH")
-    if length:
-        if int(length) > MAX_READ_BYTES:
-            raise errors.PayloadTooLarge("The request body is larger than the emulator accepts.")
-        return stream.read(int(length))
-    if environ.get("wsgi.input_terminated"):  # chunked: the server de-chunks and ends the stream
-        body = stream.read(MAX_READ_BYTES + 1)
-        if len(body) > MAX_READ_BYTES:
-            raise errors.PayloadTooLarge("The request body is larger than the emulator accepts.")
-        return body
-    return b""
+    """The request body. The HTTP server has already received it whole, de-chunked, and
+    checked its framing and size; CONTENT_LENGTH is what it received."""
+    length = int(environ.get("CONTENT_LENGTH") or 0)
+    return environ["wsgi.input"].read(length) if length else b""
 
 
 class _Framed:
@@ -111,7 +99,7 @@ def _framed(chunks, endpoint_name: str) -> Iterator[bytes]:
     except errors.ModelStreamFailure as exc:
         log.info("InvokeEndpointWithResponseStream %s ModelStreamError %s", endpoint_name, exc.error_code)
         yield eventstream.model_stream_error(exc.message, exc.error_code)
-    except CallerGone:
+    except errors.CallerGone:
         return
     except Exception:
         log.exception("stream of %s failed", endpoint_name)
@@ -132,7 +120,8 @@ class RuntimeAPI:
         match = _ROUTE.match(environ.get("PATH_INFO", ""))
         if match is None or environ["REQUEST_METHOD"] != "POST":
             return self.next_app(environ, start_response)
-        name = unquote(match.group(1))
+        name = match.group(1)  # PATH_INFO is decoded once already: decoding again would
+        # let `rt-ech%256f` invoke `rt-echo`
         if match.group(2) == "invocations-response-stream":
             status, headers, body = self.invoke_with_response_stream(name, environ)
             start_response(status, headers)
@@ -150,7 +139,7 @@ class RuntimeAPI:
             endpoint_name=endpoint_name,
             body=read_body(environ),
             region=region_of(environ.get("HTTP_AUTHORIZATION"), self.config.region),
-            caller=environ.get("werkzeug.socket"),  # watched while the instance works
+            caller_gone=environ.get("waitress.client_disconnected"),  # checked while the instance works
             **{f: params.get(m) for f, m in _FIELDS.items()},
         )
 
@@ -159,7 +148,7 @@ class RuntimeAPI:
         started = time.perf_counter()
         try:
             result = self.runtime.invoke(self._request("InvokeEndpoint", endpoint_name, environ))
-        except CallerGone:  # nobody to answer; the connection is closed below us
+        except errors.CallerGone:  # nobody to answer; the connection is closed below us
             return "499 Client Closed Request", [("Content-Length", "0"), ("Connection", "close")], b""
         except errors.EmuError as exc:
             answer = runtime_error(exc, rid)
@@ -183,7 +172,7 @@ class RuntimeAPI:
         started = time.perf_counter()
         try:
             result = self.runtime.stream(self._request("InvokeEndpointWithResponseStream", endpoint_name, environ))
-        except CallerGone:
+        except errors.CallerGone:
             return "499 Client Closed Request", [("Content-Length", "0"), ("Connection", "close")], [b""]
         except errors.EmuError as exc:  # before the first byte: an ordinary error response
             status, headers, body = runtime_error(exc, rid)
@@ -194,7 +183,7 @@ class RuntimeAPI:
             log.exception("unhandled error in InvokeEndpointWithResponseStream")
             status, headers, body = internal_runtime_error(rid)
             return status, headers, [body]
-        # No Content-Length: Werkzeug sends the events with chunked transfer encoding.
+        # No Content-Length: the server sends the events with chunked transfer encoding.
         headers = [("Content-Type", "application/vnd.amazon.eventstream"),
                    ("X-Amzn-SageMaker-Content-Type", result.content_type),
                    ("x-Amzn-Invoked-Production-Variant", result.variant), ("x-amzn-RequestId", rid)]

@@ -10,12 +10,12 @@ import socket
 import threading
 import time
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Callable, Iterator
 
 from sagemaker_emu.control.resources import Status
 from sagemaker_emu.control.store import Backends
-from sagemaker_emu.errors import InvalidInput, ModelFailure, ModelStreamFailure, Throttled, Unavailable
-from sagemaker_emu.fleet.http1 import CallerGone, Connection, Response
+from sagemaker_emu.errors import CallerGone, InvalidInput, ModelFailure, ModelStreamFailure, Throttled, Unavailable
+from sagemaker_emu.fleet.http1 import Connection, Response
 from sagemaker_emu.metrics import Metrics
 from sagemaker_emu.routing.strategies import RouteRequest
 from sagemaker_emu.runtime.faults import Faults
@@ -112,7 +112,7 @@ class InvokeRequest:
     session_id: str | None = None
     prefix_aware_id: str | None = None
     variant_chosen: str = ""  # set once a variant is chosen, for error metrics
-    caller: object = None  # the caller's socket, watched while the instance works
+    caller_gone: Callable[[], bool] | None = None  # asked while the instance works
 
 
 @dataclass
@@ -363,7 +363,7 @@ class Runtime:
         headers = self._headers(req)
         for attempt in range(2):
             conn, reused = instance.pool.acquire(self.model_timeout)
-            conn.watch = req.caller
+            conn.watch = req.caller_gone
             try:
                 conn.send("POST", "/invocations", req.body, headers)
                 return conn, conn.read_head()

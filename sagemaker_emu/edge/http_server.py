@@ -1,0 +1,299 @@
+"""Serve the app with waitress, bounded against hostile callers, and shut down cleanly.
+
+Why waitress (docs/performance.md has the measurements): its event loop reads every request
+whole before a thread sees it, so slow or idle sockets cost a descriptor, never a thread;
+it parses HTTP/1.1 framing strictly (chunked, Content-Length) and keeps connections alive.
+What it lacks is added here, on its documented extension points (channel and server classes):
+  - a read timeout for a request that has started but not finished arriving (slowloris),
+  - a write timeout for an answer the caller stops reading,
+  - errors of the HTTP layer itself answered in AWS's JSON error shape.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import resource
+import select
+import signal
+import socket
+import threading
+import time
+from dataclasses import dataclass
+
+from waitress import wasyncore
+from waitress.adjustments import Adjustments
+from waitress.channel import HTTPChannel
+from waitress.server import TcpWSGIServer
+from waitress.task import ErrorTask, ThreadedTaskDispatcher
+
+from sagemaker_emu.app import MAX_REQUEST_BYTES, create_app, shutdown
+from sagemaker_emu.config import Config
+
+log = logging.getLogger("sagemaker_emu.server")
+
+MAX_HEADER_BYTES = 64 * 1024  # botocore's heads are a few hundred bytes; AWS refuses far less than 256 KiB
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one caller may hold. The defaults keep 2,000 idle sockets harmless on 2 cores."""
+
+    threads: int = 256  # requests being answered at once; waiting ones queue, they are not refused
+    connections: int = 10_000  # open sockets; capped below the process's descriptor limit
+    idle_timeout: float = 60.0  # a kept-alive socket with no request (AWS's load balancers: 60 s)
+    read_timeout: float = 30.0  # from a request's first byte to its last
+    write_timeout: float = 30.0  # an answer that the caller stops reading
+
+
+class _ErrorTask(ErrorTask):
+    """Framing errors (bad Content-Length, bad chunks, heads or bodies too large) before any
+    service sees the request: AWS's JSON error shape, readable by JSON 1.1 and REST-JSON clients."""
+
+    def execute(self) -> None:
+        error = self.request.error
+        code = {400: "BadRequestException", 413: "RequestEntityTooLargeException",
+                431: "RequestHeaderFieldsTooLargeException"}.get(error.code, "InternalFailure")
+        body = json.dumps({"__type": code, "message": f"{error.reason}: {error.body}"}).encode()
+        self.status = f"{error.code} {error.reason}"
+        self.response_headers.extend([("Content-Type", "application/json"), ("x-amzn-ErrorType", code)])
+        self.set_close_on_finish()
+        self.channel.linger = True
+        self.content_length = len(body)
+        self.write(body)
+
+
+LINGER_S = 2.0
+
+
+class _Linger(wasyncore.dispatcher):
+    """After an error answer, read and drop what the caller is still sending for a moment
+    before closing, so that it reads our answer rather than a reset (a lingering close)."""
+
+    def __init__(self, sock: socket.socket, map: dict) -> None:
+        super().__init__(sock, map)
+        self.until = time.monotonic() + LINGER_S
+
+    def writable(self) -> bool:
+        return False
+
+    def handle_read(self) -> None:
+        if not self.recv(65536) or time.monotonic() > self.until:
+            self.close()
+
+
+class _Channel(HTTPChannel):
+    error_task_class = _ErrorTask
+    request_started = 0.0  # when the request still arriving began, for the read timeout
+    linger = False  # set once an error answer was sent: the caller may still be sending
+
+    def received(self, data: bytes) -> bool:
+        if self.request is None:
+            self.request_started = time.monotonic()
+        return super().received(data)
+
+    def handle_close(self) -> None:
+        lingering = None
+        if self.linger and self.connected and self.socket is not None:
+            try:
+                lingering = self.socket.dup()
+                lingering.shutdown(socket.SHUT_WR)  # our answer is sent, then end of stream
+            except OSError:
+                lingering = None
+        super().handle_close()
+        if lingering is not None:
+            _Linger(lingering, self._map)
+
+
+_IN, _OUT = select.POLLIN | select.POLLPRI, select.POLLOUT
+
+
+class _EpollMap(dict):
+    """The loop's descriptor -> dispatcher map, kept registered in one epoll set.
+
+    Waitress's own loop asks every socket whether it wants to read or write on every turn,
+    so each event costs time in proportion to the open sockets (2,000 idle ones tripled an
+    invoke's latency). Here a socket that only waits for its next request is registered
+    once and not asked again until something happens on it. Sockets with a request in
+    progress, and the listener and trigger, are asked every turn as before: only their
+    state can be changed by other threads, and those threads pull the trigger when they do.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.epoll = select.epoll()
+        self.registered: dict[int, tuple[object, int]] = {}
+        self.recheck: set[int] = set()
+
+    def __setitem__(self, fd: int, obj) -> None:
+        super().__setitem__(fd, obj)
+        self.recheck.add(fd)
+
+    def __delitem__(self, fd: int) -> None:
+        super().__delitem__(fd)
+        self.recheck.discard(fd)
+        if self.registered.pop(fd, None) is not None:  # before the socket closes: a dup'ed
+            try:  # descriptor would keep a closed one's registration alive
+                self.epoll.unregister(fd)
+            except OSError:
+                pass
+
+    def _interest(self, fd: int, obj) -> None:
+        flags = (_IN if obj.readable() else 0) | (_OUT if obj.writable() and not obj.accepting else 0)
+        old = self.registered.get(fd)
+        if old is None or old[0] is not obj or old[1] != flags:
+            if old is not None:
+                self.epoll.unregister(fd)
+            self.epoll.register(fd, flags)  # flags 0 still reports hang-ups, which is wanted
+            self.registered[fd] = (obj, flags)
+        quiet = (isinstance(obj, HTTPChannel) and flags == _IN and obj.connected and not obj.requests
+                 and not (obj.will_close or obj.close_when_flushed or obj.total_outbufs_len))
+        if quiet:
+            self.recheck.discard(fd)
+
+    def turn(self, timeout: float) -> None:
+        for fd in list(self.recheck):
+            obj = self.get(fd)
+            if obj is not None:
+                self._interest(fd, obj)
+        try:
+            events = self.epoll.poll(timeout)
+        except InterruptedError:
+            return
+        for fd, flags in events:
+            obj = self.get(fd)
+            if obj is not None:
+                self.recheck.add(fd)
+                wasyncore.readwrite(obj, flags)
+
+
+class _Loop:
+    """What waitress calls its `asyncore`: the dispatcher class and the loop over a map."""
+
+    dispatcher = wasyncore.dispatcher
+
+    @staticmethod
+    def loop(timeout: float = 30.0, use_poll: bool = False, map: dict | None = None, count=None) -> None:
+        if not isinstance(map, _EpollMap):
+            return wasyncore.loop(timeout, use_poll, map, count)
+        try:
+            while map:
+                map.turn(timeout)
+        finally:
+            map.epoll.close()
+
+
+class _Server(TcpWSGIServer):
+    channel_class = _Channel
+    asyncore = _Loop
+    limits = Limits()
+
+    def maintenance(self, now: float) -> None:
+        """Waitress closes idle sockets; also close those stuck mid-request or mid-answer."""
+        super().maintenance(now)
+        mono = time.monotonic()
+        for dispatcher in list(self._map.values()):
+            if isinstance(dispatcher, _Linger) and mono > dispatcher.until:
+                dispatcher.close()
+        for channel in list(self.active_channels.values()):
+            arriving = channel.request is not None and not channel.request.completed
+            if arriving and mono - channel.request_started > self.limits.read_timeout:
+                channel.will_close = True
+            elif channel.requests and channel.total_outbufs_len and \
+                    now - channel.last_activity > self.limits.write_timeout:
+                channel.will_close = True  # the caller stopped reading: its thread is released
+            if channel.will_close and isinstance(self._map, _EpollMap):
+                self._map.recheck.add(channel._fileno)  # the loop acts on will_close
+
+
+def _descriptor_budget(wanted: int) -> int:
+    """Raise the soft descriptor limit to the hard one; keep half for instances and files."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or soft < hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard if hard != resource.RLIM_INFINITY else 65536, hard))
+            soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+        except (ValueError, OSError):
+            pass
+    return max(64, min(wanted, soft // 2))
+
+
+class EmulatorHTTPServer:
+    """The HTTP server and the app behind it; `port=0` binds an ephemeral port."""
+
+    def __init__(self, config: Config, limits: Limits = Limits()) -> None:
+        self.app = create_app(config)
+        adj = Adjustments(
+            host=config.host, port=config.port, threads=limits.threads,
+            connection_limit=_descriptor_budget(limits.connections),
+            channel_timeout=max(1, int(limits.idle_timeout)),
+            cleanup_interval=1,  # how often the timeouts above are checked
+            asyncore_use_poll=True,  # select() cannot watch descriptors above 1,023
+            channel_request_lookahead=1,  # keeps reading, so a caller hanging up is seen at once
+            max_request_header_size=MAX_HEADER_BYTES, max_request_body_size=MAX_REQUEST_BYTES,
+            outbuf_high_watermark=1024 * 1024, ident="sagemaker-emu", expose_tracebacks=False,
+            clear_untrusted_proxy_headers=True, log_socket_errors=False,
+        )
+        dispatcher = ThreadedTaskDispatcher()
+        dispatcher.set_thread_count(adj.threads)
+        loop_map = _EpollMap() if hasattr(select, "epoll") else {}  # epoll: Linux; elsewhere poll()
+        self.httpd = _Server(self.app, map=loop_map, dispatcher=dispatcher, adj=adj, sockinfo=adj.listen[0])
+        self.httpd.limits = limits
+        self._stopped = threading.Event()
+
+    @property
+    def url(self) -> str:
+        host, port = self.httpd.effective_host, self.httpd.effective_port
+        return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+    def serve_forever(self) -> None:
+        try:
+            self.httpd.run()
+        except OSError:
+            if not self._stopped.is_set():  # closing sockets under the loop ends it with an error
+                raise
+        finally:
+            self._stopped.set()
+
+    def stop_serving(self) -> None:
+        """Stop accepting and close every connection; the loop returns. Callable from any thread."""
+        def close_all() -> None:  # runs on the loop's own thread
+            for channel in list(self.httpd._map.values()):
+                channel.close()
+
+        if not self._stopped.is_set():
+            self.httpd.trigger.pull_trigger(close_all)
+        self.httpd.task_dispatcher.shutdown(cancel_pending=True, timeout=5)
+
+    def shutdown(self) -> None:
+        """Stop accepting calls, then stop every fleet."""
+        self.stop_serving()
+        shutdown(self.app)
+
+
+def serve(config: Config, announce=print, bootstrap: str | None = None) -> int:
+    server = EmulatorHTTPServer(config)
+    if bootstrap:
+        from sagemaker_emu.bootstrap import BootstrapError, apply
+
+        try:
+            names = apply(server.app, bootstrap)
+        except (BootstrapError, OSError, ValueError) as exc:
+            log.error("bootstrap failed: %s", exc)
+            server.httpd.close()
+            shutdown(server.app)
+            return 1
+        log.info("bootstrap: %d endpoint(s) InService: %s", len(names), ", ".join(names) or "-")
+
+    def on_signal(signum, frame):  # the loop must be stopped from another thread
+        threading.Thread(target=server.stop_serving, daemon=True).start()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    announce(f"sagemaker-emu listening on {server.url}", flush=True)
+    try:
+        server.serve_forever()
+    finally:
+        shutdown(server.app)
+        log.info("stopped")
+    return 0
