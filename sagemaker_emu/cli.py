@@ -33,6 +33,12 @@ def _parser() -> argparse.ArgumentParser:
                        help="where instances keep model directories and logs (default: a temporary directory)")
     serve.add_argument("--stop-grace", type=float, default=5.0,
                        help="seconds between SIGTERM and SIGKILL when an instance stops")
+    serve.add_argument("--http-threads", type=int, default=256,
+                       help="requests answered at once; more wait their turn (default: 256)")
+    for flag, default, what in (("--idle-timeout", 60.0, "close a kept-alive connection idle this long"),
+                                ("--read-timeout", 30.0, "close a connection whose request takes longer to arrive"),
+                                ("--write-timeout", 30.0, "close a connection that stops reading its answer")):
+        serve.add_argument(flag, type=float, default=default, help=f"{what} (seconds, default: {default:g})")
     serve.add_argument("--bootstrap", default=None,
                        help="YAML or JSON file of models, endpoint configs and endpoints to create first")
 
@@ -124,5 +130,7 @@ def main(argv: list[str] | None = None) -> int:
         return serve(Config(host=args.host, port=args.port, seed=args.seed, log_format=args.log_format,
                      region=args.region, account=args.account_id, waiter_hold=args.waiter_hold,
                      model_timeout=args.model_timeout, image_map=args.image_map, state_dir=args.state_dir,
-                     stop_grace=args.stop_grace), bootstrap=args.bootstrap)
+                     stop_grace=args.stop_grace, http_threads=args.http_threads,
+                     idle_timeout=args.idle_timeout, read_timeout=args.read_timeout,
+                     write_timeout=args.write_timeout), bootstrap=args.bootstrap)
     return 0

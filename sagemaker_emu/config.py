@@ -23,3 +23,8 @@ class Config:
     image_map: str | None = None  # TOML or JSON file: image URI -> local command or URL
     state_dir: str | None = None  # instances' model directories and logs (default: a temp dir)
     stop_grace: float = 5.0  # seconds between SIGTERM and SIGKILL when instances stop
+    # What one caller may hold of the HTTP server (sagemaker_emu/edge/http_server.py).
+    http_threads: int = 256  # requests answered at once; more wait their turn, none is refused
+    idle_timeout: float = 60.0  # a kept-alive connection with no request (AWS's load balancers: 60 s)
+    read_timeout: float = 30.0  # from a request's first byte to its last
+    write_timeout: float = 30.0  # an answer the caller has stopped reading

@@ -19,7 +19,6 @@ import signal
 import socket
 import threading
 import time
-from dataclasses import dataclass
 
 from waitress import wasyncore
 from waitress.adjustments import Adjustments
@@ -35,15 +34,7 @@ log = logging.getLogger("sagemaker_emu.server")
 MAX_HEADER_BYTES = 64 * 1024  # botocore's heads are a few hundred bytes; AWS refuses far less than 256 KiB
 
 
-@dataclass(frozen=True)
-class Limits:
-    """What one caller may hold. The defaults keep 2,000 idle sockets harmless on 2 cores."""
-
-    threads: int = 256  # requests being answered at once; waiting ones queue, they are not refused
-    connections: int = 10_000  # open sockets; capped below the process's descriptor limit
-    idle_timeout: float = 60.0  # a kept-alive socket with no request (AWS's load balancers: 60 s)
-    read_timeout: float = 30.0  # from a request's first byte to its last
-    write_timeout: float = 30.0  # an answer that the caller stops reading
+MAX_CONNECTIONS = 10_000  # open sockets; capped below the process's descriptor limit
 
 
 class _ErrorTask(ErrorTask):
@@ -78,8 +69,11 @@ class _Linger(wasyncore.dispatcher):
         return False
 
     def handle_read(self) -> None:
-        if not self.recv(65536) or time.monotonic() > self.until:
+        if self.recv(65536) and time.monotonic() > self.until:
             self.close()
+
+    def handle_close(self) -> None:  # the caller has finished sending: done
+        self.close()
 
 
 class _Channel(HTTPChannel):
@@ -186,7 +180,7 @@ class _Loop:
 class _Server(TcpWSGIServer):
     channel_class = _Channel
     asyncore = _Loop
-    limits = Limits()
+    config = Config()
 
     def maintenance(self, now: float) -> None:
         """Waitress closes idle sockets; also close those stuck mid-request or mid-answer."""
@@ -197,10 +191,10 @@ class _Server(TcpWSGIServer):
                 dispatcher.close()
         for channel in list(self.active_channels.values()):
             arriving = channel.request is not None and not channel.request.completed
-            if arriving and mono - channel.request_started > self.limits.read_timeout:
+            if arriving and mono - channel.request_started > self.config.read_timeout:
                 channel.will_close = True
             elif channel.requests and channel.total_outbufs_len and \
-                    now - channel.last_activity > self.limits.write_timeout:
+                    now - channel.last_activity > self.config.write_timeout:
                 channel.will_close = True  # the caller stopped reading: its thread is released
             if channel.will_close and isinstance(self._map, _EpollMap):
                 self._map.recheck.add(channel._fileno)  # the loop acts on will_close
@@ -221,12 +215,12 @@ def _descriptor_budget(wanted: int) -> int:
 class EmulatorHTTPServer:
     """The HTTP server and the app behind it; `port=0` binds an ephemeral port."""
 
-    def __init__(self, config: Config, limits: Limits = Limits()) -> None:
+    def __init__(self, config: Config) -> None:
         self.app = create_app(config)
         adj = Adjustments(
-            host=config.host, port=config.port, threads=limits.threads,
-            connection_limit=_descriptor_budget(limits.connections),
-            channel_timeout=max(1, int(limits.idle_timeout)),
+            host=config.host, port=config.port, threads=config.http_threads,
+            connection_limit=_descriptor_budget(MAX_CONNECTIONS),
+            channel_timeout=max(1, int(config.idle_timeout)),
             cleanup_interval=1,  # how often the timeouts above are checked
             asyncore_use_poll=True,  # select() cannot watch descriptors above 1,023
             channel_request_lookahead=1,  # keeps reading, so a caller hanging up is seen at once
@@ -238,7 +232,7 @@ class EmulatorHTTPServer:
         dispatcher.set_thread_count(adj.threads)
         loop_map = _EpollMap() if hasattr(select, "epoll") else {}  # epoll: Linux; elsewhere poll()
         self.httpd = _Server(self.app, map=loop_map, dispatcher=dispatcher, adj=adj, sockinfo=adj.listen[0])
-        self.httpd.limits = limits
+        self.httpd.config = config
         self._stopped = threading.Event()
 
     @property
