@@ -32,8 +32,6 @@ from sagemaker_emu.config import Config
 log = logging.getLogger("sagemaker_emu.server")
 
 MAX_HEADER_BYTES = 64 * 1024  # botocore's heads are a few hundred bytes; AWS refuses far less than 256 KiB
-
-
 MAX_CONNECTIONS = 10_000  # open sockets; capped below the process's descriptor limit
 
 
@@ -69,8 +67,7 @@ class _Linger(wasyncore.dispatcher):
         return False
 
     def handle_read(self) -> None:
-        if self.recv(65536) and time.monotonic() > self.until:
-            self.close()
+        self.recv(65536)  # dropped; past `until`, maintenance closes the socket
 
     def handle_close(self) -> None:  # the caller has finished sending: done
         self.close()
@@ -186,10 +183,13 @@ class _Server(TcpWSGIServer):
         """Waitress closes idle sockets; also close those stuck mid-request or mid-answer."""
         super().maintenance(now)
         mono = time.monotonic()
-        for dispatcher in list(self._map.values()):
-            if isinstance(dispatcher, _Linger) and mono > dispatcher.until:
-                dispatcher.close()
-        for channel in list(self.active_channels.values()):
+        for channel in list(self._map.values()):
+            if isinstance(channel, _Linger):
+                if mono > channel.until:
+                    channel.close()
+                continue
+            if not isinstance(channel, HTTPChannel):
+                continue  # the listener and the trigger
             arriving = channel.request is not None and not channel.request.completed
             if arriving and mono - channel.request_started > self.config.read_timeout:
                 channel.will_close = True
@@ -203,10 +203,11 @@ class _Server(TcpWSGIServer):
 def _descriptor_budget(wanted: int) -> int:
     """Raise the soft descriptor limit to the hard one; keep half for instances and files."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if hard == resource.RLIM_INFINITY or soft < hard:
+    target = 65536 if hard == resource.RLIM_INFINITY else hard
+    if soft < target:
         try:
-            resource.setrlimit(resource.RLIMIT_NOFILE, (hard if hard != resource.RLIM_INFINITY else 65536, hard))
-            soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
         except (ValueError, OSError):
             pass
     return max(64, min(wanted, soft // 2))

@@ -48,6 +48,7 @@ class Connection:
         self.sock: socket.socket | None = None
         self.timeout = timeout
         self._buf = b""
+        self._poller: select.poll | None = None  # made once per socket, for _wait_for_data
         self.watch: Callable[[], bool] | None = None  # "has the caller gone?", while one waits on us
         self.at_rest = True  # False from sending a request until its whole answer is read
 
@@ -60,6 +61,7 @@ class Connection:
         if self.sock is not None:
             self.sock.close()
             self.sock = None
+        self._poller = None
         self._buf = b""
 
     def send(self, method: str, path: str, body: bytes, headers: dict[str, str]) -> None:
@@ -82,13 +84,14 @@ class Connection:
         """Wait for the instance, and give up soon after the watched caller hangs up.
         poll(), not select(): select() fails on descriptors above 1,023."""
         deadline = time.monotonic() + self.timeout
-        poller = select.poll()
-        poller.register(self.sock, select.POLLIN)
+        if self._poller is None:
+            self._poller = select.poll()
+            self._poller.register(self.sock, select.POLLIN)
         while True:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise socket.timeout("timed out")
-            if poller.poll(min(remaining, WATCH_SLICE_S) * 1000):
+            if self._poller.poll(min(remaining, WATCH_SLICE_S) * 1000):
                 return
             if self.watch():
                 raise CallerGone()

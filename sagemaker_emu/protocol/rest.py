@@ -120,8 +120,7 @@ class RuntimeAPI:
         match = _ROUTE.match(environ.get("PATH_INFO", ""))
         if match is None or environ["REQUEST_METHOD"] != "POST":
             return self.next_app(environ, start_response)
-        name = match.group(1)  # PATH_INFO is decoded once already: decoding again would
-        # let `rt-ech%256f` invoke `rt-echo`
+        name = match.group(1)  # PATH_INFO is already decoded: a second unquote let `rt-ech%256f` invoke `rt-echo`
         if match.group(2) == "invocations-response-stream":
             status, headers, body = self.invoke_with_response_stream(name, environ)
             start_response(status, headers)
