@@ -10,8 +10,11 @@ from flask import Flask, jsonify
 from werkzeug.exceptions import HTTPException
 
 from sagemaker_emu.config import Config
+from sagemaker_emu.control.quotas import Quotas
+from sagemaker_emu.edge.auth import SigV4Verifier
+from sagemaker_emu.edge.guards import CallerGuard
 from sagemaker_emu.control.store import Backends
-from sagemaker_emu.fleet.fleet import ProcessDeployer
+from sagemaker_emu.fleet.fleet import HealthChecks, ProcessDeployer
 from sagemaker_emu.fleet.images import ImageMap
 from sagemaker_emu.metrics import Metrics
 from sagemaker_emu.routing.strategies import strategy_for
@@ -34,8 +37,10 @@ def create_app(config: Config | None = None) -> Flask:
         stop_grace=config.stop_grace,
         drain_timeout=config.model_timeout,
         router_factory=strategy_for,
+        health=HealthChecks(config.health_interval, config.health_failures),
+        model_roots=[Path(r) for r in (config.model_roots if config.model_roots is not None else (Path.cwd(),))],
     )
-    backends = Backends(config.account, deployer)
+    backends = Backends(config.account, deployer, Quotas.parse(config.quotas))
     app.config["EMU_BACKENDS"] = backends
     runtime = Runtime(backends, seed=config.seed, model_timeout=config.model_timeout, metrics=Metrics())
     app.config["EMU_RUNTIME"] = runtime
@@ -53,6 +58,8 @@ def create_app(config: Config | None = None) -> Flask:
     app.register_blueprint(emu_api.bp)
     app.register_error_handler(HTTPException, _http_error)
     app.wsgi_app = rest.RuntimeAPI(runtime, config, app.wsgi_app)  # the hot path skips Flask
+    verifier = SigV4Verifier.from_file(config.credentials) if config.credentials else None
+    app.wsgi_app = CallerGuard(app.wsgi_app, config.allowed_hosts, verifier)  # before any service
     app.register_blueprint(json11.bp)
     return app
 

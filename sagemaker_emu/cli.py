@@ -39,6 +39,21 @@ def _parser() -> argparse.ArgumentParser:
                                 ("--read-timeout", 30.0, "close a connection whose request takes longer to arrive"),
                                 ("--write-timeout", 30.0, "close a connection that stops reading its answer")):
         serve.add_argument(flag, type=float, default=default, help=f"{what} (seconds, default: {default:g})")
+    serve.add_argument("--health-interval", type=float, default=5.0,
+                       help="seconds between GET /ping checks of each running instance (default: 5)")
+    serve.add_argument("--health-failures", type=int, default=3,
+                       help="failed checks in a row before an instance is replaced (default: 3)")
+    serve.add_argument("--model-root", action="append", default=None, metavar="DIR",
+                       help="a directory requests may name as model data or code (default: the current "
+                            "directory); repeatable")
+    serve.add_argument("--allowed-host", action="append", default=[], metavar="NAME",
+                       help="a Host name to answer besides IP addresses and localhost (DNS-rebinding guard); repeatable")
+    serve.add_argument("--auth", choices=("none", "sigv4"), default="none",
+                       help="sigv4: refuse requests not signed with a key from --credentials (default: none)")
+    serve.add_argument("--credentials", default=None, metavar="FILE",
+                       help="AWS shared-credentials file whose keys may sign requests (with --auth sigv4)")
+    serve.add_argument("--quota", action="append", default=[], metavar="NAME=COUNT",
+                       help="instances per region: total=N (default 64) or per type, e.g. ml.g5.xlarge=4; repeatable")
     serve.add_argument("--bootstrap", default=None,
                        help="YAML or JSON file of models, endpoint configs and endpoints to create first")
 
@@ -124,6 +139,24 @@ def main(argv: list[str] | None = None) -> int:
         if not 0 <= args.port <= 65535:
             print(f"sagemaker-emu: --port must be between 0 and 65535, not {args.port}", file=sys.stderr)
             return 2
+        from sagemaker_emu.control.quotas import Quotas
+
+        from sagemaker_emu.edge.auth import SigV4Verifier
+        from sagemaker_emu.service_model import known_regions
+
+        if (args.auth == "sigv4") != bool(args.credentials):
+            print("sagemaker-emu: --auth sigv4 and --credentials FILE go together", file=sys.stderr)
+            return 2
+        if args.region not in known_regions():
+            print(f"sagemaker-emu: --region {args.region} is not an AWS region", file=sys.stderr)
+            return 2
+        try:
+            Quotas.parse(args.quota)
+            if args.credentials:
+                SigV4Verifier.from_file(args.credentials)
+        except (ValueError, OSError, KeyError) as exc:
+            print(f"sagemaker-emu: {exc}", file=sys.stderr)
+            return 2
         if args.seed is not None:
             random.seed(args.seed)
         logs.configure(args.log_format)
@@ -132,5 +165,8 @@ def main(argv: list[str] | None = None) -> int:
                      model_timeout=args.model_timeout, image_map=args.image_map, state_dir=args.state_dir,
                      stop_grace=args.stop_grace, http_threads=args.http_threads,
                      idle_timeout=args.idle_timeout, read_timeout=args.read_timeout,
-                     write_timeout=args.write_timeout), bootstrap=args.bootstrap)
+                     write_timeout=args.write_timeout, quotas=tuple(args.quota),
+                     health_interval=args.health_interval, health_failures=args.health_failures,
+                     model_roots=tuple(args.model_root) if args.model_root else None,
+                     allowed_hosts=tuple(args.allowed_host), credentials=args.credentials), bootstrap=args.bootstrap)
     return 0

@@ -28,3 +28,11 @@ class Config:
     idle_timeout: float = 60.0  # a kept-alive connection with no request (AWS's load balancers: 60 s)
     read_timeout: float = 30.0  # from a request's first byte to its last
     write_timeout: float = 30.0  # an answer the caller has stopped reading
+    health_interval: float = 5.0  # seconds between /ping checks of a running instance
+    health_failures: int = 3  # failed checks in a row that get an instance replaced
+    quotas: tuple[str, ...] = ()
+    # Directories a request may name as model data or code (besides the model's own data);
+    # None: the directory the server runs in.
+    model_roots: tuple[str, ...] | None = None
+    allowed_hosts: tuple[str, ...] = ()  # Host names accepted besides IP addresses and localhost
+    credentials: str | None = None  # shared-credentials file: every request must be signed by one of its keys  # `NAME=COUNT`: instances per region, `total` or per type

@@ -10,6 +10,7 @@ from sagemaker_emu import __version__
 from sagemaker_emu.errors import InvalidInput
 
 bp = Blueprint("emu", __name__, url_prefix="/_emu")
+MAX_LOG_LINES = 10_000
 
 
 @bp.get("/health")
@@ -87,6 +88,8 @@ def instance_logs(name: str, instance_id: str):
     """The last lines an instance wrote (`?lines=N`, default 200)."""
     _, ep = _find_endpoint(name)
     lines = request.args.get("lines", default=200, type=int)
+    if not 1 <= lines <= MAX_LOG_LINES:
+        return jsonify({"message": f"lines must be a whole number from 1 to {MAX_LOG_LINES}."}), 400
     for instance in ep.fleet.all_instances() if ep.fleet else []:
         if instance.id == instance_id:
             return Response("\n".join(instance.log_tail(lines)) + "\n", mimetype="text/plain")
@@ -116,3 +119,9 @@ def delete_fault(fault_id: str):
     if not current_app.config["EMU_RUNTIME"].faults.remove(fault_id):
         abort(404, description=f"No fault {fault_id}")
     return jsonify({"deleted": fault_id})
+
+
+@bp.route("/<path:rest>", methods=["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH"])
+def unknown(rest: str):
+    """Anything else under /_emu/ is a JSON 404, whatever the method."""
+    abort(404, description=f"sagemaker-emu has no /_emu/{rest[:200]}; see docs/configuration.md")

@@ -18,3 +18,14 @@ def service_model(name: str) -> ServiceModel:
 
 def control_model() -> ServiceModel:
     return service_model(CONTROL_SERVICE)
+
+
+@functools.lru_cache(maxsize=None)
+def known_regions() -> frozenset[str]:
+    """Every region of every AWS partition botocore knows, and SageMaker's own endpoints."""
+    endpoints = botocore.session.get_session().get_component("data_loader").load_data("endpoints")
+    regions: set[str] = set()
+    for partition in endpoints["partitions"]:
+        regions |= set(partition["regions"])
+        regions |= set(partition["services"].get(CONTROL_SERVICE, {}).get("endpoints", {}))
+    return frozenset(r for r in regions if not r.startswith("fips-") and "fips" not in r)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import tempfile
 import threading
 from dataclasses import replace
 from typing import Any, Iterator
@@ -29,7 +30,10 @@ DUMMY_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "t
 
 class EmulatorServer:
     def __init__(self, port: int = 0, host: str = "127.0.0.1", region: str = "us-east-1", **settings: Any) -> None:
-        """`settings` are Config fields: seed, model_timeout, image_map, waiter_hold, ..."""
+        """`settings` are Config fields: seed, model_timeout, image_map, waiter_hold, ...
+        Model data and code may come from the current directory and the temporary directory
+        (where pytest's tmp_path lives) unless `model_roots` says otherwise."""
+        settings.setdefault("model_roots", (os.getcwd(), tempfile.gettempdir()))
         self.config = replace(Config(), host=host, port=port, region=region, **settings)
         self._server: EmulatorHTTPServer | None = None
         self._thread: threading.Thread | None = None

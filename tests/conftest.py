@@ -20,7 +20,8 @@ class RunningServer:
     def __init__(self, *args: str, seed: int = 7) -> None:
         self.log = tempfile.TemporaryFile()
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "sagemaker_emu", "serve", "--port", "0", "--seed", str(seed), *args],
+            [sys.executable, "-m", "sagemaker_emu", "serve", "--port", "0", "--seed", str(seed),
+             "--model-root", os.getcwd(), "--model-root", tempfile.gettempdir(), *args],
             stdout=subprocess.PIPE,
             stderr=self.log,
             text=True,

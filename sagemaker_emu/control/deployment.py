@@ -6,6 +6,7 @@ back a `Fleet` it can rescale and stop; it never sees processes or ports.
 
 from __future__ import annotations
 
+import threading
 from typing import Protocol
 
 from sagemaker_emu.control.resources import Variant
@@ -23,8 +24,9 @@ class Fleet(Protocol):
 
 
 class Deployer(Protocol):
-    def start(self, endpoint_name: str, variants: list[Variant]) -> Fleet:
-        """Block until every instance of every variant is healthy, or raise DeploymentFailed."""
+    def start(self, endpoint_name: str, variants: list[Variant], cancel: threading.Event) -> Fleet:
+        """Block until every instance of every variant is healthy, or raise DeploymentFailed;
+        `cancel` set (by a reset) stops the start and whatever it started."""
         ...
 
 

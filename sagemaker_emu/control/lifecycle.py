@@ -11,7 +11,7 @@ import logging
 import threading
 
 from sagemaker_emu.control.deployment import DeploymentFailed
-from sagemaker_emu.control.resources import Endpoint, Status, Variant
+from sagemaker_emu.control.resources import Deployment, Endpoint, Status
 from sagemaker_emu.control.store import Backend
 
 log = logging.getLogger("sagemaker_emu.lifecycle")
@@ -21,9 +21,9 @@ def run_in_background(target, *args) -> None:
     threading.Thread(target=target, args=args, daemon=True, name=f"lifecycle-{target.__name__}").start()
 
 
-def _start_fleet(backend: Backend, endpoint: Endpoint, variants: list[Variant]):
+def _start_fleet(backend: Backend, endpoint: Endpoint, pending: Deployment):
     try:
-        return backend.deployer.start(endpoint.name, variants), None
+        return backend.deployer.start(endpoint.name, pending.variants, pending.cancel), None
     except DeploymentFailed as exc:
         return None, str(exc)[:1024]
     except Exception as exc:  # a bug in a deployer must not leave the endpoint Creating forever
@@ -36,7 +36,7 @@ def _still_current(backend: Backend, endpoint: Endpoint) -> bool:
 
 
 def create(backend: Backend, endpoint: Endpoint) -> None:
-    fleet, failure = _start_fleet(backend, endpoint, endpoint.pending.variants)
+    fleet, failure = _start_fleet(backend, endpoint, endpoint.pending)
     with backend.lock:
         if not _still_current(backend, endpoint):  # reset while we were starting
             if fleet is not None:
@@ -55,7 +55,7 @@ def create(backend: Backend, endpoint: Endpoint) -> None:
 
 
 def update(backend: Backend, endpoint: Endpoint) -> None:
-    fleet, failure = _start_fleet(backend, endpoint, endpoint.pending.variants)
+    fleet, failure = _start_fleet(backend, endpoint, endpoint.pending)
     old = None
     with backend.lock:
         if not _still_current(backend, endpoint):

@@ -64,6 +64,6 @@ def _decode_token(token: str, query: str) -> int:
         data = json.loads(base64.urlsafe_b64decode(token.encode()))
         if data["query"] == query and isinstance(data["offset"], int) and data["offset"] >= 0:
             return data["offset"]
-    except (ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError, RecursionError):  # any token we did not write
         pass
     raise InvalidInput("The provided pagination token is not valid.")

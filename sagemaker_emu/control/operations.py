@@ -196,6 +196,7 @@ def create_endpoint(backend: Backend, params: dict, call: Call) -> dict:
             raise AlreadyExists("endpoint", arn)
         config = backend.endpoint_config(params["EndpointConfigName"])
         variants = _plan(backend, config)
+        backend.check_quota((v, max(v.instance_count, 1)) for v in variants)
         now = backend.now()
         endpoint = Endpoint(
             name=name,
@@ -229,6 +230,7 @@ def update_endpoint(backend: Backend, params: dict, call: Call) -> dict:
         retained = {v.name: v for v in endpoint.variants} if params.get("RetainAllVariantProperties") else None
         exclude = frozenset(p["VariantPropertyType"] for p in params.get("ExcludeRetainedVariantProperties", []))
         variants = _plan(backend, config, retained, exclude)
+        backend.check_quota((v, max(v.instance_count, 1)) for v in variants)  # both fleets run a while
         endpoint.pending = Deployment(config=config, variants=variants, started=backend.now())
         endpoint.status = Status.UPDATING
         endpoint.modified = backend.now()
@@ -248,6 +250,8 @@ def update_endpoint_weights_and_capacities(backend: Backend, params: dict, call:
             desired, by_name, endpoint.config_name, {v.name: v.weight for v in endpoint.variants}
         )
         changes = {d["VariantName"]: d for d in desired}
+        backend.check_quota((by_name[n], c["DesiredInstanceCount"] - by_name[n].instance_count)
+                            for n, c in changes.items() if "DesiredInstanceCount" in c)
         endpoint.updating_variants = set(changes)
         endpoint.status = Status.UPDATING
         endpoint.modified = backend.now()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import threading
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -64,6 +65,7 @@ class Deployment:
     config: EndpointConfig
     variants: list[Variant]
     started: float
+    cancel: threading.Event = field(default_factory=threading.Event)  # set: stop starting it
 
 
 @dataclass

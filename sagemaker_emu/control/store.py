@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Callable
+from collections import Counter
+from typing import Callable, Iterable
 
 from sagemaker_emu.control.deployment import Deployer
-from sagemaker_emu.control.resources import TRANSITIONAL, Endpoint, EndpointConfig, Model
+from sagemaker_emu.control.quotas import Quotas
+from sagemaker_emu.control.resources import TRANSITIONAL, Endpoint, EndpointConfig, Model, Variant
 from sagemaker_emu.errors import NotFound
 
 # ARN resource type -> the noun SageMaker uses in its messages.
@@ -25,10 +27,12 @@ def partition(region: str) -> str:
 class Backend:
     """All resources of one account in one region. Names are unique case-insensitively."""
 
-    def __init__(self, region: str, account: str, deployer: Deployer, clock: Callable[[], float] = time.time):
+    def __init__(self, region: str, account: str, deployer: Deployer, clock: Callable[[], float] = time.time,
+                 quotas: Quotas | None = None):
         self.region = region
         self.account = account
         self.deployer = deployer
+        self.quotas = quotas or Quotas()
         self.clock = clock
         self.lock = threading.RLock()
         self.changed = threading.Condition(self.lock)  # notified on every endpoint status change
@@ -74,6 +78,21 @@ class Backend:
             return None
         return self._table(resource_type).get(name.lower())
 
+    def check_quota(self, adding: Iterable[tuple[Variant, int]]) -> None:
+        """ResourceLimitExceeded unless `count` more instances of each variant's type fit
+        beside every instance the region's endpoints run or are bringing up."""
+        in_use: Counter = Counter()
+        for ep in self.endpoints.values():
+            deployed = ep.variants + (ep.pending.variants if ep.pending else [])
+            for v in deployed:
+                if not v.serverless:
+                    in_use[v.spec.get("InstanceType", "")] += max(v.instance_count, 1)
+        delta: Counter = Counter()
+        for v, count in adding:
+            if not v.serverless:
+                delta[v.spec.get("InstanceType", "")] += count
+        self.quotas.check(in_use, delta)
+
     def notify(self) -> None:
         with self.changed:
             self.changed.notify_all()
@@ -92,6 +111,9 @@ class Backend:
         """Stop every fleet and forget every resource (used by reset and shutdown)."""
         with self.lock:
             fleets = [ep.fleet for ep in self.endpoints.values() if ep.fleet is not None]
+            for ep in self.endpoints.values():
+                if ep.pending is not None:
+                    ep.pending.cancel.set()  # a fleet still starting stops starting
             self.models.clear()
             self.endpoint_configs.clear()
             self.endpoints.clear()
@@ -104,9 +126,10 @@ class Backend:
 class Backends:
     """Lazily created backends, keyed by region (one account per emulator)."""
 
-    def __init__(self, account: str, deployer: Deployer) -> None:
+    def __init__(self, account: str, deployer: Deployer, quotas: Quotas | None = None) -> None:
         self.account = account
         self.deployer = deployer
+        self.quotas = quotas or Quotas()
         self._lock = threading.Lock()
         self._by_region: dict[str, Backend] = {}
 
@@ -114,7 +137,7 @@ class Backends:
         with self._lock:
             backend = self._by_region.get(region)
             if backend is None:
-                backend = self._by_region[region] = Backend(region, self.account, self.deployer)
+                backend = self._by_region[region] = Backend(region, self.account, self.deployer, quotas=self.quotas)
             return backend
 
     def all(self) -> list[Backend]:

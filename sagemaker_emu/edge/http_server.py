@@ -11,7 +11,6 @@ What it lacks is added here, on its documented extension points (channel and ser
 
 from __future__ import annotations
 
-import json
 import logging
 import resource
 import select
@@ -28,6 +27,7 @@ from waitress.task import ErrorTask, ThreadedTaskDispatcher
 
 from sagemaker_emu.app import MAX_REQUEST_BYTES, create_app, shutdown
 from sagemaker_emu.config import Config
+from sagemaker_emu.protocol.errors import edge_error
 
 log = logging.getLogger("sagemaker_emu.server")
 
@@ -43,9 +43,8 @@ class _ErrorTask(ErrorTask):
         error = self.request.error
         code = {400: "BadRequestException", 413: "RequestEntityTooLargeException",
                 431: "RequestHeaderFieldsTooLargeException"}.get(error.code, "InternalFailure")
-        body = json.dumps({"__type": code, "message": f"{error.reason}: {error.body}"}).encode()
-        self.status = f"{error.code} {error.reason}"
-        self.response_headers.extend([("Content-Type", "application/json"), ("x-amzn-ErrorType", code)])
+        self.status, headers, body = edge_error(error.code, code, f"{error.reason}: {error.body}")
+        self.response_headers.extend(h for h in headers if h[0] != "Content-Length")
         self.set_close_on_finish()
         self.channel.linger = True
         self.content_length = len(body)
@@ -257,7 +256,10 @@ class EmulatorHTTPServer:
                 channel.close()
 
         if not self._stopped.is_set():
-            self.httpd.trigger.pull_trigger(close_all)
+            try:
+                self.httpd.trigger.pull_trigger(close_all)
+            except OSError:  # the loop has already closed its trigger on its way out
+                log.debug("the server loop had already stopped")
         self.httpd.task_dispatcher.shutdown(cancel_pending=True, timeout=5)
 
     def shutdown(self) -> None:

@@ -1,10 +1,18 @@
-"""Keep-alive HTTP connections to one instance, reused across invocations."""
+"""Keep-alive HTTP connections to one instance, reused across invocations.
+
+A request is sent at most once (POST /invocations is not idempotent), so a connection is
+checked before it is reused: one the instance has closed, or one idle long enough that a
+server's keep-alive timeout may close it under us (gunicorn's is 2 s), is dropped instead.
+"""
 
 from __future__ import annotations
 
 import threading
+import time
 
-from sagemaker_emu.fleet.http1 import Connection
+from sagemaker_emu.fleet.http1 import Connection, closed_by_peer
+
+MAX_IDLE_S = 1.0
 
 
 class ConnectionPool:
@@ -16,17 +24,21 @@ class ConnectionPool:
         self._lock = threading.Lock()
         self._closed = False
 
-    def acquire(self, timeout: float) -> tuple[Connection, bool]:
-        """A connection and whether it was reused (a reused one may have gone stale)."""
-        with self._lock:
-            conn = self._idle.pop() if self._idle else None
-        if conn is not None:
-            conn.settimeout(timeout)
-            return conn, True
-        return Connection(self.host, self.port, timeout=timeout), False
+    def acquire(self, timeout: float) -> Connection:
+        """A live kept-alive connection, or a new one (connected when the request is sent)."""
+        while True:
+            with self._lock:
+                conn = self._idle.pop() if self._idle else None
+            if conn is None:
+                return Connection(self.host, self.port, timeout=timeout)
+            if time.monotonic() - conn.idle_since < MAX_IDLE_S and not closed_by_peer(conn.sock):
+                conn.settimeout(timeout)
+                return conn
+            conn.close()
 
     def release(self, conn: Connection, reusable: bool) -> None:
         if reusable:
+            conn.idle_since = time.monotonic()
             with self._lock:
                 if not self._closed and len(self._idle) < self.max_idle:
                     self._idle.append(conn)

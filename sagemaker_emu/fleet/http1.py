@@ -25,14 +25,14 @@ class ProtocolError(OSError):
 WATCH_SLICE_S = 0.05  # how often a waiting call asks whether its caller is still there
 
 
-def closed_by_peer(sock: socket.socket) -> bool:
-    """True when the other side has closed (or reset) the connection; never blocks."""
-    try:
-        return sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
-    except BlockingIOError:
-        return False
-    except OSError:
+def closed_by_peer(sock: socket.socket | None) -> bool:
+    """True when the other side has closed or reset the connection, or sent something
+    unasked; never blocks (a socket with a timeout would wait in recv, MSG_DONTWAIT or not)."""
+    if sock is None:
         return True
+    poller = select.poll()  # poll(), not select(): select() fails on descriptors above 1,023
+    poller.register(sock, select.POLLIN)
+    return bool(poller.poll(0))  # an idle kept-alive connection has nothing to read
 
 
 @dataclass
@@ -51,6 +51,7 @@ class Connection:
         self._poller: select.poll | None = None  # made once per socket, for _wait_for_data
         self.watch: Callable[[], bool] | None = None  # "has the caller gone?", while one waits on us
         self.at_rest = True  # False from sending a request until its whole answer is read
+        self.idle_since = 0.0  # when it went back to its pool
 
     def settimeout(self, timeout: float) -> None:
         self.timeout = timeout

@@ -62,6 +62,7 @@ class Instance:
         self._health = Health.STARTING
         self._suspect = False
         self.restarts = 0
+        self.ping_failures = 0  # health checks failed in a row
         self.load = Load()
         self.kv = KvState()
         self.started_at = time.time()
@@ -153,6 +154,7 @@ class Instance:
             if self.process is not None and self.process.poll() is not None:
                 return f"the instance process exited with code {self.process.returncode} during startup"
             if self.ping():
+                self.ping_failures = 0
                 self.health = Health.HEALTHY
                 self.suspect = False
                 return None

@@ -89,3 +89,12 @@ def _wsgi_error(status: int, code: str, body: dict, rid: str) -> tuple[str, list
     headers = [("Content-Type", "application/json"), ("Content-Length", str(len(data))),
                ("x-amzn-ErrorType", code), ("x-amzn-RequestId", rid)]
     return f"{status} {HTTP_STATUS_CODES.get(status, 'Error')}", headers, data
+
+
+def edge_error(status: int, code: str, message: str) -> tuple[str, list, bytes]:
+    """An error raised before any service has the request (framing, who may call): readable by
+    JSON 1.1 clients (`__type` in the body) and REST-JSON clients (`x-amzn-ErrorType`) alike."""
+    data = json.dumps({"__type": code, "message": message, "Message": message}).encode()
+    headers = [("Content-Type", "application/json"), ("Content-Length", str(len(data))),
+               ("x-amzn-ErrorType", code), ("x-amzn-RequestId", request_id())]
+    return f"{status} {HTTP_STATUS_CODES.get(status, 'Error')}", headers, data

@@ -76,7 +76,7 @@ def _parse_body(raw: bytes) -> dict[str, Any]:
     if not raw.strip():
         return {}
     try:
-        body = json.loads(raw)
+        body = json.loads(raw, parse_constant=_non_standard)
     except (ValueError, RecursionError):
         raise errors.Malformed("The request body is not valid JSON.") from None
     if isinstance(body, list):
@@ -84,6 +84,11 @@ def _parse_body(raw: bytes) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise errors.Malformed("Expected start of structure or map but found a scalar value.")
     return strip_nulls(body)
+
+
+def _non_standard(token: str):
+    """NaN and Infinity are not JSON; Python's parser would take them."""
+    raise errors.Malformed(f"Non-standard token '{token}': the request body is not valid JSON.")
 
 
 def _call(operation: str, params: dict[str, Any], rid: str):

@@ -25,6 +25,9 @@ from dataclasses import asdict, dataclass
 from sagemaker_emu.errors import InvalidInput, Throttled
 
 KINDS = ("throttle", "model_error", "latency", "slow_instance", "kill_instance")
+# Numeric fields: (type, lowest, highest). An hour of latency is more than any client waits.
+_NUMBERS = {"probability": (float, 0.0, 1.0), "times": (int, 0, 10**9), "status": (int, 400, 599),
+            "latency_ms": (float, 0.0, 3_600_000.0)}
 _FIELDS = {"kind", "endpoint", "variant", "instance", "probability", "times", "status", "message", "latency_ms"}
 
 
@@ -46,6 +49,15 @@ class Fault:
                 and self.instance in (None, instance) and self.times != 0)
 
 
+def _number(name: str, value, kind: type, lo: float, hi: float):
+    """`value` as `kind` within [lo, hi]; strings, booleans, NaN and infinities are refused."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or (kind is int and not isinstance(value, int)):
+        raise InvalidInput(f"{name} must be {'an integer' if kind is int else 'a number'}.")
+    if not lo <= value <= hi:  # also false for NaN
+        raise InvalidInput(f"{name} must be between {lo:g} and {hi:g}.")
+    return kind(value)
+
+
 class Faults:
     def __init__(self, seed: int | None = None) -> None:
         self._rules: dict[str, Fault] = {}
@@ -61,12 +73,17 @@ class Faults:
             raise InvalidInput(f"kind must be one of {', '.join(KINDS)}.")
         if not isinstance(spec.get("endpoint"), str):
             raise InvalidInput("endpoint (the endpoint's name) is required.")
-        if not 0 <= float(spec.get("probability", 1.0)) <= 1:
-            raise InvalidInput("probability must be between 0 and 1.")
-        if spec["kind"] in ("slow_instance", "latency") and float(spec.get("latency_ms", 0)) <= 0:
+        rule = dict(spec)
+        for name, (kind, lo, hi) in _NUMBERS.items():
+            if name in rule and rule[name] is not None:
+                rule[name] = _number(name, rule[name], kind, lo, hi)
+        for name in ("variant", "instance", "message"):
+            if name in rule and not isinstance(rule[name], (str, type(None))):
+                raise InvalidInput(f"{name} must be a string.")
+        if spec["kind"] in ("slow_instance", "latency") and rule.get("latency_ms", 0) <= 0:
             raise InvalidInput("latency_ms must be positive for latency faults.")
         with self._lock:
-            fault = Fault(id=f"fault-{next(self._ids)}", **spec)
+            fault = Fault(id=f"fault-{next(self._ids)}", **rule)
             self._rules[fault.id] = fault
         return fault
 

@@ -360,30 +360,27 @@ class Runtime:
         return headers
 
     def _send(self, instance, req: InvokeRequest) -> tuple[Connection, Response]:
-        headers = self._headers(req)
-        for attempt in range(2):
-            conn, reused = instance.pool.acquire(self.model_timeout)
-            conn.watch = req.caller_gone
-            try:
-                conn.send("POST", "/invocations", req.body, headers)
-                return conn, conn.read_head()
-            except CallerGone:
-                conn.close()  # the instance sees us go too, and stops working for nobody
-                raise
-            except (socket.timeout, TimeoutError):
-                conn.close()  # the instance sees us go and is free again
-                raise self._timeout(req) from None
-            except ConnectionRefusedError:
-                conn.close()
-                raise _Unreachable() from None
-            except OSError:
-                conn.close()
-                if reused and attempt == 0:
-                    continue  # a kept-alive connection the instance had closed: try a fresh one
-                if instance.exited():
-                    instance.suspect = True  # crashed: no more requests until it is restarted
-                raise self._broken(req) from None
-        raise self._broken(req)
+        """Send once. Only a refused connection is known not to have reached the container,
+        so only that is tried elsewhere; any later failure is the caller's ModelError."""
+        conn = instance.pool.acquire(self.model_timeout)
+        conn.watch = req.caller_gone
+        try:
+            conn.send("POST", "/invocations", req.body, self._headers(req))
+            return conn, conn.read_head()
+        except CallerGone:
+            conn.close()  # the instance sees us go too, and stops working for nobody
+            raise
+        except (socket.timeout, TimeoutError):
+            conn.close()  # the instance sees us go and is free again
+            raise self._timeout(req) from None
+        except ConnectionRefusedError:
+            conn.close()
+            raise _Unreachable() from None
+        except OSError:
+            conn.close()
+            if instance.exited():
+                instance.suspect = True  # crashed: no more requests until it is restarted
+            raise self._broken(req) from None
 
     def _read_all(self, ex: "_Exchange", req: InvokeRequest) -> bytes:
         try:

@@ -62,6 +62,7 @@ def _shape_schema(shape: Shape) -> dict[str, Any]:
             s["maximum"] = meta["max"]
     elif t in ("float", "double"):
         s["type"] = "number"
+        s["javaType"] = t  # Java's range: a Float beyond 3.4e38 is refused (docs/decisions.md)
         if "min" in meta:
             s["minimum"] = meta["min"]
         if "max" in meta:

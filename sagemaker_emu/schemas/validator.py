@@ -13,6 +13,7 @@ Member paths are lowerCamelCase and list elements are written `<n>.member` (1-ba
 from __future__ import annotations
 
 import functools
+import sys
 from typing import Any, Iterator
 
 from jsonschema import Draft202012Validator, validators
@@ -23,8 +24,11 @@ from sagemaker_emu.schemas.build import input_schema
 from sagemaker_emu.schemas.java_regex import compile_java, java_matches
 from sagemaker_emu.service_model import CONTROL_SERVICE
 
-_JAVA_RANGES = {"int32": (-(2**31), 2**31 - 1), "int64": (-(2**63), 2**63 - 1)}
-_JAVA_NAMES = {"int32": "int", "int64": "long"}
+_FLOAT_MAX = 3.4028234663852886e38
+_JAVA_RANGES = {"int32": (-(2**31), 2**31 - 1), "int64": (-(2**63), 2**63 - 1),
+                "float": (-_FLOAT_MAX, _FLOAT_MAX), "double": (-sys.float_info.max, sys.float_info.max)}
+_JAVA_NAMES = {"int32": "int", "int64": "long", "float": "float", "double": "double"}
+MAX_DEPTH = 64  # SageMaker's deepest input shape nests about ten levels
 MAX_VALUE_CHARS = 1024  # longer values are cut in messages, so hostile input is not echoed whole
 
 
@@ -35,8 +39,9 @@ def _java_pattern(validator, pattern, instance, schema) -> Iterator[SchemaError]
 
 def _java_type(validator, kind, instance, schema) -> Iterator[SchemaError]:
     lo, hi = _JAVA_RANGES[kind]
-    if isinstance(instance, int) and not isinstance(instance, bool) and not lo <= instance <= hi:
-        yield SchemaError(f"Numeric value ({instance}) out of range of {_JAVA_NAMES[kind]}")
+    if isinstance(instance, (int, float)) and not isinstance(instance, bool) and not lo <= instance <= hi:
+        shown = instance if isinstance(instance, int) or abs(instance) != float("inf") else "Infinity"
+        yield SchemaError(f"Numeric value ({shown}) out of range of {_JAVA_NAMES[kind]}")
 
 
 def _is_int(checker, instance) -> bool:
@@ -66,12 +71,15 @@ def warm(operations, service: str = CONTROL_SERVICE) -> None:
         _validator(name, service)
 
 
-def strip_nulls(value: Any) -> Any:
-    """Coral treats a JSON null member as absent."""
+def strip_nulls(value: Any, depth: int = 0) -> Any:
+    """Coral treats a JSON null member as absent. Nesting deeper than any input shape is
+    refused here, before anything else recurses into it."""
+    if depth > MAX_DEPTH and isinstance(value, (dict, list)):
+        raise Malformed(f"The request body is nested more than {MAX_DEPTH} levels deep.")
     if isinstance(value, dict):
-        return {k: strip_nulls(v) for k, v in value.items() if v is not None}
+        return {k: strip_nulls(v, depth + 1) for k, v in value.items() if v is not None}
     if isinstance(value, list):
-        return [strip_nulls(v) for v in value]
+        return [strip_nulls(v, depth + 1) for v in value]
     return value
 
 
@@ -81,7 +89,7 @@ def validate_input(operation: str, params: dict[str, Any], service: str = CONTRO
     if not errors:
         return
     for err in errors:
-        if err.validator in ("type", "javaType"):
+        if err.validator in ("type", "javaType") and err.instance is not None:
             raise Malformed(_type_message(err))
     clauses: list[str] = []
     rules: list[str] = []
@@ -94,6 +102,9 @@ def validate_input(operation: str, params: dict[str, Any], service: str = CONTRO
                 if name not in err.instance and path not in seen:
                     seen.add(path)
                     clauses.append(f"Value null at '{path}' failed to satisfy constraint: Member must not be null")
+        elif err.validator == "type":  # a null list element: Coral keeps it, and refuses it
+            where, _ = _walk(err, params)
+            clauses.append(f"Value null at '{where}' failed to satisfy constraint: Member must not be null")
         elif err.validator in _PHRASES:
             clauses.append(_clause(err, params))
         else:

@@ -42,20 +42,29 @@ class Context:
     system_properties: dict[str, Any]
 
 
+SAGEMAKER_MODEL_DIR = "/opt/ml/model"  # where SageMaker puts model data; the SDK points code there
+
+
 def code_dir(model_dir: Path, env: dict[str, str]) -> Path:
     submit = env.get("SAGEMAKER_SUBMIT_DIRECTORY", "")
     if submit.startswith("file://"):
-        return Path(submit[len("file://"):])
-    if submit and not submit.startswith("s3://"):
-        return Path(submit)
-    return model_dir / "code"
+        submit = submit[len("file://"):]
+    if not submit or submit.startswith("s3://"):
+        return model_dir / "code"
+    if submit == SAGEMAKER_MODEL_DIR or submit.startswith(SAGEMAKER_MODEL_DIR + "/"):
+        return model_dir / submit[len(SAGEMAKER_MODEL_DIR):].lstrip("/")  # the model's own data
+    return Path(submit)
 
 
-def find_program(model_dir: Path, env: dict[str, str]) -> Path | None:
+def program_path(model_dir: Path, env: dict[str, str]) -> Path:
     program = env.get("SAGEMAKER_PROGRAM", DEFAULT_PROGRAM)
     if not program.endswith(".py"):
         program += ".py"
-    path = code_dir(model_dir, env) / program
+    return code_dir(model_dir, env) / program
+
+
+def find_program(model_dir: Path, env: dict[str, str]) -> Path | None:
+    path = program_path(model_dir, env)
     return path if path.is_file() else None
 
 

@@ -57,8 +57,44 @@ def test_directory_is_copied(tmp_path):
     src = tmp_path / "src"
     (src / "code").mkdir(parents=True)
     (src / "code" / "inference.py").write_text("pass")
-    prepare(src.as_uri(), tmp_path / "model")
+    (src / "weights.json").symlink_to(src / "code" / "inference.py")  # a link inside: followed
+    prepare(src.as_uri(), tmp_path / "model", roots=[tmp_path])
     assert (tmp_path / "model" / "code" / "inference.py").read_text() == "pass"
+    assert (tmp_path / "model" / "weights.json").read_text() == "pass"
+    assert not (tmp_path / "model" / "weights.json").is_symlink()
+
+
+def test_directory_outside_the_roots_is_refused(tmp_path):
+    (tmp_path / "src").mkdir()
+    with pytest.raises(ModelDataError, match="outside the directories sagemaker-emu may read"):
+        prepare((tmp_path / "src").as_uri(), tmp_path / "model", roots=[tmp_path / "elsewhere"])
+
+
+@pytest.mark.parametrize("target", ["/etc", "/etc/hostname", "/dev/zero"])
+def test_directory_links_leaving_the_roots_are_refused(tmp_path, target):
+    """Issue 11 item 12: a link to /etc copied it; a link to /dev/zero filled the disk."""
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "innocent").symlink_to(target)
+    with pytest.raises(ModelDataError, match="points outside the allowed directories"):
+        prepare(src.as_uri(), tmp_path / "model", roots=[tmp_path])
+    assert not any((tmp_path / "model").iterdir())
+
+
+def test_device_files_inside_the_roots_are_refused(tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "zero").symlink_to("/dev/zero")
+    with pytest.raises(ModelDataError, match="not a regular file"):
+        prepare(src.as_uri(), tmp_path / "model", roots=[tmp_path, Path("/dev")])
+
+
+def test_a_link_loop_is_copied_once(tmp_path):
+    src = tmp_path / "src"
+    (src / "a").mkdir(parents=True)
+    (src / "a" / "up").symlink_to(src)
+    prepare(src.as_uri(), tmp_path / "model", roots=[tmp_path])
+    assert (tmp_path / "model" / "a").is_dir()
 
 
 def test_remote_and_missing_sources(tmp_path):

@@ -1,0 +1,90 @@
+"""Who may call: the checks every request passes before any service sees it.
+
+- `Host` must be an IP address, `localhost` (or a name under it) or a name the user
+  configured (`serve --allowed-host`): a DNS-rebinding page reaches us under its own name.
+- `Origin`, which browsers send and AWS SDKs never do, must be our own origin: a page from
+  elsewhere cannot post to the API, `/_emu` included (no cross-site request forgery).
+- The SigV4 credential scope must name a real region, so that strings cannot create backends.
+- With `--auth sigv4`, the signature is checked against the configured keys
+  (`auth.py`); otherwise any signature, or none, is accepted, as by moto and LocalStack.
+
+Each failure is answered in AWS's JSON error shape with HTTP 403.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+from typing import Callable, Iterable
+from urllib.parse import urlsplit
+
+from sagemaker_emu.edge.auth import SigV4Verifier
+from sagemaker_emu.protocol.context import region_of
+from sagemaker_emu.protocol.errors import edge_error
+from sagemaker_emu.service_model import known_regions
+
+log = logging.getLogger("sagemaker_emu.edge")
+
+
+def _hostname(host: str) -> str:
+    """`name[:port]` or `[v6]:port` -> the name, lower-case."""
+    host = host.strip().lower()
+    if host.startswith("["):
+        return host[1:].split("]", 1)[0]
+    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+
+
+def _is_ip(name: str) -> bool:
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    return True
+
+
+class CallerGuard:
+    """WSGI middleware in front of every service."""
+
+    def __init__(self, app: Callable, allowed_hosts: Iterable[str] = (), verifier: SigV4Verifier | None = None) -> None:
+        self.app = app
+        self.names = {h.lower() for h in allowed_hosts} | {"localhost"}
+        self.verifier = verifier
+        self._good_hosts: set[str] = set()  # Host headers seen to pass (at most a few)
+
+    def host_allowed(self, host: str) -> bool:
+        if host in self._good_hosts:
+            return True
+        name = _hostname(host)
+        ok = bool(name) and (name in self.names or name.endswith(".localhost") or _is_ip(name))
+        if ok and len(self._good_hosts) < 64:
+            self._good_hosts.add(host)
+        return ok
+
+    def refusal(self, environ: dict) -> tuple[str, str] | None:
+        """(code, message) when the request must be refused, else None."""
+        host = environ.get("HTTP_HOST", "")
+        if not self.host_allowed(host):
+            return ("AccessDeniedException", f"sagemaker-emu does not answer requests for host '{host[:200]}'. "
+                    "Use its address, localhost, or a name given with --allowed-host.")
+        origin = environ.get("HTTP_ORIGIN")
+        if origin is not None and urlsplit(origin).netloc.lower() != host.lower():
+            return ("AccessDeniedException", f"Cross-origin requests are not accepted (Origin '{origin[:200]}').")
+        authorization = environ.get("HTTP_AUTHORIZATION")
+        if authorization:
+            region = region_of(authorization, "")
+            if region and region not in known_regions():
+                return ("InvalidSignatureException",
+                        f"Credential should be scoped to a valid region, not '{region[:64]}'.")
+        if self.verifier is not None:
+            return self.verifier.refusal(environ)
+        return None
+
+    def __call__(self, environ: dict, start_response) -> Iterable[bytes]:
+        refused = self.refusal(environ)
+        if refused is None:
+            return self.app(environ, start_response)
+        code, message = refused
+        log.info("%s %s refused: %s %s", environ.get("REQUEST_METHOD"), environ.get("PATH_INFO", "")[:200], code, message)
+        status, headers, body = edge_error(403, code, message)
+        start_response(status, headers)
+        return [body]
