@@ -40,9 +40,11 @@ def create_app(config: Config | None = None) -> Flask:
         health=HealthChecks(config.health_interval, config.health_failures),
         model_roots=[Path(r) for r in (config.model_roots if config.model_roots is not None else (Path.cwd(),))],
     )
-    backends = Backends(config.account, deployer, Quotas.parse(config.quotas))
+    backends = Backends(config.account, deployer, Quotas.parse(config.quotas),
+                        min_transition=config.min_transition_seconds)
     app.config["EMU_BACKENDS"] = backends
     runtime = Runtime(backends, seed=config.seed, model_timeout=config.model_timeout, metrics=Metrics())
+    backends.on_deleted = runtime.forget
     app.config["EMU_RUNTIME"] = runtime
     app.config["EMU_STATE_DIR"] = state_dir
     app.config["EMU_OWNS_STATE_DIR"] = config.state_dir is None

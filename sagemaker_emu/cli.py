@@ -9,6 +9,8 @@ import sys
 from sagemaker_emu import __version__
 from sagemaker_emu.config import DEFAULT_ACCOUNT, DEFAULT_PORT, Config
 
+BENCHES = ("routing", "overhead", "pick", "chaos", "soak")
+
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sagemaker-emu", description=__doc__)
@@ -52,13 +54,16 @@ def _parser() -> argparse.ArgumentParser:
                        help="sigv4: refuse requests not signed with a key from --credentials (default: none)")
     serve.add_argument("--credentials", default=None, metavar="FILE",
                        help="AWS shared-credentials file whose keys may sign requests (with --auth sigv4)")
+    serve.add_argument("--min-transition-seconds", type=float, default=0.0, metavar="S",
+                       help="Creating, Updating and Deleting last at least S seconds, as on AWS (default: 0)")
     serve.add_argument("--quota", action="append", default=[], metavar="NAME=COUNT",
                        help="instances per region: total=N (default 64) or per type, e.g. ml.g5.xlarge=4; repeatable")
     serve.add_argument("--bootstrap", default=None,
                        help="YAML or JSON file of models, endpoint configs and endpoints to create first")
 
-    bench = commands.add_parser("bench", help="run a benchmark (routing, overhead, pick)", add_help=False)
-    bench.add_argument("which", choices=("routing", "overhead", "pick"))
+    bench = commands.add_parser("bench", help="run a benchmark (routing, overhead, pick, chaos, soak); "
+                                "`bench NAME --help` for its flags", add_help=False)
+    bench.add_argument("which", choices=BENCHES)
     bench.add_argument("rest", nargs=argparse.REMAINDER)
 
     env = commands.add_parser("env", help="print export lines that point boto3 at a running server")
@@ -100,6 +105,14 @@ def _logs(args) -> int:
         with urllib.request.urlopen(base, timeout=10) as resp:
             view = json.load(resp)
         ids = [i["id"] for v in view["variants"] for i in v["instances"]]
+        if view.get("failure_reason"):  # a failed start leaves no instances: its reason holds their last lines
+            print(f"sagemaker-emu: endpoint {view['name']} is {view['status']}: {view['failure_reason']}",
+                  file=sys.stderr)
+        if not ids and not args.instance:
+            if not view.get("failure_reason"):
+                print(f"sagemaker-emu: endpoint {view['name']} is {view['status']} and has no instances",
+                      file=sys.stderr)
+            return 1
         for instance_id in [args.instance] if args.instance else ids:
             url = f"{base}/instances/{urllib.parse.quote(instance_id)}/logs?lines={args.lines}"
             with urllib.request.urlopen(url, timeout=10) as resp:
@@ -115,6 +128,11 @@ def _logs(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["bench"] and (len(argv) == 1 or argv[1] in ("-h", "--help")):
+        print("usage: sagemaker-emu bench {" + ",".join(BENCHES) + "} [flags]\n\n"
+              "Each benchmark prints its own flags with `sagemaker-emu bench NAME --help`.")
+        return 0 if len(argv) > 1 else 2
     args = _parser().parse_args(argv)
     if args.command == "logs":
         return _logs(args)
@@ -129,6 +147,14 @@ def main(argv: list[str] | None = None) -> int:
             from sagemaker_emu.bench import routing_pick
 
             return routing_pick.main(args.rest)
+        if args.which == "chaos":
+            from sagemaker_emu.bench import chaos
+
+            return chaos.main(args.rest)
+        if args.which == "soak":
+            from sagemaker_emu.bench import soak
+
+            return soak.main(args.rest)
         from sagemaker_emu.bench import overhead
 
         return overhead.main(args.rest)
@@ -168,5 +194,6 @@ def main(argv: list[str] | None = None) -> int:
                      write_timeout=args.write_timeout, quotas=tuple(args.quota),
                      health_interval=args.health_interval, health_failures=args.health_failures,
                      model_roots=tuple(args.model_root) if args.model_root else None,
-                     allowed_hosts=tuple(args.allowed_host), credentials=args.credentials), bootstrap=args.bootstrap)
+                     allowed_hosts=tuple(args.allowed_host), credentials=args.credentials,
+                     min_transition_seconds=args.min_transition_seconds), bootstrap=args.bootstrap)
     return 0

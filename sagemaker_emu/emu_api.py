@@ -63,7 +63,8 @@ def endpoint_view(name: str):
             "routing_strategy": routing,
             "instances": [_instance_view(i) for i in instances],
         })
-    return jsonify({"name": ep.name, "region": backend.region, "status": ep.status.value, "variants": variants})
+    return jsonify({"name": ep.name, "region": backend.region, "status": ep.status.value,
+                    "failure_reason": ep.failure_reason, "variants": variants})
 
 
 def _instance_view(instance) -> dict:

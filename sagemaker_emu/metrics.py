@@ -48,6 +48,13 @@ class Metrics:
         with self._lock:
             self.errors[(endpoint, variant, code)] += 1
 
+    def forget(self, endpoint: str) -> None:
+        """Drop a deleted endpoint's series, so that create/delete cycles do not grow them."""
+        with self._lock:
+            for series in (self.invocations, self.model_latency, self.overhead_latency, self.errors):
+                for key in [k for k in series if k[0] == endpoint]:
+                    del series[key]
+
     def reset(self) -> None:
         with self._lock:
             self.invocations.clear()

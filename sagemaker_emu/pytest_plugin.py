@@ -2,8 +2,9 @@
 
 Fixtures:
 - `sagemaker_emu` (session): a running emulator with `.url`, `.sagemaker` and `.runtime`
-  (ready boto3 clients), `.environment()`, `.reset()`. While it runs, the AWS_ENDPOINT_URL_*
-  variables, dummy credentials and a region point plain `boto3.client("sagemaker")` at it.
+  (ready boto3 clients), `.environment()`, `.reset()`. During each test that uses it, the
+  AWS_ENDPOINT_URL_* variables, dummy credentials and a region point plain
+  `boto3.client("sagemaker")` at it; tests that do not use it see the environment untouched.
 - `sagemaker_emu_clean` (function): the same object, reset before the test.
 
 Options: `--sagemaker-emu-seed N`, `--sagemaker-emu-model-timeout S`, and
@@ -64,7 +65,7 @@ def _settings(config: pytest.Config) -> dict:
 
 @pytest.fixture(scope="session")
 def sagemaker_emu(request: pytest.FixtureRequest) -> Iterator[Emulator]:
-    with EmulatorServer(**_settings(request.config)) as server, patched_environment(server.environment()):
+    with EmulatorServer(**_settings(request.config)) as server:
         yield Emulator(server)
 
 
@@ -75,7 +76,15 @@ def sagemaker_emu_clean(sagemaker_emu: Emulator) -> Emulator:
 
 
 @pytest.fixture(autouse=True)
-def _sagemaker_emu_autouse(request: pytest.FixtureRequest) -> None:
+def _sagemaker_emu_autouse(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Point the environment at the emulator for the tests that use it, and only for them:
+    a later test that never asked for it must not find its variables (moto's would break)."""
     config = request.config
     if config.getoption("sagemaker_emu_autouse") or config.getini("sagemaker_emu_autouse"):
         request.getfixturevalue("sagemaker_emu_clean")
+    if not {"sagemaker_emu", "sagemaker_emu_clean"} & set(request.fixturenames) and \
+            not (config.getoption("sagemaker_emu_autouse") or config.getini("sagemaker_emu_autouse")):
+        yield
+        return
+    with patched_environment(request.getfixturevalue("sagemaker_emu").environment()):
+        yield

@@ -29,6 +29,10 @@ class Deployer(Protocol):
         `cancel` set (by a reset) stops the start and whatever it started."""
         ...
 
+    def forget(self, endpoint_name: str) -> None:
+        """The endpoint is deleted and its fleets stopped: remove what they left (files, logs)."""
+        ...
+
 
 def containers(model_spec: dict) -> list[dict]:
     """A model's container definitions: PrimaryContainer, or the Containers list."""

@@ -31,18 +31,28 @@ def _start_fleet(backend: Backend, endpoint: Endpoint, pending: Deployment):
         return None, f"Internal error while deploying the endpoint: {exc}"[:1024]
 
 
+def _hold(backend: Backend, since: float, cancel: threading.Event | None = None) -> None:
+    """Let a transition last at least `--min-transition-seconds` (a reset cuts it short), so
+    code that forgets a waiter fails here as it would on AWS."""
+    remaining = since + backend.min_transition - backend.clock()
+    if remaining > 0:
+        (cancel or threading.Event()).wait(remaining)
+
+
 def _still_current(backend: Backend, endpoint: Endpoint) -> bool:
     return backend.endpoints.get(endpoint.name.lower()) is endpoint
 
 
 def create(backend: Backend, endpoint: Endpoint) -> None:
     fleet, failure = _start_fleet(backend, endpoint, endpoint.pending)
+    _hold(backend, endpoint.pending.started, endpoint.pending.cancel)
     with backend.lock:
         if not _still_current(backend, endpoint):  # reset while we were starting
             if fleet is not None:
                 fleet.stop()
             return
         if fleet is None:
+            log.warning("endpoint %s Failed: %s", endpoint.name, failure)
             endpoint.status = Status.FAILED
             endpoint.failure_reason = failure
         else:
@@ -56,6 +66,7 @@ def create(backend: Backend, endpoint: Endpoint) -> None:
 
 def update(backend: Backend, endpoint: Endpoint) -> None:
     fleet, failure = _start_fleet(backend, endpoint, endpoint.pending)
+    _hold(backend, endpoint.pending.started, endpoint.pending.cancel)
     old = None
     with backend.lock:
         if not _still_current(backend, endpoint):
@@ -64,6 +75,8 @@ def update(backend: Backend, endpoint: Endpoint) -> None:
             return
         if fleet is None:
             # The old configuration keeps serving; the failure is reported on the endpoint.
+            log.warning("update of endpoint %s failed; the old configuration keeps serving: %s",
+                        endpoint.name, failure)
             endpoint.failure_reason = failure
         else:
             old = endpoint.fleet
@@ -97,6 +110,7 @@ def rescale(backend: Backend, endpoint: Endpoint, changes: dict[str, dict]) -> N
         except Exception as exc:
             log.warning("scaling %s/%s to %d failed: %s", endpoint.name, name, count, exc)
             failure = str(exc)[:1024]
+    _hold(backend, endpoint.modified)
     with backend.lock:
         for name, change in changes.items():
             variant = endpoint.variant(name)
@@ -117,10 +131,10 @@ def rescale(backend: Backend, endpoint: Endpoint, changes: dict[str, dict]) -> N
 def delete(backend: Backend, endpoint: Endpoint) -> None:
     if endpoint.fleet is not None:
         endpoint.fleet.stop(drain=True)
+    _hold(backend, endpoint.modified)
     with backend.lock:
         if _still_current(backend, endpoint):
-            del backend.endpoints[endpoint.name.lower()]
-            backend.tags.pop(endpoint.arn.lower(), None)
+            backend.forget(endpoint)
         backend.changed.notify_all()
 
 

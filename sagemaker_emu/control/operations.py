@@ -252,7 +252,7 @@ def update_endpoint_weights_and_capacities(backend: Backend, params: dict, call:
         changes = {d["VariantName"]: d for d in desired}
         backend.check_quota((by_name[n], c["DesiredInstanceCount"] - by_name[n].instance_count)
                             for n, c in changes.items() if "DesiredInstanceCount" in c)
-        endpoint.updating_variants = set(changes)
+        endpoint.updating_variants = changes
         endpoint.status = Status.UPDATING
         endpoint.modified = backend.now()
         backend.changed.notify_all()
@@ -331,17 +331,20 @@ def _deployed_images(variant: Variant) -> list[dict]:
 
 
 def _variant_summary(v: Variant, ep: Endpoint) -> dict:
+    desired = ep.updating_variants.get(v.name, {})  # what an update in progress is heading for
     out: dict[str, Any] = {
         "VariantName": v.name,
         "DeployedImages": _deployed_images(v),
         "CurrentWeight": v.weight,
-        "DesiredWeight": v.weight,
+        "DesiredWeight": desired.get("DesiredWeight", v.weight),
         "RoutingConfig": v.spec.get("RoutingConfig"),
+        "ManagedInstanceScaling": v.spec.get("ManagedInstanceScaling"),
     }
     if v.serverless:
         out["CurrentServerlessConfig"] = out["DesiredServerlessConfig"] = v.spec["ServerlessConfig"]
     else:
-        out["CurrentInstanceCount"] = out["DesiredInstanceCount"] = v.instance_count
+        out["CurrentInstanceCount"] = v.instance_count
+        out["DesiredInstanceCount"] = desired.get("DesiredInstanceCount", v.instance_count)
     if v.name in ep.updating_variants:
         out["VariantStatus"] = [{"Status": "Updating", "StartTime": ep.modified}]
     return out
@@ -355,6 +358,7 @@ def _pending_summary(v: Variant, started: float) -> dict:
         "InstanceType": v.spec.get("InstanceType"),
         "AcceleratorType": v.spec.get("AcceleratorType"),
         "RoutingConfig": v.spec.get("RoutingConfig"),
+        "ManagedInstanceScaling": v.spec.get("ManagedInstanceScaling"),
         "VariantStatus": [{"Status": "Creating", "StartTime": started}],
     }
     if v.serverless:

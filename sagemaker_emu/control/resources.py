@@ -78,7 +78,8 @@ class Endpoint:
     status: Status
     variants: list[Variant] = field(default_factory=list)  # serving now
     pending: Deployment | None = None
-    updating_variants: set[str] = field(default_factory=set)  # names being rescaled/reweighted
+    # Variants being rescaled/reweighted -> their DesiredWeightsAndCapacities entry
+    updating_variants: dict[str, dict[str, Any]] = field(default_factory=dict)
     failure_reason: str | None = None
     fleet: Any = None  # the deployment.Fleet serving `variants`
     spec: dict[str, Any] = field(default_factory=dict)  # extra config members shown by Describe

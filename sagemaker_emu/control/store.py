@@ -28,11 +28,14 @@ class Backend:
     """All resources of one account in one region. Names are unique case-insensitively."""
 
     def __init__(self, region: str, account: str, deployer: Deployer, clock: Callable[[], float] = time.time,
-                 quotas: Quotas | None = None):
+                 quotas: Quotas | None = None, on_deleted: Callable[[Endpoint], None] = lambda endpoint: None,
+                 min_transition: float = 0.0):
         self.region = region
         self.account = account
         self.deployer = deployer
         self.quotas = quotas or Quotas()
+        self.on_deleted = on_deleted  # what others keep per endpoint (metrics, sessions) goes too
+        self.min_transition = min_transition  # seconds a Creating/Updating/Deleting status lasts at least
         self.clock = clock
         self.lock = threading.RLock()
         self.changed = threading.Condition(self.lock)  # notified on every endpoint status change
@@ -78,6 +81,13 @@ class Backend:
             return None
         return self._table(resource_type).get(name.lower())
 
+    def forget(self, endpoint: Endpoint) -> None:
+        """Remove a deleted endpoint (its fleets stopped) and everything kept for it. Under the lock."""
+        del self.endpoints[endpoint.name.lower()]
+        self.tags.pop(endpoint.arn.lower(), None)
+        self.deployer.forget(endpoint.name)
+        self.on_deleted(endpoint)
+
     def check_quota(self, adding: Iterable[tuple[Variant, int]]) -> None:
         """ResourceLimitExceeded unless `count` more instances of each variant's type fit
         beside every instance the region's endpoints run or are bringing up."""
@@ -114,6 +124,7 @@ class Backend:
             for ep in self.endpoints.values():
                 if ep.pending is not None:
                     ep.pending.cancel.set()  # a fleet still starting stops starting
+            names = [ep.name for ep in self.endpoints.values()]
             self.models.clear()
             self.endpoint_configs.clear()
             self.endpoints.clear()
@@ -121,15 +132,20 @@ class Backend:
             self.changed.notify_all()
         for fleet in fleets:
             fleet.stop()
+        for name in names:
+            self.deployer.forget(name)
 
 
 class Backends:
     """Lazily created backends, keyed by region (one account per emulator)."""
 
-    def __init__(self, account: str, deployer: Deployer, quotas: Quotas | None = None) -> None:
+    def __init__(self, account: str, deployer: Deployer, quotas: Quotas | None = None,
+                 on_deleted: Callable[[Endpoint], None] = lambda endpoint: None, min_transition: float = 0.0) -> None:
         self.account = account
+        self.min_transition = min_transition
         self.deployer = deployer
         self.quotas = quotas or Quotas()
+        self.on_deleted = on_deleted
         self._lock = threading.Lock()
         self._by_region: dict[str, Backend] = {}
 
@@ -137,7 +153,9 @@ class Backends:
         with self._lock:
             backend = self._by_region.get(region)
             if backend is None:
-                backend = self._by_region[region] = Backend(region, self.account, self.deployer, quotas=self.quotas)
+                backend = self._by_region[region] = Backend(region, self.account, self.deployer, quotas=self.quotas,
+                                                               on_deleted=lambda ep: self.on_deleted(ep),
+                                                               min_transition=self.min_transition)
             return backend
 
     def all(self) -> list[Backend]:

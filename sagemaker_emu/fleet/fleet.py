@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import shutil
 import threading
 import time
 from dataclasses import dataclass, field
@@ -94,7 +95,7 @@ class ProcessFleet:
         instance_dir = vf.directory / f"instance-{number}"
         model_dir = instance_dir / "model"
         model_data.prepare(vf.model_data_url, model_dir, self.deployer.model_roots)
-        env = dict(vf.env)
+        env = {**vf.env, "SAGEMAKER_EMU_ENDPOINT": self.endpoint}
         if self.deployer.seed is not None:
             env["SAGEMAKER_EMU_SEED"] = str(self.deployer.seed * 1000 + number)
         return Instance(f"{vf.name}-{number}", vf.name, vf.launch, env, model_dir, instance_dir / "instance.log")
@@ -110,9 +111,12 @@ class ProcessFleet:
                 instance = self._new_instance(vf)
                 fresh.append(instance)
                 instance.start()
-        except (OSError, model_data.ModelDataError) as exc:
+        except model_data.ModelDataError as exc:  # not a health-check failure: say what it is
             self._stop_all(fresh)
-            raise DeploymentFailed(f"{PING_FAILURE.format(variant=vf.name)} (sagemaker-emu: {exc})") from None
+            raise DeploymentFailed(f"Could not prepare the model data of production variant {vf.name}: {exc}"[:1024]) from None
+        except OSError as exc:
+            self._stop_all(fresh)
+            raise DeploymentFailed(f"{PING_FAILURE.format(variant=vf.name)} (sagemaker-emu: {exc})"[:1024]) from None
         with self._lock:
             vf.instances.extend(fresh)  # still Starting: their health change will bump the epoch
         deadline = time.time() + vf.startup_timeout
@@ -270,6 +274,9 @@ class ProcessDeployer:
             raise
         fleet.start_monitor()
         return fleet
+
+    def forget(self, endpoint_name: str) -> None:
+        shutil.rmtree(self.state_dir / endpoint_name, ignore_errors=True)
 
     def _plan(self, variant: Variant, directory: Path) -> VariantFleet:
         model = variant.models[0]

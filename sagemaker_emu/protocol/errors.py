@@ -44,6 +44,11 @@ def _lookup(table: dict, exc: errors.EmuError) -> tuple[str, int]:
     return ("InternalFailure", 500)
 
 
+def error_code(exc: errors.EmuError) -> str:
+    """The control plane's wire code for `exc`, for log lines."""
+    return _lookup(CONTROL_CODES, exc)[0]
+
+
 def request_id() -> str:
     return str(uuid.uuid4())
 

@@ -13,7 +13,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from sagemaker_emu import errors
 from sagemaker_emu.control.operations import OPERATIONS, Call
 from sagemaker_emu.protocol.context import is_waiter, region_of
-from sagemaker_emu.protocol.errors import control_error, internal_control_error, json11_response, request_id
+from sagemaker_emu.protocol.errors import control_error, error_code, internal_control_error, json11_response, request_id
 from sagemaker_emu.protocol.serialize import to_wire
 from sagemaker_emu.schemas.validator import strip_nulls, validate_input
 from sagemaker_emu.service_model import control_model
@@ -30,8 +30,10 @@ _NAME_MEMBERS = ("EndpointName", "EndpointConfigName", "ModelName", "ResourceArn
 def dispatch(_prefix: str = ""):
     started = time.perf_counter()
     rid = request_id()
-    operation = "-"
+    target = request.headers.get("X-Amz-Target") or ""
+    operation = target[len(TARGET_PREFIX):] if target.startswith(TARGET_PREFIX) else "-"
     params: dict[str, Any] = {}
+    code = ""
     try:
         operation = _operation_name(request.headers.get("X-Amz-Target"))
         params = _parse_body(_read_body())
@@ -39,16 +41,19 @@ def dispatch(_prefix: str = ""):
         response = _call(operation, params, rid)
     except errors.EmuError as exc:
         response = control_error(exc, rid)
+        code = " " + error_code(exc)
     except Exception:  # never a stack trace on the wire, never a dead server
         log.exception("unhandled error in %s", operation)
         response = internal_control_error(rid)
+        code = " InternalFailure"
     log.info(
-        "%s %s %d %.1fms",
-        operation,
+        "%s %s %d%s %.1fms",
+        operation[:64],
         next((str(params[k]) for k in _NAME_MEMBERS if isinstance(params.get(k), str)), "-"),
         response.status_code,
+        code,
         (time.perf_counter() - started) * 1000,
-        extra={"operation": operation, "status": response.status_code, "request_id": rid},
+        extra={"operation": operation[:64], "status": response.status_code, "request_id": rid},
     )
     return response
 

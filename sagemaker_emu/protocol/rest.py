@@ -108,6 +108,11 @@ def _framed(chunks, endpoint_name: str) -> Iterator[bytes]:
         chunks.close()
 
 
+def _code(answer: tuple[str, list, bytes]) -> str:
+    """The wire code of an error answer (what the caller sees), for the log line."""
+    return next(v for k, v in answer[1] if k == "x-amzn-ErrorType")
+
+
 class RuntimeAPI:
     """WSGI: the runtime's routes, else the next app (Flask)."""
 
@@ -151,7 +156,7 @@ class RuntimeAPI:
             return "499 Client Closed Request", [("Content-Length", "0"), ("Connection", "close")], b""
         except errors.EmuError as exc:
             answer = runtime_error(exc, rid)
-            log.info("InvokeEndpoint %s %s %s %.1fms", endpoint_name, answer[0][:3], type(exc).__name__,
+            log.info("InvokeEndpoint %s %s %s %.1fms", endpoint_name, answer[0][:3], _code(answer),
                      (time.perf_counter() - started) * 1000)
             return answer
         except Exception:
@@ -176,7 +181,7 @@ class RuntimeAPI:
         except errors.EmuError as exc:  # before the first byte: an ordinary error response
             status, headers, body = runtime_error(exc, rid)
             log.info("InvokeEndpointWithResponseStream %s %s %s %.1fms", endpoint_name, status[:3],
-                     type(exc).__name__, (time.perf_counter() - started) * 1000)
+                     _code((status, headers, body)), (time.perf_counter() - started) * 1000)
             return status, headers, [body]
         except Exception:
             log.exception("unhandled error in InvokeEndpointWithResponseStream")

@@ -112,6 +112,7 @@ class InvokeRequest:
     session_id: str | None = None
     prefix_aware_id: str | None = None
     variant_chosen: str = ""  # set once a variant is chosen, for error metrics
+    endpoint_found: bool = False  # failures are counted only for endpoints that exist
     caller_gone: Callable[[], bool] | None = None  # asked while the instance works
 
 
@@ -136,6 +137,11 @@ class Runtime:
         self._rng = random.Random(seed)
         self._rng_lock = threading.Lock()
 
+    def forget(self, endpoint) -> None:
+        """An endpoint was deleted: its metrics and sessions go with it."""
+        self.metrics.forget(endpoint.name)
+        self.sessions.forget((endpoint.arn, endpoint.created))
+
     def reset(self) -> None:
         self.metrics.reset()
         self.sessions.clear()
@@ -150,6 +156,7 @@ class Runtime:
             ep = backend.endpoints.get(req.endpoint_name.lower())
             if ep is None or ep.name != req.endpoint_name:  # invoke matches the name's case exactly
                 raise InvalidInput(f"Endpoint {req.endpoint_name} of account {account} not found.")
+            req.endpoint_found = True
             if ep.status not in SERVING or ep.fleet is None:
                 raise InvalidInput(
                     f"Endpoint {ep.name} of account {account} is not in service (status: {ep.status.value})."
@@ -266,7 +273,8 @@ class Runtime:
             yield
         except _COUNTED as exc:
             code = next(code for cls, code in _FAILURE_CODES if isinstance(exc, cls))
-            self.metrics.failed(req.endpoint_name, req.variant_chosen, code)
+            if req.endpoint_found:  # names that match nothing would grow the series without bound
+                self.metrics.failed(req.endpoint_name, req.variant_chosen, code)
             if isinstance(exc, CallerGone):
                 log.info("InvokeEndpoint %s variant=%s: the caller hung up; the instance was released",
                          req.endpoint_name, req.variant_chosen)

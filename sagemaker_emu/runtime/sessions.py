@@ -59,6 +59,11 @@ class SessionTable:
         with self._lock:
             self._sessions.get(endpoint_key, {}).pop(session_id, None)
 
+    def forget(self, endpoint_key: tuple) -> None:
+        """Drop every session of a deleted endpoint."""
+        with self._lock:
+            self._sessions.pop(endpoint_key, None)
+
     def clear(self) -> None:
         with self._lock:
             self._sessions.clear()

@@ -7,6 +7,7 @@ per connection with no routing layer is the leanest thing that keeps connections
 from __future__ import annotations
 
 import logging
+import os
 import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -77,7 +78,9 @@ class _Handler(BaseHTTPRequestHandler):
             reply = self.server.model.invoke(invocation)
         except Exception as exc:  # the toolkit answers a handler's exception with a 500
             log.exception("invocation failed")
-            reply = Reply(status=500, body=str(exc).encode(), content_type="text/plain")
+            where = os.environ.get("SAGEMAKER_EMU_ENDPOINT", "<endpoint>")
+            text = f"{type(exc).__name__}: {exc} (the traceback is in the instance log: sagemaker-emu logs {where})"
+            reply = Reply(status=500, body=text.encode(), content_type="text/plain")
         finally:
             if slots is not None:
                 slots.release()

@@ -27,8 +27,47 @@ def test_paths_that_are_not_calls_answer_json(server):
     assert status == 405 and headers["Content-Type"] == "application/json"
     status, headers, _ = server.post("/_emu/endpoints/ghost", method="GET")
     assert status == 404 and headers["Content-Type"] == "application/json"
+    status, headers, _ = server.post("/_emu/nothing-here", method="GET")  # before: 405
+    assert status == 404 and headers["Content-Type"] == "application/json"
 
 
 def test_bad_port_is_refused():
     result = run_cli("serve", "--port", "70000")
     assert result.returncode == 2 and "--port must be between 0 and 65535" in result.stderr
+
+
+def test_logs_of_a_failed_endpoint_say_why_and_exit_1(server, sm):
+    sm.create_model(ModelName="bad", PrimaryContainer={"Image": "my-registry/unknown:1"})
+    sm.create_endpoint_config(EndpointConfigName="bad", ProductionVariants=[variant(model="bad")])
+    sm.create_endpoint(EndpointName="bad", EndpointConfigName="bad")
+    try:
+        sm.get_waiter("endpoint_in_service").wait(EndpointName="bad", WaiterConfig={"MaxAttempts": 1})
+    except Exception:
+        pass
+    result = run_cli("logs", "bad", "--url", server.url)
+    assert result.returncode == 1  # before: nothing printed, exit 0
+    assert "endpoint bad is Failed: sagemaker-emu cannot run image 'my-registry/unknown:1'" in result.stderr
+    assert "WARNING sagemaker_emu.lifecycle endpoint bad Failed: sagemaker-emu cannot run image" in server.logs()
+
+
+def test_server_log_lines_carry_the_wire_codes(server, sm, rt):
+    server.call("DescribeEndpoint", {"EndpointName": "nope"})
+    server.call("CreateTrainingJob", {})
+    server.post("/endpoints/nope/invocations", b"x")
+    logs = server.logs()
+    assert "DescribeEndpoint nope 400 ValidationException" in logs
+    assert "CreateTrainingJob - 501 NotImplementedException" in logs  # before: "- - 501"
+    assert "InvokeEndpoint nope 400 ValidationError" in logs  # before: the internal name InvalidInput
+
+
+def test_bench_help_lists_the_benchmarks():
+    result = run_cli("bench", "--help")
+    assert result.returncode == 0 and "routing" in result.stdout and "chaos" in result.stdout
+
+
+def test_a_malformed_bootstrap_file_is_a_one_line_error(tmp_path):
+    bad = tmp_path / "stack.yaml"
+    bad.write_text("models: [\n  - {ModelName: a\n")
+    result = run_cli("serve", "--port", "0", "--bootstrap", str(bad))
+    assert result.returncode == 1
+    assert "not valid YAML" in result.stderr and "Traceback" not in result.stderr

@@ -80,6 +80,9 @@ def test_handler_exception_is_a_model_error(sm, rt):
     err = info.value.response
     assert err["Error"]["Code"] == "ModelError" and err["OriginalStatusCode"] == 500
     assert "the handler could not score this input" in err["OriginalMessage"]
+    # Item 13: the exception's type, and where the traceback is.
+    assert err["OriginalMessage"].startswith("ValueError: the handler could not score this input")
+    assert "sagemaker-emu logs raiser" in err["OriginalMessage"]
     assert err["Error"]["Message"].startswith("Received server error (500) from primary with message")
     assert rt.invoke_endpoint(EndpointName="raiser", Body=b"again")["Body"].read() == b"AGAIN"
 
@@ -97,6 +100,15 @@ def test_s3_model_data_fails_with_what_to_do(sm):
     with pytest.raises(Exception):
         sm.get_waiter("endpoint_in_service").wait(EndpointName="s3model", WaiterConfig=ONE_POLL)
     assert "use a file:// URL" in sm.describe_endpoint(EndpointName="s3model")["FailureReason"]
+
+
+def test_model_data_failures_are_not_called_health_check_failures(sm):
+    # Item 13: a built-in image with unusable model data said "did not pass the ping health check".
+    deploy_model(sm, "s3echo", {"Image": "sagemaker-emu/echo", "ModelDataUrl": "s3://bucket/model.tar.gz"}, wait=False)
+    with pytest.raises(Exception):
+        sm.get_waiter("endpoint_in_service").wait(EndpointName="s3echo", WaiterConfig=ONE_POLL)
+    reason = sm.describe_endpoint(EndpointName="s3echo")["FailureReason"]
+    assert reason.startswith("Could not prepare the model data of production variant AllTraffic") and "ping" not in reason
 
 
 @pytest.fixture

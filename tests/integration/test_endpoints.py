@@ -184,3 +184,56 @@ def test_waiter_hold_can_be_turned_off(tmp_path):
         assert "Max attempts exceeded" in str(info.value)
     finally:
         srv.stop()
+
+
+def test_min_transition_seconds_keeps_statuses_as_long_as_asked():
+    """Item 14: transitions took ~20 ms, so code that forgot a waiter passed locally."""
+    from tests.conftest import RunningServer, client
+
+    srv = RunningServer("--min-transition-seconds", "3")
+    try:
+        sm = client(srv.url)
+        deploy(sm, "slow", wait=False)
+        assert sm.describe_endpoint(EndpointName="slow")["EndpointStatus"] == "Creating"
+        sm.get_waiter("endpoint_in_service").wait(EndpointName="slow", WaiterConfig={"Delay": 1, "MaxAttempts": 10})
+        sm.delete_endpoint(EndpointName="slow")
+        assert sm.describe_endpoint(EndpointName="slow")["EndpointStatus"] == "Deleting"
+    finally:
+        srv.stop()
+
+
+def test_desired_values_show_while_weights_and_capacities_change(server, sm, tmp_path):
+    """Item 14: during UpdateEndpointWeightsAndCapacities, Desired* show the new values."""
+    from tests.integration.test_fleet import eventually
+    from tests.integration.test_reliability import ledger_endpoint, lines
+
+    start_gate = tmp_path / "start"
+    start_gate.touch()
+    ledger, _ = ledger_endpoint(sm, "grow", tmp_path, count=1, START_GATE=str(start_gate))
+    sm.get_waiter("endpoint_in_service").wait(EndpointName="grow", WaiterConfig={"Delay": 1})
+    start_gate.unlink()  # the next instance waits in model_fn: the update stays in progress
+    sm.update_endpoint_weights_and_capacities(EndpointName="grow", DesiredWeightsAndCapacities=[
+        {"VariantName": "AllTraffic", "DesiredWeight": 3.0, "DesiredInstanceCount": 2}])
+    eventually(lambda: len(lines(ledger)) == 2)
+    (summary,) = sm.describe_endpoint(EndpointName="grow")["ProductionVariants"]
+    assert summary["VariantStatus"][0]["Status"] == "Updating"
+    assert (summary["DesiredWeight"], summary["DesiredInstanceCount"]) == (3.0, 2)
+    assert (summary["CurrentWeight"], summary["CurrentInstanceCount"]) == (1.0, 1)
+    start_gate.touch()
+    sm.get_waiter("endpoint_in_service").wait(EndpointName="grow", WaiterConfig={"Delay": 1})
+    (summary,) = sm.describe_endpoint(EndpointName="grow")["ProductionVariants"]
+    assert (summary["CurrentWeight"], summary["CurrentInstanceCount"]) == (3.0, 2)
+
+
+def test_managed_instance_scaling_is_echoed(server, sm):
+    scaling = {"Status": "ENABLED", "MinInstanceCount": 1, "MaxInstanceCount": 3}
+    deploy(sm, "mis", variants=[variant(model="mis-model", ManagedInstanceScaling=scaling)])
+    assert sm.describe_endpoint(EndpointName="mis")["ProductionVariants"][0]["ManagedInstanceScaling"] == scaling
+
+
+def test_serverless_memory_is_whole_gigabytes(server, sm):
+    sm.create_model(ModelName="sl", PrimaryContainer={"Image": "sagemaker-emu/echo"})
+    with pytest.raises(ClientError) as err:
+        sm.create_endpoint_config(EndpointConfigName="sl", ProductionVariants=[{
+            "VariantName": "v", "ModelName": "sl", "ServerlessConfig": {"MemorySizeInMB": 1111, "MaxConcurrency": 1}}])
+    assert "MemorySizeInMB must be 1024, 2048" in err.value.response["Error"]["Message"]

@@ -153,3 +153,26 @@ def test_delete_is_refused_while_creating_as_on_aws(server, sm, tmp_path):
     with pytest.raises(ClientError) as err:
         sm.delete_endpoint(EndpointName="slow")
     assert "Cannot delete in-progress endpoint" in err.value.response["Error"]["Message"]
+
+
+def test_a_deleted_endpoint_leaves_no_metrics_sessions_or_files(tmp_path):
+    """Item 11: each create/delete cycle used to leave its metric series and its state files."""
+    srv = RunningServer("--state-dir", str(tmp_path / "state"))
+    try:
+        sm, rt = client(srv.url), client(srv.url, "sagemaker-runtime")
+        for cycle in range(3):
+            deploy(sm, f"cycle{cycle}")
+            rt.invoke_endpoint(EndpointName=f"cycle{cycle}", Body=b"x")
+            with pytest.raises(ClientError):
+                rt.invoke_endpoint(EndpointName=f"cycle{cycle}", Body=b"x", TargetVariant="nope")
+            assert f'endpoint="cycle{cycle}"' in srv.post("/_emu/metrics", method="GET")[2].decode()
+            sm.delete_endpoint(EndpointName=f"cycle{cycle}")
+            sm.get_waiter("endpoint_deleted").wait(EndpointName=f"cycle{cycle}", WaiterConfig={"Delay": 1})
+        for name in (f"nobody-{i}" for i in range(20)):  # names that match nothing are not series either
+            with pytest.raises(ClientError):
+                rt.invoke_endpoint(EndpointName=name, Body=b"x")
+        metrics = srv.post("/_emu/metrics", method="GET")[2].decode()
+        assert "cycle" not in metrics and "nobody" not in metrics
+        assert list((tmp_path / "state").iterdir()) == []
+    finally:
+        srv.stop()

@@ -181,3 +181,30 @@ def test_a_mock_aws_decorated_test_reaches_the_emulator_with_autouse(pytester):
     pytester.makepyfile(MOTO_DECORATED_TESTS)
     result = pytester.runpytest_subprocess("--sagemaker-emu-autouse")
     result.assert_outcomes(passed=1)
+
+
+FIXTURE_THEN_MOTO = '''
+import os
+import boto3
+from moto import mock_aws
+
+def test_uses_the_emulator(sagemaker_emu):
+    assert os.environ["AWS_ENDPOINT_URL_SAGEMAKER"] == sagemaker_emu.url
+
+@mock_aws
+def test_plain_moto_after_it():
+    assert "AWS_ENDPOINT_URL_SAGEMAKER" not in os.environ
+    sm = boto3.client("sagemaker", region_name="us-east-1")
+    sm.create_model(ModelName="m", PrimaryContainer={"Image": "x"}, ExecutionRoleArn="arn:aws:iam::123456789012:role/r")
+    assert [m["ModelName"] for m in sm.list_models()["Models"]] == ["m"]  # moto's store, not the emulator
+'''
+
+
+def test_the_session_fixture_does_not_leak_into_later_tests(pytester):
+    # Item 14: a plain @mock_aws test passed alone and failed after one that used the fixture.
+    import pytest
+
+    pytest.importorskip("moto")
+    pytester.makepyfile(FIXTURE_THEN_MOTO)
+    result = pytester.runpytest_subprocess()
+    result.assert_outcomes(passed=2)
