@@ -1,0 +1,211 @@
+"""Model-driven fuzzing (issue 11): every control-plane operation we answer, fed inputs built
+from botocore's SageMaker model and mutated at every depth, plus raw framing for the runtime.
+
+Every answer must be a 2xx or an AWS-shaped 4xx; the server must stay up; an endpoint made
+before the run must still serve after it. Hypothesis runs with a fixed seed (derandomize)
+and a bounded number of examples, so a run is repeatable and takes seconds.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import socket
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from sagemaker_emu.control.operations import OPERATIONS
+from sagemaker_emu.service_model import control_model
+from tests.conftest import RunningServer, client
+from tests.helpers import deploy
+
+EXAMPLES = 120  # per operation: 17 operations -> ~2,000 requests, plus the framing cases
+FUZZ = settings(max_examples=EXAMPLES, derandomize=True, database=None, deadline=None,
+                suppress_health_check=list(HealthCheck))
+NAME_ALPHABET = "abcXYZ019-"
+
+
+# ------------------------------------------------------------ inputs from the model
+
+def valid(shape, depth: int = 0) -> st.SearchStrategy:
+    """Plausible values of `shape`: right types, within the model's bounds, short."""
+    t, meta = shape.type_name, shape.metadata
+    if t == "structure":
+        members = shape.members
+        required = {n: valid(m, depth + 1) for n, m in members.items() if n in shape.required_members}
+        optional = {n: valid(m, depth + 1) for n, m in members.items()
+                    if n not in shape.required_members and depth < 4}
+        return st.fixed_dictionaries(required, optional=optional)
+    if t == "list":
+        low = meta.get("min", 0)
+        return st.lists(valid(shape.member, depth + 1), min_size=low, max_size=max(low, min(meta.get("max", 3), 3)))
+    if t == "map":
+        return st.dictionaries(valid(shape.key, depth + 1), valid(shape.value, depth + 1), max_size=2)
+    if t == "string":
+        if shape.enum:
+            return st.sampled_from(shape.enum)
+        low = meta.get("min", 1)
+        return st.text(NAME_ALPHABET, min_size=low, max_size=max(low, min(meta.get("max", 12), 12)))
+    if t in ("integer", "long"):
+        low = meta.get("min", 0)
+        return st.integers(low, max(low, min(meta.get("max", low + 10), low + 10)))
+    if t in ("float", "double"):
+        low = meta.get("min", 0.0)
+        return st.floats(low, max(low, meta.get("max", low + 10.0)), allow_nan=False)
+    if t == "boolean":
+        return st.booleans()
+    if t == "timestamp":
+        return st.floats(0, 2e9)
+    return st.text(max_size=8)  # blob
+
+
+def odd() -> st.SearchStrategy:
+    """Values a careless or hostile caller sends where something else belongs."""
+    nested = st.recursive(st.none() | st.integers(), lambda inner: st.lists(inner, max_size=2)
+                          | st.dictionaries(st.text(max_size=3), inner, max_size=2), max_leaves=20)
+    deep = st.integers(60, 3000).map(lambda n: json.loads("[" * min(n, 900) + "]" * min(n, 900)))
+    return st.one_of(
+        st.none(), st.booleans(), st.integers(), st.sampled_from([10**400, -10**400, 2**63, -1, 0]),
+        st.floats(), st.sampled_from([1e308, -1e308, 5e-324]),
+        st.text(max_size=40), st.sampled_from(["", " ", "\x00", "\ud7ff", "../../etc/passwd"]),
+        st.sampled_from([300, 70000]).map(lambda n: "é" * n),  # long, kept out of Hypothesis' reprs
+        st.lists(st.none(), max_size=3), nested, deep,
+    )
+
+
+def mutated(shape, depth: int = 0) -> st.SearchStrategy:
+    """A value of `shape` with one thing wrong somewhere at or below this depth."""
+    here = odd()
+    t = shape.type_name
+    if depth > 5:
+        return here
+    if t == "structure" and shape.members:
+        names = sorted(shape.members)
+
+        def one_wrong(name: str) -> st.SearchStrategy:
+            others = {n: valid(m, depth + 1) for n, m in shape.members.items()
+                      if n != name and n in shape.required_members}
+            return st.fixed_dictionaries({**others, name: mutated(shape.members[name], depth + 1)})
+
+        unknown = st.fixed_dictionaries({"NoSuchMember": odd()}).flatmap(
+            lambda extra: valid(shape, depth).map(lambda ok: {**ok, **extra}))
+        return st.one_of(here, unknown, st.sampled_from(names).flatmap(one_wrong))
+    if t == "list":
+        return st.one_of(here, st.lists(st.one_of(mutated(shape.member, depth + 1), st.none()), min_size=1, max_size=3),
+                         st.lists(valid(shape.member, depth + 1), min_size=101, max_size=120))
+    if t == "map":
+        return st.one_of(here, st.dictionaries(st.text(max_size=300), st.one_of(st.none(), mutated(shape.value, depth + 1)),
+                                               min_size=1, max_size=3))
+    return here
+
+
+# ------------------------------------------------------------ the server under fuzz
+
+@pytest.fixture(scope="module")
+def fuzzed():
+    srv = RunningServer("--waiter-hold", "0")
+    sm = client(srv.url)
+    deploy(sm, "keep-ep")  # made before the run; must serve after it
+    host, port = srv.url.split("//", 1)[1].rsplit(":", 1)
+    srv.conn = http.client.HTTPConnection(host, int(port), timeout=30)
+    yield srv
+    srv.conn.close()
+    _still_serves(srv)
+    srv.stop()
+
+
+def _still_serves(srv) -> None:
+    assert srv.proc.poll() is None, srv.logs()[-3000:]
+    rt = client(srv.url, "sagemaker-runtime")
+    assert rt.invoke_endpoint(EndpointName="keep-ep", Body=b"still here")["Body"].read() == b"still here"
+    assert client(srv.url).describe_endpoint(EndpointName="keep-ep")["EndpointStatus"] == "InService"
+
+
+def _call(srv, operation: str, body: bytes) -> tuple[int, bytes]:
+    headers = {"X-Amz-Target": f"SageMaker.{operation}", "Content-Type": "application/x-amz-json-1.1"}
+    try:
+        srv.conn.request("POST", "/", body, headers)
+        resp = srv.conn.getresponse()
+        return resp.status, resp.read()
+    except (http.client.HTTPException, OSError):
+        srv.conn.close()  # the server closed a connection after an oversized body: a new one next time
+        srv.conn.request("POST", "/", body, headers)
+        resp = srv.conn.getresponse()
+        return resp.status, resp.read()
+
+
+def _assert_aws_answer(status: int, data: bytes, what: str) -> None:
+    assert 200 <= status < 300 or 400 <= status < 500, f"{what}: {status} {data[:300]!r}"
+    if status >= 400:
+        error = json.loads(data)
+        assert error["__type"] and (error.get("Message") or error.get("message")), f"{what}: {data[:300]!r}"
+
+
+@pytest.mark.parametrize("operation", sorted(OPERATIONS))
+def test_every_operation_answers_hostile_input_in_aws_shape(fuzzed, operation):
+    shape = control_model().operation_model(operation).input_shape
+
+    @FUZZ
+    @given(st.one_of(valid(shape), mutated(shape)))
+    def run(params):
+        body = json.dumps(params).encode()
+        status, data = _call(fuzzed, operation, body)
+        _assert_aws_answer(status, data, f"{operation} {body[:200]!r}")
+
+    run()
+    assert fuzzed.proc.poll() is None
+
+
+# ------------------------------------------------------------ runtime framing over raw sockets
+
+HEADER_VALUES = st.one_of(st.text(st.characters(min_codepoint=32, max_codepoint=126), max_size=20),
+                          st.sampled_from(["-1", "0x4", "4.0", "4, 4", "99999999999999999999", "", " 4"]))
+
+
+@st.composite
+def raw_invocation(draw) -> bytes:
+    body = draw(st.binary(max_size=64))
+    framing = draw(st.sampled_from(["length", "chunked", "both", "none", "odd-length"]))
+    head = [b"POST /endpoints/keep-ep/invocations HTTP/1.1", b"Host: 127.0.0.1"]
+    for _ in range(draw(st.integers(0, 3))):
+        name = draw(st.sampled_from(["Content-Type", "Accept", "X-Amzn-SageMaker-Target-Variant",
+                                     "X-Amzn-SageMaker-Custom-Attributes", "X-Amzn-SageMaker-Session-Id", "X-Odd"]))
+        head.append(f"{name}: {draw(HEADER_VALUES)}".encode())
+    if framing in ("length", "both"):
+        head.append(b"Content-Length: %d" % len(body))
+    if framing == "odd-length":
+        head.append(f"Content-Length: {draw(HEADER_VALUES)}".encode())
+    if framing in ("chunked", "both"):
+        head.append(b"Transfer-Encoding: chunked")
+        size = draw(st.one_of(st.just(b"%x" % len(body)), st.sampled_from([b"zz", b"-4", b"", b"ffffffffff", b"2;x=1"])))
+        payload = size + b"\r\n" + body + b"\r\n" + draw(st.sampled_from([b"0\r\n\r\n", b"", b"0\r\n"]))
+    else:
+        payload = body
+    return b"\r\n".join(head) + b"\r\n\r\n" + payload
+
+
+@FUZZ
+@given(raw=raw_invocation())
+def test_runtime_framing_never_gets_a_5xx(fuzzed, raw):
+    with socket.create_connection(fuzzed.conn.sock.getpeername() if fuzzed.conn.sock else
+                                  (fuzzed.conn.host, fuzzed.conn.port), timeout=5) as s:
+        s.sendall(raw)
+        s.shutdown(socket.SHUT_WR) if raw.endswith(b"\r\n\r\n") is False else None
+        answer = b""
+        try:
+            while b"\r\n\r\n" not in answer:
+                data = s.recv(65536)
+                if not data:
+                    break
+                answer += data
+        except (socket.timeout, ConnectionResetError):
+            pass
+    if answer.startswith(b"HTTP/1."):
+        status = int(answer.split(b" ", 2)[1])
+        assert status < 500 or status == 503, answer[:300]  # 503: no instance free, which boto3 retries
+
+
+def test_the_endpoint_made_before_the_fuzzing_still_serves(fuzzed):
+    _still_serves(fuzzed)
