@@ -10,9 +10,9 @@ from dataclasses import dataclass
 from typing import Callable
 
 
-def start_emulator(seed: int = 1) -> tuple[subprocess.Popen, str]:
+def start_emulator(seed: int = 1, *args: str) -> tuple[subprocess.Popen, str]:
     """`sagemaker-emu serve` on a free port in its own process; returns it and its URL."""
-    proc = subprocess.Popen([sys.executable, "-m", "sagemaker_emu", "serve", "--port", "0", "--seed", str(seed)],
+    proc = subprocess.Popen([sys.executable, "-m", "sagemaker_emu", "serve", "--port", "0", "--seed", str(seed), *args],
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     line = proc.stdout.readline()  # printed once the port is bound
     if "listening on" not in line:

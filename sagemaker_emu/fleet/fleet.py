@@ -194,19 +194,26 @@ class ProcessFleet:
         health = self.deployer.health
         while not self.stopping.wait(health.interval):
             for instance in self.all_instances():
-                if instance.health != Health.HEALTHY or self.stopping.is_set():
+                state = instance.health
+                if state not in (Health.HEALTHY, Health.DRAINING) or self.stopping.is_set():
                     continue
                 if instance.ping():
                     instance.ping_failures = 0
                     continue
                 instance.ping_failures += 1
-                if instance.ping_failures >= health.failures and instance.health == Health.HEALTHY:
-                    log.warning("instance %s of %s failed %d health checks in a row; replacing it",
+                if instance.ping_failures < health.failures or instance.health != state:
+                    continue
+                if state == Health.DRAINING:  # leaving anyway: its calls fail now, not at the model timeout
+                    log.warning("draining instance %s of %s failed %d health checks in a row; stopping it",
                                 instance.id, self.endpoint, instance.ping_failures)
-                    instance.health = Health.UNHEALTHY  # out of routing first
-                    instance.stop(0)  # SIGKILL: a stopped process cannot take SIGTERM; its calls fail
-                    instance.health = Health.UNHEALTHY
-                    threading.Thread(target=self._restart, args=(instance,), daemon=True).start()
+                    instance.stop(0)
+                    continue
+                log.warning("instance %s of %s failed %d health checks in a row; replacing it",
+                            instance.id, self.endpoint, instance.ping_failures)
+                instance.health = Health.UNHEALTHY  # out of routing first
+                instance.stop(0)  # SIGKILL: a stopped process cannot take SIGTERM; its calls fail
+                instance.health = Health.UNHEALTHY
+                threading.Thread(target=self._restart, args=(instance,), daemon=True).start()
 
     def _restart(self, instance: Instance) -> None:
         backoff = 0.5

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import enum
 import os
 import signal
@@ -41,6 +42,12 @@ _routing_epoch = [0]
 
 def routing_epoch() -> int:
     return _routing_epoch[0]
+
+
+# Every worker is started from this one thread, which lives as long as the server: Linux's
+# parent-death signal (worker/lifeline.py) fires when the *thread* that started a process
+# exits, and lifecycle threads are short-lived.
+_SPAWNER = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="worker-spawner")
 
 
 def free_port() -> int:
@@ -133,8 +140,8 @@ class Instance:
             argv = [sys.executable, "-m", "sagemaker_emu.worker", self.launch.builtin or "toolkit"]
             cwd = str(self.model_dir)
         with open(self.log_path, "ab") as log:
-            self.process = subprocess.Popen(argv, env=env, cwd=cwd, stdin=subprocess.DEVNULL,
-                                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+            self.process = _SPAWNER.submit(subprocess.Popen, argv, env=env, cwd=cwd, stdin=subprocess.DEVNULL,
+                                           stdout=log, stderr=subprocess.STDOUT, start_new_session=True).result()
         self.pool = ConnectionPool(self.host, self.port)
         self.started_at = time.time()
 

@@ -10,25 +10,10 @@ from __future__ import annotations
 import logging
 import os
 import sys
-import threading
 import time
 
+from sagemaker_emu.worker import lifeline
 from sagemaker_emu.worker.server import ContainerServer
-
-PARENT_POLL_S = 0.5
-
-
-def watch_parent(parent_pid: int) -> None:
-    """Exit as soon as the emulator that started us is gone (even after a SIGKILL)."""
-
-    def loop() -> None:
-        while True:
-            if os.getppid() != parent_pid:
-                os._exit(0)
-            time.sleep(PARENT_POLL_S)
-
-    threading.Thread(target=loop, daemon=True, name="parent-watch").start()
-
 
 class SlowStart:
     """`SAGEMAKER_EMU_STARTUP_DELAY` seconds of failing /ping, like a model still loading."""
@@ -62,7 +47,7 @@ def main(argv: list[str]) -> int:
                         format="%(asctime)s %(levelname)s %(name)s %(message)s", force=True)
     parent = os.environ.get("SAGEMAKER_EMU_PARENT_PID")
     if parent:
-        watch_parent(int(parent))
+        lifeline.hold(int(parent))
     kind = argv[0]
     env = dict(os.environ)
     try:

@@ -13,6 +13,8 @@ import subprocess
 import sys
 import time
 
+from sagemaker_emu.worker import lifeline
+
 POLL_S = 0.5
 
 
@@ -20,7 +22,9 @@ def main(argv: list[str]) -> int:
     if argv[:1] == ["--"]:
         argv = argv[1:]
     parent = os.getppid()
-    child = subprocess.Popen(argv, start_new_session=True)
+    lifeline.kill_me_with_parent()
+    # This process has one thread, so a preexec_fn is safe: the command dies with us too.
+    child = subprocess.Popen(argv, start_new_session=True, preexec_fn=lifeline.kill_me_with_parent)
 
     def stop(signum, frame):
         try:
