@@ -14,12 +14,14 @@ $(BIN)/python:
 
 # Stamp files make a re-run skip the install when pyproject.toml is unchanged.
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e .
+	@echo "Installing sagemaker-emu into $(VENV); pip prints each package as it goes"
+	$(BIN)/python -m pip install --progress-bar off -e .
 	touch $@
 
 # The tests also cover the SageMaker Python SDK (the `sdk` extra): it installs in seconds.
 $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e '.[dev,sdk]'
+	@echo "Installing sagemaker-emu with the dev and sdk extras into $(VENV) (about a minute on a fresh machine)"
+	$(BIN)/python -m pip install --progress-bar off -e '.[dev,sdk]'
 	touch $@ $(VENV)/.installed
 
 install: $(VENV)/.installed

@@ -285,8 +285,13 @@ def plot(results: list[PointResult], path: str) -> bool:
         axes[0][col].set_ylabel("p99 (s, scaled)")
         axes[1][col].set_title(f"{results[0].workload}, {profile}: throughput")
         axes[1][col].set_ylabel("requests per minute")
+        points = sorted({(r.instances, r.users) for r in results if r.profile == profile})
+        ratios = {users / instances for instances, users in points}
+        label = (f"instances (users = {ratios.pop():g} x instances)" if len(ratios) == 1
+                 else "instances (" + ", ".join(f"{u} users on {i}" for i, u in points) + ")")
         for ax in (axes[0][col], axes[1][col]):
-            ax.set_xlabel("instances (users = 4 x instances)")
+            ax.set_xlabel(label)
+            ax.set_xticks([instances for instances, _ in points])  # whole instances, no 2.5
             ax.grid(alpha=0.3)
             ax.legend()
     fig.tight_layout()

@@ -194,7 +194,11 @@ class _Server(TcpWSGIServer):
                 channel.will_close = True
             elif channel.requests and channel.total_outbufs_len and \
                     now - channel.last_activity > self.config.write_timeout:
-                channel.will_close = True  # the caller stopped reading: its thread is released
+                # The caller stopped reading. Close now: a full socket never turns writable, so
+                # waitress would never act on will_close, and the request thread (and the
+                # instance's slot behind it) would wait for ever. Closing wakes that thread.
+                channel.handle_close()
+                continue
             if channel.will_close and isinstance(self._map, _EpollMap):
                 self._map.recheck.add(channel._fileno)  # the loop acts on will_close
 

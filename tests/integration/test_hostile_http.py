@@ -159,14 +159,16 @@ def test_streams_nobody_reads_do_not_hold_the_instances(tmp_path):
     srv = RunningServer("--write-timeout", "1", "--model-timeout", "5")
     try:
         sm = client(srv.url)
+        # Tokens as fast as llm-sim makes them, far more than socket buffers hold: an unread
+        # stream must fill every buffer on its way and then be cut off by the write timeout.
         sm.create_model(ModelName="llm", PrimaryContainer={"Image": "sagemaker-emu/llm-sim", "Environment": {
             "LLM_SIM_PREFILL_BASE_MS": "0", "LLM_SIM_PREFILL_MS_PER_TOKEN": "0",
-            "LLM_SIM_DECODE_MS_PER_TOKEN": "1", "LLM_SIM_MAX_BATCH": "2"}})
+            "LLM_SIM_DECODE_MS_PER_TOKEN": "0", "LLM_SIM_MAX_BATCH": "2", "LLM_SIM_MAX_OUTPUT_TOKENS": "400000"}})
         sm.create_endpoint_config(EndpointConfigName="llm", ProductionVariants=[{
             "VariantName": "v", "ModelName": "llm", "InstanceType": "ml.g5.xlarge", "InitialInstanceCount": 1}])
         sm.create_endpoint(EndpointName="llm", EndpointConfigName="llm")
         sm.get_waiter("endpoint_in_service").wait(EndpointName="llm", WaiterConfig={"Delay": 1})
-        body = json.dumps({"inputs": "x " * 50, "parameters": {"max_new_tokens": 2000}, "stream": True}).encode()
+        body = json.dumps({"inputs": "x " * 50, "parameters": {"max_new_tokens": 400000}, "stream": True}).encode()
         head = (b"POST /endpoints/llm/invocations-response-stream HTTP/1.1\r\nHost: 127.0.0.1\r\n"
                 b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(body))
         unread = []
