@@ -17,6 +17,7 @@ import argparse
 import http.client
 import json
 import os
+import select
 import socket
 import subprocess
 import sys
@@ -122,8 +123,12 @@ class _HostileSockets:
 
     def open_count(self) -> int:
         """How many of them the server has not closed."""
-        from sagemaker_emu.fleet.http1 import closed_by_peer
-        return sum(not closed_by_peer(s) for s in self.idle + self.slow)
+        def closed(sock: socket.socket) -> bool:  # readable means EOF: we send nothing to read
+            poller = select.poll()
+            poller.register(sock, select.POLLIN)
+            return bool(poller.poll(0))
+
+        return sum(not closed(s) for s in self.idle + self.slow)
 
     def close(self) -> None:
         self._stop.set()

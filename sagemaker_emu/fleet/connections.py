@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 import time
 
-from sagemaker_emu.fleet.http1 import Connection, closed_by_peer
+from sagemaker_emu.fleet.http1 import Connection
 
 MAX_IDLE_S = 1.0
 
@@ -31,7 +31,7 @@ class ConnectionPool:
                 conn = self._idle.pop() if self._idle else None
             if conn is None:
                 return Connection(self.host, self.port, timeout=timeout)
-            if time.monotonic() - conn.idle_since < MAX_IDLE_S and not closed_by_peer(conn.sock):
+            if time.monotonic() - conn.idle_since < MAX_IDLE_S and not conn.stale():
                 conn.settimeout(timeout)
                 return conn
             conn.close()

@@ -25,16 +25,6 @@ class ProtocolError(OSError):
 WATCH_SLICE_S = 0.05  # how often a waiting call asks whether its caller is still there
 
 
-def closed_by_peer(sock: socket.socket | None) -> bool:
-    """True when the other side has closed or reset the connection, or sent something
-    unasked; never blocks (a socket with a timeout would wait in recv, MSG_DONTWAIT or not)."""
-    if sock is None:
-        return True
-    poller = select.poll()  # poll(), not select(): select() fails on descriptors above 1,023
-    poller.register(sock, select.POLLIN)
-    return bool(poller.poll(0))  # an idle kept-alive connection has nothing to read
-
-
 @dataclass
 class Response:
     status: int
@@ -52,6 +42,18 @@ class Connection:
         self.watch: Callable[[], bool] | None = None  # "has the caller gone?", while one waits on us
         self.at_rest = True  # False from sending a request until its whole answer is read
         self.idle_since = 0.0  # when it went back to its pool
+
+    def stale(self) -> bool:
+        """At rest in a pool: has the instance closed it (or sent something unasked)?"""
+        if self.sock is None:
+            return True
+        return bool(self._poll().poll(0))
+
+    def _poll(self) -> select.poll:
+        if self._poller is None:  # one per socket: this is on the invoke path
+            self._poller = select.poll()
+            self._poller.register(self.sock, select.POLLIN)
+        return self._poller
 
     def settimeout(self, timeout: float) -> None:
         self.timeout = timeout
@@ -85,14 +87,12 @@ class Connection:
         """Wait for the instance, and give up soon after the watched caller hangs up.
         poll(), not select(): select() fails on descriptors above 1,023."""
         deadline = time.monotonic() + self.timeout
-        if self._poller is None:
-            self._poller = select.poll()
-            self._poller.register(self.sock, select.POLLIN)
+        poller = self._poll()
         while True:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise socket.timeout("timed out")
-            if self._poller.poll(min(remaining, WATCH_SLICE_S) * 1000):
+            if poller.poll(min(remaining, WATCH_SLICE_S) * 1000):
                 return
             if self.watch():
                 raise CallerGone()
