@@ -136,7 +136,8 @@ class Chaos:
         elif action == "scale":
             count = self.rng.choice([self.instances - 1, self.instances, self.instances + 1])
             self.sm.update_endpoint_weights_and_capacities(EndpointName="chaos", DesiredWeightsAndCapacities=[
-                {"VariantName": "AllTraffic", "DesiredInstanceCount": max(1, count)}])
+                {"VariantName": "AllTraffic", "DesiredInstanceCount": max(1, count),
+                 "DesiredWeight": self.rng.choice([0.5, 1.0, 2.0])}])
         elif action == "update":
             current = self.sm.describe_endpoint(EndpointName="chaos")["EndpointConfigName"]
             self.sm.update_endpoint(EndpointName="chaos", EndpointConfigName="chaos-b" if current == "chaos-a" else "chaos-a")

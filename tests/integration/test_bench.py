@@ -42,3 +42,17 @@ def test_overhead_and_pick_run():
     result = bench("pick", "--picks", "200")
     assert result.returncode == 0, result.stderr
     assert "PREFIX_AWARE" in result.stdout and "200 instances (us)" in result.stdout
+
+
+def test_chaos_short_run_keeps_its_promises():
+    # The properties are the issue's, not timings: no call run twice, no caller left hanging,
+    # no failure away from a killed or stopped instance, no worker left after the server dies.
+    result = bench("chaos", "--seconds", "8", "--interval", "1", "--callers", "8")
+    assert "| sent | succeeded |" in result.stdout, result.stderr
+    assert result.returncode == 0, result.stdout
+
+
+def test_soak_prints_its_samples():
+    result = bench("soak", "--minutes", "0.2", "--sample-seconds", "4", "--callers", "1")
+    assert "| t (s) | RSS (MB) | threads | fds |" in result.stdout, result.stderr
+    assert "verdict:" in result.stdout and result.returncode in (0, 1)  # 12 s is too short to judge growth
