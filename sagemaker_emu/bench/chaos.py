@@ -1,9 +1,10 @@
 """`sagemaker-emu bench chaos`: invocations under load while workers are killed (SIGKILL) and
 hung (SIGSTOP), the endpoint is rescaled and updated, and finally the server itself is killed.
 
-Each call carries a unique id; the model (an inference.py written by this program) appends
-`pid id` to a ledger before answering, so the ledger shows which instance ran which call
-and whether any call ran twice. The report: sent, succeeded, failed by code (and whether
+Each call carries a unique id, also as its InferenceId; the model (an inference.py written
+by this program) appends `pid id` to a ledger before answering, so the ledger shows which
+instance ran which call and whether any call ran twice, and the server's log line for each
+failed call names the instance (and pid) it was sent to. The report: sent, succeeded, failed by code (and whether
 each failure was in flight on a killed or hung instance), hung callers, replayed calls,
 in-flight counters once the load stops, and worker processes left after the server died.
 """
@@ -16,6 +17,7 @@ import io
 import json
 import os
 import random
+import re
 import signal
 import tarfile
 import tempfile
@@ -75,7 +77,10 @@ class Chaos:
     # -------------------------------------------------------------- setup
 
     def start(self) -> None:
-        self.proc, self.url = start_emulator(self.seed, "--health-interval", "0.5", "--health-failures", "2")
+        self.server_log = self.work / "server.log"
+        with open(self.server_log, "w") as log:
+            self.proc, self.url = start_emulator(self.seed, "--health-interval", "0.5", "--health-failures", "2",
+                                                 log=log)
         self.host, port = self.url.split("//", 1)[1].rsplit(":", 1)
         self.port = int(port)
         import boto3
@@ -106,7 +111,8 @@ class Chaos:
             call_id = f"c{number}-{n}"
             n += 1
             try:
-                conn.request("POST", "/endpoints/chaos/invocations", call_id.encode(), {"Content-Type": "text/plain"})
+                conn.request("POST", "/endpoints/chaos/invocations", call_id.encode(),
+                             {"Content-Type": "text/plain", "X-Amzn-SageMaker-Inference-Id": call_id})
                 resp = conn.getresponse()
                 body = resp.read()
                 outcome = "ok" if resp.status == 200 and body.decode() == call_id else \
@@ -183,9 +189,11 @@ class Chaos:
             ran.setdefault(call_id, []).append(int(pid))
         replayed = sorted(c for c, pids in ran.items() if len(pids) > 1)
         failed = {c: o for c, o in self.outcomes.items() if o != "ok"}
-        on_victims = {c for c in failed if set(ran.get(c, ())) & self.victims}
-        never_reached = {c for c in failed if c not in ran}
-        elsewhere = set(failed) - on_victims - never_reached
+        sent_to = {m.group(2): int(m.group(1)) for m in _FAILURE_LINE.finditer(self.server_log.read_text())}
+        on_victims = {c for c in failed if sent_to.get(c) in self.victims}
+        unattributed = {c for c in failed if c not in sent_to}
+        elsewhere = set(failed) - on_victims - unattributed
+        reached = sum(1 for c in on_victims if c in ran)
         by_code = Counter(failed.values())
         out = self.out
         out(f"chaos: {self.seconds:g} s, {self.callers} callers, {self.instances} instances, an action every "
@@ -199,13 +207,17 @@ class Chaos:
             f"{len(replayed)} | {in_flight} | {len(orphans)} |")
         out("")
         out("failed by code: " + (", ".join(f"{k} {v}" for k, v in by_code.most_common()) or "none"))
-        out(f"failed calls that were in flight on a killed or hung instance: {len(on_victims)}; "
-            f"with no ledger line (held before the model ran, as in a stopped worker): {len(never_reached)}; "
-            f"anywhere else: {len(elsewhere)}")
-        ok = not replayed and not orphans and not self.hung and not elsewhere and in_flight == 0
+        out(f"failed calls sent to an instance that was killed or hung: {len(on_victims)} ({reached} of them had "
+            f"reached its model, the rest were still waiting in it); sent anywhere else: {len(elsewhere)}; "
+            f"not in the server log: {len(unattributed)}")
+        ok = not replayed and not orphans and not self.hung and not elsewhere and not unattributed and in_flight == 0
         out("verdict: " + ("only calls in flight on killed or hung instances failed; "
                            "none replayed; no orphans" if ok else "FAILED: see the counts above"))
         return 0 if ok else 1
+
+
+# The server's log line for a failed call: `InvokeEndpoint chaos 424 ModelError instance=<id> pid=<pid> inference_id=<call>`
+_FAILURE_LINE = re.compile(r"InvokeEndpoint chaos \d{3} \S+ instance=\S+ pid=(\d+) inference_id=(\S+)")
 
 
 def _workers_of(server_pid: int) -> list[int]:

@@ -10,10 +10,11 @@ from dataclasses import dataclass
 from typing import Callable
 
 
-def start_emulator(seed: int = 1, *args: str) -> tuple[subprocess.Popen, str]:
-    """`sagemaker-emu serve` on a free port in its own process; returns it and its URL."""
+def start_emulator(seed: int = 1, *args: str, log=subprocess.DEVNULL) -> tuple[subprocess.Popen, str]:
+    """`sagemaker-emu serve` on a free port in its own process; returns it and its URL.
+    `log`: where its log lines go (an open file), by default nowhere."""
     proc = subprocess.Popen([sys.executable, "-m", "sagemaker_emu", "serve", "--port", "0", "--seed", str(seed), *args],
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+                            stdout=subprocess.PIPE, stderr=log, text=True)
     line = proc.stdout.readline()  # printed once the port is bound
     if "listening on" not in line:
         proc.kill()

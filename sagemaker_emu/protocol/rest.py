@@ -113,6 +113,14 @@ def _code(answer: tuple[str, list, bytes]) -> str:
     return next(v for k, v in answer[1] if k == "x-amzn-ErrorType")
 
 
+def _where(req: InvokeRequest | None) -> str:
+    """Which instance a failed call was sent to, and the caller's InferenceId, for the log line."""
+    if req is None:
+        return ""
+    return (f" instance={req.instance_chosen}" if req.instance_chosen else "") + \
+        (f" inference_id={req.inference_id[:64]}" if req.inference_id else "")
+
+
 class RuntimeAPI:
     """WSGI: the runtime's routes, else the next app (Flask)."""
 
@@ -150,13 +158,15 @@ class RuntimeAPI:
     def invoke_endpoint(self, endpoint_name: str, environ: dict) -> tuple[str, list, bytes]:
         rid = request_id()
         started = time.perf_counter()
+        req = None
         try:
-            result = self.runtime.invoke(self._request("InvokeEndpoint", endpoint_name, environ))
+            req = self._request("InvokeEndpoint", endpoint_name, environ)
+            result = self.runtime.invoke(req)
         except errors.CallerGone:  # nobody to answer; the connection is closed below us
             return "499 Client Closed Request", [("Content-Length", "0"), ("Connection", "close")], b""
         except errors.EmuError as exc:
             answer = runtime_error(exc, rid)
-            log.info("InvokeEndpoint %s %s %s %.1fms", endpoint_name, answer[0][:3], _code(answer),
+            log.info("InvokeEndpoint %s %s %s%s %.1fms", endpoint_name, answer[0][:3], _code(answer), _where(req),
                      (time.perf_counter() - started) * 1000)
             return answer
         except Exception:
@@ -174,14 +184,16 @@ class RuntimeAPI:
     def invoke_with_response_stream(self, endpoint_name: str, environ: dict):
         rid = request_id()
         started = time.perf_counter()
+        req = None
         try:
-            result = self.runtime.stream(self._request("InvokeEndpointWithResponseStream", endpoint_name, environ))
+            req = self._request("InvokeEndpointWithResponseStream", endpoint_name, environ)
+            result = self.runtime.stream(req)
         except errors.CallerGone:
             return "499 Client Closed Request", [("Content-Length", "0"), ("Connection", "close")], [b""]
         except errors.EmuError as exc:  # before the first byte: an ordinary error response
             status, headers, body = runtime_error(exc, rid)
-            log.info("InvokeEndpointWithResponseStream %s %s %s %.1fms", endpoint_name, status[:3],
-                     _code((status, headers, body)), (time.perf_counter() - started) * 1000)
+            log.info("InvokeEndpointWithResponseStream %s %s %s%s %.1fms", endpoint_name, status[:3],
+                     _code((status, headers, body)), _where(req), (time.perf_counter() - started) * 1000)
             return status, headers, [body]
         except Exception:
             log.exception("unhandled error in InvokeEndpointWithResponseStream")

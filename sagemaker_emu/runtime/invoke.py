@@ -113,6 +113,7 @@ class InvokeRequest:
     prefix_aware_id: str | None = None
     variant_chosen: str = ""  # set once a variant is chosen, for error metrics
     endpoint_found: bool = False  # failures are counted only for endpoints that exist
+    instance_chosen: str = ""  # "<id> pid=<pid>" of the instance it was last sent to, for log lines
     caller_gone: Callable[[], bool] | None = None  # asked while the instance works
 
 
@@ -304,6 +305,7 @@ class Runtime:
             req.variant_chosen = variant.name
             if instance is None:
                 continue
+            req.instance_chosen = f"{instance.id} pid={instance.pid}"
             injected = self.faults.before_dispatch(ep.name, variant.name)
             if injected is not None:  # an injected ModelError, as if the container had answered it
                 raise self._model_error(backend, ep.name, injected.status, injected.message.encode())

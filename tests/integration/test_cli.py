@@ -71,3 +71,17 @@ def test_a_malformed_bootstrap_file_is_a_one_line_error(tmp_path):
     result = run_cli("serve", "--port", "0", "--bootstrap", str(bad))
     assert result.returncode == 1
     assert "not valid YAML" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_failed_invocation_names_its_instance_in_the_log(server, sm, rt):
+    import pytest
+    from botocore.exceptions import ClientError
+
+    deploy(sm, "ep1")
+    (instance,) = server.endpoint_view("ep1")["variants"][0]["instances"]
+    server.post("/_emu/faults", b'{"kind": "model_error", "endpoint": "ep1", "times": 1}',
+                {"Content-Type": "application/json"})
+    with pytest.raises(ClientError):
+        rt.invoke_endpoint(EndpointName="ep1", Body=b"x", InferenceId="call-7")
+    assert (f"InvokeEndpoint ep1 424 ModelError instance={instance['id']} pid={instance['pid']} "
+            "inference_id=call-7") in server.logs()
