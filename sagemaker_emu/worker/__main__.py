@@ -29,6 +29,11 @@ class SlowStart:
     def invoke(self, invocation):
         return self.model.invoke(invocation)
 
+    def get(self, path: str, query: dict):
+        """Whatever else the model serves (llm-sim's /kv-events): a 404 only if it serves nothing."""
+        extra = getattr(self.model, "get", None)
+        return extra(path, query) if extra else None
+
 
 def build_model(kind: str, env: dict[str, str]):
     seed = env.get("SAGEMAKER_EMU_SEED")

@@ -25,8 +25,9 @@ def body(prefix: str, tokens: int, tail: str = "") -> bytes:
     return json.dumps({"inputs": prefix + tail, "parameters": {"max_new_tokens": tokens}}).encode()
 
 
-def deploy_llm(sm, name: str, count: int, routing: dict, extra_variants=()):
-    sm.create_model(ModelName=f"{name}-model", PrimaryContainer=LLM)
+def deploy_llm(sm, name: str, count: int, routing: dict, extra_variants=(), extra_env=None):
+    container = {**LLM, "Environment": {**LLM.get("Environment", {}), **(extra_env or {})}}
+    sm.create_model(ModelName=f"{name}-model", PrimaryContainer=container)
     variants = [variant("main", model=f"{name}-model", InitialInstanceCount=count, RoutingConfig=routing),
                 *extra_variants]
     sm.create_endpoint_config(EndpointConfigName=f"{name}-config", ProductionVariants=variants)
@@ -187,8 +188,10 @@ def test_sessions_stick_to_the_instance_that_opened_them(server, sm, rt):
         "Code": "ValidationError", "Message": f"Session {session_id} is not an open session of endpoint sess."}
 
 
-def test_kv_aware_sends_a_repeated_prompt_back_to_its_cache(server, sm, rt):
-    deploy_llm(sm, "kv", 3, {"RoutingStrategy": "KV_AWARE"})
+@pytest.mark.parametrize("extra_env", [None, {"SAGEMAKER_EMU_STARTUP_DELAY": "0.1"}],
+                         ids=["plain", "slow-start"])  # slow-start: /kv-events answered 404 (issue 12)
+def test_kv_aware_sends_a_repeated_prompt_back_to_its_cache(server, sm, rt, extra_env):
+    deploy_llm(sm, "kv", 3, {"RoutingStrategy": "KV_AWARE"}, extra_env=extra_env)
     system = " ".join(f"rule{n}." for n in range(200))  # 400 tokens: 25 cache blocks
 
     def ask(question: str) -> dict:
