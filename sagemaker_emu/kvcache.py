@@ -50,8 +50,9 @@ class BlockCache:
     """At most `capacity` blocks, least recently used evicted first, every change logged as a
     vLLM-style event (BlockStored / BlockRemoved) with a sequence number."""
 
-    def __init__(self, capacity: int, max_events: int = 10000) -> None:
+    def __init__(self, capacity: int, block_tokens: int = DEFAULT_BLOCK_TOKENS, max_events: int = 10000) -> None:
         self.capacity = capacity
+        self.block_tokens = block_tokens  # reported with the events: routers must hash prompts alike
         self._blocks: collections.OrderedDict[str, None] = collections.OrderedDict()
         self._events: collections.deque[dict] = collections.deque(maxlen=max_events)
         self._seq = 0
@@ -101,4 +102,4 @@ class BlockCache:
             else:
                 events = [e for e in self._events if e["seq"] > seq]
             return {"last": self._seq, "snapshot": snapshot, "events": events,
-                    "occupancy": len(self._blocks), "capacity": self.capacity}
+                    "occupancy": len(self._blocks), "capacity": self.capacity, "block_tokens": self.block_tokens}

@@ -112,6 +112,10 @@ class Instance:
     def kv_blocks(self) -> set[str]:
         return self.kv.blocks
 
+    @property
+    def kv_block_tokens(self) -> int:
+        return self.kv.block_tokens
+
     def served_prompt(self, prompt_blocks: Sequence[str]) -> None:
         self.kv.served(prompt_blocks, self.host, self.port)
 

@@ -19,6 +19,7 @@ import time
 from typing import Sequence
 
 from sagemaker_emu.fleet.http1 import Connection
+from sagemaker_emu.kvcache import DEFAULT_BLOCK_TOKENS
 
 log = logging.getLogger("sagemaker_emu.fleet")
 SYNC_TIMEOUT_S = 2.0
@@ -31,6 +32,7 @@ class KvState:
         self.blocks: set[str] = set()
         self.occupancy = 0
         self.capacity = 0
+        self.block_tokens = DEFAULT_BLOCK_TOKENS  # prompt tokens per block, as the instance reports
         self.supported: bool | None = None  # unknown until the first sync
         self._last = 0
         self._synced_at = float("-inf")
@@ -41,6 +43,7 @@ class KvState:
         """A restarted instance starts with an empty cache and a new event sequence."""
         with self._lock:
             self.blocks, self.occupancy, self._last, self.supported = set(), 0, 0, None
+            self.block_tokens = DEFAULT_BLOCK_TOKENS
             self._synced_at = float("-inf")
             if self._conn is not None:
                 self._conn.close()
@@ -96,4 +99,5 @@ class KvState:
                 blocks.clear()
         self.occupancy = report.get("occupancy", len(blocks))
         self.capacity = report.get("capacity", 0)
+        self.block_tokens = report.get("block_tokens", DEFAULT_BLOCK_TOKENS)
         self._last = report.get("last", self._last)

@@ -30,7 +30,8 @@ class Candidate:
 class RouteRequest:
     body: bytes = b""
     prefix_aware_id: str | None = None  # X-Amzn-SageMaker-Prefix-Aware-Id: scopes prefixes per caller
-    prompt_blocks: tuple[str, ...] | None = None  # KV_AWARE's block hashes, computed by `prepare`
+    # KV_AWARE's block hashes of the prompt, by block size (tokens per block), from `prepare`
+    prompt_blocks: dict[int, tuple[str, ...]] | None = None
 
 
 class Strategy(Protocol):
@@ -145,11 +146,14 @@ class KvAwareStrategy:
         self.block_tokens = block_tokens
         self.load_weight_tokens = load_weight_tokens
 
-    def prepare(self, request: RouteRequest) -> RouteRequest:
-        """Tokenise and hash the prompt: the costly part, done before the decision's lock."""
+    def prepare(self, request: RouteRequest, candidates: Sequence = ()) -> RouteRequest:
+        """Tokenise and hash the prompt: the costly part, done before the decision's lock. Once
+        per block size the candidates' caches report, so that hashes compare like with like."""
         text = self.prompt(request.body)
-        hashes = kvcache.block_hashes(kvcache.tokens(text), self.block_tokens) if text else []
-        return RouteRequest(request.body, request.prefix_aware_id, tuple(hashes))
+        toks = kvcache.tokens(text) if text else []
+        sizes = {getattr(c, "kv_block_tokens", self.block_tokens) for c in candidates} | {self.block_tokens}
+        return RouteRequest(request.body, request.prefix_aware_id,
+                            {size: tuple(kvcache.block_hashes(toks, size)) for size in sizes})
 
     @staticmethod
     def prompt(body: bytes) -> str | None:
@@ -163,12 +167,16 @@ class KvAwareStrategy:
     def pick(self, request: RouteRequest, candidates: Sequence, rng: random.Random):
         if len(candidates) == 1:
             return candidates[0]
-        hashes = request.prompt_blocks if request.prompt_blocks is not None else self.prepare(request).prompt_blocks
-        matches = [_leading(hashes, getattr(c, "kv_blocks", frozenset())) for c in candidates]
+        by_size = request.prompt_blocks
+        if by_size is None or any(getattr(c, "kv_block_tokens", self.block_tokens) not in by_size for c in candidates):
+            by_size = self.prepare(request, candidates).prompt_blocks
+        sizes = [getattr(c, "kv_block_tokens", self.block_tokens) for c in candidates]
+        matches = [_leading(by_size[size], getattr(c, "kv_blocks", frozenset())) for size, c in zip(sizes, candidates)]
         if not any(matches):
             return LeastOutstandingStrategy().pick(request, candidates, rng)
-        costs = [(len(hashes) - m) * self.block_tokens + c.in_flight * self.load_weight_tokens
-                 for m, c in zip(matches, candidates)]
+        # Uncached prompt tokens (counted in whole blocks of each instance's size), plus load.
+        costs = [(len(by_size[size]) - m) * size + c.in_flight * self.load_weight_tokens
+                 for size, m, c in zip(sizes, matches, candidates)]
         best = min(costs)
         tied = [c for cost, c in zip(costs, candidates) if cost == best]
         return LeastOutstandingStrategy().pick(request, tied, rng)

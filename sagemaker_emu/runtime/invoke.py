@@ -182,9 +182,11 @@ class Runtime:
         router = fleet.router(variant)
         request = RouteRequest(req.body, req.prefix_aware_id)
         if hasattr(router, "prepare"):
-            request = router.prepare(request)  # per-request work, outside the lock
+            request = router.prepare(request, instances)  # per-request work, outside the lock
         with self._rng_lock:  # one decision at a time: seeded choices repeat run to run
-            return router.pick(request, instances, self._rng), request.prompt_blocks or ()
+            chosen = router.pick(request, instances, self._rng)
+        by_size = request.prompt_blocks or {}
+        return chosen, by_size.get(chosen.kv_block_tokens, ())  # the blocks as its cache counts them
 
     # ------------------------------------------------------------ invoking
 

@@ -157,3 +157,20 @@ def test_kv_aware_only_counts_leading_blocks():
     middle_only = frozenset(hashes[5:])  # without the first blocks nothing is reusable
     pool = [CacheHolder("i0", 0, middle_only), CacheHolder("i1", 0, frozenset(hashes[:2]))]
     assert KvAwareStrategy().pick(kv_request(), pool, random.Random(0)).instance_id == "i1"
+
+
+@dataclass
+class BigBlockHolder(CacheHolder):
+    kv_block_tokens: int = 32
+
+
+def test_kv_aware_hashes_the_prompt_in_each_instances_block_size():
+    """Issue 12: an instance with 32-token blocks reports hashes of 32 tokens; compared with
+    16-token hashes it never matched, and KV_AWARE silently became least-outstanding."""
+    big = frozenset(kvcache.block_hashes(kvcache.tokens(LONG_PROMPT), 32))
+    pool = [CacheHolder("i0", 0), BigBlockHolder("i1", 1, big), CacheHolder("i2", 0)]
+    s = KvAwareStrategy()
+    assert s.pick(kv_request(), pool, random.Random(0)).instance_id == "i1"
+    prepared = s.prepare(kv_request(), pool)
+    assert set(prepared.prompt_blocks) == {16, 32}
+    assert s.pick(prepared, pool, random.Random(0)).instance_id == "i1"

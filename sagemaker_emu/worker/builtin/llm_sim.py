@@ -157,7 +157,7 @@ class LlmSim:
 
     def __post_init__(self) -> None:
         self.batch = Batch(self.profile.max_batch, self.profile.prefill_stalls_decode)
-        self.cache = kvcache.BlockCache(self.profile.kv_cache_blocks)
+        self.cache = kvcache.BlockCache(self.profile.kv_cache_blocks, self.profile.kv_block_tokens)
         self._rng_lock = threading.Lock()
 
     @classmethod
