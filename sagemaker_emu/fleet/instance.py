@@ -20,7 +20,8 @@ from urllib.parse import urlparse
 
 from sagemaker_emu.fleet.connections import ConnectionPool
 from sagemaker_emu.fleet.images import Launch
-from sagemaker_emu.fleet.kv_state import KvState
+from sagemaker_emu.fleet.kv_sync import KvSync
+from sagemaker_emu.kv.index import KvIndex
 from sagemaker_emu.fleet.load import Load
 
 PING_TIMEOUT_S = 2.0  # SageMaker's per-probe limit
@@ -71,7 +72,8 @@ class Instance:
         self.restarts = 0
         self.ping_failures = 0  # health checks failed in a row
         self.load = Load()
-        self.kv = KvState()
+        self.kv = KvIndex()  # what its prefix cache holds, for KV_AWARE
+        self._kv_sync = KvSync(self.kv)
         self.started_at = time.time()
         if launch.url:
             parsed = urlparse(launch.url)
@@ -117,7 +119,7 @@ class Instance:
         return self.kv.block_tokens
 
     def served_prompt(self, prompt_blocks: Sequence[str]) -> None:
-        self.kv.served(prompt_blocks, self.host, self.port)
+        self._kv_sync.served(prompt_blocks, self.host, self.port)
 
     @property
     def pid(self) -> int | None:
@@ -129,7 +131,7 @@ class Instance:
 
     def start(self) -> None:
         """Start the process (nothing to start for a URL instance)."""
-        self.kv.reset()
+        self._kv_sync.reset()
         if self.launch.url:
             self.pool = ConnectionPool(self.host, self.port)
             return

@@ -17,7 +17,7 @@ import zlib
 from dataclasses import dataclass
 from typing import AbstractSet, Protocol, Sequence
 
-from sagemaker_emu import kvcache
+from sagemaker_emu.kv.blocks import DEFAULT_BLOCK_TOKENS, block_hashes, tokens
 
 
 @dataclass(frozen=True)
@@ -142,7 +142,7 @@ class KvAwareStrategy:
 
     wants_cache_state = True  # the runtime records each served prompt in its instance's cache state
 
-    def __init__(self, block_tokens: int = kvcache.DEFAULT_BLOCK_TOKENS, load_weight_tokens: int = 256) -> None:
+    def __init__(self, block_tokens: int = DEFAULT_BLOCK_TOKENS, load_weight_tokens: int = 256) -> None:
         self.block_tokens = block_tokens
         self.load_weight_tokens = load_weight_tokens
 
@@ -150,10 +150,10 @@ class KvAwareStrategy:
         """Tokenise and hash the prompt: the costly part, done before the decision's lock. Once
         per block size the candidates' caches report, so that hashes compare like with like."""
         text = self.prompt(request.body)
-        toks = kvcache.tokens(text) if text else []
+        toks = tokens(text) if text else []
         sizes = {getattr(c, "kv_block_tokens", self.block_tokens) for c in candidates} | {self.block_tokens}
         return RouteRequest(request.body, request.prefix_aware_id,
-                            {size: tuple(kvcache.block_hashes(toks, size)) for size in sizes})
+                            {size: tuple(block_hashes(toks, size)) for size in sizes})
 
     @staticmethod
     def prompt(body: bytes) -> str | None:

@@ -120,19 +120,20 @@ def test_knobs_are_checked():
     assert Profile.from_env({"LLM_SIM_TIME_SCALE": "0.1"}).time_scale == 0.1
 
 
-from sagemaker_emu import kvcache  # noqa: E402
+from sagemaker_emu.kv import blocks as kvblocks  # noqa: E402
+from sagemaker_emu.kv.cache import BlockCache  # noqa: E402
 
 
 def test_block_hashes_chain_whole_blocks_only():
-    toks = kvcache.tokens("a b c d e f g h i j")
-    assert len(kvcache.block_hashes(toks, 4)) == 2  # 10 tokens: two full blocks of 4
-    other = kvcache.tokens("a b c d X f g h i j")
-    assert kvcache.block_hashes(toks, 4)[0] == kvcache.block_hashes(other, 4)[0]
-    assert kvcache.block_hashes(toks, 4)[1] != kvcache.block_hashes(other, 4)[1]  # the chain differs after X
+    toks = kvblocks.tokens("a b c d e f g h i j")
+    assert len(kvblocks.block_hashes(toks, 4)) == 2  # 10 tokens: two full blocks of 4
+    other = kvblocks.tokens("a b c d X f g h i j")
+    assert kvblocks.block_hashes(toks, 4)[0] == kvblocks.block_hashes(other, 4)[0]
+    assert kvblocks.block_hashes(toks, 4)[1] != kvblocks.block_hashes(other, 4)[1]  # the chain differs after X
 
 
 def test_block_cache_lru_and_events():
-    cache = kvcache.BlockCache(capacity=3)
+    cache = BlockCache(capacity=3)
     cache.store(["a", "b"])
     cache.store(["a", "c"])  # refreshes a, stores c
     cache.store(["d"])  # evicts the least recently used: b
@@ -145,7 +146,7 @@ def test_block_cache_lru_and_events():
 
 
 def test_a_consumer_behind_the_event_log_gets_a_snapshot():
-    cache = kvcache.BlockCache(capacity=10, max_events=2)
+    cache = BlockCache(capacity=10, max_events=2)
     for h in "abcd":
         cache.store([h])
     out = cache.events_after(0)
@@ -156,11 +157,11 @@ def test_cached_prompt_prefills_faster():
     profile = Profile(prefill_base_ms=5, prefill_ms_per_token=2, decode_ms_per_token=0, kv_block_tokens=16)
     sim = LlmSim(profile=profile)
     prompt = " ".join(f"w{n}" for n in range(170))  # 10 full blocks and 10 tokens more
-    hashes = kvcache.block_hashes(kvcache.tokens(prompt), 16)
+    hashes = kvblocks.block_hashes(kvblocks.tokens(prompt), 16)
     assert sim.prefill_seconds(170, hashes) == pytest.approx(0.345)
     list(sim.generate(prompt, 1, lambda: True, stream=False))
     assert sim.prefill_seconds(170, hashes) == pytest.approx(0.025)  # only the 10-token tail
-    longer = kvcache.block_hashes(kvcache.tokens(prompt + " more" * 40), 16)
+    longer = kvblocks.block_hashes(kvblocks.tokens(prompt + " more" * 40), 16)
     assert sim.cache.hit_blocks(longer) == 10
 
 
@@ -185,4 +186,4 @@ def test_tokens_are_exactly_the_pattern_s():
     samples += ["".join(rng.choice(alphabet) for _ in range(rng.randint(0, 40))) for _ in range(500)]
     samples += ["".join(rng.choice("ab9Z \n\xa0") for _ in range(40)) for _ in range(100)]  # plain ASCII words
     for text in samples:
-        assert kvcache.tokens(text) == pattern.findall(text), text
+        assert kvblocks.tokens(text) == pattern.findall(text), text

@@ -106,7 +106,8 @@ def test_prefix_aware_strategy_from_config():
 import json  # noqa: E402
 from dataclasses import dataclass, field  # noqa: E402
 
-from sagemaker_emu import kvcache  # noqa: E402
+from sagemaker_emu.kv import blocks as kvblocks  # noqa: E402
+from sagemaker_emu.kv.cache import BlockCache  # noqa: E402
 from sagemaker_emu.routing.strategies import KvAwareStrategy  # noqa: E402
 
 
@@ -125,7 +126,7 @@ def kv_request(text=LONG_PROMPT):
 
 
 def cached(text, blocks=None):
-    hashes = kvcache.block_hashes(kvcache.tokens(text))
+    hashes = kvblocks.block_hashes(kvblocks.tokens(text))
     return frozenset(hashes[:blocks] if blocks is not None else hashes)
 
 
@@ -153,7 +154,7 @@ def test_kv_aware_without_a_match_is_least_outstanding():
 
 
 def test_kv_aware_only_counts_leading_blocks():
-    hashes = kvcache.block_hashes(kvcache.tokens(LONG_PROMPT))
+    hashes = kvblocks.block_hashes(kvblocks.tokens(LONG_PROMPT))
     middle_only = frozenset(hashes[5:])  # without the first blocks nothing is reusable
     pool = [CacheHolder("i0", 0, middle_only), CacheHolder("i1", 0, frozenset(hashes[:2]))]
     assert KvAwareStrategy().pick(kv_request(), pool, random.Random(0)).instance_id == "i1"
@@ -167,7 +168,7 @@ class BigBlockHolder(CacheHolder):
 def test_kv_aware_hashes_the_prompt_in_each_instances_block_size():
     """Issue 12: an instance with 32-token blocks reports hashes of 32 tokens; compared with
     16-token hashes it never matched, and KV_AWARE silently became least-outstanding."""
-    big = frozenset(kvcache.block_hashes(kvcache.tokens(LONG_PROMPT), 32))
+    big = frozenset(kvblocks.block_hashes(kvblocks.tokens(LONG_PROMPT), 32))
     pool = [CacheHolder("i0", 0), BigBlockHolder("i1", 1, big), CacheHolder("i2", 0)]
     s = KvAwareStrategy()
     assert s.pick(kv_request(), pool, random.Random(0)).instance_id == "i1"

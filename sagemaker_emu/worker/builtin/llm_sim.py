@@ -33,7 +33,9 @@ from typing import Callable, Iterator
 
 import logging
 
-from sagemaker_emu import kvcache
+from sagemaker_emu.kv import blocks as kvblocks
+from sagemaker_emu.kv import events as kvevents
+from sagemaker_emu.kv.cache import BlockCache
 from sagemaker_emu.worker.builtin.knobs import BadKnob, flag, integer, number
 from sagemaker_emu.worker.contract import Invocation, Reply
 
@@ -45,7 +47,7 @@ _MIN_SLEEP_S = 0.05  # non-streaming decode sleeps in chunks at least this long
 
 def count_tokens(text: str) -> int:
     """A tokenizer-free estimate: words and punctuation marks."""
-    return len(kvcache.tokens(text))
+    return len(kvblocks.tokens(text))
 
 
 @dataclass
@@ -60,7 +62,7 @@ class Profile:
     max_output_tokens: int = 2048
     time_scale: float = 1.0
     kv_cache_blocks: int = 2048
-    kv_block_tokens: int = kvcache.DEFAULT_BLOCK_TOKENS
+    kv_block_tokens: int = kvblocks.DEFAULT_BLOCK_TOKENS
     prefill_stalls_decode: bool = True
 
     @classmethod
@@ -157,7 +159,7 @@ class LlmSim:
 
     def __post_init__(self) -> None:
         self.batch = Batch(self.profile.max_batch, self.profile.prefill_stalls_decode)
-        self.cache = kvcache.BlockCache(self.profile.kv_cache_blocks, self.profile.kv_block_tokens)
+        self.cache = BlockCache(self.profile.kv_cache_blocks, self.profile.kv_block_tokens)
         self._rng_lock = threading.Lock()
 
     @classmethod
@@ -169,7 +171,7 @@ class LlmSim:
 
     def get(self, path: str, query: dict[str, str]) -> Reply | None:
         """`GET /kv-events?after=N`: the cache's events after sequence number N."""
-        if path != "/kv-events":
+        if path != kvevents.PATH:
             return None
         try:
             after = int(query.get("after", "0"))
@@ -257,8 +259,8 @@ class LlmSim:
         p = self.profile
         n_out = self.output_length(max_new)
         words = self._words(n_out)
-        toks = kvcache.tokens(prompt)
-        hashes = kvcache.block_hashes(toks, p.kv_block_tokens) if p.kv_cache_blocks else []
+        toks = kvblocks.tokens(prompt)
+        hashes = kvblocks.block_hashes(toks, p.kv_block_tokens) if p.kv_cache_blocks else []
         done = 0
         self.batch.enter()
         try:

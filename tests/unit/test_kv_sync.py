@@ -1,6 +1,6 @@
-"""The fleet's view of an instance's KV cache: events fetched at most every interval, served
-prompts added in between. The container is a neighbour here: a small HTTP server answering
-`/kv-events` from a real BlockCache."""
+"""The fleet's view of an instance's KV cache (KvIndex, kept by KvSync): events fetched at most
+every interval, served prompts added in between. The container is a neighbour here: a small
+HTTP server answering `/kv-events` from a real BlockCache."""
 
 import http.server
 import json
@@ -9,13 +9,15 @@ import urllib.parse
 
 import pytest
 
-from sagemaker_emu import kvcache
-from sagemaker_emu.fleet import kv_state
-from sagemaker_emu.fleet.kv_state import KvState
+from sagemaker_emu.fleet import kv_sync
+from sagemaker_emu.fleet.kv_sync import KvSync
+from sagemaker_emu.kv import blocks as kvblocks
+from sagemaker_emu.kv.cache import BlockCache
+from sagemaker_emu.kv.index import KvIndex
 
 
 class _Container(http.server.ThreadingHTTPServer):
-    def __init__(self, cache: kvcache.BlockCache | None) -> None:
+    def __init__(self, cache: "BlockCache | None") -> None:
         self.cache = cache  # None: a container without /kv-events
         self.fetches = 0
         super().__init__(("127.0.0.1", 0), _Handler)
@@ -58,49 +60,49 @@ def container():
 
 
 def prompt(word: str, blocks: int) -> list[str]:
-    return kvcache.block_hashes([f"{word}{i}" for i in range(16 * blocks)])
+    return kvblocks.block_hashes([f"{word}{i}" for i in range(16 * blocks)])
 
 
 def test_between_fetches_a_served_prompt_is_added_without_asking(container, monkeypatch):
-    cache = kvcache.BlockCache(capacity=100)
+    cache = BlockCache(capacity=100)
     server = container(cache)
-    state = KvState()
+    state = KvSync(KvIndex())
     a, b = prompt("a", 3), prompt("b", 2)
     cache.store(a)
     state.served(a, "127.0.0.1", server.server_port)  # the first call always fetches
-    assert server.fetches == 1 and state.supported and state.blocks == set(a)
+    assert server.fetches == 1 and state.index.supported and state.index.blocks == set(a)
 
-    monkeypatch.setattr(kv_state, "SYNC_INTERVAL_S", 3600.0)
+    monkeypatch.setattr(kv_sync, "SYNC_INTERVAL_S", 3600.0)
     cache.store(b)
     state.served(b, "127.0.0.1", server.server_port)
     assert server.fetches == 1  # not due: no request to the container
-    assert state.blocks == set(a) | set(b)
+    assert state.index.blocks == set(a) | set(b)
 
 
 def test_evictions_arrive_with_the_next_due_fetch(container, monkeypatch):
-    cache = kvcache.BlockCache(capacity=4)
+    cache = BlockCache(capacity=4)
     server = container(cache)
-    state = KvState()
+    state = KvSync(KvIndex())
     a, b = prompt("a", 3), prompt("b", 3)
     cache.store(a)
     state.served(a, "127.0.0.1", server.server_port)
-    monkeypatch.setattr(kv_state, "SYNC_INTERVAL_S", 3600.0)
+    monkeypatch.setattr(kv_sync, "SYNC_INTERVAL_S", 3600.0)
     cache.store(b)  # evicts two of a's blocks
     state.served(b, "127.0.0.1", server.server_port)
-    assert set(a) <= state.blocks  # not known yet
+    assert set(a) <= state.index.blocks  # not known yet
 
-    monkeypatch.setattr(kv_state, "SYNC_INTERVAL_S", 0.0)
+    monkeypatch.setattr(kv_sync, "SYNC_INTERVAL_S", 0.0)
     state.served(b, "127.0.0.1", server.server_port)
     assert server.fetches == 2
-    assert state.blocks == set(a[2:]) | set(b)
-    assert (state.occupancy, state.capacity) == (4, 4)
+    assert state.index.blocks == set(a[2:]) | set(b)
+    assert (state.index.occupancy, state.index.capacity) == (4, 4)
 
 
 def test_a_container_without_kv_events_is_asked_once_and_holds_nothing(container, monkeypatch):
     server = container(None)
-    state = KvState()
-    monkeypatch.setattr(kv_state, "SYNC_INTERVAL_S", 0.0)
+    state = KvSync(KvIndex())
+    monkeypatch.setattr(kv_sync, "SYNC_INTERVAL_S", 0.0)
     for _ in range(3):
         state.served(prompt("a", 2), "127.0.0.1", server.server_port)
-    assert state.supported is False and server.fetches == 1
-    assert state.blocks == set()
+    assert state.index.supported is False and server.fetches == 1
+    assert state.index.blocks == set()
