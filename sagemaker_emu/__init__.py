@@ -1,6 +1,6 @@
 """sagemaker-emu: a local, boto3-compatible emulator of Amazon SageMaker real-time inference."""
 
-__version__ = "0.1.0"
+from sagemaker_emu._version import __version__
 
 
 def running(**settings):

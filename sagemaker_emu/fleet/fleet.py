@@ -21,7 +21,7 @@ from sagemaker_emu.control.resources import Variant
 from sagemaker_emu.fleet import model_data
 from sagemaker_emu.fleet.host_access import request_environment, within
 from sagemaker_emu.fleet.images import ImageError, ImageMap, Launch, resolve
-from sagemaker_emu.fleet.instance import Health, Instance, routing_epoch
+from sagemaker_emu.fleet.instance import Health, Instance
 from sagemaker_emu.worker.toolkit import program_path
 
 log = logging.getLogger("sagemaker_emu.fleet")
@@ -51,8 +51,8 @@ class VariantFleet:
     startup_timeout: float
     directory: Path
     instances: list[Instance] = field(default_factory=list)
-    routable: tuple[Instance, ...] = ()  # cached: rebuilt when the routing epoch moves
-    routable_epoch: int = -1
+    routable: tuple[Instance, ...] = ()  # cached: rebuilt when the fleet's routing version moves
+    routable_version: int = -1
     router: Any = None  # the routing strategy's state for this variant, made by the router factory
     _numbers: Any = field(default_factory=lambda: itertools.count(1))
 
@@ -64,6 +64,10 @@ class ProcessFleet:
         self.variants: dict[str, VariantFleet] = {}
         self.stopping = stopping or threading.Event()  # set by stop(), or by whoever started it
         self._lock = threading.Lock()
+        # Bumped when any of this fleet's instances may have changed routability, so the cached
+        # routable tuples (and PREFIX_AWARE's ring built from them) are rebuilt only then.
+        self._routing_version = 0
+        self._routing_lock = threading.Lock()
         self._monitor = threading.Thread(target=self._watch, daemon=True, name=f"fleet-{endpoint}")
         self._health = threading.Thread(target=self._check_health, daemon=True, name=f"health-{endpoint}")
 
@@ -75,11 +79,16 @@ class ProcessFleet:
         vf = self.variants.get(variant)
         if vf is None:
             return ()
-        epoch = routing_epoch()
-        if vf.routable_epoch != epoch:
-            vf.routable = tuple(i for i in vf.instances if i.routable)
-            vf.routable_epoch = epoch
-        return vf.routable
+        with self._routing_lock:
+            if vf.routable_version != self._routing_version:
+                vf.routable = tuple(i for i in vf.instances if i.routable)
+                vf.routable_version = self._routing_version
+            return vf.routable
+
+    def routing_changed(self) -> None:
+        """An instance's health changed, or one joined or left: rebuild the routable views."""
+        with self._routing_lock:
+            self._routing_version += 1
 
     def all_instances(self) -> list[Instance]:
         with self._lock:
@@ -98,7 +107,9 @@ class ProcessFleet:
         env = {**vf.env, "SAGEMAKER_EMU_ENDPOINT": self.endpoint}
         if self.deployer.seed is not None:
             env["SAGEMAKER_EMU_SEED"] = str(self.deployer.seed * 1000 + number)
-        return Instance(f"{vf.name}-{number}", vf.name, vf.launch, env, model_dir, instance_dir / "instance.log")
+        instance = Instance(f"{vf.name}-{number}", vf.name, vf.launch, env, model_dir, instance_dir / "instance.log")
+        instance.on_change = self.routing_changed
+        return instance
 
     def bring_up(self, vf: VariantFleet, count: int) -> None:
         """Start `count` more instances of `vf`; return when all pass /ping, else raise."""
@@ -118,7 +129,7 @@ class ProcessFleet:
             self._stop_all(fresh)
             raise DeploymentFailed(f"{PING_FAILURE.format(variant=vf.name)} (sagemaker-emu: {exc})"[:1024]) from None
         with self._lock:
-            vf.instances.extend(fresh)  # still Starting: their health change will bump the epoch
+            vf.instances.extend(fresh)  # still Starting: their health change will bump the version
         deadline = time.time() + vf.startup_timeout
         for instance in fresh:
             why = instance.wait_healthy(deadline, self.stopping)
@@ -126,6 +137,7 @@ class ProcessFleet:
                 reason = _failure_reason(vf.name, instance, why)
                 with self._lock:
                     vf.instances = [i for i in vf.instances if i not in fresh]
+                self.routing_changed()
                 self._stop_all(fresh)
                 raise DeploymentFailed(reason)
 
@@ -147,6 +159,7 @@ class ProcessFleet:
         self._stop_all(leaving)
         with self._lock:
             vf.instances = [i for i in vf.instances if i not in leaving]
+        self.routing_changed()
 
     def _drain(self, instances: list[Instance]) -> None:
         deadline = time.time() + self.deployer.drain_timeout

@@ -15,7 +15,7 @@ import urllib.error
 import urllib.request
 from collections import deque
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 from urllib.parse import urlparse
 
 from sagemaker_emu.fleet.connections import ConnectionPool
@@ -34,15 +34,6 @@ class Health(str, enum.Enum):
     UNHEALTHY = "Unhealthy"  # died or failed its ping; being restarted
     DRAINING = "Draining"  # scaled in: finishing what it has, no new requests
     STOPPED = "Stopped"
-
-
-# Bumped whenever any instance's routability changes, so fleets rebuild their cached
-# routable tuples (and PREFIX_AWARE its ring) only then, not per request.
-_routing_epoch = [0]
-
-
-def routing_epoch() -> int:
-    return _routing_epoch[0]
 
 
 # Every worker is started from this one thread, which lives as long as the server: Linux's
@@ -69,6 +60,8 @@ class Instance:
         self.process: subprocess.Popen | None = None
         self._health = Health.STARTING
         self._suspect = False
+        # Told whenever this instance's routability may change; its fleet bumps its version then.
+        self.on_change: Callable[[], None] = lambda: None
         self.restarts = 0
         self.ping_failures = 0  # health checks failed in a row
         self.load = Load()
@@ -90,7 +83,7 @@ class Instance:
     @health.setter
     def health(self, value: Health) -> None:
         self._health = value
-        _routing_epoch[0] += 1
+        self.on_change()
 
     @property
     def suspect(self) -> bool:
@@ -100,7 +93,7 @@ class Instance:
     @suspect.setter
     def suspect(self, value: bool) -> None:
         self._suspect = value
-        _routing_epoch[0] += 1
+        self.on_change()
 
     @property
     def instance_id(self) -> str:

@@ -15,7 +15,7 @@ import json
 import random
 import zlib
 from dataclasses import dataclass
-from typing import AbstractSet, Protocol, Sequence
+from typing import AbstractSet, Sequence
 
 from sagemaker_emu.kv.blocks import DEFAULT_BLOCK_TOKENS, block_hashes, tokens
 
@@ -34,18 +34,29 @@ class RouteRequest:
     prompt_blocks: dict[int, tuple[str, ...]] | None = None
 
 
-class Strategy(Protocol):
-    def pick(self, request: RouteRequest, candidates: Sequence, rng: random.Random): ...
+class Strategy:
+    """What every strategy declares; the optional hooks have defaults here, so the runtime asks
+    no strategy whether it has them."""
+
+    # True: the runtime records each served prompt in its instance's cache state (KV_AWARE).
+    wants_cache_state = False
+
+    def prepare(self, request: RouteRequest, candidates: Sequence = ()) -> RouteRequest:
+        """Per-request work done before the decision's lock (hashing a prompt); none by default."""
+        return request
+
+    def pick(self, request: RouteRequest, candidates: Sequence, rng: random.Random):
+        raise NotImplementedError
 
 
-class RandomStrategy:
+class RandomStrategy(Strategy):
     """Each request to a uniformly random instance (SageMaker's default)."""
 
     def pick(self, request: RouteRequest, candidates: Sequence[Candidate], rng: random.Random) -> Candidate:
         return candidates[rng.randrange(len(candidates))]
 
 
-class LeastOutstandingStrategy:
+class LeastOutstandingStrategy(Strategy):
     """The instance with the fewest requests in flight; ties broken at random."""
 
     def pick(self, request: RouteRequest, candidates: Sequence[Candidate], rng: random.Random) -> Candidate:
@@ -90,7 +101,7 @@ class HashRing:
                 yield iid
 
 
-class PrefixAwareStrategy:
+class PrefixAwareStrategy(Strategy):
     """Requests whose first `prefix_length` body bytes are equal go to the same instance.
 
     The owner is found on a consistent-hash ring of the routable instances. When the owner
@@ -129,7 +140,7 @@ class PrefixAwareStrategy:
         return LeastOutstandingStrategy().pick(request, candidates, rng)
 
 
-class KvAwareStrategy:
+class KvAwareStrategy(Strategy):
     """The instance whose KV cache already holds the longest start of the prompt, weighed
     against how busy each instance is.
 

@@ -180,9 +180,7 @@ class Runtime:
         if not instances:
             return None, ()
         router = fleet.router(variant)
-        request = RouteRequest(req.body, req.prefix_aware_id)
-        if hasattr(router, "prepare"):
-            request = router.prepare(request, instances)  # per-request work, outside the lock
+        request = router.prepare(RouteRequest(req.body, req.prefix_aware_id), instances)  # outside the lock
         with self._rng_lock:  # one decision at a time: seeded choices repeat run to run
             chosen = router.pick(request, instances, self._rng)
         by_size = request.prompt_blocks or {}
@@ -336,7 +334,7 @@ class Runtime:
         raise Unavailable(f"No instance of endpoint {req.endpoint_name} is available to serve the request. Try again later.")
 
     def _answered(self, ex: "_Exchange") -> None:
-        if not ex.outcome.failed and getattr(ex.fleet.router(ex.variant.name), "wants_cache_state", False):
+        if not ex.outcome.failed and ex.fleet.router(ex.variant.name).wants_cache_state:
             ex.instance.served_prompt(ex.prompt_blocks)  # before answering: the next pick sees it cached
         answered = time.perf_counter()
         self.metrics.invoked(ex.ep.name, ex.variant.name, ex.instance.id,

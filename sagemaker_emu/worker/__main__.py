@@ -13,9 +13,10 @@ import sys
 import time
 
 from sagemaker_emu.worker import lifeline
+from sagemaker_emu.worker.contract import Model
 from sagemaker_emu.worker.server import ContainerServer
 
-class SlowStart:
+class SlowStart(Model):
     """`SAGEMAKER_EMU_STARTUP_DELAY` seconds of failing /ping, like a model still loading."""
 
     def __init__(self, model, delay: float) -> None:
@@ -30,9 +31,7 @@ class SlowStart:
         return self.model.invoke(invocation)
 
     def get(self, path: str, query: dict):
-        """Whatever else the model serves (llm-sim's /kv-events): a 404 only if it serves nothing."""
-        extra = getattr(self.model, "get", None)
-        return extra(path, query) if extra else None
+        return self.model.get(path, query)  # llm-sim's /kv-events works while it "loads" too
 
 
 def build_model(kind: str, env: dict[str, str]):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Protocol
+from typing import Callable, Iterable
 
 
 @dataclass
@@ -26,10 +26,19 @@ class Reply:
     headers: dict[str, str] = field(default_factory=dict)  # more response headers (sessions)
 
 
-class Model(Protocol):
-    # How many invocations the instance runs at once; more wait in its queue.
-    concurrency: int | None
+class Model:
+    """What every model a worker serves declares; the optional parts have defaults here, so
+    the server asks no model whether it has them."""
 
-    def healthy(self) -> bool: ...
+    # How many invocations the instance runs at once; more wait in its queue (None: no limit).
+    concurrency: int | None = None
 
-    def invoke(self, invocation: Invocation) -> Reply: ...
+    def healthy(self) -> bool:
+        return True
+
+    def invoke(self, invocation: Invocation) -> Reply:
+        raise NotImplementedError
+
+    def get(self, path: str, query: dict[str, str]) -> Reply | None:
+        """Another GET route the model serves (llm-sim's /kv-events); None answers 404."""
+        return None

@@ -52,8 +52,7 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         if self.path != "/ping":
             path, _, query = self.path.partition("?")
-            extra = getattr(self.server.model, "get", None)  # models may serve more (llm-sim's /kv-events)
-            reply = extra(path, dict(parse_qsl(query))) if extra else None
+            reply = self.server.model.get(path, dict(parse_qsl(query)))  # llm-sim's /kv-events
             return self._send(reply or Reply(status=404, body=b'{"message": "not found"}'))
         healthy = self.server.model.healthy()
         self._send(Reply(status=200 if healthy else 503, body=b"" if healthy else b'{"status": "unhealthy"}'))

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from sagemaker_emu.worker.contract import Invocation, Reply
+from sagemaker_emu.worker.contract import Invocation, Model, Reply
 
 log = logging.getLogger("sagemaker_emu.worker.toolkit")
 
@@ -120,7 +120,7 @@ def default_output_fn(prediction, accept: str):
     raise ToolkitError(415, f"Unsupported accept type {accept!r}: provide an output_fn")
 
 
-class ToolkitModel:
+class ToolkitModel(Model):
     def __init__(self, model_dir: Path, env: dict[str, str]) -> None:
         program = find_program(model_dir, env)
         if program is None:

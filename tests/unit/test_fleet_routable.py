@@ -12,6 +12,7 @@ def fleet_of(n: int) -> tuple[ProcessFleet, list[Instance]]:
     fleet = ProcessFleet("ep", ProcessDeployer(Path("/nonexistent")))
     instances = [Instance(f"v-{k}", "v", Launch(builtin="echo"), {}, Path("/m"), Path("/l")) for k in range(n)]
     for i in instances:
+        i.on_change = fleet.routing_changed  # as the fleet wires the instances it starts
         i.health = Health.HEALTHY
     fleet.variants["v"] = VariantFleet("v", Launch(builtin="echo"), {}, None, 60, Path("/d"), instances=instances)
     return fleet, instances
@@ -35,3 +36,12 @@ def test_the_same_tuple_until_health_changes():
     assert fleet.instances("v") is first
     b.health = Health.UNHEALTHY
     assert fleet.instances("v") is not first and fleet.instances("v") == (a,)
+
+
+def test_a_health_change_in_one_fleet_leaves_another_fleets_view_alone():
+    """Issue 12: one module-global epoch made every fleet rebuild on any health change."""
+    one, (a, _) = fleet_of(2)
+    two, (c, _) = fleet_of(2)
+    view = two.instances("v")
+    a.health = Health.UNHEALTHY
+    assert two.instances("v") is view and one.instances("v") != view

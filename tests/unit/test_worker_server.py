@@ -5,11 +5,11 @@ import threading
 
 import pytest
 
-from sagemaker_emu.worker.contract import Reply
+from sagemaker_emu.worker.contract import Model, Reply
 from sagemaker_emu.worker.server import ContainerServer
 
 
-class GatedModel:
+class GatedModel(Model):
     """Each invocation waits for the test to open its gate; counts how many run at once."""
 
     def __init__(self, concurrency):

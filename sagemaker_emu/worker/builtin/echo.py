@@ -15,13 +15,13 @@ import time
 from dataclasses import dataclass
 
 from sagemaker_emu.worker.builtin.knobs import number
-from sagemaker_emu.worker.contract import Invocation, Reply
+from sagemaker_emu.worker.contract import Invocation, Model, Reply
 
 SESSION_SECONDS = 3600
 
 
 @dataclass
-class Echo:
+class Echo(Model):
     latency_s: float = 0.0
     jitter_s: float = 0.0
     rng: random.Random = random.Random()

@@ -37,7 +37,7 @@ from sagemaker_emu.kv import blocks as kvblocks
 from sagemaker_emu.kv import events as kvevents
 from sagemaker_emu.kv.cache import BlockCache
 from sagemaker_emu.worker.builtin.knobs import BadKnob, flag, integer, number
-from sagemaker_emu.worker.contract import Invocation, Reply
+from sagemaker_emu.worker.contract import Invocation, Model, Reply
 
 log = logging.getLogger("sagemaker_emu.llm_sim")
 _VOCAB = ("the model answers with tokens of simulated text that take time to decode on a busy "
@@ -152,7 +152,7 @@ class BadRequest(ValueError):
 
 
 @dataclass
-class LlmSim:
+class LlmSim(Model):
     profile: Profile = field(default_factory=Profile)
     rng: random.Random = field(default_factory=random.Random)
     concurrency: int | None = None  # the batch does its own queueing
