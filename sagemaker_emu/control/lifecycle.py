@@ -10,8 +10,8 @@ from __future__ import annotations
 import logging
 import threading
 
-from sagemaker_emu.control.deployment import DeploymentFailed
 from sagemaker_emu.control.resources import Deployment, Endpoint, Status
+from sagemaker_emu.fleet.api import DeploymentFailed
 from sagemaker_emu.control.store import Backend
 
 log = logging.getLogger("sagemaker_emu.lifecycle")
@@ -23,7 +23,7 @@ def run_in_background(target, *args) -> None:
 
 def _start_fleet(backend: Backend, endpoint: Endpoint, pending: Deployment):
     try:
-        return backend.deployer.start(endpoint.name, pending.variants, pending.cancel), None
+        return backend.deployer.start(endpoint.name, [v.plan() for v in pending.variants], pending.cancel), None
     except DeploymentFailed as exc:
         return None, str(exc)[:1024]
     except Exception as exc:  # a bug in a deployer must not leave the endpoint Creating forever

@@ -12,10 +12,10 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from sagemaker_emu.control import lifecycle, rules
-from sagemaker_emu.control.deployment import containers
 from sagemaker_emu.control.listing import list_page
 from sagemaker_emu.control.resources import (
     Deployment,
+    containers,
     Endpoint,
     EndpointConfig,
     Model,

@@ -7,6 +7,8 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
+from sagemaker_emu.fleet.api import VariantPlan
+
 
 class Status(str, enum.Enum):
     CREATING = "Creating"
@@ -17,6 +19,13 @@ class Status(str, enum.Enum):
 
 
 TRANSITIONAL = {Status.CREATING, Status.UPDATING, Status.DELETING}
+
+
+def containers(model_spec: dict[str, Any]) -> list[dict[str, Any]]:
+    """A model's container definitions: PrimaryContainer, or the Containers list."""
+    if "PrimaryContainer" in model_spec:
+        return [model_spec["PrimaryContainer"]]
+    return list(model_spec.get("Containers", []))
 
 
 @dataclass
@@ -57,6 +66,14 @@ class Variant:
     def serverless(self) -> bool:
         return "ServerlessConfig" in self.spec
 
+    def plan(self) -> VariantPlan:
+        """What the fleet needs to run this variant, as plain data."""
+        model = self.models[0]
+        timeout = self.spec.get("ContainerStartupHealthCheckTimeoutInSeconds")
+        return VariantPlan(name=self.name, model_name=model.name, containers=containers(model.spec),
+                           instance_count=max(self.instance_count, 1), routing=self.spec.get("RoutingConfig") or {},
+                           startup_timeout=float(timeout) if timeout is not None else None)
+
 
 @dataclass
 class Deployment:
@@ -81,7 +98,7 @@ class Endpoint:
     # Variants being rescaled/reweighted -> their DesiredWeightsAndCapacities entry
     updating_variants: dict[str, dict[str, Any]] = field(default_factory=dict)
     failure_reason: str | None = None
-    fleet: Any = None  # the deployment.Fleet serving `variants`
+    fleet: Any = None  # the fleet.api.Fleet serving `variants`
     spec: dict[str, Any] = field(default_factory=dict)  # extra config members shown by Describe
 
     def variant(self, name: str) -> Variant | None:

@@ -7,10 +7,10 @@ import time
 from collections import Counter
 from typing import Callable, Iterable
 
-from sagemaker_emu.control.deployment import Deployer
 from sagemaker_emu.control.quotas import Quotas
 from sagemaker_emu.control.resources import TRANSITIONAL, Endpoint, EndpointConfig, Model, Variant
 from sagemaker_emu.errors import NotFound
+from sagemaker_emu.fleet.api import Deployer
 
 # ARN resource type -> the noun SageMaker uses in its messages.
 KINDS = {"model": "model", "endpoint-config": "endpoint configuration", "endpoint": "endpoint"}

@@ -2,7 +2,7 @@
 
 `ProcessDeployer.start` brings a fleet up (blocking until all instances pass /ping), and
 the fleet then keeps it up: a dead instance is marked unhealthy, restarted and put back
-when its /ping passes. The control plane sees only `scale` and `stop`.
+when its /ping passes. The control plane sees only what fleet/api.py declares.
 """
 
 from __future__ import annotations
@@ -16,8 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from sagemaker_emu.control.deployment import DeploymentFailed, containers
-from sagemaker_emu.control.resources import Variant
+from sagemaker_emu.fleet.api import DeploymentFailed, VariantPlan
 from sagemaker_emu.fleet import model_data
 from sagemaker_emu.fleet.host_access import request_environment, within
 from sagemaker_emu.fleet.images import ImageError, ImageMap, Launch, resolve
@@ -263,7 +262,7 @@ def _failure_reason(variant: str, instance: Instance, why: str, limit: int = 102
 
 
 class ProcessDeployer:
-    """Brings up fleets of worker processes; implements control.deployment.Deployer."""
+    """Brings up fleets of worker processes; implements fleet.api.Deployer."""
 
     def __init__(self, state_dir: Path, image_map: ImageMap | None = None, seed: int | None = None,
                  stop_grace: float = 5.0, drain_timeout: float = 60.0,
@@ -279,16 +278,15 @@ class ProcessDeployer:
         self.router_factory = router_factory
         self._deployments = itertools.count(1)
 
-    def start(self, endpoint_name: str, variants: list[Variant],
+    def start(self, endpoint_name: str, plans: list[VariantPlan],
               cancel: threading.Event | None = None) -> ProcessFleet:
         fleet = ProcessFleet(endpoint_name, self, stopping=cancel)
         base = self.state_dir / endpoint_name / f"deployment-{next(self._deployments)}"
         try:
-            for variant in variants:
-                vf = self._plan(variant, base / variant.name)
-                fleet.variants[variant.name] = vf
-            for variant in variants:
-                fleet.bring_up(fleet.variants[variant.name], max(variant.instance_count, 1))
+            for plan in plans:
+                fleet.variants[plan.name] = self._variant_fleet(plan, base / plan.name)
+            for plan in plans:
+                fleet.bring_up(fleet.variants[plan.name], plan.instance_count)
         except DeploymentFailed:
             fleet.stop()
             raise
@@ -298,14 +296,11 @@ class ProcessDeployer:
     def forget(self, endpoint_name: str) -> None:
         shutil.rmtree(self.state_dir / endpoint_name, ignore_errors=True)
 
-    def _plan(self, variant: Variant, directory: Path) -> VariantFleet:
-        model = variant.models[0]
-        defs = containers(model.spec)
-        if len(defs) != 1:
-            raise DeploymentFailed(
-                f"sagemaker-emu runs single-container models only; model {model.name} has {len(defs)} containers."
-            )
-        container = defs[0]
+    def _variant_fleet(self, plan: VariantPlan, directory: Path) -> VariantFleet:
+        if len(plan.containers) != 1:
+            raise DeploymentFailed(f"sagemaker-emu runs single-container models only; model {plan.model_name} "
+                                   f"has {len(plan.containers)} containers.")
+        container = plan.containers[0]
         url = container.get("ModelDataUrl")
         probe_dir = directory / "resolve"
 
@@ -316,7 +311,7 @@ class ProcessDeployer:
         env, dropped = request_environment({str(k): str(v) for k, v in container.get("Environment", {}).items()})
         if dropped:
             log.warning("model %s: Environment %s not passed to its workers: they would change the interpreter "
-                        "or the loader (set them in an --image-map entry instead)", model.name, ", ".join(dropped))
+                        "or the loader (set them in an --image-map entry instead)", plan.model_name, ", ".join(dropped))
         try:
             launch = resolve(container, unpacked, self.image_map)
         except (ImageError, model_data.ModelDataError) as exc:
@@ -328,12 +323,11 @@ class ProcessDeployer:
                     f"sagemaker-emu will not run {program}: SAGEMAKER_SUBMIT_DIRECTORY and SAGEMAKER_PROGRAM "
                     "must name code inside the model data or a directory allowed with --model-root."[:1024])
         return VariantFleet(
-            name=variant.name,
+            name=plan.name,
             launch=launch,
             env=env,
             model_data_url=url,
-            startup_timeout=float(variant.spec.get("ContainerStartupHealthCheckTimeoutInSeconds",
-                                                   DEFAULT_STARTUP_TIMEOUT_S)),
+            startup_timeout=plan.startup_timeout if plan.startup_timeout is not None else DEFAULT_STARTUP_TIMEOUT_S,
             directory=directory,
-            router=self.router_factory(variant.spec.get("RoutingConfig") or {}),
+            router=self.router_factory(plan.routing),
         )
