@@ -11,8 +11,6 @@ from werkzeug.exceptions import HTTPException
 
 from sagemaker_emu.config import Config
 from sagemaker_emu.control.quotas import Quotas
-from sagemaker_emu.edge.auth import SigV4Verifier
-from sagemaker_emu.edge.guards import CallerGuard
 from sagemaker_emu.control.store import Backends
 from sagemaker_emu.fleet.fleet import HealthChecks, ProcessDeployer
 from sagemaker_emu.fleet.images import ImageMap
@@ -60,8 +58,6 @@ def create_app(config: Config | None = None) -> Flask:
     app.register_blueprint(emu_api.bp)
     app.register_error_handler(HTTPException, _http_error)
     app.wsgi_app = rest.RuntimeAPI(runtime, config, app.wsgi_app)  # the hot path skips Flask
-    verifier = SigV4Verifier.from_file(config.credentials) if config.credentials else None
-    app.wsgi_app = CallerGuard(app.wsgi_app, config.allowed_hosts, verifier)  # before any service
     app.register_blueprint(json11.bp)
     return app
 

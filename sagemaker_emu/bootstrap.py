@@ -54,8 +54,7 @@ def apply(app: Flask, path: str | Path, timeout: float = 600.0) -> list[str]:
     for section, operation in SECTIONS:
         for n, params in enumerate(data.get(section) or [], start=1):
             resp = client.post("/", data=json.dumps(params), headers={
-                "X-Amz-Target": f"SageMaker.{operation}", "Content-Type": "application/x-amz-json-1.1"},
-                environ_base={"sagemaker_emu.internal": True})  # the user's own file: no signature
+                "X-Amz-Target": f"SageMaker.{operation}", "Content-Type": "application/x-amz-json-1.1"})
             if resp.status_code != 200:
                 error = json.loads(resp.data)
                 raise BootstrapError(f"{path}: {section}[{n}]: {operation} failed: {error['__type']}: {error['Message']}")

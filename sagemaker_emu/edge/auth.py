@@ -43,8 +43,6 @@ class SigV4Verifier:
 
     def refusal(self, environ: dict) -> tuple[str, str] | None:
         """(code, message) when the request is not signed by a known key, else None."""
-        if environ.get("sagemaker_emu.internal"):  # `serve --bootstrap`, inside the process
-            return None
         authorization = environ.get("HTTP_AUTHORIZATION")
         if not authorization:
             return ("MissingAuthenticationTokenException", "Missing Authentication Token")

@@ -27,6 +27,8 @@ from waitress.task import ErrorTask, ThreadedTaskDispatcher
 
 from sagemaker_emu.app import MAX_REQUEST_BYTES, create_app, shutdown
 from sagemaker_emu.config import Config
+from sagemaker_emu.edge.auth import SigV4Verifier
+from sagemaker_emu.edge.guards import CallerGuard
 from sagemaker_emu.protocol.errors import edge_error
 
 log = logging.getLogger("sagemaker_emu.server")
@@ -235,7 +237,9 @@ class EmulatorHTTPServer:
         dispatcher = ThreadedTaskDispatcher()
         dispatcher.set_thread_count(adj.threads)
         loop_map = _EpollMap() if hasattr(select, "epoll") else {}  # epoll: Linux; elsewhere poll()
-        self.httpd = _Server(self.app, map=loop_map, dispatcher=dispatcher, adj=adj, sockinfo=adj.listen[0])
+        verifier = SigV4Verifier.from_file(config.credentials) if config.credentials else None
+        guarded = CallerGuard(self.app, config.allowed_hosts, verifier)  # who may call, before any service
+        self.httpd = _Server(guarded, map=loop_map, dispatcher=dispatcher, adj=adj, sockinfo=adj.listen[0])
         self.httpd.config = config
         self._stopped = threading.Event()
 
