@@ -194,8 +194,7 @@ class ProcessFleet:
                 if proc is not None and proc.poll() is not None:
                     log.warning("instance %s of %s exited with code %s; restarting",
                                 instance.id, self.endpoint, proc.returncode)
-                    instance.health = Health.UNHEALTHY
-                    threading.Thread(target=self._restart, args=(instance,), daemon=True).start()
+                    self._replace(instance)
                 elif instance.suspect and instance.ping():
                     instance.suspect = False  # refused a connection once, but answers again
 
@@ -222,10 +221,12 @@ class ProcessFleet:
                     continue
                 log.warning("instance %s of %s failed %d health checks in a row; replacing it",
                             instance.id, self.endpoint, instance.ping_failures)
-                instance.health = Health.UNHEALTHY  # out of routing first
-                instance.stop(0)  # SIGKILL: a stopped process cannot take SIGTERM; its calls fail
-                instance.health = Health.UNHEALTHY
-                threading.Thread(target=self._restart, args=(instance,), daemon=True).start()
+                self._replace(instance)
+
+    def _replace(self, instance: Instance) -> None:
+        """Take the instance out and start a new process for it in the background."""
+        _take_out(instance)
+        threading.Thread(target=self._restart, args=(instance,), daemon=True).start()
 
     def _restart(self, instance: Instance) -> None:
         backoff = 0.5
@@ -243,11 +244,17 @@ class ProcessFleet:
                     if self.stopping.is_set():
                         instance.stop(self.deployer.stop_grace)
                     return
-                instance.health = Health.UNHEALTHY
-                instance.stop(0)
-                instance.health = Health.UNHEALTHY  # stop() marks it Stopped
+                _take_out(instance)
             self.stopping.wait(backoff)
             backoff = min(backoff * 2, MAX_RESTART_BACKOFF_S)
+
+
+def _take_out(instance: Instance) -> None:
+    """Out of routing first, then its process gone at once (SIGKILL: a stopped process cannot
+    take SIGTERM; calls in flight on it fail), left Unhealthy for `_restart` to bring back."""
+    instance.health = Health.UNHEALTHY
+    instance.stop(0)
+    instance.health = Health.UNHEALTHY  # stop() marks it Stopped
 
 
 def _failure_reason(variant: str, instance: Instance, why: str, limit: int = 1024) -> str:

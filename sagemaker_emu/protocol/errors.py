@@ -99,7 +99,7 @@ def _wsgi_error(status: int, code: str, body: dict, rid: str) -> tuple[str, list
 def edge_error(status: int, code: str, message: str) -> tuple[str, list, bytes]:
     """An error raised before any service has the request (framing, who may call): readable by
     JSON 1.1 clients (`__type` in the body) and REST-JSON clients (`x-amzn-ErrorType`) alike."""
-    data = json.dumps({"__type": code, "message": message, "Message": message}).encode()
+    data = json.dumps({"__type": code, "message": message}).encode()  # botocore reads message or Message
     headers = [("Content-Type", "application/json"), ("Content-Length", str(len(data))),
                ("x-amzn-ErrorType", code), ("x-amzn-RequestId", request_id())]
     return f"{status} {HTTP_STATUS_CODES.get(status, 'Error')}", headers, data

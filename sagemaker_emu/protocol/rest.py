@@ -117,7 +117,7 @@ def _where(req: InvokeRequest | None) -> str:
     """Which instance a failed call was sent to, and the caller's InferenceId, for the log line."""
     if req is None:
         return ""
-    return (f" instance={req.instance_chosen}" if req.instance_chosen else "") + \
+    return (f" instance={req.sent_to[0]} pid={req.sent_to[1]}" if req.sent_to else "") + \
         (f" inference_id={req.inference_id[:64]}" if req.inference_id else "")
 
 

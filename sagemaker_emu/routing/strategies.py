@@ -178,10 +178,10 @@ class KvAwareStrategy(Strategy):
     def pick(self, request: RouteRequest, candidates: Sequence, rng: random.Random):
         if len(candidates) == 1:
             return candidates[0]
-        by_size = request.prompt_blocks
-        if by_size is None or any(getattr(c, "kv_block_tokens", self.block_tokens) not in by_size for c in candidates):
-            by_size = self.prepare(request, candidates).prompt_blocks
         sizes = [getattr(c, "kv_block_tokens", self.block_tokens) for c in candidates]
+        by_size = request.prompt_blocks
+        if by_size is None or not by_size.keys() >= set(sizes):  # not prepared for these candidates
+            by_size = self.prepare(request, candidates).prompt_blocks
         matches = [_leading(by_size[size], getattr(c, "kv_blocks", frozenset())) for size, c in zip(sizes, candidates)]
         if not any(matches):
             return LeastOutstandingStrategy().pick(request, candidates, rng)

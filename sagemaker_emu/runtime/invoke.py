@@ -113,7 +113,7 @@ class InvokeRequest:
     prefix_aware_id: str | None = None
     variant_chosen: str = ""  # set once a variant is chosen, for error metrics
     endpoint_found: bool = False  # failures are counted only for endpoints that exist
-    instance_chosen: str = ""  # "<id> pid=<pid>" of the instance it was last sent to, for log lines
+    sent_to: tuple[str, int | None] | None = None  # (instance id, pid) last dispatched to, for log lines
     caller_gone: Callable[[], bool] | None = None  # asked while the instance works
 
 
@@ -183,8 +183,9 @@ class Runtime:
         request = router.prepare(RouteRequest(req.body, req.prefix_aware_id), instances)  # outside the lock
         with self._rng_lock:  # one decision at a time: seeded choices repeat run to run
             chosen = router.pick(request, instances, self._rng)
-        by_size = request.prompt_blocks or {}
-        return chosen, by_size.get(chosen.kv_block_tokens, ())  # the blocks as its cache counts them
+        if request.prompt_blocks is None:  # not KV_AWARE
+            return chosen, ()
+        return chosen, request.prompt_blocks.get(chosen.kv_block_tokens, ())  # as its cache counts blocks
 
     # ------------------------------------------------------------ invoking
 
@@ -305,7 +306,7 @@ class Runtime:
             req.variant_chosen = variant.name
             if instance is None:
                 continue
-            req.instance_chosen = f"{instance.id} pid={instance.pid}"
+            req.sent_to = (instance.id, instance.pid)  # formatted only if the call fails
             injected = self.faults.before_dispatch(ep.name, variant.name)
             if injected is not None:  # an injected ModelError, as if the container had answered it
                 raise self._model_error(backend, ep.name, injected.status, injected.message.encode())
