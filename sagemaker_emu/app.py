@@ -1,32 +1,61 @@
-"""The Flask application factory: wires the front doors to the control plane."""
+"""The composition root: `build(config)` makes every long-lived part once and wires them.
+
+The store (control/) runs the deployer (fleet/) and tells the runtime when an endpoint is
+deleted; the runtime reads the store through its `Directory` seam; the front doors get what
+they serve as arguments. Nothing reads its collaborators from a global or a config key.
+"""
 
 from __future__ import annotations
 
 import shutil
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 from flask import Flask, jsonify
 from werkzeug.exceptions import HTTPException
 
+from sagemaker_emu import emu_api
 from sagemaker_emu.config import Config
+from sagemaker_emu.control.operations import OPERATIONS
 from sagemaker_emu.control.quotas import Quotas
 from sagemaker_emu.control.store import Backends
 from sagemaker_emu.fleet.fleet import HealthChecks, ProcessDeployer
 from sagemaker_emu.fleet.images import ImageMap
-from sagemaker_emu.metrics import Metrics
+from sagemaker_emu.protocol import json11, rest
 from sagemaker_emu.routing.strategies import strategy_for
 from sagemaker_emu.runtime.invoke import Runtime
+from sagemaker_emu.schemas.validator import warm
 
 # Larger control-plane bodies are refused before they are read (HTTP 413).
 MAX_REQUEST_BYTES = 16 * 1024 * 1024
 
 
-def create_app(config: Config | None = None) -> Flask:
+@dataclass
+class Emulator:
+    """Every long-lived part of one emulator."""
+
+    config: Config
+    backends: Backends  # the control plane's store, per region
+    runtime: Runtime
+    app: Flask  # the WSGI application: the runtime's routes in front of Flask's
+    state_dir: Path
+    owns_state_dir: bool
+
+    def reset(self) -> None:
+        """Delete every resource in every region, stop every fleet, forget sessions, metrics, faults."""
+        self.backends.reset()
+        self.runtime.reset()
+
+    def shutdown(self) -> None:
+        """Stop every fleet and remove the state directory if this emulator made it."""
+        self.backends.reset()
+        if self.owns_state_dir:
+            shutil.rmtree(self.state_dir, ignore_errors=True)
+
+
+def build(config: Config | None = None) -> Emulator:
     config = config or Config()
-    app = Flask("sagemaker_emu")
-    app.config["MAX_CONTENT_LENGTH"] = MAX_REQUEST_BYTES
-    app.config["EMU"] = config
     state_dir = Path(config.state_dir or tempfile.mkdtemp(prefix="sagemaker-emu-"))
     deployer = ProcessDeployer(
         state_dir,
@@ -40,35 +69,21 @@ def create_app(config: Config | None = None) -> Flask:
     )
     backends = Backends(config.account, deployer, Quotas.parse(config.quotas),
                         min_transition=config.min_transition_seconds)
-    app.config["EMU_BACKENDS"] = backends
-    runtime = Runtime(backends, seed=config.seed, model_timeout=config.model_timeout, metrics=Metrics())
+    runtime = Runtime(backends, seed=config.seed, model_timeout=config.model_timeout)
     backends.on_deleted = runtime.forget
-    app.config["EMU_RUNTIME"] = runtime
-    app.config["EMU_STATE_DIR"] = state_dir
-    app.config["EMU_OWNS_STATE_DIR"] = config.state_dir is None
-
-    from sagemaker_emu import emu_api
-    from sagemaker_emu.protocol import json11, rest
-
-    from sagemaker_emu.control.operations import OPERATIONS
-    from sagemaker_emu.schemas.validator import warm
 
     warm(OPERATIONS)  # build every schema now, not on a user's first call
     warm(["InvokeEndpoint", "InvokeEndpointWithResponseStream"], "sagemaker-runtime")
-    app.register_blueprint(emu_api.bp)
+    app = Flask("sagemaker_emu")
+    app.config["MAX_CONTENT_LENGTH"] = MAX_REQUEST_BYTES
+    emulator = Emulator(config, backends, runtime, app, state_dir, owns_state_dir=config.state_dir is None)
+    app.register_blueprint(emu_api.blueprint(emulator))
     app.register_error_handler(HTTPException, _http_error)
     app.wsgi_app = rest.RuntimeAPI(runtime, config, app.wsgi_app)  # the hot path skips Flask
-    app.register_blueprint(json11.bp)
-    return app
+    app.register_blueprint(json11.blueprint(backends, config))
+    return emulator
 
 
 def _http_error(exc: HTTPException):
     """Paths that are neither AWS calls nor /_emu/ answer JSON, never an HTML page."""
     return jsonify({"message": exc.description}), exc.code
-
-
-def shutdown(app: Flask) -> None:
-    """Stop every fleet and remove the state directory the app created."""
-    app.config["EMU_BACKENDS"].reset()
-    if app.config["EMU_OWNS_STATE_DIR"]:
-        shutil.rmtree(app.config["EMU_STATE_DIR"], ignore_errors=True)

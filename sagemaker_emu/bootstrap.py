@@ -17,7 +17,6 @@ import json
 import time
 from pathlib import Path
 
-from flask import Flask
 
 SECTIONS = (("models", "CreateModel"), ("endpoint_configs", "CreateEndpointConfig"), ("endpoints", "CreateEndpoint"))
 
@@ -47,10 +46,11 @@ def load(path: str | Path) -> dict:
     return data
 
 
-def apply(app: Flask, path: str | Path, timeout: float = 600.0) -> list[str]:
-    """Make every call in the file, then wait for the endpoints; returns the endpoint names."""
+def apply(emulator, path: str | Path, timeout: float = 600.0) -> list[str]:
+    """Make every call in the file through `emulator` (an app.Emulator), then wait for the
+    endpoints; returns the endpoint names."""
     data = load(path)
-    client = app.test_client()
+    client = emulator.app.test_client()
     for section, operation in SECTIONS:
         for n, params in enumerate(data.get(section) or [], start=1):
             resp = client.post("/", data=json.dumps(params), headers={
@@ -59,13 +59,12 @@ def apply(app: Flask, path: str | Path, timeout: float = 600.0) -> list[str]:
                 error = json.loads(resp.data)
                 raise BootstrapError(f"{path}: {section}[{n}]: {operation} failed: {error['__type']}: {error['Message']}")
     names = [e["EndpointName"] for e in data.get("endpoints") or []]
-    backend = app.config["EMU_BACKENDS"](app.config["EMU"].region)
+    backend = emulator.backends(emulator.config.region)
     deadline = time.time() + timeout
     for name in names:
         backend.wait_settled(name, max(0.0, deadline - time.time()))
-        with backend.lock:
-            ep = backend.endpoints.get(name.lower())
-            status, reason = (ep.status.value, ep.failure_reason) if ep else ("gone", None)
+        ep = backend.snapshot(name)
+        status, reason = (ep.status, ep.failure_reason) if ep else ("gone", None)
         if status != "InService":
             raise BootstrapError(f"{path}: endpoint {name} is {status}" + (f": {reason}" if reason else ""))
     return names

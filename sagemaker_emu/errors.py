@@ -31,6 +31,10 @@ class NotFound(InvalidInput):
         super().__init__(f'Could not find {kind} "{arn}".')
 
 
+class NotServing(InvalidInput):
+    """The endpoint exists but cannot take invocations in its status."""
+
+
 class AlreadyExists(InvalidInput):
     def __init__(self, kind: str, arn: str) -> None:
         super().__init__(f'Cannot create already existing {kind} "{arn}".')

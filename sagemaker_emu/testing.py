@@ -74,13 +74,12 @@ class EmulatorServer:
         sagemaker_emu/runtime/faults.py. Returns the rule with its id; `reset()` removes all."""
         from dataclasses import asdict
 
-        return asdict(self._server.app.config["EMU_RUNTIME"].faults.add({"kind": kind, "endpoint": endpoint, **rule}))
+        return asdict(self._server.emulator.runtime.faults.add({"kind": kind, "endpoint": endpoint, **rule}))
 
     def reset(self) -> None:
         """Delete every resource, stop every worker, forget sessions, metrics and faults."""
         if self._server is not None:
-            self._server.app.config["EMU_BACKENDS"].reset()
-            self._server.app.config["EMU_RUNTIME"].reset()
+            self._server.emulator.reset()
 
     def stop(self) -> None:
         """Stop serving and stop every worker process."""

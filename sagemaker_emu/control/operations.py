@@ -1,7 +1,8 @@
 """One function per control-plane call: `(backend, params, call) -> result dict`.
 
 `params` has already passed schema validation; results are shaped for the wire by the
-protocol layer from botocore's output shapes.
+protocol layer from botocore's output shapes. Each runs inside `Backend.run`, the store's
+lock held, so none takes it; status changes go through `backend.transition`.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from sagemaker_emu.control.resources import (
     Status,
     Variant,
 )
-from sagemaker_emu.control.store import KINDS, Backend
+from sagemaker_emu.control.store import KINDS, Backend, endpoint_extras
 from sagemaker_emu.errors import AlreadyExists, InvalidInput, NotFound
 
 MAX_TAGS = 50
@@ -69,45 +70,41 @@ def create_model(backend: Backend, params: dict, call: Call) -> dict:
         raise InvalidInput("Either PrimaryContainer or Containers must be specified.")
     if "PrimaryContainer" in params and params.get("Containers"):
         raise InvalidInput("PrimaryContainer and Containers cannot both be specified.")
-    with backend.lock:
-        arn = backend.arn("model", name)
-        if name.lower() in backend.models:
-            raise AlreadyExists("model", arn)
-        spec = _spec(params, "ModelName", "Tags")
-        for container in containers(spec):
-            container.setdefault("Mode", "SingleModel")
-            container.setdefault("Environment", {})
-        spec.setdefault("EnableNetworkIsolation", False)
-        _set_tags(backend, arn, params.get("Tags", []))
-        backend.models[name.lower()] = Model(name=name, arn=arn, created=backend.now(), spec=spec)
+    arn = backend.arn("model", name)
+    if name.lower() in backend.models:
+        raise AlreadyExists("model", arn)
+    spec = _spec(params, "ModelName", "Tags")
+    for container in containers(spec):
+        container.setdefault("Mode", "SingleModel")
+        container.setdefault("Environment", {})
+    spec.setdefault("EnableNetworkIsolation", False)
+    _set_tags(backend, arn, params.get("Tags", []))
+    backend.models[name.lower()] = Model(name=name, arn=arn, created=backend.now(), spec=spec)
     return {"ModelArn": arn}
 
 
 @operation
 def describe_model(backend: Backend, params: dict, call: Call) -> dict:
-    with backend.lock:
-        m = backend.model(params["ModelName"])
-        return {**copy.deepcopy(m.spec), "ModelName": m.name, "ModelArn": m.arn, "CreationTime": m.created}
+    m = backend.model(params["ModelName"])
+    return {**copy.deepcopy(m.spec), "ModelName": m.name, "ModelArn": m.arn, "CreationTime": m.created}
 
 
 @operation
 def delete_model(backend: Backend, params: dict, call: Call) -> dict:
-    with backend.lock:
-        m = backend.model(params["ModelName"])
-        del backend.models[m.name.lower()]
-        backend.tags.pop(m.arn.lower(), None)
+    m = backend.model(params["ModelName"])
+    del backend.models[m.name.lower()]
+    backend.tags.pop(m.arn.lower(), None)
     return {}
 
 
 @operation
 def list_models(backend: Backend, params: dict, call: Call) -> dict:
-    with backend.lock:
-        return list_page(
-            backend.models.values(),
-            params,
-            lambda m: {"ModelName": m.name, "ModelArn": m.arn, "CreationTime": m.created},
-            "Models",
-        )
+    return list_page(
+        backend.models.values(),
+        params,
+        lambda m: {"ModelName": m.name, "ModelArn": m.arn, "CreationTime": m.created},
+        "Models",
+    )
 
 
 # ---------------------------------------------------------------- endpoint configs
@@ -117,51 +114,47 @@ def list_models(backend: Backend, params: dict, call: Call) -> dict:
 def create_endpoint_config(backend: Backend, params: dict, call: Call) -> dict:
     name = params["EndpointConfigName"]
     rules.check_endpoint_config(params)
-    with backend.lock:
-        arn = backend.arn("endpoint-config", name)
-        if name.lower() in backend.endpoint_configs:
-            raise AlreadyExists("endpoint configuration", arn)
-        for variant in params["ProductionVariants"] + params.get("ShadowProductionVariants", []):
-            backend.model(variant["ModelName"])
-        spec = _spec(params, "EndpointConfigName", "Tags")
-        for variant in spec["ProductionVariants"] + spec.get("ShadowProductionVariants", []):
-            variant["InitialVariantWeight"] = float(variant.get("InitialVariantWeight", 1.0))
-        _set_tags(backend, arn, params.get("Tags", []))
-        backend.endpoint_configs[name.lower()] = EndpointConfig(name=name, arn=arn, created=backend.now(), spec=spec)
+    arn = backend.arn("endpoint-config", name)
+    if name.lower() in backend.endpoint_configs:
+        raise AlreadyExists("endpoint configuration", arn)
+    for variant in params["ProductionVariants"] + params.get("ShadowProductionVariants", []):
+        backend.model(variant["ModelName"])
+    spec = _spec(params, "EndpointConfigName", "Tags")
+    for variant in spec["ProductionVariants"] + spec.get("ShadowProductionVariants", []):
+        variant["InitialVariantWeight"] = float(variant.get("InitialVariantWeight", 1.0))
+    _set_tags(backend, arn, params.get("Tags", []))
+    backend.endpoint_configs[name.lower()] = EndpointConfig(name=name, arn=arn, created=backend.now(), spec=spec)
     return {"EndpointConfigArn": arn}
 
 
 @operation
 def describe_endpoint_config(backend: Backend, params: dict, call: Call) -> dict:
-    with backend.lock:
-        c = backend.endpoint_config(params["EndpointConfigName"])
-        return {
-            **copy.deepcopy(c.spec),
-            "EndpointConfigName": c.name,
-            "EndpointConfigArn": c.arn,
-            "CreationTime": c.created,
-        }
+    c = backend.endpoint_config(params["EndpointConfigName"])
+    return {
+        **copy.deepcopy(c.spec),
+        "EndpointConfigName": c.name,
+        "EndpointConfigArn": c.arn,
+        "CreationTime": c.created,
+    }
 
 
 @operation
 def delete_endpoint_config(backend: Backend, params: dict, call: Call) -> dict:
     # SageMaker accepts this even while an endpoint uses the config (it keeps serving).
-    with backend.lock:
-        c = backend.endpoint_config(params["EndpointConfigName"])
-        del backend.endpoint_configs[c.name.lower()]
-        backend.tags.pop(c.arn.lower(), None)
+    c = backend.endpoint_config(params["EndpointConfigName"])
+    del backend.endpoint_configs[c.name.lower()]
+    backend.tags.pop(c.arn.lower(), None)
     return {}
 
 
 @operation
 def list_endpoint_configs(backend: Backend, params: dict, call: Call) -> dict:
-    with backend.lock:
-        return list_page(
-            backend.endpoint_configs.values(),
-            params,
-            lambda c: {"EndpointConfigName": c.name, "EndpointConfigArn": c.arn, "CreationTime": c.created},
-            "EndpointConfigs",
-        )
+    return list_page(
+        backend.endpoint_configs.values(),
+        params,
+        lambda c: {"EndpointConfigName": c.name, "EndpointConfigArn": c.arn, "CreationTime": c.created},
+        "EndpointConfigs",
+    )
 
 
 # ---------------------------------------------------------------- endpoints
@@ -190,27 +183,26 @@ def _plan(backend: Backend, config: EndpointConfig, retained: dict[str, Variant]
 @operation
 def create_endpoint(backend: Backend, params: dict, call: Call) -> dict:
     name = params["EndpointName"]
-    with backend.lock:
-        arn = backend.arn("endpoint", name)
-        if name.lower() in backend.endpoints:
-            raise AlreadyExists("endpoint", arn)
-        config = backend.endpoint_config(params["EndpointConfigName"])
-        variants = _plan(backend, config)
-        backend.check_quota((v, max(v.instance_count, 1)) for v in variants)
-        now = backend.now()
-        endpoint = Endpoint(
-            name=name,
-            arn=arn,
-            config_name=config.name,
-            created=now,
-            modified=now,
-            status=Status.CREATING,
-            pending=Deployment(config=config, variants=variants, started=now),
-            spec=lifecycle.endpoint_extras(config.spec),
-        )
-        _set_tags(backend, arn, params.get("Tags", []))
-        backend.endpoints[name.lower()] = endpoint
-    lifecycle.run_in_background(lifecycle.create, backend, endpoint)
+    arn = backend.arn("endpoint", name)
+    if name.lower() in backend.endpoints:
+        raise AlreadyExists("endpoint", arn)
+    config = backend.endpoint_config(params["EndpointConfigName"])
+    variants = _plan(backend, config)
+    backend.check_quota((v, max(v.instance_count, 1)) for v in variants)
+    now = backend.now()
+    endpoint = Endpoint(
+        name=name,
+        arn=arn,
+        config_name=config.name,
+        created=now,
+        modified=now,
+        status=Status.CREATING,
+        pending=Deployment(config=config, variants=variants, started=now),
+        spec=endpoint_extras(config.spec),
+    )
+    _set_tags(backend, arn, params.get("Tags", []))
+    backend.endpoints[name.lower()] = endpoint
+    lifecycle.run_in_background(lifecycle.deploy, backend, endpoint)
     return {"EndpointArn": arn}
 
 
@@ -223,52 +215,43 @@ def _require_in_service(endpoint: Endpoint, action: str) -> None:
 
 @operation
 def update_endpoint(backend: Backend, params: dict, call: Call) -> dict:
-    with backend.lock:
-        endpoint = backend.endpoint(params["EndpointName"])
-        config = backend.endpoint_config(params["EndpointConfigName"])
-        _require_in_service(endpoint, "update")
-        retained = {v.name: v for v in endpoint.variants} if params.get("RetainAllVariantProperties") else None
-        exclude = frozenset(p["VariantPropertyType"] for p in params.get("ExcludeRetainedVariantProperties", []))
-        variants = _plan(backend, config, retained, exclude)
-        backend.check_quota((v, max(v.instance_count, 1)) for v in variants)  # both fleets run a while
-        endpoint.pending = Deployment(config=config, variants=variants, started=backend.now())
-        endpoint.status = Status.UPDATING
-        endpoint.modified = backend.now()
-        backend.changed.notify_all()
-    lifecycle.run_in_background(lifecycle.update, backend, endpoint)
+    endpoint = backend.endpoint(params["EndpointName"])
+    config = backend.endpoint_config(params["EndpointConfigName"])
+    _require_in_service(endpoint, "update")
+    retained = {v.name: v for v in endpoint.variants} if params.get("RetainAllVariantProperties") else None
+    exclude = frozenset(p["VariantPropertyType"] for p in params.get("ExcludeRetainedVariantProperties", []))
+    variants = _plan(backend, config, retained, exclude)
+    backend.check_quota((v, max(v.instance_count, 1)) for v in variants)  # both fleets run a while
+    endpoint.pending = Deployment(config=config, variants=variants, started=backend.now())
+    backend.transition(endpoint, Status.UPDATING)
+    lifecycle.run_in_background(lifecycle.deploy, backend, endpoint, True)
     return {"EndpointArn": endpoint.arn}
 
 
 @operation
 def update_endpoint_weights_and_capacities(backend: Backend, params: dict, call: Call) -> dict:
     desired = params["DesiredWeightsAndCapacities"]
-    with backend.lock:
-        endpoint = backend.endpoint(params["EndpointName"])
-        _require_in_service(endpoint, "update")
-        by_name = {v.name: v for v in endpoint.variants}
-        rules.check_weights_and_capacities(
-            desired, by_name, endpoint.config_name, {v.name: v.weight for v in endpoint.variants}
-        )
-        changes = {d["VariantName"]: d for d in desired}
-        backend.check_quota((by_name[n], c["DesiredInstanceCount"] - by_name[n].instance_count)
-                            for n, c in changes.items() if "DesiredInstanceCount" in c)
-        endpoint.updating_variants = changes
-        endpoint.status = Status.UPDATING
-        endpoint.modified = backend.now()
-        backend.changed.notify_all()
+    endpoint = backend.endpoint(params["EndpointName"])
+    _require_in_service(endpoint, "update")
+    by_name = {v.name: v for v in endpoint.variants}
+    rules.check_weights_and_capacities(
+        desired, by_name, endpoint.config_name, {v.name: v.weight for v in endpoint.variants}
+    )
+    changes = {d["VariantName"]: d for d in desired}
+    backend.check_quota((by_name[n], c["DesiredInstanceCount"] - by_name[n].instance_count)
+                        for n, c in changes.items() if "DesiredInstanceCount" in c)
+    endpoint.updating_variants = changes
+    backend.transition(endpoint, Status.UPDATING)
     lifecycle.run_in_background(lifecycle.rescale, backend, endpoint, changes)
     return {"EndpointArn": endpoint.arn}
 
 
 @operation
 def delete_endpoint(backend: Backend, params: dict, call: Call) -> dict:
-    with backend.lock:
-        endpoint = backend.endpoint(params["EndpointName"])
-        if endpoint.status in (Status.CREATING, Status.UPDATING, Status.DELETING):
-            raise InvalidInput(f'Cannot delete in-progress endpoint "{endpoint.arn}".')
-        endpoint.status = Status.DELETING
-        endpoint.modified = backend.now()
-        backend.changed.notify_all()
+    endpoint = backend.endpoint(params["EndpointName"])
+    if endpoint.status in (Status.CREATING, Status.UPDATING, Status.DELETING):
+        raise InvalidInput(f'Cannot delete in-progress endpoint "{endpoint.arn}".')
+    backend.transition(endpoint, Status.DELETING)
     lifecycle.run_in_background(lifecycle.delete, backend, endpoint)
     return {}
 
@@ -279,44 +262,42 @@ def describe_endpoint(backend: Backend, params: dict, call: Call) -> dict:
     if call.waiter and call.waiter_hold > 0:
         # A waiter would sleep 30 s between polls: answer its poll when the transition ends.
         backend.wait_settled(name, call.waiter_hold)
-    with backend.lock:
-        ep = backend.endpoint(name)
-        out: dict[str, Any] = {
-            "EndpointName": ep.name,
-            "EndpointArn": ep.arn,
-            "EndpointConfigName": ep.config_name,
-            "EndpointStatus": ep.status.value,
-            "CreationTime": ep.created,
-            "LastModifiedTime": ep.modified,
-            "FailureReason": ep.failure_reason,
-            **_extras_summary(ep.spec),
+    ep = backend.endpoint(name)
+    out: dict[str, Any] = {
+        "EndpointName": ep.name,
+        "EndpointArn": ep.arn,
+        "EndpointConfigName": ep.config_name,
+        "EndpointStatus": ep.status.value,
+        "CreationTime": ep.created,
+        "LastModifiedTime": ep.modified,
+        "FailureReason": ep.failure_reason,
+        **_extras_summary(ep.spec),
+    }
+    if ep.variants:
+        out["ProductionVariants"] = [_variant_summary(v, ep) for v in ep.variants]
+    if ep.pending is not None:
+        out["PendingDeploymentSummary"] = {
+            "EndpointConfigName": ep.pending.config.name,
+            "StartTime": ep.pending.started,
+            "ProductionVariants": [_pending_summary(v, ep.pending.started) for v in ep.pending.variants],
         }
-        if ep.variants:
-            out["ProductionVariants"] = [_variant_summary(v, ep) for v in ep.variants]
-        if ep.pending is not None:
-            out["PendingDeploymentSummary"] = {
-                "EndpointConfigName": ep.pending.config.name,
-                "StartTime": ep.pending.started,
-                "ProductionVariants": [_pending_summary(v, ep.pending.started) for v in ep.pending.variants],
-            }
-        return out
+    return out
 
 
 @operation
 def list_endpoints(backend: Backend, params: dict, call: Call) -> dict:
-    with backend.lock:
-        return list_page(
-            backend.endpoints.values(),
-            params,
-            lambda e: {
-                "EndpointName": e.name,
-                "EndpointArn": e.arn,
-                "CreationTime": e.created,
-                "LastModifiedTime": e.modified,
-                "EndpointStatus": e.status.value,
-            },
-            "Endpoints",
-        )
+    return list_page(
+        backend.endpoints.values(),
+        params,
+        lambda e: {
+            "EndpointName": e.name,
+            "EndpointArn": e.arn,
+            "CreationTime": e.created,
+            "LastModifiedTime": e.modified,
+            "EndpointStatus": e.status.value,
+        },
+        "Endpoints",
+    )
 
 
 def _deployed_images(variant: Variant) -> list[dict]:
@@ -396,17 +377,15 @@ def _tagged(backend: Backend, arn: str):
 
 @operation
 def add_tags(backend: Backend, params: dict, call: Call) -> dict:
-    with backend.lock:
-        resource = _tagged(backend, params["ResourceArn"])
-        _set_tags(backend, resource.arn, params["Tags"])
+    resource = _tagged(backend, params["ResourceArn"])
+    _set_tags(backend, resource.arn, params["Tags"])
     return {"Tags": params["Tags"]}
 
 
 @operation
 def list_tags(backend: Backend, params: dict, call: Call) -> dict:
-    with backend.lock:
-        resource = _tagged(backend, params["ResourceArn"])
-        tags = list(backend.tags.get(resource.arn.lower(), []))
+    resource = _tagged(backend, params["ResourceArn"])
+    tags = list(backend.tags.get(resource.arn.lower(), []))
     # Tags keep the order they were added in; paging by position.
     items = [_TagItem(i, t) for i, t in enumerate(tags)]
     page = list_page(items, {**params, "SortBy": "CreationTime", "SortOrder": "Ascending"}, lambda i: i.tag,
@@ -426,8 +405,7 @@ class _TagItem:
 
 @operation
 def delete_tags(backend: Backend, params: dict, call: Call) -> dict:
-    with backend.lock:
-        resource = _tagged(backend, params["ResourceArn"])
-        keys = set(params["TagKeys"])
-        backend.tags[resource.arn.lower()] = [t for t in backend.tags.get(resource.arn.lower(), []) if t["Key"] not in keys]
+    resource = _tagged(backend, params["ResourceArn"])
+    keys = set(params["TagKeys"])
+    backend.tags[resource.arn.lower()] = [t for t in backend.tags.get(resource.arn.lower(), []) if t["Key"] not in keys]
     return {}

@@ -20,6 +20,16 @@ class Status(str, enum.Enum):
 
 TRANSITIONAL = {Status.CREATING, Status.UPDATING, Status.DELETING}
 
+# The status moves an endpoint may make (control/store.py refuses any other). A failed
+# update returns to InService: the old configuration keeps serving.
+MOVES: dict[Status, frozenset[Status]] = {
+    Status.CREATING: frozenset({Status.IN_SERVICE, Status.FAILED}),
+    Status.UPDATING: frozenset({Status.IN_SERVICE}),
+    Status.IN_SERVICE: frozenset({Status.UPDATING, Status.DELETING}),
+    Status.FAILED: frozenset({Status.DELETING}),
+    Status.DELETING: frozenset(),
+}
+
 
 def containers(model_spec: dict[str, Any]) -> list[dict[str, Any]]:
     """A model's container definitions: PrimaryContainer, or the Containers list."""
@@ -103,3 +113,25 @@ class Endpoint:
 
     def variant(self, name: str) -> Variant | None:
         return next((v for v in self.variants if v.name == name), None)
+
+
+@dataclass(frozen=True)
+class VariantWeight:
+    name: str
+    weight: float
+    routing_strategy: str
+
+
+@dataclass(frozen=True)
+class EndpointSnapshot:
+    """An endpoint as readers outside the control plane see it (runtime.api.Target)."""
+
+    name: str
+    arn: str
+    created: float
+    region: str
+    account: str
+    status: str
+    failure_reason: str | None
+    fleet: Any  # the fleet.api.FleetView serving `variants`, or None
+    variants: tuple[VariantWeight, ...]

@@ -1,4 +1,11 @@
-"""Thread-safe registry of control-plane resources, one `Backend` per account and region."""
+"""Thread-safe registry of control-plane resources, one `Backend` per account and region.
+
+The store is the only code that takes its lock and the only code that sets an endpoint's
+status: operations run inside `Backend.run` (the lock held, as moto runs a backend method),
+background work (control/lifecycle.py) reports its results through the `deployed`,
+`rescaled` and `deleted` methods, and readers outside the control plane get snapshots
+(`serving`, `snapshot`, `fleets`), never the records or the lock.
+"""
 
 from __future__ import annotations
 
@@ -8,9 +15,13 @@ from collections import Counter
 from typing import Callable, Iterable
 
 from sagemaker_emu.control.quotas import Quotas
-from sagemaker_emu.control.resources import TRANSITIONAL, Endpoint, EndpointConfig, Model, Variant
-from sagemaker_emu.errors import NotFound
-from sagemaker_emu.fleet.api import Deployer
+from sagemaker_emu.control.resources import (
+    MOVES, TRANSITIONAL, Endpoint, EndpointConfig, EndpointSnapshot, Model, Status, Variant, VariantWeight,
+)
+from sagemaker_emu.errors import InvalidInput, NotFound, NotServing
+from sagemaker_emu.fleet.api import Deployer, Fleet
+
+SERVING = (Status.IN_SERVICE, Status.UPDATING)  # an update keeps the old fleet serving
 
 # ARN resource type -> the noun SageMaker uses in its messages.
 KINDS = {"model": "model", "endpoint-config": "endpoint configuration", "endpoint": "endpoint"}
@@ -28,7 +39,7 @@ class Backend:
     """All resources of one account in one region. Names are unique case-insensitively."""
 
     def __init__(self, region: str, account: str, deployer: Deployer, clock: Callable[[], float] = time.time,
-                 quotas: Quotas | None = None, on_deleted: Callable[[Endpoint], None] = lambda endpoint: None,
+                 quotas: Quotas | None = None, on_deleted: Callable[[EndpointSnapshot], None] = lambda endpoint: None,
                  min_transition: float = 0.0):
         self.region = region
         self.account = account
@@ -37,8 +48,8 @@ class Backend:
         self.on_deleted = on_deleted  # what others keep per endpoint (metrics, sessions) goes too
         self.min_transition = min_transition  # seconds a Creating/Updating/Deleting status lasts at least
         self.clock = clock
-        self.lock = threading.RLock()
-        self.changed = threading.Condition(self.lock)  # notified on every endpoint status change
+        self._lock = threading.RLock()
+        self._changed = threading.Condition(self._lock)  # notified on every endpoint status change
         self.models: dict[str, Model] = {}
         self.endpoint_configs: dict[str, EndpointConfig] = {}
         self.endpoints: dict[str, Endpoint] = {}
@@ -81,13 +92,6 @@ class Backend:
             return None
         return self._table(resource_type).get(name.lower())
 
-    def forget(self, endpoint: Endpoint) -> None:
-        """Remove a deleted endpoint (its fleets stopped) and everything kept for it. Under the lock."""
-        del self.endpoints[endpoint.name.lower()]
-        self.tags.pop(endpoint.arn.lower(), None)
-        self.deployer.forget(endpoint.name)
-        self.on_deleted(endpoint)
-
     def check_quota(self, adding: Iterable[tuple[Variant, int]]) -> None:
         """ResourceLimitExceeded unless `count` more instances of each variant's type fit
         beside every instance the region's endpoints run or are bringing up."""
@@ -103,9 +107,78 @@ class Backend:
                 delta[v.spec.get("InstanceType", "")] += count
         self.quotas.check(in_use, delta)
 
-    def notify(self) -> None:
-        with self.changed:
-            self.changed.notify_all()
+    def run(self, operation: Callable, params: dict, call) -> dict:
+        """Run one control-plane operation with the lock held: operations are the backend's
+        methods, and the only other code that changes resources is below."""
+        with self._lock:
+            return operation(self, params, call)
+
+    # ------------------------------------------------------------ status transitions
+
+    def transition(self, endpoint: Endpoint, status: Status) -> None:
+        """Move an endpoint to `status` (a move resources.MOVES allows), and wake waiters."""
+        with self._lock:
+            if status not in MOVES[endpoint.status]:
+                raise RuntimeError(f"endpoint {endpoint.name}: no move from {endpoint.status.value} to {status.value}")
+            endpoint.status = status
+            endpoint.modified = self.now()
+            self._changed.notify_all()
+
+    def _current(self, endpoint: Endpoint) -> bool:
+        return self.endpoints.get(endpoint.name.lower()) is endpoint
+
+    def deployed(self, endpoint: Endpoint, fleet: Fleet | None, failure: str | None) -> Fleet | None:
+        """Publish the end of a Creating or Updating deployment: `fleet` is up, or it failed
+        for `failure`. Returns the fleet the caller must now stop: the one replaced, or the
+        new one if a reset removed the endpoint meanwhile."""
+        with self._lock:
+            if not self._current(endpoint):
+                return fleet
+            pending, endpoint.pending = endpoint.pending, None
+            retired = None
+            if fleet is None and endpoint.status == Status.CREATING:
+                endpoint.failure_reason = failure
+                self.transition(endpoint, Status.FAILED)
+                return None
+            if fleet is None:  # a failed update: the old configuration keeps serving
+                endpoint.failure_reason = failure
+            else:
+                retired, endpoint.fleet = endpoint.fleet, fleet
+                endpoint.variants = pending.variants
+                if endpoint.status == Status.UPDATING:
+                    endpoint.config_name = pending.config.name
+                    endpoint.spec = endpoint_extras(pending.config.spec)
+                    endpoint.failure_reason = None
+            self.transition(endpoint, Status.IN_SERVICE)
+            return retired
+
+    def rescaled(self, endpoint: Endpoint, changes: dict[str, dict], scaled: dict[str, int],
+                 failure: str | None) -> None:
+        """Publish UpdateEndpointWeightsAndCapacities: the weights asked for, the capacities
+        reached (`scaled`), and why one was not."""
+        with self._lock:
+            for name, change in changes.items():
+                variant = endpoint.variant(name)
+                if variant is None:
+                    continue
+                if "DesiredWeight" in change:
+                    variant.weight = float(change["DesiredWeight"])
+                if name in scaled:
+                    variant.instance_count = scaled[name]
+            endpoint.failure_reason = failure
+            endpoint.updating_variants.clear()
+            if self._current(endpoint):
+                self.transition(endpoint, Status.IN_SERVICE)
+
+    def deleted(self, endpoint: Endpoint) -> None:
+        """Its fleet is stopped: remove the endpoint and everything kept for it."""
+        with self._lock:
+            if self._current(endpoint):
+                del self.endpoints[endpoint.name.lower()]
+                self.tags.pop(endpoint.arn.lower(), None)
+                self.deployer.forget(endpoint.name)
+                self.on_deleted(self._snapshot(endpoint))
+            self._changed.notify_all()
 
     def wait_settled(self, name: str, timeout: float) -> None:
         """Wait (at most `timeout` s) until endpoint `name` is gone or in a steady status."""
@@ -114,12 +187,43 @@ class Backend:
             ep = self.endpoints.get(name.lower())
             return ep is None or ep.status not in TRANSITIONAL
 
-        with self.changed:
-            self.changed.wait_for(settled, timeout=timeout)
+        with self._changed:
+            self._changed.wait_for(settled, timeout=timeout)
+
+    # ------------------------------------------------------------ readers outside the control plane
+
+    def snapshot(self, name: str) -> EndpointSnapshot | None:
+        """Endpoint `name` (any case) as it is now, or None."""
+        with self._lock:
+            ep = self.endpoints.get(name.lower())
+            return self._snapshot(ep) if ep is not None else None
+
+    def _snapshot(self, ep: Endpoint) -> EndpointSnapshot:
+        return EndpointSnapshot(
+            name=ep.name, arn=ep.arn, created=ep.created, region=self.region, account=self.account,
+            status=ep.status.value, failure_reason=ep.failure_reason, fleet=ep.fleet,
+            variants=tuple(VariantWeight(v.name, v.weight, (v.spec.get("RoutingConfig") or {}).get(
+                "RoutingStrategy", "RANDOM")) for v in ep.variants))
+
+    def serving(self, name: str) -> EndpointSnapshot:
+        """The endpoint an invocation of `name` reaches, or SageMaker's error for why none."""
+        with self._lock:
+            ep = self.endpoints.get(name.lower())
+            if ep is None or ep.name != name:  # invoke matches the name's case exactly
+                raise InvalidInput(f"Endpoint {name} of account {self.account} not found.")
+            if ep.status not in SERVING or ep.fleet is None:
+                raise NotServing(f"Endpoint {ep.name} of account {self.account} is not in service "
+                                 f"(status: {ep.status.value}).")
+            return self._snapshot(ep)
+
+    def fleets(self) -> list[tuple[str, Fleet]]:
+        """(endpoint name, fleet) of every endpoint that has one."""
+        with self._lock:
+            return [(ep.name, ep.fleet) for ep in self.endpoints.values() if ep.fleet is not None]
 
     def stop_all(self) -> None:
         """Stop every fleet and forget every resource (used by reset and shutdown)."""
-        with self.lock:
+        with self._lock:
             fleets = [ep.fleet for ep in self.endpoints.values() if ep.fleet is not None]
             for ep in self.endpoints.values():
                 if ep.pending is not None:
@@ -129,18 +233,26 @@ class Backend:
             self.endpoint_configs.clear()
             self.endpoints.clear()
             self.tags.clear()
-            self.changed.notify_all()
+            self._changed.notify_all()
         for fleet in fleets:
             fleet.stop()
         for name in names:
             self.deployer.forget(name)
 
 
+# Endpoint-config members that DescribeEndpoint repeats.
+_EXTRAS = ("DataCaptureConfig", "AsyncInferenceConfig", "ExplainerConfig", "MetricsConfig", "CrossRegionTrafficConfig")
+
+
+def endpoint_extras(config_spec: dict) -> dict:
+    return {k: config_spec[k] for k in _EXTRAS if k in config_spec}
+
+
 class Backends:
     """Lazily created backends, keyed by region (one account per emulator)."""
 
     def __init__(self, account: str, deployer: Deployer, quotas: Quotas | None = None,
-                 on_deleted: Callable[[Endpoint], None] = lambda endpoint: None, min_transition: float = 0.0) -> None:
+                 on_deleted: Callable[[EndpointSnapshot], None] = lambda endpoint: None, min_transition: float = 0.0) -> None:
         self.account = account
         self.min_transition = min_transition
         self.deployer = deployer
@@ -161,6 +273,17 @@ class Backends:
     def all(self) -> list[Backend]:
         with self._lock:
             return list(self._by_region.values())
+
+    def serving(self, region: str, endpoint_name: str) -> EndpointSnapshot:
+        """runtime.api.Directory: what an invocation in `region` reaches."""
+        return self(region).serving(endpoint_name)
+
+    def find(self, endpoint_name: str) -> EndpointSnapshot | None:
+        """Endpoint `endpoint_name` in whichever region has it (for /_emu)."""
+        return next((s for s in (b.snapshot(endpoint_name) for b in self.all()) if s is not None), None)
+
+    def fleets(self) -> list[tuple[str, Fleet]]:
+        return [pair for backend in self.all() for pair in backend.fleets()]
 
     def reset(self) -> None:
         for backend in self.all():

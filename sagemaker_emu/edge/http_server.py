@@ -25,7 +25,7 @@ from waitress.channel import HTTPChannel
 from waitress.server import TcpWSGIServer
 from waitress.task import ErrorTask, ThreadedTaskDispatcher
 
-from sagemaker_emu.app import MAX_REQUEST_BYTES, create_app, shutdown
+from sagemaker_emu.app import MAX_REQUEST_BYTES, build
 from sagemaker_emu.config import Config
 from sagemaker_emu.edge.auth import SigV4Verifier
 from sagemaker_emu.edge.guards import CallerGuard
@@ -222,7 +222,7 @@ class EmulatorHTTPServer:
     """The HTTP server and the app behind it; `port=0` binds an ephemeral port."""
 
     def __init__(self, config: Config) -> None:
-        self.app = create_app(config)
+        self.emulator = build(config)
         adj = Adjustments(
             host=config.host, port=config.port, threads=config.http_threads,
             connection_limit=_descriptor_budget(MAX_CONNECTIONS),
@@ -238,7 +238,7 @@ class EmulatorHTTPServer:
         dispatcher.set_thread_count(adj.threads)
         loop_map = _EpollMap() if hasattr(select, "epoll") else {}  # epoll: Linux; elsewhere poll()
         verifier = SigV4Verifier.from_file(config.credentials) if config.credentials else None
-        guarded = CallerGuard(self.app, config.allowed_hosts, verifier)  # who may call, before any service
+        guarded = CallerGuard(self.emulator.app, config.allowed_hosts, verifier)  # who may call, before any service
         self.httpd = _Server(guarded, map=loop_map, dispatcher=dispatcher, adj=adj, sockinfo=adj.listen[0])
         self.httpd.config = config
         self._stopped = threading.Event()
@@ -273,7 +273,7 @@ class EmulatorHTTPServer:
     def shutdown(self) -> None:
         """Stop accepting calls, then stop every fleet."""
         self.stop_serving()
-        shutdown(self.app)
+        self.emulator.shutdown()
 
 
 def serve(config: Config, announce=print, bootstrap: str | None = None) -> int:
@@ -282,11 +282,11 @@ def serve(config: Config, announce=print, bootstrap: str | None = None) -> int:
         from sagemaker_emu.bootstrap import BootstrapError, apply
 
         try:
-            names = apply(server.app, bootstrap)
+            names = apply(server.emulator, bootstrap)
         except (BootstrapError, OSError, ValueError) as exc:
             log.error("bootstrap failed: %s", exc)
             server.httpd.close()
-            shutdown(server.app)
+            server.emulator.shutdown()
             return 1
         log.info("bootstrap: %d endpoint(s) InService: %s", len(names), ", ".join(names) or "-")
 
@@ -299,6 +299,6 @@ def serve(config: Config, announce=print, bootstrap: str | None = None) -> int:
     try:
         server.serve_forever()
     finally:
-        shutdown(server.app)
+        server.emulator.shutdown()
         log.info("stopped")
     return 0

@@ -11,7 +11,14 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
-from typing import Any, Protocol, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol, Sequence
+
+if TYPE_CHECKING:
+    from sagemaker_emu.fleet.connections import ConnectionPool
+    from sagemaker_emu.fleet.load import Load
+    from sagemaker_emu.kv.index import KvIndex
+    from sagemaker_emu.routing.strategies import Strategy
 
 
 class DeploymentFailed(Exception):
@@ -30,19 +37,51 @@ class VariantPlan:
     startup_timeout: float | None = None  # ContainerStartupHealthCheckTimeoutInSeconds
 
 
+class InstanceView(Protocol):
+    """One instance as the runtime and `/_emu` see it: where to send a call, and what to read."""
+
+    id: str
+    variant: str
+    port: int
+    restarts: int
+    log_path: Path
+    load: "Load"  # in-flight accounting: the runtime enters `load.dispatch()` around a call
+    kv: "KvIndex"  # what its prefix cache holds
+    pool: "ConnectionPool"  # keep-alive connections to its container
+    suspect: bool  # the runtime sets it when a connection is refused; the next good /ping clears it
+
+    @property
+    def pid(self) -> int | None: ...
+
+    @property
+    def health(self) -> Any: ...
+
+    @property
+    def routable(self) -> bool: ...
+
+    @property
+    def kv_block_tokens(self) -> int: ...
+
+    def exited(self) -> bool: ...
+
+    def served_prompt(self, prompt_blocks: Sequence[str]) -> None: ...
+
+    def log_tail(self, lines: int = 50) -> list[str]: ...
+
+
 class FleetView(Protocol):
     """What the runtime and `/_emu` read: never processes to act on."""
 
-    def instances(self, variant: str) -> Sequence[Any]:
+    def instances(self, variant: str) -> Sequence[InstanceView]:
         """The variant's instances that may take a request now (the same tuple until one's
         routability changes)."""
         ...
 
-    def router(self, variant: str) -> Any:
+    def router(self, variant: str) -> "Strategy":
         """The variant's routing strategy."""
         ...
 
-    def all_instances(self) -> list[Any]:
+    def all_instances(self) -> list[InstanceView]:
         """Every instance, for introspection (`/_emu`, metrics)."""
         ...
 

@@ -11,7 +11,9 @@ from flask import Blueprint, current_app, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from sagemaker_emu import errors
+from sagemaker_emu.config import Config
 from sagemaker_emu.control.operations import OPERATIONS, Call
+from sagemaker_emu.control.store import Backends
 from sagemaker_emu.protocol.context import is_waiter, region_of
 from sagemaker_emu.protocol.errors import control_error, error_code, internal_control_error, json11_response, request_id
 from sagemaker_emu.protocol.serialize import to_wire
@@ -19,15 +21,24 @@ from sagemaker_emu.schemas.validator import strip_nulls, validate_input
 from sagemaker_emu.service_model import control_model
 
 log = logging.getLogger("sagemaker_emu.api")
-bp = Blueprint("control", __name__)
 
 TARGET_PREFIX = "SageMaker."
 _NAME_MEMBERS = ("EndpointName", "EndpointConfigName", "ModelName", "ResourceArn")
 
 
-@bp.post("/")
-@bp.post("/<path:_prefix>")  # endpoint_url may carry a path; boto3 then POSTs to it
-def dispatch(_prefix: str = ""):
+def blueprint(backends: Backends, config: Config) -> Blueprint:
+    """`POST /` for every control-plane operation, against `backends`."""
+    bp = Blueprint("control", __name__)
+
+    @bp.post("/")
+    @bp.post("/<path:_prefix>")  # endpoint_url may carry a path; boto3 then POSTs to it
+    def dispatch(_prefix: str = ""):
+        return _dispatch(backends, config)
+
+    return bp
+
+
+def _dispatch(backends: Backends, config: Config):
     started = time.perf_counter()
     rid = request_id()
     target = request.headers.get("X-Amz-Target") or ""
@@ -38,7 +49,7 @@ def dispatch(_prefix: str = ""):
         operation = _operation_name(request.headers.get("X-Amz-Target"))
         params = _parse_body(_read_body())
         validate_input(operation, params)
-        response = _call(operation, params, rid)
+        response = _call(backends, config, operation, params, rid)
     except errors.EmuError as exc:
         response = control_error(exc, rid)
         code = " " + error_code(exc)
@@ -96,10 +107,9 @@ def _non_standard(token: str):
     raise errors.Malformed(f"Non-standard token '{token}': the request body is not valid JSON.")
 
 
-def _call(operation: str, params: dict[str, Any], rid: str):
-    app_config = current_app.config["EMU"]
-    backend = current_app.config["EMU_BACKENDS"](region_of(request.headers.get("Authorization"), app_config.region))
-    call = Call(waiter=is_waiter(request.headers.get("User-Agent")), waiter_hold=app_config.waiter_hold)
-    result = OPERATIONS[operation](backend, params, call)
+def _call(backends: Backends, config: Config, operation: str, params: dict[str, Any], rid: str):
+    backend = backends(region_of(request.headers.get("Authorization"), config.region))
+    call = Call(waiter=is_waiter(request.headers.get("User-Agent")), waiter_hold=config.waiter_hold)
+    result = backend.run(OPERATIONS[operation], params, call)
     shape = control_model().operation_model(operation).output_shape
     return json11_response(to_wire(shape, result), rid)

@@ -1,5 +1,15 @@
-"""InvokeEndpoint: find the endpoint, choose a variant, let its router pick an instance, and
-make the call to that instance's container over a pooled keep-alive connection."""
+"""InvokeEndpoint and InvokeEndpointWithResponseStream as one pipeline of named steps over
+an `Exchange`:
+
+    resolve   the endpoint the call reaches (the control plane's Directory)
+    route     its variant (weights, TargetVariant or the session's) and the router's instance
+    faults    injected latency, throttling or ModelError (/_emu/faults)
+    exchange  take a slot on the instance, send once, read the answer's head
+    record    metrics, the instance's cache state, the log line, once the answer is done
+
+`invoke` then reads the body whole; `stream` hands it on chunk by chunk. A non-2xx answer is
+a ModelError for both, read whole before any event is sent.
+"""
 
 from __future__ import annotations
 
@@ -12,19 +22,22 @@ import time
 from dataclasses import dataclass
 from typing import Callable, Iterator
 
-from sagemaker_emu.control.resources import Status
-from sagemaker_emu.control.store import Backends
-from sagemaker_emu.errors import CallerGone, InvalidInput, ModelFailure, ModelStreamFailure, Throttled, Unavailable
+from sagemaker_emu.errors import (
+    CallerGone, InvalidInput, ModelFailure, ModelStreamFailure, NotServing, Throttled, Unavailable,
+)
+from sagemaker_emu.fleet.api import InstanceView
 from sagemaker_emu.fleet.http1 import Connection, Response
+from sagemaker_emu.fleet.load import Outcome
 from sagemaker_emu.metrics import Metrics
 from sagemaker_emu.routing.strategies import RouteRequest
+from sagemaker_emu.runtime.api import Directory, Target, VariantTarget
 from sagemaker_emu.runtime.faults import Faults
 from sagemaker_emu.runtime.sessions import NEW_SESSION, Session, SessionTable, parse_new_session
 
 log = logging.getLogger("sagemaker_emu.runtime")
 
 MAX_BODY_BYTES = 6 * 1024 * 1024  # BodyBlob's max in the service model (6 MiB)
-SERVING = (Status.IN_SERVICE, Status.UPDATING)  # an update keeps the old fleet serving
+DISPATCH_ATTEMPTS = 3  # an instance may leave routing, or a new fleet replace ours, between steps
 
 
 # Failures before an answer starts, and the code the caller sees for each (for metrics).
@@ -39,22 +52,19 @@ class _Unreachable(Exception):
 
 
 @dataclass
-class _Exchange:
+class Exchange:
     """One call to an instance, open from dispatch until `close()`."""
 
-    backend: object
-    ep: object
-    fleet: object
-    variant: object
-    instance: object
-    conn: Connection
-    head: Response
-    outcome: object
-    stack: contextlib.ExitStack  # holds the in-flight slot
-    session_key: tuple
+    target: Target
+    variant: str
+    instance: InstanceView
+    outcome: Outcome
+    slot: contextlib.ExitStack  # holds the in-flight slot on the instance
+    prompt_blocks: tuple[str, ...]  # the prompt's KV block hashes, when the router computed them
     started: float
     sent: float
-    prompt_blocks: tuple = ()  # the prompt's KV block hashes, when the router computed them
+    conn: Connection
+    head: Response
     closed: bool = False
 
     def close(self) -> None:
@@ -68,13 +78,13 @@ class _Exchange:
             self.conn.close()  # a half-read answer: the instance sees us go
         else:
             self.instance.pool.release(self.conn, reusable=self.head.keep_alive)
-        self.stack.close()
+        self.slot.close()
 
 
 class _Chunks:
     """The body of a streamed answer; closing it, read or not, ends the call exactly once."""
 
-    def __init__(self, gen: Iterator[bytes], finish) -> None:
+    def __init__(self, gen: Iterator[bytes], finish: Callable[[], None]) -> None:
         self._gen = gen
         self._finish = finish
 
@@ -128,9 +138,9 @@ class InvokeResult:
 
 
 class Runtime:
-    def __init__(self, backends: Backends, seed: int | None = None, model_timeout: float = 60.0,
+    def __init__(self, directory: Directory, seed: int | None = None, model_timeout: float = 60.0,
                  metrics: Metrics | None = None) -> None:
-        self.backends = backends
+        self.directory = directory
         self.metrics = metrics or Metrics()
         self.sessions = SessionTable()
         self.faults = Faults(seed)
@@ -138,7 +148,7 @@ class Runtime:
         self._rng = random.Random(seed)
         self._rng_lock = threading.Lock()
 
-    def forget(self, endpoint) -> None:
+    def forget(self, endpoint: Target) -> None:
         """An endpoint was deleted: its metrics and sessions go with it."""
         self.metrics.forget(endpoint.name)
         self.sessions.forget((endpoint.arn, endpoint.created))
@@ -148,69 +158,28 @@ class Runtime:
         self.sessions.clear()
         self.faults.clear()
 
-    # ------------------------------------------------------------ choosing
-
-    def _serving(self, req: InvokeRequest):
-        backend = self.backends(req.region)
-        account = backend.account
-        with backend.lock:
-            ep = backend.endpoints.get(req.endpoint_name.lower())
-            if ep is None or ep.name != req.endpoint_name:  # invoke matches the name's case exactly
-                raise InvalidInput(f"Endpoint {req.endpoint_name} of account {account} not found.")
-            req.endpoint_found = True
-            if ep.status not in SERVING or ep.fleet is None:
-                raise InvalidInput(
-                    f"Endpoint {ep.name} of account {account} is not in service (status: {ep.status.value})."
-                )
-            return backend, ep, ep.fleet, list(ep.variants)
-
-    def _choose_variant(self, req: InvokeRequest, ep, variants):
-        if req.target_variant is not None:
-            for v in variants:
-                if v.name == req.target_variant:
-                    return v
-            raise InvalidInput(f"Endpoint {ep.name} does not have a production variant named {req.target_variant}.")
-        weights = [v.weight for v in variants]
-        with self._rng_lock:
-            return self._rng.choices(variants, weights=weights)[0] if sum(weights) > 0 else variants[0]
-
-    def _pick(self, req: InvokeRequest, fleet, variant: str) -> tuple[object | None, tuple]:
-        """The instance the variant's router picks, and the prompt's KV blocks if it hashed them."""
-        instances = fleet.instances(variant)
-        if not instances:
-            return None, ()
-        router = fleet.router(variant)
-        request = router.prepare(RouteRequest(req.body, req.prefix_aware_id), instances)  # outside the lock
-        with self._rng_lock:  # one decision at a time: seeded choices repeat run to run
-            chosen = router.pick(request, instances, self._rng)
-        if request.prompt_blocks is None:  # not KV_AWARE
-            return chosen, ()
-        return chosen, request.prompt_blocks.get(chosen.kv_block_tokens, ())  # as its cache counts blocks
-
-    # ------------------------------------------------------------ invoking
+    # ------------------------------------------------------------ the two calls
 
     def invoke(self, req: InvokeRequest) -> InvokeResult:
         """Answer an invocation; failures are counted by code, per variant when one was chosen."""
         with self._counting_failures(req):
             ex = self._open(req)
             try:
-                body = self._read_all(ex, req)
+                body = self._read_all(ex)
             finally:
                 self._finish(ex)
-            if ex.outcome.failed:
-                raise self._model_error(ex.backend, ex.ep.name, ex.head.status, body)
             if len(body) > MAX_BODY_BYTES:
-                raise self._model_error(ex.backend, ex.ep.name, 500, None)
+                raise self._model_error(ex.target, 500, None)
             headers = ex.head.headers
             result = InvokeResult(
                 body=body,
                 content_type=headers.get("content-type", "application/octet-stream"),
-                variant=ex.variant.name,
+                variant=ex.variant,
                 custom_attributes=headers.get("x-amzn-sagemaker-custom-attributes"),
                 new_session_id=headers.get("x-amzn-sagemaker-new-session-id"),
                 closed_session_id=headers.get("x-amzn-sagemaker-closed-session-id"),
             )
-            self._track_session(result, ex.session_key, ex.variant.name, ex.instance.id)
+            self._track_session(result, ex)
             return result
 
     def stream(self, req: InvokeRequest) -> StreamResult:
@@ -221,51 +190,132 @@ class Runtime:
             raise InvalidInput("NEW_SESSION is accepted only by InvokeEndpoint; stream within an open session.")
         with self._counting_failures(req):
             ex = self._open(req)
-            if ex.outcome.failed:  # non-2xx: an ordinary ModelError, before any event is sent
-                try:
-                    body = self._read_all(ex, req)
-                finally:
-                    self._finish(ex)
-                raise self._model_error(ex.backend, ex.ep.name, ex.head.status, body)
         headers = ex.head.headers
         return StreamResult(
             content_type=headers.get("content-type", "application/octet-stream"),
-            variant=ex.variant.name,
+            variant=ex.variant,
             custom_attributes=headers.get("x-amzn-sagemaker-custom-attributes"),
-            chunks=_Chunks(self._chunks(ex, req), lambda: self._finish(ex)),
+            chunks=_Chunks(self._chunks(ex), lambda: self._finish(ex)),
         )
 
-    def _chunks(self, ex: "_Exchange", req: InvokeRequest) -> Iterator[bytes]:
-        try:
-            for chunk in ex.conn.iter_body(ex.head):
-                if chunk:
-                    yield chunk
-        except (socket.timeout, TimeoutError):
-            ex.outcome.failed = True
-            self.metrics.failed(ex.ep.name, ex.variant.name, "ModelStreamError")
-            raise ModelStreamFailure(
-                "Your model did not send the next part of its response within the timeout "
-                f"({self.model_timeout:g} s).", "ModelInvocationTimeExceeded") from None
-        except CallerGone:
-            ex.outcome.failed = True
-            self.metrics.failed(ex.ep.name, ex.variant.name, "CallerClosedConnection")
-            raise
-        except OSError:
-            ex.outcome.failed = True
-            self.metrics.failed(ex.ep.name, ex.variant.name, "ModelStreamError")
-            raise ModelStreamFailure("The connection to the model closed before the response was complete.",
-                                     "StreamBroken") from None
-        except GeneratorExit:  # the caller went away mid-stream: stop the model too
-            ex.outcome.failed = True
-            self.metrics.failed(ex.ep.name, ex.variant.name, "CallerClosedConnection")
-            raise
-        finally:
-            self._finish(ex)
+    # ------------------------------------------------------------ the pipeline
 
-    def _finish(self, ex: "_Exchange") -> None:
+    def _open(self, req: InvokeRequest) -> Exchange:
+        """resolve, route, faults, exchange; a non-2xx answer is read whole and raised as ModelError."""
+        started = time.perf_counter()
+        if len(req.body) > MAX_BODY_BYTES:
+            raise InvalidInput("1 validation error detected: Value at 'body' failed to satisfy constraint: "
+                               f"Member must have length less than or equal to {MAX_BODY_BYTES}")
+        for _ in range(DISPATCH_ATTEMPTS):
+            target = self._resolve(req)
+            variant, instance, prompt_blocks = self._route(req, target)
+            req.variant_chosen = variant
+            if instance is None:
+                continue
+            req.sent_to = (instance.id, instance.pid)  # formatted only if the call fails
+            self._inject_faults(target, variant)
+            ex = self._exchange(req, target, variant, instance, prompt_blocks, started)
+            if ex is None:
+                continue
+            if ex.outcome.failed:  # the container answered non-2xx: a ModelError
+                try:
+                    body = self._read_all(ex)
+                finally:
+                    self._finish(ex)
+                raise self._model_error(target, ex.head.status, body)
+            return ex
+        raise Unavailable(f"No instance of endpoint {req.endpoint_name} is available to serve the request. Try again later.")
+
+    def _resolve(self, req: InvokeRequest) -> Target:
+        """The endpoint the call reaches; headers it cannot honour are refused here."""
+        try:
+            target = self.directory.serving(req.region, req.endpoint_name)
+        except NotServing:
+            req.endpoint_found = True
+            raise
+        req.endpoint_found = True
+        if req.target_model is not None:
+            raise InvalidInput(
+                f"Endpoint {target.name} is not a multi-model endpoint and does not support target model header."
+            )
+        if req.inference_component is not None:
+            raise InvalidInput(f"Inference component {req.inference_component} is not hosted on endpoint {target.name}.")
+        return target
+
+    def _route(self, req: InvokeRequest, target: Target) -> tuple[str, InstanceView | None, tuple[str, ...]]:
+        """The variant, the instance its router picks (None: none routable now), and the
+        prompt's KV blocks as that instance counts them (KV_AWARE only)."""
+        if req.session_id not in (None, NEW_SESSION):
+            variant, instance = self._session_target(req, target)
+            return variant, instance, ()
+        variant = self._choose_variant(req, target).name
+        instances = target.fleet.instances(variant)
+        if not instances:
+            return variant, None, ()
+        router = target.fleet.router(variant)
+        request = router.prepare(RouteRequest(req.body, req.prefix_aware_id), instances)  # outside the lock
+        with self._rng_lock:  # one decision at a time: seeded choices repeat run to run
+            chosen = router.pick(request, instances, self._rng)
+        if request.prompt_blocks is None:  # not KV_AWARE
+            return variant, chosen, ()
+        return variant, chosen, request.prompt_blocks.get(chosen.kv_block_tokens, ())
+
+    def _choose_variant(self, req: InvokeRequest, target: Target) -> VariantTarget:
+        variants = target.variants
+        if req.target_variant is not None:
+            for v in variants:
+                if v.name == req.target_variant:
+                    return v
+            raise InvalidInput(f"Endpoint {target.name} does not have a production variant named {req.target_variant}.")
+        weights = [v.weight for v in variants]
+        with self._rng_lock:
+            return self._rng.choices(variants, weights=weights)[0] if sum(weights) > 0 else variants[0]
+
+    def _inject_faults(self, target: Target, variant: str) -> None:
+        injected = self.faults.before_dispatch(target.name, variant)
+        if injected is not None:  # an injected ModelError, as if the container had answered it
+            raise self._model_error(target, injected.status, injected.message.encode())
+
+    def _exchange(self, req: InvokeRequest, target: Target, variant: str, instance: InstanceView,
+                  prompt_blocks: tuple[str, ...], started: float) -> Exchange | None:
+        """Take a slot on the instance, send, read the head. None: the request never reached
+        it (it began draining, or refused the connection), so route again."""
+        slot = contextlib.ExitStack()
+        outcome = slot.enter_context(instance.load.dispatch())  # in flight from here
+        if not instance.routable:  # began draining between the pick and now
+            outcome.cancelled = True
+            slot.close()
+            return None
+        sent = time.perf_counter()
+        try:
+            self.faults.on_instance(target.name, variant, instance)
+            conn, head = self._send(instance, req, target)
+        except _Unreachable:  # it died under us: keep it out of routing, use another
+            instance.suspect = True
+            outcome.cancelled = True
+            slot.close()
+            return None
+        except BaseException:
+            outcome.failed = True
+            slot.close()
+            raise
+        outcome.failed = not 200 <= head.status < 300
+        return Exchange(target, variant, instance, outcome, slot, prompt_blocks, started, sent, conn, head)
+
+    def _finish(self, ex: Exchange) -> None:
+        """Close the exchange and record it, once."""
         if not ex.closed:
             ex.close()
-            self._answered(ex)
+            self._record(ex)
+
+    def _record(self, ex: Exchange) -> None:
+        if not ex.outcome.failed and ex.target.fleet.router(ex.variant).wants_cache_state:
+            ex.instance.served_prompt(ex.prompt_blocks)  # before answering: the next pick sees it cached
+        answered = time.perf_counter()
+        self.metrics.invoked(ex.target.name, ex.variant, ex.instance.id,
+                             model_s=answered - ex.sent, overhead_s=ex.sent - ex.started)
+        log.info("InvokeEndpoint %s variant=%s instance=%s status=%d %.1fms",
+                 ex.target.name, ex.variant, ex.instance.id, ex.head.status, (answered - ex.sent) * 1000)
 
     @contextlib.contextmanager
     def _counting_failures(self, req: InvokeRequest) -> Iterator[None]:
@@ -282,83 +332,68 @@ class Runtime:
                          req.endpoint_name, req.variant_chosen)
             raise
 
-    def _open(self, req: InvokeRequest) -> "_Exchange":
-        """Choose a variant and instance, dispatch to it, send, and read the response head."""
-        started = time.perf_counter()
-        if len(req.body) > MAX_BODY_BYTES:
-            raise InvalidInput("1 validation error detected: Value at 'body' failed to satisfy constraint: "
-                               f"Member must have length less than or equal to {MAX_BODY_BYTES}")
-        for _ in range(3):  # a new fleet may have replaced the one we looked at (UpdateEndpoint)
-            backend, ep, fleet, variants = self._serving(req)
-            if req.target_model is not None:
-                raise InvalidInput(
-                    f"Endpoint {ep.name} is not a multi-model endpoint and does not support target model header."
-                )
-            if req.inference_component is not None:
-                raise InvalidInput(f"Inference component {req.inference_component} is not hosted on endpoint {ep.name}.")
-            session_key = (ep.arn, ep.created)  # a re-created endpoint does not inherit sessions
-            prompt_blocks: tuple = ()
-            if req.session_id not in (None, NEW_SESSION):
-                variant, instance = self._session_target(req, ep, session_key, variants, fleet)
-            else:
-                variant = self._choose_variant(req, ep, variants)
-                instance, prompt_blocks = self._pick(req, fleet, variant.name)
-            req.variant_chosen = variant.name
-            if instance is None:
-                continue
-            req.sent_to = (instance.id, instance.pid)  # formatted only if the call fails
-            injected = self.faults.before_dispatch(ep.name, variant.name)
-            if injected is not None:  # an injected ModelError, as if the container had answered it
-                raise self._model_error(backend, ep.name, injected.status, injected.message.encode())
-            stack = contextlib.ExitStack()
-            outcome = stack.enter_context(instance.load.dispatch())  # in flight from here
-            if not instance.routable:  # began draining between the pick and now: pick again
-                outcome.cancelled = True
-                stack.close()
-                continue
-            sent = time.perf_counter()
-            try:
-                self.faults.on_instance(ep.name, variant.name, instance)
-                conn, head = self._send(instance, req)
-            except _Unreachable:  # it died under us: keep it out of routing, use another
-                instance.suspect = True
-                outcome.cancelled = True
-                stack.close()
-                continue
-            except BaseException:
-                outcome.failed = True
-                stack.close()
-                raise
-            outcome.failed = not 200 <= head.status < 300
-            return _Exchange(backend, ep, fleet, variant, instance, conn, head, outcome, stack,
-                             session_key, started, sent, prompt_blocks)
-        raise Unavailable(f"No instance of endpoint {req.endpoint_name} is available to serve the request. Try again later.")
+    # ------------------------------------------------------------ reading the answer
 
-    def _answered(self, ex: "_Exchange") -> None:
-        if not ex.outcome.failed and ex.fleet.router(ex.variant.name).wants_cache_state:
-            ex.instance.served_prompt(ex.prompt_blocks)  # before answering: the next pick sees it cached
-        answered = time.perf_counter()
-        self.metrics.invoked(ex.ep.name, ex.variant.name, ex.instance.id,
-                             model_s=answered - ex.sent, overhead_s=ex.sent - ex.started)
-        log.info("InvokeEndpoint %s variant=%s instance=%s status=%d %.1fms",
-                 ex.ep.name, ex.variant.name, ex.instance.id, ex.head.status, (answered - ex.sent) * 1000)
+    def _chunks(self, ex: Exchange) -> Iterator[bytes]:
+        try:
+            for chunk in ex.conn.iter_body(ex.head):
+                if chunk:
+                    yield chunk
+        except (socket.timeout, TimeoutError):
+            self._stream_failed(ex, "ModelStreamError")
+            raise ModelStreamFailure(
+                "Your model did not send the next part of its response within the timeout "
+                f"({self.model_timeout:g} s).", "ModelInvocationTimeExceeded") from None
+        except (CallerGone, GeneratorExit):  # the caller went away mid-stream: stop the model too
+            self._stream_failed(ex, "CallerClosedConnection")
+            raise
+        except OSError:
+            self._stream_failed(ex, "ModelStreamError")
+            raise ModelStreamFailure("The connection to the model closed before the response was complete.",
+                                     "StreamBroken") from None
+        finally:
+            self._finish(ex)
 
-    def _session_target(self, req: InvokeRequest, ep, session_key, variants, fleet):
-        session = self.sessions.find(session_key, ep.name, req.session_id, time.time())
-        variant = next((v for v in variants if v.name == session.variant), None)
-        instance = next((i for i in fleet.instances(session.variant) if i.instance_id == session.instance_id), None)
-        if variant is None or instance is None:  # the instance that held it is gone
-            self.sessions.closed(session_key, req.session_id)
-            raise InvalidInput(f"Session {req.session_id} of endpoint {ep.name} was lost with its instance.")
-        return variant, instance
+    def _stream_failed(self, ex: Exchange, code: str) -> None:
+        ex.outcome.failed = True
+        self.metrics.failed(ex.target.name, ex.variant, code)
 
-    def _track_session(self, result: InvokeResult, session_key, variant: str, instance_id: str) -> None:
+    def _read_all(self, ex: Exchange) -> bytes:
+        try:
+            return ex.conn.read_body(ex.head)
+        except CallerGone:
+            ex.outcome.failed = True
+            raise
+        except (socket.timeout, TimeoutError):
+            ex.outcome.failed = True
+            raise self._timeout(ex.target) from None
+        except OSError:
+            ex.outcome.failed = True
+            raise self._broken(ex.target) from None
+
+    # ------------------------------------------------------------ sessions
+
+    def _session_target(self, req: InvokeRequest, target: Target) -> tuple[str, InstanceView]:
+        """The variant and instance that hold the caller's session."""
+        key = (target.arn, target.created)  # a re-created endpoint does not inherit sessions
+        session = self.sessions.find(key, target.name, req.session_id, time.time())
+        has_variant = any(v.name == session.variant for v in target.variants)
+        instance = next((i for i in target.fleet.instances(session.variant) if i.id == session.instance_id), None)
+        if not has_variant or instance is None:  # the instance that held it is gone
+            self.sessions.closed(key, req.session_id)
+            raise InvalidInput(f"Session {req.session_id} of endpoint {target.name} was lost with its instance.")
+        return session.variant, instance
+
+    def _track_session(self, result: InvokeResult, ex: Exchange) -> None:
+        key = (ex.target.arn, ex.target.created)
         if result.new_session_id:
             parsed = parse_new_session(result.new_session_id)
             if parsed is not None:
-                self.sessions.opened(session_key, parsed[0], Session(variant, instance_id, parsed[1]))
+                self.sessions.opened(key, parsed[0], Session(ex.variant, ex.instance.id, parsed[1]))
         if result.closed_session_id:
-            self.sessions.closed(session_key, result.closed_session_id.strip())
+            self.sessions.closed(key, result.closed_session_id.strip())
+
+    # ------------------------------------------------------------ the call to the instance
 
     def _headers(self, req: InvokeRequest) -> dict[str, str]:
         headers = {}
@@ -370,7 +405,7 @@ class Runtime:
                 headers[name] = value
         return headers
 
-    def _send(self, instance, req: InvokeRequest) -> tuple[Connection, Response]:
+    def _send(self, instance: InstanceView, req: InvokeRequest, target: Target) -> tuple[Connection, Response]:
         """Send once. Only a refused connection is known not to have reached the container,
         so only that is tried elsewhere; any later failure is the caller's ModelError."""
         conn = instance.pool.acquire(self.model_timeout)
@@ -383,7 +418,7 @@ class Runtime:
             raise
         except (socket.timeout, TimeoutError):
             conn.close()  # the instance sees us go and is free again
-            raise self._timeout(req) from None
+            raise self._timeout(target) from None
         except ConnectionRefusedError:
             conn.close()
             raise _Unreachable() from None
@@ -391,48 +426,36 @@ class Runtime:
             conn.close()
             if instance.exited():
                 instance.suspect = True  # crashed: no more requests until it is restarted
-            raise self._broken(req) from None
-
-    def _read_all(self, ex: "_Exchange", req: InvokeRequest) -> bytes:
-        try:
-            return ex.conn.read_body(ex.head)
-        except CallerGone:
-            ex.outcome.failed = True
-            raise
-        except (socket.timeout, TimeoutError):
-            ex.outcome.failed = True
-            raise self._timeout(req) from None
-        except OSError:
-            ex.outcome.failed = True
-            raise self._broken(req) from None
+            raise self._broken(target) from None
 
     # ------------------------------------------------------------ ModelError texts
 
-    def _see_logs(self, backend, endpoint: str) -> tuple[str, str]:
-        region, account = backend.region, backend.account
-        see = (f"See https://{region}.console.aws.amazon.com/cloudwatch/home?region={region}#logEventViewer:"
-               f"group=/aws/sagemaker/Endpoints/{endpoint} in account {account} for more information.")
-        arn = f"arn:aws:logs:{region}:{account}:log-group:/aws/sagemaker/Endpoints/{endpoint}"
-        return see, arn
-
-    def _model_error(self, backend, endpoint: str, status: int, body: bytes | None) -> ModelFailure:
-        see, arn = self._see_logs(backend, endpoint)
+    def _model_error(self, target: Target, status: int, body: bytes | None) -> ModelFailure:
         kind = "client" if 400 <= status < 500 else "server"
         if body is None:
+            see, arn = _see_logs(target)
             message = f"Received {kind} error ({status}) from primary and could not load the entire response body. {see}"
             return ModelFailure(message, status, "", arn)
-        text = body.decode("utf-8", errors="replace")
-        return ModelFailure(f'Received {kind} error ({status}) from primary with message "{text}". {see}', status, text, arn)
+        return _from_primary(target, kind, status, body.decode("utf-8", errors="replace"))
 
-    def _timeout(self, req: InvokeRequest) -> ModelFailure:
-        backend = self.backends(req.region)
-        text = ("Your invocation timed out while waiting for a response from container primary. Review the "
-                "latency metrics for each container in Amazon CloudWatch, resolve the issue, and try again.")
-        see, arn = self._see_logs(backend, req.endpoint_name)
-        return ModelFailure(f'Received server error (0) from primary with message "{text}". {see}', 0, text, arn)
+    def _timeout(self, target: Target) -> ModelFailure:
+        return _from_primary(target, "server", 0, (
+            "Your invocation timed out while waiting for a response from container primary. Review the "
+            "latency metrics for each container in Amazon CloudWatch, resolve the issue, and try again."))
 
-    def _broken(self, req: InvokeRequest) -> ModelFailure:
-        backend = self.backends(req.region)
-        text = "The container closed the connection before it sent a complete response."
-        see, arn = self._see_logs(backend, req.endpoint_name)
-        return ModelFailure(f'Received server error (0) from primary with message "{text}". {see}', 0, text, arn)
+    def _broken(self, target: Target) -> ModelFailure:
+        return _from_primary(target, "server", 0,
+                             "The container closed the connection before it sent a complete response.")
+
+
+def _see_logs(target: Target) -> tuple[str, str]:
+    """The sentence pointing at the endpoint's log group, and that group's ARN."""
+    region, account, name = target.region, target.account, target.name
+    see = (f"See https://{region}.console.aws.amazon.com/cloudwatch/home?region={region}#logEventViewer:"
+           f"group=/aws/sagemaker/Endpoints/{name} in account {account} for more information.")
+    return see, f"arn:aws:logs:{region}:{account}:log-group:/aws/sagemaker/Endpoints/{name}"
+
+
+def _from_primary(target: Target, kind: str, status: int, text: str) -> ModelFailure:
+    see, arn = _see_logs(target)
+    return ModelFailure(f'Received {kind} error ({status}) from primary with message "{text}". {see}', status, text, arn)

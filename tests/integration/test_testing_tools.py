@@ -20,8 +20,7 @@ def test_in_process_server_serves_and_stops_its_workers():
         assert rt.invoke_endpoint(EndpointName="ep1", Body=b"hi")["Body"].read() == b"hi"
         view = sm.describe_endpoint(EndpointName="ep1")
         assert view["EndpointStatus"] == "InService"
-        pids = [i.pid for b in emu._server.app.config["EMU_BACKENDS"].all()
-                for ep in b.endpoints.values() for i in ep.fleet.all_instances()]
+        pids = [i.pid for _, fleet in emu._server.emulator.backends.fleets() for i in fleet.all_instances()]
         assert len(pids) == 2 and all(alive(p) for p in pids)
     assert not any(alive(p) for p in pids)
 

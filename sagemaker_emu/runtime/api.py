@@ -1,0 +1,49 @@
+"""What the runtime needs from the control plane, declared by the runtime: a `Directory` that
+answers which endpoint an invocation reaches. The control plane's store provides it; the
+runtime imports nothing from `control/`."""
+
+from __future__ import annotations
+
+from typing import Protocol, Sequence
+
+from sagemaker_emu.fleet.api import FleetView
+
+
+class VariantTarget(Protocol):
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def weight(self) -> float: ...
+
+
+class Target(Protocol):
+    """An endpoint that may take invocations, as it was when the call arrived."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def arn(self) -> str: ...
+
+    @property
+    def created(self) -> float: ...  # with the ARN, tells a re-created endpoint apart (sessions)
+
+    @property
+    def region(self) -> str: ...
+
+    @property
+    def account(self) -> str: ...
+
+    @property
+    def fleet(self) -> FleetView: ...
+
+    @property
+    def variants(self) -> Sequence[VariantTarget]: ...
+
+
+class Directory(Protocol):
+    def serving(self, region: str, endpoint_name: str) -> Target:
+        """The endpoint, or InvalidInput in SageMaker's words: not found (the name matches
+        exactly), or NotServing (it exists but is not InService or Updating)."""
+        ...
