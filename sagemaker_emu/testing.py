@@ -1,31 +1,88 @@
-"""Run the emulator inside your own process, for tests and notebooks.
+"""The one harness for running the emulator from Python: tests, benchmarks, notebooks.
 
-    from sagemaker_emu.testing import EmulatorServer
+    from sagemaker_emu.testing import EmulatorServer, deploy
 
-    with EmulatorServer(port=0) as emu:           # a free port on 127.0.0.1
+    with EmulatorServer(port=0) as emu:           # in this process, on a free port
         sm = emu.client("sagemaker")
+        deploy(sm, "my-endpoint")                  # an echo endpoint, InService
         ...
 
     import sagemaker_emu
     with sagemaker_emu.running() as emu:           # also points boto3 at it through the
         boto3.client("sagemaker").list_models()    # AWS_ENDPOINT_URL_* variables
 
-Stopping the server stops every worker process it started.
+    with EmulatorProcess("--seed", "7") as emu:    # `sagemaker-emu serve` as its own process,
+        ...                                        # with its log kept (benchmarks, CLI tests)
+
+Stopping either stops every worker process it started. `client()` builds the boto3 clients
+all of them use; `deploy()` and `variant()` build the resources most callers need.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
+import subprocess
+import sys
 import tempfile
 import threading
+import urllib.error
+import urllib.request
 from dataclasses import replace
-from typing import Any, Iterator
+from typing import IO, Any, Iterator
 
 from sagemaker_emu.config import Config
-from sagemaker_emu.edge.http_server import EmulatorHTTPServer
+from sagemaker_emu.edge.http_server import EXIT_WITH_PARENT, EmulatorHTTPServer
 
 DUMMY_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+ECHO_IMAGE = "sagemaker-emu/echo"
+
+
+def client(url: str, service: str = "sagemaker", region: str = "us-east-1", **config: Any):
+    """A boto3 client for the emulator at `url`, with dummy credentials. `config` is botocore
+    Config fields; one attempt per call unless `retries` says otherwise, so a failure shows
+    where it happened instead of being retried away."""
+    import boto3
+    from botocore.config import Config as BotoConfig
+
+    return boto3.client(service, endpoint_url=url, region_name=region,
+                        aws_access_key_id=DUMMY_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+                        aws_secret_access_key=DUMMY_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+                        config=BotoConfig(**{"retries": {"total_max_attempts": 1}, **config}))
+
+
+def variant(name: str = "AllTraffic", model: str = "m1", **extra: Any) -> dict:
+    """A ProductionVariant: one ml.m5.large instance unless `extra` says otherwise."""
+    return {"VariantName": name, "ModelName": model, "InstanceType": "ml.m5.large", "InitialInstanceCount": 1,
+            **extra}
+
+
+def deploy(sm, name: str = "ep1", variants: list[dict] | None = None, wait: bool = True,
+           environment: dict[str, str] | None = None, container: dict | None = None, **variant_fields: Any) -> str:
+    """Create the models `variants` name that do not exist yet (each runs `container`, by default
+    the built-in echo image, with `environment` added), a config `<name>-config` and endpoint `name`; with
+    `wait`, return once it is InService. By default one variant runs model `<name>-model`,
+    with `variant_fields` (InitialInstanceCount, RoutingConfig, ...). Returns the config name."""
+    container = dict(container or {"Image": ECHO_IMAGE})
+    container["Environment"] = {**container.get("Environment", {}), **(environment or {})}
+    variants = variants or [variant(model=f"{name}-model", **variant_fields)]
+    existing = {m["ModelName"] for page in sm.get_paginator("list_models").paginate() for m in page["Models"]}
+    for model in dict.fromkeys(v["ModelName"] for v in variants if v["ModelName"] not in existing):
+        sm.create_model(ModelName=model, PrimaryContainer=container)
+    config = f"{name}-config"
+    sm.create_endpoint_config(EndpointConfigName=config, ProductionVariants=variants)
+    sm.create_endpoint(EndpointName=name, EndpointConfigName=config)
+    if wait:  # the emulator holds a waiter's poll until the status settles
+        from botocore.exceptions import WaiterError
+
+        try:
+            sm.get_waiter("endpoint_in_service").wait(EndpointName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 300})
+        except WaiterError as exc:  # say why: botocore's message names only the status
+            reason = exc.last_response.get("FailureReason") if isinstance(exc.last_response, dict) else None
+            raise WaiterError(exc.kwargs["name"], f"{exc.kwargs['reason']}; FailureReason: {reason}",
+                              exc.last_response) from None
+    return config
 
 
 class EmulatorServer:
@@ -57,12 +114,7 @@ class EmulatorServer:
 
     def client(self, service: str = "sagemaker", **config: Any):
         """A boto3 client for this server: `client("sagemaker")` or `client("sagemaker-runtime")`."""
-        import boto3
-        from botocore.config import Config as BotoConfig
-
-        return boto3.client(service, endpoint_url=self.url, region_name=self.region,
-                            aws_access_key_id="testing", aws_secret_access_key="testing",
-                            config=BotoConfig(**config) if config else None)
+        return client(self.url, service, self.region, **config)
 
     def environment(self) -> dict[str, str]:
         """The variables that point boto3 (1.28+) at this server."""
@@ -90,6 +142,83 @@ class EmulatorServer:
 
     def __enter__(self) -> "EmulatorServer":
         return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+class EmulatorProcess:
+    """`sagemaker-emu serve --port 0 ARGS` in its own process: the server as users run it, with
+    no interpreter shared with the caller (benchmarks measure it alone). It stops with its
+    workers if the calling process dies without stopping it. Its log goes to `log`
+    (an open binary file, or subprocess.DEVNULL) or, by default, to a temporary file `logs()` reads."""
+
+    def __init__(self, *args: str, seed: int = 7, log: IO[bytes] | int | None = None,
+                 model_roots: tuple[str, ...] | None = None) -> None:
+        roots = model_roots if model_roots is not None else (os.getcwd(), tempfile.gettempdir())
+        self.log = log if log is not None else tempfile.TemporaryFile()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "sagemaker_emu", "serve", "--port", "0", "--seed", str(seed),
+             *(arg for root in roots for arg in ("--model-root", root)), *args],
+            stdout=subprocess.PIPE, stderr=self.log, text=True, env={**os.environ, EXIT_WITH_PARENT: "1"})
+        line = self.proc.stdout.readline()  # the server prints its URL once it is bound
+        if "listening on" not in line:
+            self.stop()
+            raise RuntimeError(f"the emulator did not start: {line!r} {self.logs()}")
+        self.url = line.split("listening on", 1)[1].strip()
+        host, port = self.url.split("//", 1)[1].rsplit(":", 1)
+        self.host, self.port = host.strip("[]"), int(port)  # for raw http.client connections
+
+    def client(self, service: str = "sagemaker", **config: Any):
+        return client(self.url, service, **config)
+
+    def logs(self) -> str:
+        """Everything the server has logged (when it logs to the default temporary file)."""
+        if not hasattr(self.log, "seek"):
+            return ""
+        self.log.seek(0)
+        return self.log.read().decode(errors="replace")
+
+    def post(self, path: str, body: bytes = b"", headers: dict | None = None, method: str = "POST"):
+        """A raw HTTP call; returns (status, headers, body)."""
+        req = urllib.request.Request(self.url + path, data=body if method == "POST" else None,
+                                     headers=headers or {}, method=method)
+        try:
+            with urllib.request.urlopen(req, timeout=30) as resp:
+                return resp.status, resp.headers, resp.read()
+        except urllib.error.HTTPError as err:
+            return err.code, err.headers, err.read()
+
+    def call(self, operation: str, body: bytes | dict, headers: dict | None = None):
+        """A raw JSON 1.1 control-plane call; returns (status, parsed body)."""
+        raw = body if isinstance(body, bytes) else json.dumps(body).encode()
+        h = {"X-Amz-Target": f"SageMaker.{operation}", "Content-Type": "application/x-amz-json-1.1", **(headers or {})}
+        status, _, data = self.post("/", raw, h)
+        return status, json.loads(data) if data else None
+
+    def endpoint_view(self, name: str) -> dict:
+        """`/_emu/endpoints/<name>`: variants, instances, loads."""
+        status, _, body = self.post(f"/_emu/endpoints/{name}", method="GET")
+        if status != 200:
+            raise LookupError(body.decode(errors="replace"))
+        return json.loads(body)
+
+    def reset(self) -> None:
+        self.post("/_emu/reset")
+
+    def stop(self) -> None:
+        """SIGTERM (the server stops its workers), SIGKILL after 10 s."""
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc.stdout.close()
+
+    def __enter__(self) -> "EmulatorProcess":
+        return self
 
     def __exit__(self, *exc) -> None:
         self.stop()

@@ -27,7 +27,7 @@ import urllib.request
 from collections import Counter
 from pathlib import Path
 
-from sagemaker_emu.bench.stats import start_emulator
+from sagemaker_emu.testing import EmulatorProcess
 
 MODEL = '''\
 import os, time
@@ -78,16 +78,12 @@ class Chaos:
 
     def start(self) -> None:
         self.server_log = self.work / "server.log"
-        with open(self.server_log, "w") as log:
-            self.proc, self.url = start_emulator(self.seed, "--health-interval", "0.5", "--health-failures", "2",
-                                                 log=log)
-        self.host, port = self.url.split("//", 1)[1].rsplit(":", 1)
-        self.port = int(port)
-        import boto3
-        from botocore.config import Config
-
-        self.sm = boto3.client("sagemaker", endpoint_url=self.url, region_name="us-east-1", aws_access_key_id="bench",
-                               aws_secret_access_key="bench", config=Config(retries={"total_max_attempts": 1}))
+        with open(self.server_log, "wb") as log:
+            self.emulator = EmulatorProcess("--health-interval", "0.5", "--health-failures", "2", seed=self.seed,
+                                            log=log)
+        self.proc, self.url, self.host, self.port = (self.emulator.proc, self.emulator.url, self.emulator.host,
+                                                     self.emulator.port)
+        self.sm = self.emulator.client()
         self.sm.create_model(ModelName="chaos", PrimaryContainer={
             "Image": "my/framework:1", "ModelDataUrl": _model_archive(self.work).as_uri(),
             "Environment": {"LEDGER": str(self.ledger), "SAGEMAKER_MODEL_SERVER_WORKERS": "8"}})

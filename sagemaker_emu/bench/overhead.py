@@ -26,7 +26,8 @@ import time
 import urllib.request
 from typing import Callable
 
-from sagemaker_emu.bench.stats import LoadResult, closed_loop, start_emulator, table
+from sagemaker_emu.bench.stats import LoadResult, closed_loop, table
+from sagemaker_emu.testing import EmulatorProcess, client, deploy
 from sagemaker_emu.fleet.instance import free_port
 
 BODY = b'{"inputs": [0.1, 0.2, 0.3]}'
@@ -53,12 +54,7 @@ def _start_moto() -> tuple[subprocess.Popen, str] | None:
 
 
 def _boto3(url: str, service: str, threads: int):
-    import boto3
-    from botocore.config import Config
-
-    return boto3.client(service, endpoint_url=url, region_name="us-east-1", aws_access_key_id="bench",
-                        aws_secret_access_key="bench",
-                        config=Config(retries={"total_max_attempts": 1}, max_pool_connections=max(10, threads)))
+    return client(url, service, max_pool_connections=max(10, threads))
 
 
 def _raw_caller(host: str, port: int, path: str, threads: int) -> Callable[[int], None]:
@@ -85,19 +81,13 @@ def _boto3_caller(url: str, threads: int) -> Callable[[int], None]:
     return call
 
 
-def _deploy(url: str, strategy: str) -> dict:
-    sm = _boto3(url, "sagemaker", 1)
-    sm.create_model(ModelName="bench", PrimaryContainer={"Image": "sagemaker-emu/echo"})
+def _deploy(emulator: EmulatorProcess, strategy: str) -> dict:
+    """One echo instance behind `strategy`; returns its /_emu view (the worker's port)."""
     routing = {"RoutingStrategy": strategy}
     if strategy == "PREFIX_AWARE":
         routing["PrefixAwareRoutingConfig"] = {"PrefixLength": 1024, "ConcurrencyThreshold": 64}
-    sm.create_endpoint_config(EndpointConfigName="bench", ProductionVariants=[{
-        "VariantName": "AllTraffic", "ModelName": "bench", "InstanceType": "ml.m5.large", "InitialInstanceCount": 1,
-        "RoutingConfig": routing}])
-    sm.create_endpoint(EndpointName="bench", EndpointConfigName="bench")
-    sm.get_waiter("endpoint_in_service").wait(EndpointName="bench")
-    with urllib.request.urlopen(url + "/_emu/endpoints/bench") as resp:
-        return json.load(resp)["variants"][0]["instances"][0]
+    deploy(emulator.client(), "bench", RoutingConfig=routing)
+    return emulator.endpoint_view("bench")["variants"][0]["instances"][0]
 
 
 class _HostileSockets:
@@ -139,11 +129,12 @@ class _HostileSockets:
 
 def run(calls: int, thread_counts: list[int], out=print, strategy: str = "RANDOM",
         idle_sockets: int = 0, slow_sockets: int = 0) -> dict:
-    emulator, url = start_emulator()
+    emulator = EmulatorProcess(seed=1, log=subprocess.DEVNULL)
+    url = emulator.url
     moto = _start_moto()
     results: dict[str, dict[int, LoadResult]] = {}
     try:
-        worker = _deploy(url, strategy)
+        worker = _deploy(emulator, strategy)
         host, port = url.split("//", 1)[1].split(":")
         paths: dict[str, Callable[[int], Callable[[int], None]]] = {
             "direct to worker (raw HTTP)": lambda t: _raw_caller("127.0.0.1", worker["port"], "/invocations", t),
@@ -172,8 +163,7 @@ def run(calls: int, thread_counts: list[int], out=print, strategy: str = "RANDOM
             finally:
                 hostile.close()
     finally:
-        emulator.terminate()
-        emulator.wait()
+        emulator.stop()
         if moto is not None:
             moto[0].terminate()
             moto[0].wait()

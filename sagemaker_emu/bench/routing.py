@@ -24,14 +24,15 @@ import json
 import os
 import random
 import sys
+import subprocess
 import threading
 import time
-import urllib.request
 from collections import deque
 from dataclasses import asdict, dataclass
 
-from sagemaker_emu.bench.stats import percentile, start_emulator, table
+from sagemaker_emu.bench.stats import percentile, table
 from sagemaker_emu.bench.workloads import WORKLOADS, Workload
+from sagemaker_emu.testing import EmulatorProcess, deploy
 
 STRATEGIES = ("RANDOM", "LEAST_OUTSTANDING_REQUESTS", "PREFIX_AWARE", "KV_AWARE", "IDEAL")
 SHORT = {"RANDOM": "RANDOM", "LEAST_OUTSTANDING_REQUESTS": "LOR", "PREFIX_AWARE": "PREFIX", "KV_AWARE": "KV",
@@ -63,39 +64,26 @@ class PointResult:
 
 class Emulator:
     def __init__(self, seed: int) -> None:
-        self.proc, self.url = start_emulator(seed)
-        self.host, port = self.url.split("//", 1)[1].split(":")
-        self.port = int(port)
-        import boto3
-        from botocore.config import Config
-
-        self.sm = boto3.client("sagemaker", endpoint_url=self.url, region_name="us-east-1",
-                               aws_access_key_id="bench", aws_secret_access_key="bench",
-                               config=Config(retries={"total_max_attempts": 1}))
+        self.emulator = EmulatorProcess(seed=seed, log=subprocess.DEVNULL)
+        self.url, self.host, self.port = self.emulator.url, self.emulator.host, self.emulator.port
+        self.sm = self.emulator.client()
 
     def deploy(self, name: str, instances: int, strategy: str, environment: dict[str, str]) -> list[dict]:
         routing = {"RoutingStrategy": "RANDOM" if strategy == "IDEAL" else strategy}
         if strategy == "PREFIX_AWARE":
             routing["PrefixAwareRoutingConfig"] = {"PrefixLength": 4096, "ConcurrencyThreshold": 4}
-        self.sm.create_model(ModelName=name, PrimaryContainer={"Image": "sagemaker-emu/llm-sim",
-                                                               "Environment": environment})
-        self.sm.create_endpoint_config(EndpointConfigName=name, ProductionVariants=[{
-            "VariantName": "AllTraffic", "ModelName": name, "InstanceType": "ml.g5.2xlarge",
-            "InitialInstanceCount": instances, "RoutingConfig": routing}])
-        self.sm.create_endpoint(EndpointName=name, EndpointConfigName=name)
-        self.sm.get_waiter("endpoint_in_service").wait(EndpointName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 300})
-        with urllib.request.urlopen(f"{self.url}/_emu/endpoints/{name}") as resp:
-            return json.load(resp)["variants"][0]["instances"]
+        deploy(self.sm, name, container={"Image": "sagemaker-emu/llm-sim"}, environment=environment,
+               InstanceType="ml.g5.2xlarge", InitialInstanceCount=instances, RoutingConfig=routing)
+        return self.emulator.endpoint_view(name)["variants"][0]["instances"]
 
     def remove(self, name: str) -> None:
         self.sm.delete_endpoint(EndpointName=name)
         self.sm.get_waiter("endpoint_deleted").wait(EndpointName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 300})
-        self.sm.delete_endpoint_config(EndpointConfigName=name)
-        self.sm.delete_model(ModelName=name)
+        self.sm.delete_endpoint_config(EndpointConfigName=f"{name}-config")
+        self.sm.delete_model(ModelName=f"{name}-model")
 
     def stop(self) -> None:
-        self.proc.terminate()
-        self.proc.wait()
+        self.emulator.stop()
 
 
 # ------------------------------------------------------------------ one call

@@ -13,10 +13,11 @@ import http.client
 import json
 import os
 import statistics
+import subprocess
 import threading
 import time
 
-from sagemaker_emu.bench.stats import start_emulator
+from sagemaker_emu.testing import EmulatorProcess
 
 
 def _status(pid: int) -> tuple[float, int, int]:
@@ -99,9 +100,8 @@ class Soak:
             self._count("cycles")
 
     def run(self) -> int:
-        proc, url = start_emulator(self.seed)
-        self.host, port = url.split("//", 1)[1].rsplit(":", 1)
-        self.port = int(port)
+        emulator = EmulatorProcess(seed=self.seed, log=subprocess.DEVNULL)
+        proc, self.host, self.port = emulator.proc, emulator.host, emulator.port
         try:
             self._deploy(http.client.HTTPConnection(self.host, self.port, timeout=60), "soak")
             until = time.monotonic() + self.seconds
@@ -121,8 +121,7 @@ class Soak:
             for t in workers:
                 t.join(timeout=120)
         finally:
-            proc.terminate()
-            proc.wait()
+            emulator.stop()
         return self.report(samples)
 
     def report(self, samples: list) -> int:

@@ -1,25 +1,12 @@
-"""Small helpers shared by the benchmarks: percentiles, closed-loop load, tables."""
+"""Small helpers shared by the benchmarks: percentiles, closed-loop load, tables. The emulator
+itself is started with the project's harness (sagemaker_emu/testing.py)."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import threading
 import time
 from dataclasses import dataclass
 from typing import Callable
-
-
-def start_emulator(seed: int = 1, *args: str, log=subprocess.DEVNULL) -> tuple[subprocess.Popen, str]:
-    """`sagemaker-emu serve` on a free port in its own process; returns it and its URL.
-    `log`: where its log lines go (an open file), by default nowhere."""
-    proc = subprocess.Popen([sys.executable, "-m", "sagemaker_emu", "serve", "--port", "0", "--seed", str(seed), *args],
-                            stdout=subprocess.PIPE, stderr=log, text=True)
-    line = proc.stdout.readline()  # printed once the port is bound
-    if "listening on" not in line:
-        proc.kill()
-        raise RuntimeError(f"the emulator did not start: {line!r}")
-    return proc, line.split("listening on", 1)[1].strip()
 
 
 def percentile(sorted_values: list[float], q: float) -> float:

@@ -11,6 +11,7 @@ What it lacks is added here, on its documented extension points (channel and ser
 
 from __future__ import annotations
 
+import os
 import logging
 import resource
 import select
@@ -276,6 +277,21 @@ class EmulatorHTTPServer:
         self.emulator.shutdown()
 
 
+# Set by the harness (testing.EmulatorProcess): a server started for a test or a benchmark
+# stops, with its workers, when the process that started it goes, however that one ended.
+EXIT_WITH_PARENT = "SAGEMAKER_EMU_EXIT_WITH_PARENT"
+
+
+def _watch_parent(parent_pid: int, stop) -> None:
+    def loop() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(0.5)
+        log.info("the process that started the server has gone; stopping")
+        stop()
+
+    threading.Thread(target=loop, daemon=True, name="parent-watch").start()
+
+
 def serve(config: Config, announce=print, bootstrap: str | None = None) -> int:
     server = EmulatorHTTPServer(config)
     if bootstrap:
@@ -295,6 +311,8 @@ def serve(config: Config, announce=print, bootstrap: str | None = None) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    if os.environ.get(EXIT_WITH_PARENT):
+        _watch_parent(os.getppid(), server.stop_serving)
     announce(f"sagemaker-emu listening on {server.url}", flush=True)
     try:
         server.serve_forever()

@@ -22,10 +22,12 @@ from sagemaker_emu.fleet.connections import ConnectionPool
 from sagemaker_emu.fleet.images import Launch
 from sagemaker_emu.fleet.kv_sync import KvSync
 from sagemaker_emu.kv.index import KvIndex
+from sagemaker_emu.worker.contract import EXIT_PORT_TAKEN
 from sagemaker_emu.fleet.load import Load
 
 PING_TIMEOUT_S = 2.0  # SageMaker's per-probe limit
 PING_INTERVAL_S = 0.05
+PORT_RETRIES = 3  # new ports tried when a worker finds its port taken
 
 
 class Health(str, enum.Enum):
@@ -156,8 +158,13 @@ class Instance:
 
     def wait_healthy(self, deadline: float, cancelled: threading.Event) -> str | None:
         """Poll /ping until it passes; None when healthy, else why not."""
+        port_retries = PORT_RETRIES
         while not cancelled.is_set():
             if self.process is not None and self.process.poll() is not None:
+                if self.process.returncode == EXIT_PORT_TAKEN and port_retries > 0:
+                    port_retries -= 1  # free_port() is only a guess until the worker binds it
+                    self.start()
+                    continue
                 return f"the instance process exited with code {self.process.returncode} during startup"
             if self.ping():
                 self.ping_failures = 0

@@ -7,13 +7,14 @@ The process exits when its parent (the emulator) is gone, so no worker is ever o
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import sys
 import time
 
 from sagemaker_emu.worker import lifeline
-from sagemaker_emu.worker.contract import Model
+from sagemaker_emu.worker.contract import EXIT_PORT_TAKEN, Model
 from sagemaker_emu.worker.server import ContainerServer
 
 class SlowStart(Model):
@@ -63,7 +64,13 @@ def main(argv: list[str]) -> int:
         logging.getLogger("sagemaker_emu.worker").exception("the model failed to load")
         return 1
     port = int(env.get("SAGEMAKER_BIND_TO_PORT", "8080"))
-    server = ContainerServer(("127.0.0.1", port), model)
+    try:
+        server = ContainerServer(("127.0.0.1", port), model)
+    except OSError as exc:
+        if exc.errno != errno.EADDRINUSE:
+            raise
+        logging.getLogger("sagemaker_emu.worker").warning("port %d was taken before this worker could bind it", port)
+        return EXIT_PORT_TAKEN
     logging.getLogger("sagemaker_emu.worker").info("serving %s on 127.0.0.1:%d", kind, port)
     sys.stdout.flush()
     server.serve_forever()

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import errno
 from dataclasses import dataclass, field
 from typing import Callable, Iterable
+
+# A worker exits with this code when its port was taken between the fleet choosing it and the
+# worker binding it (another socket got it first); the fleet then starts it on another port.
+EXIT_PORT_TAKEN = errno.EADDRINUSE
 
 
 @dataclass

@@ -1,7 +1,7 @@
 import subprocess
 import sys
 
-from tests.helpers import deploy, variant
+from sagemaker_emu.testing import deploy, variant
 
 
 def run_cli(*args):

@@ -11,8 +11,7 @@ from pathlib import Path
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.conftest import RunningServer, client
-from tests.helpers import variant
+from sagemaker_emu.testing import EmulatorProcess, client, deploy
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 ONE_POLL = {"MaxAttempts": 1}
@@ -25,14 +24,6 @@ def make_tarball(source: Path, dest: Path) -> Path:
     return dest
 
 
-def deploy_model(sm, name: str, container: dict, wait: bool = True):
-    sm.create_model(ModelName=f"{name}-model", PrimaryContainer=container)
-    sm.create_endpoint_config(EndpointConfigName=f"{name}-config", ProductionVariants=[variant(model=f"{name}-model")])
-    sm.create_endpoint(EndpointName=name, EndpointConfigName=f"{name}-config")
-    if wait:
-        sm.get_waiter("endpoint_in_service").wait(EndpointName=name, WaiterConfig=ONE_POLL)
-
-
 FRAMEWORK_IMAGE = "763104351884.dkr.ecr.us-east-1.amazonaws.com/pytorch-inference:2.1-cpu-py310"
 
 
@@ -40,7 +31,7 @@ FRAMEWORK_IMAGE = "763104351884.dkr.ecr.us-east-1.amazonaws.com/pytorch-inferenc
 def test_inference_py_model(sm, rt, tmp_path, form):
     source = FIXTURES / "linear_model"
     url = (make_tarball(source, tmp_path / "model.tar.gz") if form == "tarball" else source).as_uri()
-    deploy_model(sm, "linear", {"Image": FRAMEWORK_IMAGE, "ModelDataUrl": url})
+    deploy(sm, "linear", container={"Image": FRAMEWORK_IMAGE, "ModelDataUrl": url})
     resp = rt.invoke_endpoint(EndpointName="linear", Body=json.dumps({"instances": [1, 2, 3]}),
                               ContentType="application/json")
     assert json.loads(resp["Body"].read()) == {"predictions": [3.0, 5.0, 7.0]}
@@ -50,7 +41,7 @@ def test_inference_py_model(sm, rt, tmp_path, form):
 
 def test_submit_directory_points_at_the_code(sm, rt, tmp_path):
     (tmp_path / "weights.json").write_text('{"slope": 10, "intercept": 0}')
-    deploy_model(sm, "linear", {"Image": FRAMEWORK_IMAGE, "ModelDataUrl": tmp_path.as_uri(), "Environment": {
+    deploy(sm, "linear", container={"Image": FRAMEWORK_IMAGE, "ModelDataUrl": tmp_path.as_uri(), "Environment": {
         "SAGEMAKER_SUBMIT_DIRECTORY": (FIXTURES / "linear_model" / "code").as_uri(),
         "SAGEMAKER_PROGRAM": "inference.py"}})
     resp = rt.invoke_endpoint(EndpointName="linear", Body=b'{"instances": [4]}', ContentType="application/json")
@@ -58,7 +49,7 @@ def test_submit_directory_points_at_the_code(sm, rt, tmp_path):
 
 
 def test_model_fn_that_raises_fails_the_endpoint_with_its_log(sm):
-    deploy_model(sm, "broken", {"Image": FRAMEWORK_IMAGE, "ModelDataUrl": (FIXTURES / "broken_model").as_uri()},
+    deploy(sm, "broken", container={"Image": FRAMEWORK_IMAGE, "ModelDataUrl": (FIXTURES / "broken_model").as_uri()},
                  wait=False)
     with pytest.raises(Exception) as info:
         sm.get_waiter("endpoint_in_service").wait(EndpointName="broken", WaiterConfig=ONE_POLL)
@@ -73,7 +64,7 @@ def test_model_fn_that_raises_fails_the_endpoint_with_its_log(sm):
 
 
 def test_handler_exception_is_a_model_error(sm, rt):
-    deploy_model(sm, "raiser", {"Image": FRAMEWORK_IMAGE, "ModelDataUrl": (FIXTURES / "raising_handler").as_uri()})
+    deploy(sm, "raiser", container={"Image": FRAMEWORK_IMAGE, "ModelDataUrl": (FIXTURES / "raising_handler").as_uri()})
     assert rt.invoke_endpoint(EndpointName="raiser", Body=b"fine")["Body"].read() == b"FINE"
     with pytest.raises(ClientError) as info:
         rt.invoke_endpoint(EndpointName="raiser", Body=b"boom")
@@ -88,7 +79,7 @@ def test_handler_exception_is_a_model_error(sm, rt):
 
 
 def test_unknown_image_fails_with_what_to_do(sm):
-    deploy_model(sm, "mystery", {"Image": "my-registry/my-image:1"}, wait=False)
+    deploy(sm, "mystery", container={"Image": "my-registry/my-image:1"}, wait=False)
     with pytest.raises(Exception):
         sm.get_waiter("endpoint_in_service").wait(EndpointName="mystery", WaiterConfig=ONE_POLL)
     reason = sm.describe_endpoint(EndpointName="mystery")["FailureReason"]
@@ -96,7 +87,7 @@ def test_unknown_image_fails_with_what_to_do(sm):
 
 
 def test_s3_model_data_fails_with_what_to_do(sm):
-    deploy_model(sm, "s3model", {"Image": FRAMEWORK_IMAGE, "ModelDataUrl": "s3://bucket/model.tar.gz"}, wait=False)
+    deploy(sm, "s3model", container={"Image": FRAMEWORK_IMAGE, "ModelDataUrl": "s3://bucket/model.tar.gz"}, wait=False)
     with pytest.raises(Exception):
         sm.get_waiter("endpoint_in_service").wait(EndpointName="s3model", WaiterConfig=ONE_POLL)
     assert "use a file:// URL" in sm.describe_endpoint(EndpointName="s3model")["FailureReason"]
@@ -104,7 +95,7 @@ def test_s3_model_data_fails_with_what_to_do(sm):
 
 def test_model_data_failures_are_not_called_health_check_failures(sm):
     # Item 13: a built-in image with unusable model data said "did not pass the ping health check".
-    deploy_model(sm, "s3echo", {"Image": "sagemaker-emu/echo", "ModelDataUrl": "s3://bucket/model.tar.gz"}, wait=False)
+    deploy(sm, "s3echo", container={"Image": "sagemaker-emu/echo", "ModelDataUrl": "s3://bucket/model.tar.gz"}, wait=False)
     with pytest.raises(Exception):
         sm.get_waiter("endpoint_in_service").wait(EndpointName="s3echo", WaiterConfig=ONE_POLL)
     reason = sm.describe_endpoint(EndpointName="s3echo")["FailureReason"]
@@ -126,7 +117,7 @@ def mapped_server(tmp_path):
         '[images."acme/remote:1"]\n'
         f'url = "http://127.0.0.1:{manual_port}"\n'
     )
-    srv = RunningServer("--image-map", str(image_map))
+    srv = EmulatorProcess("--image-map", str(image_map))
     yield srv
     srv.stop()
     manual.terminate()
@@ -143,8 +134,8 @@ def _free_port() -> int:
 
 def test_image_map_command_and_url(mapped_server):
     sm, rt = client(mapped_server.url), client(mapped_server.url, "sagemaker-runtime")
-    deploy_model(sm, "custom", {"Image": "acme/custom:1", "Environment": {"UNUSED": "1"}})
+    deploy(sm, "custom", container={"Image": "acme/custom:1", "Environment": {"UNUSED": "1"}})
     out = json.loads(rt.invoke_endpoint(EndpointName="custom", Body=b"ping?")["Body"].read())
     assert out == {"container": "hello from acme", "echo": "ping?"}
-    deploy_model(sm, "remote", {"Image": "acme/remote:1"})
+    deploy(sm, "remote", container={"Image": "acme/remote:1"})
     assert rt.invoke_endpoint(EndpointName="remote", Body=b"far away")["Body"].read() == b"far away"

@@ -1,7 +1,7 @@
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.helpers import variant
+from sagemaker_emu.testing import variant
 
 ACCOUNT = "123456789012"
 

@@ -3,7 +3,7 @@
 import pytest
 from botocore.exceptions import ClientError, WaiterError
 
-from tests.helpers import IMAGE, deploy, variant
+from sagemaker_emu.testing import ECHO_IMAGE as IMAGE, deploy, variant
 
 ACCOUNT = "123456789012"
 SLOW = {"SAGEMAKER_EMU_STARTUP_DELAY": "1"}  # instances of this model take 1 s to pass /ping
@@ -173,9 +173,9 @@ def test_weights_and_capacities_errors(sm, desired, message):
 
 
 def test_waiter_hold_can_be_turned_off(tmp_path):
-    from tests.conftest import RunningServer, client
+    from sagemaker_emu.testing import EmulatorProcess, client
 
-    srv = RunningServer("--waiter-hold", "0")
+    srv = EmulatorProcess("--waiter-hold", "0")
     try:
         sm = client(srv.url)
         deploy(sm, "ep1", environment={"SAGEMAKER_EMU_STARTUP_DELAY": "5"}, wait=False)
@@ -188,9 +188,9 @@ def test_waiter_hold_can_be_turned_off(tmp_path):
 
 def test_min_transition_seconds_keeps_statuses_as_long_as_asked():
     """Item 14: transitions took ~20 ms, so code that forgot a waiter passed locally."""
-    from tests.conftest import RunningServer, client
+    from sagemaker_emu.testing import EmulatorProcess, client
 
-    srv = RunningServer("--min-transition-seconds", "3")
+    srv = EmulatorProcess("--min-transition-seconds", "3")
     try:
         sm = client(srv.url)
         deploy(sm, "slow", wait=False)

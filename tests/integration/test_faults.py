@@ -5,8 +5,7 @@ import json
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.conftest import client
-from tests.helpers import deploy, variant
+from sagemaker_emu.testing import client, deploy, variant
 from tests.integration.test_fleet import eventually, instances
 
 

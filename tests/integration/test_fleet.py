@@ -8,8 +8,7 @@ import time
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.conftest import RunningServer, client
-from tests.helpers import deploy, variant
+from sagemaker_emu.testing import EmulatorProcess, client, deploy, variant
 
 ONE_POLL = {"MaxAttempts": 1}
 
@@ -139,7 +138,7 @@ def test_reset_stops_every_process(server, sm):
 
 @pytest.mark.parametrize("how", [signal.SIGTERM, signal.SIGKILL], ids=["shutdown", "server-killed"])
 def test_no_orphans_when_the_server_goes(how):
-    srv = RunningServer()
+    srv = EmulatorProcess()
     try:
         sm = client(srv.url)
         deploy(sm, "ep1", variants=[variant(InitialInstanceCount=2)])
@@ -154,7 +153,7 @@ def test_no_orphans_when_the_server_goes(how):
 
 
 def test_slow_model_times_out_and_frees_the_instance():
-    srv = RunningServer("--model-timeout", "0.5")
+    srv = EmulatorProcess("--model-timeout", "0.5")
     try:
         sm, rt = client(srv.url), client(srv.url, "sagemaker-runtime")
         deploy(sm, "slow", environment={"ECHO_LATENCY_MS": "3000"})
@@ -187,3 +186,33 @@ def test_failed_scale_out_returns_to_in_service_with_a_reason(server, sm, tmp_pa
     assert ep["ProductionVariants"][0]["CurrentInstanceCount"] == 1
     assert "cannot load now" in ep["FailureReason"]
     assert [i["health"] for i in instances(server, "ep1")] == ["Healthy"]
+
+
+def test_a_worker_whose_port_was_taken_is_started_on_another(monkeypatch):
+    """The fleet picks a free port and the worker binds it a moment later; another socket may
+    take it in between. The worker says so by its exit code and the fleet tries a new port."""
+    import socket
+
+    from sagemaker_emu.fleet import instance as instance_module
+    from sagemaker_emu.testing import EmulatorServer
+
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    taken_port = taken.getsockname()[1]
+    real_free_port = instance_module.free_port
+    handed = []
+
+    def first_taken() -> int:
+        handed.append(real_free_port() if handed else taken_port)
+        return handed[-1]
+
+    monkeypatch.setattr(instance_module, "free_port", first_taken)
+    try:
+        with EmulatorServer(port=0) as emu:
+            deploy(emu.client(), "port")
+            out = emu.client("sagemaker-runtime").invoke_endpoint(EndpointName="port", Body=b"ok")
+            assert out["Body"].read() == b"ok"
+    finally:
+        taken.close()
+    assert handed[0] == taken_port and len(handed) == 2  # one retry, on a port of its own

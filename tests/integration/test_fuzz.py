@@ -18,8 +18,7 @@ from hypothesis import strategies as st
 
 from sagemaker_emu.control.operations import OPERATIONS
 from sagemaker_emu.service_model import control_model
-from tests.conftest import RunningServer, client
-from tests.helpers import deploy
+from sagemaker_emu.testing import EmulatorProcess, client, deploy
 
 EXAMPLES = 120  # per operation: 17 operations -> ~2,000 requests, plus the framing cases
 FUZZ = settings(max_examples=EXAMPLES, derandomize=True, database=None, deadline=None,
@@ -105,7 +104,7 @@ def mutated(shape, depth: int = 0) -> st.SearchStrategy:
 
 @pytest.fixture(scope="module")
 def fuzzed():
-    srv = RunningServer("--waiter-hold", "0")
+    srv = EmulatorProcess("--waiter-hold", "0")
     sm = client(srv.url)
     deploy(sm, "keep-ep")  # made before the run; must serve after it
     host, port = srv.url.split("//", 1)[1].rsplit(":", 1)

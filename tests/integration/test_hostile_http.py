@@ -14,15 +14,14 @@ import threading
 
 import pytest
 
-from tests.conftest import RunningServer, client
-from tests.helpers import deploy
+from sagemaker_emu.testing import EmulatorProcess, client, deploy
 
 INVOKE = b"POST /endpoints/echo/invocations HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
 
 
 @pytest.fixture(scope="module")
 def hostile():
-    srv = RunningServer("--read-timeout", "1", "--write-timeout", "1", "--idle-timeout", "3")
+    srv = EmulatorProcess("--read-timeout", "1", "--write-timeout", "1", "--idle-timeout", "3")
     deploy(client(srv.url), "echo")
     yield srv
     srv.stop()
@@ -156,7 +155,7 @@ def test_more_than_1024_open_sockets_do_not_break_invocations(hostile):
 
 
 def test_streams_nobody_reads_do_not_hold_the_instances(tmp_path):
-    srv = RunningServer("--write-timeout", "1", "--model-timeout", "5")
+    srv = EmulatorProcess("--write-timeout", "1", "--model-timeout", "5")
     try:
         sm = client(srv.url)
         # Tokens as fast as llm-sim makes them, far more than socket buffers hold: an unread

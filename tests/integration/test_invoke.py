@@ -5,7 +5,7 @@ import json
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.helpers import deploy, variant
+from sagemaker_emu.testing import deploy, variant
 
 ACCOUNT = "123456789012"
 

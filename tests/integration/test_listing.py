@@ -5,7 +5,7 @@ import datetime as dt
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.helpers import IMAGE, deploy
+from sagemaker_emu.testing import ECHO_IMAGE as IMAGE, deploy
 
 
 @pytest.fixture

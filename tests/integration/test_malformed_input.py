@@ -11,7 +11,7 @@ import json
 
 import pytest
 
-from tests.helpers import deploy, variant
+from sagemaker_emu.testing import deploy
 
 
 def config_body(weight: str, name: str = "cfg") -> bytes:

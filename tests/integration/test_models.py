@@ -4,7 +4,7 @@ import pytest
 from botocore.exceptions import ClientError
 from dateutil.tz import tzlocal
 
-from tests.conftest import client
+from sagemaker_emu.testing import client
 
 ACCOUNT = "123456789012"
 

@@ -15,8 +15,7 @@ from pathlib import Path
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.conftest import RunningServer, client
-from tests.helpers import deploy, variant
+from sagemaker_emu.testing import EmulatorProcess, client, deploy, variant
 from tests.integration.test_fleet import alive, eventually, instances
 
 LEDGER_MODEL = (Path(__file__).parent.parent / "fixtures" / "ledger_model").resolve()
@@ -81,7 +80,7 @@ def test_calls_in_flight_on_a_killed_instance_fail_and_are_never_replayed(server
 
 @pytest.fixture
 def checked():
-    srv = RunningServer("--health-interval", "0.1", "--health-failures", "2")
+    srv = EmulatorProcess("--health-interval", "0.1", "--health-failures", "2")
     yield srv
     srv.stop()
 
@@ -125,7 +124,7 @@ def test_instance_counts_past_the_quota_are_refused(server, sm):
 
 
 def test_a_per_type_quota(tmp_path):
-    srv = RunningServer("--quota", "ml.g5.xlarge=2", "--quota", "total=3")
+    srv = EmulatorProcess("--quota", "ml.g5.xlarge=2", "--quota", "total=3")
     try:
         sm = client(srv.url)
         sm.create_model(ModelName="m", PrimaryContainer={"Image": "sagemaker-emu/echo"})
@@ -157,7 +156,7 @@ def test_delete_is_refused_while_creating_as_on_aws(server, sm, tmp_path):
 
 def test_a_deleted_endpoint_leaves_no_metrics_sessions_or_files(tmp_path):
     """Item 11: each create/delete cycle used to leave its metric series and its state files."""
-    srv = RunningServer("--state-dir", str(tmp_path / "state"))
+    srv = EmulatorProcess("--state-dir", str(tmp_path / "state"))
     try:
         sm, rt = client(srv.url), client(srv.url, "sagemaker-runtime")
         for cycle in range(3):

@@ -8,11 +8,9 @@ import threading
 from collections import Counter
 
 import pytest
-from botocore.config import Config
 from botocore.exceptions import ClientError, ReadTimeoutError
 
-from tests.conftest import client
-from tests.helpers import variant
+from sagemaker_emu.testing import client, deploy, variant
 from tests.integration.test_fleet import eventually
 
 LLM = {"Image": "sagemaker-emu/llm-sim", "Environment": {
@@ -26,13 +24,8 @@ def body(prefix: str, tokens: int, tail: str = "") -> bytes:
 
 
 def deploy_llm(sm, name: str, count: int, routing: dict, extra_variants=(), extra_env=None):
-    container = {**LLM, "Environment": {**LLM.get("Environment", {}), **(extra_env or {})}}
-    sm.create_model(ModelName=f"{name}-model", PrimaryContainer=container)
-    variants = [variant("main", model=f"{name}-model", InitialInstanceCount=count, RoutingConfig=routing),
-                *extra_variants]
-    sm.create_endpoint_config(EndpointConfigName=f"{name}-config", ProductionVariants=variants)
-    sm.create_endpoint(EndpointName=name, EndpointConfigName=f"{name}-config")
-    sm.get_waiter("endpoint_in_service").wait(EndpointName=name, WaiterConfig={"MaxAttempts": 1})
+    main = variant("main", model=f"{name}-model", InitialInstanceCount=count, RoutingConfig=routing)
+    deploy(sm, name, variants=[main, *extra_variants], container=LLM, environment=extra_env)
 
 
 def loads(server, name: str, variant_name: str = "main") -> dict[str, dict]:
@@ -64,10 +57,7 @@ def test_least_outstanding_puts_one_request_on_each_instance(server, sm, rt):
 
 
 def test_random_spread_passes_chi_square(server, sm, rt):
-    sm.create_model(ModelName="m", PrimaryContainer={"Image": "sagemaker-emu/echo"})
-    sm.create_endpoint_config(EndpointConfigName="c", ProductionVariants=[variant(model="m", InitialInstanceCount=4)])
-    sm.create_endpoint(EndpointName="rnd", EndpointConfigName="c")
-    sm.get_waiter("endpoint_in_service").wait(EndpointName="rnd", WaiterConfig={"MaxAttempts": 1})
+    deploy(sm, "rnd", InitialInstanceCount=4)
     n = 400
     for _ in range(n):
         rt.invoke_endpoint(EndpointName="rnd", Body=b"x")
@@ -230,9 +220,9 @@ def test_a_caller_that_hangs_up_frees_the_instance_and_stops_generation(server, 
 
 def routed_sequence(seed: int) -> list[str]:
     """Which instance served each of 40 sequential calls, read from the invocation log lines."""
-    from tests.conftest import RunningServer
+    from sagemaker_emu.testing import EmulatorProcess
 
-    srv = RunningServer(seed=seed)
+    srv = EmulatorProcess(seed=seed)
     try:
         sm, rt = client(srv.url), client(srv.url, "sagemaker-runtime")
         sm.create_model(ModelName="m", PrimaryContainer={"Image": "sagemaker-emu/echo"})

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from tests.conftest import client
+from sagemaker_emu.testing import client
 
 
 def test_health_answers_json(server):

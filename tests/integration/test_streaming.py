@@ -5,9 +5,8 @@ import json
 import pytest
 from botocore.exceptions import ClientError, EventStreamError
 
-from tests.conftest import client
-from tests.helpers import deploy, variant
-from tests.integration.test_containers import FIXTURES, deploy_model, mapped_server  # noqa: F401
+from sagemaker_emu.testing import client, deploy, variant
+from tests.integration.test_containers import FIXTURES, mapped_server  # noqa: F401
 from tests.integration.test_fleet import eventually
 
 LLM = {"Image": "sagemaker-emu/llm-sim", "Environment": {
@@ -91,7 +90,7 @@ def test_errors_before_the_first_byte_are_ordinary_errors(server, rt, llm):
 
 
 def test_inference_py_generators_stream_and_fail_mid_stream(server, sm, rt):
-    deploy_model(sm, "gen", {"Image": "my/framework:1", "ModelDataUrl": (FIXTURES / "streaming_model").as_uri()})
+    deploy(sm, "gen", container={"Image": "my/framework:1", "ModelDataUrl": (FIXTURES / "streaming_model").as_uri()})
     resp = rt.invoke_endpoint_with_response_stream(EndpointName="gen", Body=b'{"parts": 4}', ContentType="application/json")
     assert b"".join(parts(resp)) == b"part-0;part-1;part-2;part-3;"
     resp = rt.invoke_endpoint_with_response_stream(EndpointName="gen", Body=b'{"parts": 4, "fail_at": 2}',
@@ -109,15 +108,15 @@ def test_inference_py_generators_stream_and_fail_mid_stream(server, sm, rt):
 
 def test_image_map_commands_stream_by_chunked_http(mapped_server):  # noqa: F811
     sm, rt = client(mapped_server.url), client(mapped_server.url, "sagemaker-runtime")
-    deploy_model(sm, "custom", {"Image": "acme/custom:1"})
+    deploy(sm, "custom", container={"Image": "acme/custom:1"})
     resp = rt.invoke_endpoint_with_response_stream(EndpointName="custom", Body=b"stream:one two three")
     assert parts(resp) == [b"one", b"two", b"three"]
 
 
 def test_a_model_too_slow_between_parts_gets_model_invocation_time_exceeded():
-    from tests.conftest import RunningServer
+    from sagemaker_emu.testing import EmulatorProcess
 
-    srv = RunningServer("--model-timeout", "0.5")
+    srv = EmulatorProcess("--model-timeout", "0.5")
     try:
         sm, rt = client(srv.url), client(srv.url, "sagemaker-runtime")
         sm.create_model(ModelName="slow", PrimaryContainer={"Image": "sagemaker-emu/llm-sim", "Environment": {

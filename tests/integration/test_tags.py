@@ -1,7 +1,7 @@
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.helpers import IMAGE, deploy
+from sagemaker_emu.testing import ECHO_IMAGE as IMAGE, deploy
 
 ACCOUNT = "123456789012"
 

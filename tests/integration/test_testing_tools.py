@@ -1,5 +1,6 @@
 """The ways users test against the emulator: in-process server, env vars, pytest plugin, CLI."""
 
+import json
 import os
 import subprocess
 import sys
@@ -7,9 +8,8 @@ import sys
 import boto3
 
 import sagemaker_emu
-from sagemaker_emu.testing import EmulatorServer
-from tests.helpers import deploy, variant
-from tests.integration.test_fleet import alive
+from sagemaker_emu.testing import EmulatorServer, deploy, variant
+from tests.integration.test_fleet import alive, eventually
 
 
 def test_in_process_server_serves_and_stops_its_workers():
@@ -129,10 +129,10 @@ endpoints:
 
 
 def test_bootstrap_serves_a_ready_endpoint(tmp_path):
-    from tests.conftest import RunningServer, client
+    from sagemaker_emu.testing import EmulatorProcess, client
 
     (tmp_path / "stack.yaml").write_text(BOOTSTRAP)
-    srv = RunningServer("--bootstrap", str(tmp_path / "stack.yaml"))
+    srv = EmulatorProcess("--bootstrap", str(tmp_path / "stack.yaml"))
     try:  # the URL is printed only once the endpoint is InService
         sm, rt = client(srv.url), client(srv.url, "sagemaker-runtime")
         ep = sm.describe_endpoint(EndpointName="chat")
@@ -183,6 +183,7 @@ def test_a_mock_aws_decorated_test_reaches_the_emulator_with_autouse(pytester):
 
 
 FIXTURE_THEN_MOTO = '''
+import json
 import os
 import boto3
 from moto import mock_aws
@@ -207,3 +208,17 @@ def test_the_session_fixture_does_not_leak_into_later_tests(pytester):
     pytester.makepyfile(FIXTURE_THEN_MOTO)
     result = pytester.runpytest_subprocess()
     result.assert_outcomes(passed=2)
+
+
+def test_a_server_the_harness_started_stops_when_its_starter_dies_without_stopping_it():
+    script = ("import os, json\n"
+              "from sagemaker_emu.testing import EmulatorProcess, deploy\n"
+              "emu = EmulatorProcess()\n"
+              "deploy(emu.client(), 'left')\n"
+              "pids = [i['pid'] for v in emu.endpoint_view('left')['variants'] for i in v['instances']]\n"
+              "print(json.dumps([emu.proc.pid, *pids]), flush=True)\n"
+              "os._exit(0)\n")  # no stop(), no atexit: as if the test runner were killed
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=True)
+    pids = json.loads(out.stdout)
+    assert len(pids) == 2
+    eventually(lambda: not any(alive(p) for p in pids))

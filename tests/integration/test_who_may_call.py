@@ -9,8 +9,7 @@ from pathlib import Path
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.conftest import RunningServer, client
-from tests.helpers import deploy, variant
+from sagemaker_emu.testing import EmulatorProcess, client, deploy, variant
 
 FIXTURES = Path(__file__).parent.parent / "fixtures"
 LIST = {"X-Amz-Target": "SageMaker.ListEndpoints", "Content-Type": "application/x-amz-json-1.1"}
@@ -38,7 +37,7 @@ def test_addresses_and_localhost_are_answered(server, host):
 
 
 def test_configured_names_are_answered():
-    srv = RunningServer("--allowed-host", "emu.internal")
+    srv = EmulatorProcess("--allowed-host", "emu.internal")
     try:
         assert srv.post("/", b"{}", {**LIST, "Host": f"emu.internal:{_port(srv)}"})[0] == 200
         assert srv.post("/", b"{}", {**LIST, "Host": "other.internal"})[0] == 403
@@ -71,7 +70,7 @@ def test_a_region_that_does_not_exist_is_refused(server):
 def signed(tmp_path_factory):
     creds = tmp_path_factory.mktemp("creds") / "credentials"
     creds.write_text("[default]\naws_access_key_id = AKIDEMU\naws_secret_access_key = s3cret\n")
-    srv = RunningServer("--auth", "sigv4", "--credentials", str(creds))
+    srv = EmulatorProcess("--auth", "sigv4", "--credentials", str(creds))
     yield srv
     srv.stop()
 
@@ -154,7 +153,7 @@ def test_the_sdk_layout_opt_ml_model_code_is_the_models_own_code(server, sm, rt)
 
 
 def test_directory_model_data_outside_the_roots_fails_the_endpoint():
-    srv = RunningServer()  # the test conftest allows the temp dir; this one only its own roots
+    srv = EmulatorProcess()  # the test conftest allows the temp dir; this one only its own roots
     try:
         sm = client(srv.url)
         sm.create_model(ModelName="etc", PrimaryContainer={"Image": "my/framework:1", "ModelDataUrl": "file:///etc"})

@@ -1,5 +1,5 @@
 """Claims of docs/architecture.md about who imports whom, checked against the code's imports
-(issue 12). Each row: a package, and the packages of sagemaker_emu it must not import."""
+(issue 12). Each row: a part of sagemaker_emu, and the parts it must not import."""
 
 import ast
 from pathlib import Path
@@ -7,31 +7,63 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[2] / "sagemaker_emu"
+PARTS = {p.stem for p in PACKAGE.iterdir() if p.suffix == ".py" or (p.is_dir() and any(p.glob("*.py")))}
 
 RULES = {
-    "fleet": {"control", "runtime", "protocol", "edge", "app", "emu_api"},  # fleet.api is its interface
-    "kv": {"fleet", "control", "runtime", "routing", "worker", "protocol", "edge"},  # a leaf concern
-    "routing": {"fleet", "control", "runtime", "protocol", "edge", "worker"},  # pure strategies
-    "worker": {"fleet", "control", "runtime", "routing", "protocol", "edge", "app"},  # runs in the instance
+    # the front doors reach the services through the composition root, never around it
+    "edge": {"control", "runtime", "fleet", "routing", "kv", "worker", "emu_api"},
+    "protocol": {"edge", "app", "emu_api", "fleet", "routing", "kv", "worker", "bench"},
+    # the runtime reads the control plane through runtime/api.py's Directory
+    "runtime": {"control", "protocol", "edge", "app", "emu_api", "worker", "bench"},
+    "control": {"runtime", "protocol", "edge", "app", "emu_api", "routing", "kv", "worker", "bench"},
+    "emu_api": {"control", "runtime", "protocol", "edge", "worker"},  # reads snapshots and FleetView
+    "fleet": {"control", "runtime", "protocol", "edge", "app", "emu_api", "bench"},  # fleet.api is its interface
+    "routing": {"fleet", "control", "runtime", "protocol", "edge", "worker", "app"},  # pure strategies
+    "kv": {"fleet", "control", "runtime", "routing", "worker", "protocol", "edge", "app"},  # a leaf concern
+    "worker": {"fleet", "control", "runtime", "routing", "protocol", "edge", "app", "emu_api"},  # in the instance
+    "bench": {"control", "runtime", "protocol", "edge", "app", "emu_api"},  # through the harness (testing.py)
 }
 
 
-def imported_packages(folder: Path) -> dict[str, set[str]]:
-    """File -> the sagemaker_emu subpackages (or top modules) it imports."""
-    found = {}
-    for path in folder.rglob("*.py"):
-        names = set()
-        for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("sagemaker_emu."):
-                names.add(node.module.split(".")[1])
-            elif isinstance(node, ast.Import):
-                names |= {a.name.split(".")[1] for a in node.names if a.name.startswith("sagemaker_emu.")}
-        found[str(path.relative_to(PACKAGE))] = names
-    return found
+def imports(path: Path) -> set[str]:
+    """The sagemaker_emu modules a file imports, as dotted names below the package."""
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module == "sagemaker_emu":
+            names |= {a.name for a in node.names if a.name in PARTS}  # from sagemaker_emu import emu_api
+        elif isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("sagemaker_emu."):
+            names.add(node.module.split(".", 1)[1])
+        elif isinstance(node, ast.Import):
+            names |= {a.name.split(".", 1)[1] for a in node.names if a.name.startswith("sagemaker_emu.")}
+    return names
 
 
-@pytest.mark.parametrize("package", sorted(RULES))
-def test_layer_imports_nothing_above_it(package):
-    offending = {f: names & RULES[package] for f, names in imported_packages(PACKAGE / package).items()
-                 if names & RULES[package]}
+def files_of(part: str) -> list[Path]:
+    folder = PACKAGE / part
+    return sorted(folder.rglob("*.py")) if folder.is_dir() else [PACKAGE / f"{part}.py"]
+
+
+@pytest.mark.parametrize("part", sorted(RULES))
+def test_layer_imports_nothing_it_must_not(part):
+    offending = {}
+    for path in files_of(part):
+        bad = {name for name in imports(path) if name.split(".")[0] in RULES[part]}
+        if bad:
+            offending[str(path.relative_to(PACKAGE))] = bad
     assert offending == {}
+
+
+def test_control_reaches_the_fleet_only_through_its_declared_interface():
+    used = {name for path in files_of("control") for name in imports(path) if name.startswith("fleet")}
+    assert used == {"fleet.api"}
+
+
+def test_only_the_store_takes_the_store_lock():
+    """`_lock` of control/store.py is private; nobody outside the store names `backend.lock`."""
+    holders = [str(p.relative_to(PACKAGE)) for p in PACKAGE.rglob("*.py")
+               if "backend.lock" in p.read_text() or "backend._lock" in p.read_text()]
+    assert holders == []
+
+
+def test_every_rule_names_real_parts():
+    assert set(RULES) <= PARTS and all(rule <= PARTS for rule in RULES.values())
