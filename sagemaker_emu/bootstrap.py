@@ -16,7 +16,10 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+if TYPE_CHECKING:
+    from sagemaker_emu.app import Emulator
 
 SECTIONS = (("models", "CreateModel"), ("endpoint_configs", "CreateEndpointConfig"), ("endpoints", "CreateEndpoint"))
 
@@ -46,8 +49,8 @@ def load(path: str | Path) -> dict:
     return data
 
 
-def apply(emulator, path: str | Path, timeout: float = 600.0) -> list[str]:
-    """Make every call in the file through `emulator` (an app.Emulator), then wait for the
+def apply(emulator: "Emulator", path: str | Path, timeout: float = 600.0) -> list[str]:
+    """Make every call in the file through the emulator's own app, then wait for the
     endpoints; returns the endpoint names."""
     data = load(path)
     client = emulator.app.test_client()

@@ -9,7 +9,7 @@ import sys
 from sagemaker_emu import __version__
 from sagemaker_emu.config import DEFAULT_ACCOUNT, DEFAULT_PORT, Config
 
-BENCHES = ("routing", "overhead", "pick", "chaos", "soak")
+BENCHES = ("routing", "overhead", "pick", "compare", "chaos", "soak")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -61,7 +61,7 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--bootstrap", default=None,
                        help="YAML or JSON file of models, endpoint configs and endpoints to create first")
 
-    bench = commands.add_parser("bench", help="run a benchmark (routing, overhead, pick, chaos, soak); "
+    bench = commands.add_parser("bench", help="run a benchmark (routing, overhead, pick, compare, chaos, soak); "
                                 "`bench NAME --help` for its flags", add_help=False)
     bench.add_argument("which", choices=BENCHES)
     bench.add_argument("rest", nargs=argparse.REMAINDER)
@@ -147,6 +147,10 @@ def main(argv: list[str] | None = None) -> int:
             from sagemaker_emu.bench import routing_pick
 
             return routing_pick.main(args.rest)
+        if args.which == "compare":
+            from sagemaker_emu.bench import compare
+
+            return compare.main(args.rest)
         if args.which == "chaos":
             from sagemaker_emu.bench import chaos
 

@@ -154,13 +154,14 @@ class EmulatorProcess:
     (an open binary file, or subprocess.DEVNULL) or, by default, to a temporary file `logs()` reads."""
 
     def __init__(self, *args: str, seed: int = 7, log: IO[bytes] | int | None = None,
-                 model_roots: tuple[str, ...] | None = None) -> None:
+                 model_roots: tuple[str, ...] | None = None, env: dict[str, str] | None = None) -> None:
         roots = model_roots if model_roots is not None else (os.getcwd(), tempfile.gettempdir())
         self.log = log if log is not None else tempfile.TemporaryFile()
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "sagemaker_emu", "serve", "--port", "0", "--seed", str(seed),
              *(arg for root in roots for arg in ("--model-root", root)), *args],
-            stdout=subprocess.PIPE, stderr=self.log, text=True, env={**os.environ, EXIT_WITH_PARENT: "1"})
+            stdout=subprocess.PIPE, stderr=self.log, text=True,
+            env={**os.environ, **(env or {}), EXIT_WITH_PARENT: "1"})
         line = self.proc.stdout.readline()  # the server prints its URL once it is bound
         if "listening on" not in line:
             self.stop()

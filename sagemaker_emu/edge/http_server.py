@@ -11,8 +11,8 @@ What it lacks is added here, on its documented extension points (channel and ser
 
 from __future__ import annotations
 
-import os
 import logging
+import os
 import resource
 import select
 import signal

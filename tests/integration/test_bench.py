@@ -4,6 +4,7 @@ docs/, never asserted here."""
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 
 def bench(*args: str) -> subprocess.CompletedProcess:
@@ -42,6 +43,15 @@ def test_overhead_and_pick_run():
     result = bench("pick", "--picks", "200")
     assert result.returncode == 0, result.stderr
     assert "PREFIX_AWARE" in result.stdout and "200 instances (us)" in result.stdout
+
+
+def test_compare_runs_two_trees_side_by_side():
+    tree = str(Path(__file__).resolve().parents[2])  # this checkout against itself
+    result = bench("compare", "--before", tree, "--after", tree, "--rounds", "2", "--calls", "20")
+    assert result.returncode == 0, result.stderr
+    assert "after: worker directly" in result.stdout and "after / before" in result.stdout
+    result = bench("compare", "--before", "/nonexistent")
+    assert result.returncode == 2 and "is not a sagemaker-emu source tree" in result.stderr
 
 
 def test_chaos_short_run_keeps_its_promises():

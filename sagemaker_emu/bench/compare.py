@@ -1,0 +1,100 @@
+"""`sagemaker-emu bench compare`: the invoke path of two versions of the code, side by side.
+
+Two servers run at once, one from `--before` (a checkout of an earlier commit, e.g. made with
+`git worktree add /tmp/before <rev>`) and one from `--after` (by default this checkout), each
+with one echo instance behind `--strategy`. Rounds of `--calls` single-thread raw-HTTP calls
+go to each server and to each server's worker directly, one after the other, so the machine's
+drift during the run hits both sides alike. Printed: the median over rounds of each target's
+p50, the emulator's own overhead (p50 through the server minus p50 straight to its worker)
+on each side, and their ratio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from sagemaker_emu.bench.stats import table
+from sagemaker_emu.testing import EmulatorProcess, deploy
+
+BODY = b'{"inputs": "hello"}'
+STRATEGIES = ("RANDOM", "LEAST_OUTSTANDING_REQUESTS", "PREFIX_AWARE", "KV_AWARE")
+THIS_TREE = Path(__file__).resolve().parents[2]
+
+
+def _routing(strategy: str) -> dict:
+    routing = {"RoutingStrategy": strategy}
+    if strategy == "PREFIX_AWARE":
+        routing["PrefixAwareRoutingConfig"] = {"PrefixLength": 1024, "ConcurrencyThreshold": 64}
+    return routing
+
+
+def _p50(host: str, port: int, path: str, calls: int) -> float:
+    """p50 in ms of `calls` back-to-back calls on one keep-alive connection."""
+    conn = http.client.HTTPConnection(host, port, timeout=30)
+    latencies = []
+    try:
+        for _ in range(calls):
+            t0 = time.perf_counter()
+            conn.request("POST", path, BODY, {"Content-Type": "application/json"})
+            resp = conn.getresponse()
+            resp.read()
+            if resp.status != 200:
+                raise RuntimeError(f"{host}:{port}{path} answered {resp.status}")
+            latencies.append((time.perf_counter() - t0) * 1000)
+    finally:
+        conn.close()
+    return statistics.median(latencies)
+
+
+def run(before: Path, after: Path, rounds: int, calls: int, strategy: str, out=print) -> dict[str, float]:
+    servers = {}
+    targets: dict[str, tuple[str, int, str]] = {}
+    try:
+        for side, tree in (("before", before), ("after", after)):
+            emu = servers[side] = EmulatorProcess(seed=1, log=subprocess.DEVNULL, model_roots=(),
+                                                  env={"PYTHONPATH": str(tree)})
+            deploy(emu.client(), "compare", RoutingConfig=_routing(strategy))
+            worker = emu.endpoint_view("compare")["variants"][0]["instances"][0]
+            targets[side] = (emu.host, emu.port, "/endpoints/compare/invocations")
+            targets[f"{side}: worker directly"] = ("127.0.0.1", worker["port"], "/invocations")
+        for target in targets.values():
+            _p50(*target, calls)  # warm-up
+        p50s: dict[str, list[float]] = {name: [] for name in targets}
+        for n in range(rounds):
+            for name, target in targets.items():
+                p50s[name].append(_p50(*target, calls))
+            out(f"  round {n + 1} of {rounds}", file=sys.stderr)
+    finally:
+        for emu in servers.values():
+            emu.stop()
+    overhead = {side: statistics.median(a - b for a, b in zip(p50s[side], p50s[f"{side}: worker directly"]))
+                for side in ("before", "after")}
+    rows = [[name, f"{statistics.median(v):.3f}", f"{min(v):.3f}", f"{max(v):.3f}"] for name, v in p50s.items()]
+    out(f"{rounds} rounds of {calls} calls per target, 1 thread, {strategy}; before: {before}, after: {after}")
+    out(table(["target", "p50 ms (median of rounds)", "min", "max"], rows))
+    ratio = overhead["after"] / overhead["before"]
+    out(f"emulator overhead at p50: before {overhead['before']:.3f} ms, after {overhead['after']:.3f} ms, "
+        f"after / before {ratio:.2f}x")
+    return {"before_ms": overhead["before"], "after_ms": overhead["after"], "ratio": ratio}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="sagemaker-emu bench compare", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--before", type=Path, required=True, help="source tree of the earlier version")
+    parser.add_argument("--after", type=Path, default=THIS_TREE, help="source tree of the later version (this one)")
+    parser.add_argument("--rounds", type=int, default=20)
+    parser.add_argument("--calls", type=int, default=300, help="calls per target per round")
+    parser.add_argument("--strategy", choices=STRATEGIES, default="RANDOM")
+    args = parser.parse_args(argv)
+    for tree in (args.before, args.after):
+        if not (tree / "sagemaker_emu" / "__init__.py").exists():
+            parser.error(f"{tree} is not a sagemaker-emu source tree")
+    run(args.before, args.after, args.rounds, args.calls, args.strategy)
+    return 0
