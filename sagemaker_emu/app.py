@@ -17,7 +17,7 @@ from werkzeug.exceptions import HTTPException
 
 from sagemaker_emu import emu_api
 from sagemaker_emu.config import Config
-from sagemaker_emu.control.operations import OPERATIONS
+from sagemaker_emu.control.registry import OPERATIONS
 from sagemaker_emu.control.quotas import Quotas
 from sagemaker_emu.control.store import Backends
 from sagemaker_emu.fleet.fleet import HealthChecks, ProcessDeployer

@@ -12,7 +12,7 @@ from flask import Blueprint, Response, abort, jsonify, request
 
 from sagemaker_emu import __version__
 from sagemaker_emu.errors import InvalidInput
-from sagemaker_emu.fleet.api import InstanceView
+from sagemaker_emu.fleet.api import InstanceView, component_key
 
 if TYPE_CHECKING:
     from sagemaker_emu.app import Emulator
@@ -53,10 +53,15 @@ def blueprint(emu: "Emulator") -> Blueprint:
         ep = find_endpoint(name)
         instances = ep.fleet.all_instances() if ep.fleet else []
         variants = [{"name": v.name, "weight": v.weight, "routing_strategy": v.routing_strategy,
-                     "instances": [_instance_view(i) for i in instances if i.variant == v.name]}
+                     "instances": [_instance_view(i) for i in instances if i.variant == v.name],
+                     "hosts": ep.fleet.placement(v.name) if ep.fleet else []}  # inference-component variants
                     for v in ep.variants]
+        components = {c.name: {"variant": c.variant, "copies": [_instance_view(i) for i in instances
+                                                               if i.variant == component_key(c.name)]}
+                      for c in ep.components.values()}
         return jsonify({"name": ep.name, "region": ep.region, "status": ep.status,
-                        "failure_reason": ep.failure_reason, "variants": variants})
+                        "failure_reason": ep.failure_reason, "variants": variants,
+                        "inference_components": components})
 
     @bp.get("/endpoints/<name>/instances/<instance_id>/logs")
     def instance_logs(name: str, instance_id: str):
@@ -105,6 +110,7 @@ def _instance_view(instance: InstanceView) -> dict:
     load = instance.load.snapshot()
     return {
         "id": instance.id,
+        "placed_on": instance.placed_on,
         "pid": instance.pid,
         "port": instance.port,
         "health": instance.health.value,

@@ -11,9 +11,9 @@ from __future__ import annotations
 import logging
 import threading
 
-from sagemaker_emu.control.resources import Endpoint
+from sagemaker_emu.control.resources import Endpoint, InferenceComponent
 from sagemaker_emu.control.store import Backend
-from sagemaker_emu.fleet.api import DeploymentFailed
+from sagemaker_emu.fleet.api import ComponentPlan, Copies, DeploymentFailed, Fleet
 
 log = logging.getLogger("sagemaker_emu.lifecycle")
 
@@ -77,3 +77,27 @@ def delete(backend: Backend, endpoint: Endpoint) -> None:
         endpoint.fleet.stop(drain=True)
     _hold(backend, endpoint.modified)
     backend.deleted(endpoint)
+
+
+def set_copies(backend: Backend, ic: InferenceComponent, fleet: Fleet, plan: ComponentPlan, count: int) -> None:
+    """Start or stop copies of an inference component (Create, UpdateInferenceComponentRuntimeConfig)."""
+    copies: Copies | None = None
+    failure = None
+    try:
+        copies = fleet.set_copies(plan, count)
+    except DeploymentFailed as exc:
+        failure = str(exc)[:1024]
+    except Exception as exc:  # a bug must not leave the component Creating forever
+        log.exception("copies of %s failed", ic.name)
+        failure = f"Internal error while placing the inference component: {exc}"[:1024]
+    if failure is not None:
+        log.warning("inference component %s: %s", ic.name, failure)
+    _hold(backend, ic.modified)
+    backend.copies_set(ic, copies, failure)
+
+
+def remove_component(backend: Backend, ic: InferenceComponent, fleet: Fleet | None) -> None:
+    if fleet is not None:
+        fleet.remove_component(ic.name)
+    _hold(backend, ic.modified)
+    backend.component_deleted(ic)

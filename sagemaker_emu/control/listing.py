@@ -19,6 +19,8 @@ _FILTERS: dict[str, tuple[str, Callable[[Any, Any], bool]]] = {
     "LastModifiedTimeBefore": ("modified", lambda value, wanted: value < wanted),
     "LastModifiedTimeAfter": ("modified", lambda value, wanted: value >= wanted),
     "StatusEquals": ("status", lambda value, wanted: value == wanted),
+    "EndpointNameEquals": ("endpoint_name", lambda value, wanted: value == wanted),
+    "VariantNameEquals": ("variant_name", lambda value, wanted: value == wanted),
 }
 _SORT_ATTRS = {"Name": "name", "CreationTime": "created", "Status": "status"}
 

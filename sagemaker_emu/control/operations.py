@@ -10,9 +10,10 @@ from __future__ import annotations
 import copy
 import hashlib
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from sagemaker_emu.control import lifecycle, rules
+from sagemaker_emu.control.registry import Call, operation
 from sagemaker_emu.control.listing import list_page
 from sagemaker_emu.control.resources import (
     Deployment,
@@ -29,29 +30,11 @@ from sagemaker_emu.errors import AlreadyExists, InvalidInput, NotFound
 MAX_TAGS = 50
 
 
-@dataclass(frozen=True)
-class Call:
-    """What the protocol layer tells an operation about the request beyond its input."""
-
-    waiter: bool = False  # the caller is a boto3 waiter polling for a status
-    waiter_hold: float = 0.0  # how long a waiter's poll may wait for a transition to finish
-
-
-Operation = Callable[[Backend, dict[str, Any], Call], dict[str, Any]]
-OPERATIONS: dict[str, Operation] = {}
-
-
-def operation(fn: Operation) -> Operation:
-    name = "".join(part.title() for part in fn.__name__.split("_"))
-    OPERATIONS[name] = fn
-    return fn
-
-
 def _spec(params: dict[str, Any], *drop: str) -> dict[str, Any]:
     return {k: copy.deepcopy(v) for k, v in params.items() if k not in drop}
 
 
-def _set_tags(backend: Backend, arn: str, tags: list[dict[str, str]]) -> None:
+def set_tags(backend: Backend, arn: str, tags: list[dict[str, str]]) -> None:
     current = {t["Key"]: t for t in backend.tags.get(arn.lower(), [])}
     for tag in tags:
         current[tag["Key"]] = {"Key": tag["Key"], "Value": tag.get("Value", "")}
@@ -78,7 +61,7 @@ def create_model(backend: Backend, params: dict, call: Call) -> dict:
         container.setdefault("Mode", "SingleModel")
         container.setdefault("Environment", {})
     spec.setdefault("EnableNetworkIsolation", False)
-    _set_tags(backend, arn, params.get("Tags", []))
+    set_tags(backend, arn, params.get("Tags", []))
     backend.models[name.lower()] = Model(name=name, arn=arn, created=backend.now(), spec=spec)
     return {"ModelArn": arn}
 
@@ -118,11 +101,12 @@ def create_endpoint_config(backend: Backend, params: dict, call: Call) -> dict:
     if name.lower() in backend.endpoint_configs:
         raise AlreadyExists("endpoint configuration", arn)
     for variant in params["ProductionVariants"] + params.get("ShadowProductionVariants", []):
-        backend.model(variant["ModelName"])
+        if "ModelName" in variant:
+            backend.model(variant["ModelName"])
     spec = _spec(params, "EndpointConfigName", "Tags")
     for variant in spec["ProductionVariants"] + spec.get("ShadowProductionVariants", []):
         variant["InitialVariantWeight"] = float(variant.get("InitialVariantWeight", 1.0))
-    _set_tags(backend, arn, params.get("Tags", []))
+    set_tags(backend, arn, params.get("Tags", []))
     backend.endpoint_configs[name.lower()] = EndpointConfig(name=name, arn=arn, created=backend.now(), spec=spec)
     return {"EndpointConfigArn": arn}
 
@@ -166,7 +150,7 @@ def _plan(backend: Backend, config: EndpointConfig, retained: dict[str, Variant]
     now = backend.now()
     plan = []
     for spec in config.variants:
-        model = backend.model(spec["ModelName"])
+        model = backend.model(spec["ModelName"]) if "ModelName" in spec else None  # None: ICs bring models
         weight = spec["InitialVariantWeight"]
         count = spec.get("InitialInstanceCount", 0)
         old = (retained or {}).get(spec["VariantName"])
@@ -175,7 +159,7 @@ def _plan(backend: Backend, config: EndpointConfig, retained: dict[str, Variant]
                 weight = old.weight
             if "DesiredInstanceCount" not in exclude and not old.serverless:
                 count = old.instance_count
-        plan.append(Variant(spec=copy.deepcopy(spec), models=[copy.deepcopy(model)], weight=weight,
+        plan.append(Variant(spec=copy.deepcopy(spec), models=[copy.deepcopy(model)] if model else [], weight=weight,
                             instance_count=count, deployed_at=now))
     return plan
 
@@ -200,7 +184,7 @@ def create_endpoint(backend: Backend, params: dict, call: Call) -> dict:
         pending=Deployment(config=config, variants=variants, started=now),
         spec=endpoint_extras(config.spec),
     )
-    _set_tags(backend, arn, params.get("Tags", []))
+    set_tags(backend, arn, params.get("Tags", []))
     backend.endpoints[name.lower()] = endpoint
     lifecycle.run_in_background(lifecycle.deploy, backend, endpoint)
     return {"EndpointArn": arn}
@@ -218,6 +202,9 @@ def update_endpoint(backend: Backend, params: dict, call: Call) -> dict:
     endpoint = backend.endpoint(params["EndpointName"])
     config = backend.endpoint_config(params["EndpointConfigName"])
     _require_in_service(endpoint, "update")
+    if backend.components_of(endpoint.name):
+        raise InvalidInput(f'sagemaker-emu cannot yet update endpoint "{endpoint.arn}" while it hosts '
+                           "inference components.")
     retained = {v.name: v for v in endpoint.variants} if params.get("RetainAllVariantProperties") else None
     exclude = frozenset(p["VariantPropertyType"] for p in params.get("ExcludeRetainedVariantProperties", []))
     variants = _plan(backend, config, retained, exclude)
@@ -251,6 +238,9 @@ def delete_endpoint(backend: Backend, params: dict, call: Call) -> dict:
     endpoint = backend.endpoint(params["EndpointName"])
     if endpoint.status in (Status.CREATING, Status.UPDATING, Status.DELETING):
         raise InvalidInput(f'Cannot delete in-progress endpoint "{endpoint.arn}".')
+    if backend.components_of(endpoint.name):
+        raise InvalidInput(f'Cannot delete endpoint "{endpoint.arn}" while it hosts inference components; '
+                           "delete them first.")
     backend.transition(endpoint, Status.DELETING)
     lifecycle.run_in_background(lifecycle.delete, backend, endpoint)
     return {}
@@ -378,7 +368,7 @@ def _tagged(backend: Backend, arn: str):
 @operation
 def add_tags(backend: Backend, params: dict, call: Call) -> dict:
     resource = _tagged(backend, params["ResourceArn"])
-    _set_tags(backend, resource.arn, params["Tags"])
+    set_tags(backend, resource.arn, params["Tags"])
     return {"Tags": params["Tags"]}
 
 

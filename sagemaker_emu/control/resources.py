@@ -7,7 +7,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
-from sagemaker_emu.fleet.api import VariantPlan
+from sagemaker_emu.fleet.api import ComponentPlan, VariantPlan
 
 
 class Status(str, enum.Enum):
@@ -76,13 +76,20 @@ class Variant:
     def serverless(self) -> bool:
         return "ServerlessConfig" in self.spec
 
+    @property
+    def hosts_components(self) -> bool:
+        """No ModelName: inference components bring the models."""
+        return "ModelName" not in self.spec
+
     def plan(self) -> VariantPlan:
         """What the fleet needs to run this variant, as plain data."""
-        model = self.models[0]
         timeout = self.spec.get("ContainerStartupHealthCheckTimeoutInSeconds")
-        return VariantPlan(name=self.name, model_name=model.name, containers=containers(model.spec),
+        model = self.models[0] if self.models else None
+        return VariantPlan(name=self.name, model_name=model.name if model else "",
+                           containers=containers(model.spec) if model else [],
                            instance_count=max(self.instance_count, 1), routing=self.spec.get("RoutingConfig") or {},
-                           startup_timeout=float(timeout) if timeout is not None else None)
+                           startup_timeout=float(timeout) if timeout is not None else None,
+                           instance_type=self.spec.get("InstanceType", ""))
 
 
 @dataclass
@@ -115,6 +122,48 @@ class Endpoint:
         return next((v for v in self.variants if v.name == name), None)
 
 
+@dataclass
+class InferenceComponent:
+    name: str
+    arn: str
+    endpoint_name: str
+    endpoint_arn: str
+    variant_name: str
+    created: float
+    modified: float
+    status: Status
+    spec: dict[str, Any]  # Specification, as given
+    model: Model | None  # the model it runs, as it was at creation
+    desired_copies: int
+    current_copies: int = 0
+    failure_reason: str | None = None
+    changing_copies: bool = False  # UpdateInferenceComponentRuntimeConfig in progress
+
+    def plan(self, routing: dict[str, Any]) -> ComponentPlan:
+        """What the fleet needs to run copies of it; `routing` is its variant's RoutingConfig."""
+        needs = self.spec.get("ComputeResourceRequirements", {})
+        if self.model is not None:
+            runs = containers(self.model.spec)
+        else:  # Specification.Container: an image (and artifacts) without a model
+            c = self.spec.get("Container", {})
+            runs = [{"Image": c.get("Image", ""), "Environment": c.get("Environment", {}),
+                     **({"ModelDataUrl": c["ArtifactUrl"]} if "ArtifactUrl" in c else {})}]
+        timeout = self.spec.get("StartupParameters", {}).get("ContainerStartupHealthCheckTimeoutInSeconds")
+        return ComponentPlan(
+            name=self.name, variant=self.variant_name, model_name=self.model.name if self.model else self.name,
+            containers=runs, accelerators=float(needs.get("NumberOfAcceleratorDevicesRequired", 0)),
+            memory_mb=int(needs.get("MinMemoryRequiredInMb", 0)), cpus=float(needs.get("NumberOfCpuCoresRequired", 0)),
+            placement=self.spec.get("SchedulingConfig", {}).get("PlacementStrategy", "SPREAD"), routing=routing,
+            startup_timeout=float(timeout) if timeout is not None else None)
+
+
+@dataclass(frozen=True)
+class ComponentTarget:
+    name: str
+    variant: str
+    copies: int  # running now
+
+
 @dataclass(frozen=True)
 class VariantWeight:
     name: str
@@ -135,3 +184,5 @@ class EndpointSnapshot:
     failure_reason: str | None
     fleet: Any  # the fleet.api.FleetView serving `variants`, or None
     variants: tuple[VariantWeight, ...]
+    hosts_components: bool = False  # its variants have no model: invocations name a component
+    components: dict[str, ComponentTarget] = field(default_factory=dict)

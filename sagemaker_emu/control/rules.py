@@ -25,6 +25,17 @@ def check_endpoint_config(params: dict[str, Any]) -> None:
             "An endpoint configuration with ShadowProductionVariants must have exactly one "
             "production variant and one shadow variant."
         )
+    with_model = {"ModelName" in v for v in production + shadow}
+    if len(with_model) > 1:
+        raise InvalidInput("Either every production variant specifies ModelName, or none does (an endpoint "
+                           "for inference components); an endpoint configuration cannot mix the two.")
+    if with_model == {False}:
+        if "ExecutionRoleArn" not in params:
+            raise InvalidInput("ExecutionRoleArn must be specified in an endpoint configuration whose production "
+                               "variants do not specify ModelName.")
+        if any("ServerlessConfig" in v for v in production + shadow):
+            raise InvalidInput("Inference components cannot be deployed to serverless production variants; "
+                               "specify ModelName for a serverless variant.")
     kinds = {"ServerlessConfig" in v for v in production + shadow}
     if len(kinds) > 1:
         raise InvalidInput("Serverless and instance-based production variants cannot be mixed in one endpoint configuration.")

@@ -16,15 +16,17 @@ from typing import Callable, Iterable
 
 from sagemaker_emu.control.quotas import Quotas
 from sagemaker_emu.control.resources import (
-    MOVES, TRANSITIONAL, Endpoint, EndpointConfig, EndpointSnapshot, Model, Status, Variant, VariantWeight,
+    MOVES, TRANSITIONAL, ComponentTarget, Endpoint, EndpointConfig, EndpointSnapshot, InferenceComponent, Model,
+    Status, Variant, VariantWeight,
 )
 from sagemaker_emu.errors import InvalidInput, NotFound, NotServing
-from sagemaker_emu.fleet.api import Deployer, Fleet
+from sagemaker_emu.fleet.api import Copies, Deployer, Fleet
 
 SERVING = (Status.IN_SERVICE, Status.UPDATING)  # an update keeps the old fleet serving
 
 # ARN resource type -> the noun SageMaker uses in its messages.
-KINDS = {"model": "model", "endpoint-config": "endpoint configuration", "endpoint": "endpoint"}
+KINDS = {"model": "model", "endpoint-config": "endpoint configuration", "endpoint": "endpoint",
+         "inference-component": "inference component"}
 
 
 def partition(region: str) -> str:
@@ -53,6 +55,7 @@ class Backend:
         self.models: dict[str, Model] = {}
         self.endpoint_configs: dict[str, EndpointConfig] = {}
         self.endpoints: dict[str, Endpoint] = {}
+        self.inference_components: dict[str, InferenceComponent] = {}
         self.tags: dict[str, list[dict[str, str]]] = {}  # ARN (lower-case) -> tags in order added
 
     def now(self) -> float:
@@ -62,9 +65,8 @@ class Backend:
         return f"arn:{partition(self.region)}:sagemaker:{self.region}:{self.account}:{resource_type}/{name}"
 
     def _table(self, resource_type: str) -> dict:
-        return {"model": self.models, "endpoint-config": self.endpoint_configs, "endpoint": self.endpoints}[
-            resource_type
-        ]
+        return {"model": self.models, "endpoint-config": self.endpoint_configs, "endpoint": self.endpoints,
+                "inference-component": self.inference_components}[resource_type]
 
     def get(self, resource_type: str, name: str):
         """The resource, or NotFound in SageMaker's words."""
@@ -81,6 +83,12 @@ class Backend:
 
     def endpoint(self, name: str) -> Endpoint:
         return self.get("endpoint", name)
+
+    def inference_component(self, name: str) -> InferenceComponent:
+        return self.get("inference-component", name)
+
+    def components_of(self, endpoint_name: str) -> list[InferenceComponent]:
+        return [ic for ic in self.inference_components.values() if ic.endpoint_name.lower() == endpoint_name.lower()]
 
     def resource_by_arn(self, arn: str):
         """The model, endpoint config or endpoint an ARN names, or None."""
@@ -115,13 +123,36 @@ class Backend:
 
     # ------------------------------------------------------------ status transitions
 
-    def transition(self, endpoint: Endpoint, status: Status) -> None:
-        """Move an endpoint to `status` (a move resources.MOVES allows), and wake waiters."""
+    def transition(self, resource: Endpoint | InferenceComponent, status: Status) -> None:
+        """Move an endpoint or inference component to `status` (a move resources.MOVES
+        allows), and wake waiters."""
         with self._lock:
-            if status not in MOVES[endpoint.status]:
-                raise RuntimeError(f"endpoint {endpoint.name}: no move from {endpoint.status.value} to {status.value}")
-            endpoint.status = status
-            endpoint.modified = self.now()
+            if status not in MOVES[resource.status]:
+                raise RuntimeError(f"{resource.name}: no move from {resource.status.value} to {status.value}")
+            resource.status = status
+            resource.modified = self.now()
+            self._changed.notify_all()
+
+    def copies_set(self, ic: InferenceComponent, copies: Copies | None, failure: str | None) -> None:
+        """Publish what the fleet reached for a component's copy count (None: it could not
+        start them, for `failure`)."""
+        with self._lock:
+            if self.inference_components.get(ic.name.lower()) is not ic:
+                return
+            ic.changing_copies = False
+            if copies is None:
+                ic.failure_reason = failure
+                self.transition(ic, Status.FAILED if ic.status == Status.CREATING else Status.IN_SERVICE)
+                return
+            ic.current_copies = copies.current
+            ic.failure_reason = copies.failure
+            self.transition(ic, Status.IN_SERVICE)
+
+    def component_deleted(self, ic: InferenceComponent) -> None:
+        with self._lock:
+            if self.inference_components.get(ic.name.lower()) is ic:
+                del self.inference_components[ic.name.lower()]
+                self.tags.pop(ic.arn.lower(), None)
             self._changed.notify_all()
 
     def _current(self, endpoint: Endpoint) -> bool:
@@ -183,9 +214,14 @@ class Backend:
     def wait_settled(self, name: str, timeout: float) -> None:
         """Wait (at most `timeout` s) until endpoint `name` is gone or in a steady status."""
 
+        self.wait_until(lambda: self.endpoints.get(name.lower()), timeout)
+
+    def wait_until(self, find: Callable[[], Endpoint | InferenceComponent | None], timeout: float) -> None:
+        """Wait (at most `timeout` s) until what `find` returns is gone or in a steady status."""
+
         def settled() -> bool:
-            ep = self.endpoints.get(name.lower())
-            return ep is None or ep.status not in TRANSITIONAL
+            found = find()
+            return found is None or found.status not in TRANSITIONAL
 
         with self._changed:
             self._changed.wait_for(settled, timeout=timeout)
@@ -199,11 +235,15 @@ class Backend:
             return self._snapshot(ep) if ep is not None else None
 
     def _snapshot(self, ep: Endpoint) -> EndpointSnapshot:
+        hosts_components = any(v.hosts_components for v in ep.variants)
         return EndpointSnapshot(
             name=ep.name, arn=ep.arn, created=ep.created, region=self.region, account=self.account,
             status=ep.status.value, failure_reason=ep.failure_reason, fleet=ep.fleet,
             variants=tuple(VariantWeight(v.name, v.weight, (v.spec.get("RoutingConfig") or {}).get(
-                "RoutingStrategy", "RANDOM")) for v in ep.variants))
+                "RoutingStrategy", "RANDOM")) for v in ep.variants),
+            hosts_components=hosts_components,
+            components={ic.name: ComponentTarget(ic.name, ic.variant_name, ic.current_copies)
+                        for ic in self.components_of(ep.name)} if hosts_components else {})
 
     def serving(self, name: str) -> EndpointSnapshot:
         """The endpoint an invocation of `name` reaches, or SageMaker's error for why none."""
@@ -232,6 +272,7 @@ class Backend:
             self.models.clear()
             self.endpoint_configs.clear()
             self.endpoints.clear()
+            self.inference_components.clear()
             self.tags.clear()
             self._changed.notify_all()
         for fleet in fleets:

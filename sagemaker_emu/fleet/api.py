@@ -35,6 +35,38 @@ class VariantPlan:
     instance_count: int
     routing: dict[str, Any] = field(default_factory=dict)  # the variant's RoutingConfig
     startup_timeout: float | None = None  # ContainerStartupHealthCheckTimeoutInSeconds
+    instance_type: str = ""
+    # No containers: an inference-component variant, whose instances run nothing until
+    # components place copies on them (`Fleet.set_copies`).
+
+
+def component_key(name: str) -> str:
+    """The FleetView key of an inference component's copies (variant names have no colon)."""
+    return f"ic:{name}"
+
+
+@dataclass(frozen=True)
+class ComponentPlan:
+    """An inference component as the fleet needs it: what one copy runs and reserves."""
+
+    name: str
+    variant: str  # the inference-component variant whose instances hold the copies
+    model_name: str
+    containers: list[dict[str, Any]]
+    accelerators: float = 0.0  # NumberOfAcceleratorDevicesRequired
+    memory_mb: int = 0  # MinMemoryRequiredInMb
+    cpus: float = 0.0  # NumberOfCpuCoresRequired
+    placement: str = "SPREAD"  # SchedulingConfig.PlacementStrategy
+    routing: dict[str, Any] = field(default_factory=dict)  # the variant's RoutingConfig, per component
+    startup_timeout: float | None = None
+
+
+@dataclass(frozen=True)
+class Copies:
+    """What `set_copies` reached: copies running now, and why fewer than asked, if so."""
+
+    current: int
+    failure: str | None = None
 
 
 class InstanceView(Protocol):
@@ -49,6 +81,7 @@ class InstanceView(Protocol):
     kv: "KvIndex"  # what its prefix cache holds
     pool: "ConnectionPool"  # keep-alive connections to its container
     suspect: bool  # the runtime sets it when a connection is refused; the next good /ping clears it
+    placed_on: str | None  # an inference-component copy: the instance it is placed on
 
     @property
     def pid(self) -> int | None: ...
@@ -81,6 +114,10 @@ class FleetView(Protocol):
         """The variant's routing strategy."""
         ...
 
+    def placement(self, variant: str) -> list[dict[str, Any]]:
+        """An inference-component variant's instances and the copies each holds (else [])."""
+        ...
+
     def all_instances(self) -> list[InstanceView]:
         """Every instance, for introspection (`/_emu`, metrics)."""
         ...
@@ -88,6 +125,15 @@ class FleetView(Protocol):
 
 class Fleet(FleetView, Protocol):
     def scale(self, variant: str, instance_count: int) -> None: ...
+
+    def set_copies(self, plan: ComponentPlan, count: int) -> Copies:
+        """Start or stop copies of the component until `count` run, each where it fits;
+        blocks until new copies pass /ping. Raises DeploymentFailed if a copy cannot start."""
+        ...
+
+    def remove_component(self, name: str) -> None:
+        """Stop every copy of the component (letting calls in flight finish)."""
+        ...
 
     def stop(self, drain: bool = False) -> None:
         """Stop every instance; with `drain`, first let requests in flight finish."""

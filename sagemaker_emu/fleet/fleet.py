@@ -16,8 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from sagemaker_emu.fleet.api import DeploymentFailed, VariantPlan
+from sagemaker_emu.fleet.api import ComponentPlan, Copies, DeploymentFailed, VariantPlan, component_key
 from sagemaker_emu.fleet import model_data
+from sagemaker_emu.fleet.placement import NO_ROOM, Host, Need, Placement, hardware
 from sagemaker_emu.fleet.host_access import request_environment, within
 from sagemaker_emu.fleet.images import ImageError, ImageMap, Launch, resolve
 from sagemaker_emu.fleet.instance import Health, Instance
@@ -60,7 +61,11 @@ class ProcessFleet:
     def __init__(self, endpoint: str, deployer: "ProcessDeployer", stopping: threading.Event | None = None) -> None:
         self.endpoint = endpoint
         self.deployer = deployer
-        self.variants: dict[str, VariantFleet] = {}
+        self.variants: dict[str, VariantFleet] = {}  # by variant name, and by component_key for IC copies
+        self.placements: dict[str, Placement] = {}  # inference-component variants: their instances
+        self.component_variant: dict[str, str] = {}  # component_key -> the variant holding its copies
+        self.directory = Path()  # where its instances' files go (set by the deployer)
+        self._copies_lock = threading.Lock()  # one set_copies or remove_component at a time
         self.stopping = stopping or threading.Event()  # set by stop(), or by whoever started it
         self._lock = threading.Lock()
         # Bumped when any of this fleet's instances may have changed routability, so the cached
@@ -96,6 +101,10 @@ class ProcessFleet:
     def router(self, variant: str):
         return self.variants[variant].router
 
+    def placement(self, variant: str) -> list[dict]:
+        placement = self.placements.get(variant)
+        return placement.view() if placement else []
+
     # ------------------------------------------------------------ lifecycle
 
     def _new_instance(self, vf: VariantFleet) -> Instance:
@@ -110,8 +119,10 @@ class ProcessFleet:
         instance.on_change = self.routing_changed
         return instance
 
-    def bring_up(self, vf: VariantFleet, count: int) -> None:
-        """Start `count` more instances of `vf`; return when all pass /ping, else raise."""
+    def bring_up(self, vf: VariantFleet, count: int,
+                 reserve: Callable[[Instance], bool] = lambda instance: True) -> int:
+        """Start `count` more instances of `vf` (fewer if `reserve` finds no room for one);
+        return how many once all pass /ping, else raise."""
         fresh = []
         try:
             for _ in range(count):
@@ -119,6 +130,8 @@ class ProcessFleet:
                     self._stop_all(fresh)
                     raise DeploymentFailed("The deployment was cancelled.")
                 instance = self._new_instance(vf)
+                if not reserve(instance):
+                    break
                 fresh.append(instance)
                 instance.start()
         except model_data.ModelDataError as exc:  # not a health-check failure: say what it is
@@ -139,6 +152,7 @@ class ProcessFleet:
                 self.routing_changed()
                 self._stop_all(fresh)
                 raise DeploymentFailed(reason)
+        return len(fresh)
 
     def start_monitor(self) -> None:
         self._monitor.start()
@@ -159,6 +173,73 @@ class ProcessFleet:
         with self._lock:
             vf.instances = [i for i in vf.instances if i not in leaving]
         self.routing_changed()
+
+    def set_copies(self, plan: ComponentPlan, count: int) -> Copies:
+        placement = self.placements.get(plan.variant)
+        if placement is None:
+            raise DeploymentFailed(f"Production variant {plan.variant} does not host inference components.")
+        need = Need(plan.accelerators, plan.memory_mb, plan.cpus)
+        key = component_key(plan.name)
+        with self._copies_lock:
+            vf = self.variants.get(key)
+            if vf is None:
+                vf = self.deployer.variant_fleet(VariantPlan(
+                    name=key, model_name=plan.model_name, containers=plan.containers, instance_count=0,
+                    routing=plan.routing, startup_timeout=plan.startup_timeout), self.directory / key)
+                with self._lock:
+                    self.variants[key] = vf
+                    self.component_variant[key] = plan.variant
+            with self._lock:
+                live = [i for i in vf.instances if i.health != Health.STOPPED]
+            if count <= len(live):
+                self._retire(live[count:], vf, placement)
+                return Copies(count)
+
+            def reserve(instance: Instance) -> bool:
+                host = placement.reserve(instance.id, need, plan.placement)
+                instance.placed_on = host.id if host else None
+                return host is not None
+
+            try:
+                started = self.bring_up(vf, count - len(live), reserve)
+            except DeploymentFailed:
+                self._release_unplaced(vf, placement)
+                raise
+            self._release_unplaced(vf, placement)
+            reached = len(live) + started
+            return Copies(reached, None if reached == count else NO_ROOM)
+
+    def remove_component(self, name: str) -> None:
+        key = component_key(name)
+        with self._copies_lock:
+            vf = self.variants.get(key)
+            if vf is None:
+                return
+            self._retire(list(vf.instances), vf, self.placements.get(self.component_variant[key]))
+            with self._lock:
+                del self.variants[key], self.component_variant[key]
+            self.routing_changed()
+
+    def _retire(self, leaving: list[Instance], vf: VariantFleet, placement: Placement | None) -> None:
+        """Drain and stop instances (scale-in, fewer copies) and give back their room."""
+        for instance in leaving:
+            instance.health = Health.DRAINING
+        self._drain(leaving)
+        self._stop_all(leaving)
+        with self._lock:
+            vf.instances = [i for i in vf.instances if i not in leaving]
+        for instance in leaving:
+            if placement is not None:
+                placement.release(instance.id)
+        self.routing_changed()
+
+    def _release_unplaced(self, vf: VariantFleet, placement: Placement) -> None:
+        """Room reserved for a copy that is not running (no room found, or it failed) is free again."""
+        with self._lock:
+            running = {i.id for i in vf.instances}
+        for host in placement.hosts:
+            for copy_id in [c for c in host.reserved if c.startswith(vf.name + "-") and c not in running]:
+                placement.release(copy_id)
 
     def _drain(self, instances: list[Instance]) -> None:
         deadline = time.time() + self.deployer.drain_timeout
@@ -288,12 +369,16 @@ class ProcessDeployer:
     def start(self, endpoint_name: str, plans: list[VariantPlan],
               cancel: threading.Event | None = None) -> ProcessFleet:
         fleet = ProcessFleet(endpoint_name, self, stopping=cancel)
-        base = self.state_dir / endpoint_name / f"deployment-{next(self._deployments)}"
+        base = fleet.directory = self.state_dir / endpoint_name / f"deployment-{next(self._deployments)}"
         try:
             for plan in plans:
-                fleet.variants[plan.name] = self._variant_fleet(plan, base / plan.name)
+                if plan.containers:
+                    fleet.variants[plan.name] = self.variant_fleet(plan, base / plan.name)
+                else:  # inference components bring the models; the instances only hold them
+                    fleet.placements[plan.name] = Placement(self._hosts(plan))
             for plan in plans:
-                fleet.bring_up(fleet.variants[plan.name], plan.instance_count)
+                if plan.containers:
+                    fleet.bring_up(fleet.variants[plan.name], plan.instance_count)
         except DeploymentFailed:
             fleet.stop()
             raise
@@ -303,7 +388,15 @@ class ProcessDeployer:
     def forget(self, endpoint_name: str) -> None:
         shutil.rmtree(self.state_dir / endpoint_name, ignore_errors=True)
 
-    def _variant_fleet(self, plan: VariantPlan, directory: Path) -> VariantFleet:
+    @staticmethod
+    def _hosts(plan: VariantPlan) -> list[Host]:
+        spec = hardware(plan.instance_type)
+        if spec is None:
+            raise DeploymentFailed(f"sagemaker-emu has no hardware data for instance type {plan.instance_type}, "
+                                   "which inference components need to place copies (fleet/instance_types.json).")
+        return [Host(f"{plan.name}-{n}", plan.instance_type, spec) for n in range(1, plan.instance_count + 1)]
+
+    def variant_fleet(self, plan: VariantPlan, directory: Path) -> VariantFleet:
         if len(plan.containers) != 1:
             raise DeploymentFailed(f"sagemaker-emu runs single-container models only; model {plan.model_name} "
                                    f"has {len(plan.containers)} containers.")

@@ -65,6 +65,7 @@ class Instance:
         # Told whenever this instance's routability may change; its fleet bumps its version then.
         self.on_change: Callable[[], None] = lambda: None
         self.restarts = 0
+        self.placed_on: str | None = None  # an inference-component copy: the instance it is placed on
         self.ping_failures = 0  # health checks failed in a row
         self.load = Load()
         self.kv = KvIndex()  # what its prefix cache holds, for KV_AWARE

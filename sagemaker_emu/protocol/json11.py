@@ -12,7 +12,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 
 from sagemaker_emu import errors
 from sagemaker_emu.config import Config
-from sagemaker_emu.control.operations import OPERATIONS, Call
+from sagemaker_emu.control.registry import OPERATIONS, Call
 from sagemaker_emu.control.store import Backends
 from sagemaker_emu.protocol.context import is_waiter, region_of
 from sagemaker_emu.protocol.errors import control_error, error_code, internal_control_error, json11_response, request_id

@@ -4,7 +4,7 @@ runtime imports nothing from `control/`."""
 
 from __future__ import annotations
 
-from typing import Protocol, Sequence
+from typing import Mapping, Protocol, Sequence
 
 from sagemaker_emu.fleet.api import FleetView
 
@@ -15,6 +15,19 @@ class VariantTarget(Protocol):
 
     @property
     def weight(self) -> float: ...
+
+
+class ComponentTarget(Protocol):
+    """An inference component on the endpoint; its copies are `component_key(name)` in the fleet."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def variant(self) -> str: ...
+
+    @property
+    def copies(self) -> int: ...
 
 
 class Target(Protocol):
@@ -40,6 +53,12 @@ class Target(Protocol):
 
     @property
     def variants(self) -> Sequence[VariantTarget]: ...
+
+    @property
+    def hosts_components(self) -> bool: ...  # invocations must name an inference component
+
+    @property
+    def components(self) -> Mapping[str, ComponentTarget]: ...
 
 
 class Directory(Protocol):

@@ -25,7 +25,7 @@ from typing import Callable, Iterator
 from sagemaker_emu.errors import (
     CallerGone, InvalidInput, ModelFailure, ModelStreamFailure, NotServing, Throttled, Unavailable,
 )
-from sagemaker_emu.fleet.api import InstanceView
+from sagemaker_emu.fleet.api import InstanceView, component_key
 from sagemaker_emu.fleet.http1 import Connection, Response
 from sagemaker_emu.fleet.load import Outcome
 from sagemaker_emu.metrics import Metrics
@@ -38,6 +38,12 @@ log = logging.getLogger("sagemaker_emu.runtime")
 
 MAX_BODY_BYTES = 6 * 1024 * 1024  # BodyBlob's max in the service model (6 MiB)
 DISPATCH_ATTEMPTS = 3  # an instance may leave routing, or a new fleet replace ours, between steps
+NO_COMPONENT_HEADER = ("Inference Component Name header is required for endpoints to which you plan to deploy "
+                       "inference components. Please include Inference Component Name header or consider using "
+                       "SageMaker models.")
+NO_COPIES = ("Inference Component has no capacity to process this request. ApplicationAutoScaling may be "
+             "in-progress (if configured) or try to increase the capacity by invoking "
+             "UpdateInferenceComponentRuntimeConfig API.")
 
 
 # Failures before an answer starts, and the code the caller sees for each (for metrics).
@@ -60,7 +66,7 @@ class Exchange:
     instance: InstanceView
     outcome: Outcome
     slot: contextlib.ExitStack  # holds the in-flight slot on the instance
-    prompt_blocks: tuple[str, ...]  # the prompt's KV block hashes, when the router computed them
+    prompt_blocks: tuple[str, ...] | None  # the prompt's KV block hashes, when the router keeps cache state
     started: float
     sent: float
     conn: Connection
@@ -238,27 +244,36 @@ class Runtime:
             raise InvalidInput(
                 f"Endpoint {target.name} is not a multi-model endpoint and does not support target model header."
             )
+        if target.hosts_components and req.inference_component is None:
+            raise InvalidInput(NO_COMPONENT_HEADER)
         if req.inference_component is not None:
-            raise InvalidInput(f"Inference component {req.inference_component} is not hosted on endpoint {target.name}.")
+            component = target.components.get(req.inference_component)
+            if component is None:
+                raise InvalidInput(f"Inference component {req.inference_component} is not hosted on endpoint {target.name}.")
+            if component.copies == 0:
+                raise InvalidInput(NO_COPIES)
         return target
 
-    def _route(self, req: InvokeRequest, target: Target) -> tuple[str, InstanceView | None, tuple[str, ...]]:
-        """The variant, the instance its router picks (None: none routable now), and the
-        prompt's KV blocks as that instance counts them (KV_AWARE only)."""
+    def _route(self, req: InvokeRequest, target: Target) -> tuple[str, InstanceView | None, tuple[str, ...] | None]:
+        """The variant, the instance its router picks (None: none routable now), and, when the
+        router keeps cache state (KV_AWARE), the prompt's KV blocks as that instance counts them."""
         if req.session_id not in (None, NEW_SESSION):
             variant, instance = self._session_target(req, target)
-            return variant, instance, ()
-        variant = self._choose_variant(req, target).name
-        instances = target.fleet.instances(variant)
+            return variant, instance, () if target.fleet.router(variant).wants_cache_state else None
+        if req.inference_component is not None:  # among the component's copies, by its variant's strategy
+            variant, key = target.components[req.inference_component].variant, component_key(req.inference_component)
+        else:
+            variant = key = self._choose_variant(req, target).name
+        instances = target.fleet.instances(key)
         if not instances:
-            return variant, None, ()
-        router = target.fleet.router(variant)
+            return variant, None, None
+        router = target.fleet.router(key)
         request = router.prepare(RouteRequest(req.body, req.prefix_aware_id), instances)  # outside the lock
         with self._rng_lock:  # one decision at a time: seeded choices repeat run to run
             chosen = router.pick(request, instances, self._rng)
-        if request.prompt_blocks is None:  # not KV_AWARE
-            return variant, chosen, ()
-        return variant, chosen, request.prompt_blocks.get(chosen.kv_block_tokens, ())
+        if not router.wants_cache_state:
+            return variant, chosen, None
+        return variant, chosen, (request.prompt_blocks or {}).get(chosen.kv_block_tokens, ())
 
     def _choose_variant(self, req: InvokeRequest, target: Target) -> VariantTarget:
         variants = target.variants
@@ -277,7 +292,7 @@ class Runtime:
             raise self._model_error(target, injected.status, injected.message.encode())
 
     def _exchange(self, req: InvokeRequest, target: Target, variant: str, instance: InstanceView,
-                  prompt_blocks: tuple[str, ...], started: float) -> Exchange | None:
+                  prompt_blocks: tuple[str, ...] | None, started: float) -> Exchange | None:
         """Take a slot on the instance, send, read the head. None: the request never reached
         it (it began draining, or refused the connection), so route again."""
         slot = contextlib.ExitStack()
@@ -309,7 +324,7 @@ class Runtime:
             self._record(ex)
 
     def _record(self, ex: Exchange) -> None:
-        if not ex.outcome.failed and ex.target.fleet.router(ex.variant).wants_cache_state:
+        if not ex.outcome.failed and ex.prompt_blocks is not None:
             ex.instance.served_prompt(ex.prompt_blocks)  # before answering: the next pick sees it cached
         answered = time.perf_counter()
         self.metrics.invoked(ex.target.name, ex.variant, ex.instance.id,

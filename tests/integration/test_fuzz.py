@@ -16,7 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from sagemaker_emu.control.operations import OPERATIONS
+from sagemaker_emu.control.registry import OPERATIONS
 from sagemaker_emu.service_model import control_model
 from sagemaker_emu.testing import EmulatorProcess, client, deploy
 

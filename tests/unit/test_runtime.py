@@ -18,7 +18,7 @@ class EmptyFleet:
 
 
 def endpoint_with(fleet, status=Status.IN_SERVICE):
-    variant = Variant(spec={"VariantName": "v"}, models=[], weight=1.0, instance_count=1, deployed_at=0)
+    variant = Variant(spec={"VariantName": "v", "ModelName": "m"}, models=[], weight=1.0, instance_count=1, deployed_at=0)
     return Endpoint(name="ep", arn="arn", config_name="c", created=0, modified=0, status=status,
                     variants=[variant], fleet=fleet)
 

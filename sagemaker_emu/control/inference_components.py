@@ -1,0 +1,134 @@
+"""Inference-component operations: `(backend, params, call) -> result dict`, run inside
+`Backend.run` like control/operations.py. The copies themselves are the fleet's
+(`Fleet.set_copies`); control/lifecycle.py asks for them on a background thread.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+from typing import Any
+
+from sagemaker_emu.control import lifecycle
+from sagemaker_emu.control.listing import list_page
+from sagemaker_emu.control.operations import set_tags
+from sagemaker_emu.control.registry import Call, operation
+from sagemaker_emu.control.resources import InferenceComponent, Status
+from sagemaker_emu.control.store import Backend
+from sagemaker_emu.errors import AlreadyExists, InvalidInput
+
+
+def _check_specification(spec: dict[str, Any] | None, params: dict[str, Any]) -> None:
+    if spec is None:
+        if params.get("Specifications"):
+            raise InvalidInput("sagemaker-emu accepts one Specification per inference component; "
+                               "Specifications is not supported yet.")
+        raise InvalidInput("Specification must be specified.")
+    if "BaseInferenceComponentName" in spec:
+        raise InvalidInput("sagemaker-emu does not support adapter inference components "
+                           "(BaseInferenceComponentName) yet.")
+    if "ModelName" not in spec and "Container" not in spec:
+        raise InvalidInput("Specification must specify ModelName or Container.")
+    if "ComputeResourceRequirements" not in spec:
+        raise InvalidInput("ComputeResourceRequirements must be specified for an inference component "
+                           "that is not an adapter.")
+    if "RuntimeConfig" not in params:
+        raise InvalidInput("RuntimeConfig must be specified for an inference component that is not an adapter.")
+
+
+@operation
+def create_inference_component(backend: Backend, params: dict, call: Call) -> dict:
+    name = params["InferenceComponentName"]
+    arn = backend.arn("inference-component", name)
+    if name.lower() in backend.inference_components:
+        raise AlreadyExists("inference component", arn)
+    spec = params.get("Specification")
+    _check_specification(spec, params)
+    endpoint = backend.endpoint(params["EndpointName"])
+    if endpoint.status not in (Status.IN_SERVICE, Status.UPDATING) or endpoint.fleet is None:
+        raise InvalidInput(f'Cannot create inference component "{arn}" on endpoint "{endpoint.arn}" '
+                           f"because the endpoint is not in service (status: {endpoint.status.value}).")
+    hosts = [v for v in endpoint.variants if v.hosts_components]
+    variant_name = params.get("VariantName") or (hosts[0].name if len(hosts) == 1 else None)
+    variant = endpoint.variant(variant_name) if variant_name else None
+    if variant is None:
+        raise InvalidInput(f'Could not find variant "{params.get("VariantName", "")}" in endpoint "{endpoint.arn}".')
+    if not variant.hosts_components:
+        raise InvalidInput(f'Variant "{variant.name}" of endpoint "{endpoint.arn}" runs model '
+                           f'"{variant.models[0].name}"; inference components need a variant without ModelName.')
+    model = backend.model(spec["ModelName"]) if "ModelName" in spec else None
+    now = backend.now()
+    ic = InferenceComponent(
+        name=name, arn=arn, endpoint_name=endpoint.name, endpoint_arn=endpoint.arn, variant_name=variant.name,
+        created=now, modified=now, status=Status.CREATING, spec=copy.deepcopy(spec),
+        model=copy.deepcopy(model), desired_copies=params["RuntimeConfig"]["CopyCount"])
+    set_tags(backend, arn, params.get("Tags", []))
+    backend.inference_components[name.lower()] = ic
+    lifecycle.run_in_background(lifecycle.set_copies, backend, ic, endpoint.fleet,
+                                ic.plan(variant.spec.get("RoutingConfig") or {}), ic.desired_copies)
+    return {"InferenceComponentArn": arn}
+
+
+@operation
+def describe_inference_component(backend: Backend, params: dict, call: Call) -> dict:
+    ic = backend.inference_component(params["InferenceComponentName"])
+    return {
+        "InferenceComponentName": ic.name,
+        "InferenceComponentArn": ic.arn,
+        "EndpointName": ic.endpoint_name,
+        "EndpointArn": ic.endpoint_arn,
+        "VariantName": ic.variant_name,
+        "FailureReason": ic.failure_reason,
+        "Specification": _specification_summary(ic),
+        "RuntimeConfig": {"DesiredCopyCount": ic.desired_copies, "CurrentCopyCount": ic.current_copies},
+        "CreationTime": ic.created,
+        "LastModifiedTime": ic.modified,
+        "InferenceComponentStatus": ic.status.value,
+    }
+
+
+def _specification_summary(ic: InferenceComponent) -> dict:
+    out = {k: copy.deepcopy(v) for k, v in ic.spec.items() if k != "Container"}
+    container = ic.spec.get("Container")
+    if container is not None:
+        image = container.get("Image", "")
+        summary: dict[str, Any] = {k: copy.deepcopy(v) for k, v in container.items() if k in ("ArtifactUrl", "Environment")}
+        if image:
+            resolved = image if "@sha256:" in image else f"{image}@sha256:{hashlib.sha256(image.encode()).hexdigest()}"
+            summary["DeployedImage"] = {"SpecifiedImage": image, "ResolvedImage": resolved, "ResolutionTime": ic.created}
+        out["Container"] = summary
+    return out
+
+
+@operation
+def list_inference_components(backend: Backend, params: dict, call: Call) -> dict:
+    return list_page(backend.inference_components.values(), params, lambda ic: {
+        "InferenceComponentName": ic.name, "InferenceComponentArn": ic.arn, "EndpointName": ic.endpoint_name,
+        "EndpointArn": ic.endpoint_arn, "VariantName": ic.variant_name, "CreationTime": ic.created,
+        "LastModifiedTime": ic.modified, "InferenceComponentStatus": ic.status.value}, "InferenceComponents")
+
+
+@operation
+def update_inference_component_runtime_config(backend: Backend, params: dict, call: Call) -> dict:
+    ic = backend.inference_component(params["InferenceComponentName"])
+    if ic.status != Status.IN_SERVICE:
+        raise InvalidInput(f'Cannot update in-progress inference component "{ic.arn}".')
+    endpoint = backend.endpoint(ic.endpoint_name)
+    variant = endpoint.variant(ic.variant_name)
+    ic.desired_copies = params["DesiredRuntimeConfig"]["CopyCount"]
+    ic.changing_copies = True
+    backend.transition(ic, Status.UPDATING)
+    lifecycle.run_in_background(lifecycle.set_copies, backend, ic, endpoint.fleet,
+                                ic.plan(variant.spec.get("RoutingConfig") or {}), ic.desired_copies)
+    return {"InferenceComponentArn": ic.arn}
+
+
+@operation
+def delete_inference_component(backend: Backend, params: dict, call: Call) -> dict:
+    ic = backend.inference_component(params["InferenceComponentName"])
+    if ic.status in (Status.CREATING, Status.UPDATING, Status.DELETING):
+        raise InvalidInput(f'Cannot delete in-progress inference component "{ic.arn}".')
+    endpoint = backend.endpoints.get(ic.endpoint_name.lower())
+    backend.transition(ic, Status.DELETING)
+    lifecycle.run_in_background(lifecycle.remove_component, backend, ic, endpoint.fleet if endpoint else None)
+    return {}

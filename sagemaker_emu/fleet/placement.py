@@ -1,0 +1,99 @@
+"""Where inference-component copies go: each instance's hardware (instance_types.json, data),
+what its copies reserve, and the choice among the instances a copy fits on.
+
+A copy reserves its IC's `NumberOfAcceleratorDevicesRequired`, `MinMemoryRequiredInMb` and
+`NumberOfCpuCoresRequired`; it goes only where all three fit beside the copies already
+there. SPREAD (SageMaker's default) puts it on the instance with the fewest copies, BINPACK
+on the fullest that still fits, so a whole instance is left free for a later, larger copy.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import threading
+from dataclasses import astuple, dataclass, field
+from pathlib import Path
+
+TABLE = Path(__file__).with_name("instance_types.json")
+NO_ROOM = ("There is not enough hardware resources on the instances for this endpoint to create a copy "
+           "of the inference component.")
+
+
+@dataclass(frozen=True)
+class Hardware:
+    accelerators: int
+    accelerator_memory_gb: int
+    vcpus: int
+    memory_mb: int
+
+
+@functools.lru_cache(maxsize=None)
+def _table() -> dict[str, Hardware]:
+    data = json.loads(TABLE.read_text())
+    return {name: Hardware(**spec) for name, spec in data.items() if not name.startswith("_")}
+
+
+def hardware(instance_type: str) -> Hardware | None:
+    """The instance type's hardware, or None for a type the table does not have."""
+    return _table().get(instance_type)
+
+
+@dataclass(frozen=True)
+class Need:
+    """What one copy reserves on its instance."""
+
+    accelerators: float = 0.0
+    memory_mb: int = 0
+    cpus: float = 0.0
+
+
+@dataclass
+class Host:
+    """One instance of an inference-component endpoint: its hardware and who holds what."""
+
+    id: str
+    instance_type: str
+    hardware: Hardware
+    reserved: dict[str, Need] = field(default_factory=dict)  # copy id -> what it holds
+
+    def free(self) -> Need:
+        used = self.reserved.values()
+        return Need(self.hardware.accelerators - sum(n.accelerators for n in used),
+                    self.hardware.memory_mb - sum(n.memory_mb for n in used),
+                    self.hardware.vcpus - sum(n.cpus for n in used))
+
+    def fits(self, need: Need) -> bool:
+        free = self.free()
+        return need.accelerators <= free.accelerators and need.memory_mb <= free.memory_mb and need.cpus <= free.cpus
+
+
+class Placement:
+    """The hosts of one variant and their reservations; every change under one lock."""
+
+    def __init__(self, hosts: list[Host]) -> None:
+        self.hosts = hosts
+        self._lock = threading.Lock()
+
+    def reserve(self, copy_id: str, need: Need, strategy: str = "SPREAD") -> Host | None:
+        """Reserve room for a copy on the host `strategy` picks among those it fits; None if none."""
+        with self._lock:
+            fitting = [h for h in self.hosts if h.fits(need)]
+            if not fitting:
+                return None
+            if strategy == "BINPACK":  # the least room left after it
+                host = min(fitting, key=lambda h: (*astuple(h.free()), h.id))
+            else:  # the fewest copies, then the most room
+                host = min(fitting, key=lambda h: (len(h.reserved), *(-x for x in astuple(h.free())), h.id))
+            host.reserved[copy_id] = need
+            return host
+
+    def release(self, copy_id: str) -> None:
+        with self._lock:
+            for host in self.hosts:
+                host.reserved.pop(copy_id, None)
+
+    def view(self) -> list[dict]:
+        with self._lock:
+            return [{"id": h.id, "instance_type": h.instance_type, "copies": sorted(h.reserved),
+                     "free": vars(h.free())} for h in self.hosts]

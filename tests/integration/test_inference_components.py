@@ -1,0 +1,162 @@
+"""Inference components through boto3: endpoints without models, copies as processes placed by
+compute requirements, invocations routed among an IC's copies, copy counts, deletion."""
+
+import json
+import threading
+
+import pytest
+from botocore.exceptions import ClientError
+
+from tests.integration.test_fleet import alive, eventually
+
+ROLE = "arn:aws:iam::123456789012:role/SageMakerRole"
+LLM_ENV = {"LLM_SIM_PREFILL_BASE_MS": "0", "LLM_SIM_PREFILL_MS_PER_TOKEN": "0", "LLM_SIM_DECODE_MS_PER_TOKEN": "10"}
+
+
+def ic_endpoint(sm, name: str, instance_type: str = "ml.g5.12xlarge", count: int = 1,
+                strategy: str = "LEAST_OUTSTANDING_REQUESTS") -> None:
+    sm.create_endpoint_config(EndpointConfigName=f"{name}-config", ExecutionRoleArn=ROLE, ProductionVariants=[{
+        "VariantName": "AllTraffic", "InstanceType": instance_type, "InitialInstanceCount": count,
+        "RoutingConfig": {"RoutingStrategy": strategy}}])
+    sm.create_endpoint(EndpointName=name, EndpointConfigName=f"{name}-config")
+    sm.get_waiter("endpoint_in_service").wait(EndpointName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 60})
+
+
+def settled(sm, name: str) -> dict:
+    """DescribeInferenceComponent once it is no longer Creating, Updating or Deleting."""
+    return eventually(lambda: (lambda d: d if d["InferenceComponentStatus"] in ("InService", "Failed") else None)(
+        sm.describe_inference_component(InferenceComponentName=name)), timeout=60)
+
+
+def component(sm, name: str, endpoint: str, model: str, copies: int, gpus: float = 1, memory: int = 1024) -> dict:
+    sm.create_inference_component(
+        InferenceComponentName=name, EndpointName=endpoint, VariantName="AllTraffic",
+        Specification={"ModelName": model, "ComputeResourceRequirements": {
+            "NumberOfAcceleratorDevicesRequired": gpus, "MinMemoryRequiredInMb": memory}},
+        RuntimeConfig={"CopyCount": copies})
+    return settled(sm, name)
+
+
+def copies(server, endpoint: str, name: str) -> list[dict]:
+    return server.endpoint_view(endpoint)["inference_components"][name]["copies"]
+
+
+def error(call) -> tuple[str, str]:
+    with pytest.raises(ClientError) as info:
+        call()
+    return info.value.response["Error"]["Code"], info.value.response["Error"]["Message"]
+
+
+def test_the_workshop_flow_two_components_copies_scaling_and_deletion(server, sm, rt):
+    sm.create_model(ModelName="echo-model", PrimaryContainer={"Image": "sagemaker-emu/echo"})
+    sm.create_model(ModelName="llm-model", PrimaryContainer={"Image": "sagemaker-emu/llm-sim", "Environment": LLM_ENV})
+    ic_endpoint(sm, "ics")
+    assert error(lambda: rt.invoke_endpoint(EndpointName="ics", Body=b"x")) == (
+        "ValidationError", "Inference Component Name header is required for endpoints to which you plan to deploy "
+        "inference components. Please include Inference Component Name header or consider using SageMaker models.")
+
+    echo = component(sm, "ic-echo", "ics", "echo-model", copies=2)
+    llm = component(sm, "ic-llm", "ics", "llm-model", copies=1, gpus=2)
+    assert echo["InferenceComponentStatus"] == llm["InferenceComponentStatus"] == "InService"
+    assert echo["RuntimeConfig"] == {"DesiredCopyCount": 2, "CurrentCopyCount": 2}
+    assert echo["Specification"]["ModelName"] == "echo-model" and echo["VariantName"] == "AllTraffic"
+    running = copies(server, "ics", "ic-echo")
+    assert len(running) == 2 and all(alive(c["pid"]) for c in running) and all(c["placed_on"] for c in running)
+
+    out = rt.invoke_endpoint(EndpointName="ics", InferenceComponentName="ic-echo", Body=b"hello")
+    assert out["Body"].read() == b"hello" and out["InvokedProductionVariant"] == "AllTraffic"
+    out = rt.invoke_endpoint(EndpointName="ics", InferenceComponentName="ic-llm", ContentType="application/json",
+                             Body=json.dumps({"inputs": "hi", "parameters": {"max_new_tokens": 3}}))
+    assert "generated_text" in json.loads(out["Body"].read())[0]
+    code, message = error(lambda: rt.invoke_endpoint(EndpointName="ics", InferenceComponentName="nope", Body=b"x"))
+    assert code == "ValidationError" and "nope" in message
+
+    # The g5.12xlarge has 4 GPUs: two echo copies and one two-GPU llm copy fill it.
+    sm.update_inference_component_runtime_config(InferenceComponentName="ic-echo", DesiredRuntimeConfig={"CopyCount": 3})
+    echo = settled(sm, "ic-echo")
+    assert echo["RuntimeConfig"] == {"DesiredCopyCount": 3, "CurrentCopyCount": 2}
+    assert echo["FailureReason"] == ("There is not enough hardware resources on the instances for this endpoint "
+                                     "to create a copy of the inference component.")
+    sm.update_inference_component_runtime_config(InferenceComponentName="ic-echo", DesiredRuntimeConfig={"CopyCount": 1})
+    assert settled(sm, "ic-echo")["RuntimeConfig"] == {"DesiredCopyCount": 1, "CurrentCopyCount": 1}
+    assert len(copies(server, "ics", "ic-echo")) == 1
+    assert not alive(running[1]["pid"]) or not alive(running[0]["pid"])  # one copy's process is gone
+
+    sm.update_inference_component_runtime_config(InferenceComponentName="ic-echo", DesiredRuntimeConfig={"CopyCount": 0})
+    settled(sm, "ic-echo")
+    assert error(lambda: rt.invoke_endpoint(EndpointName="ics", InferenceComponentName="ic-echo", Body=b"x")) == (
+        "ValidationError", "Inference Component has no capacity to process this request. ApplicationAutoScaling may "
+        "be in-progress (if configured) or try to increase the capacity by invoking "
+        "UpdateInferenceComponentRuntimeConfig API.")
+
+    listed = sm.list_inference_components(EndpointNameEquals="ics", SortBy="Name", SortOrder="Ascending")
+    assert [c["InferenceComponentName"] for c in listed["InferenceComponents"]] == ["ic-echo", "ic-llm"]
+    code, message = error(lambda: sm.delete_endpoint(EndpointName="ics"))
+    assert code == "ValidationException" and "hosts inference components" in message
+
+    llm_pids = [c["pid"] for c in copies(server, "ics", "ic-llm")]
+    for name in ("ic-echo", "ic-llm"):
+        sm.delete_inference_component(InferenceComponentName=name)
+    eventually(lambda: not sm.list_inference_components(EndpointNameEquals="ics")["InferenceComponents"], timeout=30)
+    assert not any(alive(p) for p in llm_pids)
+    sm.delete_endpoint(EndpointName="ics")
+    sm.get_waiter("endpoint_deleted").wait(EndpointName="ics", WaiterConfig={"Delay": 1, "MaxAttempts": 30})
+
+
+def test_least_outstanding_spreads_concurrent_calls_over_a_components_copies(server, sm, rt):
+    sm.create_model(ModelName="slow", PrimaryContainer={"Image": "sagemaker-emu/llm-sim", "Environment": LLM_ENV})
+    ic_endpoint(sm, "lor-ic", "ml.g5.48xlarge")
+    component(sm, "chat", "lor-ic", "slow", copies=3)
+    body = json.dumps({"inputs": "q", "parameters": {"max_new_tokens": 150}})  # about 1.5 s each
+    threads = []
+    for n in range(1, 4):
+        t = threading.Thread(target=lambda: rt.invoke_endpoint(EndpointName="lor-ic", InferenceComponentName="chat",
+                                                               ContentType="application/json", Body=body))
+        t.start()
+        threads.append(t)
+        eventually(lambda n=n: sum(c["in_flight"] for c in copies(server, "lor-ic", "chat")) == n)
+    assert sorted(c["in_flight"] for c in copies(server, "lor-ic", "chat")) == [1, 1, 1]
+    for t in threads:
+        t.join()
+
+
+def test_copies_are_placed_only_where_they_fit(server, sm):
+    sm.create_model(ModelName="m", PrimaryContainer={"Image": "sagemaker-emu/echo"})
+    ic_endpoint(sm, "fit", "ml.g5.2xlarge", count=2)  # two instances with one GPU each
+    placed = component(sm, "two-gpus", "fit", "m", copies=1, gpus=2)
+    assert placed["RuntimeConfig"]["CurrentCopyCount"] == 0 and "not enough hardware" in placed["FailureReason"]
+    spread = component(sm, "one-gpu", "fit", "m", copies=3)
+    assert spread["RuntimeConfig"] == {"DesiredCopyCount": 3, "CurrentCopyCount": 2}
+    hosts = {h["id"]: h for h in server.endpoint_view("fit")["variants"][0]["hosts"]}
+    assert sorted(len(h["copies"]) for h in hosts.values()) == [1, 1]  # SPREAD: one per instance
+    assert all(h["free"]["accelerators"] == 0 for h in hosts.values())
+
+
+def test_bad_input_gets_validation_errors(server, sm, rt):
+    sm.create_model(ModelName="m", PrimaryContainer={"Image": "sagemaker-emu/echo"})
+    code, message = error(lambda: sm.create_endpoint_config(EndpointConfigName="mixed", ExecutionRoleArn=ROLE,
+                                                            ProductionVariants=[
+        {"VariantName": "a", "ModelName": "m", "InstanceType": "ml.g5.xlarge", "InitialInstanceCount": 1},
+        {"VariantName": "b", "InstanceType": "ml.g5.xlarge", "InitialInstanceCount": 1}]))
+    assert code == "ValidationException" and "cannot mix" in message
+    code, message = error(lambda: sm.create_endpoint_config(EndpointConfigName="norole", ProductionVariants=[
+        {"VariantName": "a", "InstanceType": "ml.g5.xlarge", "InitialInstanceCount": 1}]))
+    assert code == "ValidationException" and "ExecutionRoleArn" in message
+    sm.create_endpoint_config(EndpointConfigName="model-config", ProductionVariants=[
+        {"VariantName": "a", "ModelName": "m", "InstanceType": "ml.m5.large", "InitialInstanceCount": 1}])
+    sm.create_endpoint(EndpointName="model-ep", EndpointConfigName="model-config")
+    sm.get_waiter("endpoint_in_service").wait(EndpointName="model-ep", WaiterConfig={"Delay": 1, "MaxAttempts": 60})
+    code, message = error(lambda: sm.create_inference_component(
+        InferenceComponentName="x", EndpointName="model-ep", VariantName="a",
+        Specification={"ModelName": "m", "ComputeResourceRequirements": {"MinMemoryRequiredInMb": 128}},
+        RuntimeConfig={"CopyCount": 1}))
+    assert code == "ValidationException" and "need a variant without ModelName" in message
+    code, message = error(lambda: rt.invoke_endpoint(EndpointName="model-ep", InferenceComponentName="x", Body=b"x"))
+    assert code == "ValidationError" and "is not hosted on endpoint model-ep" in message
+    code, _ = error(lambda: sm.create_inference_component(
+        InferenceComponentName="x", EndpointName="missing", VariantName="a",
+        Specification={"ModelName": "m", "ComputeResourceRequirements": {"MinMemoryRequiredInMb": 128}},
+        RuntimeConfig={"CopyCount": 1}))
+    assert code == "ValidationException"
+    code, message = error(lambda: sm.describe_inference_component(InferenceComponentName="missing"))
+    assert code == "ValidationException" and message.startswith('Could not find inference component "arn:aws:sagemaker:')

@@ -1,0 +1,37 @@
+"""Placement of inference-component copies on an endpoint's instances."""
+
+from sagemaker_emu.fleet.placement import Host, Need, Placement, hardware
+
+
+def hosts(n: int, instance_type: str = "ml.g5.12xlarge") -> list[Host]:
+    return [Host(f"h{i}", instance_type, hardware(instance_type)) for i in range(1, n + 1)]
+
+
+def test_the_table_has_the_published_hardware():
+    assert hardware("ml.g5.12xlarge").accelerators == 4 and hardware("ml.g5.12xlarge").memory_mb == 196608
+    assert hardware("ml.p4d.24xlarge").accelerators == 8 and hardware("ml.m5.large").accelerators == 0
+    assert hardware("ml.nothing.large") is None
+
+
+def test_copies_never_over_commit_accelerators():
+    placement = Placement(hosts(2))
+    placed = [placement.reserve(f"c{i}", Need(accelerators=1, memory_mb=1024)) for i in range(10)]
+    assert [h is not None for h in placed] == [True] * 8 + [False] * 2  # 2 hosts x 4 GPUs
+    for host in placement.hosts:
+        assert sum(n.accelerators for n in host.reserved.values()) <= host.hardware.accelerators
+
+
+def test_spread_alternates_and_binpack_fills_one_host_first():
+    spread = Placement(hosts(2))
+    assert [spread.reserve(f"c{i}", Need(accelerators=1)).id for i in range(4)] == ["h1", "h2", "h1", "h2"]
+    binpack = Placement(hosts(2))
+    assert [binpack.reserve(f"c{i}", Need(accelerators=1), "BINPACK").id for i in range(5)] == ["h1"] * 4 + ["h2"]
+
+
+def test_memory_and_cpus_count_too_and_release_frees_room():
+    placement = Placement(hosts(1, "ml.m5.large"))  # 2 vCPUs, 8 GiB, no accelerator
+    assert placement.reserve("a", Need(memory_mb=6000, cpus=1)) is not None
+    assert placement.reserve("b", Need(memory_mb=3000, cpus=1)) is None  # memory
+    assert placement.reserve("c", Need(accelerators=1, memory_mb=10)) is None  # no accelerator
+    placement.release("a")
+    assert placement.reserve("b", Need(memory_mb=3000, cpus=2)) is not None
