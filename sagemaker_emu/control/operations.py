@@ -314,8 +314,10 @@ def _variant_summary(v: Variant, ep: Endpoint) -> dict:
     if v.serverless:
         out["CurrentServerlessConfig"] = out["DesiredServerlessConfig"] = v.spec["ServerlessConfig"]
     else:
-        out["CurrentInstanceCount"] = v.instance_count
-        out["DesiredInstanceCount"] = desired.get("DesiredInstanceCount", v.instance_count)
+        # Inference-component variants: as many instances as hold copies under managed scaling
+        current = len(ep.fleet.placement(v.name)) if v.hosts_components and ep.fleet else v.instance_count
+        out["CurrentInstanceCount"] = current
+        out["DesiredInstanceCount"] = desired.get("DesiredInstanceCount", current)
     if v.name in ep.updating_variants:
         out["VariantStatus"] = [{"Status": "Updating", "StartTime": ep.modified}]
     return out

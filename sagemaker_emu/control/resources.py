@@ -85,11 +85,16 @@ class Variant:
         """What the fleet needs to run this variant, as plain data."""
         timeout = self.spec.get("ContainerStartupHealthCheckTimeoutInSeconds")
         model = self.models[0] if self.models else None
+        scaling = self.spec.get("ManagedInstanceScaling") or {}
+        managed = scaling.get("Status") == "ENABLED" and self.hosts_components
         return VariantPlan(name=self.name, model_name=model.name if model else "",
                            containers=containers(model.spec) if model else [],
-                           instance_count=max(self.instance_count, 1), routing=self.spec.get("RoutingConfig") or {},
+                           instance_count=self.instance_count if self.hosts_components else max(self.instance_count, 1),
+                           routing=self.spec.get("RoutingConfig") or {},
                            startup_timeout=float(timeout) if timeout is not None else None,
-                           instance_type=self.spec.get("InstanceType", ""))
+                           instance_type=self.spec.get("InstanceType", ""),
+                           min_instances=scaling.get("MinInstanceCount", 0) if managed else None,
+                           max_instances=scaling.get("MaxInstanceCount", self.instance_count) if managed else None)
 
 
 @dataclass

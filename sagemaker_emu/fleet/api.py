@@ -36,6 +36,9 @@ class VariantPlan:
     routing: dict[str, Any] = field(default_factory=dict)  # the variant's RoutingConfig
     startup_timeout: float | None = None  # ContainerStartupHealthCheckTimeoutInSeconds
     instance_type: str = ""
+    # ManagedInstanceScaling (inference-component variants): instances come and go with copies
+    min_instances: int | None = None
+    max_instances: int | None = None
     # No containers: an inference-component variant, whose instances run nothing until
     # components place copies on them (`Fleet.set_copies`).
 

@@ -375,7 +375,7 @@ class ProcessDeployer:
                 if plan.containers:
                     fleet.variants[plan.name] = self.variant_fleet(plan, base / plan.name)
                 else:  # inference components bring the models; the instances only hold them
-                    fleet.placements[plan.name] = Placement(self._hosts(plan))
+                    fleet.placements[plan.name] = self._placement(plan)
             for plan in plans:
                 if plan.containers:
                     fleet.bring_up(fleet.variants[plan.name], plan.instance_count)
@@ -389,12 +389,20 @@ class ProcessDeployer:
         shutil.rmtree(self.state_dir / endpoint_name, ignore_errors=True)
 
     @staticmethod
-    def _hosts(plan: VariantPlan) -> list[Host]:
+    def _placement(plan: VariantPlan) -> Placement:
         spec = hardware(plan.instance_type)
         if spec is None:
             raise DeploymentFailed(f"sagemaker-emu has no hardware data for instance type {plan.instance_type}, "
                                    "which inference components need to place copies (fleet/instance_types.json).")
-        return [Host(f"{plan.name}-{n}", plan.instance_type, spec) for n in range(1, plan.instance_count + 1)]
+        numbers = itertools.count(1)
+
+        def new_host() -> Host:
+            return Host(f"{plan.name}-{next(numbers)}", plan.instance_type, spec)
+
+        hosts = [new_host() for _ in range(plan.instance_count)]
+        if plan.max_instances is None:
+            return Placement(hosts)
+        return Placement(hosts, new_host, plan.min_instances or 0, plan.max_instances)
 
     def variant_fleet(self, plan: VariantPlan, directory: Path) -> VariantFleet:
         if len(plan.containers) != 1:

@@ -14,6 +14,7 @@ import json
 import threading
 from dataclasses import astuple, dataclass, field
 from pathlib import Path
+from typing import Callable
 
 TABLE = Path(__file__).with_name("instance_types.json")
 NO_ROOM = ("There is not enough hardware resources on the instances for this endpoint to create a copy "
@@ -69,16 +70,28 @@ class Host:
 
 
 class Placement:
-    """The hosts of one variant and their reservations; every change under one lock."""
+    """The hosts of one variant and their reservations; every change under one lock.
 
-    def __init__(self, hosts: list[Host]) -> None:
+    With managed instance scaling (`new_host` given), a copy that fits nowhere gets a new
+    instance while there are fewer than `max_hosts`, and an instance left with no copies is
+    released while there are more than `min_hosts`."""
+
+    def __init__(self, hosts: list[Host], new_host: Callable[[], Host] | None = None,
+                 min_hosts: int = 0, max_hosts: int = 0) -> None:
         self.hosts = hosts
+        self.new_host = new_host
+        self.min_hosts, self.max_hosts = min_hosts, max_hosts
         self._lock = threading.Lock()
 
     def reserve(self, copy_id: str, need: Need, strategy: str = "SPREAD") -> Host | None:
         """Reserve room for a copy on the host `strategy` picks among those it fits; None if none."""
         with self._lock:
             fitting = [h for h in self.hosts if h.fits(need)]
+            if not fitting and self.new_host is not None and len(self.hosts) < self.max_hosts:
+                host = self.new_host()
+                if host.fits(need):
+                    self.hosts.append(host)
+                    fitting = [host]
             if not fitting:
                 return None
             if strategy == "BINPACK":  # the least room left after it
@@ -91,7 +104,10 @@ class Placement:
     def release(self, copy_id: str) -> None:
         with self._lock:
             for host in self.hosts:
-                host.reserved.pop(copy_id, None)
+                if host.reserved.pop(copy_id, None) is not None and not host.reserved \
+                        and self.new_host is not None and len(self.hosts) > self.min_hosts:
+                    self.hosts.remove(host)  # managed scaling gives back an empty instance
+                    return
 
     def view(self) -> list[dict]:
         with self._lock:

@@ -83,3 +83,11 @@ def test_sagemaker_sdk_example(server):
     result = run_example(server, "sagemaker_sdk.py")
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines()[-1].startswith("8 tokens: ")
+
+
+def test_inference_components_example(server):
+    result = run_example(server, "inference_components.py")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [
+        "chat: InService, 1 copies", "echo: InService, 2 copies", "chat answered: True", "echo answered: ping",
+        "echo copies: 4 on 2 instances", "echo copies: 1 on 1 instances", "deleted"]

@@ -160,3 +160,29 @@ def test_bad_input_gets_validation_errors(server, sm, rt):
     assert code == "ValidationException"
     code, message = error(lambda: sm.describe_inference_component(InferenceComponentName="missing"))
     assert code == "ValidationException" and message.startswith('Could not find inference component "arn:aws:sagemaker:')
+
+
+def test_managed_instance_scaling_adds_and_releases_instances(server, sm, rt):
+    sm.create_model(ModelName="m", PrimaryContainer={"Image": "sagemaker-emu/echo"})
+    sm.create_endpoint_config(EndpointConfigName="mis-config", ExecutionRoleArn=ROLE, ProductionVariants=[{
+        "VariantName": "AllTraffic", "InstanceType": "ml.g5.xlarge", "InitialInstanceCount": 1,
+        "ManagedInstanceScaling": {"Status": "ENABLED", "MinInstanceCount": 0, "MaxInstanceCount": 3}}])
+    sm.create_endpoint(EndpointName="mis", EndpointConfigName="mis-config")
+    sm.get_waiter("endpoint_in_service").wait(EndpointName="mis", WaiterConfig={"Delay": 1, "MaxAttempts": 60})
+
+    def instances() -> int:
+        (variant,) = sm.describe_endpoint(EndpointName="mis")["ProductionVariants"]
+        assert variant["ManagedInstanceScaling"]["MaxInstanceCount"] == 3
+        return variant["CurrentInstanceCount"]
+
+    assert instances() == 1
+    grown = component(sm, "ic", "mis", "m", copies=4)  # one GPU per copy, one GPU per instance
+    assert grown["RuntimeConfig"] == {"DesiredCopyCount": 4, "CurrentCopyCount": 3} and instances() == 3
+    assert len({c["placed_on"] for c in copies(server, "mis", "ic")}) == 3
+    sm.update_inference_component_runtime_config(InferenceComponentName="ic", DesiredRuntimeConfig={"CopyCount": 1})
+    settled(sm, "ic")
+    assert instances() == 1
+    assert rt.invoke_endpoint(EndpointName="mis", InferenceComponentName="ic", Body=b"one")["Body"].read() == b"one"
+    sm.update_inference_component_runtime_config(InferenceComponentName="ic", DesiredRuntimeConfig={"CopyCount": 0})
+    settled(sm, "ic")
+    assert instances() == 0  # MinInstanceCount 0

@@ -35,3 +35,25 @@ def test_memory_and_cpus_count_too_and_release_frees_room():
     assert placement.reserve("c", Need(accelerators=1, memory_mb=10)) is None  # no accelerator
     placement.release("a")
     assert placement.reserve("b", Need(memory_mb=3000, cpus=2)) is not None
+
+
+def test_managed_scaling_adds_instances_up_to_the_max_and_releases_empty_ones_down_to_the_min():
+    numbers = iter(range(2, 100))
+    placement = Placement(hosts(1, "ml.g5.xlarge"),
+                          lambda: Host(f"h{next(numbers)}", "ml.g5.xlarge", hardware("ml.g5.xlarge")),
+                          min_hosts=0, max_hosts=3)
+    placed = [placement.reserve(f"c{i}", Need(accelerators=1)) for i in range(4)]
+    assert [h.id if h else None for h in placed] == ["h1", "h2", "h3", None]  # one GPU each, three at most
+    placement.release("c1")
+    placement.release("c2")
+    assert [h.id for h in placement.hosts] == ["h1"]
+    placement.release("c0")
+    assert placement.hosts == []  # MinInstanceCount 0
+
+
+def test_without_managed_scaling_instances_stay():
+    placement = Placement(hosts(1, "ml.g5.xlarge"))
+    assert placement.reserve("a", Need(accelerators=1)) is not None
+    assert placement.reserve("b", Need(accelerators=1)) is None
+    placement.release("a")
+    assert len(placement.hosts) == 1
