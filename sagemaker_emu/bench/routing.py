@@ -11,6 +11,11 @@ in the benchmark itself, sending each request straight to a worker as soon as on
 (one request for `serial`, sixteen for `batch16`), so every strategy's p99 is also shown
 against the best any router could do.
 
+`--inference-components N` runs every point on an inference-component endpoint instead: N
+components of the same llm-sim model, each with as many copies as the point has instances
+(one vCPU and 1 GiB each, on ml.m5.24xlarge instances), the users spread evenly over the
+components, and the strategy choosing among the copies of the component a user calls.
+
 `--time-scale` multiplies every simulated latency. The emulator's own overhead (about 1 ms a
 call, docs/performance.md) is not scaled, so at 0.05 it weighs twenty times more against the
 model's time than it would at full scale; the report states the scale.
@@ -39,6 +44,8 @@ SHORT = {"RANDOM": "RANDOM", "LEAST_OUTSTANDING_REQUESTS": "LOR", "PREFIX_AWARE"
          "IDEAL": "IDEAL"}
 CAPACITY = {"serial": 1, "batch16": 16}  # requests an instance runs at once, for the central queue
 DEFAULT_POINTS = "4x1,20x5,40x10,60x15,80x20"  # (users x instances), as in SageMaker's post
+ROLE = "arn:aws:iam::123456789012:role/bench"
+IC_HEADER = "X-Amzn-SageMaker-Inference-Component"
 
 
 @dataclass
@@ -68,15 +75,43 @@ class Emulator:
         self.url, self.host, self.port = self.emulator.url, self.emulator.host, self.emulator.port
         self.sm = self.emulator.client()
 
-    def deploy(self, name: str, instances: int, strategy: str, environment: dict[str, str]) -> list[dict]:
+    def deploy(self, name: str, instances: int, strategy: str, environment: dict[str, str],
+               components: int = 0) -> dict[str | None, list[dict]]:
+        """The endpoint for one point; returns the workers each target routes among: the
+        instances under None, or each inference component's copies under its name."""
         routing = {"RoutingStrategy": "RANDOM" if strategy == "IDEAL" else strategy}
         if strategy == "PREFIX_AWARE":
             routing["PrefixAwareRoutingConfig"] = {"PrefixLength": 4096, "ConcurrencyThreshold": 4}
-        deploy(self.sm, name, container={"Image": "sagemaker-emu/llm-sim"}, environment=environment,
-               InstanceType="ml.g5.2xlarge", InitialInstanceCount=instances, RoutingConfig=routing)
-        return self.emulator.endpoint_view(name)["variants"][0]["instances"]
+        if not components:
+            deploy(self.sm, name, container={"Image": "sagemaker-emu/llm-sim"}, environment=environment,
+                   InstanceType="ml.g5.2xlarge", InitialInstanceCount=instances, RoutingConfig=routing)
+            return {None: self.emulator.endpoint_view(name)["variants"][0]["instances"]}
+        self.sm.create_model(ModelName=f"{name}-model", ExecutionRoleArn=ROLE, PrimaryContainer={
+            "Image": "sagemaker-emu/llm-sim", "Environment": environment})
+        self.sm.create_endpoint_config(EndpointConfigName=f"{name}-config", ExecutionRoleArn=ROLE, ProductionVariants=[{
+            "VariantName": "AllTraffic", "InstanceType": "ml.m5.24xlarge", "RoutingConfig": routing,
+            "InitialInstanceCount": -(-components * instances // 90)}])  # 96 vCPUs each, a few spare
+        self.sm.create_endpoint(EndpointName=name, EndpointConfigName=f"{name}-config")
+        self.sm.get_waiter("endpoint_in_service").wait(EndpointName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 300})
+        names = [f"{name}-ic{k}" for k in range(components)]
+        for ic in names:
+            self.sm.create_inference_component(
+                InferenceComponentName=ic, EndpointName=name, VariantName="AllTraffic",
+                Specification={"ModelName": f"{name}-model", "ComputeResourceRequirements": {
+                    "NumberOfCpuCoresRequired": 1, "MinMemoryRequiredInMb": 1024}},
+                RuntimeConfig={"CopyCount": instances})
+        for ic in names:
+            while self.sm.describe_inference_component(InferenceComponentName=ic)["InferenceComponentStatus"] == "Creating":
+                time.sleep(0.1)
+        view = self.emulator.endpoint_view(name)["inference_components"]
+        return {ic: view[ic]["copies"] for ic in names}
 
     def remove(self, name: str) -> None:
+        components = self.sm.list_inference_components(EndpointNameEquals=name, MaxResults=100)["InferenceComponents"]
+        for ic in components:
+            self.sm.delete_inference_component(InferenceComponentName=ic["InferenceComponentName"])
+        while self.sm.list_inference_components(EndpointNameEquals=name)["InferenceComponents"]:
+            time.sleep(0.1)
         self.sm.delete_endpoint(EndpointName=name)
         self.sm.get_waiter("endpoint_deleted").wait(EndpointName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 300})
         self.sm.delete_endpoint_config(EndpointConfigName=f"{name}-config")
@@ -89,10 +124,12 @@ class Emulator:
 # ------------------------------------------------------------------ one call
 
 
-def _call(conn: http.client.HTTPConnection, path: str, body: bytes, t0: float) -> tuple[float | None, bytes]:
+def _call(conn: http.client.HTTPConnection, path: str, body: bytes, t0: float,
+          component: str | None = None) -> tuple[float | None, bytes]:
     """Send one request and read the whole answer; returns the time from `t0` to its first body
     byte, and the body."""
-    conn.request("POST", path, body=body, headers={"Content-Type": "application/json"})
+    headers = {"Content-Type": "application/json", **({IC_HEADER: component} if component else {})}
+    conn.request("POST", path, body=body, headers=headers)
     resp = conn.getresponse()
     first = resp.read1(65536)
     ttft = time.perf_counter() - t0 if first else None
@@ -143,12 +180,14 @@ class CentralQueue:
 
 def run_point(emu: Emulator, workload: Workload, profile: str, users: int, instances: int, strategy: str,
               duration: float, warmup: float, time_scale: float, seed: int, stream: bool,
-              think_s: float) -> PointResult:
+              think_s: float, components: int = 0) -> PointResult:
     name = f"bench-{profile}-{users}x{instances}-{SHORT[strategy].lower()}"
     env = {"LLM_SIM_PROFILE": profile, "LLM_SIM_TIME_SCALE": str(time_scale)}
-    deployed = emu.deploy(name, instances, strategy, env)
+    deployed = emu.deploy(name, instances, strategy, env, components)
+    targets = list(deployed)  # user n calls targets[n % len]: the endpoint, or one component
     path = f"/endpoints/{name}/invocations" + ("-response-stream" if stream else "")
-    queue = CentralQueue([i["port"] for i in deployed], CAPACITY[profile]) if strategy == "IDEAL" else None
+    queues = {t: CentralQueue([i["port"] for i in workers], CAPACITY[profile])
+              for t, workers in deployed.items()} if strategy == "IDEAL" else {}
     start = time.perf_counter()
     window = (start + warmup, start + warmup + duration)
     samples: list[tuple[float, float, float | None, tuple | None]] = []  # (started, latency, ttft, cached)
@@ -158,6 +197,8 @@ def run_point(emu: Emulator, workload: Workload, profile: str, users: int, insta
 
     def user(n: int) -> None:
         rng = random.Random(seed * 100003 + n)
+        component = targets[n % len(targets)]
+        queue = queues.get(component)
         conns: dict[int, http.client.HTTPConnection] = {}
         while time.perf_counter() < window[1]:
             body, _ = workload.request(rng, n)
@@ -174,7 +215,7 @@ def run_point(emu: Emulator, workload: Workload, profile: str, users: int, insta
                              else (emu.host, emu.port, path))
             conn = conns.get(target) or conns.setdefault(target, http.client.HTTPConnection(host, port, timeout=600))
             try:
-                ttft, answer = _call(conn, p, body, t0)
+                ttft, answer = _call(conn, p, body, t0, None if queue else component)
                 latency = time.perf_counter() - t0
                 cached = _cached_tokens(answer) if details else None
                 with lock:
@@ -313,6 +354,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--json", default=None, help="write every number to this file")
     parser.add_argument("--plot", default=None, help="write a PNG plot here (needs matplotlib)")
+    parser.add_argument("--inference-components", type=int, default=0, metavar="N",
+                        help="run each point on N inference components with that many copies each")
     parser.add_argument("--quick", action="store_true", help="a tiny run that checks the bench works (seconds)")
     args = parser.parse_args(argv)
     if args.quick:
@@ -344,11 +387,14 @@ def main(argv: list[str] | None = None) -> int:
         for k, (profile, users, instances, strategy) in enumerate(runs):
             _progress(k, len(runs), f"{profile} {users}x{instances} {SHORT[strategy]}", started)
             results.append(run_point(emu, workload, profile, users, instances, strategy, args.duration,
-                                     args.warmup, args.time_scale, args.seed, args.stream, args.think_time))
+                                     args.warmup, args.time_scale, args.seed, args.stream, args.think_time,
+                                     args.inference_components))
         _progress(len(runs), len(runs), "done", started)
         sys.stderr.write("\n")
     finally:
         emu.stop()
+    if args.inference_components:
+        print(f"on inference components: {args.inference_components} per endpoint, 'instances' are copies of each")
     print(f"bench routing: workload {workload.name} ({workload.summary}); time scale {args.time_scale:g}; "
           f"{args.duration:g} s measured per point after {args.warmup:g} s warm-up; seed {args.seed}; "
           f"{os.cpu_count()} CPUs; {time.perf_counter() - started:.0f} s in all")

@@ -6,7 +6,9 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import hashlib
+import math
 from typing import Any
 
 from sagemaker_emu.control import lifecycle
@@ -84,6 +86,7 @@ def describe_inference_component(backend: Backend, params: dict, call: Call) -> 
         "CreationTime": ic.created,
         "LastModifiedTime": ic.modified,
         "InferenceComponentStatus": ic.status.value,
+        "LastDeploymentConfig": ic.last_deployment,
     }
 
 
@@ -132,3 +135,42 @@ def delete_inference_component(backend: Backend, params: dict, call: Call) -> di
     backend.transition(ic, Status.DELETING)
     lifecycle.run_in_background(lifecycle.remove_component, backend, ic, endpoint.fleet if endpoint else None)
     return {}
+
+
+def _batch(policy: dict[str, Any] | None, copies: int) -> tuple[int, float]:
+    """Copies replaced per step and the wait between steps, from a RollingUpdatePolicy."""
+    if not policy:
+        return 1, 0.0  # no policy: one copy at a time, no wait (docs/decisions.md)
+    size = policy["MaximumBatchSize"]
+    if size["Type"] == "CAPACITY_PERCENT":
+        batch = math.ceil(max(copies, 1) * size["Value"] / 100)
+    else:
+        batch = size["Value"]
+    return max(1, batch), float(policy["WaitIntervalInSeconds"])
+
+
+@operation
+def update_inference_component(backend: Backend, params: dict, call: Call) -> dict:
+    ic = backend.inference_component(params["InferenceComponentName"])
+    if ic.status != Status.IN_SERVICE:
+        raise InvalidInput(f'Cannot update in-progress inference component "{ic.arn}".')
+    spec = params.get("Specification")
+    if spec is not None:
+        _check_specification(spec, {"RuntimeConfig": params.get("RuntimeConfig", {"CopyCount": ic.desired_copies})})
+    model = backend.model(spec["ModelName"]) if spec is not None and "ModelName" in spec else None
+    endpoint = backend.endpoint(ic.endpoint_name)
+    routing = endpoint.variant(ic.variant_name).spec.get("RoutingConfig") or {}
+    count = params.get("RuntimeConfig", {}).get("CopyCount", ic.desired_copies)
+    ic.desired_copies = count
+    ic.changing_copies = True
+    if "DeploymentConfig" in params:
+        ic.last_deployment = copy.deepcopy(params["DeploymentConfig"])
+    backend.transition(ic, Status.UPDATING)
+    if spec is None:
+        lifecycle.run_in_background(lifecycle.set_copies, backend, ic, endpoint.fleet, ic.plan(routing), count)
+    else:
+        target = dataclasses.replace(ic, spec=copy.deepcopy(spec), model=copy.deepcopy(model))
+        batch, wait = _batch(params.get("DeploymentConfig", {}).get("RollingUpdatePolicy"), ic.current_copies)
+        lifecycle.run_in_background(lifecycle.roll, backend, ic, endpoint.fleet, target, target.plan(routing), count,
+                                    batch, wait)
+    return {"InferenceComponentArn": ic.arn}

@@ -96,6 +96,25 @@ def set_copies(backend: Backend, ic: InferenceComponent, fleet: Fleet, plan: Com
     backend.copies_set(ic, copies, failure)
 
 
+def roll(backend: Backend, ic: InferenceComponent, fleet: Fleet, target: InferenceComponent, plan: ComponentPlan,
+         count: int, batch: int, wait_s: float) -> None:
+    """UpdateInferenceComponent with a new specification (`target`, run as `plan`): a rolling
+    replacement of the copies."""
+    copies: Copies | None = None
+    failure = None
+    try:
+        copies = fleet.replace_copies(plan, count, batch, wait_s)
+    except DeploymentFailed as exc:
+        failure = str(exc)[:1024]
+    except Exception as exc:
+        log.exception("update of %s failed", ic.name)
+        failure = f"Internal error while updating the inference component: {exc}"[:1024]
+    if failure is not None:
+        log.warning("update of inference component %s failed; the old copies keep serving: %s", ic.name, failure)
+    _hold(backend, ic.modified)
+    backend.copies_set(ic, copies, failure, rolled_to=target if copies is not None else None)
+
+
 def remove_component(backend: Backend, ic: InferenceComponent, fleet: Fleet | None) -> None:
     if fleet is not None:
         fleet.remove_component(ic.name)

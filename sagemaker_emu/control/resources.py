@@ -143,6 +143,7 @@ class InferenceComponent:
     current_copies: int = 0
     failure_reason: str | None = None
     changing_copies: bool = False  # UpdateInferenceComponentRuntimeConfig in progress
+    last_deployment: dict[str, Any] | None = None  # the DeploymentConfig of the last update
 
     def plan(self, routing: dict[str, Any]) -> ComponentPlan:
         """What the fleet needs to run copies of it; `routing` is its variant's RoutingConfig."""

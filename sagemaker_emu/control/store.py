@@ -133,9 +133,10 @@ class Backend:
             resource.modified = self.now()
             self._changed.notify_all()
 
-    def copies_set(self, ic: InferenceComponent, copies: Copies | None, failure: str | None) -> None:
+    def copies_set(self, ic: InferenceComponent, copies: Copies | None, failure: str | None,
+                   rolled_to: InferenceComponent | None = None) -> None:
         """Publish what the fleet reached for a component's copy count (None: it could not
-        start them, for `failure`)."""
+        start them, for `failure`); `rolled_to` carries the specification an update rolled to."""
         with self._lock:
             if self.inference_components.get(ic.name.lower()) is not ic:
                 return
@@ -144,6 +145,8 @@ class Backend:
                 ic.failure_reason = failure
                 self.transition(ic, Status.FAILED if ic.status == Status.CREATING else Status.IN_SERVICE)
                 return
+            if rolled_to is not None:
+                ic.spec, ic.model = rolled_to.spec, rolled_to.model
             ic.current_copies = copies.current
             ic.failure_reason = copies.failure
             self.transition(ic, Status.IN_SERVICE)

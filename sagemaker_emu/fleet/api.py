@@ -134,6 +134,12 @@ class Fleet(FleetView, Protocol):
         blocks until new copies pass /ping. Raises DeploymentFailed if a copy cannot start."""
         ...
 
+    def replace_copies(self, plan: ComponentPlan, count: int, batch: int, wait_s: float) -> Copies:
+        """Roll the component's copies over to `plan`: start `batch` new copies, route to them
+        once they pass /ping, drain and stop as many old ones, wait `wait_s`, repeat; then
+        start or stop copies until `count` run. Calls in flight on old copies finish there."""
+        ...
+
     def remove_component(self, name: str) -> None:
         """Stop every copy of the component (letting calls in flight finish)."""
         ...

@@ -202,12 +202,49 @@ class ProcessFleet:
 
             try:
                 started = self.bring_up(vf, count - len(live), reserve)
-            except DeploymentFailed:
-                self._release_unplaced(vf, placement)
-                raise
-            self._release_unplaced(vf, placement)
+            finally:
+                self._release_unplaced(placement, vf)
             reached = len(live) + started
             return Copies(reached, None if reached == count else NO_ROOM)
+
+    def replace_copies(self, plan: ComponentPlan, count: int, batch: int, wait_s: float) -> Copies:
+        placement = self.placements[plan.variant]
+        need = Need(plan.accelerators, plan.memory_mb, plan.cpus)
+        key = component_key(plan.name)
+        with self._copies_lock:
+            live = self.variants[key]
+            fresh = self.deployer.variant_fleet(VariantPlan(
+                name=key, model_name=plan.model_name, containers=plan.containers, instance_count=0,
+                routing=plan.routing, startup_timeout=plan.startup_timeout), self.directory / key)
+            fresh._numbers = live._numbers  # copy ids stay unique across specifications
+
+            def reserve(instance: Instance) -> bool:
+                host = placement.reserve(instance.id, need, plan.placement)
+                instance.placed_on = host.id if host else None
+                return host is not None
+
+            with self._lock:
+                old = [i for i in live.instances if i.health != Health.STOPPED]
+            while old:
+                try:
+                    started = self.bring_up(fresh, min(batch, len(old)), reserve)
+                finally:
+                    self._release_unplaced(placement, live, fresh)
+                if started == 0:  # no room beside the old copies for even one new one
+                    raise DeploymentFailed(f"{NO_ROOM} The update needs room for a new copy beside the old ones.")
+                with self._lock:  # the new copies take calls; the old ones finish theirs
+                    moving, fresh.instances = fresh.instances, []
+                    live.instances.extend(moving)
+                for instance in moving:
+                    instance.variant = key
+                self.routing_changed()
+                leaving, old = old[:started], old[started:]
+                self._retire(leaving, live, placement)
+                if old and self.stopping.wait(wait_s):
+                    break
+            live.launch, live.env, live.model_data_url = fresh.launch, fresh.env, fresh.model_data_url
+            live.startup_timeout = fresh.startup_timeout
+        return self.set_copies(plan, count)
 
     def remove_component(self, name: str) -> None:
         key = component_key(name)
@@ -233,12 +270,13 @@ class ProcessFleet:
                 placement.release(instance.id)
         self.routing_changed()
 
-    def _release_unplaced(self, vf: VariantFleet, placement: Placement) -> None:
+    def _release_unplaced(self, placement: Placement, *fleets: VariantFleet) -> None:
         """Room reserved for a copy that is not running (no room found, or it failed) is free again."""
         with self._lock:
-            running = {i.id for i in vf.instances}
-        for host in placement.hosts:
-            for copy_id in [c for c in host.reserved if c.startswith(vf.name + "-") and c not in running]:
+            running = {i.id for vf in fleets for i in vf.instances}
+        prefix = fleets[0].name + "-"
+        for host in list(placement.hosts):
+            for copy_id in [c for c in host.reserved if c.startswith(prefix) and c not in running]:
                 placement.release(copy_id)
 
     def _drain(self, instances: list[Instance]) -> None:

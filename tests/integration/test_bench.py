@@ -36,6 +36,16 @@ def test_routing_quick_streaming_reports_time_to_first_token(tmp_path):
     assert r["errors"] == 0 and 0 < r["ttft_p50_s"] < r["p50_s"]
 
 
+def test_routing_quick_over_inference_components(tmp_path):
+    out = tmp_path / "routing.json"
+    result = bench("routing", "--quick", "--inference-components", "2", "--strategies",
+                   "RANDOM,LEAST_OUTSTANDING_REQUESTS,IDEAL", "--json", str(out))
+    assert result.returncode == 0, result.stderr
+    assert "on inference components: 2 per endpoint" in result.stdout
+    for r in json.loads(out.read_text())["results"]:
+        assert r["requests"] > 0 and r["errors"] == 0
+
+
 def test_overhead_and_pick_run():
     result = bench("overhead", "--calls", "40", "--threads", "1,2")
     assert result.returncode == 0, result.stderr

@@ -186,3 +186,46 @@ def test_managed_instance_scaling_adds_and_releases_instances(server, sm, rt):
     sm.update_inference_component_runtime_config(InferenceComponentName="ic", DesiredRuntimeConfig={"CopyCount": 0})
     settled(sm, "ic")
     assert instances() == 0  # MinInstanceCount 0
+
+
+def test_an_update_rolls_copies_to_the_new_model_with_no_failed_call(server, sm, rt):
+    sm.create_model(ModelName="v1", PrimaryContainer={"Image": "sagemaker-emu/echo"})
+    sm.create_model(ModelName="v2", PrimaryContainer={"Image": "sagemaker-emu/llm-sim", "Environment": LLM_ENV})
+    ic_endpoint(sm, "roll", "ml.g5.12xlarge")
+    component(sm, "svc", "roll", "v1", copies=2)
+    before = {c["pid"] for c in copies(server, "roll", "svc")}
+    body = json.dumps({"inputs": "hi", "parameters": {"max_new_tokens": 2}})
+    answers, failures, stop = [], [], threading.Event()
+
+    def load():
+        while not stop.is_set():
+            try:
+                answers.append(rt.invoke_endpoint(EndpointName="roll", InferenceComponentName="svc",
+                                                  ContentType="application/json", Body=body)["Body"].read())
+            except ClientError as exc:  # noqa: PERF203 - every failure is kept and asserted on
+                failures.append(exc)
+
+    callers = [threading.Thread(target=load) for _ in range(4)]
+    for t in callers:
+        t.start()
+    eventually(lambda: len(answers) >= 20)
+    sm.update_inference_component(
+        InferenceComponentName="svc",
+        Specification={"ModelName": "v2", "ComputeResourceRequirements": {
+            "NumberOfAcceleratorDevicesRequired": 1, "MinMemoryRequiredInMb": 1024}},
+        DeploymentConfig={"RollingUpdatePolicy": {"MaximumBatchSize": {"Type": "COPY_COUNT", "Value": 1},
+                                                  "WaitIntervalInSeconds": 0}})
+    described = settled(sm, "svc")
+    eventually(lambda: len(answers) >= 20 + 40)
+    stop.set()
+    for t in callers:
+        t.join()
+    assert failures == []
+    assert described["Specification"]["ModelName"] == "v2" and described["RuntimeConfig"]["CurrentCopyCount"] == 2
+    assert described["LastDeploymentConfig"]["RollingUpdatePolicy"]["MaximumBatchSize"]["Value"] == 1
+    after = copies(server, "roll", "svc")
+    assert len(after) == 2 and not before & {c["pid"] for c in after}
+    assert all(not alive(p) for p in before)
+    out = rt.invoke_endpoint(EndpointName="roll", InferenceComponentName="svc", ContentType="application/json", Body=body)
+    assert "generated_text" in json.loads(out["Body"].read())[0]  # the new model answers
+    assert answers[0] == body.encode()  # the old one echoed
