@@ -27,8 +27,10 @@ def _check_specification(spec: dict[str, Any] | None, params: dict[str, Any]) ->
                                "Specifications is not supported yet.")
         raise InvalidInput("Specification must be specified.")
     if "BaseInferenceComponentName" in spec:
-        raise InvalidInput("sagemaker-emu does not support adapter inference components "
-                           "(BaseInferenceComponentName) yet.")
+        if "ComputeResourceRequirements" in spec:
+            raise InvalidInput("An adapter inference component uses the compute resources of its base inference "
+                               "component; do not specify ComputeResourceRequirements.")
+        return
     if "ModelName" not in spec and "Container" not in spec:
         raise InvalidInput("Specification must specify ModelName or Container.")
     if "ComputeResourceRequirements" not in spec:
@@ -58,17 +60,35 @@ def create_inference_component(backend: Backend, params: dict, call: Call) -> di
     if not variant.hosts_components:
         raise InvalidInput(f'Variant "{variant.name}" of endpoint "{endpoint.arn}" runs model '
                            f'"{variant.models[0].name}"; inference components need a variant without ModelName.')
-    model = backend.model(spec["ModelName"]) if "ModelName" in spec else None
+    base = _base_of(backend, spec, endpoint.name)
+    model = backend.model(spec["ModelName"]) if "ModelName" in spec and base is None else None
     now = backend.now()
     ic = InferenceComponent(
-        name=name, arn=arn, endpoint_name=endpoint.name, endpoint_arn=endpoint.arn, variant_name=variant.name,
-        created=now, modified=now, status=Status.CREATING, spec=copy.deepcopy(spec),
-        model=copy.deepcopy(model), desired_copies=params["RuntimeConfig"]["CopyCount"])
+        name=name, arn=arn, endpoint_name=endpoint.name, endpoint_arn=endpoint.arn,
+        variant_name=base.variant_name if base else variant.name, created=now, modified=now,
+        status=Status.CREATING, spec=copy.deepcopy(spec), model=copy.deepcopy(model),
+        desired_copies=0 if base else params["RuntimeConfig"]["CopyCount"], base=base.name if base else None)
     set_tags(backend, arn, params.get("Tags", []))
     backend.inference_components[name.lower()] = ic
-    lifecycle.run_in_background(lifecycle.set_copies, backend, ic, endpoint.fleet,
-                                ic.plan(variant.spec.get("RoutingConfig") or {}), ic.desired_copies)
+    if base is not None:  # its base's copies serve it: nothing to start
+        lifecycle.run_in_background(lifecycle.adapter_ready, backend, ic)
+    else:
+        lifecycle.run_in_background(lifecycle.set_copies, backend, ic, endpoint.fleet,
+                                    ic.plan(variant.spec.get("RoutingConfig") or {}), ic.desired_copies)
     return {"InferenceComponentArn": arn}
+
+
+def _base_of(backend: Backend, spec: dict[str, Any], endpoint_name: str) -> InferenceComponent | None:
+    """The base of an adapter inference component (None for others), checked."""
+    name = spec.get("BaseInferenceComponentName")
+    if name is None:
+        return None
+    base = backend.inference_component(name)
+    if base.endpoint_name != endpoint_name:
+        raise InvalidInput(f'Base inference component "{base.arn}" is not on endpoint "{endpoint_name}".')
+    if base.base is not None:
+        raise InvalidInput(f'Inference component "{base.arn}" is an adapter and cannot be the base of another.')
+    return base
 
 
 @operation
@@ -82,12 +102,18 @@ def describe_inference_component(backend: Backend, params: dict, call: Call) -> 
         "VariantName": ic.variant_name,
         "FailureReason": ic.failure_reason,
         "Specification": _specification_summary(ic),
-        "RuntimeConfig": {"DesiredCopyCount": ic.desired_copies, "CurrentCopyCount": ic.current_copies},
+        "RuntimeConfig": _runtime_config(backend, ic),
         "CreationTime": ic.created,
         "LastModifiedTime": ic.modified,
         "InferenceComponentStatus": ic.status.value,
         "LastDeploymentConfig": ic.last_deployment,
     }
+
+
+def _runtime_config(backend: Backend, ic: InferenceComponent) -> dict:
+    """An adapter shows the copies of the base that serves it."""
+    shown = backend.inference_components.get(ic.base.lower(), ic) if ic.base else ic
+    return {"DesiredCopyCount": shown.desired_copies, "CurrentCopyCount": shown.current_copies}
 
 
 def _specification_summary(ic: InferenceComponent) -> dict:
@@ -116,6 +142,9 @@ def update_inference_component_runtime_config(backend: Backend, params: dict, ca
     ic = backend.inference_component(params["InferenceComponentName"])
     if ic.status != Status.IN_SERVICE:
         raise InvalidInput(f'Cannot update in-progress inference component "{ic.arn}".')
+    if ic.base is not None:
+        raise InvalidInput(f'Inference component "{ic.arn}" is an adapter: it has the copies of its base '
+                           f'"{ic.base}"; change those instead.')
     endpoint = backend.endpoint(ic.endpoint_name)
     variant = endpoint.variant(ic.variant_name)
     ic.desired_copies = params["DesiredRuntimeConfig"]["CopyCount"]
@@ -131,9 +160,14 @@ def delete_inference_component(backend: Backend, params: dict, call: Call) -> di
     ic = backend.inference_component(params["InferenceComponentName"])
     if ic.status in (Status.CREATING, Status.UPDATING, Status.DELETING):
         raise InvalidInput(f'Cannot delete in-progress inference component "{ic.arn}".')
+    adapters = sorted(a.name for a in backend.inference_components.values() if a.base == ic.name)
+    if adapters:
+        raise InvalidInput(f'Cannot delete inference component "{ic.arn}" while adapter inference components '
+                           f'use it: {", ".join(adapters)}. Delete them first.')
     endpoint = backend.endpoints.get(ic.endpoint_name.lower())
     backend.transition(ic, Status.DELETING)
-    lifecycle.run_in_background(lifecycle.remove_component, backend, ic, endpoint.fleet if endpoint else None)
+    fleet = endpoint.fleet if endpoint and ic.base is None else None  # an adapter has no copies of its own
+    lifecycle.run_in_background(lifecycle.remove_component, backend, ic, fleet)
     return {}
 
 
@@ -154,6 +188,9 @@ def update_inference_component(backend: Backend, params: dict, call: Call) -> di
     ic = backend.inference_component(params["InferenceComponentName"])
     if ic.status != Status.IN_SERVICE:
         raise InvalidInput(f'Cannot update in-progress inference component "{ic.arn}".')
+    if ic.base is not None:
+        raise InvalidInput(f'sagemaker-emu cannot yet update adapter inference component "{ic.arn}"; '
+                           "delete it and create it again.")
     spec = params.get("Specification")
     if spec is not None:
         _check_specification(spec, {"RuntimeConfig": params.get("RuntimeConfig", {"CopyCount": ic.desired_copies})})

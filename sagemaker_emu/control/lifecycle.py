@@ -115,6 +115,12 @@ def roll(backend: Backend, ic: InferenceComponent, fleet: Fleet, target: Inferen
     backend.copies_set(ic, copies, failure, rolled_to=target if copies is not None else None)
 
 
+def adapter_ready(backend: Backend, ic: InferenceComponent) -> None:
+    """An adapter needs no copies of its own: its base's copies apply it per call."""
+    _hold(backend, ic.modified)
+    backend.copies_set(ic, Copies(0), None)
+
+
 def remove_component(backend: Backend, ic: InferenceComponent, fleet: Fleet | None) -> None:
     if fleet is not None:
         fleet.remove_component(ic.name)

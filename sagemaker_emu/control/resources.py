@@ -144,6 +144,7 @@ class InferenceComponent:
     failure_reason: str | None = None
     changing_copies: bool = False  # UpdateInferenceComponentRuntimeConfig in progress
     last_deployment: dict[str, Any] | None = None  # the DeploymentConfig of the last update
+    base: str | None = None  # an adapter: the inference component whose copies serve it
 
     def plan(self, routing: dict[str, Any]) -> ComponentPlan:
         """What the fleet needs to run copies of it; `routing` is its variant's RoutingConfig."""
@@ -167,7 +168,8 @@ class InferenceComponent:
 class ComponentTarget:
     name: str
     variant: str
-    copies: int  # running now
+    copies: int  # running now (an adapter: its base's)
+    served_by: str  # the component whose copies take its calls: itself, or an adapter's base
 
 
 @dataclass(frozen=True)

@@ -245,8 +245,15 @@ class Backend:
             variants=tuple(VariantWeight(v.name, v.weight, (v.spec.get("RoutingConfig") or {}).get(
                 "RoutingStrategy", "RANDOM")) for v in ep.variants),
             hosts_components=hosts_components,
-            components={ic.name: ComponentTarget(ic.name, ic.variant_name, ic.current_copies)
-                        for ic in self.components_of(ep.name)} if hosts_components else {})
+            components=self._component_targets(ep.name) if hosts_components else {})
+
+    def _component_targets(self, endpoint_name: str) -> dict[str, ComponentTarget]:
+        components = {ic.name: ic for ic in self.components_of(endpoint_name)}
+        targets = {}
+        for ic in components.values():
+            serving = components.get(ic.base, ic) if ic.base else ic
+            targets[ic.name] = ComponentTarget(ic.name, ic.variant_name, serving.current_copies, serving.name)
+        return targets
 
     def serving(self, name: str) -> EndpointSnapshot:
         """The endpoint an invocation of `name` reaches, or SageMaker's error for why none."""

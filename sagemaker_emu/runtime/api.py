@@ -29,6 +29,9 @@ class ComponentTarget(Protocol):
     @property
     def copies(self) -> int: ...
 
+    @property
+    def served_by(self) -> str: ...  # whose copies take its calls: itself, or an adapter's base
+
 
 class Target(Protocol):
     """An endpoint that may take invocations, as it was when the call arrived."""

@@ -38,6 +38,8 @@ log = logging.getLogger("sagemaker_emu.runtime")
 
 MAX_BODY_BYTES = 6 * 1024 * 1024  # BodyBlob's max in the service model (6 MiB)
 DISPATCH_ATTEMPTS = 3  # an instance may leave routing, or a new fleet replace ours, between steps
+# How a base's copy learns which adapter to apply (our choice: AWS does not document it).
+ADAPTER_HEADER = "X-Amzn-SageMaker-Adapter-Identifier"
 NO_COMPONENT_HEADER = ("Inference Component Name header is required for endpoints to which you plan to deploy "
                        "inference components. Please include Inference Component Name header or consider using "
                        "SageMaker models.")
@@ -131,6 +133,7 @@ class InvokeRequest:
     endpoint_found: bool = False  # failures are counted only for endpoints that exist
     sent_to: tuple[str, int | None] | None = None  # (instance id, pid) last dispatched to, for log lines
     caller_gone: Callable[[], bool] | None = None  # asked while the instance works
+    adapter: str | None = None  # set when the component invoked is an adapter served by its base's copies
 
 
 @dataclass
@@ -252,6 +255,8 @@ class Runtime:
                 raise InvalidInput(f"Inference component {req.inference_component} is not hosted on endpoint {target.name}.")
             if component.copies == 0:
                 raise InvalidInput(NO_COPIES)
+            if component.served_by != component.name:  # an adapter: its base's copies apply it
+                req.adapter = component.name
         return target
 
     def _route(self, req: InvokeRequest, target: Target) -> tuple[str, InstanceView | None, tuple[str, ...] | None]:
@@ -261,7 +266,8 @@ class Runtime:
             variant, instance = self._session_target(req, target)
             return variant, instance, () if target.fleet.router(variant).wants_cache_state else None
         if req.inference_component is not None:  # among the component's copies, by its variant's strategy
-            variant, key = target.components[req.inference_component].variant, component_key(req.inference_component)
+            component = target.components[req.inference_component]
+            variant, key = component.variant, component_key(component.served_by)
         else:
             variant = key = self._choose_variant(req, target).name
         instances = target.fleet.instances(key)
@@ -415,7 +421,8 @@ class Runtime:
         for name, value in (("Content-Type", req.content_type), ("Accept", req.accept),
                             ("X-Amzn-SageMaker-Custom-Attributes", req.custom_attributes),
                             ("X-Amzn-SageMaker-Inference-Id", req.inference_id),
-                            ("X-Amzn-SageMaker-Session-Id", req.session_id)):
+                            ("X-Amzn-SageMaker-Session-Id", req.session_id),
+                            (ADAPTER_HEADER, req.adapter)):
             if value is not None:
                 headers[name] = value
         return headers

@@ -229,3 +229,33 @@ def test_an_update_rolls_copies_to_the_new_model_with_no_failed_call(server, sm,
     out = rt.invoke_endpoint(EndpointName="roll", InferenceComponentName="svc", ContentType="application/json", Body=body)
     assert "generated_text" in json.loads(out["Body"].read())[0]  # the new model answers
     assert answers[0] == body.encode()  # the old one echoed
+
+
+def test_an_adapter_is_served_by_its_bases_copies_and_goes_first(server, sm, rt):
+    sm.create_model(ModelName="base-model", PrimaryContainer={"Image": "sagemaker-emu/llm-sim", "Environment": LLM_ENV})
+    ic_endpoint(sm, "lora", "ml.g5.12xlarge")
+    component(sm, "base", "lora", "base-model", copies=2)
+    sm.create_inference_component(
+        InferenceComponentName="tuned", EndpointName="lora",
+        Specification={"BaseInferenceComponentName": "base", "Container": {"ArtifactUrl": "s3://bucket/adapters/tuned/"}})
+    adapter = settled(sm, "tuned")
+    assert adapter["InferenceComponentStatus"] == "InService" and adapter["VariantName"] == "AllTraffic"
+    assert adapter["RuntimeConfig"]["CurrentCopyCount"] == 2  # its base's copies
+    assert copies(server, "lora", "tuned") == [] and len(copies(server, "lora", "base")) == 2  # no processes of its own
+    body = json.dumps({"inputs": "hi", "parameters": {"max_new_tokens": 2}})
+    out = json.loads(rt.invoke_endpoint(EndpointName="lora", InferenceComponentName="tuned",
+                                        ContentType="application/json", Body=body)["Body"].read())
+    assert out[0]["adapter"] == "tuned"
+    plain = json.loads(rt.invoke_endpoint(EndpointName="lora", InferenceComponentName="base",
+                                          ContentType="application/json", Body=body)["Body"].read())
+    assert "adapter" not in plain[0]
+    code, message = error(lambda: sm.delete_inference_component(InferenceComponentName="base"))
+    assert code == "ValidationException" and "adapter inference components use it: tuned" in message
+    code, message = error(lambda: sm.create_inference_component(
+        InferenceComponentName="bad", EndpointName="lora",
+        Specification={"BaseInferenceComponentName": "nope", "Container": {"ArtifactUrl": "s3://b/a/"}}))
+    assert code == "ValidationException" and "nope" in message
+    sm.delete_inference_component(InferenceComponentName="tuned")
+    eventually(lambda: [c["InferenceComponentName"] for c in
+                        sm.list_inference_components(EndpointNameEquals="lora")["InferenceComponents"]] == ["base"])
+    sm.delete_inference_component(InferenceComponentName="base")

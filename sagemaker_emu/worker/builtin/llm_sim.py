@@ -194,6 +194,9 @@ class LlmSim(Model):
         stats: dict = {}
         text = "".join(self.generate(prompt, max_new, invocation.connected, stream=False, stats=stats))
         answer: dict = {"generated_text": text}
+        adapter = invocation.headers.get("x-amzn-sagemaker-adapter-identifier")
+        if adapter:  # an adapter inference component's call, on its base's copy
+            answer["adapter"] = adapter
         if details:  # as TGI's `details` parameter, with the prompt's cached tokens too
             answer["details"] = {"finish_reason": "length", **stats}
         return Reply(body=json.dumps([answer]).encode())
