@@ -1,4 +1,5 @@
-"""`sagemaker-emu bench pick`: the cost of one routing decision, per strategy and fleet size.
+"""`sagemaker-emu bench pick`: the cost of one routing decision, per strategy and fleet size
+(instances, or an inference component's copies: the same to a strategy).
 
 Each strategy picks from a snapshot of 1, 20 and 200 instances with random loads; the
 PREFIX_AWARE request carries a 4 KiB body with a 2 KiB prefix. The hash ring is built once
@@ -23,15 +24,12 @@ STRATEGIES = {
 
 
 class _Live:
-    """Stands for a fleet instance: `in_flight` is read through a property, as in the emulator."""
+    """Stands for a fleet instance or inference-component copy: `in_flight` is a plain
+    attribute that fleet/load.py keeps current, as on the emulator's instances."""
 
     def __init__(self, instance_id: str, load: int) -> None:
         self.instance_id = instance_id
-        self._load = load
-
-    @property
-    def in_flight(self) -> int:
-        return self._load
+        self.in_flight = load
 
 
 def time_pick(config: dict, instances: int, picks: int, seed: int = 1) -> float:

@@ -67,7 +67,8 @@ class Instance:
         self.restarts = 0
         self.placed_on: str | None = None  # an inference-component copy: the instance it is placed on
         self.ping_failures = 0  # health checks failed in a row
-        self.load = Load()
+        self.in_flight = 0  # kept equal to load.in_flight by the load itself; strategies read it
+        self.load = Load(mirror=self)
         self.kv = KvIndex()  # what its prefix cache holds, for KV_AWARE
         self._kv_sync = KvSync(self.kv)
         self.started_at = time.time()
@@ -101,10 +102,6 @@ class Instance:
     @property
     def instance_id(self) -> str:
         return self.id
-
-    @property
-    def in_flight(self) -> int:
-        return self.load.in_flight
 
     @property
     def kv_blocks(self) -> set[str]:

@@ -21,8 +21,13 @@ class LoadSnapshot:
 
 
 class Load:
-    def __init__(self) -> None:
+    """The counters of one instance. `mirror` (the instance) gets `in_flight` as a plain
+    attribute whenever it changes: LEAST_OUTSTANDING_REQUESTS reads it from every candidate on
+    every pick, and a plain attribute costs half of a property (docs/performance.md)."""
+
+    def __init__(self, mirror: object | None = None) -> None:
         self._lock = threading.Lock()
+        self._mirror = mirror
         self.in_flight = 0
         self.served = 0
         self.errors = 0
@@ -32,6 +37,8 @@ class Load:
         outcome = Outcome()
         with self._lock:
             self.in_flight += 1
+            if self._mirror is not None:
+                self._mirror.in_flight = self.in_flight
         try:
             yield outcome
         except BaseException:
@@ -40,6 +47,8 @@ class Load:
         finally:
             with self._lock:
                 self.in_flight -= 1
+                if self._mirror is not None:
+                    self._mirror.in_flight = self.in_flight
                 if not outcome.cancelled:
                     self.served += 1
                     self.errors += outcome.failed

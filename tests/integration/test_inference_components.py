@@ -259,3 +259,20 @@ def test_an_adapter_is_served_by_its_bases_copies_and_goes_first(server, sm, rt)
     eventually(lambda: [c["InferenceComponentName"] for c in
                         sm.list_inference_components(EndpointNameEquals="lora")["InferenceComponents"]] == ["base"])
     sm.delete_inference_component(InferenceComponentName="base")
+
+
+def test_components_take_tags_and_list_by_every_filter(server, sm):
+    sm.create_model(ModelName="m", PrimaryContainer={"Image": "sagemaker-emu/echo"})
+    ic_endpoint(sm, "tags", "ml.g5.12xlarge")
+    for name in ("alpha", "beta"):
+        component(sm, name, "tags", "m", copies=1)
+    arn = sm.describe_inference_component(InferenceComponentName="alpha")["InferenceComponentArn"]
+    sm.add_tags(ResourceArn=arn, Tags=[{"Key": "team", "Value": "search"}])
+    assert sm.list_tags(ResourceArn=arn)["Tags"] == [{"Key": "team", "Value": "search"}]
+    page = sm.list_inference_components(VariantNameEquals="AllTraffic", StatusEquals="InService", NameContains="ALP")
+    assert [c["InferenceComponentName"] for c in page["InferenceComponents"]] == ["alpha"]
+    first = sm.list_inference_components(MaxResults=1, SortBy="Name", SortOrder="Ascending")
+    second = sm.list_inference_components(MaxResults=1, SortBy="Name", SortOrder="Ascending", NextToken=first["NextToken"])
+    assert [first["InferenceComponents"][0]["InferenceComponentName"],
+            second["InferenceComponents"][0]["InferenceComponentName"]] == ["alpha", "beta"]
+    assert sm.list_inference_components(EndpointNameEquals="other")["InferenceComponents"] == []
