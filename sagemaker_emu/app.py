@@ -71,6 +71,7 @@ def build(config: Config | None = None) -> Emulator:
                         min_transition=config.min_transition_seconds)
     runtime = Runtime(backends, seed=config.seed, model_timeout=config.model_timeout)
     backends.on_deleted = runtime.forget
+    backends.on_component_deleted = runtime.forget_component
 
     warm(OPERATIONS)  # build every schema now, not on a user's first call
     warm(["InvokeEndpoint", "InvokeEndpointWithResponseStream"], "sagemaker-runtime")

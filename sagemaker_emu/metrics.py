@@ -37,30 +37,43 @@ class Metrics:
         self.model_latency: dict[tuple, Histogram] = defaultdict(Histogram)  # (endpoint, variant)
         self.overhead_latency: dict[tuple, Histogram] = defaultdict(Histogram)
         self.errors: dict[tuple, int] = defaultdict(int)  # (endpoint, variant, code)
+        # Calls to inference components: (endpoint, component, copy) and (endpoint, component, code)
+        self.component_invocations: dict[tuple, int] = defaultdict(int)
+        self.component_errors: dict[tuple, int] = defaultdict(int)
 
-    def invoked(self, endpoint: str, variant: str, instance: str, model_s: float, overhead_s: float) -> None:
+    def invoked(self, endpoint: str, variant: str, instance: str, model_s: float, overhead_s: float,
+                component: str | None = None) -> None:
         with self._lock:
             self.invocations[(endpoint, variant, instance)] += 1
             self.model_latency[(endpoint, variant)].observe(model_s)
             self.overhead_latency[(endpoint, variant)].observe(overhead_s)
+            if component is not None:
+                self.component_invocations[(endpoint, component, instance)] += 1
 
-    def failed(self, endpoint: str, variant: str, code: str) -> None:
+    def failed(self, endpoint: str, variant: str, code: str, component: str | None = None) -> None:
         with self._lock:
             self.errors[(endpoint, variant, code)] += 1
+            if component is not None:
+                self.component_errors[(endpoint, component, code)] += 1
 
-    def forget(self, endpoint: str) -> None:
-        """Drop a deleted endpoint's series, so that create/delete cycles do not grow them."""
+    def _series(self) -> tuple[dict, ...]:
+        return (self.invocations, self.model_latency, self.overhead_latency, self.errors,
+                self.component_invocations, self.component_errors)
+
+    def forget(self, endpoint: str, component: str | None = None) -> None:
+        """Drop a deleted endpoint's (or one component's) series, so that create/delete cycles
+        do not grow them."""
         with self._lock:
-            for series in (self.invocations, self.model_latency, self.overhead_latency, self.errors):
-                for key in [k for k in series if k[0] == endpoint]:
+            for series in self._series():
+                if component is not None and series not in (self.component_invocations, self.component_errors):
+                    continue
+                for key in [k for k in series if k[0] == endpoint and (component is None or k[1] == component)]:
                     del series[key]
 
     def reset(self) -> None:
         with self._lock:
-            self.invocations.clear()
-            self.model_latency.clear()
-            self.overhead_latency.clear()
-            self.errors.clear()
+            for series in self._series():
+                series.clear()
 
     def render(self, in_flight: Iterable[tuple[tuple[str, str, str], int]]) -> str:
         """The text exposition; `in_flight` gives ((endpoint, variant, instance), count) now."""
@@ -70,6 +83,12 @@ class Metrics:
                      ("endpoint", "variant", "instance"), self.invocations)
             _counter(out, "sagemaker_emu_invocation_errors_total", "Invocations that failed, by error code.",
                      ("endpoint", "variant", "code"), self.errors)
+            _counter(out, "sagemaker_emu_component_invocations_total",
+                     "Invocations of an inference component answered by one of its copies.",
+                     ("endpoint", "inference_component", "copy"), self.component_invocations)
+            _counter(out, "sagemaker_emu_component_errors_total",
+                     "Invocations of an inference component that failed, by error code.",
+                     ("endpoint", "inference_component", "code"), self.component_errors)
             _histogram(out, "sagemaker_emu_model_latency_seconds",
                        "Time the instance took to answer (SageMaker's ModelLatency).", self.model_latency)
             _histogram(out, "sagemaker_emu_overhead_latency_seconds",

@@ -48,6 +48,7 @@ class Backend:
         self.deployer = deployer
         self.quotas = quotas or Quotas()
         self.on_deleted = on_deleted  # what others keep per endpoint (metrics, sessions) goes too
+        self.on_component_deleted: Callable[[str, str], None] = lambda endpoint, component: None
         self.min_transition = min_transition  # seconds a Creating/Updating/Deleting status lasts at least
         self.clock = clock
         self._lock = threading.RLock()
@@ -156,6 +157,7 @@ class Backend:
             if self.inference_components.get(ic.name.lower()) is ic:
                 del self.inference_components[ic.name.lower()]
                 self.tags.pop(ic.arn.lower(), None)
+                self.on_component_deleted(ic.endpoint_name, ic.name)
             self._changed.notify_all()
 
     def _current(self, endpoint: Endpoint) -> bool:
@@ -309,6 +311,7 @@ class Backends:
         self.deployer = deployer
         self.quotas = quotas or Quotas()
         self.on_deleted = on_deleted
+        self.on_component_deleted: Callable[[str, str], None] = lambda endpoint, component: None
         self._lock = threading.Lock()
         self._by_region: dict[str, Backend] = {}
 
@@ -319,6 +322,7 @@ class Backends:
                 backend = self._by_region[region] = Backend(region, self.account, self.deployer, quotas=self.quotas,
                                                                on_deleted=lambda ep: self.on_deleted(ep),
                                                                min_transition=self.min_transition)
+                backend.on_component_deleted = lambda endpoint, component: self.on_component_deleted(endpoint, component)
             return backend
 
     def all(self) -> list[Backend]:

@@ -73,6 +73,7 @@ class Exchange:
     sent: float
     conn: Connection
     head: Response
+    component: str | None = None  # the inference component invoked, for its metrics
     closed: bool = False
 
     def close(self) -> None:
@@ -134,6 +135,7 @@ class InvokeRequest:
     sent_to: tuple[str, int | None] | None = None  # (instance id, pid) last dispatched to, for log lines
     caller_gone: Callable[[], bool] | None = None  # asked while the instance works
     adapter: str | None = None  # set when the component invoked is an adapter served by its base's copies
+    component_found: str | None = None  # the component invoked, once it is known to exist
 
 
 @dataclass
@@ -161,6 +163,10 @@ class Runtime:
         """An endpoint was deleted: its metrics and sessions go with it."""
         self.metrics.forget(endpoint.name)
         self.sessions.forget((endpoint.arn, endpoint.created))
+
+    def forget_component(self, endpoint_name: str, component: str) -> None:
+        """An inference component was deleted: its metric series go with it."""
+        self.metrics.forget(endpoint_name, component)
 
     def reset(self) -> None:
         self.metrics.reset()
@@ -253,6 +259,7 @@ class Runtime:
             component = target.components.get(req.inference_component)
             if component is None:
                 raise InvalidInput(f"Inference component {req.inference_component} is not hosted on endpoint {target.name}.")
+            req.component_found = component.name  # failures from here count for it too
             if component.copies == 0:
                 raise InvalidInput(NO_COPIES)
             if component.served_by != component.name:  # an adapter: its base's copies apply it
@@ -321,7 +328,8 @@ class Runtime:
             slot.close()
             raise
         outcome.failed = not 200 <= head.status < 300
-        return Exchange(target, variant, instance, outcome, slot, prompt_blocks, started, sent, conn, head)
+        return Exchange(target, variant, instance, outcome, slot, prompt_blocks, started, sent, conn, head,
+                        req.component_found)
 
     def _finish(self, ex: Exchange) -> None:
         """Close the exchange and record it, once."""
@@ -333,8 +341,8 @@ class Runtime:
         if not ex.outcome.failed and ex.prompt_blocks is not None:
             ex.instance.served_prompt(ex.prompt_blocks)  # before answering: the next pick sees it cached
         answered = time.perf_counter()
-        self.metrics.invoked(ex.target.name, ex.variant, ex.instance.id,
-                             model_s=answered - ex.sent, overhead_s=ex.sent - ex.started)
+        self.metrics.invoked(ex.target.name, ex.variant, ex.instance.id, model_s=answered - ex.sent,
+                             overhead_s=ex.sent - ex.started, component=ex.component)
         log.info("InvokeEndpoint %s variant=%s instance=%s status=%d %.1fms",
                  ex.target.name, ex.variant, ex.instance.id, ex.head.status, (answered - ex.sent) * 1000)
 
@@ -347,7 +355,7 @@ class Runtime:
         except _COUNTED as exc:
             code = next(code for cls, code in _FAILURE_CODES if isinstance(exc, cls))
             if req.endpoint_found:  # names that match nothing would grow the series without bound
-                self.metrics.failed(req.endpoint_name, req.variant_chosen, code)
+                self.metrics.failed(req.endpoint_name, req.variant_chosen, code, req.component_found)
             if isinstance(exc, CallerGone):
                 log.info("InvokeEndpoint %s variant=%s: the caller hung up; the instance was released",
                          req.endpoint_name, req.variant_chosen)
@@ -377,7 +385,7 @@ class Runtime:
 
     def _stream_failed(self, ex: Exchange, code: str) -> None:
         ex.outcome.failed = True
-        self.metrics.failed(ex.target.name, ex.variant, code)
+        self.metrics.failed(ex.target.name, ex.variant, code, ex.component)
 
     def _read_all(self, ex: Exchange) -> bytes:
         try:

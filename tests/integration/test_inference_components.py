@@ -276,3 +276,55 @@ def test_components_take_tags_and_list_by_every_filter(server, sm):
     assert [first["InferenceComponents"][0]["InferenceComponentName"],
             second["InferenceComponents"][0]["InferenceComponentName"]] == ["alpha", "beta"]
     assert sm.list_inference_components(EndpointNameEquals="other")["InferenceComponents"] == []
+
+
+def test_metrics_per_component_and_they_go_with_it(server, sm, rt):
+    sm.create_model(ModelName="m", PrimaryContainer={"Image": "sagemaker-emu/echo"})
+    ic_endpoint(sm, "met", "ml.g5.12xlarge")
+    component(sm, "counted", "met", "m", copies=2)
+    for _ in range(3):
+        rt.invoke_endpoint(EndpointName="met", InferenceComponentName="counted", Body=b"x")
+    sm.update_inference_component_runtime_config(InferenceComponentName="counted",
+                                                 DesiredRuntimeConfig={"CopyCount": 0})
+    settled(sm, "counted")
+    error(lambda: rt.invoke_endpoint(EndpointName="met", InferenceComponentName="counted", Body=b"x"))
+
+    def series(name: str) -> dict[str, float]:
+        _, _, text = server.post("/_emu/metrics", method="GET")
+        return {line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1]) for line in text.decode().splitlines()
+                if line.startswith(name + "{") and 'endpoint="met"' in line}
+
+    assert sum(series("sagemaker_emu_component_invocations_total").values()) == 3
+    assert all('inference_component="counted"' in k and 'copy="ic:counted-' in k
+               for k in series("sagemaker_emu_component_invocations_total"))
+    assert series("sagemaker_emu_component_errors_total") == {
+        'sagemaker_emu_component_errors_total{endpoint="met",inference_component="counted",code="ValidationError"}': 1}
+    sm.delete_inference_component(InferenceComponentName="counted")
+    eventually(lambda: not sm.list_inference_components(EndpointNameEquals="met")["InferenceComponents"])
+    assert series("sagemaker_emu_component_invocations_total") == {}
+    assert series("sagemaker_emu_component_errors_total") == {}
+
+
+def test_prefix_aware_among_copies_counts_only_the_chosen_copys_calls(server, sm, rt):
+    sm.create_model(ModelName="echo", PrimaryContainer={"Image": "sagemaker-emu/echo"})
+    sm.create_model(ModelName="busy", PrimaryContainer={"Image": "sagemaker-emu/llm-sim", "Environment": LLM_ENV})
+    sm.create_endpoint_config(EndpointConfigName="pfx-2", ExecutionRoleArn=ROLE, ProductionVariants=[{
+        "VariantName": "AllTraffic", "InstanceType": "ml.g5.12xlarge", "InitialInstanceCount": 1,
+        "RoutingConfig": {"RoutingStrategy": "PREFIX_AWARE", "PrefixAwareRoutingConfig": {
+            "PrefixLength": 1024, "ConcurrencyThreshold": 2}}}])
+    sm.create_endpoint(EndpointName="pfx", EndpointConfigName="pfx-2")
+    sm.get_waiter("endpoint_in_service").wait(EndpointName="pfx", WaiterConfig={"Delay": 1, "MaxAttempts": 60})
+    component(sm, "a", "pfx", "echo", copies=2)
+    component(sm, "b", "pfx", "busy", copies=1)  # on the same instance as a's copies
+    long = json.dumps({"inputs": "q", "parameters": {"max_new_tokens": 150}})
+    busy = [threading.Thread(target=lambda: rt.invoke_endpoint(EndpointName="pfx", InferenceComponentName="b",
+                                                               ContentType="application/json", Body=long))
+            for _ in range(2)]
+    for t in busy:
+        t.start()
+    eventually(lambda: sum(c["in_flight"] for c in copies(server, "pfx", "b")) == 2)  # b's copy is at the threshold
+    for n in range(10):
+        rt.invoke_endpoint(EndpointName="pfx", InferenceComponentName="a", Body=b"shared system prompt " * 60 + b"%d" % n)
+    assert sorted(c["served"] for c in copies(server, "pfx", "a")) == [0, 10]  # one owner, never spilled
+    for t in busy:
+        t.join()
