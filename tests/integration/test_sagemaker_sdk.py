@@ -53,3 +53,35 @@ def test_sdk_errors_are_sagemakers():
             Predictor("missing", sagemaker_session=sagemaker.Session()).predict(b"x")
         assert info.value.response["Error"]["Code"] == "ValidationError"
         assert "Endpoint missing of account 123456789012 not found." in str(info.value)
+
+
+def test_sagemaker_core_resources_drive_inference_components():
+    """The resource classes the SDK v3 builds on (`sagemaker-core`, installed with the sdk
+    extra): InferenceComponent.create, wait_for_status, Endpoint.invoke with a component.
+    Its serializer takes a str body, not bytes, before any request is sent."""
+    pytest.importorskip("sagemaker_core")
+    from sagemaker_core.main.resources import Endpoint, InferenceComponent
+    from sagemaker_core.main.shapes import (
+        InferenceComponentComputeResourceRequirements, InferenceComponentRuntimeConfig,
+        InferenceComponentSpecification,
+    )
+
+    with sagemaker_emu.running(seed=1) as emu:
+        sm = emu.client("sagemaker")
+        sm.create_model(ModelName="core-model", PrimaryContainer={"Image": "sagemaker-emu/echo"})
+        sm.create_endpoint_config(EndpointConfigName="core-config", ExecutionRoleArn=ROLE, ProductionVariants=[{
+            "VariantName": "AllTraffic", "InstanceType": "ml.g5.12xlarge", "InitialInstanceCount": 1}])
+        sm.create_endpoint(EndpointName="core-ep", EndpointConfigName="core-config")
+        Endpoint.get("core-ep").wait_for_status("InService", poll=1)
+        component = InferenceComponent.create(
+            inference_component_name="core-ic", endpoint_name="core-ep", variant_name="AllTraffic",
+            specification=InferenceComponentSpecification(
+                model_name="core-model", compute_resource_requirements=InferenceComponentComputeResourceRequirements(
+                    min_memory_required_in_mb=1024, number_of_accelerator_devices_required=1)),
+            runtime_config=InferenceComponentRuntimeConfig(copy_count=2))
+        component.wait_for_status("InService", poll=1)
+        assert (component.runtime_config.desired_copy_count, component.runtime_config.current_copy_count) == (2, 2)
+        answer = Endpoint.get("core-ep").invoke(body="hello", content_type="text/plain",
+                                                inference_component_name="core-ic")
+        assert answer.body.read() == b"hello"
+        component.delete()
