@@ -328,3 +328,22 @@ def test_prefix_aware_among_copies_counts_only_the_chosen_copys_calls(server, sm
     assert sorted(c["served"] for c in copies(server, "pfx", "a")) == [0, 10]  # one owner, never spilled
     for t in busy:
         t.join()
+
+
+def test_kv_aware_among_copies_sends_a_repeated_prompt_back_to_the_copy_that_cached_it(server, sm, rt):
+    sm.create_model(ModelName="llm", PrimaryContainer={"Image": "sagemaker-emu/llm-sim", "Environment": LLM_ENV})
+    ic_endpoint(sm, "kv-ic", "ml.g5.12xlarge", strategy="KV_AWARE")
+    component(sm, "chat", "kv-ic", "llm", copies=3)
+    system = " ".join(f"rule{n}." for n in range(200))  # 400 tokens: 25 cache blocks
+
+    def ask(question: str) -> dict:
+        payload = {"inputs": system + " " + question, "parameters": {"max_new_tokens": 1, "details": True}}
+        out = rt.invoke_endpoint(EndpointName="kv-ic", InferenceComponentName="chat", Body=json.dumps(payload),
+                                 ContentType="application/json")
+        return json.loads(out["Body"].read())[0]["details"]
+
+    assert ask("What is rule 7?")["cached_tokens"] == 0
+    home = {c["id"] for c in copies(server, "kv-ic", "chat") if c["served"]}
+    for n in range(6):
+        assert ask(f"And rule {n}?")["cached_tokens"] >= 400 - 16  # the whole shared prompt is reused
+    assert {c["id"] for c in copies(server, "kv-ic", "chat") if c["served"]} == home and len(home) == 1
