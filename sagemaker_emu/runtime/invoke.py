@@ -270,8 +270,8 @@ class Runtime:
         """The variant, the instance its router picks (None: none routable now), and, when the
         router keeps cache state (KV_AWARE), the prompt's KV blocks as that instance counts them."""
         if req.session_id not in (None, NEW_SESSION):
-            variant, instance = self._session_target(req, target)
-            return variant, instance, () if target.fleet.router(variant).wants_cache_state else None
+            variant, instance, route = self._session_target(req, target)
+            return variant, instance, () if target.fleet.router(route).wants_cache_state else None
         if req.inference_component is not None:  # among the component's copies, by its variant's strategy
             component = target.components[req.inference_component]
             variant, key = component.variant, component_key(component.served_by)
@@ -402,23 +402,24 @@ class Runtime:
 
     # ------------------------------------------------------------ sessions
 
-    def _session_target(self, req: InvokeRequest, target: Target) -> tuple[str, InstanceView]:
-        """The variant and instance that hold the caller's session."""
+    def _session_target(self, req: InvokeRequest, target: Target) -> tuple[str, InstanceView, str]:
+        """The variant and instance (or inference-component copy) that hold the caller's
+        session, and the fleet key the instance is under."""
         key = (target.arn, target.created)  # a re-created endpoint does not inherit sessions
         session = self.sessions.find(key, target.name, req.session_id, time.time())
         has_variant = any(v.name == session.variant for v in target.variants)
-        instance = next((i for i in target.fleet.instances(session.variant) if i.id == session.instance_id), None)
+        instance = next((i for i in target.fleet.instances(session.route) if i.id == session.instance_id), None)
         if not has_variant or instance is None:  # the instance that held it is gone
             self.sessions.closed(key, req.session_id)
             raise InvalidInput(f"Session {req.session_id} of endpoint {target.name} was lost with its instance.")
-        return session.variant, instance
+        return session.variant, instance, session.route
 
     def _track_session(self, result: InvokeResult, ex: Exchange) -> None:
         key = (ex.target.arn, ex.target.created)
         if result.new_session_id:
             parsed = parse_new_session(result.new_session_id)
             if parsed is not None:
-                self.sessions.opened(key, parsed[0], Session(ex.variant, ex.instance.id, parsed[1]))
+                self.sessions.opened(key, parsed[0], Session(ex.variant, ex.instance.id, parsed[1], ex.instance.variant))
         if result.closed_session_id:
             self.sessions.closed(key, result.closed_session_id.strip())
 

@@ -21,6 +21,7 @@ class Session:
     variant: str
     instance_id: str
     expires: float  # epoch seconds
+    route: str = ""  # the fleet key its instance is under: the variant, or an inference component's
 
 
 def parse_new_session(header: str) -> tuple[str, float] | None:

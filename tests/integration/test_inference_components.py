@@ -347,3 +347,14 @@ def test_kv_aware_among_copies_sends_a_repeated_prompt_back_to_the_copy_that_cac
     for n in range(6):
         assert ask(f"And rule {n}?")["cached_tokens"] >= 400 - 16  # the whole shared prompt is reused
     assert {c["id"] for c in copies(server, "kv-ic", "chat") if c["served"]} == home and len(home) == 1
+
+
+def test_a_session_sticks_to_the_copy_that_opened_it(server, sm, rt):
+    sm.create_model(ModelName="m", PrimaryContainer={"Image": "sagemaker-emu/echo"})
+    ic_endpoint(sm, "sess", "ml.g5.12xlarge", strategy="RANDOM")
+    component(sm, "chat", "sess", "m", copies=3)
+    opened = rt.invoke_endpoint(EndpointName="sess", InferenceComponentName="chat", SessionId="NEW_SESSION", Body=b"hi")
+    session = opened["NewSessionId"].split(";")[0]
+    for _ in range(8):
+        rt.invoke_endpoint(EndpointName="sess", InferenceComponentName="chat", SessionId=session, Body=b"again")
+    assert sorted(c["served"] for c in copies(server, "sess", "chat")) == [0, 0, 9]
