@@ -165,27 +165,17 @@ class ProcessFleet:
         if instance_count > len(live):
             self.bring_up(vf, instance_count - len(live))
             return
-        leaving = live[instance_count:]
-        for instance in leaving:
-            instance.health = Health.DRAINING
-        self._drain(leaving)
-        self._stop_all(leaving)
-        with self._lock:
-            vf.instances = [i for i in vf.instances if i not in leaving]
-        self.routing_changed()
+        self._retire(live[instance_count:], vf, None)
 
     def set_copies(self, plan: ComponentPlan, count: int) -> Copies:
         placement = self.placements.get(plan.variant)
         if placement is None:
             raise DeploymentFailed(f"Production variant {plan.variant} does not host inference components.")
-        need = Need(plan.accelerators, plan.memory_mb, plan.cpus)
         key = component_key(plan.name)
         with self._copies_lock:
             vf = self.variants.get(key)
             if vf is None:
-                vf = self.deployer.variant_fleet(VariantPlan(
-                    name=key, model_name=plan.model_name, containers=plan.containers, instance_count=0,
-                    routing=plan.routing, startup_timeout=plan.startup_timeout), self.directory / key)
+                vf = self._copies_fleet(plan)
                 with self._lock:
                     self.variants[key] = vf
                     self.component_variant[key] = plan.variant
@@ -194,42 +184,21 @@ class ProcessFleet:
             if count <= len(live):
                 self._retire(live[count:], vf, placement)
                 return Copies(count)
-
-            def reserve(instance: Instance) -> bool:
-                host = placement.reserve(instance.id, need, plan.placement)
-                instance.placed_on = host.id if host else None
-                return host is not None
-
-            try:
-                started = self.bring_up(vf, count - len(live), reserve)
-            finally:
-                self._release_unplaced(placement, vf)
+            started = self._start_copies(vf, count - len(live), plan, placement, vf)
             reached = len(live) + started
             return Copies(reached, None if reached == count else NO_ROOM)
 
     def replace_copies(self, plan: ComponentPlan, count: int, batch: int, wait_s: float) -> Copies:
         placement = self.placements[plan.variant]
-        need = Need(plan.accelerators, plan.memory_mb, plan.cpus)
         key = component_key(plan.name)
         with self._copies_lock:
             live = self.variants[key]
-            fresh = self.deployer.variant_fleet(VariantPlan(
-                name=key, model_name=plan.model_name, containers=plan.containers, instance_count=0,
-                routing=plan.routing, startup_timeout=plan.startup_timeout), self.directory / key)
+            fresh = self._copies_fleet(plan)
             fresh._numbers = live._numbers  # copy ids stay unique across specifications
-
-            def reserve(instance: Instance) -> bool:
-                host = placement.reserve(instance.id, need, plan.placement)
-                instance.placed_on = host.id if host else None
-                return host is not None
-
             with self._lock:
                 old = [i for i in live.instances if i.health != Health.STOPPED]
             while old:
-                try:
-                    started = self.bring_up(fresh, min(batch, len(old)), reserve)
-                finally:
-                    self._release_unplaced(placement, live, fresh)
+                started = self._start_copies(fresh, min(batch, len(old)), plan, placement, live)
                 if started == 0:  # no room beside the old copies for even one new one
                     raise DeploymentFailed(f"{NO_ROOM} The update needs room for a new copy beside the old ones.")
                 with self._lock:  # the new copies take calls; the old ones finish theirs
@@ -245,6 +214,36 @@ class ProcessFleet:
             live.launch, live.env, live.model_data_url = fresh.launch, fresh.env, fresh.model_data_url
             live.startup_timeout = fresh.startup_timeout
         return self.set_copies(plan, count)
+
+    def _copies_fleet(self, plan: ComponentPlan) -> VariantFleet:
+        """What a copy of the component runs, as a fleet of its own under its component key."""
+        key = component_key(plan.name)
+        return self.deployer.variant_fleet(VariantPlan(
+            name=key, model_name=plan.model_name, containers=plan.containers, instance_count=0,
+            routing=plan.routing, startup_timeout=plan.startup_timeout), self.directory / key)
+
+    def _start_copies(self, vf: VariantFleet, count: int, plan: ComponentPlan, placement: Placement,
+                      *running: VariantFleet) -> int:
+        """Start up to `count` copies into `vf`, each where it fits; room reserved for a copy
+        that did not start (none found, or it failed) is given back. Returns how many started."""
+        need = Need(plan.accelerators, plan.memory_mb, plan.cpus)
+        reserved: list[str] = []
+
+        def reserve(instance: Instance) -> bool:
+            host = placement.reserve(instance.id, need, plan.placement)
+            instance.placed_on = host.id if host else None
+            if host is not None:
+                reserved.append(instance.id)
+            return host is not None
+
+        try:
+            return self.bring_up(vf, count, reserve)
+        finally:
+            with self._lock:
+                started = {i.id for fleet in (vf, *running) for i in fleet.instances}
+            for copy_id in reserved:
+                if copy_id not in started:
+                    placement.release(copy_id)
 
     def remove_component(self, name: str) -> None:
         key = component_key(name)
@@ -269,15 +268,6 @@ class ProcessFleet:
             if placement is not None:
                 placement.release(instance.id)
         self.routing_changed()
-
-    def _release_unplaced(self, placement: Placement, *fleets: VariantFleet) -> None:
-        """Room reserved for a copy that is not running (no room found, or it failed) is free again."""
-        with self._lock:
-            running = {i.id for vf in fleets for i in vf.instances}
-        prefix = fleets[0].name + "-"
-        for host in list(placement.hosts):
-            for copy_id in [c for c in host.reserved if c.startswith(prefix) and c not in running]:
-                placement.release(copy_id)
 
     def _drain(self, instances: list[Instance]) -> None:
         deadline = time.time() + self.deployer.drain_timeout
