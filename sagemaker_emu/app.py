@@ -78,7 +78,7 @@ def build(config: Config | None = None) -> Emulator:
     app = Flask("sagemaker_emu")
     app.config["MAX_CONTENT_LENGTH"] = MAX_REQUEST_BYTES
     emulator = Emulator(config, backends, runtime, app, state_dir, owns_state_dir=config.state_dir is None)
-    app.register_blueprint(emu_api.blueprint(emulator))
+    app.register_blueprint(emu_api.blueprint(backends, runtime, emulator.reset))
     app.register_error_handler(HTTPException, _http_error)
     app.wsgi_app = rest.RuntimeAPI(runtime, config, app.wsgi_app)  # the hot path skips Flask
     app.register_blueprint(json11.blueprint(backends, config))

@@ -6,7 +6,7 @@ never takes the store's lock or touches a process."""
 from __future__ import annotations
 
 from dataclasses import asdict
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 from flask import Blueprint, Response, abort, jsonify, request
 
@@ -15,14 +15,15 @@ from sagemaker_emu.errors import InvalidInput
 from sagemaker_emu.fleet.api import InstanceView, component_key
 
 if TYPE_CHECKING:
-    from sagemaker_emu.app import Emulator
+    from sagemaker_emu.control.store import Backends
+    from sagemaker_emu.runtime.invoke import Runtime
 
 MAX_LOG_LINES = 10_000
 
 
-def blueprint(emu: "Emulator") -> Blueprint:
+def blueprint(backends: "Backends", runtime: "Runtime", reset_all: Callable[[], None]) -> Blueprint:
+    """`/_emu/`, reading `backends`' snapshots and `runtime`'s metrics and faults."""
     bp = Blueprint("emu", __name__, url_prefix="/_emu")
-    backends, runtime = emu.backends, emu.runtime
 
     @bp.get("/health")
     def health():
@@ -31,7 +32,7 @@ def blueprint(emu: "Emulator") -> Blueprint:
     @bp.post("/reset")
     def reset():
         """Delete every resource in every region, stop every fleet, forget sessions and metrics."""
-        emu.reset()
+        reset_all()
         return jsonify({"status": "reset"})
 
     @bp.get("/metrics")

@@ -16,7 +16,7 @@ RULES = {
     # the runtime reads the control plane through runtime/api.py's Directory
     "runtime": {"control", "protocol", "edge", "app", "emu_api", "worker", "bench"},
     "control": {"runtime", "protocol", "edge", "app", "emu_api", "routing", "kv", "worker", "bench"},
-    "emu_api": {"control", "runtime", "protocol", "edge", "worker"},  # reads snapshots and FleetView
+    "emu_api": {"protocol", "edge", "worker", "app", "bench"},  # a front door beside protocol/
     "fleet": {"control", "runtime", "protocol", "edge", "app", "emu_api", "bench"},  # fleet.api is its interface
     "routing": {"fleet", "control", "runtime", "protocol", "edge", "worker", "app"},  # pure strategies
     "kv": {"fleet", "control", "runtime", "routing", "worker", "protocol", "edge", "app"},  # a leaf concern
