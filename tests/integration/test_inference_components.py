@@ -358,3 +358,24 @@ def test_a_session_sticks_to_the_copy_that_opened_it(server, sm, rt):
     for _ in range(8):
         rt.invoke_endpoint(EndpointName="sess", InferenceComponentName="chat", SessionId=session, Body=b"again")
     assert sorted(c["served"] for c in copies(server, "sess", "chat")) == [0, 0, 9]
+
+
+def test_streaming_through_a_component(server, sm, rt):
+    sm.create_model(ModelName="llm", PrimaryContainer={"Image": "sagemaker-emu/llm-sim", "Environment": LLM_ENV})
+    ic_endpoint(sm, "stream-ic", "ml.g5.12xlarge")
+    sm.create_inference_component(
+        InferenceComponentName="chat", EndpointName="stream-ic", VariantName="AllTraffic",
+        Specification={"ModelName": "llm", "StartupParameters": {"ModelDataDownloadTimeoutInSeconds": 600,
+                                                                 "ContainerStartupHealthCheckTimeoutInSeconds": 600},
+                       "ComputeResourceRequirements": {"NumberOfAcceleratorDevicesRequired": 1,
+                                                       "NumberOfCpuCoresRequired": 2, "MinMemoryRequiredInMb": 4096}},
+        RuntimeConfig={"CopyCount": 1})
+    assert settled(sm, "chat")["Specification"]["StartupParameters"]["ContainerStartupHealthCheckTimeoutInSeconds"] == 600
+    out = rt.invoke_endpoint_with_response_stream(
+        EndpointName="stream-ic", InferenceComponentName="chat", ContentType="application/json",
+        Body=json.dumps({"inputs": "hi", "parameters": {"max_new_tokens": 5}, "stream": True}))
+    events = [e["PayloadPart"]["Bytes"] for e in out["Body"] if "PayloadPart" in e]
+    text = b"".join(events).decode()
+    assert text.count("data:") == 5 and out["InvokedProductionVariant"] == "AllTraffic"
+    code, message = error(lambda: rt.invoke_endpoint_with_response_stream(EndpointName="stream-ic", Body=b"{}"))
+    assert code == "ValidationError" and message.startswith("Inference Component Name header is required")
