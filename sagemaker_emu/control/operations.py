@@ -172,7 +172,7 @@ def create_endpoint(backend: Backend, params: dict, call: Call) -> dict:
         raise AlreadyExists("endpoint", arn)
     config = backend.endpoint_config(params["EndpointConfigName"])
     variants = _plan(backend, config)
-    backend.check_quota((v, max(v.instance_count, 1)) for v in variants)
+    backend.check_quota((v, v.reserved_instances) for v in variants)
     now = backend.now()
     endpoint = Endpoint(
         name=name,
@@ -208,7 +208,7 @@ def update_endpoint(backend: Backend, params: dict, call: Call) -> dict:
     retained = {v.name: v for v in endpoint.variants} if params.get("RetainAllVariantProperties") else None
     exclude = frozenset(p["VariantPropertyType"] for p in params.get("ExcludeRetainedVariantProperties", []))
     variants = _plan(backend, config, retained, exclude)
-    backend.check_quota((v, max(v.instance_count, 1)) for v in variants)  # both fleets run a while
+    backend.check_quota((v, v.reserved_instances) for v in variants)  # both fleets run a while
     endpoint.pending = Deployment(config=config, variants=variants, started=backend.now())
     backend.transition(endpoint, Status.UPDATING)
     lifecycle.run_in_background(lifecycle.deploy, backend, endpoint, True)

@@ -81,6 +81,15 @@ class Variant:
         """No ModelName: inference components bring the models."""
         return "ModelName" not in self.spec
 
+    @property
+    def reserved_instances(self) -> int:
+        """Instances counted against the quotas: an inference-component variant with managed
+        scaling may grow to its MaxInstanceCount without another call, so it counts that."""
+        scaling = self.spec.get("ManagedInstanceScaling") or {}
+        if self.hosts_components and scaling.get("Status") == "ENABLED":
+            return max(scaling.get("MaxInstanceCount", 0), self.instance_count, 1)
+        return max(self.instance_count, 1)
+
     def plan(self) -> VariantPlan:
         """What the fleet needs to run this variant, as plain data."""
         timeout = self.spec.get("ContainerStartupHealthCheckTimeoutInSeconds")

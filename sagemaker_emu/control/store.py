@@ -109,7 +109,7 @@ class Backend:
             deployed = ep.variants + (ep.pending.variants if ep.pending else [])
             for v in deployed:
                 if not v.serverless:
-                    in_use[v.spec.get("InstanceType", "")] += max(v.instance_count, 1)
+                    in_use[v.spec.get("InstanceType", "")] += v.reserved_instances
         delta: Counter = Counter()
         for v, count in adding:
             if not v.serverless:

@@ -379,3 +379,18 @@ def test_streaming_through_a_component(server, sm, rt):
     assert text.count("data:") == 5 and out["InvokedProductionVariant"] == "AllTraffic"
     code, message = error(lambda: rt.invoke_endpoint_with_response_stream(EndpointName="stream-ic", Body=b"{}"))
     assert code == "ValidationError" and message.startswith("Inference Component Name header is required")
+
+
+def test_managed_scaling_counts_its_maximum_against_the_quota(tmp_path):
+    from sagemaker_emu.testing import EmulatorProcess, client
+
+    srv = EmulatorProcess("--quota", "ml.g5.xlarge=4")
+    try:
+        sm = client(srv.url)
+        sm.create_endpoint_config(EndpointConfigName="big", ExecutionRoleArn=ROLE, ProductionVariants=[{
+            "VariantName": "AllTraffic", "InstanceType": "ml.g5.xlarge", "InitialInstanceCount": 1,
+            "ManagedInstanceScaling": {"Status": "ENABLED", "MinInstanceCount": 1, "MaxInstanceCount": 5}}])
+        code, message = error(lambda: sm.create_endpoint(EndpointName="big", EndpointConfigName="big"))
+        assert code == "ResourceLimitExceeded" and "a request delta of 5 Instances" in message
+    finally:
+        srv.stop()
