@@ -137,21 +137,29 @@ def list_inference_components(backend: Backend, params: dict, call: Call) -> dic
         "LastModifiedTime": ic.modified, "InferenceComponentStatus": ic.status.value}, "InferenceComponents")
 
 
-@operation
-def update_inference_component_runtime_config(backend: Backend, params: dict, call: Call) -> dict:
-    ic = backend.inference_component(params["InferenceComponentName"])
+def _updatable(backend: Backend, name: str) -> InferenceComponent:
+    """The component an update names, if it can be updated now."""
+    ic = backend.inference_component(name)
     if ic.status != Status.IN_SERVICE:
         raise InvalidInput(f'Cannot update in-progress inference component "{ic.arn}".')
     if ic.base is not None:
-        raise InvalidInput(f'Inference component "{ic.arn}" is an adapter: it has the copies of its base '
-                           f'"{ic.base}"; change those instead.')
-    endpoint = backend.endpoint(ic.endpoint_name)
-    variant = endpoint.variant(ic.variant_name)
+        raise InvalidInput(f'Inference component "{ic.arn}" is an adapter: it runs on the copies of its base '
+                           f'"{ic.base}"; update the base instead.')
+    return ic
+
+
+def _routing(backend: Backend, ic: InferenceComponent) -> dict[str, Any]:
+    """The RoutingConfig of the variant whose instances hold the component's copies."""
+    return backend.endpoint(ic.endpoint_name).variant(ic.variant_name).spec.get("RoutingConfig") or {}
+
+
+@operation
+def update_inference_component_runtime_config(backend: Backend, params: dict, call: Call) -> dict:
+    ic = _updatable(backend, params["InferenceComponentName"])
     ic.desired_copies = params["DesiredRuntimeConfig"]["CopyCount"]
-    ic.changing_copies = True
     backend.transition(ic, Status.UPDATING)
-    lifecycle.run_in_background(lifecycle.set_copies, backend, ic, endpoint.fleet,
-                                ic.plan(variant.spec.get("RoutingConfig") or {}), ic.desired_copies)
+    lifecycle.run_in_background(lifecycle.set_copies, backend, ic, backend.endpoint(ic.endpoint_name).fleet,
+                                ic.plan(_routing(backend, ic)), ic.desired_copies)
     return {"InferenceComponentArn": ic.arn}
 
 
@@ -185,29 +193,21 @@ def _batch(policy: dict[str, Any] | None, copies: int) -> tuple[int, float]:
 
 @operation
 def update_inference_component(backend: Backend, params: dict, call: Call) -> dict:
-    ic = backend.inference_component(params["InferenceComponentName"])
-    if ic.status != Status.IN_SERVICE:
-        raise InvalidInput(f'Cannot update in-progress inference component "{ic.arn}".')
-    if ic.base is not None:
-        raise InvalidInput(f'sagemaker-emu cannot yet update adapter inference component "{ic.arn}"; '
-                           "delete it and create it again.")
+    ic = _updatable(backend, params["InferenceComponentName"])
     spec = params.get("Specification")
     if spec is not None:
         _check_specification(spec, {"RuntimeConfig": params.get("RuntimeConfig", {"CopyCount": ic.desired_copies})})
     model = backend.model(spec["ModelName"]) if spec is not None and "ModelName" in spec else None
-    endpoint = backend.endpoint(ic.endpoint_name)
-    routing = endpoint.variant(ic.variant_name).spec.get("RoutingConfig") or {}
-    count = params.get("RuntimeConfig", {}).get("CopyCount", ic.desired_copies)
-    ic.desired_copies = count
-    ic.changing_copies = True
+    fleet, routing = backend.endpoint(ic.endpoint_name).fleet, _routing(backend, ic)
+    ic.desired_copies = params.get("RuntimeConfig", {}).get("CopyCount", ic.desired_copies)
     if "DeploymentConfig" in params:
         ic.last_deployment = copy.deepcopy(params["DeploymentConfig"])
     backend.transition(ic, Status.UPDATING)
-    if spec is None:
-        lifecycle.run_in_background(lifecycle.set_copies, backend, ic, endpoint.fleet, ic.plan(routing), count)
+    if spec is None:  # a copy count only
+        lifecycle.run_in_background(lifecycle.set_copies, backend, ic, fleet, ic.plan(routing), ic.desired_copies)
     else:
         target = dataclasses.replace(ic, spec=copy.deepcopy(spec), model=copy.deepcopy(model))
         batch, wait = _batch(params.get("DeploymentConfig", {}).get("RollingUpdatePolicy"), ic.current_copies)
-        lifecycle.run_in_background(lifecycle.roll, backend, ic, endpoint.fleet, target, target.plan(routing), count,
-                                    batch, wait)
+        lifecycle.run_in_background(lifecycle.roll, backend, ic, fleet, target, target.plan(routing),
+                                    ic.desired_copies, batch, wait)
     return {"InferenceComponentArn": ic.arn}

@@ -151,7 +151,6 @@ class InferenceComponent:
     desired_copies: int
     current_copies: int = 0
     failure_reason: str | None = None
-    changing_copies: bool = False  # UpdateInferenceComponentRuntimeConfig in progress
     last_deployment: dict[str, Any] | None = None  # the DeploymentConfig of the last update
     base: str | None = None  # an adapter: the inference component whose copies serve it
 

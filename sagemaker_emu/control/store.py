@@ -141,7 +141,6 @@ class Backend:
         with self._lock:
             if self.inference_components.get(ic.name.lower()) is not ic:
                 return
-            ic.changing_copies = False
             if copies is None:
                 ic.failure_reason = failure
                 self.transition(ic, Status.FAILED if ic.status == Status.CREATING else Status.IN_SERVICE)
