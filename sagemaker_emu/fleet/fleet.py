@@ -184,7 +184,7 @@ class ProcessFleet:
             if count <= len(live):
                 self._retire(live[count:], vf, placement)
                 return Copies(count)
-            started = self._start_copies(vf, count - len(live), plan, placement, vf)
+            started = self._start_copies(vf, count - len(live), plan, placement)
             reached = len(live) + started
             return Copies(reached, None if reached == count else NO_ROOM)
 
@@ -198,7 +198,7 @@ class ProcessFleet:
             with self._lock:
                 old = [i for i in live.instances if i.health != Health.STOPPED]
             while old:
-                started = self._start_copies(fresh, min(batch, len(old)), plan, placement, live)
+                started = self._start_copies(fresh, min(batch, len(old)), plan, placement)
                 if started == 0:  # no room beside the old copies for even one new one
                     raise DeploymentFailed(f"{NO_ROOM} The update needs room for a new copy beside the old ones.")
                 with self._lock:  # the new copies take calls; the old ones finish theirs
@@ -222,8 +222,7 @@ class ProcessFleet:
             name=key, model_name=plan.model_name, containers=plan.containers, instance_count=0,
             routing=plan.routing, startup_timeout=plan.startup_timeout), self.directory / key)
 
-    def _start_copies(self, vf: VariantFleet, count: int, plan: ComponentPlan, placement: Placement,
-                      *running: VariantFleet) -> int:
+    def _start_copies(self, vf: VariantFleet, count: int, plan: ComponentPlan, placement: Placement) -> int:
         """Start up to `count` copies into `vf`, each where it fits; room reserved for a copy
         that did not start (none found, or it failed) is given back. Returns how many started."""
         need = Need(plan.accelerators, plan.memory_mb, plan.cpus)
@@ -240,7 +239,7 @@ class ProcessFleet:
             return self.bring_up(vf, count, reserve)
         finally:
             with self._lock:
-                started = {i.id for fleet in (vf, *running) for i in fleet.instances}
+                started = {i.id for i in vf.instances}
             for copy_id in reserved:
                 if copy_id not in started:
                     placement.release(copy_id)
