@@ -10,6 +10,7 @@ from __future__ import annotations
 import shutil
 import tempfile
 from dataclasses import dataclass
+from typing import Callable
 from pathlib import Path
 
 from flask import Flask, jsonify
@@ -22,13 +23,20 @@ from sagemaker_emu.control.quotas import Quotas
 from sagemaker_emu.control.store import Backends
 from sagemaker_emu.fleet.fleet import HealthChecks, ProcessDeployer
 from sagemaker_emu.fleet.images import ImageMap
+from sagemaker_emu.neighbours.clients import NeighbourClients
+from sagemaker_emu.neighbours.embedded import SERVICES, EmbeddedServices
+from sagemaker_emu.neighbours.s3 import S3ModelData
 from sagemaker_emu.protocol import json11, rest
+from sagemaker_emu.protocol.services import ServiceRouter
 from sagemaker_emu.routing.strategies import strategy_for
 from sagemaker_emu.runtime.invoke import Runtime
 from sagemaker_emu.schemas.validator import warm
 
 # Larger control-plane bodies are refused before they are read (HTTP 413).
 MAX_REQUEST_BYTES = 16 * 1024 * 1024
+# The HTTP server's limit is S3's largest single PUT, since it serves S3; the server spools a
+# body above 512 KiB to a temporary file, and each service refuses what it would not take.
+MAX_SERVER_BODY_BYTES = 5 * 1024**3
 
 
 @dataclass
@@ -38,14 +46,25 @@ class Emulator:
     config: Config
     backends: Backends  # the control plane's store, per region
     runtime: Runtime
-    app: Flask  # the WSGI application: the runtime's routes in front of Flask's
+    wsgi: Callable  # the WSGI application: by service, then the runtime's routes, then Flask's
+    app: Flask  # the control plane and /_emu/
+    neighbours: NeighbourClients  # how the emulator reaches S3, SNS... (embedded or real)
+    embedded: EmbeddedServices
+    model_data: S3ModelData
     state_dir: Path
     owns_state_dir: bool
 
+    def serving_at(self, url: str) -> None:
+        """The server listens at `url`: the embedded neighbours are reached there."""
+        self.neighbours.own_url = url
+
     def reset(self) -> None:
-        """Delete every resource in every region, stop every fleet, forget sessions, metrics, faults."""
+        """Delete every resource in every region, stop every fleet, forget sessions, metrics,
+        faults, and everything the embedded neighbours hold."""
         self.backends.reset()
         self.runtime.reset()
+        self.embedded.reset()
+        self.model_data.clear()
 
     def shutdown(self) -> None:
         """Stop every fleet and remove the state directory if this emulator made it."""
@@ -54,9 +73,13 @@ class Emulator:
             shutil.rmtree(self.state_dir, ignore_errors=True)
 
 
-def build(config: Config | None = None) -> Emulator:
+def build(config: Config | None = None, credentials: tuple[str, str] | None = None) -> Emulator:
+    """`credentials`: a key pair the server accepts, for the emulator's calls to itself."""
     config = config or Config()
     state_dir = Path(config.state_dir or tempfile.mkdtemp(prefix="sagemaker-emu-"))
+    neighbours = NeighbourClients(config.region, {"s3": config.s3_endpoint} if config.s3_endpoint else {},
+                                  credentials=credentials)
+    model_data = S3ModelData(neighbours, state_dir / "s3-cache")
     deployer = ProcessDeployer(
         state_dir,
         image_map=ImageMap.load(config.image_map) if config.image_map else None,
@@ -66,6 +89,7 @@ def build(config: Config | None = None) -> Emulator:
         router_factory=strategy_for,
         health=HealthChecks(config.health_interval, config.health_failures),
         model_roots=[Path(r) for r in (config.model_roots if config.model_roots is not None else (Path.cwd(),))],
+        objects=model_data,
     )
     backends = Backends(config.account, deployer, Quotas.parse(config.quotas),
                         min_transition=config.min_transition_seconds)
@@ -77,10 +101,14 @@ def build(config: Config | None = None) -> Emulator:
     warm(["InvokeEndpoint", "InvokeEndpointWithResponseStream"], "sagemaker-runtime")
     app = Flask("sagemaker_emu")
     app.config["MAX_CONTENT_LENGTH"] = MAX_REQUEST_BYTES
-    emulator = Emulator(config, backends, runtime, app, state_dir, owns_state_dir=config.state_dir is None)
+    app.wsgi_app = rest.RuntimeAPI(runtime, config, app.wsgi_app)  # the hot path skips Flask
+    embedded = EmbeddedServices()
+    served = {s for s in SERVICES if neighbours.external(s) is None}  # a real endpoint replaces ours
+    wsgi = ServiceRouter(app, lambda service: embedded.app(service) if service in served else None)
+    emulator = Emulator(config, backends, runtime, wsgi, app, neighbours, embedded, model_data, state_dir,
+                        owns_state_dir=config.state_dir is None)
     app.register_blueprint(emu_api.blueprint(backends, runtime, emulator.reset))
     app.register_error_handler(HTTPException, _http_error)
-    app.wsgi_app = rest.RuntimeAPI(runtime, config, app.wsgi_app)  # the hot path skips Flask
     app.register_blueprint(json11.blueprint(backends, config))
     return emulator
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import sys
 
@@ -58,6 +59,9 @@ def _parser() -> argparse.ArgumentParser:
                        help="Creating, Updating and Deleting last at least S seconds, as on AWS (default: 0)")
     serve.add_argument("--quota", action="append", default=[], metavar="NAME=COUNT",
                        help="instances per region: total=N (default 64) or per type, e.g. ml.g5.xlarge=4; repeatable")
+    serve.add_argument("--s3-endpoint", default=os.environ.get("AWS_ENDPOINT_URL_S3"), metavar="URL",
+                       help="a real S3-compatible server (MinIO, LocalStack, moto_server) for model data and "
+                       "async results, instead of the embedded S3 (default: $AWS_ENDPOINT_URL_S3, else embedded)")
     serve.add_argument("--bootstrap", default=None,
                        help="YAML or JSON file of models, endpoint configs and endpoints to create first")
 
@@ -87,8 +91,8 @@ def _env(args) -> int:
     except OSError as exc:
         print(f"sagemaker-emu: no server answers at {url}: {exc}", file=sys.stderr)
         return 1
-    for name, value in (("AWS_ENDPOINT_URL_SAGEMAKER", url), ("AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME", url),
-                        ("AWS_DEFAULT_REGION", args.region), ("AWS_ACCESS_KEY_ID", "testing"),
+    for name, value in (("AWS_ENDPOINT_URL", url), ("AWS_ENDPOINT_URL_SAGEMAKER", url),
+                        ("AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME", url), ("AWS_DEFAULT_REGION", args.region), ("AWS_ACCESS_KEY_ID", "testing"),
                         ("AWS_SECRET_ACCESS_KEY", "testing")):
         print(f"export {name}={value}")
     return 0
@@ -199,5 +203,6 @@ def main(argv: list[str] | None = None) -> int:
                      health_interval=args.health_interval, health_failures=args.health_failures,
                      model_roots=tuple(args.model_root) if args.model_root else None,
                      allowed_hosts=tuple(args.allowed_host), credentials=args.credentials,
-                     min_transition_seconds=args.min_transition_seconds), bootstrap=args.bootstrap)
+                     min_transition_seconds=args.min_transition_seconds, s3_endpoint=args.s3_endpoint),
+                     bootstrap=args.bootstrap)
     return 0

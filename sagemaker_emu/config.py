@@ -36,4 +36,5 @@ class Config:
     # None: the directory the server runs in.
     model_roots: tuple[str, ...] | None = None
     allowed_hosts: tuple[str, ...] = ()  # Host names accepted besides IP addresses and localhost
+    s3_endpoint: str | None = None  # a real S3-compatible server instead of the embedded one
     credentials: str | None = None  # shared-credentials file: every request must be signed by one of its keys  # `NAME=COUNT`: instances per region, `total` or per type

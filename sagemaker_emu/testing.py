@@ -118,7 +118,7 @@ class EmulatorServer:
 
     def environment(self) -> dict[str, str]:
         """The variables that point boto3 (1.28+) at this server."""
-        return {"AWS_ENDPOINT_URL_SAGEMAKER": self.url, "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME": self.url,
+        return {"AWS_ENDPOINT_URL": self.url, "AWS_ENDPOINT_URL_SAGEMAKER": self.url, "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME": self.url,
                 "AWS_DEFAULT_REGION": self.region, **DUMMY_CREDENTIALS}
 
     def fault(self, kind: str, endpoint: str, **rule: Any) -> dict:

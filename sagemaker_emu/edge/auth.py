@@ -41,6 +41,10 @@ class SigV4Verifier:
             raise ValueError(f"{path}: no profile with aws_access_key_id and aws_secret_access_key")
         return cls(keys)
 
+    def any_key(self) -> tuple[str, str]:
+        """One accepted (key id, secret) pair, for the emulator's calls to its own services."""
+        return next(iter(self.keys.items()))
+
     def refusal(self, environ: dict) -> tuple[str, str] | None:
         """(code, message) when the request is not signed by a known key, else None."""
         authorization = environ.get("HTTP_AUTHORIZATION")

@@ -26,7 +26,7 @@ from waitress.channel import HTTPChannel
 from waitress.server import TcpWSGIServer
 from waitress.task import ErrorTask, ThreadedTaskDispatcher
 
-from sagemaker_emu.app import MAX_REQUEST_BYTES, build
+from sagemaker_emu.app import MAX_SERVER_BODY_BYTES, build
 from sagemaker_emu.config import Config
 from sagemaker_emu.edge.auth import SigV4Verifier
 from sagemaker_emu.edge.guards import CallerGuard
@@ -223,7 +223,8 @@ class EmulatorHTTPServer:
     """The HTTP server and the app behind it; `port=0` binds an ephemeral port."""
 
     def __init__(self, config: Config) -> None:
-        self.emulator = build(config)
+        verifier = SigV4Verifier.from_file(config.credentials) if config.credentials else None
+        self.emulator = build(config, verifier.any_key() if verifier else None)
         adj = Adjustments(
             host=config.host, port=config.port, threads=config.http_threads,
             connection_limit=_descriptor_budget(MAX_CONNECTIONS),
@@ -231,22 +232,30 @@ class EmulatorHTTPServer:
             cleanup_interval=1,  # how often the timeouts above are checked
             asyncore_use_poll=True,  # select() cannot watch descriptors above 1,023
             channel_request_lookahead=1,  # keeps reading, so a caller hanging up is seen at once
-            max_request_header_size=MAX_HEADER_BYTES, max_request_body_size=MAX_REQUEST_BYTES,
+            max_request_header_size=MAX_HEADER_BYTES, max_request_body_size=MAX_SERVER_BODY_BYTES,
             outbuf_high_watermark=1024 * 1024, ident="sagemaker-emu", expose_tracebacks=False,
             clear_untrusted_proxy_headers=True, log_socket_errors=False,
         )
         dispatcher = ThreadedTaskDispatcher()
         dispatcher.set_thread_count(adj.threads)
         loop_map = _EpollMap() if hasattr(select, "epoll") else {}  # epoll: Linux; elsewhere poll()
-        verifier = SigV4Verifier.from_file(config.credentials) if config.credentials else None
-        guarded = CallerGuard(self.emulator.app, config.allowed_hosts, verifier)  # who may call, before any service
+        guarded = CallerGuard(self.emulator.wsgi, config.allowed_hosts, verifier)  # who may call, before any service
         self.httpd = _Server(guarded, map=loop_map, dispatcher=dispatcher, adj=adj, sockinfo=adj.listen[0])
         self.httpd.config = config
         self._stopped = threading.Event()
+        self.emulator.serving_at(self.local_url)
 
     @property
     def url(self) -> str:
         host, port = self.httpd.effective_host, self.httpd.effective_port
+        return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+    @property
+    def local_url(self) -> str:
+        """How this process reaches the server (a wildcard address is reached on loopback)."""
+        host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(self.httpd.effective_host,
+                                                                          self.httpd.effective_host)
+        port = self.httpd.effective_port
         return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
     def serve_forever(self) -> None:

@@ -21,6 +21,15 @@ if TYPE_CHECKING:
     from sagemaker_emu.routing.strategies import Strategy
 
 
+class ObjectStore(Protocol):
+    """Where s3:// model data comes from (neighbours/s3.py implements it)."""
+
+    def fetch(self, url: str, prefix: bool = False) -> Path:
+        """A local copy of the object at `url` (with `prefix`: a directory of every object
+        under it), kept while the object is unchanged. Raises LookupError with the endpoint's
+        FailureReason when it cannot be had."""
+
+
 class DeploymentFailed(Exception):
     """The fleet could not be brought up; the message is the endpoint's FailureReason."""
 

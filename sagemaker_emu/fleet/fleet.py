@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from sagemaker_emu.fleet.api import ComponentPlan, Copies, DeploymentFailed, VariantPlan, component_key
+from sagemaker_emu.fleet.api import ComponentPlan, Copies, DeploymentFailed, ObjectStore, VariantPlan, component_key
 from sagemaker_emu.fleet import model_data
 from sagemaker_emu.fleet.placement import NO_ROOM, Host, Need, Placement, hardware
 from sagemaker_emu.fleet.host_access import request_environment, within
@@ -47,7 +47,7 @@ class VariantFleet:
     name: str
     launch: Launch
     env: dict[str, str]
-    model_data_url: str | None
+    model_source: model_data.ModelSource | None
     startup_timeout: float
     directory: Path
     instances: list[Instance] = field(default_factory=list)
@@ -111,7 +111,8 @@ class ProcessFleet:
         number = next(vf._numbers)
         instance_dir = vf.directory / f"instance-{number}"
         model_dir = instance_dir / "model"
-        model_data.prepare(vf.model_data_url, model_dir, self.deployer.model_roots)
+        model_data.prepare(vf.model_source, model_dir, self.deployer.model_roots, self.deployer.objects,
+                           unpack=vf.launch.builtin is None)  # built-in images read no model files
         env = {**vf.env, "SAGEMAKER_EMU_ENDPOINT": self.endpoint}
         if self.deployer.seed is not None:
             env["SAGEMAKER_EMU_SEED"] = str(self.deployer.seed * 1000 + number)
@@ -211,7 +212,7 @@ class ProcessFleet:
                 self._retire(leaving, live, placement)
                 if old and self.stopping.wait(wait_s):
                     break
-            live.launch, live.env, live.model_data_url = fresh.launch, fresh.env, fresh.model_data_url
+            live.launch, live.env, live.model_source = fresh.launch, fresh.env, fresh.model_source
             live.startup_timeout = fresh.startup_timeout
         return self.set_copies(plan, count)
 
@@ -382,8 +383,10 @@ class ProcessDeployer:
     def __init__(self, state_dir: Path, image_map: ImageMap | None = None, seed: int | None = None,
                  stop_grace: float = 5.0, drain_timeout: float = 60.0,
                  router_factory: Callable[[dict], Any] = lambda routing_config: None,
-                 health: HealthChecks = HealthChecks(), model_roots: Sequence[Path] = ()) -> None:
+                 health: HealthChecks = HealthChecks(), model_roots: Sequence[Path] = (),
+                 objects: ObjectStore | None = None) -> None:
         self.state_dir = state_dir
+        self.objects = objects  # s3:// model data
         self.model_roots = tuple(model_roots)
         self.health = health
         self.image_map = image_map or ImageMap()
@@ -436,11 +439,11 @@ class ProcessDeployer:
             raise DeploymentFailed(f"sagemaker-emu runs single-container models only; model {plan.model_name} "
                                    f"has {len(plan.containers)} containers.")
         container = plan.containers[0]
-        url = container.get("ModelDataUrl")
+        source = model_data.ModelSource.of(container)
         probe_dir = directory / "resolve"
 
         def unpacked() -> Path:  # an inference.py may be inside the archive
-            model_data.prepare(url, probe_dir, self.model_roots)
+            model_data.prepare(source, probe_dir, self.model_roots, self.objects)
             return probe_dir
 
         env, dropped = request_environment({str(k): str(v) for k, v in container.get("Environment", {}).items()})
@@ -461,7 +464,7 @@ class ProcessDeployer:
             name=plan.name,
             launch=launch,
             env=env,
-            model_data_url=url,
+            model_source=source,
             startup_timeout=plan.startup_timeout if plan.startup_timeout is not None else DEFAULT_STARTUP_TIMEOUT_S,
             directory=directory,
             router=self.router_factory(plan.routing),

@@ -1,6 +1,9 @@
 """Put a model's artifacts into an instance's own model directory, safely.
 
-`ModelDataUrl` may be a local `file://` path to a `model.tar.gz` or to a directory. A
+`ModelDataUrl` may be an `s3://` object (a `model.tar.gz`), or a local `file://` path to a
+`model.tar.gz` or to a directory; `ModelDataSource.S3DataSource` names an S3 prefix or object,
+compressed or not. S3 objects come from an `ObjectStore` (fleet/api.py), which keeps one
+local copy per object version; each instance unpacks that copy into its own directory. A
 tarball is unpacked with the standard library's `data` filter: no absolute paths, no
 `..`, no links that leave the directory, no device files. A directory must lie inside an
 allowed root; it is copied as regular files and directories only, and a link is followed
@@ -13,10 +16,12 @@ import os
 import shutil
 import stat
 import tarfile
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 from urllib.parse import unquote, urlparse
 
+from sagemaker_emu.fleet.api import ObjectStore
 from sagemaker_emu.fleet.host_access import within
 
 
@@ -24,23 +29,74 @@ class ModelDataError(Exception):
     pass
 
 
+@dataclass(frozen=True)
+class ModelSource:
+    """Where a container's model data is, and in what form."""
+
+    url: str
+    compressed: bool = True  # a .tar.gz archive (ModelDataUrl; S3DataSource with CompressionType Gzip)
+    prefix: bool = False  # S3DataSource with S3DataType S3Prefix: every object under the URL
+
+    @classmethod
+    def of(cls, container: dict[str, Any]) -> "ModelSource | None":
+        s3 = (container.get("ModelDataSource") or {}).get("S3DataSource")
+        if s3:
+            return cls(s3["S3Uri"], compressed=s3.get("CompressionType") == "Gzip",
+                       prefix=s3.get("S3DataType") == "S3Prefix")
+        url = container.get("ModelDataUrl")
+        return cls(url) if url else None
+
+
 def local_path(url: str) -> Path:
     parsed = urlparse(url)
     if parsed.scheme != "file":
-        raise ModelDataError(
-            f"sagemaker-emu cannot fetch {parsed.scheme}:// model data ({url}); "
-            "use a file:// URL to a local model.tar.gz or directory"
-        )
+        raise ModelDataError(f"sagemaker-emu cannot fetch {parsed.scheme}:// model data ({url}); "
+                             "use an s3:// URL, or a file:// URL to a local model.tar.gz or directory")
     return Path(unquote(parsed.netloc + parsed.path))
 
 
-def prepare(url: str | None, model_dir: Path, roots: Sequence[Path] = ()) -> None:
-    """Fill `model_dir` (created empty) from `url`; nothing to do without a URL. A directory
-    `url` must be inside one of `roots`."""
+def prepare(source: ModelSource | None, model_dir: Path, roots: Sequence[Path] = (),
+            objects: ObjectStore | None = None, unpack: bool = True) -> None:
+    """Fill `model_dir` (created empty) from `source`; nothing to do without one. A directory
+    must be inside one of `roots`. With `unpack` false (a built-in image, which reads no model
+    files), the data is only fetched, so that a missing object still fails as on SageMaker."""
     model_dir.mkdir(parents=True, exist_ok=True)
-    if not url:
+    if source is None:
         return
-    source = local_path(url)
+    url = source.url
+    if url.startswith("s3://"):
+        if objects is None:
+            raise ModelDataError(f"sagemaker-emu has no S3 to fetch {url} from")
+        try:
+            fetched = objects.fetch(url, prefix=source.prefix)
+        except LookupError as exc:
+            raise ModelDataError(str(exc)) from None
+        if not unpack:
+            return
+        if source.prefix:
+            shutil.copytree(fetched, model_dir, dirs_exist_ok=True)  # our own cache: plain files only
+        elif source.compressed:
+            _untar(fetched, model_dir, url)
+        else:
+            shutil.copyfile(fetched, model_dir / Path(urlparse(url).path).name)
+        return
+    path = local_path(url)
+    if not unpack:
+        if not path.exists():
+            raise ModelDataError(f"Model data {url} does not exist")
+        return
+    _prepare_local(path, url, model_dir, roots)
+
+
+def _untar(archive: Path, model_dir: Path, url: str) -> None:
+    try:
+        with tarfile.open(archive) as tar:
+            tar.extractall(model_dir, filter="data")
+    except tarfile.TarError as exc:
+        raise ModelDataError(f"Could not unpack {url}: {exc}") from None
+
+
+def _prepare_local(source: Path, url: str, model_dir: Path, roots: Sequence[Path]) -> None:
     if source.is_dir():
         if not within(source, roots):
             allowed = ", ".join(str(r) for r in roots) or "none"
@@ -48,11 +104,7 @@ def prepare(url: str | None, model_dir: Path, roots: Sequence[Path] = ()) -> Non
                                  f"({allowed}); start the server with --model-root DIR to allow it")
         _copy_tree(source, model_dir, roots, seen=set())
     elif source.is_file():
-        try:
-            with tarfile.open(source) as tar:
-                tar.extractall(model_dir, filter="data")
-        except tarfile.TarError as exc:
-            raise ModelDataError(f"Could not unpack {url}: {exc}") from None
+        _untar(source, model_dir, url)
     else:
         raise ModelDataError(f"Model data {url} does not exist")
 

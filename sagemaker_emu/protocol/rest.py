@@ -24,7 +24,7 @@ from sagemaker_emu.config import Config
 from sagemaker_emu.protocol import eventstream
 from sagemaker_emu.protocol.context import region_of
 from sagemaker_emu.protocol.errors import internal_runtime_error, request_id, runtime_error
-from sagemaker_emu.runtime.invoke import InvokeRequest, Runtime
+from sagemaker_emu.runtime.invoke import MAX_BODY_BYTES, InvokeRequest, Runtime, body_too_large
 from sagemaker_emu.schemas.validator import validate_input
 from sagemaker_emu.service_model import RUNTIME_SERVICE, service_model
 
@@ -69,8 +69,11 @@ def read_params(operation: str, endpoint_name: str, environ: dict) -> dict[str, 
 
 def read_body(environ: dict) -> bytes:
     """The request body. The HTTP server has already received it whole, de-chunked, and
-    checked its framing and size; CONTENT_LENGTH is what it received."""
+    checked its framing; CONTENT_LENGTH is what it received. The server's own limit is S3's
+    (it serves S3 too), so a body larger than an invocation may be is refused unread."""
     length = int(environ.get("CONTENT_LENGTH") or 0)
+    if length > MAX_BODY_BYTES:
+        raise errors.InvalidInput(body_too_large())
     return environ["wsgi.input"].read(length) if length else b""
 
 

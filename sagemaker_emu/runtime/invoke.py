@@ -37,6 +37,13 @@ from sagemaker_emu.runtime.sessions import NEW_SESSION, Session, SessionTable, p
 log = logging.getLogger("sagemaker_emu.runtime")
 
 MAX_BODY_BYTES = 6 * 1024 * 1024  # BodyBlob's max in the service model (6 MiB)
+
+
+def body_too_large() -> str:
+    return ("1 validation error detected: Value at 'body' failed to satisfy constraint: "
+            f"Member must have length less than or equal to {MAX_BODY_BYTES}")
+
+
 DISPATCH_ATTEMPTS = 3  # an instance may leave routing, or a new fleet replace ours, between steps
 # How a base's copy learns which adapter to apply (our choice: AWS does not document it).
 ADAPTER_HEADER = "X-Amzn-SageMaker-Adapter-Identifier"
@@ -219,8 +226,7 @@ class Runtime:
         """resolve, route, faults, exchange; a non-2xx answer is read whole and raised as ModelError."""
         started = time.perf_counter()
         if len(req.body) > MAX_BODY_BYTES:
-            raise InvalidInput("1 validation error detected: Value at 'body' failed to satisfy constraint: "
-                               f"Member must have length less than or equal to {MAX_BODY_BYTES}")
+            raise InvalidInput(body_too_large())
         for _ in range(DISPATCH_ATTEMPTS):
             target = self._resolve(req)
             variant, instance, prompt_blocks = self._route(req, target)

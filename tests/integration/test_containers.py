@@ -86,11 +86,14 @@ def test_unknown_image_fails_with_what_to_do(sm):
     assert "cannot run image 'my-registry/my-image:1'" in reason and "--image-map" in reason
 
 
-def test_s3_model_data_fails_with_what_to_do(sm):
+def test_missing_s3_model_data_fails_naming_the_url(sm):
     deploy(sm, "s3model", container={"Image": FRAMEWORK_IMAGE, "ModelDataUrl": "s3://bucket/model.tar.gz"}, wait=False)
     with pytest.raises(Exception):
         sm.get_waiter("endpoint_in_service").wait(EndpointName="s3model", WaiterConfig=ONE_POLL)
-    assert "use a file:// URL" in sm.describe_endpoint(EndpointName="s3model")["FailureReason"]
+    assert sm.describe_endpoint(EndpointName="s3model")["FailureReason"] == (
+        'Failed to download model data for container "container_1" from URL: "s3://bucket/model.tar.gz". Please '
+        "ensure that there is an object located at the URL and that the role passed to CreateModel has "
+        "permissions to download the object.")
 
 
 def test_model_data_failures_are_not_called_health_check_failures(sm):
@@ -99,7 +102,8 @@ def test_model_data_failures_are_not_called_health_check_failures(sm):
     with pytest.raises(Exception):
         sm.get_waiter("endpoint_in_service").wait(EndpointName="s3echo", WaiterConfig=ONE_POLL)
     reason = sm.describe_endpoint(EndpointName="s3echo")["FailureReason"]
-    assert reason.startswith("Could not prepare the model data of production variant AllTraffic") and "ping" not in reason
+    assert reason.startswith("Could not prepare the model data of production variant AllTraffic: Failed to download")
+    assert "ping" not in reason
 
 
 @pytest.fixture

@@ -12,12 +12,14 @@ PARTS = {p.stem for p in PACKAGE.iterdir() if p.suffix == ".py" or (p.is_dir() a
 RULES = {
     # the front doors reach the services through the composition root, never around it
     "edge": {"control", "runtime", "fleet", "routing", "kv", "worker", "emu_api"},
-    "protocol": {"edge", "app", "emu_api", "fleet", "routing", "kv", "worker", "bench"},
+    "protocol": {"edge", "app", "emu_api", "fleet", "routing", "kv", "worker", "bench", "neighbours"},
     # the runtime reads the control plane through runtime/api.py's Directory
-    "runtime": {"control", "protocol", "edge", "app", "emu_api", "worker", "bench"},
-    "control": {"runtime", "protocol", "edge", "app", "emu_api", "routing", "kv", "worker", "bench"},
+    "runtime": {"control", "protocol", "edge", "app", "emu_api", "worker", "bench", "neighbours"},
+    "control": {"runtime", "protocol", "edge", "app", "emu_api", "routing", "kv", "worker", "bench", "neighbours"},
+    # the AWS around an endpoint: reached by the others only through what app.build hands them
+    "neighbours": {"control", "runtime", "fleet", "routing", "kv", "worker", "edge", "app", "emu_api", "bench"},
     "emu_api": {"protocol", "edge", "worker", "app", "bench"},  # a front door beside protocol/
-    "fleet": {"control", "runtime", "protocol", "edge", "app", "emu_api", "bench"},  # fleet.api is its interface
+    "fleet": {"control", "runtime", "protocol", "edge", "app", "emu_api", "bench", "neighbours"},  # fleet.api is its interface
     "routing": {"fleet", "control", "runtime", "protocol", "edge", "worker", "app"},  # pure strategies
     "kv": {"fleet", "control", "runtime", "routing", "worker", "protocol", "edge", "app"},  # a leaf concern
     "worker": {"fleet", "control", "runtime", "routing", "protocol", "edge", "app", "emu_api"},  # in the instance

@@ -4,7 +4,12 @@ from pathlib import Path
 
 import pytest
 
-from sagemaker_emu.fleet.model_data import ModelDataError, prepare
+from sagemaker_emu.fleet import model_data
+from sagemaker_emu.fleet.model_data import ModelDataError, ModelSource
+
+
+def prepare(url, model_dir, **options):
+    model_data.prepare(ModelSource(url), model_dir, **options)
 
 
 def tarball(path, members):
@@ -98,10 +103,52 @@ def test_a_link_loop_is_copied_once(tmp_path):
 
 
 def test_remote_and_missing_sources(tmp_path):
-    with pytest.raises(ModelDataError, match="use a file:// URL"):
+    with pytest.raises(ModelDataError, match="use an s3:// URL, or a file:// URL"):
+        prepare("https://example.com/model.tar.gz", tmp_path / "m")
+    with pytest.raises(ModelDataError, match="no S3"):
         prepare("s3://bucket/model.tar.gz", tmp_path / "m")
     with pytest.raises(ModelDataError, match="does not exist"):
         prepare((tmp_path / "nope.tar.gz").as_uri(), tmp_path / "m")
     with pytest.raises(ModelDataError, match="Could not unpack"):
         (tmp_path / "junk.tar.gz").write_bytes(b"not a tarball")
         prepare((tmp_path / "junk.tar.gz").as_uri(), tmp_path / "m")
+
+
+class Objects:
+    """An ObjectStore over local files: `s3://b/<key>` is `root/<key>`."""
+
+    def __init__(self, root):
+        self.root = root
+        self.fetched = []
+
+    def fetch(self, url, prefix=False):
+        self.fetched.append((url, prefix))
+        path = self.root / url.removeprefix("s3://b/")
+        if not path.exists():
+            raise LookupError(f"no object at {url}")
+        return path
+
+
+def test_s3_archive_prefix_and_plain_object(tmp_path):
+    store = tmp_path / "store"
+    (store / "weights" / "sub").mkdir(parents=True)
+    (store / "weights" / "sub" / "w.bin").write_bytes(b"w")
+    tarball(store / "model.tar.gz", [file_member("code/inference.py", b"print()")])
+    objects = Objects(store)
+    model_data.prepare(ModelSource("s3://b/model.tar.gz"), tmp_path / "a", objects=objects)
+    assert (tmp_path / "a" / "code" / "inference.py").read_bytes() == b"print()"
+    model_data.prepare(ModelSource("s3://b/weights/", compressed=False, prefix=True), tmp_path / "b", objects=objects)
+    assert (tmp_path / "b" / "sub" / "w.bin").read_bytes() == b"w"
+    model_data.prepare(ModelSource("s3://b/model.tar.gz", compressed=False), tmp_path / "c", objects=objects)
+    assert (tmp_path / "c" / "model.tar.gz").is_file()
+    model_data.prepare(ModelSource("s3://b/model.tar.gz"), tmp_path / "d", objects=objects, unpack=False)
+    assert list((tmp_path / "d").iterdir()) == [] and len(objects.fetched) == 4  # fetched, not unpacked
+    with pytest.raises(ModelDataError, match="no object at s3://b/missing"):
+        model_data.prepare(ModelSource("s3://b/missing"), tmp_path / "e", objects=objects)
+
+
+def test_model_source_of_a_container():
+    assert ModelSource.of({"Image": "x"}) is None
+    assert ModelSource.of({"ModelDataUrl": "s3://b/m.tar.gz"}) == ModelSource("s3://b/m.tar.gz")
+    s3 = {"S3Uri": "s3://b/p/", "S3DataType": "S3Prefix", "CompressionType": "None"}
+    assert ModelSource.of({"ModelDataSource": {"S3DataSource": s3}}) == ModelSource("s3://b/p/", False, True)

@@ -1,0 +1,70 @@
+"""moto's backends, in this process, behind moto's own server-mode WSGI apps.
+
+moto is the field's well-kept implementation of these services; its server mode (what
+`moto_server` runs) turns HTTP requests into backend calls, so a request that reaches us here
+gets the answer moto_server would give. We serve only the services listed in `SERVICES`,
+one Flask app per service made on first use, as moto's `DomainDispatcherApplication` does.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Callable, Iterable
+
+from sagemaker_emu.protocol.errors import edge_error
+
+log = logging.getLogger("sagemaker_emu.neighbours")
+
+# SigV4 signing name -> moto backend name. The services a SageMaker script touches around an
+# endpoint: model data and async results (s3), async notifications (sns, sqs), the SDK's
+# identity checks (sts, iam).
+SERVICES = {"s3": "s3", "sns": "sns", "sqs": "sqs", "sts": "sts", "iam": "iam"}
+
+
+class EmbeddedServices:
+    """WSGI apps for the SERVICES, created on first use; `reset()` empties their backends."""
+
+    def __init__(self) -> None:
+        self._apps: dict[str, Callable] = {}
+        self._lock = threading.Lock()
+
+    def app(self, service: str) -> Callable:
+        backend = SERVICES[service]
+        app = self._apps.get(backend)
+        if app is None:
+            with self._lock:
+                app = self._apps.get(backend)
+                if app is None:
+                    from moto.moto_server.werkzeug_app import create_backend_app
+
+                    flask_app = create_backend_app(backend)
+                    flask_app.debug = False  # moto turns it on; an error must not reach the caller as a page
+                    app = self._apps[backend] = _Shielded(flask_app.wsgi_app, service)
+        return app
+
+    def reset(self) -> None:
+        """Forget every bucket, object, topic, queue, role... of every account and region."""
+        from moto.backends import get_backend
+
+        for backend in SERVICES.values():
+            for account in list(get_backend(backend).values()):
+                account.reset()
+
+
+class _Shielded:
+    """A failure inside moto answers 500 InternalFailure in AWS's shape, never a traceback."""
+
+    def __init__(self, app: Callable, service: str) -> None:
+        self.app = app
+        self.service = service
+
+    def __call__(self, environ: dict, start_response) -> Iterable[bytes]:
+        try:
+            return self.app(environ, start_response)
+        except Exception:
+            log.exception("the embedded %s service failed on %s %s", self.service,
+                          environ.get("REQUEST_METHOD"), environ.get("PATH_INFO", "")[:200])
+            status, headers, body = edge_error(500, "InternalFailure", f"The embedded {self.service} service failed.")
+            start_response(status, headers)
+            return [body]

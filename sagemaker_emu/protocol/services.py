@@ -1,0 +1,54 @@
+"""One URL for several AWS services: a request goes to the service its SigV4 credential scope
+names (the `Authorization` header, or `X-Amz-Credential` in a presigned URL's query).
+
+SageMaker and its runtime both sign as `sagemaker` and go on to the next app, as do unsigned
+requests (`/_emu/`, health probes). Each other service named in `apps` gets the request; a
+signed request for a service nobody here serves is answered with a clear 501.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Iterable, Mapping
+
+from sagemaker_emu.protocol.errors import edge_error
+
+OWN = "sagemaker"
+
+
+def signing_service(environ: dict) -> str | None:
+    """The service of the request's SigV4 scope (`Credential=AKID/day/region/service/aws4_request`).
+    Of our services only S3 still takes SigV2 (`AWS key:signature`, or a presigned URL's
+    `AWSAccessKeyId`), so such a request is S3's."""
+    scope = environ.get("HTTP_AUTHORIZATION")
+    if scope:
+        start = scope.find("Credential=")
+        if start < 0:
+            return "s3" if scope.startswith("AWS ") else None
+        parts = scope[start + 11:].split(",", 1)[0].split("/")
+    else:
+        query = environ.get("QUERY_STRING", "")
+        start = query.find("X-Amz-Credential=")
+        if start < 0:
+            return "s3" if "AWSAccessKeyId=" in query and "Signature=" in query else None
+        parts = query[start + 17:].split("&", 1)[0].replace("%2F", "/").replace("%2f", "/").split("/")
+    return parts[3].lower() if len(parts) == 5 else None
+
+
+class ServiceRouter:
+    """WSGI: dispatch by the signing service; `sagemaker` and unsigned requests go to `own`."""
+
+    def __init__(self, own: Callable, apps: Mapping[str, Callable] | Callable[[str], Callable | None]) -> None:
+        self.own = own
+        self.lookup = apps.get if isinstance(apps, Mapping) else apps
+
+    def __call__(self, environ: dict, start_response) -> Iterable[bytes]:
+        service = signing_service(environ)
+        if service is None or service == OWN:
+            return self.own(environ, start_response)
+        app = self.lookup(service)
+        if app is not None:
+            return app(environ, start_response)
+        status, headers, body = edge_error(
+            501, "NotImplemented", f"sagemaker-emu does not serve the AWS service '{service[:64]}' on this URL.")
+        start_response(status, headers)
+        return [body]
