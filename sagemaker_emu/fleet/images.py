@@ -3,12 +3,16 @@
 1. `sagemaker-emu/<name>`: a built-in image.
 2. An image in the `--image-map` file: a local command that serves the container contract
    on `SAGEMAKER_BIND_TO_PORT`, or the URL of an instance already running elsewhere.
-3. Any other image whose model ships an `inference.py`: the framework-container convention.
+3. One of AWS's own serving images (`aws_images.json`, data): the LLM servers (TGI, LMI,
+   vLLM) run llm-sim speaking their API; the framework images run the model's inference.py.
+4. Any other image whose model ships an `inference.py`: the framework-container convention.
 """
 
 from __future__ import annotations
 
+import functools
 import json
+import re
 import shlex
 import tomllib
 from dataclasses import dataclass, field
@@ -66,6 +70,34 @@ class ImageMap:
         return Launch(command=argv, cwd=entry.get("cwd"), env=env)
 
 
+_ECR = re.compile(r"^\d{12}\.dkr\.ecr\.[a-z0-9-]+\.amazonaws\.com(?:\.cn)?/([^:@]+)")
+
+
+@dataclass(frozen=True)
+class AwsFamily:
+    family: str
+    repository: re.Pattern
+    builtin: str | None = None
+    env: dict[str, str] = field(default_factory=dict)
+    toolkit: bool = False
+    packages: tuple[str, ...] = ()
+
+
+@functools.cache
+def aws_families() -> tuple[AwsFamily, ...]:
+    data = json.loads((Path(__file__).with_name("aws_images.json")).read_text())
+    return tuple(AwsFamily(f["family"], re.compile(f["repository"]), f.get("builtin"), f.get("env", {}),
+                           f.get("toolkit", False), tuple(f.get("packages", ()))) for f in data["families"])
+
+
+def aws_family(image: str) -> AwsFamily | None:
+    """The family of one of AWS's serving images (by its ECR repository), else None."""
+    match = _ECR.match(image)
+    if match is None:
+        return None
+    return next((f for f in aws_families() if f.repository.search(match.group(1))), None)
+
+
 def resolve(container: dict, model_dir: Callable[[], Path], image_map: ImageMap) -> Launch:
     """`model_dir()` unpacks the model's files; called only when an inference.py is looked for."""
     image = container.get("Image", "")
@@ -75,8 +107,17 @@ def resolve(container: dict, model_dir: Callable[[], Path], image_map: ImageMap)
     mapped = image_map.launch(image)
     if mapped is not None:
         return mapped
+    family = aws_family(image)
+    if family is not None and family.builtin:
+        return Launch(builtin=family.builtin, env=dict(family.env))
     if find_program(model_dir(), container.get("Environment", {})) is not None:
         return Launch(toolkit=True)
+    if family is not None:
+        raise ImageError(
+            f"sagemaker-emu runs {family.family} images ('{image}') through the model's inference.py, and this "
+            "model has none: put one in code/ of the model data (or point SAGEMAKER_SUBMIT_DIRECTORY at it), "
+            f"defining model_fn and predict_fn. Its imports ({', '.join(family.packages)}) must be installed "
+            "where sagemaker-emu runs; sagemaker-emu installs no ML framework.")
     builtins = ", ".join(f"sagemaker-emu/{n}" for n in BUILTINS)
     raise ImageError(
         f"sagemaker-emu cannot run image '{image}': it is not a built-in image ({builtins}), "

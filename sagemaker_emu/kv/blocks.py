@@ -33,6 +33,31 @@ def tokens(text: str) -> list[str]:
     return out
 
 
+def prompt_text(request: object) -> str | None:
+    """The prompt of an LLM request body (parsed JSON): TGI's and LMI's `inputs`, or the
+    Messages API's `messages`, one `role: text` line each (so that a conversation's earlier
+    turns are the prefix of its next request, as a chat template makes them)."""
+    if not isinstance(request, dict):
+        return None
+    inputs = request.get("inputs")
+    if isinstance(inputs, str):
+        return inputs
+    messages = request.get("messages")
+    if not isinstance(messages, list) or not messages:
+        return None
+    lines = []
+    for message in messages:
+        if not isinstance(message, dict) or not isinstance(message.get("role"), str):
+            return None
+        content = message.get("content")
+        if isinstance(content, list):  # content parts: the text ones
+            content = "".join(p.get("text", "") for p in content if isinstance(p, dict) and p.get("type") == "text")
+        if not isinstance(content, str):
+            return None
+        lines.append(f"{message['role']}: {content}")
+    return "\n".join(lines)
+
+
 def block_hashes(toks: list[str], block_tokens: int = DEFAULT_BLOCK_TOKENS) -> list[str]:
     out: list[str] = []
     parent = b""

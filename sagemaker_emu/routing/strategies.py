@@ -17,7 +17,7 @@ import zlib
 from dataclasses import dataclass
 from typing import AbstractSet, Sequence
 
-from sagemaker_emu.kv.blocks import DEFAULT_BLOCK_TOKENS, block_hashes, tokens
+from sagemaker_emu.kv.blocks import DEFAULT_BLOCK_TOKENS, block_hashes, prompt_text, tokens
 
 
 @dataclass(frozen=True)
@@ -172,8 +172,7 @@ class KvAwareStrategy(Strategy):
             request = json.loads(body)
         except ValueError:
             return None
-        inputs = request.get("inputs") if isinstance(request, dict) else None
-        return inputs if isinstance(inputs, str) else None
+        return prompt_text(request)
 
     def pick(self, request: RouteRequest, candidates: Sequence, rng: random.Random):
         if len(candidates) == 1:

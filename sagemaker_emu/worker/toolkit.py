@@ -68,11 +68,31 @@ def find_program(model_dir: Path, env: dict[str, str]) -> Path | None:
     return path if path.is_file() else None
 
 
+# Import names whose pip package has another name, for the message when one is missing.
+PIP_NAMES = {"sklearn": "scikit-learn", "cv2": "opencv-python", "PIL": "Pillow", "yaml": "PyYAML",
+             "skimage": "scikit-image"}
+
+
+class MissingPackage(ModuleNotFoundError):
+    """The model imports a package this environment lacks: say which to install."""
+
+
+def _missing(exc: ModuleNotFoundError) -> MissingPackage:
+    top = (exc.name or "").split(".")[0]
+    package = PIP_NAMES.get(top, top)
+    return MissingPackage(f"The model imports {top}, which is not installed where sagemaker-emu runs (it installs "
+                          f"no ML framework): run `pip install {package}` in the environment of sagemaker-emu.",
+                          name=exc.name)
+
+
 def _load_module(path: Path):
     sys.path.insert(0, str(path.parent))  # as the toolkit does, so helpers next to it import
     spec = importlib.util.spec_from_file_location(path.stem, path)
     module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    try:
+        spec.loader.exec_module(module)
+    except ModuleNotFoundError as exc:
+        raise _missing(exc) from exc
     return module
 
 
@@ -148,7 +168,10 @@ class ToolkitModel(Model):
         if model_fn is None:
             raise ValueError(f"{program.name} has no model_fn: define model_fn(model_dir) to load the model")
         log.info("loading model with %s.model_fn(%s)", program.stem, model_dir)
-        self.model = _call(model_fn, self.context, str(model_dir))
+        try:
+            self.model = _call(model_fn, self.context, str(model_dir))
+        except ModuleNotFoundError as exc:  # imported inside model_fn
+            raise _missing(exc) from exc
 
     def healthy(self) -> bool:
         return True

@@ -1,7 +1,13 @@
 """`sagemaker-emu/llm-sim`: a simulated generative text model that waits instead of computing.
 
-Request and answer in the format SageMaker's LLM containers (Hugging Face TGI) use:
-`{"inputs": "...", "parameters": {"max_new_tokens": N}}` -> `[{"generated_text": "..."}]`.
+Request and answer in the formats SageMaker's LLM containers use (`LLM_SIM_API`):
+- `tgi` (default, Hugging Face TGI): `{"inputs": "...", "parameters": {"max_new_tokens": N}}`
+  -> `[{"generated_text": "..."}]`; with `"stream": true`, server-sent events per token.
+- `lmi` (LMI / DJL Serving, vLLM-based included): the same request -> `{"generated_text": "..."}`;
+  with `"stream": true`, JSON lines per token.
+- Both serve the Messages API: `{"messages": [{"role": ..., "content": ...}], "max_tokens": N}`
+  -> an OpenAI-style `chat.completion`; with `"stream": true`, `chat.completion.chunk` events
+  ending with `data: [DONE]`.
 
 Time per request = prefill (`LLM_SIM_PREFILL_BASE_MS` + `LLM_SIM_PREFILL_MS_PER_TOKEN` per
 input token) + one decode step per output token. Up to `LLM_SIM_MAX_BATCH` sequences decode
@@ -35,6 +41,7 @@ import logging
 
 from sagemaker_emu.kv import blocks as kvblocks
 from sagemaker_emu.kv import events as kvevents
+from sagemaker_emu.kv.blocks import prompt_text
 from sagemaker_emu.kv.cache import BlockCache
 from sagemaker_emu.worker.builtin.knobs import BadKnob, flag, integer, number
 from sagemaker_emu.worker.contract import Invocation, Model, Reply
@@ -151,11 +158,15 @@ class BadRequest(ValueError):
     pass
 
 
+APIS = ("tgi", "lmi")  # LLM_SIM_API
+
+
 @dataclass
 class LlmSim(Model):
     profile: Profile = field(default_factory=Profile)
     rng: random.Random = field(default_factory=random.Random)
     concurrency: int | None = None  # the batch does its own queueing
+    api: str = "tgi"  # the serving container whose request and answer formats are spoken
 
     def __post_init__(self) -> None:
         self.batch = Batch(self.profile.max_batch, self.profile.prefill_stalls_decode)
@@ -164,7 +175,10 @@ class LlmSim(Model):
 
     @classmethod
     def from_env(cls, env: dict[str, str], seed: int | None) -> "LlmSim":
-        return cls(profile=Profile.from_env(env), rng=random.Random(seed))
+        api = env.get("LLM_SIM_API", "tgi")
+        if api not in APIS:
+            raise BadKnob(f"Environment LLM_SIM_API={api!r} is not one of {list(APIS)}")
+        return cls(profile=Profile.from_env(env), rng=random.Random(seed), api=api)
 
     def healthy(self) -> bool:
         return True
@@ -181,15 +195,22 @@ class LlmSim(Model):
 
     def invoke(self, invocation: Invocation) -> Reply:
         try:
-            prompt, max_new, details = self._parse(invocation.body)
-            streaming = self._streaming(invocation.body)
+            request = self._request(invocation.body)
+            chat = "messages" in request
+            prompt, max_new, details = self._parse_chat(request) if chat else self._parse(request)
+            streaming = request.get("stream") is True
         except BadRequest as exc:
             return Reply(status=422, body=json.dumps({"error": str(exc), "error_type": "validation"}).encode())
+        if chat:
+            return self._chat(prompt, max_new, streaming, str(request.get("model") or self.api), invocation.connected)
         if streaming:
             accept = (invocation.accept or "").split(";")[0].strip().lower()
             if accept == "text/plain":  # plain mode: each chunk is a token's text
                 tokens = self.generate(prompt, max_new, invocation.connected, stream=True)
                 return Reply(body=(t.encode() for t in tokens), content_type="text/plain")
+            if self.api == "lmi":
+                return Reply(body=self._json_lines(prompt, max_new, invocation.connected),
+                             content_type="application/jsonlines")
             return Reply(body=self._sse(prompt, max_new, invocation.connected), content_type="text/event-stream")
         stats: dict = {}
         text = "".join(self.generate(prompt, max_new, invocation.connected, stream=False, stats=stats))
@@ -199,12 +220,48 @@ class LlmSim(Model):
             answer["adapter"] = adapter
         if details:  # as TGI's `details` parameter, with the prompt's cached tokens too
             answer["details"] = {"finish_reason": "length", **stats}
-        return Reply(body=json.dumps([answer]).encode())
+        return Reply(body=json.dumps([answer] if self.api == "tgi" else answer).encode())
 
-    @staticmethod
-    def _streaming(body: bytes) -> bool:
-        request = json.loads(body)
-        return request.get("stream") is True
+    def _chat(self, prompt: str, max_new: int | None, streaming: bool, model: str, connected) -> Reply:
+        """The Messages API (OpenAI chat completions), as TGI and LMI serve it on /invocations."""
+        created, n_out = int(time.time()), self.output_length(max_new)
+        finish = "length" if max_new is not None else "stop"
+        head = {"id": "", "created": created, "model": model, "system_fingerprint": f"llm-sim-{self.api}"}
+        if streaming:
+            return Reply(body=self._chat_events(prompt, n_out, finish, head, connected), content_type="text/event-stream")
+        stats: dict = {}
+        text = "".join(self.generate(prompt, n_out, connected, stream=False, stats=stats))
+        answer = {**head, "object": "chat.completion", "choices": [{
+            "index": 0, "message": {"role": "assistant", "content": text}, "logprobs": None, "finish_reason": finish}],
+            "usage": {"prompt_tokens": stats.get("prompt_tokens", 0), "completion_tokens": n_out,
+                      "total_tokens": stats.get("prompt_tokens", 0) + n_out}}
+        return Reply(body=json.dumps(answer).encode(), content_type="application/json")
+
+    def _chat_events(self, prompt: str, n_out: int, finish: str, head: dict, connected) -> Iterator[bytes]:
+        tokens = self.generate(prompt, n_out, connected, stream=True)
+        try:
+            for index, token in enumerate(tokens, start=1):
+                chunk = {**head, "object": "chat.completion.chunk", "choices": [{
+                    "index": 0, "delta": {"role": "assistant", "content": token}, "logprobs": None,
+                    "finish_reason": finish if index == n_out else None}]}
+                yield b"data: " + json.dumps(chunk).encode() + b"\n\n"
+            yield b"data: [DONE]\n\n"
+        finally:
+            tokens.close()
+
+    def _json_lines(self, prompt: str, max_new: int | None, connected) -> Iterator[bytes]:
+        """LMI's streaming format: one JSON object per line and token, the whole text on the last."""
+        text = []
+        n_out = self.output_length(max_new)
+        tokens = self.generate(prompt, n_out, connected, stream=True)
+        try:
+            for index, token in enumerate(tokens, start=1):
+                text.append(token)
+                line = {"token": {"id": index, "text": token, "log_prob": -0.5},
+                        "generated_text": "".join(text) if index == n_out else None, "details": None}
+                yield json.dumps(line).encode() + b"\n"
+        finally:
+            tokens.close()
 
     def _sse(self, prompt: str, max_new: int | None, connected) -> Iterator[bytes]:
         """TGI's server-sent events: one `data:` line per token, the whole text on the last."""
@@ -222,12 +279,30 @@ class LlmSim(Model):
         finally:
             tokens.close()
 
-    def _parse(self, body: bytes) -> tuple[str, int | None, bool]:
+    @staticmethod
+    def _request(body: bytes) -> dict:
         try:
             request = json.loads(body or b"null")
         except ValueError:
             raise BadRequest("Failed to deserialize the JSON body into the target type") from None
-        if not isinstance(request, dict) or not isinstance(request.get("inputs"), str):
+        if not isinstance(request, dict):
+            raise BadRequest("Failed to deserialize the JSON body into the target type: expected an object")
+        return request
+
+    @staticmethod
+    def _parse_chat(request: dict) -> tuple[str, int | None, bool]:
+        prompt = prompt_text({"messages": request["messages"]})
+        if not prompt:
+            raise BadRequest("Input validation error: `messages` must be a non-empty list of "
+                             "{\"role\": ..., \"content\": ...} objects")
+        max_new = request.get("max_tokens", request.get("max_completion_tokens"))
+        if max_new is not None and (not isinstance(max_new, int) or isinstance(max_new, bool) or max_new < 1):
+            raise BadRequest("Input validation error: `max_tokens` must be strictly positive")
+        return prompt, max_new, False
+
+    @staticmethod
+    def _parse(request: dict) -> tuple[str, int | None, bool]:
+        if not isinstance(request.get("inputs"), str):
             raise BadRequest('Input validation error: `inputs` must be a string')
         params = request.get("parameters") or {}
         max_new = params.get("max_new_tokens") if isinstance(params, dict) else None
