@@ -25,10 +25,12 @@ from sagemaker_emu.fleet.fleet import HealthChecks, ProcessDeployer
 from sagemaker_emu.fleet.images import ImageMap
 from sagemaker_emu.neighbours.clients import NeighbourClients
 from sagemaker_emu.neighbours.embedded import SERVICES, EmbeddedServices
+from sagemaker_emu.neighbours.results import S3SnsResults
 from sagemaker_emu.neighbours.s3 import S3ModelData
 from sagemaker_emu.protocol import json11, rest
 from sagemaker_emu.protocol.services import ServiceRouter
 from sagemaker_emu.routing.strategies import strategy_for
+from sagemaker_emu.runtime.async_queue import AsyncInvocations
 from sagemaker_emu.runtime.invoke import Runtime
 from sagemaker_emu.schemas.validator import warm
 
@@ -46,6 +48,7 @@ class Emulator:
     config: Config
     backends: Backends  # the control plane's store, per region
     runtime: Runtime
+    asynchronous: AsyncInvocations  # InvokeEndpointAsync's queues
     wsgi: Callable  # the WSGI application: by service, then the runtime's routes, then Flask's
     app: Flask  # the control plane and /_emu/
     neighbours: NeighbourClients  # how the emulator reaches S3, SNS... (embedded or real)
@@ -61,6 +64,7 @@ class Emulator:
     def reset(self) -> None:
         """Delete every resource in every region, stop every fleet, forget sessions, metrics,
         faults, and everything the embedded neighbours hold."""
+        self.asynchronous.reset()  # first: no queued request starts on a fleet being stopped
         self.backends.reset()
         self.runtime.reset()
         self.embedded.reset()
@@ -68,6 +72,7 @@ class Emulator:
 
     def shutdown(self) -> None:
         """Stop every fleet and remove the state directory if this emulator made it."""
+        self.asynchronous.reset()
         self.backends.reset()
         if self.owns_state_dir:
             shutil.rmtree(self.state_dir, ignore_errors=True)
@@ -94,20 +99,26 @@ def build(config: Config | None = None, credentials: tuple[str, str] | None = No
     backends = Backends(config.account, deployer, Quotas.parse(config.quotas),
                         min_transition=config.min_transition_seconds)
     runtime = Runtime(backends, seed=config.seed, model_timeout=config.model_timeout)
-    backends.on_deleted = runtime.forget
+    asynchronous = AsyncInvocations(runtime, backends, S3SnsResults(neighbours), state_dir / "async")
+
+    def forget(endpoint) -> None:  # what others keep per endpoint goes with it
+        runtime.forget(endpoint)
+        asynchronous.forget(endpoint)
+
+    backends.on_deleted = forget
     backends.on_component_deleted = runtime.forget_component
 
     warm(OPERATIONS)  # build every schema now, not on a user's first call
     warm(["InvokeEndpoint", "InvokeEndpointWithResponseStream"], "sagemaker-runtime")
     app = Flask("sagemaker_emu")
     app.config["MAX_CONTENT_LENGTH"] = MAX_REQUEST_BYTES
-    app.wsgi_app = rest.RuntimeAPI(runtime, config, app.wsgi_app)  # the hot path skips Flask
+    app.wsgi_app = rest.RuntimeAPI(runtime, config, app.wsgi_app, asynchronous)  # the hot path skips Flask
     embedded = EmbeddedServices()
     served = {s for s in SERVICES if neighbours.external(s) is None}  # a real endpoint replaces ours
     wsgi = ServiceRouter(app, lambda service: embedded.app(service) if service in served else None)
-    emulator = Emulator(config, backends, runtime, wsgi, app, neighbours, embedded, model_data, state_dir,
-                        owns_state_dir=config.state_dir is None)
-    app.register_blueprint(emu_api.blueprint(backends, runtime, emulator.reset))
+    emulator = Emulator(config, backends, runtime, asynchronous, wsgi, app, neighbours, embedded, model_data,
+                        state_dir, owns_state_dir=config.state_dir is None)
+    app.register_blueprint(emu_api.blueprint(backends, runtime, emulator.reset, asynchronous.depth))
     app.register_error_handler(HTTPException, _http_error)
     app.register_blueprint(json11.blueprint(backends, config))
     return emulator

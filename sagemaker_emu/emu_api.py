@@ -21,8 +21,10 @@ if TYPE_CHECKING:
 MAX_LOG_LINES = 10_000
 
 
-def blueprint(backends: "Backends", runtime: "Runtime", reset_all: Callable[[], None]) -> Blueprint:
-    """`/_emu/`, reading `backends`' snapshots and `runtime`'s metrics and faults."""
+def blueprint(backends: "Backends", runtime: "Runtime", reset_all: Callable[[], None],
+              async_depth: Callable[[str, str], dict] = lambda region, name: {}) -> Blueprint:
+    """`/_emu/`, reading `backends`' snapshots, `runtime`'s metrics and faults, and the async
+    queues' depth (`async_depth(region, endpoint)`)."""
     bp = Blueprint("emu", __name__, url_prefix="/_emu")
 
     @bp.get("/health")
@@ -60,9 +62,11 @@ def blueprint(backends: "Backends", runtime: "Runtime", reset_all: Callable[[], 
         components = {c.name: {"variant": c.variant, "copies": [_instance_view(i) for i in instances
                                                                if i.variant == component_key(c.name)]}
                       for c in ep.components.values()}
-        return jsonify({"name": ep.name, "region": ep.region, "status": ep.status,
-                        "failure_reason": ep.failure_reason, "variants": variants,
-                        "inference_components": components})
+        view = {"name": ep.name, "region": ep.region, "status": ep.status, "failure_reason": ep.failure_reason,
+                "variants": variants, "inference_components": components}
+        if ep.async_config is not None:
+            view["async"] = async_depth(ep.region, ep.name)  # requests queued and running
+        return jsonify(view)
 
     @bp.get("/endpoints/<name>/instances/<instance_id>/logs")
     def instance_logs(name: str, instance_id: str):

@@ -222,7 +222,8 @@ def update_endpoint_weights_and_capacities(backend: Backend, params: dict, call:
     _require_in_service(endpoint, "update")
     by_name = {v.name: v for v in endpoint.variants}
     rules.check_weights_and_capacities(
-        desired, by_name, endpoint.config_name, {v.name: v.weight for v in endpoint.variants}
+        desired, by_name, endpoint.config_name, {v.name: v.weight for v in endpoint.variants},
+        may_scale_to_zero="AsyncInferenceConfig" in endpoint.spec,
     )
     changes = {d["VariantName"]: d for d in desired}
     backend.check_quota((by_name[n], c["DesiredInstanceCount"] - by_name[n].instance_count)

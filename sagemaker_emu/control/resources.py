@@ -202,3 +202,4 @@ class EndpointSnapshot:
     variants: tuple[VariantWeight, ...]
     hosts_components: bool = False  # its variants have no model: invocations name a component
     components: dict[str, ComponentTarget] = field(default_factory=dict)
+    async_config: dict[str, Any] | None = None

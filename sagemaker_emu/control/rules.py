@@ -50,9 +50,11 @@ def check_endpoint_config(params: dict[str, Any]) -> None:
 
 
 def check_weights_and_capacities(
-    desired: list[dict[str, Any]], variants: dict[str, Any], config_name: str, weights: dict[str, float]
+    desired: list[dict[str, Any]], variants: dict[str, Any], config_name: str, weights: dict[str, float],
+    may_scale_to_zero: bool = False,
 ) -> None:
-    """`variants`: the endpoint's variants by name; `weights`: their current weights."""
+    """`variants`: the endpoint's variants by name; `weights`: their current weights;
+    `may_scale_to_zero`: an asynchronous endpoint, whose requests wait for instances."""
     names = [d["VariantName"] for d in desired]
     for name in names:
         if names.count(name) > 1:
@@ -69,7 +71,7 @@ def check_weights_and_capacities(
         variant = variants[d["VariantName"]]
         if "DesiredInstanceCount" in d and variant.serverless:
             raise InvalidInput(f'Variant "{d["VariantName"]}" is serverless and has no instance count.')
-        if d.get("DesiredInstanceCount") == 0:
+        if d.get("DesiredInstanceCount") == 0 and not may_scale_to_zero:
             raise InvalidInput(
                 f'DesiredInstanceCount for variant "{d["VariantName"]}" must be greater than 0 on an endpoint without inference components.'
             )

@@ -9,6 +9,7 @@ background work (control/lifecycle.py) reports its results through the `deployed
 
 from __future__ import annotations
 
+import copy
 import threading
 import time
 from collections import Counter
@@ -246,7 +247,8 @@ class Backend:
             variants=tuple(VariantWeight(v.name, v.weight, (v.spec.get("RoutingConfig") or {}).get(
                 "RoutingStrategy", "RANDOM")) for v in ep.variants),
             hosts_components=hosts_components,
-            components=self._component_targets(ep.name) if hosts_components else {})
+            components=self._component_targets(ep.name) if hosts_components else {},
+            async_config=copy.deepcopy(ep.spec.get("AsyncInferenceConfig")))
 
     def _component_targets(self, endpoint_name: str) -> dict[str, ComponentTarget]:
         components = {ic.name: ic for ic in self.components_of(endpoint_name)}

@@ -18,15 +18,17 @@ class NeighbourClients:
         self.endpoints = dict(endpoints or {})  # service -> URL of a real endpoint
         self.credentials = credentials or SELF_CREDENTIALS  # for calls to our own URL
         self.own_url: str | None = None  # set by the HTTP server once it listens
-        self._clients: dict[str, Any] = {}
+        self._clients: dict[tuple[str, str], Any] = {}
         self._lock = threading.Lock()
 
     def external(self, service: str) -> str | None:
         return self.endpoints.get(service)
 
-    def client(self, service: str) -> Any:
-        """A shared boto3 client (boto3 clients are thread-safe) for `service`."""
-        found = self._clients.get(service)
+    def client(self, service: str, region: str | None = None) -> Any:
+        """A shared boto3 client (boto3 clients are thread-safe) for `service` in `region`
+        (SNS topics and SQS queues belong to a region; S3 does not mind)."""
+        region = region or self.region
+        found = self._clients.get((service, region))
         if found is not None:
             return found
         import boto3
@@ -44,8 +46,8 @@ class NeighbourClients:
         config = Config(retries={"mode": "standard", "max_attempts": 3}, connect_timeout=5, read_timeout=60,
                         s3={"addressing_style": "path"})
         with self._lock:
-            made = self._clients.get(service)
+            made = self._clients.get((service, region))
             if made is None:
-                made = self._clients[service] = boto3.session.Session().client(
-                    service, endpoint_url=url, region_name=self.region, config=config, **keys)
+                made = self._clients[(service, region)] = boto3.session.Session().client(
+                    service, endpoint_url=url, region_name=region, config=config, **keys)
             return made

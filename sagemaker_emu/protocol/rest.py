@@ -1,5 +1,6 @@
-"""The runtime's front door: REST-JSON, `POST /endpoints/<name>/invocations` and
-`/invocations-response-stream` (answered as an AWS event stream).
+"""The runtime's front door: REST-JSON, `POST /endpoints/<name>/invocations`,
+`/invocations-response-stream` (answered as an AWS event stream) and `/async-invocations`
+(accepted with 202; the answer goes to S3).
 
 Request members travel in headers; they are read as the runtime service model names them
 and validated like control-plane input (the code differs: ValidationError here).
@@ -13,6 +14,7 @@ goes on to Flask.
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import re
 import time
@@ -24,6 +26,7 @@ from sagemaker_emu.config import Config
 from sagemaker_emu.protocol import eventstream
 from sagemaker_emu.protocol.context import region_of
 from sagemaker_emu.protocol.errors import internal_runtime_error, request_id, runtime_error
+from sagemaker_emu.runtime.async_queue import AsyncInvocations, AsyncRequest
 from sagemaker_emu.runtime.invoke import MAX_BODY_BYTES, InvokeRequest, Runtime, body_too_large
 from sagemaker_emu.schemas.validator import validate_input
 from sagemaker_emu.service_model import RUNTIME_SERVICE, service_model
@@ -31,7 +34,7 @@ from sagemaker_emu.service_model import RUNTIME_SERVICE, service_model
 log = logging.getLogger("sagemaker_emu.api")
 
 _ROUTE = re.compile(r"^/endpoints/(.*)/(invocations|invocations-response-stream|async-invocations)$")
-_NOT_YET = {"async-invocations": "InvokeEndpointAsync"}
+MAX_ASYNC_BODY_BYTES = 128000  # InvokeEndpointAsync's inline Body, in the runtime model
 
 # InvokeRequest field -> runtime model member
 _FIELDS = {
@@ -47,21 +50,41 @@ _FIELDS = {
 }
 
 
+# AsyncRequest field -> runtime model member
+_ASYNC_FIELDS = {
+    "content_type": "ContentType",
+    "accept": "Accept",
+    "custom_attributes": "CustomAttributes",
+    "inference_id": "InferenceId",
+    "input_location": "InputLocation",
+    "output_extension": "S3OutputPathExtension",
+    "filename": "Filename",
+    "ttl_s": "RequestTTLSeconds",
+    "timeout_s": "InvocationTimeoutSeconds",
+}
+
+
 @functools.lru_cache(maxsize=None)
-def header_members(operation: str) -> dict[str, str]:
-    """Member name -> WSGI environ key of its header, from the runtime model."""
+def header_members(operation: str) -> dict[str, tuple[str, bool]]:
+    """Member name -> (WSGI environ key of its header, whether it is an integer), from the runtime model."""
     shape = service_model(RUNTIME_SERVICE).operation_model(operation).input_shape
-    return {name: "HTTP_" + m.serialization["name"].upper().replace("-", "_")
+    return {name: ("HTTP_" + m.serialization["name"].upper().replace("-", "_"), m.type_name == "integer")
             for name, m in shape.members.items() if m.serialization.get("location") == "header"}
 
 
-def read_params(operation: str, endpoint_name: str, environ: dict) -> dict[str, str]:
-    params = {"EndpointName": endpoint_name, "Body": ""}  # the body is checked by size, not by schema
-    for member, key in header_members(operation).items():
+def read_params(operation: str, endpoint_name: str, environ: dict) -> dict[str, str | int]:
+    params: dict[str, str | int] = {"EndpointName": endpoint_name, "Body": ""}  # the body is checked by size
+    for member, (key, integer) in header_members(operation).items():
         if key == "HTTP_CONTENT_TYPE":
             key = "CONTENT_TYPE"  # WSGI keeps Content-Type outside the HTTP_ keys
         value = environ.get(key)
         if value is not None:
+            if integer:
+                try:
+                    value = int(value)
+                except ValueError:
+                    raise errors.InvalidInput(f"Value '{value[:64]}' at '{member[0].lower() + member[1:]}' "
+                                              "failed to satisfy constraint: Member must be an integer") from None
             params[member] = value
     validate_input(operation, params, RUNTIME_SERVICE)
     return params
@@ -127,10 +150,12 @@ def _where(req: InvokeRequest | None) -> str:
 class RuntimeAPI:
     """WSGI: the runtime's routes, else the next app (Flask)."""
 
-    def __init__(self, runtime: Runtime, config: Config, next_app: Callable) -> None:
+    def __init__(self, runtime: Runtime, config: Config, next_app: Callable,
+                 asynchronous: AsyncInvocations | None = None) -> None:
         self.runtime = runtime
         self.config = config
         self.next_app = next_app
+        self.asynchronous = asynchronous
 
     def __call__(self, environ: dict, start_response) -> Iterable[bytes]:
         match = _ROUTE.match(environ.get("PATH_INFO", ""))
@@ -141,8 +166,8 @@ class RuntimeAPI:
             status, headers, body = self.invoke_with_response_stream(name, environ)
             start_response(status, headers)
             return body
-        if match.group(2) in _NOT_YET:
-            status, headers, body = runtime_error(errors.NotImplementedOperation(_NOT_YET[match.group(2)]), request_id())
+        if match.group(2) == "async-invocations":
+            status, headers, body = self.invoke_endpoint_async(name, environ)
         else:
             status, headers, body = self.invoke_endpoint(name, environ)
         start_response(status, headers)
@@ -183,6 +208,34 @@ class RuntimeAPI:
             if value is not None:
                 headers.append((name, value))
         return "200 OK", headers, result.body
+
+    def invoke_endpoint_async(self, endpoint_name: str, environ: dict) -> tuple[str, list, bytes]:
+        rid = request_id()
+        try:
+            if self.asynchronous is None:
+                raise errors.NotImplementedOperation("InvokeEndpointAsync")
+            params = read_params("InvokeEndpointAsync", endpoint_name, environ)
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+            if length > MAX_ASYNC_BODY_BYTES:
+                raise errors.InvalidInput("1 validation error detected: Value at 'body' failed to satisfy constraint: "
+                                          f"Member must have length less than or equal to {MAX_ASYNC_BODY_BYTES}")
+            accepted = self.asynchronous.submit(AsyncRequest(
+                endpoint_name=endpoint_name, region=region_of(environ.get("HTTP_AUTHORIZATION"), self.config.region),
+                body=environ["wsgi.input"].read(length) if length else None,
+                **{f: params.get(m) for f, m in _ASYNC_FIELDS.items()}))
+        except errors.EmuError as exc:
+            answer = runtime_error(exc, rid)
+            log.info("InvokeEndpointAsync %s %s %s", endpoint_name, answer[0][:3], _code(answer))
+            return answer
+        except Exception:
+            log.exception("unhandled error in InvokeEndpointAsync")
+            return internal_runtime_error(rid)
+        body = json.dumps({"InferenceId": accepted.inference_id}).encode()
+        log.info("InvokeEndpointAsync %s 202 inference_id=%s", endpoint_name, accepted.inference_id[:64])
+        return "202 Accepted", [("Content-Type", "application/json"), ("Content-Length", str(len(body))),
+                                ("X-Amzn-SageMaker-OutputLocation", accepted.output_location),
+                                ("X-Amzn-SageMaker-FailureLocation", accepted.failure_location),
+                                ("x-amzn-RequestId", rid)], body
 
     def invoke_with_response_stream(self, endpoint_name: str, environ: dict):
         rid = request_id()

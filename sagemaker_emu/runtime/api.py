@@ -4,7 +4,7 @@ runtime imports nothing from `control/`."""
 
 from __future__ import annotations
 
-from typing import Mapping, Protocol, Sequence
+from typing import Any, Mapping, Protocol, Sequence
 
 from sagemaker_emu.fleet.api import FleetView
 
@@ -62,6 +62,22 @@ class Target(Protocol):
 
     @property
     def components(self) -> Mapping[str, ComponentTarget]: ...
+
+    @property
+    def async_config(self) -> Mapping[str, Any] | None: ...  # the config's AsyncInferenceConfig
+
+
+class ResultStore(Protocol):
+    """Where asynchronous inference reads inputs and leaves results: S3 and SNS, as the
+    composition root provides them (neighbours/results.py)."""
+
+    def read(self, url: str) -> bytes:
+        """The object at an s3:// (or https://) URL; LookupError with the reason if it cannot be read."""
+
+    def write(self, url: str, body: bytes, content_type: str) -> None: ...
+
+    def notify(self, topic_arn: str, message: Mapping[str, Any]) -> None:
+        """Publish `message` (as JSON) to an SNS topic."""
 
 
 class Directory(Protocol):

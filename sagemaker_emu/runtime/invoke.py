@@ -143,6 +143,7 @@ class InvokeRequest:
     caller_gone: Callable[[], bool] | None = None  # asked while the instance works
     adapter: str | None = None  # set when the component invoked is an adapter served by its base's copies
     component_found: str | None = None  # the component invoked, once it is known to exist
+    timeout: float | None = None  # seconds the container has to answer; None: the server's --model-timeout
 
 
 @dataclass
@@ -445,7 +446,7 @@ class Runtime:
     def _send(self, instance: InstanceView, req: InvokeRequest, target: Target) -> tuple[Connection, Response]:
         """Send once. Only a refused connection is known not to have reached the container,
         so only that is tried elsewhere; any later failure is the caller's ModelError."""
-        conn = instance.pool.acquire(self.model_timeout)
+        conn = instance.pool.acquire(req.timeout or self.model_timeout)
         conn.watch = req.caller_gone
         try:
             conn.send("POST", "/invocations", req.body, self._headers(req))

@@ -117,9 +117,10 @@ def test_llm_sim_generates_requested_tokens(sm, rt):
     assert err["LogStreamArn"] == f"arn:aws:logs:us-east-1:{ACCOUNT}:log-group:/aws/sagemaker/Endpoints/llm"
 
 
-def test_runtime_operations_not_yet_emulated_say_so(sm, rt):
+def test_async_invocation_of_a_real_time_endpoint_is_refused(sm, rt):
     deploy(sm, "ep1")
     with pytest.raises(ClientError) as info:
         rt.invoke_endpoint_async(EndpointName="ep1", InputLocation="s3://bucket/input.json")
-    assert error(info)["Code"] == "NotImplementedException"
-    assert "InvokeEndpointAsync" in error(info)["Message"]
+    assert error(info)["Code"] == "ValidationError"
+    assert error(info)["Message"] == (f"Endpoint ep1 of account {ACCOUNT} is not an asynchronous inference endpoint: "
+                                      "its endpoint configuration has no AsyncInferenceConfig. Use InvokeEndpoint instead.")

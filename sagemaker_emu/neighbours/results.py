@@ -1,0 +1,47 @@
+"""runtime.api.ResultStore over the neighbours: asynchronous inference reads its inputs from S3,
+writes results to S3 and notifies through SNS, with boto3, as the real service does."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any, Mapping
+
+from sagemaker_emu.neighbours.clients import NeighbourClients
+
+# https://BUCKET.s3[.REGION].amazonaws.com/KEY and https://s3[.REGION].amazonaws.com/BUCKET/KEY
+_VIRTUAL = re.compile(r"^https://([^/]+?)\.s3[.-]?(?:[a-z0-9-]+\.)?amazonaws\.com(?:\.cn)?/(.*)$")
+_PATH = re.compile(r"^https://s3[.-]?(?:[a-z0-9-]+\.)?amazonaws\.com(?:\.cn)?/([^/]+)/(.*)$")
+
+
+def bucket_key(url: str) -> tuple[str, str]:
+    if url.startswith("s3://"):
+        bucket, _, key = url[5:].partition("/")
+        return bucket, key
+    match = _VIRTUAL.match(url) or _PATH.match(url)
+    if match is None:
+        raise LookupError(f"{url} is not an S3 URL")
+    return match.group(1), match.group(2)
+
+
+class S3SnsResults:
+    def __init__(self, clients: NeighbourClients) -> None:
+        self.clients = clients
+
+    def read(self, url: str) -> bytes:
+        from botocore.exceptions import ClientError
+
+        bucket, key = bucket_key(url)
+        try:
+            return self.clients.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code")
+            raise LookupError(f"Failed to read the input at {url}: {code}.") from None
+
+    def write(self, url: str, body: bytes, content_type: str) -> None:
+        bucket, key = bucket_key(url)
+        self.clients.client("s3").put_object(Bucket=bucket, Key=key, Body=body, ContentType=content_type)
+
+    def notify(self, topic_arn: str, message: Mapping[str, Any]) -> None:
+        region = topic_arn.split(":")[3] if topic_arn.count(":") >= 5 else self.clients.region
+        self.clients.client("sns", region).publish(TopicArn=topic_arn, Message=json.dumps(message))

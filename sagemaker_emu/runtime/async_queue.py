@@ -1,0 +1,262 @@
+"""InvokeEndpointAsync: a queue per endpoint, drained into the same pipeline as InvokeEndpoint.
+
+A call is accepted at once (202, with where its result will be); the request waits in its
+endpoint's queue, and runs when the endpoint has room: `MaxConcurrentInvocationsPerInstance`
+for each instance it has now (none while it has scaled to zero: requests then wait). The
+answer goes to `<S3OutputPath>/<id>.out`, a failure to `<S3FailurePath>/<id>-error.out`, and
+an SNS notification in SageMaker's shape to the configured topics. Inline bodies are spooled
+to disk while they wait, so a long queue costs files, not memory.
+"""
+
+from __future__ import annotations
+
+import collections
+import datetime
+import logging
+import shutil
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from sagemaker_emu.errors import EmuError, InvalidInput, NotServing
+from sagemaker_emu.runtime.api import Directory, ResultStore, Target
+from sagemaker_emu.runtime.invoke import InvokeRequest, Runtime
+
+log = logging.getLogger("sagemaker_emu.async")
+
+DEFAULT_CONCURRENCY_PER_INSTANCE = 4  # SageMaker "chooses an optimal value"; ours, recorded in decisions.md
+DEFAULT_TTL_S = 21600  # RequestTTLSeconds: 6 hours, SageMaker's default and maximum
+DEFAULT_INVOCATION_TIMEOUT_S = 900  # InvocationTimeoutSeconds: SageMaker's default
+NOT_ASYNC = "Endpoint {name} of account {account} is not an asynchronous inference endpoint: its endpoint " \
+            "configuration has no AsyncInferenceConfig. Use InvokeEndpoint instead."
+NO_INPUT = "Either InputLocation or Body must be specified."
+EXPIRED = "The request expired: it waited in the queue longer than its RequestTTLSeconds ({ttl} s)."
+
+
+@dataclass
+class AsyncRequest:
+    """What InvokeEndpointAsync received (its protocol's members)."""
+
+    endpoint_name: str
+    region: str
+    body: bytes | None = None
+    input_location: str | None = None
+    content_type: str | None = None
+    accept: str | None = None
+    custom_attributes: str | None = None
+    inference_id: str | None = None
+    output_extension: str | None = None  # S3OutputPathExtension
+    filename: str | None = None
+    ttl_s: int | None = None
+    timeout_s: int | None = None
+
+
+@dataclass
+class Job:
+    request: AsyncRequest
+    inference_id: str
+    output_location: str
+    failure_location: str
+    notifications: dict[str, Any]
+    received: float  # wall time, for the notification
+    expires: float  # on the queue's clock
+    spooled: Path | None  # the inline body, on disk while it waits
+
+
+@dataclass
+class Accepted:
+    inference_id: str
+    output_location: str
+    failure_location: str
+
+
+def _join(*parts: str | None) -> str:
+    return "/".join(p.strip("/") if i else p.rstrip("/") for i, p in enumerate(parts) if p)
+
+
+def _iso(when: float) -> str:
+    return datetime.datetime.fromtimestamp(when, datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+class _Queue:
+    def __init__(self) -> None:
+        self.jobs: collections.deque[Job] = collections.deque()
+        self.running = 0
+        self.stopped = False
+        self.thread: threading.Thread | None = None
+
+
+class AsyncInvocations:
+    def __init__(self, runtime: Runtime, directory: Directory, results: ResultStore, spool_dir: Path,
+                 clock: Callable[[], float] = time.monotonic, wall: Callable[[], float] = time.time) -> None:
+        self.runtime = runtime
+        self.directory = directory
+        self.results = results
+        self.spool_dir = spool_dir
+        self.clock = clock
+        self.wall = wall
+        self._queues: dict[tuple[str, str], _Queue] = {}
+        self._cond = threading.Condition()
+
+    # ------------------------------------------------------------ the call
+
+    def submit(self, request: AsyncRequest) -> Accepted:
+        target = self.directory.serving(request.region, request.endpoint_name)
+        config = target.async_config
+        if config is None:
+            raise InvalidInput(NOT_ASYNC.format(name=target.name, account=target.account))
+        if request.input_location is None and not request.body:
+            raise InvalidInput(NO_INPUT)
+        output = config.get("OutputConfig", {})
+        inference_id = request.inference_id or str(uuid.uuid4())
+        base = output.get("S3OutputPath")
+        job = Job(
+            request=request, inference_id=inference_id,
+            output_location=_join(base, request.output_extension, request.filename or f"{inference_id}.out"),
+            failure_location=_join(output.get("S3FailurePath") or base, request.output_extension,
+                                   f"{inference_id}-error.out"),
+            notifications=output.get("NotificationConfig", {}), received=self.wall(),
+            expires=self.clock() + (request.ttl_s or DEFAULT_TTL_S), spooled=None)
+        if request.input_location is None:
+            job.spooled = self.spool_dir / target.name / f"{uuid.uuid4().hex}.in"
+            job.spooled.parent.mkdir(parents=True, exist_ok=True)
+            job.spooled.write_bytes(request.body or b"")
+        request.body = None  # the queue keeps the file, not the bytes
+        per_instance = config.get("ClientConfig", {}).get("MaxConcurrentInvocationsPerInstance",
+                                                           DEFAULT_CONCURRENCY_PER_INSTANCE)
+        with self._cond:
+            key = (request.region, target.name)
+            queue = self._queues.get(key)
+            if queue is None:
+                queue = self._queues[key] = _Queue()
+                queue.thread = threading.Thread(target=self._dispatch, args=(key, queue, per_instance),
+                                                daemon=True, name=f"async-{target.name}")
+                queue.thread.start()
+            queue.jobs.append(job)
+            self._cond.notify_all()
+        return Accepted(inference_id, job.output_location, job.failure_location)
+
+    def depth(self, region: str, endpoint_name: str) -> dict[str, int]:
+        """Requests waiting and running (for /_emu and the backlog metrics)."""
+        queue = self._queues.get((region, endpoint_name))
+        return {"queued": len(queue.jobs), "running": queue.running} if queue else {"queued": 0, "running": 0}
+
+    # ------------------------------------------------------------ draining
+
+    def _room(self, key: tuple[str, str], per_instance: int) -> int | None:
+        """How many may run at once now; None when the endpoint is gone."""
+        try:
+            target = self.directory.serving(*key)
+        except NotServing:  # Updating is serving; anything else waits
+            return 0
+        except InvalidInput:
+            return None
+        return per_instance * sum(len(target.fleet.instances(v.name)) for v in target.variants)
+
+    def _dispatch(self, key: tuple[str, str], queue: _Queue, per_instance: int) -> None:
+        while True:
+            with self._cond:
+                if queue.stopped:
+                    return
+                if not queue.jobs:
+                    self._cond.wait()
+                    continue
+            room = self._room(key, per_instance)  # not under our condition: it takes the store's lock
+            with self._cond:
+                if queue.stopped:
+                    return
+                if room is None:  # deleted: nothing will run what is left
+                    self._drop(key, queue)
+                    return
+                if not queue.jobs or queue.running >= room:
+                    # the instance count changes outside this queue (scaling): look again soon
+                    self._cond.wait(0.1)
+                    continue
+                job = queue.jobs.popleft()
+                queue.running += 1
+            threading.Thread(target=self._run, args=(queue, job), daemon=True,
+                             name=f"async-{key[1]}-{job.inference_id[:8]}").start()
+
+    def _run(self, queue: _Queue, job: Job) -> None:
+        request = job.request
+        try:
+            if self.clock() > job.expires:
+                self._failed(job, EXPIRED.format(ttl=request.ttl_s or DEFAULT_TTL_S), b"")
+                return
+            try:
+                body = job.spooled.read_bytes() if job.spooled else self.results.read(request.input_location)
+            except LookupError as exc:
+                self._failed(job, str(exc), str(exc).encode())
+                return
+            try:
+                result = self.runtime.invoke(InvokeRequest(
+                    endpoint_name=request.endpoint_name, body=body, region=request.region,
+                    content_type=request.content_type, accept=request.accept,
+                    custom_attributes=request.custom_attributes, inference_id=job.inference_id,
+                    timeout=float(request.timeout_s or DEFAULT_INVOCATION_TIMEOUT_S)))
+            except EmuError as exc:
+                self._failed(job, exc.message, exc.message.encode())
+                return
+            self.results.write(job.output_location, result.body, result.content_type)
+            self._notify(job, "SuccessTopic", "Completed",
+                         {"contentType": result.content_type, "outputLocation": job.output_location})
+        except Exception:  # S3 or SNS failed under us: never a dead queue
+            log.exception("async inference %s of %s failed", job.inference_id, request.endpoint_name)
+        finally:
+            if job.spooled:
+                job.spooled.unlink(missing_ok=True)
+            with self._cond:
+                queue.running -= 1
+                self._cond.notify_all()
+
+    def _failed(self, job: Job, reason: str, body: bytes) -> None:
+        log.info("async inference %s of %s failed: %s", job.inference_id, job.request.endpoint_name, reason[:200])
+        self.results.write(job.failure_location, body, "text/plain")
+        self._notify(job, "ErrorTopic", "Failed", {"failureLocation": job.failure_location}, reason)
+
+    def _notify(self, job: Job, topic: str, status: str, response: dict, reason: str | None = None) -> None:
+        arn = job.notifications.get(topic)
+        if not arn:
+            return
+        request = job.request
+        message = {
+            "awsRegion": request.region, "eventTime": _iso(self.wall()), "receivedTime": _iso(job.received),
+            "invocationStatus": status,
+            **({"failureReason": reason} if reason is not None else {}),
+            "requestParameters": {k: v for k, v in (
+                ("accept", request.accept), ("contentType", request.content_type),
+                ("customAttributes", request.custom_attributes), ("endpointName", request.endpoint_name),
+                ("inputLocation", request.input_location)) if v is not None},
+            "responseParameters": response,
+            "inferenceId": job.inference_id, "eventVersion": "1.0", "eventSource": "aws:sagemaker",
+            "eventName": "InferenceResult",
+        }
+        self.results.notify(arn, message)
+
+    # ------------------------------------------------------------ teardown
+
+    def _drop(self, key: tuple[str, str], queue: _Queue) -> None:
+        """Under the condition: the queue ends, and its waiting requests with it."""
+        queue.stopped = True
+        for job in queue.jobs:
+            if job.spooled:
+                job.spooled.unlink(missing_ok=True)
+        queue.jobs.clear()
+        self._queues.pop(key, None)
+        self._cond.notify_all()
+
+    def forget(self, endpoint: Target) -> None:
+        with self._cond:
+            queue = self._queues.get((endpoint.region, endpoint.name))
+            if queue is not None:
+                self._drop((endpoint.region, endpoint.name), queue)
+        shutil.rmtree(self.spool_dir / endpoint.name, ignore_errors=True)
+
+    def reset(self) -> None:
+        with self._cond:
+            for key, queue in list(self._queues.items()):
+                self._drop(key, queue)
+        shutil.rmtree(self.spool_dir, ignore_errors=True)

@@ -1,0 +1,123 @@
+"""InvokeEndpointAsync (issue 14): accepted at once, queued per endpoint, answered into S3, with
+SageMaker's SNS notifications delivered to an SQS queue subscribed to the topic; requests wait
+while the endpoint has no instances."""
+
+import json
+
+import pytest
+from botocore.exceptions import ClientError
+
+from sagemaker_emu.testing import client, deploy
+
+ACCOUNT = "123456789012"
+
+
+@pytest.fixture
+def aws(server):
+    """S3, SNS and SQS on the emulator's URL: a bucket, two topics, each feeding a queue."""
+    s3, sns, sqs = (client(server.url, s) for s in ("s3", "sns", "sqs"))
+    s3.create_bucket(Bucket="async-io")
+    queues = {}
+    for name in ("success", "error"):
+        topic = sns.create_topic(Name=f"async-{name}")["TopicArn"]
+        url = sqs.create_queue(QueueName=f"async-{name}")["QueueUrl"]
+        arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=arn)
+        queues[name] = (topic, url)
+    return s3, sqs, queues
+
+
+def async_endpoint(sm, queues, name="async", **variant_fields):
+    config = {"OutputConfig": {"S3OutputPath": "s3://async-io/output", "S3FailurePath": "s3://async-io/failures",
+                               "NotificationConfig": {"SuccessTopic": queues["success"][0],
+                                                      "ErrorTopic": queues["error"][0]}},
+              "ClientConfig": {"MaxConcurrentInvocationsPerInstance": 2}}
+    sm.create_model(ModelName=f"{name}-model", PrimaryContainer={"Image": "sagemaker-emu/echo"})
+    sm.create_endpoint_config(EndpointConfigName=f"{name}-config", AsyncInferenceConfig=config, ProductionVariants=[{
+        "VariantName": "AllTraffic", "ModelName": f"{name}-model", "InstanceType": "ml.m5.large",
+        "InitialInstanceCount": 1, **variant_fields}])
+    sm.create_endpoint(EndpointName=name, EndpointConfigName=f"{name}-config")
+    sm.get_waiter("endpoint_in_service").wait(EndpointName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 60})
+    return config
+
+
+def notifications(sqs, queue_url, count):
+    """SNS messages delivered to the queue, waiting for them with SQS long polls."""
+    found = []
+    for _ in range(20):
+        for message in sqs.receive_message(QueueUrl=queue_url, WaitTimeSeconds=1,
+                                           MaxNumberOfMessages=10).get("Messages", []):
+            found.append(json.loads(json.loads(message["Body"])["Message"]))
+            sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
+        if len(found) >= count:
+            return found
+    raise AssertionError(f"{len(found)} of {count} notifications arrived")
+
+
+def test_output_lands_in_s3_and_sns_notifies_sqs(sm, rt, aws):
+    s3, sqs, queues = aws
+    async_endpoint(sm, queues)
+    s3.put_object(Bucket="async-io", Key="in/1.json", Body=b'{"x": 1}')
+    answer = rt.invoke_endpoint_async(EndpointName="async", InputLocation="s3://async-io/in/1.json",
+                                      ContentType="application/json", InferenceId="job-1")
+    assert answer["ResponseMetadata"]["HTTPStatusCode"] == 202 and answer["InferenceId"] == "job-1"
+    assert answer["OutputLocation"] == "s3://async-io/output/job-1.out"
+    assert answer["FailureLocation"] == "s3://async-io/failures/job-1-error.out"
+    [message] = notifications(sqs, queues["success"][1], 1)
+    assert message["invocationStatus"] == "Completed" and message["inferenceId"] == "job-1"
+    assert message["eventSource"] == "aws:sagemaker" and message["eventName"] == "InferenceResult"
+    assert message["requestParameters"] == {"contentType": "application/json", "endpointName": "async",
+                                            "inputLocation": "s3://async-io/in/1.json"}
+    assert message["responseParameters"]["outputLocation"] == answer["OutputLocation"]
+    output = s3.get_object(Bucket="async-io", Key="output/job-1.out")
+    assert output["Body"].read() == b'{"x": 1}' and output["ContentType"] == "application/json"
+
+
+def test_inline_body_generated_id_and_output_extension(sm, rt, aws):
+    s3, sqs, queues = aws
+    async_endpoint(sm, queues)
+    answer = rt.invoke_endpoint_async(EndpointName="async", Body=b"inline", ContentType="text/plain",
+                                      S3OutputPathExtension="team/a", Filename="result.txt")
+    assert len(answer["InferenceId"]) == 36 and answer["OutputLocation"] == "s3://async-io/output/team/a/result.txt"
+    notifications(sqs, queues["success"][1], 1)
+    assert s3.get_object(Bucket="async-io", Key="output/team/a/result.txt")["Body"].read() == b"inline"
+
+
+def test_failures_go_to_the_failure_path_and_the_error_topic(sm, rt, aws):
+    s3, sqs, queues = aws
+    async_endpoint(sm, queues)
+    answer = rt.invoke_endpoint_async(EndpointName="async", InputLocation="s3://async-io/in/missing.json",
+                                      InferenceId="lost")
+    [message] = notifications(sqs, queues["error"][1], 1)
+    assert message["invocationStatus"] == "Failed" and "s3://async-io/in/missing.json" in message["failureReason"]
+    assert message["responseParameters"] == {"failureLocation": answer["FailureLocation"]}
+    assert s3.get_object(Bucket="async-io", Key="failures/lost-error.out")["Body"].read()
+
+
+def test_requests_wait_while_the_endpoint_has_no_instances(server, sm, rt, aws):
+    s3, sqs, queues = aws
+    async_endpoint(sm, queues)
+    sm.update_endpoint_weights_and_capacities(EndpointName="async", DesiredWeightsAndCapacities=[
+        {"VariantName": "AllTraffic", "DesiredInstanceCount": 0}])
+    sm.get_waiter("endpoint_in_service").wait(EndpointName="async")
+    ids = [rt.invoke_endpoint_async(EndpointName="async", Body=f"{i}".encode())["InferenceId"] for i in range(5)]
+    assert server.endpoint_view("async")["async"] == {"queued": 5, "running": 0}
+    assert sqs.receive_message(QueueUrl=queues["success"][1], WaitTimeSeconds=1).get("Messages") is None
+    sm.update_endpoint_weights_and_capacities(EndpointName="async", DesiredWeightsAndCapacities=[
+        {"VariantName": "AllTraffic", "DesiredInstanceCount": 1}])
+    assert sorted(m["inferenceId"] for m in notifications(sqs, queues["success"][1], 5)) == sorted(ids)
+
+
+def test_async_calls_are_validated(sm, rt, aws):
+    _, _, queues = aws
+    async_endpoint(sm, queues)
+    with pytest.raises(ClientError) as info:
+        rt.invoke_endpoint_async(EndpointName="async")
+    assert info.value.response["Error"] == {"Code": "ValidationError",
+                                            "Message": "Either InputLocation or Body must be specified."}
+    with pytest.raises(ClientError) as info:
+        rt.invoke_endpoint_async(EndpointName="async", Body=b"x" * 128001)
+    assert info.value.response["Error"]["Code"] == "ValidationError"
+    with pytest.raises(ClientError) as info:
+        rt.invoke_endpoint_async(EndpointName="nope", Body=b"x")
+    assert info.value.response["Error"]["Message"] == f"Endpoint nope of account {ACCOUNT} not found."
