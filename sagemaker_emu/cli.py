@@ -59,6 +59,9 @@ def _parser() -> argparse.ArgumentParser:
                        help="Creating, Updating and Deleting last at least S seconds, as on AWS (default: 0)")
     serve.add_argument("--quota", action="append", default=[], metavar="NAME=COUNT",
                        help="instances per region: total=N (default 64) or per type, e.g. ml.g5.xlarge=4; repeatable")
+    serve.add_argument("--serverless-idle-seconds", type=float, default=300.0, metavar="S",
+                       help="a serverless endpoint without provisioned concurrency scales to zero after S idle "
+                       "seconds; its next call is a cold start (default: 300)")
     serve.add_argument("--s3-endpoint", default=os.environ.get("AWS_ENDPOINT_URL_S3"), metavar="URL",
                        help="a real S3-compatible server (MinIO, LocalStack, moto_server) for model data and "
                        "async results, instead of the embedded S3 (default: $AWS_ENDPOINT_URL_S3, else embedded)")
@@ -203,6 +206,7 @@ def main(argv: list[str] | None = None) -> int:
                      health_interval=args.health_interval, health_failures=args.health_failures,
                      model_roots=tuple(args.model_root) if args.model_root else None,
                      allowed_hosts=tuple(args.allowed_host), credentials=args.credentials,
-                     min_transition_seconds=args.min_transition_seconds, s3_endpoint=args.s3_endpoint),
+                     min_transition_seconds=args.min_transition_seconds, s3_endpoint=args.s3_endpoint,
+                     serverless_idle_seconds=args.serverless_idle_seconds),
                      bootstrap=args.bootstrap)
     return 0

@@ -40,6 +40,7 @@ class Metrics:
         # Calls to inference components: (endpoint, component, copy) and (endpoint, component, code)
         self.component_invocations: dict[tuple, int] = defaultdict(int)
         self.component_errors: dict[tuple, int] = defaultdict(int)
+        self.model_setup: dict[tuple, Histogram] = defaultdict(Histogram)  # (endpoint, variant): cold starts
 
     def invoked(self, endpoint: str, variant: str, instance: str, model_s: float, overhead_s: float,
                 component: str | None = None) -> None:
@@ -56,9 +57,14 @@ class Metrics:
             if component is not None:
                 self.component_errors[(endpoint, component, code)] += 1
 
+    def setup(self, endpoint: str, variant: str, seconds: float) -> None:
+        """A serverless cold start (SageMaker's ModelSetupTime)."""
+        with self._lock:
+            self.model_setup[(endpoint, variant)].observe(seconds)
+
     def _series(self) -> tuple[dict, ...]:
         return (self.invocations, self.model_latency, self.overhead_latency, self.errors,
-                self.component_invocations, self.component_errors)
+                self.component_invocations, self.component_errors, self.model_setup)
 
     def forget(self, endpoint: str, component: str | None = None) -> None:
         """Drop a deleted endpoint's (or one component's) series, so that create/delete cycles
@@ -94,6 +100,9 @@ class Metrics:
             _histogram(out, "sagemaker_emu_overhead_latency_seconds",
                        "The emulator's own time on an invocation (SageMaker's OverheadLatency).",
                        self.overhead_latency)
+            _histogram(out, "sagemaker_emu_model_setup_seconds",
+                       "Time a serverless variant took to start on a call (SageMaker's ModelSetupTime).",
+                       self.model_setup)
         out.append("# HELP sagemaker_emu_in_flight_requests Requests dispatched to an instance and not finished.")
         out.append("# TYPE sagemaker_emu_in_flight_requests gauge")
         for labels, value in in_flight:

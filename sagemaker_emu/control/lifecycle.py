@@ -11,9 +11,9 @@ from __future__ import annotations
 import logging
 import threading
 
-from sagemaker_emu.control.resources import Endpoint, InferenceComponent
+from sagemaker_emu.control.resources import Endpoint, InferenceComponent, Variant
 from sagemaker_emu.control.store import Backend
-from sagemaker_emu.fleet.api import ComponentPlan, Copies, DeploymentFailed, Fleet
+from sagemaker_emu.fleet.api import ComponentPlan, Copies, DeploymentFailed, Fleet, ServerlessPlan
 
 log = logging.getLogger("sagemaker_emu.lifecycle")
 
@@ -51,6 +51,12 @@ def deploy(backend: Backend, endpoint: Endpoint, updating: bool = False) -> None
         retired.stop(drain=True)  # new requests already go elsewhere; let the old ones finish
 
 
+def serverless_plan(variant: Variant, change: dict) -> ServerlessPlan:
+    """The variant's ServerlessConfig with ServerlessUpdateConfig's members applied."""
+    config = {**variant.spec["ServerlessConfig"], **change["ServerlessUpdateConfig"]}
+    return ServerlessPlan(config["MaxConcurrency"], config.get("ProvisionedConcurrency", 0))
+
+
 def rescale(backend: Backend, endpoint: Endpoint, changes: dict[str, dict]) -> None:
     """Apply UpdateEndpointWeightsAndCapacities' capacities through the fleet.
 
@@ -60,9 +66,13 @@ def rescale(backend: Backend, endpoint: Endpoint, changes: dict[str, dict]) -> N
     failure = None
     for name, change in changes.items():
         count = change.get("DesiredInstanceCount")
-        if count is None or endpoint.fleet is None:
+        if endpoint.fleet is None:
             continue
         try:
+            if "ServerlessUpdateConfig" in change:
+                endpoint.fleet.set_serverless(name, serverless_plan(endpoint.variant(name), change))
+            if count is None:
+                continue
             endpoint.fleet.scale(name, count)
             scaled[name] = count
         except Exception as exc:

@@ -7,7 +7,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
-from sagemaker_emu.fleet.api import ComponentPlan, VariantPlan
+from sagemaker_emu.fleet.api import ComponentPlan, ServerlessPlan, VariantPlan
 
 
 class Status(str, enum.Enum):
@@ -96,9 +96,16 @@ class Variant:
         model = self.models[0] if self.models else None
         scaling = self.spec.get("ManagedInstanceScaling") or {}
         managed = scaling.get("Status") == "ENABLED" and self.hosts_components
+        serverless = None
+        if self.serverless:
+            config = self.spec["ServerlessConfig"]
+            serverless = ServerlessPlan(config["MaxConcurrency"], config.get("ProvisionedConcurrency", 0))
+        count = self.instance_count if self.hosts_components else max(self.instance_count, 1)
+        if serverless is not None:  # cold until called, unless concurrency is provisioned
+            count = 1 if serverless.provisioned else 0
         return VariantPlan(name=self.name, model_name=model.name if model else "",
                            containers=containers(model.spec) if model else [],
-                           instance_count=self.instance_count if self.hosts_components else max(self.instance_count, 1),
+                           instance_count=count, serverless=serverless,
                            routing=self.spec.get("RoutingConfig") or {},
                            startup_timeout=float(timeout) if timeout is not None else None,
                            instance_type=self.spec.get("InstanceType", ""),

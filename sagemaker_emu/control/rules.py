@@ -39,6 +39,12 @@ def check_endpoint_config(params: dict[str, Any]) -> None:
     kinds = {"ServerlessConfig" in v for v in production + shadow}
     if len(kinds) > 1:
         raise InvalidInput("Serverless and instance-based production variants cannot be mixed in one endpoint configuration.")
+    if kinds == {True}:  # what Serverless Inference does not support, as AWS lists it
+        if len(production) + len(shadow) > 1:
+            raise InvalidInput("A serverless endpoint configuration must have exactly one production variant.")
+        for member in ("DataCaptureConfig", "AsyncInferenceConfig"):
+            if member in params:
+                raise InvalidInput(f"{member} is not supported for serverless endpoints.")
     for variant in production + shadow:
         cfg = variant.get("ServerlessConfig")
         if cfg and cfg.get("ProvisionedConcurrency", 0) > cfg["MaxConcurrency"]:
@@ -71,6 +77,13 @@ def check_weights_and_capacities(
         variant = variants[d["VariantName"]]
         if "DesiredInstanceCount" in d and variant.serverless:
             raise InvalidInput(f'Variant "{d["VariantName"]}" is serverless and has no instance count.')
+        if "ServerlessUpdateConfig" in d:
+            if not variant.serverless:
+                raise InvalidInput(f'Variant "{d["VariantName"]}" is not serverless; ServerlessUpdateConfig does not apply.')
+            merged = {**variant.spec["ServerlessConfig"], **d["ServerlessUpdateConfig"]}
+            if merged.get("ProvisionedConcurrency", 0) > merged["MaxConcurrency"]:
+                raise InvalidInput('ProvisionedConcurrency must be less than or equal to MaxConcurrency for variant '
+                                   f'"{d["VariantName"]}".')
         if d.get("DesiredInstanceCount") == 0 and not may_scale_to_zero:
             raise InvalidInput(
                 f'DesiredInstanceCount for variant "{d["VariantName"]}" must be greater than 0 on an endpoint without inference components.'

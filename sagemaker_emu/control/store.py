@@ -201,6 +201,9 @@ class Backend:
                     variant.weight = float(change["DesiredWeight"])
                 if name in scaled:
                     variant.instance_count = scaled[name]
+                if "ServerlessUpdateConfig" in change and failure is None:
+                    variant.spec["ServerlessConfig"] = {**variant.spec["ServerlessConfig"],
+                                                        **change["ServerlessUpdateConfig"]}
             endpoint.failure_reason = failure
             endpoint.updating_variants.clear()
             if self._current(endpoint):

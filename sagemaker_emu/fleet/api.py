@@ -35,6 +35,15 @@ class DeploymentFailed(Exception):
 
 
 @dataclass(frozen=True)
+class ServerlessPlan:
+    """A serverless variant: one worker, started on a call after idling (a cold start), taking
+    at most `max_concurrency` calls at once; `provisioned` > 0 keeps it warm."""
+
+    max_concurrency: int
+    provisioned: int = 0
+
+
+@dataclass(frozen=True)
 class VariantPlan:
     """One production variant as the fleet needs it."""
 
@@ -50,6 +59,7 @@ class VariantPlan:
     max_instances: int | None = None
     # No containers: an inference-component variant, whose instances run nothing until
     # components place copies on them (`Fleet.set_copies`).
+    serverless: ServerlessPlan | None = None
 
 
 def component_key(name: str) -> str:
@@ -134,9 +144,22 @@ class FleetView(Protocol):
         """Every instance, for introspection (`/_emu`, metrics)."""
         ...
 
+    def concurrency_limit(self, variant: str) -> int | None:
+        """Calls a serverless variant takes at once (its MaxConcurrency); None for others."""
+        ...
+
+    def cold_start(self, variant: str) -> float | None:
+        """Start a serverless variant that has scaled to zero; block until it answers /ping.
+        Seconds it took (ModelSetupTime), or None if it was warm. Raises DeploymentFailed."""
+        ...
+
 
 class Fleet(FleetView, Protocol):
     def scale(self, variant: str, instance_count: int) -> None: ...
+
+    def set_serverless(self, variant: str, plan: ServerlessPlan) -> None:
+        """ServerlessUpdateConfig: new MaxConcurrency and ProvisionedConcurrency."""
+        ...
 
     def set_copies(self, plan: ComponentPlan, count: int) -> Copies:
         """Start or stop copies of the component until `count` run, each where it fits;

@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from sagemaker_emu.fleet.api import ComponentPlan, Copies, DeploymentFailed, ObjectStore, VariantPlan, component_key
+from sagemaker_emu.fleet.api import (ComponentPlan, Copies, DeploymentFailed, ObjectStore, ServerlessPlan, VariantPlan,
+                                     component_key)
 from sagemaker_emu.fleet import model_data
 from sagemaker_emu.fleet.placement import NO_ROOM, Host, Need, Placement, hardware
 from sagemaker_emu.fleet.host_access import request_environment, within
@@ -54,7 +55,9 @@ class VariantFleet:
     routable: tuple[Instance, ...] = ()  # cached: rebuilt when the fleet's routing version moves
     routable_version: int = -1
     router: Any = None  # the routing strategy's state for this variant, made by the router factory
+    serverless: ServerlessPlan | None = None
     _numbers: Any = field(default_factory=lambda: itertools.count(1))
+    _cold: threading.Lock = field(default_factory=threading.Lock)  # one cold start at a time
 
 
 class ProcessFleet:
@@ -104,6 +107,43 @@ class ProcessFleet:
     def placement(self, variant: str) -> list[dict]:
         placement = self.placements.get(variant)
         return placement.view() if placement else []
+
+    def concurrency_limit(self, variant: str) -> int | None:
+        vf = self.variants.get(variant)
+        return vf.serverless.max_concurrency if vf is not None and vf.serverless is not None else None
+
+    # ------------------------------------------------------------ serverless
+
+    def cold_start(self, variant: str) -> float | None:
+        vf = self.variants[variant]
+        with vf._cold:  # callers arriving together share one start
+            if self.instances(variant):
+                return None
+            started = time.monotonic()
+            self.bring_up(vf, 1)
+            return time.monotonic() - started
+
+    def set_serverless(self, variant: str, plan: ServerlessPlan) -> None:
+        vf = self.variants[variant]
+        vf.serverless = plan
+        if plan.provisioned:
+            self.cold_start(variant)  # provisioned concurrency is kept warm
+
+    def _reap_idle(self) -> None:
+        """Serverless variants with nothing provisioned scale to zero after idling."""
+        idle_s = self.deployer.serverless_idle_s
+        now = time.monotonic()
+        for vf in list(self.variants.values()):
+            if vf.serverless is None or vf.serverless.provisioned or not vf._cold.acquire(blocking=False):
+                continue
+            try:
+                with self._lock:
+                    live = [i for i in vf.instances if i.health != Health.STOPPED]
+                if live and all(i.load.in_flight == 0 and now - i.load.last_active >= idle_s for i in live):
+                    log.info("serverless variant %s of %s idle for %gs: scaling to zero", vf.name, self.endpoint, idle_s)
+                    self._retire(live, vf, None)
+            finally:
+                vf._cold.release()
 
     # ------------------------------------------------------------ lifecycle
 
@@ -296,6 +336,7 @@ class ProcessFleet:
 
     def _watch(self) -> None:
         while not self.stopping.wait(MONITOR_INTERVAL_S):
+            self._reap_idle()
             for instance in self.all_instances():
                 if instance.health != Health.HEALTHY:
                     continue
@@ -384,8 +425,9 @@ class ProcessDeployer:
                  stop_grace: float = 5.0, drain_timeout: float = 60.0,
                  router_factory: Callable[[dict], Any] = lambda routing_config: None,
                  health: HealthChecks = HealthChecks(), model_roots: Sequence[Path] = (),
-                 objects: ObjectStore | None = None) -> None:
+                 objects: ObjectStore | None = None, serverless_idle_s: float = 300.0) -> None:
         self.state_dir = state_dir
+        self.serverless_idle_s = serverless_idle_s
         self.objects = objects  # s3:// model data
         self.model_roots = tuple(model_roots)
         self.health = health
@@ -468,4 +510,5 @@ class ProcessDeployer:
             startup_timeout=plan.startup_timeout if plan.startup_timeout is not None else DEFAULT_STARTUP_TIMEOUT_S,
             directory=directory,
             router=self.router_factory(plan.routing),
+            serverless=plan.serverless,
         )

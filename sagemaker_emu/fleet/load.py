@@ -8,9 +8,14 @@ give the slot back exactly once.
 from __future__ import annotations
 
 import threading
+import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Iterator
+
+
+class Saturated(Exception):
+    """The instance already has as many calls in flight as its limit allows."""
 
 
 @dataclass(frozen=True)
@@ -31,11 +36,16 @@ class Load:
         self.in_flight = 0
         self.served = 0
         self.errors = 0
+        self.last_active = time.monotonic()  # when a call last ended (or the instance began): idle time
 
     @contextmanager
-    def dispatch(self) -> Iterator["Outcome"]:
+    def dispatch(self, limit: int | None = None) -> Iterator["Outcome"]:
+        """In flight for the block; with `limit`, Saturated (and nothing counted) when that
+        many are in flight already: checked and counted at once, so a burst cannot pass it."""
         outcome = Outcome()
         with self._lock:
+            if limit is not None and self.in_flight >= limit:
+                raise Saturated()
             self.in_flight += 1
             if self._mirror is not None:
                 self._mirror.in_flight = self.in_flight
@@ -47,6 +57,7 @@ class Load:
         finally:
             with self._lock:
                 self.in_flight -= 1
+                self.last_active = time.monotonic()
                 if self._mirror is not None:
                     self._mirror.in_flight = self.in_flight
                 if not outcome.cancelled:

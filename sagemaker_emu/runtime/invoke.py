@@ -25,9 +25,9 @@ from typing import Callable, Iterator
 from sagemaker_emu.errors import (
     CallerGone, InvalidInput, ModelFailure, ModelStreamFailure, NotServing, Throttled, Unavailable,
 )
-from sagemaker_emu.fleet.api import InstanceView, component_key
+from sagemaker_emu.fleet.api import DeploymentFailed, InstanceView, component_key
 from sagemaker_emu.fleet.http1 import Connection, Response
-from sagemaker_emu.fleet.load import Outcome
+from sagemaker_emu.fleet.load import Outcome, Saturated
 from sagemaker_emu.metrics import Metrics
 from sagemaker_emu.routing.strategies import RouteRequest
 from sagemaker_emu.runtime.api import Directory, Target, VariantTarget
@@ -285,6 +285,8 @@ class Runtime:
         else:
             variant = key = self._choose_variant(req, target).name
         instances = target.fleet.instances(key)
+        if not instances and target.fleet.concurrency_limit(key) is not None:
+            instances = self._cold_start(req, target, key)
         if not instances:
             return variant, None, None
         router = target.fleet.router(key)
@@ -294,6 +296,17 @@ class Runtime:
         if not router.wants_cache_state:
             return variant, chosen, None
         return variant, chosen, (request.prompt_blocks or {}).get(chosen.kv_block_tokens, ())
+
+    def _cold_start(self, req: InvokeRequest, target: Target, variant: str) -> tuple[InstanceView, ...]:
+        """A serverless variant scaled to zero: start it within this call (its ModelSetupTime)."""
+        try:
+            seconds = target.fleet.cold_start(variant)
+        except DeploymentFailed as exc:
+            raise Unavailable(f"The serverless endpoint {target.name} could not start its model: {exc}"[:1024]) from None
+        if seconds is not None:
+            log.info("InvokeEndpoint %s variant=%s: cold start took %.2fs", target.name, variant, seconds)
+            self.metrics.setup(target.name, variant, seconds)
+        return tuple(target.fleet.instances(variant))
 
     def _choose_variant(self, req: InvokeRequest, target: Target) -> VariantTarget:
         variants = target.variants
@@ -316,7 +329,12 @@ class Runtime:
         """Take a slot on the instance, send, read the head. None: the request never reached
         it (it began draining, or refused the connection), so route again."""
         slot = contextlib.ExitStack()
-        outcome = slot.enter_context(instance.load.dispatch())  # in flight from here
+        limit = target.fleet.concurrency_limit(instance.variant)  # a serverless variant's MaxConcurrency
+        try:
+            outcome = slot.enter_context(instance.load.dispatch(limit))  # in flight from here
+        except Saturated:
+            raise Throttled(f"The endpoint {target.name} is already serving its MaxConcurrency ({limit}) of "
+                            "concurrent requests. Retry later, or raise MaxConcurrency.") from None
         if not instance.routable:  # began draining between the pick and now
             outcome.cancelled = True
             slot.close()

@@ -16,6 +16,9 @@ class EmptyFleet:
     def router(self, variant):
         return RandomStrategy()
 
+    def concurrency_limit(self, variant):
+        return None
+
 
 def endpoint_with(fleet, status=Status.IN_SERVICE):
     variant = Variant(spec={"VariantName": "v", "ModelName": "m"}, models=[], weight=1.0, instance_count=1, deployed_at=0)
