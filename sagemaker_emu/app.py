@@ -31,6 +31,7 @@ from sagemaker_emu.protocol import json11, rest
 from sagemaker_emu.protocol.services import ServiceRouter
 from sagemaker_emu.routing.strategies import strategy_for
 from sagemaker_emu.runtime.async_queue import AsyncInvocations
+from sagemaker_emu.runtime.capture import DataCapture
 from sagemaker_emu.runtime.invoke import Runtime
 from sagemaker_emu.schemas.validator import warm
 
@@ -99,8 +100,10 @@ def build(config: Config | None = None, credentials: tuple[str, str] | None = No
     )
     backends = Backends(config.account, deployer, Quotas.parse(config.quotas),
                         min_transition=config.min_transition_seconds)
-    runtime = Runtime(backends, seed=config.seed, model_timeout=config.model_timeout)
-    asynchronous = AsyncInvocations(runtime, backends, S3SnsResults(neighbours), state_dir / "async")
+    results = S3SnsResults(neighbours)
+    capture = DataCapture(results, seed=config.seed)
+    runtime = Runtime(backends, seed=config.seed, model_timeout=config.model_timeout, capture=capture)
+    asynchronous = AsyncInvocations(runtime, backends, results, state_dir / "async")
 
     def forget(endpoint) -> None:  # what others keep per endpoint goes with it
         runtime.forget(endpoint)

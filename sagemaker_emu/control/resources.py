@@ -210,3 +210,4 @@ class EndpointSnapshot:
     hosts_components: bool = False  # its variants have no model: invocations name a component
     components: dict[str, ComponentTarget] = field(default_factory=dict)
     async_config: dict[str, Any] | None = None
+    data_capture: dict[str, Any] | None = None

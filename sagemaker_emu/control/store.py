@@ -251,7 +251,8 @@ class Backend:
                 "RoutingStrategy", "RANDOM")) for v in ep.variants),
             hosts_components=hosts_components,
             components=self._component_targets(ep.name) if hosts_components else {},
-            async_config=copy.deepcopy(ep.spec.get("AsyncInferenceConfig")))
+            async_config=copy.deepcopy(ep.spec.get("AsyncInferenceConfig")),
+            data_capture=_capture(ep.spec))
 
     def _component_targets(self, endpoint_name: str) -> dict[str, ComponentTarget]:
         components = {ic.name: ic for ic in self.components_of(endpoint_name)}
@@ -299,6 +300,11 @@ class Backend:
 
 # Endpoint-config members that DescribeEndpoint repeats.
 _EXTRAS = ("DataCaptureConfig", "AsyncInferenceConfig", "ExplainerConfig", "MetricsConfig", "CrossRegionTrafficConfig")
+
+
+def _capture(spec: dict) -> dict | None:
+    config = spec.get("DataCaptureConfig")
+    return copy.deepcopy(config) if config and config.get("EnableCapture", True) else None
 
 
 def endpoint_extras(config_spec: dict) -> dict:

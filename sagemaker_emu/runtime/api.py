@@ -66,6 +66,9 @@ class Target(Protocol):
     @property
     def async_config(self) -> Mapping[str, Any] | None: ...  # the config's AsyncInferenceConfig
 
+    @property
+    def data_capture(self) -> Mapping[str, Any] | None: ...  # its DataCaptureConfig, when enabled
+
 
 class ResultStore(Protocol):
     """Where asynchronous inference reads inputs and leaves results: S3 and SNS, as the

@@ -31,6 +31,7 @@ from sagemaker_emu.fleet.load import Outcome, Saturated
 from sagemaker_emu.metrics import Metrics
 from sagemaker_emu.routing.strategies import RouteRequest
 from sagemaker_emu.runtime.api import Directory, Target, VariantTarget
+from sagemaker_emu.runtime.capture import DataCapture
 from sagemaker_emu.runtime.faults import Faults
 from sagemaker_emu.runtime.sessions import NEW_SESSION, Session, SessionTable, parse_new_session
 
@@ -158,8 +159,9 @@ class InvokeResult:
 
 class Runtime:
     def __init__(self, directory: Directory, seed: int | None = None, model_timeout: float = 60.0,
-                 metrics: Metrics | None = None) -> None:
+                 metrics: Metrics | None = None, capture: DataCapture | None = None) -> None:
         self.directory = directory
+        self.capture = capture  # DataCaptureConfig's sampled records
         self.metrics = metrics or Metrics()
         self.sessions = SessionTable()
         self.faults = Faults(seed)
@@ -177,6 +179,8 @@ class Runtime:
         self.metrics.forget(endpoint_name, component)
 
     def reset(self) -> None:
+        if self.capture is not None:
+            self.capture.discard()
         self.metrics.reset()
         self.sessions.clear()
         self.faults.clear()
@@ -203,6 +207,9 @@ class Runtime:
                 closed_session_id=headers.get("x-amzn-sagemaker-closed-session-id"),
             )
             self._track_session(result, ex)
+            if ex.target.data_capture is not None and self.capture is not None:
+                self.capture.record(ex.target.name, ex.variant, ex.target.data_capture, req.body, req.content_type,
+                                    body, result.content_type, req.inference_id)
             return result
 
     def stream(self, req: InvokeRequest) -> StreamResult:
