@@ -103,3 +103,18 @@ def test_null_members_count_as_absent(server):
 def test_request_id_header_matches_response_metadata(sm):
     resp = sm.list_models()
     assert resp["ResponseMetadata"]["RequestId"] == resp["ResponseMetadata"]["HTTPHeaders"]["x-amzn-requestid"]
+
+
+def test_reads_the_sdk_makes_around_deploys_answer_empty(sm, sm_unvalidated):
+    """The SDK's teardown lists an endpoint's monitoring schedules before deleting it."""
+    assert sm.list_monitoring_schedules(EndpointName="ep")["MonitoringScheduleSummaries"] == []
+    for call, member in ((sm.list_data_quality_job_definitions, "JobDefinitionSummaries"),
+                         (sm.list_model_quality_job_definitions, "JobDefinitionSummaries"),
+                         (sm.list_model_bias_job_definitions, "JobDefinitionSummaries"),
+                         (sm.list_model_explainability_job_definitions, "JobDefinitionSummaries"),
+                         (sm.list_monitoring_executions, "MonitoringExecutionSummaries"),
+                         (sm.list_model_package_groups, "ModelPackageGroupSummaryList")):
+        assert call()[member] == []
+    with pytest.raises(sm.exceptions.ClientError) as info:  # still validated against the model
+        sm_unvalidated.list_monitoring_schedules(MaxResults=0)
+    assert info.value.response["Error"]["Code"] == "ValidationException"
