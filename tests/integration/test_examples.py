@@ -91,3 +91,15 @@ def test_inference_components_example(server):
     assert result.stdout.splitlines() == [
         "chat: InService, 1 copies", "echo: InService, 2 copies", "chat answered: True", "echo answered: ping",
         "echo copies: 4 on 2 instances", "echo copies: 1 on 1 instances", "deleted"]
+
+
+def test_async_from_s3_example(server):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env["AWS_ENDPOINT_URL"] = server.url  # the one variable the example needs
+    result = subprocess.run([sys.executable, str(EXAMPLES / "async_from_s3.py")], env=env, capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    accepted, notified, answer = result.stdout.splitlines()
+    assert accepted.startswith("accepted; the answer will be at s3://example-")
+    assert notified == "notified: Completed True"
+    assert json.loads(answer.split(":", 1)[1]) == {"predictions": [3, 5, 7]}

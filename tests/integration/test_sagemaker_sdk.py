@@ -44,6 +44,43 @@ def test_model_deploy_waiter_predict_and_delete(clients):
         assert sm.list_models()["Models"] == [] and sm.list_endpoint_configs()["EndpointConfigs"] == []
 
 
+def test_framework_model_with_s3_model_data(tmp_path):
+    """As the SDK's own deploy/predict/delete integration tests do: a PyTorchModel whose model
+    data is in S3 and whose code is local. The SDK downloads the archive, adds the code, uploads
+    the result to its bucket and deploys the real PyTorch DLC image URI; nothing but
+    AWS_ENDPOINT_URL points it at the emulator. `default_bucket` spares the one call the SDK
+    sends to a fixed AWS host (STS, to name its default bucket)."""
+    import io
+    import tarfile
+    from pathlib import Path
+
+    from sagemaker.deserializers import JSONDeserializer
+    from sagemaker.pytorch import PyTorchModel
+    from sagemaker.serializers import JSONSerializer
+
+    fixture = Path(__file__).resolve().parents[1] / "fixtures" / "linear_model"
+    with sagemaker_emu.running(seed=1) as emu:
+        s3 = emu.client("s3")
+        s3.create_bucket(Bucket="my-models")
+        archive = io.BytesIO()
+        with tarfile.open(fileobj=archive, mode="w:gz") as tar:
+            tar.add(fixture / "weights.json", arcname="weights.json")
+        s3.put_object(Bucket="my-models", Key="linear/model.tar.gz", Body=archive.getvalue())
+        session = sagemaker.Session(default_bucket="sdk-artifacts")
+        model = PyTorchModel(model_data="s3://my-models/linear/model.tar.gz", role=ROLE, entry_point="inference.py",
+                             source_dir=str(fixture / "code"), framework_version="2.1", py_version="py310",
+                             sagemaker_session=session)
+        predictor = model.deploy(initial_instance_count=1, instance_type="ml.m5.large", endpoint_name="pt-ep",
+                                 serializer=JSONSerializer(), deserializer=JSONDeserializer())
+        assert predictor.predict({"instances": [1, 2]}) == {"predictions": [3.0, 5.0]}
+        container = emu.client("sagemaker").describe_model(ModelName=model.name)["PrimaryContainer"]
+        assert container["Image"] == "763104351884.dkr.ecr.us-east-1.amazonaws.com/pytorch-inference:2.1-cpu-py310"
+        assert container["ModelDataUrl"].startswith("s3://sdk-artifacts/")  # the SDK's repacked archive
+        predictor.delete_endpoint()
+        model.delete_model()
+        assert emu.client("sagemaker").list_endpoints()["Endpoints"] == []
+
+
 def test_sdk_errors_are_sagemakers():
     from botocore.exceptions import ClientError
     from sagemaker.predictor import Predictor
