@@ -10,7 +10,7 @@ import sys
 from sagemaker_emu import __version__
 from sagemaker_emu.config import DEFAULT_ACCOUNT, DEFAULT_PORT, Config
 
-BENCHES = ("routing", "overhead", "pick", "compare", "chaos", "soak")
+BENCHES = ("routing", "overhead", "pick", "compare", "chaos", "soak", "model-data", "async")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -154,6 +154,14 @@ def main(argv: list[str] | None = None) -> int:
             from sagemaker_emu.bench import routing_pick
 
             return routing_pick.main(args.rest)
+        if args.which == "model-data":
+            from sagemaker_emu.bench import model_data
+
+            return model_data.main(args.rest)
+        if args.which == "async":
+            from sagemaker_emu.bench import async_drain
+
+            return async_drain.main(args.rest)
         if args.which == "compare":
             from sagemaker_emu.bench import compare
 

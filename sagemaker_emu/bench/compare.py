@@ -23,6 +23,10 @@ from sagemaker_emu.bench.stats import table
 from sagemaker_emu.testing import EmulatorProcess, deploy
 
 BODY = b'{"inputs": "hello"}'
+# What boto3 sends (the emulator reads the region and the service from it; it checks no
+# signature unless started with --auth sigv4), so that both sides parse it as for a real call.
+AUTHORIZATION = ("AWS4-HMAC-SHA256 Credential=testing/20261202/us-east-1/sagemaker/aws4_request, "
+                 "SignedHeaders=content-type;host;x-amz-date, Signature=" + "0" * 64)
 STRATEGIES = ("RANDOM", "LEAST_OUTSTANDING_REQUESTS", "PREFIX_AWARE", "KV_AWARE")
 THIS_TREE = Path(__file__).resolve().parents[2]
 
@@ -41,7 +45,8 @@ def _p50(host: str, port: int, path: str, calls: int) -> float:
     try:
         for _ in range(calls):
             t0 = time.perf_counter()
-            conn.request("POST", path, BODY, {"Content-Type": "application/json"})
+            conn.request("POST", path, BODY, {"Content-Type": "application/json", "Authorization": AUTHORIZATION,
+                                              "X-Amz-Date": "20261202T000000Z"})
             resp = conn.getresponse()
             resp.read()
             if resp.status != 200:

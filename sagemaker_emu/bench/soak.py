@@ -17,19 +17,14 @@ import subprocess
 import threading
 import time
 
+from sagemaker_emu.bench.stats import proc_status
 from sagemaker_emu.testing import EmulatorProcess
 
 
 def _status(pid: int) -> tuple[float, int, int]:
     """(resident MB, threads, open descriptors) of a process, from /proc."""
-    rss_kb = threads = 0
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                rss_kb = int(line.split()[1])
-            elif line.startswith("Threads:"):
-                threads = int(line.split()[1])
-    return rss_kb / 1024, threads, len(os.listdir(f"/proc/{pid}/fd"))
+    status = proc_status(pid)
+    return status.get("VmRSS", 0) / 1024, status.get("Threads", 0), len(os.listdir(f"/proc/{pid}/fd"))
 
 
 class Soak:

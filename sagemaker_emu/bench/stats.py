@@ -65,3 +65,15 @@ def table(headers: list[str], rows: list[list[str]]) -> str:
     line = lambda cells: "| " + " | ".join(str(c).rjust(w) for c, w in zip(cells, widths)) + " |"  # noqa: E731
     sep = "|" + "|".join("-" * (w + 2) for w in widths) + "|"
     return "\n".join([line(headers), sep, *map(line, rows)])
+
+
+def proc_status(pid: int) -> dict[str, int]:
+    """/proc/<pid>/status's numeric fields (VmRSS, VmHWM in kB; Threads)."""
+    values = {}
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            name, _, rest = line.partition(":")
+            parts = rest.split()
+            if parts and parts[0].isdigit():
+                values[name] = int(parts[0])
+    return values

@@ -22,6 +22,7 @@ log = logging.getLogger("sagemaker_emu.neighbours")
 NOT_FOUND = ('Failed to download model data for container "{container}" from URL: "{url}". Please ensure that '
              "there is an object located at the URL and that the role passed to CreateModel has permissions to "
              "download the object.")
+CHUNK_BYTES = 1024 * 1024
 _MISSING = {"NoSuchKey", "NoSuchBucket", "404", "403", "AccessDenied", "NotFound"}
 
 
@@ -80,7 +81,12 @@ class S3ModelData:
         return self._cached(url, version, download)
 
     def _download(self, s3, bucket: str, key: str, path: Path) -> None:
-        s3.download_file(bucket, key, str(path))  # streamed in parts to the file
+        """One GET, copied to the file a chunk at a time: memory stays at one chunk whatever
+        the size (boto3's download_file holds ten 8-MiB parts in flight)."""
+        body = s3.get_object(Bucket=bucket, Key=key)["Body"]
+        with path.open("wb") as f:
+            for chunk in body.iter_chunks(CHUNK_BYTES):
+                f.write(chunk)
         self.downloads += 1
 
     def _cached(self, url: str, version: str, make) -> Path:

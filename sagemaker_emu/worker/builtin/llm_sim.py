@@ -237,47 +237,47 @@ class LlmSim(Model):
                       "total_tokens": stats.get("prompt_tokens", 0) + n_out}}
         return Reply(body=json.dumps(answer).encode(), content_type="application/json")
 
-    def _chat_events(self, prompt: str, n_out: int, finish: str, head: dict, connected) -> Iterator[bytes]:
+    def _tokens(self, prompt: str, n_out: int, connected, frame: Callable[[int, str, str | None], bytes],
+                end: bytes = b"") -> Iterator[bytes]:
+        """Each token as it is decoded, framed by `frame(index, token, the whole text on the last
+        token else None)`, then `end`."""
+        text = []
         tokens = self.generate(prompt, n_out, connected, stream=True)
         try:
             for index, token in enumerate(tokens, start=1):
-                chunk = {**head, "object": "chat.completion.chunk", "choices": [{
-                    "index": 0, "delta": {"role": "assistant", "content": token}, "logprobs": None,
-                    "finish_reason": finish if index == n_out else None}]}
-                yield b"data: " + json.dumps(chunk).encode() + b"\n\n"
-            yield b"data: [DONE]\n\n"
+                text.append(token)
+                yield frame(index, token, "".join(text) if index == n_out else None)
+            if end:
+                yield end
         finally:
             tokens.close()
+
+    def _chat_events(self, prompt: str, n_out: int, finish: str, head: dict, connected) -> Iterator[bytes]:
+        """The Messages API's stream: `chat.completion.chunk` events, then `data: [DONE]`."""
+        def frame(index: int, token: str, whole: str | None) -> bytes:
+            chunk = {**head, "object": "chat.completion.chunk", "choices": [{
+                "index": 0, "delta": {"role": "assistant", "content": token}, "logprobs": None,
+                "finish_reason": finish if whole is not None else None}]}
+            return b"data: " + json.dumps(chunk).encode() + b"\n\n"
+
+        return self._tokens(prompt, n_out, connected, frame, end=b"data: [DONE]\n\n")
 
     def _json_lines(self, prompt: str, max_new: int | None, connected) -> Iterator[bytes]:
         """LMI's streaming format: one JSON object per line and token, the whole text on the last."""
-        text = []
-        n_out = self.output_length(max_new)
-        tokens = self.generate(prompt, n_out, connected, stream=True)
-        try:
-            for index, token in enumerate(tokens, start=1):
-                text.append(token)
-                line = {"token": {"id": index, "text": token, "log_prob": -0.5},
-                        "generated_text": "".join(text) if index == n_out else None, "details": None}
-                yield json.dumps(line).encode() + b"\n"
-        finally:
-            tokens.close()
+        def frame(index: int, token: str, whole: str | None) -> bytes:
+            line = {"token": {"id": index, "text": token, "log_prob": -0.5}, "generated_text": whole, "details": None}
+            return json.dumps(line).encode() + b"\n"
+
+        return self._tokens(prompt, self.output_length(max_new), connected, frame)
 
     def _sse(self, prompt: str, max_new: int | None, connected) -> Iterator[bytes]:
         """TGI's server-sent events: one `data:` line per token, the whole text on the last."""
-        text = []
-        n_out = self.output_length(max_new)
-        tokens = self.generate(prompt, n_out, connected, stream=True)
-        try:
-            for index, token in enumerate(tokens, start=1):
-                text.append(token)
-                event = {"index": index, "token": {"id": index, "text": token, "logprob": -0.5, "special": False},
-                         "generated_text": None, "details": None}
-                if index == n_out:
-                    event["generated_text"] = "".join(text)
-                yield b"data:" + json.dumps(event).encode() + b"\n\n"
-        finally:
-            tokens.close()
+        def frame(index: int, token: str, whole: str | None) -> bytes:
+            event = {"index": index, "token": {"id": index, "text": token, "logprob": -0.5, "special": False},
+                     "generated_text": whole, "details": None}
+            return b"data:" + json.dumps(event).encode() + b"\n\n"
+
+        return self._tokens(prompt, self.output_length(max_new), connected, frame)
 
     @staticmethod
     def _request(body: bytes) -> dict:
