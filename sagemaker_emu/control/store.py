@@ -9,7 +9,6 @@ background work (control/lifecycle.py) reports its results through the `deployed
 
 from __future__ import annotations
 
-import copy
 import threading
 import time
 from collections import Counter
@@ -251,7 +250,9 @@ class Backend:
                 "RoutingStrategy", "RANDOM")) for v in ep.variants),
             hosts_components=hosts_components,
             components=self._component_targets(ep.name) if hosts_components else {},
-            async_config=copy.deepcopy(ep.spec.get("AsyncInferenceConfig")),
+            # shared, not copied (this runs on every invocation): an endpoint's spec is replaced
+            # by UpdateEndpoint, never changed in place
+            async_config=ep.spec.get("AsyncInferenceConfig"),
             data_capture=_capture(ep.spec))
 
     def _component_targets(self, endpoint_name: str) -> dict[str, ComponentTarget]:
@@ -304,7 +305,7 @@ _EXTRAS = ("DataCaptureConfig", "AsyncInferenceConfig", "ExplainerConfig", "Metr
 
 def _capture(spec: dict) -> dict | None:
     config = spec.get("DataCaptureConfig")
-    return copy.deepcopy(config) if config and config.get("EnableCapture", True) else None
+    return config if config and config.get("EnableCapture", True) else None
 
 
 def endpoint_extras(config_spec: dict) -> dict:

@@ -121,3 +121,18 @@ def test_async_calls_are_validated(sm, rt, aws):
     with pytest.raises(ClientError) as info:
         rt.invoke_endpoint_async(EndpointName="nope", Body=b"x")
     assert info.value.response["Error"]["Message"] == f"Endpoint nope of account {ACCOUNT} not found."
+
+
+def test_invocation_timeout_seconds_bounds_the_model(sm, rt, aws):
+    s3, sqs, queues = aws
+    config = async_endpoint(sm, queues, name="slow")
+    sm.create_model(ModelName="slow-model-2", PrimaryContainer={"Image": "sagemaker-emu/echo",
+                                                               "Environment": {"ECHO_LATENCY_MS": "3000"}})
+    sm.create_endpoint_config(EndpointConfigName="slow-config-2", AsyncInferenceConfig=config, ProductionVariants=[{
+        "VariantName": "AllTraffic", "ModelName": "slow-model-2", "InstanceType": "ml.m5.large",
+        "InitialInstanceCount": 1}])
+    sm.update_endpoint(EndpointName="slow", EndpointConfigName="slow-config-2")
+    sm.get_waiter("endpoint_in_service").wait(EndpointName="slow", WaiterConfig={"Delay": 1, "MaxAttempts": 60})
+    rt.invoke_endpoint_async(EndpointName="slow", Body=b"late", InvocationTimeoutSeconds=1, InferenceId="late")
+    [message] = notifications(sqs, queues["error"][1], 1)
+    assert message["inferenceId"] == "late" and "timed out" in message["failureReason"]
