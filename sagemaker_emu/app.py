@@ -117,7 +117,7 @@ def build(config: Config | None = None, credentials: tuple[str, str] | None = No
     app = Flask("sagemaker_emu")
     app.config["MAX_CONTENT_LENGTH"] = MAX_REQUEST_BYTES
     app.wsgi_app = rest.RuntimeAPI(runtime, config, app.wsgi_app, asynchronous)  # the hot path skips Flask
-    embedded = EmbeddedServices()
+    embedded = EmbeddedServices(config.account)
     served = {s for s in SERVICES if neighbours.external(s) is None}  # a real endpoint replaces ours
     wsgi = ServiceRouter(app, lambda service: embedded.app(service) if service in served else None)
     emulator = Emulator(config, backends, runtime, asynchronous, wsgi, app, neighbours, embedded, model_data,

@@ -23,9 +23,11 @@ SERVICES = {"s3": "s3", "sns": "sns", "sqs": "sqs", "sts": "sts", "iam": "iam"}
 
 
 class EmbeddedServices:
-    """WSGI apps for the SERVICES, created on first use; `reset()` empties their backends."""
+    """WSGI apps for the SERVICES, created on first use; `reset()` empties their backends.
+    Every request is served in `account` (the emulator's, as in every SageMaker ARN)."""
 
-    def __init__(self) -> None:
+    def __init__(self, account: str) -> None:
+        self.account = account
         self._apps: dict[str, Callable] = {}
         self._lock = threading.Lock()
 
@@ -40,7 +42,7 @@ class EmbeddedServices:
 
                     flask_app = create_backend_app(backend)
                     flask_app.debug = False  # moto turns it on; an error must not reach the caller as a page
-                    app = self._apps[backend] = _Shielded(flask_app.wsgi_app, service)
+                    app = self._apps[backend] = _Shielded(flask_app.wsgi_app, service, self.account)
         return app
 
     def reset(self) -> None:
@@ -53,13 +55,17 @@ class EmbeddedServices:
 
 
 class _Shielded:
-    """A failure inside moto answers 500 InternalFailure in AWS's shape, never a traceback."""
+    """One service's app: in the emulator's account, and a failure inside moto answers 500
+    InternalFailure in AWS's shape, never a traceback."""
 
-    def __init__(self, app: Callable, service: str) -> None:
+    def __init__(self, app: Callable, service: str, account: str) -> None:
         self.app = app
         self.service = service
+        self.account = account
 
     def __call__(self, environ: dict, start_response) -> Iterable[bytes]:
+        # moto's documented per-request account header; set here, so no caller picks another
+        environ["HTTP_X_MOTO_ACCOUNT_ID"] = self.account
         try:
             return self.app(environ, start_response)
         except Exception:

@@ -152,3 +152,10 @@ def test_s3_endpoint_points_at_a_second_process(tmp_path):
             with pytest.raises(ClientError) as caught:  # its own URL no longer plays S3
                 client(emulator.url, "s3").list_buckets()
             assert caught.value.response["ResponseMetadata"]["HTTPStatusCode"] == 501
+
+
+def test_the_neighbours_live_in_the_emulators_account():
+    with EmulatorServer(account="210987654321") as other:
+        assert other.client("sts").get_caller_identity()["Account"] == "210987654321"
+        topic = other.client("sns").create_topic(Name="t")["TopicArn"]
+        assert topic == "arn:aws:sns:us-east-1:210987654321:t"
