@@ -10,8 +10,8 @@ from __future__ import annotations
 import shutil
 import tempfile
 from dataclasses import dataclass
-from typing import Callable
 from pathlib import Path
+from typing import Callable
 
 from flask import Flask, jsonify
 from werkzeug.exceptions import HTTPException

@@ -150,8 +150,7 @@ def _where(req: InvokeRequest | None) -> str:
 class RuntimeAPI:
     """WSGI: the runtime's routes, else the next app (Flask)."""
 
-    def __init__(self, runtime: Runtime, config: Config, next_app: Callable,
-                 asynchronous: AsyncInvocations | None = None) -> None:
+    def __init__(self, runtime: Runtime, config: Config, next_app: Callable, asynchronous: AsyncInvocations) -> None:
         self.runtime = runtime
         self.config = config
         self.next_app = next_app
@@ -212,8 +211,6 @@ class RuntimeAPI:
     def invoke_endpoint_async(self, endpoint_name: str, environ: dict) -> tuple[str, list, bytes]:
         rid = request_id()
         try:
-            if self.asynchronous is None:
-                raise errors.NotImplementedOperation("InvokeEndpointAsync")
             params = read_params("InvokeEndpointAsync", endpoint_name, environ)
             length = int(environ.get("CONTENT_LENGTH") or 0)
             if length > MAX_ASYNC_BODY_BYTES:

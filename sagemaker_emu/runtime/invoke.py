@@ -38,13 +38,6 @@ from sagemaker_emu.runtime.sessions import NEW_SESSION, Session, SessionTable, p
 log = logging.getLogger("sagemaker_emu.runtime")
 
 MAX_BODY_BYTES = 6 * 1024 * 1024  # BodyBlob's max in the service model (6 MiB)
-
-
-def body_too_large() -> str:
-    return ("1 validation error detected: Value at 'body' failed to satisfy constraint: "
-            f"Member must have length less than or equal to {MAX_BODY_BYTES}")
-
-
 DISPATCH_ATTEMPTS = 3  # an instance may leave routing, or a new fleet replace ours, between steps
 # How a base's copy learns which adapter to apply (our choice: AWS does not document it).
 ADAPTER_HEADER = "X-Amzn-SageMaker-Adapter-Identifier"
@@ -54,6 +47,12 @@ NO_COMPONENT_HEADER = ("Inference Component Name header is required for endpoint
 NO_COPIES = ("Inference Component has no capacity to process this request. ApplicationAutoScaling may be "
              "in-progress (if configured) or try to increase the capacity by invoking "
              "UpdateInferenceComponentRuntimeConfig API.")
+
+
+def body_too_large() -> str:
+    """InvokeEndpoint's refusal of a body over MAX_BODY_BYTES (botocore's validation text)."""
+    return ("1 validation error detected: Value at 'body' failed to satisfy constraint: "
+            f"Member must have length less than or equal to {MAX_BODY_BYTES}")
 
 
 # Failures before an answer starts, and the code the caller sees for each (for metrics).
