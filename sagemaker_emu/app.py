@@ -17,6 +17,9 @@ from flask import Flask, jsonify
 from werkzeug.exceptions import HTTPException
 
 from sagemaker_emu import emu_api
+from sagemaker_emu.clock import Clock
+from sagemaker_emu.cloudwatch.backend import CloudWatch
+from sagemaker_emu.cloudwatch.operations import operations as cloudwatch_operations
 from sagemaker_emu.config import Config
 from sagemaker_emu.control.registry import OPERATIONS
 from sagemaker_emu.control.quotas import Quotas
@@ -27,7 +30,9 @@ from sagemaker_emu.neighbours.clients import NeighbourClients
 from sagemaker_emu.neighbours.embedded import SERVICES, EmbeddedServices
 from sagemaker_emu.neighbours.results import S3SnsResults
 from sagemaker_emu.neighbours.s3 import S3ModelData
+from sagemaker_emu.metrics import Metrics
 from sagemaker_emu.protocol import json11, rest
+from sagemaker_emu.protocol.rpc import RpcService
 from sagemaker_emu.protocol.services import ServiceRouter
 from sagemaker_emu.routing.strategies import strategy_for
 from sagemaker_emu.runtime.async_queue import AsyncInvocations
@@ -50,6 +55,7 @@ class Emulator:
     backends: Backends  # the control plane's store, per region
     runtime: Runtime
     asynchronous: AsyncInvocations  # InvokeEndpointAsync's queues
+    cloudwatch: CloudWatch  # metrics of every invocation, and alarms
     wsgi: Callable  # the WSGI application: by service, then the runtime's routes, then Flask's
     app: Flask  # the control plane and /_emu/
     neighbours: NeighbourClients  # how the emulator reaches S3, SNS... (embedded or real)
@@ -68,12 +74,14 @@ class Emulator:
         self.asynchronous.reset()  # first: no queued request starts on a fleet being stopped
         self.backends.reset()
         self.runtime.reset()
+        self.cloudwatch.reset()
         self.embedded.reset()
         self.model_data.clear()
 
     def shutdown(self) -> None:
         """Stop every fleet and remove the state directory if this emulator made it."""
         self.asynchronous.reset()
+        self.cloudwatch.stop()
         self.backends.reset()
         if self.owns_state_dir:
             shutil.rmtree(self.state_dir, ignore_errors=True)
@@ -102,7 +110,10 @@ def build(config: Config | None = None, credentials: tuple[str, str] | None = No
                         min_transition=config.min_transition_seconds)
     results = S3SnsResults(neighbours)
     capture = DataCapture(results, seed=config.seed)
-    runtime = Runtime(backends, seed=config.seed, model_timeout=config.model_timeout, capture=capture)
+    clock = Clock(config.clock_speed)
+    cloudwatch = CloudWatch(config.account, clock)
+    runtime = Runtime(backends, seed=config.seed, model_timeout=config.model_timeout, capture=capture,
+                      metrics=Metrics(sink=cloudwatch.record))
     asynchronous = AsyncInvocations(runtime, backends, results, state_dir / "async")
 
     def forget(endpoint) -> None:  # what others keep per endpoint goes with it
@@ -114,14 +125,16 @@ def build(config: Config | None = None, credentials: tuple[str, str] | None = No
 
     warm(OPERATIONS)  # build every schema now, not on a user's first call
     warm(["InvokeEndpoint", "InvokeEndpointWithResponseStream"], "sagemaker-runtime")
+    own = {"monitoring": RpcService("cloudwatch", cloudwatch_operations(cloudwatch), config.region)}
+    warm(own["monitoring"].operations, "cloudwatch")
     app = Flask("sagemaker_emu")
     app.config["MAX_CONTENT_LENGTH"] = MAX_REQUEST_BYTES
     app.wsgi_app = rest.RuntimeAPI(runtime, config, app.wsgi_app, asynchronous)  # the hot path skips Flask
     embedded = EmbeddedServices(config.account)
     served = {s for s in SERVICES if neighbours.external(s) is None}  # a real endpoint replaces ours
-    wsgi = ServiceRouter(app, lambda service: embedded.app(service) if service in served else None)
-    emulator = Emulator(config, backends, runtime, asynchronous, wsgi, app, neighbours, embedded, model_data,
-                        state_dir, owns_state_dir=config.state_dir is None)
+    wsgi = ServiceRouter(app, lambda service: own.get(service) or (embedded.app(service) if service in served else None))
+    emulator = Emulator(config, backends, runtime, asynchronous, cloudwatch, wsgi, app, neighbours, embedded,
+                        model_data, state_dir, owns_state_dir=config.state_dir is None)
     app.register_blueprint(emu_api.blueprint(backends, runtime, emulator.reset, asynchronous.depth))
     app.register_error_handler(HTTPException, _http_error)
     app.register_blueprint(json11.blueprint(backends, config))

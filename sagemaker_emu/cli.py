@@ -59,6 +59,9 @@ def _parser() -> argparse.ArgumentParser:
                        help="Creating, Updating and Deleting last at least S seconds, as on AWS (default: 0)")
     serve.add_argument("--quota", action="append", default=[], metavar="NAME=COUNT",
                        help="instances per region: total=N (default 64) or per type, e.g. ml.g5.xlarge=4; repeatable")
+    serve.add_argument("--clock-speed", type=float, default=1.0, metavar="K",
+                       help="alarm periods, evaluation windows, cooldowns and scaling waits pass K times faster "
+                       "than wall time; timestamps stay real (default: 1)")
     serve.add_argument("--serverless-idle-seconds", type=float, default=300.0, metavar="S",
                        help="a serverless endpoint without provisioned concurrency scales to zero after S idle "
                        "seconds; its next call is a cold start (default: 300)")
@@ -215,6 +218,6 @@ def main(argv: list[str] | None = None) -> int:
                      model_roots=tuple(args.model_root) if args.model_root else None,
                      allowed_hosts=tuple(args.allowed_host), credentials=args.credentials,
                      min_transition_seconds=args.min_transition_seconds, s3_endpoint=args.s3_endpoint,
-                     serverless_idle_seconds=args.serverless_idle_seconds),
+                     serverless_idle_seconds=args.serverless_idle_seconds, clock_speed=args.clock_speed),
                      bootstrap=args.bootstrap)
     return 0

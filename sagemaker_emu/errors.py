@@ -40,6 +40,15 @@ class AlreadyExists(InvalidInput):
         super().__init__(f'Cannot create already existing {kind} "{arn}".')
 
 
+class ServiceError(EmuError):
+    """An error the service's model declares, named by its error shape (`InvalidParameterValueException`,
+    `ObjectNotFoundException`, ...); the protocol reads the code and status from the model."""
+
+    def __init__(self, shape: str, message: str) -> None:
+        super().__init__(message)
+        self.shape = shape
+
+
 class LimitExceeded(EmuError):
     """A quota of the emulated account is exhausted (ResourceLimitExceeded)."""
 

@@ -1,4 +1,6 @@
-"""Invocation metrics, exposed at `GET /_emu/metrics` in Prometheus' text format.
+"""Invocation metrics, exposed at `GET /_emu/metrics` in Prometheus' text format, and handed
+as SageMaker's CloudWatch datapoints (namespace AWS/SageMaker, its metric names, dimensions
+and units) to a `sink` (the CloudWatch metric store), one batch per invocation.
 
 Latency is split as SageMaker's CloudWatch metrics split it: ModelLatency is the time the
 instance took to answer (measured from the emulator, so it includes the loopback hop), and
@@ -10,8 +12,9 @@ from __future__ import annotations
 
 import bisect
 import threading
+import time
 from collections import defaultdict
-from typing import Iterable
+from typing import Callable, Iterable
 
 BUCKETS_S = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 
@@ -30,8 +33,20 @@ class Histogram:
         self.count += 1
 
 
+NAMESPACE = "AWS/SageMaker"
+Point = tuple[tuple[str, str, tuple[tuple[str, str], ...]], float, str, float]  # cloudwatch.series.Point
+Sink = Callable[[str, list[Point]], None]  # (region, datapoints)
+
+
+def _variant(endpoint: str, variant: str) -> tuple[tuple[str, str], ...]:
+    return (("EndpointName", endpoint), ("VariantName", variant))
+
+
 class Metrics:
-    def __init__(self) -> None:
+    def __init__(self, sink: Sink | None = None,
+                 wall: Callable[[], float] = time.time) -> None:
+        self.sink = sink  # CloudWatch's store; None: Prometheus only
+        self.wall = wall
         self._lock = threading.Lock()
         self.invocations: dict[tuple, int] = defaultdict(int)  # (endpoint, variant, instance)
         self.model_latency: dict[tuple, Histogram] = defaultdict(Histogram)  # (endpoint, variant)
@@ -43,13 +58,40 @@ class Metrics:
         self.model_setup: dict[tuple, Histogram] = defaultdict(Histogram)  # (endpoint, variant): cold starts
 
     def invoked(self, endpoint: str, variant: str, instance: str, model_s: float, overhead_s: float,
-                component: str | None = None) -> None:
+                component: str | None = None, status: int = 200, instances: int = 1, concurrency: int = 1,
+                region: str = "us-east-1") -> None:
+        """A call the container answered (any status). `instances`: the variant's (or the
+        component's copies) at the time, for InvocationsPerInstance/PerCopy; `concurrency`:
+        calls in flight on that instance or copy when this one was sent."""
         with self._lock:
             self.invocations[(endpoint, variant, instance)] += 1
             self.model_latency[(endpoint, variant)].observe(model_s)
             self.overhead_latency[(endpoint, variant)].observe(overhead_s)
             if component is not None:
                 self.component_invocations[(endpoint, component, instance)] += 1
+        if self.sink is None:
+            return
+        now, share = self.wall(), 1.0 / max(1, instances)
+        four, five = float(400 <= status < 500), float(status >= 500)
+        failed = float(not 200 <= status < 300)
+        if component is None:
+            dims, per, concurrent = _variant(endpoint, variant), "InvocationsPerInstance", "ConcurrentRequestsPerModel"
+        else:
+            dims, per, concurrent = (("InferenceComponentName", component),), "InvocationsPerCopy", "ConcurrentRequestsPerCopy"
+        self.sink(region, [((NAMESPACE, "Invocations", dims), 1.0, "None", now),
+                   ((NAMESPACE, per, dims), share, "None", now),
+                   ((NAMESPACE, "ModelLatency", dims), model_s * 1e6, "Microseconds", now),
+                   ((NAMESPACE, "OverheadLatency", dims), overhead_s * 1e6, "Microseconds", now),
+                   ((NAMESPACE, "Invocation4XXErrors", dims), four, "None", now),
+                   ((NAMESPACE, "Invocation5XXErrors", dims), five, "None", now),
+                   ((NAMESPACE, "InvocationModelErrors", dims), failed, "None", now),
+                   ((NAMESPACE, concurrent, dims), float(concurrency), "None", now)])
+
+    def no_capacity(self, region: str, component: str) -> None:
+        """A call to an inference component with no copy (NoCapacityInvocationFailures)."""
+        if self.sink is not None:
+            self.sink(region, [((NAMESPACE, "NoCapacityInvocationFailures", (("InferenceComponentName", component),)),
+                        1.0, "None", self.wall())])
 
     def failed(self, endpoint: str, variant: str, code: str, component: str | None = None) -> None:
         with self._lock:
@@ -57,10 +99,13 @@ class Metrics:
             if component is not None:
                 self.component_errors[(endpoint, component, code)] += 1
 
-    def setup(self, endpoint: str, variant: str, seconds: float) -> None:
+    def setup(self, endpoint: str, variant: str, seconds: float, region: str = "us-east-1") -> None:
         """A serverless cold start (SageMaker's ModelSetupTime)."""
         with self._lock:
             self.model_setup[(endpoint, variant)].observe(seconds)
+        if self.sink is not None:
+            self.sink(region, [((NAMESPACE, "ModelSetupTime", _variant(endpoint, variant)), seconds * 1e6, "Microseconds",
+                        self.wall())])
 
     def _series(self) -> tuple[dict, ...]:
         return (self.invocations, self.model_latency, self.overhead_latency, self.errors,

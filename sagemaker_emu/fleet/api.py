@@ -100,6 +100,7 @@ class InstanceView(Protocol):
     restarts: int
     log_path: Path
     load: "Load"  # in-flight accounting: the runtime enters `load.dispatch()` around a call
+    in_flight: int  # the load's count, mirrored as a plain attribute (strategies read it per pick)
     kv: "KvIndex"  # what its prefix cache holds
     pool: "ConnectionPool"  # keep-alive connections to its container
     suspect: bool  # the runtime sets it when a connection is refused; the next good /ping clears it

@@ -81,6 +81,7 @@ class Exchange:
     conn: Connection
     head: Response
     component: str | None = None  # the inference component invoked, for its metrics
+    concurrency: int = 1  # calls in flight on the instance once this one was sent
     closed: bool = False
 
     def close(self) -> None:
@@ -274,6 +275,7 @@ class Runtime:
                 raise InvalidInput(f"Inference component {req.inference_component} is not hosted on endpoint {target.name}.")
             req.component_found = component.name  # failures from here count for it too
             if component.copies == 0:
+                self.metrics.no_capacity(target.region, component.name)
                 raise InvalidInput(NO_COPIES)
             if component.served_by != component.name:  # an adapter: its base's copies apply it
                 req.adapter = component.name
@@ -311,7 +313,7 @@ class Runtime:
             raise Unavailable(f"The serverless endpoint {target.name} could not start its model: {exc}"[:1024]) from None
         if seconds is not None:
             log.info("InvokeEndpoint %s variant=%s: cold start took %.2fs", target.name, variant, seconds)
-            self.metrics.setup(target.name, variant, seconds)
+            self.metrics.setup(target.name, variant, seconds, target.region)
         return tuple(target.fleet.instances(variant))
 
     def _choose_variant(self, req: InvokeRequest, target: Target) -> VariantTarget:
@@ -345,6 +347,7 @@ class Runtime:
             outcome.cancelled = True
             slot.close()
             return None
+        concurrency = instance.in_flight  # this call included (ConcurrentRequestsPerModel)
         sent = time.perf_counter()
         try:
             self.faults.on_instance(target.name, variant, instance)
@@ -360,7 +363,7 @@ class Runtime:
             raise
         outcome.failed = not 200 <= head.status < 300
         return Exchange(target, variant, instance, outcome, slot, prompt_blocks, started, sent, conn, head,
-                        req.component_found)
+                        req.component_found, concurrency)
 
     def _finish(self, ex: Exchange) -> None:
         """Close the exchange and record it, once."""
@@ -373,7 +376,9 @@ class Runtime:
             ex.instance.served_prompt(ex.prompt_blocks)  # before answering: the next pick sees it cached
         answered = time.perf_counter()
         self.metrics.invoked(ex.target.name, ex.variant, ex.instance.id, model_s=answered - ex.sent,
-                             overhead_s=ex.sent - ex.started, component=ex.component)
+                             overhead_s=ex.sent - ex.started, component=ex.component, status=ex.head.status,
+                             instances=len(ex.target.fleet.instances(ex.instance.variant)),
+                             concurrency=ex.concurrency, region=ex.target.region)
         log.info("InvokeEndpoint %s variant=%s instance=%s status=%d %.1fms",
                  ex.target.name, ex.variant, ex.instance.id, ex.head.status, (answered - ex.sent) * 1000)
 

@@ -14,12 +14,16 @@ RULES = {
     "edge": {"control", "runtime", "fleet", "routing", "kv", "worker", "emu_api"},
     "protocol": {"edge", "app", "emu_api", "fleet", "routing", "kv", "worker", "bench", "neighbours"},
     # the runtime reads the control plane through runtime/api.py's Directory
-    "runtime": {"control", "protocol", "edge", "app", "emu_api", "worker", "bench", "neighbours"},
-    "control": {"runtime", "protocol", "edge", "app", "emu_api", "routing", "kv", "worker", "bench", "neighbours"},
+    "runtime": {"control", "protocol", "edge", "app", "emu_api", "worker", "bench", "neighbours", "cloudwatch"},
+    "control": {"runtime", "protocol", "edge", "app", "emu_api", "routing", "kv", "worker", "bench", "neighbours",
+                "cloudwatch"},
     # the AWS around an endpoint: reached by the others only through what app.build hands them
     "neighbours": {"control", "runtime", "fleet", "routing", "kv", "worker", "edge", "app", "emu_api", "bench"},
+    # CloudWatch: fed by the runtime through the metrics sink app.build wires, never imported by it
+    "cloudwatch": {"control", "runtime", "fleet", "routing", "kv", "worker", "edge", "app", "emu_api", "bench",
+                   "protocol", "neighbours"},
     "emu_api": {"protocol", "edge", "worker", "app", "bench"},  # a front door beside protocol/
-    "fleet": {"control", "runtime", "protocol", "edge", "app", "emu_api", "bench", "neighbours"},  # fleet.api is its interface
+    "fleet": {"control", "runtime", "protocol", "edge", "app", "emu_api", "bench", "neighbours", "cloudwatch"},  # fleet.api is its interface
     "routing": {"fleet", "control", "runtime", "protocol", "edge", "worker", "app"},  # pure strategies
     "kv": {"fleet", "control", "runtime", "routing", "worker", "protocol", "edge", "app"},  # a leaf concern
     "worker": {"fleet", "control", "runtime", "routing", "protocol", "edge", "app", "emu_api"},  # in the instance

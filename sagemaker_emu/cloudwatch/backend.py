@@ -1,0 +1,184 @@
+"""CloudWatch's state, moto-style: the metric stores and alarms of every region, and the only
+code that changes them. A thread evaluates each alarm once per period (as the clock runs) and
+runs the actions of a state it enters; Application Auto Scaling's policy actions run again at
+every evaluation while the alarm stays in that state, as AWS does for scaling actions."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any, Callable, Iterable
+
+from sagemaker_emu.clock import Clock
+from sagemaker_emu.cloudwatch import queries
+from sagemaker_emu.cloudwatch.alarms import ALARM, Alarm, decide
+from sagemaker_emu.cloudwatch.series import MetricStore, Point
+from sagemaker_emu.errors import ServiceError
+
+log = logging.getLogger("sagemaker_emu.cloudwatch")
+
+MAX_ALARMS = 5000  # per region (AWS's default quota is higher; this bounds memory and evaluation)
+TICK_S = 0.1  # how often the evaluator looks for alarms that are due (wall seconds)
+# Runs an alarm action: (action ARN, the alarm, its new state)
+ActionRunner = Callable[[str, Alarm, str], None]
+
+
+def _is_scaling(arn: str) -> bool:
+    return arn.startswith("arn:aws:autoscaling:") and ":scalingPolicy:" in arn
+
+
+class CloudWatch:
+    def __init__(self, account: str, clock: Clock, run_action: ActionRunner | None = None) -> None:
+        self.account = account
+        self.clock = clock
+        self.run_action = run_action or (lambda arn, alarm, state: None)
+        self._stores: dict[str, MetricStore] = {}
+        self._alarms: dict[str, dict[str, Alarm]] = {}  # region -> name -> alarm
+        self._lock = threading.RLock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # ------------------------------------------------------------ metrics
+
+    def store(self, region: str) -> MetricStore:
+        store = self._stores.get(region)
+        if store is None:
+            with self._lock:
+                store = self._stores.setdefault(region, MetricStore())
+        return store
+
+    def record(self, region: str, points: list[Point]) -> None:
+        """The runtime's sink: datapoints of real invocations."""
+        self.store(region).put(points)
+
+    # ------------------------------------------------------------ alarms
+
+    def put_alarm(self, region: str, spec: dict[str, Any]) -> None:
+        name = spec["AlarmName"]
+        with self._lock:
+            alarms = self._alarms.setdefault(region, {})
+            if name not in alarms and len(alarms) >= MAX_ALARMS:
+                raise ServiceError("LimitExceededFault", f"The maximum number of alarms ({MAX_ALARMS}) has been reached.")
+            now = self.clock.now()
+            old = alarms.get(name)
+            alarm = Alarm(name, f"arn:aws:cloudwatch:{region}:{self.account}:alarm:{name}", region, spec, now,
+                          state_updated=now, transitioned=now)
+            if old is not None:  # an update keeps the state until the next evaluation
+                alarm.state, alarm.reason, alarm.reason_data = old.state, old.reason, old.reason_data
+                alarm.state_updated, alarm.transitioned = old.state_updated, old.transitioned
+            alarms[name] = alarm
+        self._ensure_evaluator()
+
+    def alarms(self, region: str) -> list[Alarm]:
+        with self._lock:
+            return list(self._alarms.get(region, {}).values())
+
+    def delete_alarms(self, region: str, names: Iterable[str]) -> None:
+        with self._lock:
+            alarms = self._alarms.get(region, {})
+            missing = [n for n in names if n not in alarms]
+            if missing:
+                raise ServiceError("ResourceNotFound", f"Alarm(s) not found: {', '.join(missing)}")
+            for name in names:
+                del alarms[name]
+
+    def set_actions_enabled(self, region: str, names: Iterable[str], enabled: bool) -> None:
+        with self._lock:
+            for name in names:
+                alarm = self._alarms.get(region, {}).get(name)
+                if alarm is not None:
+                    alarm.spec["ActionsEnabled"] = enabled
+
+    def set_state(self, region: str, name: str, state: str, reason: str, reason_data: str | None) -> None:
+        with self._lock:
+            alarm = self._alarms.get(region, {}).get(name)
+            if alarm is None:
+                raise ServiceError("ResourceNotFound", f"Alarm {name} not found")
+            actions = self._move(alarm, state, reason, reason_data)
+        self._run(alarm, state, actions)
+
+    def _move(self, alarm: Alarm, state: str, reason: str, reason_data: str | None) -> list[str]:
+        """Under the lock: set the state; the actions to run (outside the lock)."""
+        now = self.clock.now()
+        changed = state != alarm.state
+        alarm.reason, alarm.reason_data, alarm.state_updated = reason, reason_data, now
+        if changed:
+            alarm.state, alarm.transitioned = state, now
+            alarm.history.append({"Timestamp": now, "State": state, "Reason": reason})
+            del alarm.history[:-100]
+        if not alarm.actions_enabled:
+            return []
+        return [a for a in alarm.actions(state) if changed or (_is_scaling(a) and state == ALARM)]
+
+    def _run(self, alarm: Alarm, state: str, actions: list[str]) -> None:
+        for arn in actions:
+            try:
+                self.run_action(arn, alarm, state)
+            except Exception:
+                log.exception("alarm %s: action %s failed", alarm.name, arn)
+
+    # ------------------------------------------------------------ evaluation
+
+    def _ensure_evaluator(self) -> None:
+        with self._lock:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._evaluate_forever, daemon=True, name="cloudwatch-alarms")
+                self._thread.start()
+
+    def _evaluate_forever(self) -> None:
+        while not self._stop.wait(TICK_S):
+            now = time.monotonic()
+            for alarm in [a for region in list(self._alarms.values()) for a in list(region.values())]:
+                if now >= alarm.next_evaluation:
+                    period = self._period(alarm)
+                    alarm.next_evaluation = now + self.clock.wall(period)
+                    try:
+                        self.evaluate(alarm)
+                    except Exception:
+                        log.exception("alarm %s could not be evaluated", alarm.name)
+
+    @staticmethod
+    def _period(alarm: Alarm) -> float:
+        if "Period" in alarm.spec:
+            return float(alarm.spec["Period"])
+        return float(min(q["MetricStat"]["Period"] for q in alarm.spec.get("Metrics", []) if "MetricStat" in q))
+
+    def evaluate(self, alarm: Alarm) -> None:
+        """Decide the alarm's state from its last periods (each `Period / speed` wall seconds,
+        at least one second, the store's resolution)."""
+        spec = alarm.spec
+        period = max(1.0, self.clock.wall(self._period(alarm)))
+        count = spec["EvaluationPeriods"]
+        end = float(int(self.clock.now()) + 1)  # up to now: the current second's datapoints count
+        start = end - period * count
+        store = self.store(alarm.region)
+        if "Metrics" in spec:
+            results = queries.run(store, spec["Metrics"], start, end, period)
+            shown = next(q["Id"] for q in spec["Metrics"] if q.get("ReturnData", True))
+            values_by_time = results.get(shown, {})
+        else:
+            metric = {k: spec[k] for k in ("Namespace", "MetricName", "Dimensions") if k in spec}
+            values_by_time = queries.stat_values(store, metric, spec.get("Statistic", "Average"), start, end, period)
+        values = [values_by_time.get(start + i * period) for i in reversed(range(count))]
+        state, reason, data = decide(alarm, values)
+        with self._lock:
+            if self._alarms.get(alarm.region, {}).get(alarm.name) is not alarm:
+                return  # deleted or replaced meanwhile
+            actions = self._move(alarm, state, reason, data)
+        self._run(alarm, state, actions)
+
+    # ------------------------------------------------------------ lifecycle
+
+    def forget_metrics(self, match: Callable[[tuple], bool]) -> None:
+        for store in list(self._stores.values()):
+            store.forget(match)
+
+    def reset(self) -> None:
+        with self._lock:
+            self._alarms.clear()
+            for store in self._stores.values():
+                store.reset()
+
+    def stop(self) -> None:
+        self._stop.set()

@@ -1,0 +1,136 @@
+"""The metric store: per series (namespace, metric, dimensions), one bucket per second of
+statistics (sum, count, min, max), kept for `retention_s` (CloudWatch keeps 1-second data for
+3 hours) and at most `max_series` series (the least recently written goes first).
+
+Memory is bounded: a bucket is a 4-list (about 120 bytes with its dict slot); a series written
+every second for 3 hours holds 10,800 of them (~1.3 MB). The runtime writes a few series per
+variant (and per instance or copy), so a few dozen endpoints busy for 3 hours stay in the tens
+of MB; `max_series` caps the rest.
+"""
+
+from __future__ import annotations
+
+import collections
+import math
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Iterable, Sequence
+
+RETENTION_S = 3 * 3600
+MAX_SERIES = 20_000
+
+Dimensions = tuple[tuple[str, str], ...]  # sorted (name, value) pairs
+Key = tuple[str, str, Dimensions]  # (namespace, metric name, dimensions)
+# A datapoint as the runtime or PutMetricData gives it: key, value (or statistic set), unit, time
+Point = tuple[Key, float, str, float]
+
+
+def dimensions(pairs: Iterable[tuple[str, str]] | Sequence[dict]) -> Dimensions:
+    """`[{"Name": .., "Value": ..}]` or (name, value) pairs -> the store's sorted tuple."""
+    items = [(d["Name"], d["Value"]) if isinstance(d, dict) else tuple(d) for d in pairs]
+    return tuple(sorted(items))
+
+
+@dataclass
+class Series:
+    unit: str = "None"
+    buckets: dict[int, list[float]] = field(default_factory=dict)  # second -> [sum, count, min, max]
+    order: collections.deque = field(default_factory=collections.deque)  # seconds, oldest first
+    touched: float = 0.0
+
+
+class MetricStore:
+    def __init__(self, retention_s: float = RETENTION_S, max_series: int = MAX_SERIES,
+                 wall: Callable[[], float] = time.time) -> None:
+        self.retention_s = retention_s
+        self.max_series = max_series
+        self.wall = wall
+        self._lock = threading.Lock()
+        self._series: dict[Key, Series] = {}
+
+    # ------------------------------------------------------------ writing
+
+    def put(self, points: Iterable[Point]) -> None:
+        """Add datapoints (one lock for the lot: the runtime writes a few per invocation)."""
+        with self._lock:
+            for key, value, unit, when in points:
+                self._add(key, unit, when, value, 1.0, value, value)
+
+    def put_statistics(self, key: Key, unit: str, when: float, total: float, count: float,
+                       minimum: float, maximum: float) -> None:
+        """A StatisticSet from PutMetricData."""
+        with self._lock:
+            self._add(key, unit, when, total, count, minimum, maximum)
+
+    def _add(self, key: Key, unit: str, when: float, total: float, count: float, minimum: float,
+             maximum: float) -> None:
+        series = self._series.get(key)
+        if series is None:
+            if len(self._series) >= self.max_series:
+                oldest = min(self._series, key=lambda k: self._series[k].touched)
+                del self._series[oldest]
+            series = self._series[key] = Series(unit=unit)
+        series.touched = when
+        second = int(when)
+        bucket = series.buckets.get(second)
+        if bucket is None:
+            series.buckets[second] = [total, count, minimum, maximum]
+            if series.order and second < series.order[-1]:  # late datapoint: keep the order sorted
+                series.order = collections.deque(sorted((*series.order, second)))
+            else:
+                series.order.append(second)
+            horizon = second - self.retention_s
+            while series.order and series.order[0] < horizon:
+                series.buckets.pop(series.order.popleft(), None)
+        else:
+            bucket[0] += total
+            bucket[1] += count
+            bucket[2] = min(bucket[2], minimum)
+            bucket[3] = max(bucket[3], maximum)
+
+    def forget(self, match: Callable[[Key], bool]) -> None:
+        with self._lock:
+            for key in [k for k in self._series if match(k)]:
+                del self._series[key]
+
+    def reset(self) -> None:
+        with self._lock:
+            self._series.clear()
+
+    # ------------------------------------------------------------ reading
+
+    def keys(self) -> list[Key]:
+        with self._lock:
+            return list(self._series)
+
+    def unit(self, key: Key) -> str | None:
+        series = self._series.get(key)
+        return series.unit if series else None
+
+    def aggregate(self, key: Key, start: float, end: float, period: float) -> list[tuple[float, list[float]]]:
+        """(period start, [sum, count, min, max]) for each period in [start, end) holding data."""
+        with self._lock:
+            series = self._series.get(key)
+            if series is None:
+                return []
+            periods: dict[int, list[float]] = {}
+            for second, (total, count, minimum, maximum) in series.buckets.items():
+                if not start <= second < end:
+                    continue
+                index = int((second - start) // period)
+                agg = periods.get(index)
+                if agg is None:
+                    periods[index] = [total, count, minimum, maximum]
+                else:
+                    agg[0] += total
+                    agg[1] += count
+                    agg[2] = min(agg[2], minimum)
+                    agg[3] = max(agg[3], maximum)
+        return [(start + index * period, agg) for index, agg in sorted(periods.items())]
+
+
+def statistic(name: str, agg: list[float]) -> float:
+    total, count, minimum, maximum = agg
+    return {"Sum": total, "SampleCount": count, "Average": total / count if count else math.nan,
+            "Minimum": minimum, "Maximum": maximum}[name]

@@ -1,0 +1,134 @@
+"""CloudWatch on the one URL (issue 15): SageMaker's metrics from real invocations, exact;
+PutMetricData, GetMetricStatistics, GetMetricData with metric math, ListMetrics; alarms that
+evaluate on the emulator's clock. Driven by a default boto3 client (Smithy RPC v2 CBOR) and by
+raw AWS JSON 1.0 requests."""
+
+import datetime as dt
+import json
+import time
+
+import pytest
+from botocore.exceptions import ClientError
+
+from sagemaker_emu.testing import EmulatorProcess, client, deploy
+
+DIMS = [{"Name": "EndpointName", "Value": "cw"}, {"Name": "VariantName", "Value": "AllTraffic"}]
+
+
+@pytest.fixture(scope="module")
+def fast():
+    """A server whose clock runs 60 times faster: a 60-second alarm period is one second."""
+    with EmulatorProcess("--clock-speed", "60") as srv:
+        yield srv
+
+
+@pytest.fixture
+def cw_env(fast):
+    fast.reset()
+    return fast, client(fast.url), client(fast.url, "sagemaker-runtime"), client(fast.url, "cloudwatch")
+
+
+def window():
+    now = dt.datetime.now(dt.timezone.utc)
+    return {"StartTime": now - dt.timedelta(minutes=10), "EndTime": now + dt.timedelta(minutes=1)}
+
+
+def statistics(cw, name, stats=("Sum",), dims=DIMS, period=3600):
+    answer = cw.get_metric_statistics(Namespace="AWS/SageMaker", MetricName=name, Dimensions=dims,
+                                      Period=period, Statistics=list(stats), **window())
+    return answer["Datapoints"]
+
+
+def wait_for_state(cw, name, state, reason="", seconds=30.0):
+    """The alarm once it is in `state` with a reason starting `reason` (or at the deadline)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        alarm = cw.describe_alarms(AlarmNames=[name])["MetricAlarms"][0]
+        if (alarm["StateValue"] == state and alarm["StateReason"].startswith(reason)) or time.monotonic() > deadline:
+            return alarm
+        time.sleep(0.1)
+
+
+def test_invocation_metrics_are_exact(cw_env):
+    _, sm, rt, cw = cw_env
+    deploy(sm, "cw", InitialInstanceCount=2)
+    for _ in range(37):
+        rt.invoke_endpoint(EndpointName="cw", Body=b"x")
+    [point] = statistics(cw, "Invocations", ("Sum", "SampleCount"))
+    assert (point["Sum"], point["SampleCount"], point["Unit"]) == (37.0, 37.0, "None")
+    assert statistics(cw, "InvocationsPerInstance")[0]["Sum"] == pytest.approx(37 / 2)
+    assert statistics(cw, "Invocation5XXErrors")[0]["Sum"] == 0.0
+    [latency] = statistics(cw, "ModelLatency", ("Average", "Maximum", "SampleCount"))
+    assert latency["Unit"] == "Microseconds" and latency["SampleCount"] == 37.0
+    assert 0 < latency["Average"] <= latency["Maximum"] < 10_000_000
+    names = {m["MetricName"] for m in cw.list_metrics(Namespace="AWS/SageMaker", Dimensions=DIMS[:1])["Metrics"]}
+    assert {"Invocations", "InvocationsPerInstance", "ModelLatency", "OverheadLatency", "Invocation4XXErrors",
+            "Invocation5XXErrors", "InvocationModelErrors", "ConcurrentRequestsPerModel"} <= names
+
+
+def test_custom_metrics_and_metric_math(cw_env):
+    _, _, _, cw = cw_env
+    cw.put_metric_data(Namespace="App", MetricData=[
+        {"MetricName": "Queue", "Value": 4.0, "Unit": "Count"},
+        {"MetricName": "Queue", "Values": [1.0, 3.0], "Counts": [1.0, 2.0], "Unit": "Count"},
+        {"MetricName": "Workers", "StatisticValues": {"SampleCount": 2, "Sum": 4, "Minimum": 1, "Maximum": 3}}])
+    results = cw.get_metric_data(MetricDataQueries=[
+        {"Id": "q", "MetricStat": {"Metric": {"Namespace": "App", "MetricName": "Queue"}, "Period": 60, "Stat": "Sum"}},
+        {"Id": "w", "MetricStat": {"Metric": {"Namespace": "App", "MetricName": "Workers"}, "Period": 60,
+                                   "Stat": "Sum"}, "ReturnData": False},
+        {"Id": "per_worker", "Expression": "q / w", "Label": "queue per worker"}], **window())["MetricDataResults"]
+    by_id = {r["Id"]: r for r in results}
+    assert by_id.keys() == {"q", "per_worker"} and by_id["q"]["Values"] == [11.0]
+    assert by_id["per_worker"]["Values"] == [11.0 / 4] and by_id["per_worker"]["Label"] == "queue per worker"
+    with pytest.raises(ClientError) as info:
+        cw.put_metric_data(Namespace="AWS/SageMaker", MetricData=[{"MetricName": "Invocations", "Value": 1.0}])
+    assert info.value.response["Error"]["Code"] == "InvalidParameterValue"
+
+
+def test_alarm_goes_to_alarm_and_back_on_the_fast_clock(cw_env):
+    _, sm, rt, cw = cw_env
+    deploy(sm, "cw")
+    cw.put_metric_alarm(AlarmName="busy", Namespace="AWS/SageMaker", MetricName="Invocations", Dimensions=DIMS,
+                        Statistic="Sum", Period=60, EvaluationPeriods=1, Threshold=5.0,
+                        ComparisonOperator="GreaterThanThreshold", TreatMissingData="notBreaching")
+    for _ in range(10):
+        rt.invoke_endpoint(EndpointName="cw", Body=b"x")
+    alarm = wait_for_state(cw, "busy", "ALARM")
+    assert alarm["StateValue"] == "ALARM" and alarm["StateReason"].startswith("Threshold Crossed: 1 out of the last 1")
+    assert json.loads(alarm["StateReasonData"])["threshold"] == 5.0
+    # idle: the next periods have no datapoints, which count as not breaching
+    assert wait_for_state(cw, "busy", "OK")["StateValue"] == "OK"
+    assert [a["AlarmName"] for a in cw.describe_alarms_for_metric(
+        Namespace="AWS/SageMaker", MetricName="Invocations", Dimensions=DIMS)["MetricAlarms"]] == ["busy"]
+
+
+def test_alarm_state_actions_and_deletion(cw_env):
+    _, _, _, cw = cw_env
+    cw.put_metric_alarm(AlarmName="manual", Namespace="App", MetricName="Nothing", Statistic="Average", Period=60,
+                        EvaluationPeriods=3, DatapointsToAlarm=2, Threshold=1.0, ComparisonOperator="LessThanThreshold")
+    assert wait_for_state(cw, "manual", "INSUFFICIENT_DATA", "Insufficient Data")["StateReason"].startswith(
+        "Insufficient Data")  # evaluated: no datapoints
+    cw.disable_alarm_actions(AlarmNames=["manual"])
+    assert cw.describe_alarms(AlarmNames=["manual"])["MetricAlarms"][0]["ActionsEnabled"] is False
+    cw.set_alarm_state(AlarmName="manual", StateValue="ALARM", StateReason="testing")
+    assert cw.describe_alarms(StateValue="ALARM")["MetricAlarms"][0]["StateReason"] == "testing"
+    with pytest.raises(ClientError) as info:
+        cw.delete_alarms(AlarmNames=["manual", "nope"])
+    assert info.value.response["Error"]["Code"] == "ResourceNotFound"
+    cw.delete_alarms(AlarmNames=["manual"])
+    assert cw.describe_alarms()["MetricAlarms"] == []
+    with pytest.raises(ClientError) as info:
+        cw.put_metric_alarm(AlarmName="bad", Namespace="App", MetricName="X", Period=60, EvaluationPeriods=1,
+                            Threshold=1.0, ComparisonOperator="LessThanThreshold")
+    assert info.value.response["Error"]["Code"] == "InvalidParameterCombination"
+
+
+def test_aws_json_1_0_is_answered_too(cw_env):
+    server, _, _, cw = cw_env
+    cw.put_metric_data(Namespace="App", MetricData=[{"MetricName": "Json", "Value": 2.0}])
+    status, headers, body = server.post("/", json.dumps({"Namespace": "App"}).encode(), {
+        "X-Amz-Target": "GraniteServiceVersion20100801.ListMetrics", "Content-Type": "application/x-amz-json-1.0",
+        "Authorization": "AWS4-HMAC-SHA256 Credential=testing/20261202/us-east-1/monitoring/aws4_request, "
+                         "SignedHeaders=host, Signature=" + "0" * 64})
+    assert status == 200 and headers["Content-Type"] == "application/x-amz-json-1.0"
+    assert json.loads(body) == {"Metrics": [{"Namespace": "App", "MetricName": "Json", "Dimensions": []}]}

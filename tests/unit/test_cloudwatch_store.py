@@ -1,0 +1,48 @@
+"""The metric store's ring and bounds, and an alarm's decision, as CloudWatch documents them."""
+
+import pytest
+
+from sagemaker_emu.cloudwatch.alarms import ALARM, INSUFFICIENT, OK, Alarm, decide
+from sagemaker_emu.cloudwatch.series import MetricStore, statistic
+
+KEY = ("NS", "M", ())
+
+
+def test_buckets_per_second_aggregate_by_period():
+    store = MetricStore()
+    store.put([(KEY, 1.0, "Count", 100.2), (KEY, 3.0, "Count", 100.9), (KEY, 5.0, "Count", 161.0)])
+    periods = store.aggregate(KEY, 60.0, 180.0, 60.0)
+    assert [(when, agg) for when, agg in periods] == [(60.0, [4.0, 2.0, 1.0, 3.0]), (120.0, [5.0, 1.0, 5.0, 5.0])]
+    assert statistic("Average", periods[0][1]) == 2.0 and store.unit(KEY) == "Count"
+
+
+def test_retention_and_series_are_bounded():
+    store = MetricStore(retention_s=10, max_series=2)
+    store.put([(KEY, 1.0, "None", float(t)) for t in range(100)])
+    assert [when for when, _ in store.aggregate(KEY, 0.0, 200.0, 1.0)] == [float(t) for t in range(89, 100)]
+    store.put([(("NS", "B", ()), 1.0, "None", 200.0), (("NS", "C", ()), 1.0, "None", 201.0)])
+    assert set(store.keys()) == {("NS", "B", ()), ("NS", "C", ())}  # the least recently written went
+
+
+def alarm(**spec):
+    return Alarm("a", "arn", "us-east-1", {"EvaluationPeriods": 3, "Threshold": 10.0,
+                                           "ComparisonOperator": "GreaterThanThreshold", **spec}, 0.0)
+
+
+@pytest.mark.parametrize("values,spec,state", [
+    ([11.0, 12.0, 13.0], {}, ALARM),
+    ([11.0, 1.0, 13.0], {}, OK),
+    ([11.0, 1.0, 13.0], {"DatapointsToAlarm": 2}, ALARM),
+    ([None, None, None], {}, INSUFFICIENT),
+    ([None, None, None], {"TreatMissingData": "breaching"}, ALARM),
+    ([None, None, None], {"TreatMissingData": "notBreaching"}, OK),
+    ([11.0, None, None], {"TreatMissingData": "notBreaching", "DatapointsToAlarm": 1}, ALARM),
+])
+def test_decide(values, spec, state):
+    assert decide(alarm(**spec), values)[0] == state
+
+
+def test_ignore_keeps_the_state_when_nothing_arrives():
+    kept = alarm(TreatMissingData="ignore")
+    kept.state = ALARM
+    assert decide(kept, [None, None, None])[0] == ALARM
