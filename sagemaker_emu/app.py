@@ -17,10 +17,13 @@ from flask import Flask, jsonify
 from werkzeug.exceptions import HTTPException
 
 from sagemaker_emu import emu_api
+from sagemaker_emu.autoscaling.backend import AutoScaling
+from sagemaker_emu.autoscaling.operations import operations as autoscaling_operations
 from sagemaker_emu.clock import Clock
 from sagemaker_emu.cloudwatch.backend import CloudWatch
 from sagemaker_emu.cloudwatch.operations import operations as cloudwatch_operations
 from sagemaker_emu.config import Config
+from sagemaker_emu.control.capacity import SageMakerCapacity
 from sagemaker_emu.control.registry import OPERATIONS
 from sagemaker_emu.control.quotas import Quotas
 from sagemaker_emu.control.store import Backends
@@ -56,6 +59,7 @@ class Emulator:
     runtime: Runtime
     asynchronous: AsyncInvocations  # InvokeEndpointAsync's queues
     cloudwatch: CloudWatch  # metrics of every invocation, and alarms
+    autoscaling: AutoScaling  # Application Auto Scaling's targets and policies
     wsgi: Callable  # the WSGI application: by service, then the runtime's routes, then Flask's
     app: Flask  # the control plane and /_emu/
     neighbours: NeighbourClients  # how the emulator reaches S3, SNS... (embedded or real)
@@ -74,6 +78,7 @@ class Emulator:
         self.asynchronous.reset()  # first: no queued request starts on a fleet being stopped
         self.backends.reset()
         self.runtime.reset()
+        self.autoscaling.reset()
         self.cloudwatch.reset()
         self.embedded.reset()
         self.model_data.clear()
@@ -125,20 +130,38 @@ def build(config: Config | None = None, credentials: tuple[str, str] | None = No
 
     warm(OPERATIONS)  # build every schema now, not on a user's first call
     warm(["InvokeEndpoint", "InvokeEndpointWithResponseStream"], "sagemaker-runtime")
-    own = {"monitoring": RpcService("cloudwatch", cloudwatch_operations(cloudwatch), config.region)}
+    autoscaling = AutoScaling(config.account, clock, cloudwatch, SageMakerCapacity(backends))
+    cloudwatch.run_action = _action_runner(autoscaling, results)
+    own = {"monitoring": RpcService("cloudwatch", cloudwatch_operations(cloudwatch), config.region),
+           "application-autoscaling": RpcService("application-autoscaling", autoscaling_operations(autoscaling),
+                                                 config.region)}
     warm(own["monitoring"].operations, "cloudwatch")
+    warm(own["application-autoscaling"].operations, "application-autoscaling")
     app = Flask("sagemaker_emu")
     app.config["MAX_CONTENT_LENGTH"] = MAX_REQUEST_BYTES
     app.wsgi_app = rest.RuntimeAPI(runtime, config, app.wsgi_app, asynchronous)  # the hot path skips Flask
     embedded = EmbeddedServices(config.account)
     served = {s for s in SERVICES if neighbours.external(s) is None}  # a real endpoint replaces ours
     wsgi = ServiceRouter(app, lambda service: own.get(service) or (embedded.app(service) if service in served else None))
-    emulator = Emulator(config, backends, runtime, asynchronous, cloudwatch, wsgi, app, neighbours, embedded,
-                        model_data, state_dir, owns_state_dir=config.state_dir is None)
+    emulator = Emulator(config, backends, runtime, asynchronous, cloudwatch, autoscaling, wsgi, app, neighbours,
+                        embedded, model_data, state_dir, owns_state_dir=config.state_dir is None)
     app.register_blueprint(emu_api.blueprint(backends, runtime, emulator.reset, asynchronous.depth))
     app.register_error_handler(HTTPException, _http_error)
     app.register_blueprint(json11.blueprint(backends, config))
     return emulator
+
+
+def _action_runner(autoscaling: AutoScaling, results: S3SnsResults):
+    """An alarm's action: a scaling policy runs; an SNS topic gets CloudWatch's notification."""
+    def run(arn: str, alarm, state: str) -> None:
+        if arn.startswith("arn:aws:autoscaling:"):
+            autoscaling.run_action(arn, alarm, state)
+        elif arn.startswith("arn:aws:sns:"):
+            results.notify(arn, {"AlarmName": alarm.name, "AlarmArn": alarm.arn, "NewStateValue": state,
+                                 "NewStateReason": alarm.reason, "StateChangeTime": alarm.state_updated,
+                                 "Region": alarm.region, "AWSAccountId": alarm.arn.split(":")[4]})
+
+    return run
 
 
 def _http_error(exc: HTTPException):

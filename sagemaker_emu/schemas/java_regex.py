@@ -16,6 +16,9 @@ _Z = "\\u0020\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000"
 
 # Java construct -> Python equivalent, valid inside and outside a character class.
 _REWRITES = [
+    # Java matches code points, so a range between two UTF-16 surrogate pairs means the
+    # supplementary planes; Python would read four code units and a backwards range.
+    ("\\uD800\\uDC00-\\uDBFF\\uDFFF", "\\U00010000-\\U0010FFFF"),
     ("\\p{ASCII}", "\\x00-\\x7f"),
     ("\\p{Print}", "\\x20-\\x7e"),  # Java's \p{Print} is ASCII-only unless UNICODE_CHARACTER_CLASS
     # In Python, \w is exactly letters (L) + numbers (N) + '_'; the model only uses

@@ -16,12 +16,15 @@ RULES = {
     # the runtime reads the control plane through runtime/api.py's Directory
     "runtime": {"control", "protocol", "edge", "app", "emu_api", "worker", "bench", "neighbours", "cloudwatch"},
     "control": {"runtime", "protocol", "edge", "app", "emu_api", "routing", "kv", "worker", "bench", "neighbours",
-                "cloudwatch"},
+                "cloudwatch", "autoscaling"},
     # the AWS around an endpoint: reached by the others only through what app.build hands them
     "neighbours": {"control", "runtime", "fleet", "routing", "kv", "worker", "edge", "app", "emu_api", "bench"},
     # CloudWatch: fed by the runtime through the metrics sink app.build wires, never imported by it
     "cloudwatch": {"control", "runtime", "fleet", "routing", "kv", "worker", "edge", "app", "emu_api", "bench",
-                   "protocol", "neighbours"},
+                   "protocol", "neighbours", "autoscaling"},
+    # Application Auto Scaling reaches SageMaker through the Capacity it declares (control/capacity.py)
+    "autoscaling": {"control", "runtime", "fleet", "routing", "kv", "worker", "edge", "app", "emu_api", "bench",
+                    "protocol", "neighbours"},
     "emu_api": {"protocol", "edge", "worker", "app", "bench"},  # a front door beside protocol/
     "fleet": {"control", "runtime", "protocol", "edge", "app", "emu_api", "bench", "neighbours", "cloudwatch"},  # fleet.api is its interface
     "routing": {"fleet", "control", "runtime", "protocol", "edge", "worker", "app"},  # pure strategies
