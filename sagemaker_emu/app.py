@@ -29,6 +29,7 @@ from sagemaker_emu.control.quotas import Quotas
 from sagemaker_emu.control.store import Backends
 from sagemaker_emu.fleet.fleet import HealthChecks, ProcessDeployer
 from sagemaker_emu.fleet.images import ImageMap
+from sagemaker_emu.fleet.usage import UsageSampler
 from sagemaker_emu.neighbours.clients import NeighbourClients
 from sagemaker_emu.neighbours.embedded import SERVICES, EmbeddedServices
 from sagemaker_emu.neighbours.results import S3SnsResults
@@ -60,6 +61,7 @@ class Emulator:
     asynchronous: AsyncInvocations  # InvokeEndpointAsync's queues
     cloudwatch: CloudWatch  # metrics of every invocation, and alarms
     autoscaling: AutoScaling  # Application Auto Scaling's targets and policies
+    usage: UsageSampler  # workers' CPU and memory, as the /aws/sagemaker/Endpoints metrics
     wsgi: Callable  # the WSGI application: by service, then the runtime's routes, then Flask's
     app: Flask  # the control plane and /_emu/
     neighbours: NeighbourClients  # how the emulator reaches S3, SNS... (embedded or real)
@@ -86,6 +88,7 @@ class Emulator:
     def shutdown(self) -> None:
         """Stop every fleet and remove the state directory if this emulator made it."""
         self.asynchronous.reset()
+        self.usage.stop()
         self.cloudwatch.stop()
         self.backends.reset()
         if self.owns_state_dir:
@@ -118,7 +121,7 @@ def build(config: Config | None = None, credentials: tuple[str, str] | None = No
     clock = Clock(config.clock_speed)
     cloudwatch = CloudWatch(config.account, clock)
     runtime = Runtime(backends, seed=config.seed, model_timeout=config.model_timeout, capture=capture,
-                      metrics=Metrics(sink=cloudwatch.record))
+                      metrics=Metrics(sink=cloudwatch))
     asynchronous = AsyncInvocations(runtime, backends, results, state_dir / "async")
 
     def forget(endpoint) -> None:  # what others keep per endpoint goes with it
@@ -131,6 +134,8 @@ def build(config: Config | None = None, credentials: tuple[str, str] | None = No
     warm(OPERATIONS)  # build every schema now, not on a user's first call
     warm(["InvokeEndpoint", "InvokeEndpointWithResponseStream"], "sagemaker-runtime")
     autoscaling = AutoScaling(config.account, clock, cloudwatch, SageMakerCapacity(backends))
+    usage = UsageSampler(lambda: [(b.region, name, fleet) for b in backends.all() for name, fleet in b.fleets()],
+                         cloudwatch.record).start()
     cloudwatch.run_action = _action_runner(autoscaling, results)
     own = {"monitoring": RpcService("cloudwatch", cloudwatch_operations(cloudwatch), config.region),
            "application-autoscaling": RpcService("application-autoscaling", autoscaling_operations(autoscaling),
@@ -143,7 +148,7 @@ def build(config: Config | None = None, credentials: tuple[str, str] | None = No
     embedded = EmbeddedServices(config.account)
     served = {s for s in SERVICES if neighbours.external(s) is None}  # a real endpoint replaces ours
     wsgi = ServiceRouter(app, lambda service: own.get(service) or (embedded.app(service) if service in served else None))
-    emulator = Emulator(config, backends, runtime, asynchronous, cloudwatch, autoscaling, wsgi, app, neighbours,
+    emulator = Emulator(config, backends, runtime, asynchronous, cloudwatch, autoscaling, usage, wsgi, app, neighbours,
                         embedded, model_data, state_dir, owns_state_dir=config.state_dir is None)
     app.register_blueprint(emu_api.blueprint(backends, runtime, emulator.reset, asynchronous.depth))
     app.register_error_handler(HTTPException, _http_error)

@@ -14,7 +14,7 @@ import bisect
 import threading
 import time
 from collections import defaultdict
-from typing import Callable, Iterable
+from typing import Any, Callable, Iterable, Protocol
 
 BUCKETS_S = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 
@@ -35,7 +35,17 @@ class Histogram:
 
 NAMESPACE = "AWS/SageMaker"
 Point = tuple[tuple[str, str, tuple[tuple[str, str], ...]], float, str, float]  # cloudwatch.series.Point
-Sink = Callable[[str, list[Point]], None]  # (region, datapoints)
+
+
+class Sink(Protocol):
+    """Where CloudWatch's datapoints go (cloudwatch/backend.py's CloudWatch)."""
+
+    def record(self, region: str, points: list[Point]) -> None: ...
+
+    @property
+    def invocations(self) -> Any:
+        """`add(region, endpoint, variant, component, model_us, overhead_us, status, share,
+        concurrency, now)`: one answered invocation, on the fast path."""
 
 
 def _variant(endpoint: str, variant: str) -> tuple[tuple[str, str], ...]:
@@ -69,28 +79,14 @@ class Metrics:
             self.overhead_latency[(endpoint, variant)].observe(overhead_s)
             if component is not None:
                 self.component_invocations[(endpoint, component, instance)] += 1
-        if self.sink is None:
-            return
-        now, share = self.wall(), 1.0 / max(1, instances)
-        four, five = float(400 <= status < 500), float(status >= 500)
-        failed = float(not 200 <= status < 300)
-        if component is None:
-            dims, per, concurrent = _variant(endpoint, variant), "InvocationsPerInstance", "ConcurrentRequestsPerModel"
-        else:
-            dims, per, concurrent = (("InferenceComponentName", component),), "InvocationsPerCopy", "ConcurrentRequestsPerCopy"
-        self.sink(region, [((NAMESPACE, "Invocations", dims), 1.0, "None", now),
-                   ((NAMESPACE, per, dims), share, "None", now),
-                   ((NAMESPACE, "ModelLatency", dims), model_s * 1e6, "Microseconds", now),
-                   ((NAMESPACE, "OverheadLatency", dims), overhead_s * 1e6, "Microseconds", now),
-                   ((NAMESPACE, "Invocation4XXErrors", dims), four, "None", now),
-                   ((NAMESPACE, "Invocation5XXErrors", dims), five, "None", now),
-                   ((NAMESPACE, "InvocationModelErrors", dims), failed, "None", now),
-                   ((NAMESPACE, concurrent, dims), float(concurrency), "None", now)])
+        if self.sink is not None:  # SageMaker's eight invocation metrics, summed in place per second
+            self.sink.invocations.add(region, endpoint, variant, component, model_s * 1e6, overhead_s * 1e6,
+                                      status, 1.0 / max(1, instances), concurrency, self.wall())
 
     def no_capacity(self, region: str, component: str) -> None:
         """A call to an inference component with no copy (NoCapacityInvocationFailures)."""
         if self.sink is not None:
-            self.sink(region, [((NAMESPACE, "NoCapacityInvocationFailures", (("InferenceComponentName", component),)),
+            self.sink.record(region, [((NAMESPACE, "NoCapacityInvocationFailures", (("InferenceComponentName", component),)),
                         1.0, "None", self.wall())])
 
     def failed(self, endpoint: str, variant: str, code: str, component: str | None = None) -> None:
@@ -99,12 +95,23 @@ class Metrics:
             if component is not None:
                 self.component_errors[(endpoint, component, code)] += 1
 
+    def backlog(self, region: str, endpoint: str, size: int, instances: int, oldest_s: float) -> None:
+        """An asynchronous endpoint's queue, sampled (the async backlog metrics)."""
+        if self.sink is None:
+            return
+        dims, now = (("EndpointName", endpoint),), self.wall()
+        self.sink.record(region, [((NAMESPACE, "ApproximateBacklogSize", dims), float(size), "None", now),
+                           ((NAMESPACE, "ApproximateBacklogSizePerInstance", dims), size / max(1, instances), "None", now),
+                           ((NAMESPACE, "ApproximateAgeOfOldestRequest", dims), oldest_s, "Seconds", now),
+                           ((NAMESPACE, "HasBacklogWithoutCapacity", dims), float(size > 0 and instances == 0), "None",
+                            now)])
+
     def setup(self, endpoint: str, variant: str, seconds: float, region: str = "us-east-1") -> None:
         """A serverless cold start (SageMaker's ModelSetupTime)."""
         with self._lock:
             self.model_setup[(endpoint, variant)].observe(seconds)
         if self.sink is not None:
-            self.sink(region, [((NAMESPACE, "ModelSetupTime", _variant(endpoint, variant)), seconds * 1e6, "Microseconds",
+            self.sink.record(region, [((NAMESPACE, "ModelSetupTime", _variant(endpoint, variant)), seconds * 1e6, "Microseconds",
                         self.wall())])
 
     def _series(self) -> tuple[dict, ...]:

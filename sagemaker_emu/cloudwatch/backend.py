@@ -13,6 +13,7 @@ from typing import Any, Callable, Iterable
 from sagemaker_emu.clock import Clock
 from sagemaker_emu.cloudwatch import queries
 from sagemaker_emu.cloudwatch.alarms import ALARM, Alarm, decide
+from sagemaker_emu.cloudwatch.invocations import InvocationMetrics
 from sagemaker_emu.cloudwatch.series import MetricStore, Point
 from sagemaker_emu.errors import ServiceError
 
@@ -34,6 +35,7 @@ class CloudWatch:
         self.clock = clock
         self.run_action = run_action or (lambda arn, alarm, state: None)
         self._stores: dict[str, MetricStore] = {}
+        self.invocations = InvocationMetrics(self.store)  # the per-invocation fast path
         self._alarms: dict[str, dict[str, Alarm]] = {}  # region -> name -> alarm
         self._lock = threading.RLock()
         self._stop = threading.Event()
@@ -48,8 +50,13 @@ class CloudWatch:
                 store = self._stores.setdefault(region, MetricStore())
         return store
 
+    def reading(self, region: str) -> MetricStore:
+        """The store, with every invocation so far folded in: for anything that reads it."""
+        self.invocations.fold()
+        return self.store(region)
+
     def record(self, region: str, points: list[Point]) -> None:
-        """The runtime's sink: datapoints of real invocations."""
+        """A sink for datapoints (the runtime's other metrics, the usage sampler)."""
         self.store(region).put(points)
 
     # ------------------------------------------------------------ alarms
@@ -152,7 +159,7 @@ class CloudWatch:
         count = spec["EvaluationPeriods"]
         end = float(int(self.clock.now()) + 1)  # up to now: the current second's datapoints count
         start = end - period * count
-        store = self.store(alarm.region)
+        store = self.reading(alarm.region)
         if "Metrics" in spec:
             results = queries.run(store, spec["Metrics"], start, end, period)
             shown = next(q["Id"] for q in spec["Metrics"] if q.get("ReturnData", True))
@@ -177,6 +184,7 @@ class CloudWatch:
     def reset(self) -> None:
         with self._lock:
             self._alarms.clear()
+            self.invocations.fold()
             for store in self._stores.values():
                 store.reset()
 

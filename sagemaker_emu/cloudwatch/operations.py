@@ -65,7 +65,7 @@ def operations(cw: CloudWatch) -> dict[str, Callable[[str, dict], dict]]:
             raise _combination(f"You have requested up to {math.ceil((end - start) / period)} datapoints, which "
                                f"exceeds the limit of {MAX_DATAPOINTS}. You may reduce the datapoints requested by "
                                "increasing Period, or decreasing the time range.")
-        store = cw.store(region)
+        store = cw.reading(region)
         key = queries.metric_key(p)
         unit = p.get("Unit") or store.unit(key) or "None"
         if p.get("Unit") and store.unit(key) not in (None, p["Unit"]):
@@ -86,7 +86,7 @@ def operations(cw: CloudWatch) -> dict[str, Callable[[str, dict], dict]]:
         for q in specs:
             if ("MetricStat" in q) == ("Expression" in q):
                 raise _combination(f"Exactly one of MetricStat and Expression must be set in query {q['Id']}.")
-        results = queries.run(cw.store(region), specs, p["StartTime"], p["EndTime"])
+        results = queries.run(cw.reading(region), specs, p["StartTime"], p["EndTime"])
         ascending = p.get("ScanBy") == "TimestampAscending"
         out = []
         for q in specs:
@@ -101,7 +101,7 @@ def operations(cw: CloudWatch) -> dict[str, Callable[[str, dict], dict]]:
     def list_metrics(region: str, p: dict) -> dict:
         wanted = p.get("Dimensions", [])
         found = []
-        for namespace, name, dims in sorted(cw.store(region).keys()):
+        for namespace, name, dims in sorted(cw.reading(region).keys()):
             if p.get("Namespace", namespace) != namespace or p.get("MetricName", name) != name:
                 continue
             present = dict(dims)

@@ -145,6 +145,10 @@ class FleetView(Protocol):
         """Every instance, for introspection (`/_emu`, metrics)."""
         ...
 
+    def instance_type(self, variant: str) -> str:
+        """The variant's ml.* instance type ("" for serverless)."""
+        ...
+
     def concurrency_limit(self, variant: str) -> int | None:
         """Calls a serverless variant takes at once (its MaxConcurrency); None for others."""
         ...

@@ -56,6 +56,7 @@ class VariantFleet:
     routable_version: int = -1
     router: Any = None  # the routing strategy's state for this variant, made by the router factory
     serverless: ServerlessPlan | None = None
+    instance_type: str = ""
     _numbers: Any = field(default_factory=lambda: itertools.count(1))
     _cold: threading.Lock = field(default_factory=threading.Lock)  # one cold start at a time
 
@@ -107,6 +108,10 @@ class ProcessFleet:
     def placement(self, variant: str) -> list[dict]:
         placement = self.placements.get(variant)
         return placement.view() if placement else []
+
+    def instance_type(self, variant: str) -> str:
+        vf = self.variants.get(variant)
+        return vf.instance_type if vf is not None else ""
 
     def concurrency_limit(self, variant: str) -> int | None:
         vf = self.variants.get(variant)
@@ -511,4 +516,5 @@ class ProcessDeployer:
             directory=directory,
             router=self.router_factory(plan.routing),
             serverless=plan.serverless,
+            instance_type=plan.instance_type,
         )

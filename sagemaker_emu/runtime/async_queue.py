@@ -30,6 +30,7 @@ log = logging.getLogger("sagemaker_emu.async")
 DEFAULT_CONCURRENCY_PER_INSTANCE = 4  # SageMaker "chooses an optimal value"; ours, recorded in decisions.md
 DEFAULT_TTL_S = 21600  # RequestTTLSeconds: 6 hours, SageMaker's default and maximum
 DEFAULT_INVOCATION_TIMEOUT_S = 900  # InvocationTimeoutSeconds: SageMaker's default
+BACKLOG_SAMPLE_S = 1.0  # how often the backlog metrics are sampled (AWS: every minute)
 NOT_ASYNC = "Endpoint {name} of account {account} is not an asynchronous inference endpoint: its endpoint " \
             "configuration has no AsyncInferenceConfig. Use InvokeEndpoint instead."
 NO_INPUT = "Either InputLocation or Body must be specified."
@@ -100,6 +101,8 @@ class AsyncInvocations:
         self.wall = wall
         self._queues: dict[tuple[str, str], _Queue] = {}
         self._cond = threading.Condition()
+        self._sampler = threading.Thread(target=self._sample, daemon=True, name="async-backlog")
+        self._sampler.start()
 
     # ------------------------------------------------------------ the call
 
@@ -143,6 +146,23 @@ class AsyncInvocations:
         """Requests waiting and running (for /_emu and the backlog metrics)."""
         queue = self._queues.get((region, endpoint_name))
         return {"queued": len(queue.jobs), "running": queue.running} if queue else {"queued": 0, "running": 0}
+
+    def _sample(self) -> None:
+        """Every second, each queue's backlog as SageMaker's async metrics (an alarm on
+        HasBacklogWithoutCapacity is how AWS scales an async endpoint up from zero)."""
+        while True:
+            time.sleep(BACKLOG_SAMPLE_S)
+            with self._cond:
+                queues = [(key, len(q.jobs) + q.running, q.jobs[0].received if q.jobs else None)
+                          for key, q in self._queues.items()]
+            for (region, name), size, oldest in queues:
+                try:
+                    target = self.directory.serving(region, name)
+                    instances = sum(len(target.fleet.instances(v.name)) for v in target.variants)
+                except InvalidInput:
+                    instances = 0
+                age = self.wall() - oldest if oldest is not None else 0.0
+                self.runtime.metrics.backlog(region, name, size, instances, age)
 
     # ------------------------------------------------------------ draining
 

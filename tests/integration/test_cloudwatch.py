@@ -132,3 +132,33 @@ def test_aws_json_1_0_is_answered_too(cw_env):
                          "SignedHeaders=host, Signature=" + "0" * 64})
     assert status == 200 and headers["Content-Type"] == "application/x-amz-json-1.0"
     assert json.loads(body) == {"Metrics": [{"Namespace": "App", "MetricName": "Json", "Dimensions": []}]}
+
+
+def test_workers_cpu_and_memory_and_the_async_backlog(cw_env):
+    server, sm, rt, cw = cw_env
+    deploy(sm, "cw", InitialInstanceCount=2)
+    server.client("s3").create_bucket(Bucket="out")
+    sm.create_endpoint_config(EndpointConfigName="async-c", ProductionVariants=[{
+        "VariantName": "AllTraffic", "ModelName": "cw-model", "InstanceType": "ml.m5.large", "InitialInstanceCount": 1}],
+        AsyncInferenceConfig={"OutputConfig": {"S3OutputPath": "s3://out/r"}})
+    sm.create_endpoint(EndpointName="async", EndpointConfigName="async-c")
+    sm.get_waiter("endpoint_in_service").wait(EndpointName="async", WaiterConfig={"Delay": 1, "MaxAttempts": 60})
+    rt.invoke_endpoint_async(EndpointName="async", Body=b"x")
+
+    def sampled(namespace, name, dims):
+        return cw.get_metric_statistics(Namespace=namespace, MetricName=name, Dimensions=dims, Period=60,
+                                        Statistics=["SampleCount", "Maximum"], **window())["Datapoints"]
+
+    deadline = time.monotonic() + 30
+    while not (sampled("/aws/sagemaker/Endpoints", "MemoryUtilization", DIMS)
+               and sampled("AWS/SageMaker", "ApproximateBacklogSize", [DIMS[0] | {"Value": "async"}])):
+        assert time.monotonic() < deadline, "no CPU, memory or backlog samples arrived"
+        time.sleep(0.2)
+    memory = sampled("/aws/sagemaker/Endpoints", "MemoryUtilization", DIMS)[0]
+    assert 0 < memory["Maximum"] < 100  # a worker's resident memory against ml.m5.large's 8 GiB
+    names = {m["MetricName"] for m in cw.list_metrics(Namespace="/aws/sagemaker/Endpoints")["Metrics"]}
+    assert names <= {"CPUUtilization", "MemoryUtilization"} and "MemoryUtilization" in names
+    backlog = {m["MetricName"] for m in cw.list_metrics(Namespace="AWS/SageMaker", Dimensions=[
+        {"Name": "EndpointName", "Value": "async"}])["Metrics"]}
+    assert {"ApproximateBacklogSize", "ApproximateBacklogSizePerInstance", "ApproximateAgeOfOldestRequest",
+            "HasBacklogWithoutCapacity"} <= backlog

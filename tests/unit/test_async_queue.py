@@ -4,6 +4,7 @@ with a clock the test moves: a request that waited past its RequestTTLSeconds fa
 import threading
 from types import SimpleNamespace
 
+from sagemaker_emu.metrics import Metrics
 from sagemaker_emu.runtime.async_queue import EXPIRED, AsyncInvocations, AsyncRequest
 from sagemaker_emu.runtime.invoke import InvokeResult
 
@@ -46,6 +47,7 @@ class Results:
 class Runtime:
     def __init__(self) -> None:
         self.requests = []
+        self.metrics = Metrics()  # no sink: the backlog samples go nowhere
 
     def invoke(self, req):
         self.requests.append(req)
