@@ -89,6 +89,7 @@ class Emulator:
         """Stop every fleet and remove the state directory if this emulator made it."""
         self.asynchronous.reset()
         self.usage.stop()
+        self.autoscaling.stop()
         self.cloudwatch.stop()
         self.backends.reset()
         if self.owns_state_dir:

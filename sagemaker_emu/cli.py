@@ -10,7 +10,7 @@ import sys
 from sagemaker_emu import __version__
 from sagemaker_emu.config import DEFAULT_ACCOUNT, DEFAULT_PORT, Config
 
-BENCHES = ("routing", "overhead", "pick", "compare", "chaos", "soak", "model-data", "async", "record")
+BENCHES = ("routing", "overhead", "pick", "compare", "chaos", "soak", "model-data", "async", "record", "autoscaling")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -157,6 +157,10 @@ def main(argv: list[str] | None = None) -> int:
             from sagemaker_emu.bench import routing_pick
 
             return routing_pick.main(args.rest)
+        if args.which == "autoscaling":
+            from sagemaker_emu.bench import autoscaling
+
+            return autoscaling.main(args.rest)
         if args.which == "record":
             from sagemaker_emu.bench import record
 

@@ -11,6 +11,7 @@ Each attempt is an activity with its cause.
 
 from __future__ import annotations
 
+import datetime
 import json
 import logging
 import math
@@ -30,6 +31,7 @@ log = logging.getLogger("sagemaker_emu.autoscaling")
 DEFAULT_COOLDOWN_S = 300  # SageMaker's default scale-out and scale-in cooldowns
 MAX_ACTIVITIES = 1000  # per scalable target; older ones are forgotten
 HIGH_PERIODS, LOW_PERIODS, LOW_SHARE = 3, 15, 0.9
+SCHEDULE_TICK_S = 0.2
 
 # Predefined metric -> (metric name, statistic, period, dimensions kind)
 PREDEFINED = {
@@ -84,6 +86,8 @@ class AutoScaling:
         self._policies: dict[str, dict[str, Policy]] = {}  # region -> policy ARN -> policy
         self._scheduled: dict[str, dict[tuple, dict]] = {}  # region -> (name, key) -> action
         self._lock = threading.RLock()
+        self._stop = threading.Event()
+        self._scheduler: threading.Thread | None = None
 
     # ------------------------------------------------------------ targets
 
@@ -302,16 +306,60 @@ class AutoScaling:
 
     def put_scheduled(self, region: str, spec: dict[str, Any]) -> None:
         key = _key(spec)
+        when = _schedule(spec["Schedule"])
         with self._lock:
             self.target(region, key)
             self._scheduled.setdefault(region, {})[(spec["ScheduledActionName"], key)] = {
                 **spec, "ScheduledActionARN": f"arn:aws:autoscaling:{region}:{self.account}:scheduledAction:"
                 f"{uuid.uuid4()}:resource/{key[0]}/{key[1]}:scheduledActionName/{spec['ScheduledActionName']}",
-                "CreationTime": self.clock.now()}
+                "CreationTime": self.clock.now(), "_when": when, "_next": None}
+        self._ensure_scheduler()
+
+    def _ensure_scheduler(self) -> None:
+        with self._lock:
+            if self._scheduler is None:
+                self._scheduler = threading.Thread(target=self._run_schedules, daemon=True, name="scheduled-actions")
+                self._scheduler.start()
+
+    def _run_schedules(self) -> None:
+        while not self._stop.wait(SCHEDULE_TICK_S):
+            now, tick = self.clock.now(), time.monotonic()
+            with self._lock:
+                due = []
+                for region, actions in self._scheduled.items():
+                    for action in actions.values():
+                        kind, value = action["_when"]
+                        if action.get("StartTime", -math.inf) > now or action.get("EndTime", math.inf) < now:
+                            continue
+                        if kind == "at" and value <= now and action["_next"] is None:
+                            action["_next"] = math.inf  # once
+                            due.append((region, action))
+                        elif kind == "rate" and (action["_next"] is None or tick >= action["_next"]):
+                            if action["_next"] is not None:
+                                due.append((region, action))
+                            action["_next"] = tick + self.clock.wall(value)
+            for region, action in due:
+                self._apply_scheduled(region, action)
+
+    def _apply_scheduled(self, region: str, action: dict[str, Any]) -> None:
+        """Set the target's bounds; a capacity outside them moves to the nearest bound, as on AWS."""
+        key = _key(action)
+        with self._lock:
+            target = self._targets.get(region, {}).get(key)
+            if target is None or (target.spec.get("SuspendedState") or {}).get("ScheduledScalingSuspended"):
+                return
+            bounds = action.get("ScalableTargetAction", {})
+            target.spec.update({k: bounds[k] for k in ("MinCapacity", "MaxCapacity") if k in bounds})
+        current = self.capacity.current(region, key[1], key[2])
+        wanted = max(target.spec["MinCapacity"], min(target.spec["MaxCapacity"], current))
+        if wanted != current:
+            self.scale(region, target, wanted, current,
+                       f"scheduled action name {action['ScheduledActionName']} was triggered")
 
     def scheduled(self, region: str) -> list[dict[str, Any]]:
         with self._lock:
-            return list(self._scheduled.get(region, {}).values())
+            return [{k: v for k, v in a.items() if not k.startswith("_")}
+                    for a in self._scheduled.get(region, {}).values()]
 
     def delete_scheduled(self, region: str, name: str, key: tuple) -> None:
         with self._lock:
@@ -320,11 +368,34 @@ class AutoScaling:
                                    f"{key[0]}, resource ID: {key[1]}, scalable dimension: {key[2]}, scheduled action "
                                    f"name: {name}")
 
+    def stop(self) -> None:
+        self._stop.set()
+
     def reset(self) -> None:
         with self._lock:
             self._targets.clear()
             self._policies.clear()
             self._scheduled.clear()
+
+
+def _schedule(text: str) -> tuple[str, float]:
+    """`at(2026-12-02T10:00:00)` -> ("at", epoch seconds); `rate(5 minutes)` -> ("rate", 300);
+    `cron(...)` is kept but not run."""
+    inner = text[text.find("(") + 1:text.rfind(")")].strip()
+    if text.startswith("at("):
+        try:
+            return "at", datetime.datetime.fromisoformat(inner).replace(tzinfo=datetime.timezone.utc).timestamp()
+        except ValueError:
+            raise ServiceError("ValidationException", f"Invalid schedule {text}") from None
+    if text.startswith("rate("):
+        amount, _, unit = inner.partition(" ")
+        seconds = {"minute": 60, "minutes": 60, "hour": 3600, "hours": 3600, "day": 86400, "days": 86400}.get(unit)
+        if not amount.isdigit() or seconds is None or int(amount) < 1:
+            raise ServiceError("ValidationException", f"Invalid schedule {text}")
+        return "rate", int(amount) * seconds
+    if text.startswith("cron("):
+        return "cron", 0.0
+    raise ServiceError("ValidationException", f"Invalid schedule {text}: use at(...), rate(...) or cron(...).")
 
 
 def _key(spec: dict[str, Any]) -> tuple[str, str, str]:

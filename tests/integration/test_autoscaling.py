@@ -179,3 +179,26 @@ def test_targets_are_validated_and_policies_own_their_alarms(env):
         aas.delete_scaling_policy(PolicyName="p", ServiceNamespace="sagemaker", ResourceId=resource,
                                   ScalableDimension=INSTANCES)
     assert info.value.response["Error"]["Code"] == "ObjectNotFoundException"
+
+
+def test_scheduled_actions_set_the_bounds_and_move_the_capacity(env):
+    server, sm, rt, cw, aas = env
+    deploy(sm, "sched")
+    resource = "endpoint/sched/variant/AllTraffic"
+    aas.register_scalable_target(ServiceNamespace="sagemaker", ResourceId=resource, ScalableDimension=INSTANCES,
+                                 MinCapacity=1, MaxCapacity=3)
+    aas.put_scheduled_action(ServiceNamespace="sagemaker", ScheduledActionName="morning", ResourceId=resource,
+                             ScalableDimension=INSTANCES, Schedule="at(2020-01-01T00:00:00)",  # already due
+                             ScalableTargetAction={"MinCapacity": 2, "MaxCapacity": 3})
+    until(lambda: instance_count(sm, "sched") == 2, "the scheduled minimum to take effect")
+    [target] = aas.describe_scalable_targets(ServiceNamespace="sagemaker")["ScalableTargets"]
+    assert target["MinCapacity"] == 2
+    [action] = aas.describe_scheduled_actions(ServiceNamespace="sagemaker")["ScheduledActions"]
+    assert action["Schedule"] == "at(2020-01-01T00:00:00)" and action["ScheduledActionARN"].endswith(
+        f"resource/sagemaker/{resource}:scheduledActionName/morning")
+    [activity] = aas.describe_scaling_activities(ServiceNamespace="sagemaker")["ScalingActivities"]
+    assert activity["Cause"] == "scheduled action name morning was triggered"
+    with pytest.raises(ClientError) as info:
+        aas.put_scheduled_action(ServiceNamespace="sagemaker", ScheduledActionName="bad", ResourceId=resource,
+                                 ScalableDimension=INSTANCES, Schedule="every day")
+    assert info.value.response["Error"]["Code"] == "ValidationException"
