@@ -138,6 +138,8 @@ def build(config: Config | None = None, credentials: tuple[str, str] | None = No
     usage = UsageSampler(lambda: [(b.region, name, fleet) for b in backends.all() for name, fleet in b.fleets()],
                          cloudwatch.record).start()
     cloudwatch.run_action = _action_runner(autoscaling, results)
+    backends.guardrails.alarm_state = cloudwatch.state
+    backends.guardrails.wall = clock.wall
     own = {"monitoring": RpcService("cloudwatch", cloudwatch_operations(cloudwatch), config.region),
            "application-autoscaling": RpcService("application-autoscaling", autoscaling_operations(autoscaling),
                                                  config.region)}

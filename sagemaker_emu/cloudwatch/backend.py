@@ -81,6 +81,11 @@ class CloudWatch:
         with self._lock:
             return list(self._alarms.get(region, {}).values())
 
+    def state(self, region: str, name: str) -> str | None:
+        """An alarm's state, or None if there is no such alarm (guarded deployments read it)."""
+        alarm = self._alarms.get(region, {}).get(name)
+        return alarm.state if alarm is not None else None
+
     def delete_alarms(self, region: str, names: Iterable[str]) -> None:
         with self._lock:
             alarms = self._alarms.get(region, {})

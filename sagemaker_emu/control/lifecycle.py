@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 
 from sagemaker_emu.control.resources import Endpoint, InferenceComponent, Variant
 from sagemaker_emu.control.store import Backend
@@ -45,10 +46,77 @@ def deploy(backend: Backend, endpoint: Endpoint, updating: bool = False) -> None
         log.warning("update of endpoint %s failed; the old configuration keeps serving: %s", endpoint.name, failure)
     elif failure is not None:
         log.warning("endpoint %s Failed: %s", endpoint.name, failure)
+    elif updating and endpoint.deployment_config:
+        reason = _shift_traffic(backend, endpoint, fleet, endpoint.deployment_config)
+        if reason is not None:  # an alarm tripped: the old fleet takes every call again
+            log.warning("update of endpoint %s rolled back: %s", endpoint.name, reason)
+            backend.rolling_back(endpoint, reason)
+            fleet.stop(drain=True)
+            fleet, failure = None, reason
     _hold(backend, pending.started, pending.cancel)
     retired = backend.deployed(endpoint, fleet, failure)
     if retired is not None:
         retired.stop(drain=True)  # new requests already go elsewhere; let the old ones finish
+
+
+BAKE_CHECK_S = 0.1  # how often alarms are looked at while baking (wall seconds)
+
+
+def _shift_traffic(backend: Backend, endpoint: Endpoint, fleet: Fleet, config: dict) -> str | None:
+    """A guarded update (DeploymentConfig): shift traffic to the new fleet in steps
+    (ALL_AT_ONCE, CANARY, LINEAR; RollingUpdatePolicy's batches as steps too), baking after
+    each while watching the AutoRollbackConfiguration alarms. The rollback reason, or None."""
+    blue_green = config.get("BlueGreenUpdatePolicy")
+    rolling = config.get("RollingUpdatePolicy")
+    alarms = [a["AlarmName"] for a in (config.get("AutoRollbackConfiguration") or {}).get("Alarms", [])]
+    green_instances = sum(v.instance_count for v in endpoint.pending.variants) or 1
+    if rolling is not None:
+        steps = _linear(_share(rolling["MaximumBatchSize"], green_instances))
+        wait, final_wait = rolling.get("WaitIntervalInSeconds", 0), rolling.get("WaitIntervalInSeconds", 0)
+    else:
+        routing = (blue_green or {}).get("TrafficRoutingConfiguration", {"Type": "ALL_AT_ONCE"})
+        kind = routing["Type"]
+        if kind == "CANARY":
+            steps = [min(1.0, _share(routing["CanarySize"], green_instances)), 1.0]
+        elif kind == "LINEAR":
+            steps = _linear(_share(routing["LinearStepSize"], green_instances))
+        else:
+            steps = [1.0]
+        wait = routing.get("WaitIntervalInSeconds", 0)
+        final_wait = wait + (blue_green or {}).get("TerminationWaitInSeconds", 0)
+    for index, share in enumerate(dict.fromkeys(steps)):
+        if not backend.shifted(endpoint, fleet, share, "ActivatingTraffic"):
+            return None
+        backend.shifted(endpoint, fleet, share, "Baking")
+        last = index == len(dict.fromkeys(steps)) - 1
+        reason = _bake(backend, endpoint, final_wait if last else wait, alarms)
+        if reason is not None:
+            return reason
+    return None
+
+
+def _share(size: dict, instances: int) -> float:
+    """CanarySize / LinearStepSize / MaximumBatchSize as a share of the new fleet's capacity."""
+    return size["Value"] / 100 if size["Type"] == "CAPACITY_PERCENT" else size["Value"] / instances
+
+
+def _linear(step: float) -> list[float]:
+    step = max(step, 0.01)
+    count = int(1 / step) + (1 / step > int(1 / step))
+    return [min(1.0, step * i) for i in range(1, count + 1)]
+
+
+def _bake(backend: Backend, endpoint: Endpoint, seconds: float, alarms: list[str]) -> str | None:
+    """Wait `seconds` of service time; the reason to roll back if one of `alarms` is in ALARM."""
+    deadline = time.monotonic() + backend.guardrails.wall(seconds)
+    cancel = endpoint.pending.cancel
+    while True:
+        for name in alarms:
+            if backend.guardrails.alarm_state(backend.region, name) == "ALARM":
+                return f"Rolling back the update: alarm {name} went into ALARM while traffic was shifting."
+        remaining = deadline - time.monotonic()
+        if remaining <= 0 or cancel.wait(min(BAKE_CHECK_S, remaining)):
+            return None
 
 
 def serverless_plan(variant: Variant, change: dict) -> ServerlessPlan:

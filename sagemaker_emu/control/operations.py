@@ -183,6 +183,7 @@ def create_endpoint(backend: Backend, params: dict, call: Call) -> dict:
         status=Status.CREATING,
         pending=Deployment(config=config, variants=variants, started=now),
         spec=endpoint_extras(config.spec),
+        deployment_config=params.get("DeploymentConfig"),
     )
     set_tags(backend, arn, params.get("Tags", []))
     backend.endpoints[name.lower()] = endpoint
@@ -210,6 +211,8 @@ def update_endpoint(backend: Backend, params: dict, call: Call) -> dict:
     variants = _plan(backend, config, retained, exclude)
     backend.check_quota((v, v.reserved_instances) for v in variants)  # both fleets run a while
     endpoint.pending = Deployment(config=config, variants=variants, started=backend.now())
+    # Without one of its own, an update follows the endpoint's (CreateEndpoint's, or the last one's).
+    endpoint.deployment_config = params.get("DeploymentConfig", endpoint.deployment_config)
     backend.transition(endpoint, Status.UPDATING)
     lifecycle.run_in_background(lifecycle.deploy, backend, endpoint, True)
     return {"EndpointArn": endpoint.arn}
@@ -262,6 +265,7 @@ def describe_endpoint(backend: Backend, params: dict, call: Call) -> dict:
         "CreationTime": ep.created,
         "LastModifiedTime": ep.modified,
         "FailureReason": ep.failure_reason,
+        "LastDeploymentConfig": ep.deployment_config,
         **_extras_summary(ep.spec),
     }
     if ep.variants:
@@ -270,7 +274,7 @@ def describe_endpoint(backend: Backend, params: dict, call: Call) -> dict:
         out["PendingDeploymentSummary"] = {
             "EndpointConfigName": ep.pending.config.name,
             "StartTime": ep.pending.started,
-            "ProductionVariants": [_pending_summary(v, ep.pending.started) for v in ep.pending.variants],
+            "ProductionVariants": [_pending_summary(v, ep.pending) for v in ep.pending.variants],
         }
     return out
 
@@ -324,7 +328,7 @@ def _variant_summary(v: Variant, ep: Endpoint) -> dict:
     return out
 
 
-def _pending_summary(v: Variant, started: float) -> dict:
+def _pending_summary(v: Variant, pending: Deployment) -> dict:
     out: dict[str, Any] = {
         "VariantName": v.name,
         "DeployedImages": _deployed_images(v),
@@ -333,7 +337,10 @@ def _pending_summary(v: Variant, started: float) -> dict:
         "AcceleratorType": v.spec.get("AcceleratorType"),
         "RoutingConfig": v.spec.get("RoutingConfig"),
         "ManagedInstanceScaling": v.spec.get("ManagedInstanceScaling"),
-        "VariantStatus": [{"Status": "Creating", "StartTime": started}],
+        "VariantStatus": [{"Status": pending.phase, "StartTime": pending.phase_started or pending.started,
+                           **({"StatusMessage": f"{pending.share:.0%} of the endpoint's traffic"}
+                              if pending.phase != "Creating" else {})}],
+        "CurrentWeight": v.weight * pending.share,
     }
     if v.serverless:
         out["DesiredServerlessConfig"] = v.spec["ServerlessConfig"]

@@ -16,15 +16,17 @@ class Status(str, enum.Enum):
     IN_SERVICE = "InService"
     DELETING = "Deleting"
     FAILED = "Failed"
+    ROLLING_BACK = "RollingBack"
 
 
-TRANSITIONAL = {Status.CREATING, Status.UPDATING, Status.DELETING}
+TRANSITIONAL = {Status.CREATING, Status.UPDATING, Status.DELETING, Status.ROLLING_BACK}
 
 # The status moves an endpoint may make (control/store.py refuses any other). A failed
 # update returns to InService: the old configuration keeps serving.
 MOVES: dict[Status, frozenset[Status]] = {
     Status.CREATING: frozenset({Status.IN_SERVICE, Status.FAILED}),
-    Status.UPDATING: frozenset({Status.IN_SERVICE}),
+    Status.UPDATING: frozenset({Status.IN_SERVICE, Status.ROLLING_BACK}),
+    Status.ROLLING_BACK: frozenset({Status.IN_SERVICE}),  # an auto-rollback: the old fleet serves again
     Status.IN_SERVICE: frozenset({Status.UPDATING, Status.DELETING}),
     Status.FAILED: frozenset({Status.DELETING}),
     Status.DELETING: frozenset(),
@@ -121,6 +123,12 @@ class Deployment:
     variants: list[Variant]
     started: float
     cancel: threading.Event = field(default_factory=threading.Event)  # set: stop starting it
+    # A guarded update (DeploymentConfig): the new fleet once up, the share of traffic it
+    # takes, and the phase its variants show (Creating, ActivatingTraffic, Baking)
+    fleet: Any = None
+    share: float = 0.0
+    phase: str = "Creating"
+    phase_started: float = 0.0
 
 
 @dataclass
@@ -138,6 +146,7 @@ class Endpoint:
     failure_reason: str | None = None
     fleet: Any = None  # the fleet.api.Fleet serving `variants`
     spec: dict[str, Any] = field(default_factory=dict)  # extra config members shown by Describe
+    deployment_config: dict[str, Any] | None = None  # CreateEndpoint's, or the last UpdateEndpoint's
 
     def variant(self, name: str) -> Variant | None:
         return next((v for v in self.variants if v.name == name), None)
@@ -211,3 +220,4 @@ class EndpointSnapshot:
     components: dict[str, ComponentTarget] = field(default_factory=dict)
     async_config: dict[str, Any] | None = None
     data_capture: dict[str, Any] | None = None
+    green: tuple[float, "EndpointSnapshot"] | None = None  # a guarded update's new fleet and its share

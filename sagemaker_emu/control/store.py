@@ -12,6 +12,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
+from dataclasses import dataclass
 from typing import Callable, Iterable
 
 from sagemaker_emu.control.quotas import Quotas
@@ -22,7 +23,16 @@ from sagemaker_emu.control.resources import (
 from sagemaker_emu.errors import InvalidInput, NotFound, NotServing
 from sagemaker_emu.fleet.api import Copies, Deployer, Fleet
 
-SERVING = (Status.IN_SERVICE, Status.UPDATING)  # an update keeps the old fleet serving
+SERVING = (Status.IN_SERVICE, Status.UPDATING, Status.ROLLING_BACK)  # an update keeps the old fleet serving
+
+
+@dataclass
+class Guardrails:
+    """What a guarded deployment needs from outside the control plane (app.build wires them):
+    an alarm's state (CloudWatch), and waits on the emulator's clock."""
+
+    alarm_state: Callable[[str, str], str | None] = lambda region, name: None
+    wall: Callable[[float], float] = lambda seconds: seconds  # service seconds -> wall seconds (--clock-speed)
 
 # ARN resource type -> the noun SageMaker uses in its messages.
 KINDS = {"model": "model", "endpoint-config": "endpoint configuration", "endpoint": "endpoint",
@@ -51,6 +61,7 @@ class Backend:
         self.on_component_deleted: Callable[[str, str], None] = lambda endpoint, component: None
         self.min_transition = min_transition  # seconds a Creating/Updating/Deleting status lasts at least
         self.clock = clock
+        self.guardrails = Guardrails()
         self._lock = threading.RLock()
         self._changed = threading.Condition(self._lock)  # notified on every endpoint status change
         self.models: dict[str, Model] = {}
@@ -175,7 +186,7 @@ class Backend:
                 endpoint.failure_reason = failure
                 self.transition(endpoint, Status.FAILED)
                 return None
-            if fleet is None:  # a failed update: the old configuration keeps serving
+            if fleet is None:  # a failed or rolled-back update: the old configuration keeps serving
                 endpoint.failure_reason = failure
             else:
                 retired, endpoint.fleet = endpoint.fleet, fleet
@@ -186,6 +197,24 @@ class Backend:
                     endpoint.failure_reason = None
             self.transition(endpoint, Status.IN_SERVICE)
             return retired
+
+    def shifted(self, endpoint: Endpoint, fleet: Fleet, share: float, phase: str) -> bool:
+        """A guarded update's new fleet takes `share` of the traffic, in `phase`. False if the
+        endpoint is gone or reset meanwhile (the caller stops `fleet`)."""
+        with self._lock:
+            pending = endpoint.pending
+            if not self._current(endpoint) or pending is None:
+                return False
+            pending.fleet, pending.share, pending.phase, pending.phase_started = fleet, share, phase, self.now()
+            return True
+
+    def rolling_back(self, endpoint: Endpoint, reason: str) -> None:
+        """An alarm tripped during a guarded update: all traffic back to the old fleet."""
+        with self._lock:
+            if self._current(endpoint) and endpoint.pending is not None:
+                endpoint.pending.share = 0.0
+                endpoint.failure_reason = reason
+                self.transition(endpoint, Status.ROLLING_BACK)
 
     def rescaled(self, endpoint: Endpoint, changes: dict[str, dict], scaled: dict[str, int],
                  failure: str | None) -> None:
@@ -243,11 +272,16 @@ class Backend:
 
     def _snapshot(self, ep: Endpoint) -> EndpointSnapshot:
         hosts_components = any(v.hosts_components for v in ep.variants)
+        pending = ep.pending
+        green = None
+        if pending is not None and pending.fleet is not None and pending.share > 0:
+            green = (pending.share, EndpointSnapshot(
+                name=ep.name, arn=ep.arn, created=ep.created, region=self.region, account=self.account,
+                status=ep.status.value, failure_reason=None, fleet=pending.fleet, variants=_weights(pending.variants)))
         return EndpointSnapshot(
             name=ep.name, arn=ep.arn, created=ep.created, region=self.region, account=self.account,
             status=ep.status.value, failure_reason=ep.failure_reason, fleet=ep.fleet,
-            variants=tuple(VariantWeight(v.name, v.weight, (v.spec.get("RoutingConfig") or {}).get(
-                "RoutingStrategy", "RANDOM")) for v in ep.variants),
+            variants=_weights(ep.variants), green=green,
             hosts_components=hosts_components,
             components=self._component_targets(ep.name) if hosts_components else {},
             # shared, not copied (this runs on every invocation): an endpoint's spec is replaced
@@ -303,6 +337,11 @@ class Backend:
 _EXTRAS = ("DataCaptureConfig", "AsyncInferenceConfig", "ExplainerConfig", "MetricsConfig", "CrossRegionTrafficConfig")
 
 
+def _weights(variants) -> tuple[VariantWeight, ...]:
+    return tuple(VariantWeight(v.name, v.weight, (v.spec.get("RoutingConfig") or {}).get("RoutingStrategy", "RANDOM"))
+                 for v in variants)
+
+
 def _capture(spec: dict) -> dict | None:
     config = spec.get("DataCaptureConfig")
     return config if config and config.get("EnableCapture", True) else None
@@ -323,6 +362,7 @@ class Backends:
         self.quotas = quotas or Quotas()
         self.on_deleted = on_deleted
         self.on_component_deleted: Callable[[str, str], None] = lambda endpoint, component: None
+        self.guardrails = Guardrails()
         self._lock = threading.Lock()
         self._by_region: dict[str, Backend] = {}
 
@@ -334,6 +374,7 @@ class Backends:
                                                                on_deleted=lambda ep: self.on_deleted(ep),
                                                                min_transition=self.min_transition)
                 backend.on_component_deleted = lambda endpoint, component: self.on_component_deleted(endpoint, component)
+                backend.guardrails = self.guardrails
             return backend
 
     def all(self) -> list[Backend]:

@@ -69,6 +69,9 @@ class Target(Protocol):
     @property
     def data_capture(self) -> Mapping[str, Any] | None: ...  # its DataCaptureConfig, when enabled
 
+    @property
+    def green(self) -> tuple[float, "Target"] | None: ...  # a guarded update's new fleet, and its share
+
 
 class ResultStore(Protocol):
     """Where asynchronous inference reads inputs and leaves results: S3 and SNS, as the

@@ -262,6 +262,11 @@ class Runtime:
         except NotServing:
             req.endpoint_found = True
             raise
+        if target.green is not None:  # a guarded update is shifting traffic to its new fleet
+            share, green = target.green
+            with self._rng_lock:
+                if self._rng.random() < share:
+                    target = green
         req.endpoint_found = True
         if req.target_model is not None:
             raise InvalidInput(

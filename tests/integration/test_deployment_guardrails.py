@@ -1,0 +1,102 @@
+"""Deployment guardrails (issue 15): UpdateEndpoint's DeploymentConfig shifts traffic to the new
+fleet in canary or linear steps, bakes, and rolls everything back when an alarm trips, with
+no failed call; on a clock 60 times faster than wall time."""
+
+import time
+
+import pytest
+
+from sagemaker_emu.testing import EmulatorProcess, client, deploy
+from tests.integration.test_autoscaling import Load, until
+
+
+@pytest.fixture(scope="module")
+def fast():
+    with EmulatorProcess("--clock-speed", "60") as srv:
+        yield srv
+
+
+@pytest.fixture
+def env(fast):
+    fast.reset()
+    return fast, client(fast.url), client(fast.url, "sagemaker-runtime"), client(fast.url, "cloudwatch")
+
+
+def green_config(sm, name="green"):
+    """A new config whose variant has another name, so answers tell the fleets apart."""
+    sm.create_endpoint_config(EndpointConfigName=name, ProductionVariants=[{
+        "VariantName": "Green", "ModelName": "gr-model", "InstanceType": "ml.m5.large", "InitialInstanceCount": 2}])
+
+
+class Answers(Load):
+    """Callers that note which variant answered each call."""
+
+    def __init__(self, rt, name):
+        self.variants = []
+        super().__init__(lambda: self.variants.append(
+            rt.invoke_endpoint(EndpointName=name, Body=b"x")["InvokedProductionVariant"]), callers=2, pause=0.01)
+
+
+def phase(sm, name):
+    pending = sm.describe_endpoint(EndpointName=name).get("PendingDeploymentSummary")
+    return pending["ProductionVariants"][0]["VariantStatus"][0]["Status"] if pending else None
+
+
+def test_a_canary_rolls_back_when_its_alarm_trips(env):
+    server, sm, rt, cw = env
+    deploy(sm, "gr")
+    green_config(sm)
+    cw.put_metric_alarm(AlarmName="gr-latency", Namespace="AWS/SageMaker", MetricName="ModelLatency",
+                        Dimensions=[{"Name": "EndpointName", "Value": "gr"}, {"Name": "VariantName", "Value": "Green"}],
+                        Statistic="Maximum", Period=60, EvaluationPeriods=1, Threshold=60_000_000.0,
+                        ComparisonOperator="GreaterThanThreshold", TreatMissingData="notBreaching")
+    answers = Answers(rt, "gr")
+    try:
+        sm.update_endpoint(EndpointName="gr", EndpointConfigName="green", DeploymentConfig={
+            "BlueGreenUpdatePolicy": {"TrafficRoutingConfiguration": {
+                "Type": "CANARY", "WaitIntervalInSeconds": 3600, "CanarySize": {"Type": "INSTANCE_COUNT", "Value": 1}},
+                "TerminationWaitInSeconds": 0},
+            "AutoRollbackConfiguration": {"Alarms": [{"AlarmName": "gr-latency"}]}})
+        until(lambda: phase(sm, "gr") == "Baking", "the canary to bake")
+        until(lambda: "Green" in answers.variants[-50:] and "AllTraffic" in answers.variants[-50:],
+              "calls to reach both fleets")
+        described = sm.describe_endpoint(EndpointName="gr")
+        assert described["EndpointStatus"] == "Updating"
+        assert described["PendingDeploymentSummary"]["ProductionVariants"][0]["CurrentWeight"] == pytest.approx(0.5)
+        cw.set_alarm_state(AlarmName="gr-latency", StateValue="ALARM", StateReason="the canary is too slow")
+        until(lambda: sm.describe_endpoint(EndpointName="gr")["EndpointStatus"] == "InService", "the rollback")
+        count = len(answers.variants)
+        until(lambda: len(answers.variants) > count + 20, "more calls after the rollback")
+    finally:
+        answers.end()
+    assert answers.failures == []  # no call failed during the shift or the rollback
+    assert set(answers.variants[count:]) == {"AllTraffic"}  # all traffic is back on the old fleet
+    described = sm.describe_endpoint(EndpointName="gr")
+    assert described["EndpointConfigName"] == "gr-config"
+    assert described["FailureReason"] == ("Rolling back the update: alarm gr-latency went into ALARM while traffic "
+                                          "was shifting.")
+    assert described["LastDeploymentConfig"]["BlueGreenUpdatePolicy"]["TrafficRoutingConfiguration"]["Type"] == "CANARY"
+
+
+def test_a_linear_shift_completes_and_retires_the_old_fleet(env):
+    server, sm, rt, cw = env
+    deploy(sm, "gr")
+    green_config(sm)
+    answers = Answers(rt, "gr")
+    try:
+        sm.update_endpoint(EndpointName="gr", EndpointConfigName="green", DeploymentConfig={
+            "BlueGreenUpdatePolicy": {"TrafficRoutingConfiguration": {
+                "Type": "LINEAR", "WaitIntervalInSeconds": 60, "LinearStepSize": {"Type": "CAPACITY_PERCENT",
+                                                                                   "Value": 50}}}})
+        seen = set()
+        until(lambda: seen.add(phase(sm, "gr")) or sm.describe_endpoint(EndpointName="gr")["EndpointStatus"]
+              == "InService", "the shift to finish")
+        count = len(answers.variants)
+        until(lambda: len(answers.variants) > count + 20, "more calls after the update")
+    finally:
+        answers.end()
+    assert answers.failures == [] and set(answers.variants[count:]) == {"Green"}
+    assert {"ActivatingTraffic", "Baking"} & seen  # DescribeEndpoint showed the shift on its way
+    described = sm.describe_endpoint(EndpointName="gr")
+    assert described["EndpointConfigName"] == "green" and "PendingDeploymentSummary" not in described
+    assert [v["VariantName"] for v in described["ProductionVariants"]] == ["Green"]
