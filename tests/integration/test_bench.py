@@ -76,3 +76,20 @@ def test_soak_prints_its_samples():
     result = bench("soak", "--minutes", "0.2", "--sample-seconds", "4", "--callers", "1")
     assert "| t (s) | RSS (MB) | threads | fds |" in result.stdout, result.stderr
     assert "verdict:" in result.stdout and result.returncode in (0, 1)  # 12 s is too short to judge growth
+
+
+def test_the_issue_14_and_15_benches_run_small():
+    """model-data, async, record and autoscaling, each cut down to a few seconds."""
+    result = bench("model-data", "--mib", "2", "--endpoints", "2", "--instances", "1")
+    assert result.returncode == 0, result.stderr
+    rows = [line for line in result.stdout.splitlines() if line.startswith("| embedded") or line.startswith("| external")]
+    assert len(rows) == 2 and all(row.split("|")[5].strip() == "1" for row in rows)  # one download each
+    result = bench("async", "--requests", "20", "--kib", "1", "--instances", "1")
+    assert result.returncode == 0, result.stderr
+    assert [line.split("|")[-2].strip() for line in result.stdout.splitlines()[-2:]] == ["2", "20"]  # all in S3
+    result = bench("record", "--calls", "200", "--rounds", "2")
+    assert result.returncode == 0, result.stderr
+    assert "added by CloudWatch" in result.stdout
+    result = bench("autoscaling", "--ramp-s", "2", "--hold-s", "4", "--trickle-s", "1", "--callers", "4")
+    assert result.returncode == 0, result.stderr
+    assert "failed calls: 0" in result.stdout.splitlines()[-1]
