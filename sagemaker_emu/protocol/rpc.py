@@ -1,7 +1,9 @@
 """The front door of the emulator's other AWS services (CloudWatch, Application Auto Scaling):
 `POST /` with `X-Amz-Target: <prefix>.<Operation>` and a JSON body (AWS JSON 1.0 or 1.1), or
 `POST /service/<ServiceName>/operation/<Operation>` with a CBOR body (Smithy RPC v2 CBOR, what
-botocore speaks to CloudWatch since 1.44), both against one dispatch table per service.
+botocore speaks to CloudWatch since 1.44), or, for a service that has it, a form-encoded
+`Action=<Operation>` (the query protocol, protocol/query.py), all against one dispatch table
+per service.
 
 Input is checked against the service's botocore model like SageMaker's; results are shaped by
 its output shapes. Errors are the model's error shapes: `__type` names the shape, and for a
@@ -19,6 +21,7 @@ from typing import Any, Callable, Iterable, Mapping
 import cbor2
 
 from sagemaker_emu import errors
+from sagemaker_emu.protocol import query
 from sagemaker_emu.protocol.context import region_of
 from sagemaker_emu.protocol.errors import HTTP_STATUS_CODES, request_id
 from sagemaker_emu.protocol.serialize import to_wire
@@ -42,8 +45,42 @@ class RpcService:
         self.default_region = default_region
         self.query_compatible = "awsQueryCompatible" in self.model.metadata
         self.json_type = f"application/x-amz-json-{self.model.metadata.get('jsonVersion', '1.1')}"
+        self.query_namespace = self.model.metadata.get("xmlNamespace") if "query" in (
+            self.model.metadata.get("protocols") or [self.model.metadata.get("protocol")]) else None
+
+    def _query(self, environ: dict, start_response) -> Iterable[bytes]:
+        rid, operation = request_id(), "-"
+        try:
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+            if length > MAX_BODY_BYTES:
+                raise errors.PayloadTooLarge(f"The request body exceeds the maximum size of {MAX_BODY_BYTES} bytes.")
+            operation, flat = query.parse(environ["wsgi.input"].read(length) if length else b"")
+            if operation not in self.model.operation_names:
+                raise errors.UnknownOperation(f"Could not find operation {operation[:64] or '(none)'}.")
+            if operation not in self.operations:
+                raise errors.NotImplementedOperation(operation)
+            model = self.model.operation_model(operation)
+            params = strip_nulls(query.params_of(model.input_shape, flat))
+            validate_input(operation, params, self.service)
+            result = self.operations[operation](region_of(environ.get("HTTP_AUTHORIZATION"), self.default_region),
+                                                params)
+            status, data = 200, query.response(model, result, rid, self.query_namespace)
+        except errors.EmuError as exc:
+            status, body, headers = self._error(exc)
+            code = dict(headers).get("x-amzn-query-error", body["__type"]).split(";")[0]
+            data = query.error(code, exc.message, status < 500, rid, self.query_namespace)
+            log.info("%s %s %d %s", self.service, operation, status, code)
+        except Exception:
+            log.exception("unhandled error in %s %s", self.service, operation)
+            status, data = 500, query.error("InternalFailure", "An internal error occurred.", False, rid,
+                                            self.query_namespace)
+        start_response(f"{status} {HTTP_STATUS_CODES.get(status, 'Error')}",
+                       [("Content-Type", "text/xml"), ("Content-Length", str(len(data))), ("x-amzn-RequestId", rid)])
+        return [data]
 
     def __call__(self, environ: dict, start_response) -> Iterable[bytes]:
+        if self.query_namespace and (environ.get("CONTENT_TYPE") or "").startswith("application/x-www-form-urlencoded"):
+            return self._query(environ, start_response)
         cbor = environ.get("PATH_INFO", "").startswith("/service/")
         rid = request_id()
         operation = "-"

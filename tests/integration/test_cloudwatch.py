@@ -162,3 +162,31 @@ def test_workers_cpu_and_memory_and_the_async_backlog(cw_env):
         {"Name": "EndpointName", "Value": "async"}])["Metrics"]}
     assert {"ApproximateBacklogSize", "ApproximateBacklogSizePerInstance", "ApproximateAgeOfOldestRequest",
             "HasBacklogWithoutCapacity"} <= backlog
+
+
+@pytest.mark.parametrize("protocol", ["query", "json"])
+def test_older_botocore_protocols_are_answered(cw_env, monkeypatch, protocol):
+    """A boto3 client made to speak query (botocore before JSON) or JSON 1.0 instead of CBOR."""
+    import botocore.model
+
+    order = botocore.model.PRIORITY_ORDERED_SUPPORTED_PROTOCOLS
+    monkeypatch.setattr(botocore.model, "PRIORITY_ORDERED_SUPPORTED_PROTOCOLS",
+                        (protocol, *(p for p in order if p != protocol)))
+    server, sm, rt, _ = cw_env
+    cw = client(server.url, "cloudwatch")
+    assert cw.meta.service_model.resolved_protocol == protocol
+    deploy(sm, "cw")
+    for _ in range(3):
+        rt.invoke_endpoint(EndpointName="cw", Body=b"x")
+    cw.put_metric_data(Namespace="App", MetricData=[{"MetricName": "M", "Value": 1.5, "Unit": "Count",
+                                                     "Dimensions": [{"Name": "K", "Value": "v"}]}])
+    [point] = statistics(cw, "Invocations", ("Sum",))
+    assert point["Sum"] == 3.0 and point["Timestamp"].tzinfo is not None
+    listed = cw.list_metrics(Namespace="App")["Metrics"]
+    assert listed == [{"Namespace": "App", "MetricName": "M", "Dimensions": [{"Name": "K", "Value": "v"}]}]
+    cw.put_metric_alarm(AlarmName="q", Namespace="App", MetricName="M", Statistic="Sum", Period=60,
+                        EvaluationPeriods=1, Threshold=1.0, ComparisonOperator="GreaterThanThreshold")
+    assert cw.describe_alarms()["MetricAlarms"][0]["AlarmName"] == "q"
+    with pytest.raises(ClientError) as info:
+        cw.delete_alarms(AlarmNames=["missing"])
+    assert info.value.response["Error"]["Code"] == "ResourceNotFound"
