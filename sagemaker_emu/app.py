@@ -22,6 +22,8 @@ from sagemaker_emu.autoscaling.operations import operations as autoscaling_opera
 from sagemaker_emu.clock import Clock
 from sagemaker_emu.cloudwatch.backend import CloudWatch
 from sagemaker_emu.cloudwatch.operations import operations as cloudwatch_operations
+from sagemaker_emu.cloudwatch_logs.operations import operations as logs_operations
+from sagemaker_emu.cloudwatch_logs.store import LogStore
 from sagemaker_emu.config import Config
 from sagemaker_emu.control.capacity import SageMakerCapacity
 from sagemaker_emu.control.registry import OPERATIONS
@@ -62,6 +64,7 @@ class Emulator:
     cloudwatch: CloudWatch  # metrics of every invocation, and alarms
     autoscaling: AutoScaling  # Application Auto Scaling's targets and policies
     usage: UsageSampler  # workers' CPU and memory, as the /aws/sagemaker/Endpoints metrics
+    log_store: LogStore  # CloudWatch Logs: the workers' output
     wsgi: Callable  # the WSGI application: by service, then the runtime's routes, then Flask's
     app: Flask  # the control plane and /_emu/
     neighbours: NeighbourClients  # how the emulator reaches S3, SNS... (embedded or real)
@@ -82,6 +85,7 @@ class Emulator:
         self.runtime.reset()
         self.autoscaling.reset()
         self.cloudwatch.reset()
+        self.log_store.reset()
         self.embedded.reset()
         self.model_data.clear()
 
@@ -89,6 +93,7 @@ class Emulator:
         """Stop every fleet and remove the state directory if this emulator made it."""
         self.asynchronous.reset()
         self.usage.stop()
+        self.log_store.stop()
         self.autoscaling.stop()
         self.cloudwatch.stop()
         self.backends.reset()
@@ -140,19 +145,23 @@ def build(config: Config | None = None, credentials: tuple[str, str] | None = No
     cloudwatch.run_action = _action_runner(autoscaling, results)
     backends.guardrails.alarm_state = cloudwatch.state
     backends.guardrails.wall = clock.wall
+    log_store = LogStore(lambda: [(b.region, name, created, components, deployer.log_files(name))
+                                  for b in backends.all() for name, created, components in b.names()]).start()
     own = {"monitoring": RpcService("cloudwatch", cloudwatch_operations(cloudwatch), config.region),
+           "logs": RpcService("logs", logs_operations(log_store, config.account), config.region),
            "application-autoscaling": RpcService("application-autoscaling", autoscaling_operations(autoscaling),
                                                  config.region)}
     warm(own["monitoring"].operations, "cloudwatch")
     warm(own["application-autoscaling"].operations, "application-autoscaling")
+    warm(own["logs"].operations, "logs")
     app = Flask("sagemaker_emu")
     app.config["MAX_CONTENT_LENGTH"] = MAX_REQUEST_BYTES
     app.wsgi_app = rest.RuntimeAPI(runtime, config, app.wsgi_app, asynchronous)  # the hot path skips Flask
     embedded = EmbeddedServices(config.account)
     served = {s for s in SERVICES if neighbours.external(s) is None}  # a real endpoint replaces ours
     wsgi = ServiceRouter(app, lambda service: own.get(service) or (embedded.app(service) if service in served else None))
-    emulator = Emulator(config, backends, runtime, asynchronous, cloudwatch, autoscaling, usage, wsgi, app, neighbours,
-                        embedded, model_data, state_dir, owns_state_dir=config.state_dir is None)
+    emulator = Emulator(config, backends, runtime, asynchronous, cloudwatch, autoscaling, usage, log_store, wsgi, app,
+                        neighbours, embedded, model_data, state_dir, owns_state_dir=config.state_dir is None)
     app.register_blueprint(emu_api.blueprint(backends, runtime, emulator.reset, asynchronous.depth))
     app.register_error_handler(HTTPException, _http_error)
     app.register_blueprint(json11.blueprint(backends, config))

@@ -313,6 +313,12 @@ class Backend:
         with self._lock:
             return [(ep.name, ep.fleet) for ep in self.endpoints.values() if ep.fleet is not None]
 
+    def names(self) -> list[tuple[str, float, list[str]]]:
+        """(endpoint name, creation time, its inference components) of every endpoint."""
+        with self._lock:
+            return [(ep.name, ep.created, [ic.name for ic in self.components_of(ep.name)])
+                    for ep in self.endpoints.values()]
+
     def stop_all(self) -> None:
         """Stop every fleet and forget every resource (used by reset and shutdown)."""
         with self._lock:

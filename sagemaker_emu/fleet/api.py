@@ -195,3 +195,8 @@ class Deployer(Protocol):
     def forget(self, endpoint_name: str) -> None:
         """The endpoint is deleted and its fleets stopped: remove what they left (files, logs)."""
         ...
+
+    def log_files(self, endpoint_name: str) -> list[tuple[str, str, int, Path]]:
+        """Every log an instance or copy of the endpoint has written, in any deployment, failed
+        starts included: (variant or component key, instance id, deployment number, path)."""
+        ...

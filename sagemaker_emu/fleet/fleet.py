@@ -465,6 +465,17 @@ class ProcessDeployer:
     def forget(self, endpoint_name: str) -> None:
         shutil.rmtree(self.state_dir / endpoint_name, ignore_errors=True)
 
+    def log_files(self, endpoint_name: str) -> list[tuple[str, str, int, Path]]:
+        found = []
+        # <state dir>/<endpoint>/deployment-<N>/<variant or ic:name>/instance-<K>/instance.log
+        for path in (self.state_dir / endpoint_name).glob("deployment-*/*/instance-*/instance.log"):
+            instance_dir, variant_dir, deployment_dir = path.parent, path.parent.parent, path.parent.parent.parent
+            number = instance_dir.name.removeprefix("instance-")
+            deployment = deployment_dir.name.removeprefix("deployment-")
+            if number.isdigit() and deployment.isdigit():
+                found.append((variant_dir.name, f"{variant_dir.name}-{number}", int(deployment), path))
+        return found
+
     @staticmethod
     def _placement(plan: VariantPlan) -> Placement:
         spec = hardware(plan.instance_type)

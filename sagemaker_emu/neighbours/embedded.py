@@ -12,7 +12,8 @@ import logging
 import threading
 from typing import Callable, Iterable
 
-from sagemaker_emu.protocol.errors import edge_error
+from sagemaker_emu.neighbours.iam_defaults import IamDefaults
+from sagemaker_emu.protocol.errors import edge_error, request_id
 
 log = logging.getLogger("sagemaker_emu.neighbours")
 
@@ -42,7 +43,10 @@ class EmbeddedServices:
 
                     flask_app = create_backend_app(backend)
                     flask_app.debug = False  # moto turns it on; an error must not reach the caller as a page
-                    app = self._apps[backend] = _Shielded(flask_app.wsgi_app, service, self.account)
+                    inner = flask_app.wsgi_app
+                    if service == "iam":  # roles the SDK names exist; its policy simulation allows
+                        inner = IamDefaults(inner, self.account)
+                    app = self._apps[backend] = _Shielded(inner, service, self.account)
         return app
 
     def reset(self) -> None:
@@ -71,6 +75,13 @@ class _Shielded:
         except Exception:
             log.exception("the embedded %s service failed on %s %s", self.service,
                           environ.get("REQUEST_METHOD"), environ.get("PATH_INFO", "")[:200])
-            status, headers, body = edge_error(500, "InternalFailure", f"The embedded {self.service} service failed.")
+            message = f"The embedded {self.service} service failed."
+            if self.service == "sqs":  # botocore speaks JSON to SQS, XML to the others
+                status, headers, body = edge_error(500, "InternalFailure", message)
+            else:
+                body = (f"<ErrorResponse><Error><Type>Receiver</Type><Code>InternalFailure</Code><Message>{message}"
+                        f"</Message></Error><RequestId>{request_id()}</RequestId></ErrorResponse>").encode()
+                status, headers = "500 Internal Server Error", [("Content-Type", "text/xml"),
+                                                                ("Content-Length", str(len(body)))]
             start_response(status, headers)
             return [body]

@@ -22,6 +22,9 @@ RULES = {
     # CloudWatch: fed by the runtime through the metrics sink app.build wires, never imported by it
     "cloudwatch": {"control", "runtime", "fleet", "routing", "kv", "worker", "edge", "app", "emu_api", "bench",
                    "protocol", "neighbours", "autoscaling"},
+    # CloudWatch Logs: fed through the source app.build wires (the store's names, the deployer's files)
+    "cloudwatch_logs": {"control", "runtime", "fleet", "routing", "kv", "worker", "edge", "app", "emu_api", "bench",
+                        "protocol", "neighbours", "autoscaling", "cloudwatch"},
     # Application Auto Scaling reaches SageMaker through the Capacity it declares (control/capacity.py)
     "autoscaling": {"control", "runtime", "fleet", "routing", "kv", "worker", "edge", "app", "emu_api", "bench",
                     "protocol", "neighbours"},
