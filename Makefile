@@ -6,7 +6,7 @@ HOST   ?= 127.0.0.1
 PORT   ?= 8080
 ARGS   ?=
 
-.PHONY: run test install install-dev clean
+.PHONY: run test install install-dev install-sdk3 clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -24,14 +24,25 @@ $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --progress-bar off -e '.[dev,sdk]'
 	touch $@ $(VENV)/.installed
 
+# The SDK v3 tests run its scripts in an environment of their own (v2 and v3 share the name
+# `sagemaker`); pip prints each package, and its wheel cache makes a second install quick.
+SDK3 ?= .venv-sdk3
+$(SDK3)/.installed: pyproject.toml
+	@echo "Installing the SageMaker Python SDK v3 into $(SDK3) (about 3 minutes on a fresh machine)"
+	$(PYTHON) -m venv $(SDK3)
+	$(SDK3)/bin/python -m pip install --quiet --upgrade pip
+	$(SDK3)/bin/python -m pip install --progress-bar off -e '.[sdk3]'
+	touch $@
+
 install: $(VENV)/.installed
 install-dev: $(VENV)/.installed-dev
+install-sdk3: $(SDK3)/.installed
 
 run: install
 	$(BIN)/sagemaker-emu serve --host $(HOST) --port $(PORT) $(ARGS)
 
-test: install-dev
-	$(BIN)/python -m pytest $(ARGS)
+test: install-dev install-sdk3
+	SAGEMAKER_EMU_SDK3_PYTHON=$(CURDIR)/$(SDK3)/bin/python $(BIN)/python -m pytest $(ARGS)
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache
+	rm -rf $(VENV) $(SDK3) build *.egg-info .pytest_cache

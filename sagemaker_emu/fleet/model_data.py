@@ -44,6 +44,8 @@ class ModelSource:
             return cls(s3["S3Uri"], compressed=s3.get("CompressionType") == "Gzip",
                        prefix=s3.get("S3DataType") == "S3Prefix")
         url = container.get("ModelDataUrl")
+        if url and url.startswith("s3://") and url.endswith("/"):  # a prefix of uncompressed files (SDK v3 sends one)
+            return cls(url, compressed=False, prefix=True)
         return cls(url) if url else None
 
 

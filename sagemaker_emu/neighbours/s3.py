@@ -62,10 +62,10 @@ class S3ModelData:
             raise LookupError(f"{NOT_FOUND.format(container=container, url=url)} ({exc})") from None
 
     def _prefix(self, s3, bucket: str, prefix: str, url: str, container: str) -> Path:
+        # An empty prefix is an empty model directory: the SDK v3 names one for images that read
+        # no model files (a missing bucket still fails, in list_objects_v2).
         objects = [o for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
                    for o in page.get("Contents", []) if not o["Key"].endswith("/")]
-        if not objects:
-            raise LookupError(NOT_FOUND.format(container=container, url=url))
         version = hashlib.sha256("".join(o["Key"] + o["ETag"] for o in objects).encode()).hexdigest()
 
         def download(directory: Path) -> None:

@@ -152,3 +152,4 @@ def test_model_source_of_a_container():
     assert ModelSource.of({"ModelDataUrl": "s3://b/m.tar.gz"}) == ModelSource("s3://b/m.tar.gz")
     s3 = {"S3Uri": "s3://b/p/", "S3DataType": "S3Prefix", "CompressionType": "None"}
     assert ModelSource.of({"ModelDataSource": {"S3DataSource": s3}}) == ModelSource("s3://b/p/", False, True)
+    assert ModelSource.of({"ModelDataUrl": "s3://b/p/"}) == ModelSource("s3://b/p/", False, True)  # a prefix
