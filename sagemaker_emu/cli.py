@@ -10,7 +10,10 @@ import sys
 from sagemaker_emu import __version__
 from sagemaker_emu.config import DEFAULT_ACCOUNT, DEFAULT_PORT, Config
 
-BENCHES = ("routing", "overhead", "pick", "compare", "chaos", "soak", "model-data", "async", "record", "autoscaling")
+# `sagemaker-emu bench NAME` -> its module in sagemaker_emu/bench/ (each has a `main(argv)`)
+BENCHES = {"routing": "routing", "overhead": "overhead", "pick": "routing_pick", "compare": "compare",
+           "chaos": "chaos", "soak": "soak", "model-data": "model_data", "async": "async_drain", "record": "record",
+           "autoscaling": "autoscaling"}
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -149,45 +152,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "env":
         return _env(args)
     if args.command == "bench":
-        if args.which == "routing":
-            from sagemaker_emu.bench import routing
+        import importlib
 
-            return routing.main(args.rest)
-        if args.which == "pick":
-            from sagemaker_emu.bench import routing_pick
-
-            return routing_pick.main(args.rest)
-        if args.which == "autoscaling":
-            from sagemaker_emu.bench import autoscaling
-
-            return autoscaling.main(args.rest)
-        if args.which == "record":
-            from sagemaker_emu.bench import record
-
-            return record.main(args.rest)
-        if args.which == "model-data":
-            from sagemaker_emu.bench import model_data
-
-            return model_data.main(args.rest)
-        if args.which == "async":
-            from sagemaker_emu.bench import async_drain
-
-            return async_drain.main(args.rest)
-        if args.which == "compare":
-            from sagemaker_emu.bench import compare
-
-            return compare.main(args.rest)
-        if args.which == "chaos":
-            from sagemaker_emu.bench import chaos
-
-            return chaos.main(args.rest)
-        if args.which == "soak":
-            from sagemaker_emu.bench import soak
-
-            return soak.main(args.rest)
-        from sagemaker_emu.bench import overhead
-
-        return overhead.main(args.rest)
+        return importlib.import_module(f"sagemaker_emu.bench.{BENCHES[args.which]}").main(args.rest)
     if args.command == "serve":
         from sagemaker_emu import logs
         from sagemaker_emu.edge.http_server import serve

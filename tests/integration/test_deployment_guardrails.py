@@ -2,18 +2,10 @@
 fleet in canary or linear steps, bakes, and rolls everything back when an alarm trips, with
 no failed call; on a clock 60 times faster than wall time."""
 
-import time
-
 import pytest
 
-from sagemaker_emu.testing import EmulatorProcess, client, deploy
-from tests.integration.test_autoscaling import Load, until
-
-
-@pytest.fixture(scope="module")
-def fast():
-    with EmulatorProcess("--clock-speed", "60") as srv:
-        yield srv
+from sagemaker_emu.testing import client, deploy
+from tests.integration.test_autoscaling import Load, fast, until  # noqa: F401  (fast: the 60x server)
 
 
 @pytest.fixture
