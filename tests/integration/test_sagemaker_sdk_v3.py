@@ -60,3 +60,39 @@ def test_sagemaker_core_cannot_read_an_event_stream_boto3_reads(server, sm, rt):
     answer = rt.invoke_endpoint_with_response_stream(EndpointName="streamed", ContentType="application/json", Body=json.dumps(
         {"inputs": "Hi", "stream": True, "parameters": {"max_new_tokens": 3}}))
     assert len([e for e in answer["Body"] if "PayloadPart" in e]) == 3
+
+
+COMPONENT = '''
+import json
+from sagemaker.core.helper.session_helper import Session
+from sagemaker.core.inference_config import ResourceRequirements
+from sagemaker.serve.builder.schema_builder import SchemaBuilder
+from sagemaker.serve.model_builder import ModelBuilder
+from sagemaker.serve.utils.types import ModelServer
+
+builder = ModelBuilder(
+    sagemaker_session=Session(default_bucket="sagemaker-us-east-1-123456789012"),
+    image_uri="763104351884.dkr.ecr.us-east-1.amazonaws.com/huggingface-pytorch-tgi-inference:2.4.0-tgi2.3.1-gpu-py311-cu124-ubuntu22.04",
+    model_server=ModelServer.TGI, role_arn="arn:aws:iam::123456789012:role/SageMakerExecutionRole",
+    instance_type="ml.g5.12xlarge", env_vars={"HF_MODEL_ID": "meta-llama/Llama-3.1-8B-Instruct"},
+    schema_builder=SchemaBuilder({"inputs": "Hi"}, [{"generated_text": "Hello"}]))
+builder.build()
+# inference_component_name is passed because ModelBuilder 3.27 reads self.inference_component_name
+# before it ever sets it (AttributeError) when none is given.
+endpoint = builder.deploy(endpoint_name="v3-ic", initial_instance_count=1, inference_component_name="llama-ic",
+                          inference_config=ResourceRequirements(requests={"num_accelerators": 1, "memory": 1024,
+                                                                          "copies": 2}))
+answer = endpoint.invoke(body=json.dumps({"inputs": "Hello", "parameters": {"max_new_tokens": 4}}),
+                         content_type="application/json", inference_component_name="llama-ic")
+print("answer:", json.loads(answer.body.read())[0]["generated_text"])
+'''
+
+
+def test_modelbuilder_deploys_an_inference_component(server, sm):
+    result = run_v3(server, COMPONENT)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert re.search(r"answer: \S+", result.stdout)  # (the SDK's progress panel ends without a newline)
+    component = sm.describe_inference_component(InferenceComponentName="llama-ic")
+    assert component["RuntimeConfig"] == {"DesiredCopyCount": 2, "CurrentCopyCount": 2}
+    assert component["Specification"]["ComputeResourceRequirements"]["NumberOfAcceleratorDevicesRequired"] == 1
+    assert "ModelName" not in sm.describe_endpoint_config(EndpointConfigName="v3-ic")["ProductionVariants"][0]
