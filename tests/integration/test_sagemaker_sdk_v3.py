@@ -6,6 +6,7 @@ import json
 import os
 import re
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -62,37 +63,84 @@ def test_sagemaker_core_cannot_read_an_event_stream_boto3_reads(server, sm, rt):
     assert len([e for e in answer["Body"] if "PayloadPart" in e]) == 3
 
 
-COMPONENT = '''
+FLOWS = '''
 import json
+import threading
+
+import boto3
 from sagemaker.core.helper.session_helper import Session
-from sagemaker.core.inference_config import ResourceRequirements
+from sagemaker.core.inference_config import AsyncInferenceConfig, ResourceRequirements, ServerlessInferenceConfig
 from sagemaker.serve.builder.schema_builder import SchemaBuilder
 from sagemaker.serve.model_builder import ModelBuilder
 from sagemaker.serve.utils.types import ModelServer
 
-builder = ModelBuilder(
-    sagemaker_session=Session(default_bucket="sagemaker-us-east-1-123456789012"),
-    image_uri="763104351884.dkr.ecr.us-east-1.amazonaws.com/huggingface-pytorch-tgi-inference:2.4.0-tgi2.3.1-gpu-py311-cu124-ubuntu22.04",
-    model_server=ModelServer.TGI, role_arn="arn:aws:iam::123456789012:role/SageMakerExecutionRole",
-    instance_type="ml.g5.12xlarge", env_vars={"HF_MODEL_ID": "meta-llama/Llama-3.1-8B-Instruct"},
-    schema_builder=SchemaBuilder({"inputs": "Hi"}, [{"generated_text": "Hello"}]))
-builder.build()
-# inference_component_name is passed because ModelBuilder 3.27 reads self.inference_component_name
-# before it ever sets it (AttributeError) when none is given.
-endpoint = builder.deploy(endpoint_name="v3-ic", initial_instance_count=1, inference_component_name="llama-ic",
-                          inference_config=ResourceRequirements(requests={"num_accelerators": 1, "memory": 1024,
-                                                                          "copies": 2}))
-answer = endpoint.invoke(body=json.dumps({"inputs": "Hello", "parameters": {"max_new_tokens": 4}}),
-                         content_type="application/json", inference_component_name="llama-ic")
-print("answer:", json.loads(answer.body.read())[0]["generated_text"])
+BUCKET = "sagemaker-us-east-1-123456789012"
+BODY = json.dumps({"inputs": "Hello", "parameters": {"max_new_tokens": 4}})
+
+
+def builder(instance_type):
+    b = ModelBuilder(
+        sagemaker_session=Session(default_bucket=BUCKET),
+        image_uri="763104351884.dkr.ecr.us-east-1.amazonaws.com/huggingface-pytorch-tgi-inference:2.4.0-tgi2.3.1-gpu-py311-cu124-ubuntu22.04",
+        model_server=ModelServer.TGI, role_arn="arn:aws:iam::123456789012:role/SageMakerExecutionRole",
+        instance_type=instance_type, env_vars={"HF_MODEL_ID": "meta-llama/Llama-3.1-8B-Instruct"},
+        schema_builder=SchemaBuilder({"inputs": "Hi"}, [{"generated_text": "Hello"}]))
+    b.build()
+    return b
+
+
+def component():
+    # inference_component_name is passed because ModelBuilder 3.27 reads self.inference_component_name
+    # before it ever sets it (AttributeError) when none is given.
+    endpoint = builder("ml.g5.12xlarge").deploy(
+        endpoint_name="v3-ic", initial_instance_count=1, inference_component_name="llama-ic",
+        inference_config=ResourceRequirements(requests={"num_accelerators": 1, "memory": 1024, "copies": 2}))
+    answer = endpoint.invoke(body=BODY, content_type="application/json", inference_component_name="llama-ic")
+    print("component:", json.loads(answer.body.read())[0]["generated_text"])
+
+
+def serverless():
+    endpoint = builder("ml.g5.2xlarge").deploy(
+        endpoint_name="v3-serverless", inference_config=ServerlessInferenceConfig(memory_size_in_mb=2048, max_concurrency=2))
+    answer = endpoint.invoke(body=BODY, content_type="application/json")
+    print("serverless:", json.loads(answer.body.read())[0]["generated_text"])
+
+
+def asynchronous():
+    endpoint = builder("ml.g5.2xlarge").deploy(
+        endpoint_name="v3-async", inference_config=AsyncInferenceConfig(output_path=f"s3://{BUCKET}/async-out"))
+    boto3.client("s3").put_object(Bucket=BUCKET, Key="in.json", Body=BODY)
+    accepted = endpoint.invoke_async(input_location=f"s3://{BUCKET}/in.json", content_type="application/json")
+    print("async:", accepted.output_location)
+
+
+# The three deploys wait at once: the SDK sleeps 30 s before each first look at an endpoint.
+threads = [threading.Thread(target=flow) for flow in (component, serverless, asynchronous)]
+for t in threads:
+    t.start()
+for t in threads:
+    t.join()
 '''
 
 
-def test_modelbuilder_deploys_an_inference_component(server, sm):
-    result = run_v3(server, COMPONENT)
+def test_modelbuilder_inference_component_serverless_and_async(server, sm):
+    """ModelBuilder.deploy with ResourceRequirements, ServerlessInferenceConfig and
+    AsyncInferenceConfig: each makes what it makes on AWS, and answers."""
+    result = run_v3(server, FLOWS)
     assert result.returncode == 0, result.stderr[-3000:]
-    assert re.search(r"answer: \S+", result.stdout)  # (the SDK's progress panel ends without a newline)
+    out = result.stdout
+    assert re.search(r"component: \S+", out) and re.search(r"serverless: \S+", out)  # (progress panels end lines)
     component = sm.describe_inference_component(InferenceComponentName="llama-ic")
     assert component["RuntimeConfig"] == {"DesiredCopyCount": 2, "CurrentCopyCount": 2}
     assert component["Specification"]["ComputeResourceRequirements"]["NumberOfAcceleratorDevicesRequired"] == 1
     assert "ModelName" not in sm.describe_endpoint_config(EndpointConfigName="v3-ic")["ProductionVariants"][0]
+    variant = sm.describe_endpoint_config(EndpointConfigName="v3-serverless")["ProductionVariants"][0]
+    assert variant["ServerlessConfig"] == {"MemorySizeInMB": 2048, "MaxConcurrency": 2}
+    location = re.search(r"async: (s3://\S+)", out).group(1)
+    bucket, _, key = location[len("s3://"):].partition("/")
+    s3 = client(server.url, "s3")
+    deadline = time.monotonic() + 30
+    while not s3.list_objects_v2(Bucket=bucket, Prefix=key).get("Contents"):  # the answer, once written
+        assert time.monotonic() < deadline, f"no async output at {location}"
+        time.sleep(0.2)
+    assert json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())[0]["generated_text"]
