@@ -19,8 +19,7 @@ CHUNK_BYTES = 1024 * 1024
 _SIGNING = {"X-Amz-Algorithm", "X-Amz-Credential", "X-Amz-Date", "X-Amz-Expires", "X-Amz-SignedHeaders",
             "X-Amz-Signature", "X-Amz-Security-Token", "AWSAccessKeyId", "Signature", "Expires"}
 _CONDITIONS = ("HTTP_RANGE", "HTTP_IF_MATCH", "HTTP_IF_NONE_MATCH", "HTTP_IF_MODIFIED_SINCE",
-               "HTTP_IF_UNMODIFIED_SINCE", "HTTP_X_AMZ_SERVER_SIDE_ENCRYPTION_CUSTOMER_ALGORITHM",
-               "HTTP_X_AMZ_CHECKSUM_MODE")
+               "HTTP_IF_UNMODIFIED_SINCE", "HTTP_X_AMZ_SERVER_SIDE_ENCRYPTION_CUSTOMER_ALGORITHM")
 
 
 class StreamingGets:
@@ -32,9 +31,23 @@ class StreamingGets:
         key = self._large_object(environ)
         if key is None:
             return self.app(environ, start_response)
-        headers = {**key.metadata, **key.response_dict}
-        headers.setdefault("Content-Type", "binary/octet-stream")
-        headers.setdefault("accept-ranges", "bytes")
+        headers = dict(key.response_dict)
+        if key.version_id != "null":
+            headers["x-amz-version-id"] = key.version_id
+        # The stored checksum, when asked for (boto3 asks by default), as moto's GET sends it.
+        if environ.get("HTTP_X_AMZ_CHECKSUM_MODE") == "ENABLED" and key.checksum_algorithm:
+            value = key.checksum_value
+            if key.checksum_type == "COMPOSITE":
+                value = f"{key.checksum_value}-{key.checksum_parts}"
+            headers[f"x-amz-checksum-{key.checksum_algorithm.lower()}"] = value
+            if key.checksum_type:
+                headers["x-amz-checksum-type"] = key.checksum_type
+        headers.update(key.metadata)
+        present = {name.lower() for name in headers}
+        if "content-type" not in present:
+            headers["Content-Type"] = "binary/octet-stream"
+        if "accept-ranges" not in present:
+            headers["Accept-Ranges"] = "bytes"
         start_response("200 OK", [(k, str(v)) for k, v in headers.items()])
         return _chunks(key)
 
