@@ -7,7 +7,7 @@ import json
 import pytest
 from botocore.exceptions import ClientError
 
-from sagemaker_emu.testing import client, deploy
+from sagemaker_emu.testing import client
 
 ACCOUNT = "123456789012"
 

@@ -6,7 +6,7 @@ import json
 import re
 import time
 
-from sagemaker_emu.testing import client, deploy, variant
+from sagemaker_emu.testing import client, variant
 
 
 def capture_config(percentage=100, modes=("Input", "Output"), **extra):
