@@ -211,8 +211,10 @@ def update_endpoint(backend: Backend, params: dict, call: Call) -> dict:
     variants = _plan(backend, config, retained, exclude)
     backend.check_quota((v, v.reserved_instances) for v in variants)  # both fleets run a while
     endpoint.pending = Deployment(config=config, variants=variants, started=backend.now())
-    # Without one of its own, an update follows the endpoint's (CreateEndpoint's, or the last one's).
-    endpoint.deployment_config = params.get("DeploymentConfig", endpoint.deployment_config)
+    # Its own DeploymentConfig, or with RetainDeploymentConfig the last one (CreateEndpoint's or
+    # the last update's); otherwise the switch is all at once.
+    if "DeploymentConfig" in params or not params.get("RetainDeploymentConfig"):
+        endpoint.deployment_config = params.get("DeploymentConfig")
     backend.transition(endpoint, Status.UPDATING)
     lifecycle.run_in_background(lifecycle.deploy, backend, endpoint, True)
     return {"EndpointArn": endpoint.arn}
