@@ -29,7 +29,7 @@ SERVING = (Status.IN_SERVICE, Status.UPDATING, Status.ROLLING_BACK)  # an update
 @dataclass
 class Guardrails:
     """What a guarded deployment needs from outside the control plane (app.build wires them):
-    an alarm's state (CloudWatch), and waits on the emulator's clock."""
+    an alarm's state (CloudWatch), and how long a bake lasts on the emulator's clock."""
 
     alarm_state: Callable[[str, str], str | None] = lambda region, name: None
     wall: Callable[[float], float] = lambda seconds: seconds  # service seconds -> wall seconds (--clock-speed)
