@@ -246,17 +246,18 @@ class AutoScaling:
             wanted = max(wanted, current + 1)
         elif config.get("DisableScaleIn"):
             return None, 0, 0
-        else:
-            wanted = min(wanted, current - 1) if wanted < current else None
+        elif wanted >= current:  # AlarmLow, yet the formula asks for no fewer: nothing to do
+            return None, 0, 0
         return (wanted, config.get("ScaleOutCooldown", DEFAULT_COOLDOWN_S),
                 config.get("ScaleInCooldown", DEFAULT_COOLDOWN_S))
 
     def _stepped(self, policy: Policy, alarm: Alarm, current: int, value: float) -> tuple[int | None, float, float]:
         config = policy.spec["StepScalingPolicyConfiguration"]
         breach = value - float(alarm.spec.get("Threshold", 0.0))
+        # A step without a bound is open on that side, as AWS documents.
         step = next((s for s in config.get("StepAdjustments", [])
-                     if s.get("MetricIntervalLowerBound", -math.inf) <= breach < s.get("MetricIntervalUpperBound", math.inf)
-                     or (breach == s.get("MetricIntervalUpperBound") == math.inf)), None)
+                     if s.get("MetricIntervalLowerBound", -math.inf) <= breach < s.get("MetricIntervalUpperBound", math.inf)),
+                    None)
         if step is None:
             return None, 0, 0
         adjustment, kind = step["ScalingAdjustment"], config.get("AdjustmentType", "ChangeInCapacity")
