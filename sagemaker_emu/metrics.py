@@ -83,6 +83,19 @@ class Metrics:
             self.sink.invocations.add(region, endpoint, variant, component, model_s * 1e6, overhead_s * 1e6,
                                       status, 1.0 / max(1, instances), concurrency, self.wall())
 
+    def provisioned(self, region: str, endpoint: str, variant: str, concurrency: int, provisioned: int) -> None:
+        """A call to a serverless variant with provisioned concurrency: within it, or spilled over."""
+        if self.sink is None:
+            return
+        dims, now = _variant(endpoint, variant), self.wall()
+        within = concurrency <= provisioned
+        executions = float(min(concurrency, provisioned))
+        self.sink.record(region, [
+            ((NAMESPACE, "ServerlessProvisionedConcurrencyExecutions", dims), executions, "None", now),
+            ((NAMESPACE, "ServerlessProvisionedConcurrencyUtilization", dims), executions / provisioned, "None", now),
+            ((NAMESPACE, "ServerlessProvisionedConcurrencyInvocations", dims), float(within), "None", now),
+            ((NAMESPACE, "ServerlessProvisionedConcurrencySpilloverInvocations", dims), float(not within), "None", now)])
+
     def no_capacity(self, region: str, component: str) -> None:
         """A call to an inference component with no copy (NoCapacityInvocationFailures)."""
         if self.sink is not None:

@@ -149,8 +149,8 @@ class FleetView(Protocol):
         """The variant's ml.* instance type ("" for serverless)."""
         ...
 
-    def concurrency_limit(self, variant: str) -> int | None:
-        """Calls a serverless variant takes at once (its MaxConcurrency); None for others."""
+    def serverless(self, variant: str) -> ServerlessPlan | None:
+        """A serverless variant's MaxConcurrency and ProvisionedConcurrency; None for others."""
         ...
 
     def cold_start(self, variant: str) -> float | None:

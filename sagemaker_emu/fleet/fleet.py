@@ -113,9 +113,9 @@ class ProcessFleet:
         vf = self.variants.get(variant)
         return vf.instance_type if vf is not None else ""
 
-    def concurrency_limit(self, variant: str) -> int | None:
+    def serverless(self, variant: str) -> ServerlessPlan | None:
         vf = self.variants.get(variant)
-        return vf.serverless.max_concurrency if vf is not None and vf.serverless is not None else None
+        return vf.serverless if vf is not None else None
 
     # ------------------------------------------------------------ serverless
 

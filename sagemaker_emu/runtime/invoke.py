@@ -82,6 +82,7 @@ class Exchange:
     head: Response
     component: str | None = None  # the inference component invoked, for its metrics
     concurrency: int = 1  # calls in flight on the instance once this one was sent
+    provisioned: int = 0  # a serverless variant's ProvisionedConcurrency
     closed: bool = False
 
     def close(self) -> None:
@@ -298,7 +299,7 @@ class Runtime:
         else:
             variant = key = self._choose_variant(req, target).name
         instances = target.fleet.instances(key)
-        if not instances and target.fleet.concurrency_limit(key) is not None:
+        if not instances and target.fleet.serverless(key) is not None:
             instances = self._cold_start(req, target, key)
         if not instances:
             return variant, None, None
@@ -342,7 +343,8 @@ class Runtime:
         """Take a slot on the instance, send, read the head. None: the request never reached
         it (it began draining, or refused the connection), so route again."""
         slot = contextlib.ExitStack()
-        limit = target.fleet.concurrency_limit(instance.variant)  # a serverless variant's MaxConcurrency
+        serverless = target.fleet.serverless(instance.variant)
+        limit = serverless.max_concurrency if serverless is not None else None
         try:
             outcome = slot.enter_context(instance.load.dispatch(limit))  # in flight from here
         except Saturated:
@@ -368,7 +370,7 @@ class Runtime:
             raise
         outcome.failed = not 200 <= head.status < 300
         return Exchange(target, variant, instance, outcome, slot, prompt_blocks, started, sent, conn, head,
-                        req.component_found, concurrency)
+                        req.component_found, concurrency, serverless.provisioned if serverless is not None else 0)
 
     def _finish(self, ex: Exchange) -> None:
         """Close the exchange and record it, once."""
@@ -384,6 +386,8 @@ class Runtime:
                              overhead_s=ex.sent - ex.started, component=ex.component, status=ex.head.status,
                              instances=len(ex.target.fleet.instances(ex.instance.variant)),
                              concurrency=ex.concurrency, region=ex.target.region)
+        if ex.provisioned:
+            self.metrics.provisioned(ex.target.region, ex.target.name, ex.variant, ex.concurrency, ex.provisioned)
         log.info("InvokeEndpoint %s variant=%s instance=%s status=%d %.1fms",
                  ex.target.name, ex.variant, ex.instance.id, ex.head.status, (answered - ex.sent) * 1000)
 

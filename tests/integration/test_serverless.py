@@ -1,6 +1,7 @@
 """Serverless endpoints (issue 14): validated as AWS does, cold until called, throttled above
 MaxConcurrency, scaled to zero after idling, kept warm by ProvisionedConcurrency."""
 
+import datetime as dt
 import re
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -100,6 +101,16 @@ def test_provisioned_concurrency_keeps_it_warm_and_updates_apply(sls):
     with ThreadPoolExecutor(3) as pool:  # three at once are now allowed
         assert len(list(pool.map(lambda i: rt.invoke_endpoint(EndpointName="warm", Body=b"y"), range(3)))) == 3
     assert len(instances(server, "warm")) == 1 and cold_starts(server, "warm") == 0
+    cw = client(server.url, "cloudwatch")
+    now = dt.datetime.now(dt.timezone.utc)
+    window = {"StartTime": now - dt.timedelta(minutes=10), "EndTime": now + dt.timedelta(minutes=1), "Period": 3600}
+    dims = [{"Name": "EndpointName", "Value": "warm"}, {"Name": "VariantName", "Value": "v"}]
+    [calls] = cw.get_metric_statistics(Namespace="AWS/SageMaker", MetricName="ServerlessProvisionedConcurrencyInvocations",
+                                       Dimensions=dims, Statistics=["SampleCount"], **window)["Datapoints"]
+    assert calls["SampleCount"] == 4.0  # every call to the variant, within or beyond what is provisioned
+    [usage] = cw.get_metric_statistics(Namespace="AWS/SageMaker", MetricName="ServerlessProvisionedConcurrencyUtilization",
+                                       Dimensions=dims, Statistics=["Minimum", "Maximum"], **window)["Datapoints"]
+    assert 0 < usage["Minimum"] <= usage["Maximum"] <= 1.0
 
 
 def test_serverless_configs_are_validated(sls):

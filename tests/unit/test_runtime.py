@@ -16,7 +16,7 @@ class EmptyFleet:
     def router(self, variant):
         return RandomStrategy()
 
-    def concurrency_limit(self, variant):
+    def serverless(self, variant):
         return None
 
 
