@@ -162,7 +162,7 @@ def build(config: Config | None = None, credentials: tuple[str, str] | None = No
     wsgi = ServiceRouter(app, lambda service: own.get(service) or (embedded.app(service) if service in served else None))
     emulator = Emulator(config, backends, runtime, asynchronous, cloudwatch, autoscaling, usage, log_store, wsgi, app,
                         neighbours, embedded, model_data, state_dir, owns_state_dir=config.state_dir is None)
-    app.register_blueprint(emu_api.blueprint(backends, runtime, emulator.reset, asynchronous.depth))
+    app.register_blueprint(emu_api.blueprint(backends, runtime, emulator.reset, asynchronous.depth, log_store.lines))
     app.register_error_handler(HTTPException, _http_error)
     app.register_blueprint(json11.blueprint(backends, config))
     return emulator

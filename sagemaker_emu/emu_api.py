@@ -22,9 +22,12 @@ MAX_LOG_LINES = 10_000
 
 
 def blueprint(backends: "Backends", runtime: "Runtime", reset_all: Callable[[], None],
-              async_depth: Callable[[str, str], dict] = lambda region, name: {}) -> Blueprint:
-    """`/_emu/`, reading `backends`' snapshots, `runtime`'s metrics and faults, and the async
-    queues' depth (`async_depth(region, endpoint)`)."""
+              async_depth: Callable[[str, str], dict] = lambda region, name: {},
+              log_lines: Callable[[str, str, str, int], list[str] | None] = lambda region, name, instance, n: None,
+              ) -> Blueprint:
+    """`/_emu/`, reading `backends`' snapshots, `runtime`'s metrics and faults, the async
+    queues' depth (`async_depth(region, endpoint)`), and the workers' lines as CloudWatch Logs
+    holds them (`log_lines(region, endpoint, instance id, count)`)."""
     bp = Blueprint("emu", __name__, url_prefix="/_emu")
 
     @bp.get("/health")
@@ -75,10 +78,10 @@ def blueprint(backends: "Backends", runtime: "Runtime", reset_all: Callable[[], 
         lines = request.args.get("lines", default=200, type=int)
         if not 1 <= lines <= MAX_LOG_LINES:
             return jsonify({"message": f"lines must be a whole number from 1 to {MAX_LOG_LINES}."}), 400
-        for instance in ep.fleet.all_instances() if ep.fleet else []:
-            if instance.id == instance_id:
-                return Response("\n".join(instance.log_tail(lines)) + "\n", mimetype="text/plain")
-        abort(404, description=f"No instance {instance_id} on endpoint {name}")
+        if not any(i.id == instance_id for i in (ep.fleet.all_instances() if ep.fleet else [])):
+            abort(404, description=f"No instance {instance_id} on endpoint {name}")
+        held = log_lines(ep.region, ep.name, instance_id, lines)  # the store CloudWatch Logs answers from
+        return Response("\n".join(held or []) + "\n", mimetype="text/plain")
 
     @bp.route("/faults", methods=["GET", "POST", "DELETE"])
     def faults():

@@ -162,6 +162,22 @@ class LogStore:
         with self._lock:
             return self._groups.get(region, {}).get(name)
 
+    def lines(self, region: str, endpoint: str, instance_id: str, count: int) -> list[str] | None:
+        """The last `count` lines of an instance (or copy) of the endpoint's current deployment,
+        as CloudWatch Logs holds them (for `/_emu` and `sagemaker-emu logs`); None if unknown."""
+        if instance_id.startswith("ic:"):
+            group_name, base = COMPONENTS + instance_id[3:].rsplit("-", 1)[0], instance_id[3:]
+        else:
+            group_name, base = ENDPOINTS + endpoint, f"{instance_id.rsplit('-', 1)[0]}/{instance_id}"
+        group = self.group(region, group_name)
+        if group is None:
+            return None
+        names = [n for n in group.streams if n == base or n.startswith(base + "-update-")]
+        if not names:
+            return None
+        latest = max(names, key=lambda n: int(n.rsplit("-", 1)[1]) if n != base else 0)
+        return [e.message for e in self.events(group.streams[latest])][-count:]
+
     def events(self, stream: Stream) -> list[Event]:
         with self._lock:
             return list(stream.events)

@@ -39,7 +39,7 @@ def logs(server):
     return client(server.url, "logs")
 
 
-def test_worker_output_is_in_the_endpoints_log_group(sm, rt, logs, tmp_path):
+def test_worker_output_is_in_the_endpoints_log_group(server, sm, rt, logs, tmp_path):
     (tmp_path / "code").mkdir()
     (tmp_path / "code" / "inference.py").write_text(TALKATIVE)
     deploy(sm, "talk", container={"Image": PYTORCH, "ModelDataUrl": tmp_path.as_uri()}, InitialInstanceCount=2)
@@ -61,6 +61,8 @@ def test_worker_output_is_in_the_endpoints_log_group(sm, rt, logs, tmp_path):
     events = logs.get_log_events(logGroupName=group, logStreamName=streams[0], startFromHead=True)
     messages = [e["message"] for e in events["events"]]
     assert "model loaded" in messages and all(e["timestamp"] > 0 for e in events["events"])
+    status, _, body = server.post("/_emu/endpoints/talk/instances/AllTraffic-1/logs?lines=10000", method="GET")
+    assert status == 200 and body.decode().splitlines() == messages  # the same store answers /_emu
     again = logs.get_log_events(logGroupName=group, logStreamName=streams[0], nextToken=events["nextForwardToken"])
     assert again["events"] == [] and again["nextForwardToken"] == events["nextForwardToken"]  # the end: same token
     with pytest.raises(ClientError) as info:
