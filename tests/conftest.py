@@ -15,6 +15,15 @@ def server():
     srv.stop()
 
 
+@pytest.fixture(scope="module")
+def fast():
+    """A server whose clock runs 60 times faster (`--clock-speed 60`): a 60-second alarm period,
+    cooldown or bake lasts one second. One per test module."""
+    srv = EmulatorProcess("--clock-speed", "60")
+    yield srv
+    srv.stop()
+
+
 @pytest.fixture(autouse=True)
 def _clean_state(request):
     if "server" in request.fixturenames:

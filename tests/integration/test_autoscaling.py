@@ -9,17 +9,11 @@ import time
 import pytest
 from botocore.exceptions import ClientError
 
-from sagemaker_emu.testing import EmulatorProcess, client, deploy
+from sagemaker_emu.testing import client, deploy
 from tests.integration.test_inference_components import component, ic_endpoint
 
 INSTANCES = "sagemaker:variant:DesiredInstanceCount"
 COPIES = "sagemaker:inference-component:DesiredCopyCount"
-
-
-@pytest.fixture(scope="module")
-def fast():
-    with EmulatorProcess("--clock-speed", "60") as srv:
-        yield srv
 
 
 @pytest.fixture

@@ -10,16 +10,9 @@ import time
 import pytest
 from botocore.exceptions import ClientError
 
-from sagemaker_emu.testing import EmulatorProcess, client, deploy
+from sagemaker_emu.testing import client, deploy
 
 DIMS = [{"Name": "EndpointName", "Value": "cw"}, {"Name": "VariantName", "Value": "AllTraffic"}]
-
-
-@pytest.fixture(scope="module")
-def fast():
-    """A server whose clock runs 60 times faster: a 60-second alarm period is one second."""
-    with EmulatorProcess("--clock-speed", "60") as srv:
-        yield srv
 
 
 @pytest.fixture

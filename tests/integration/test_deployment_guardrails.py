@@ -5,7 +5,7 @@ no failed call; on a clock 60 times faster than wall time."""
 import pytest
 
 from sagemaker_emu.testing import client, deploy
-from tests.integration.test_autoscaling import Load, fast, until  # noqa: F401  (fast: the 60x server)
+from tests.integration.test_autoscaling import Load, until
 
 
 @pytest.fixture
