@@ -19,22 +19,20 @@ pytestmark = pytest.mark.skipif(not Path(SDK3_PYTHON).exists(), reason=f"no SDK 
                                 "(make test builds it)")
 
 
-def run_v3(server, code_or_path: str, *args: str) -> subprocess.CompletedProcess:
+def start_v3(server, code_or_path: str) -> subprocess.Popen:
+    """A script (a path) or code run by the v3 SDK's Python, with only the endpoint variable set."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     env.update(AWS_ENDPOINT_URL=server.url, AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing",
                AWS_DEFAULT_REGION="us-east-1")
-    command = [SDK3_PYTHON, code_or_path, *args] if code_or_path.endswith(".py") else [SDK3_PYTHON, "-c", code_or_path]
-    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=240, cwd=ROOT)
+    command = [SDK3_PYTHON, code_or_path] if code_or_path.endswith(".py") else [SDK3_PYTHON, "-c", code_or_path]
+    return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
 
 
-def test_modelbuilder_tgi_builds_deploys_invokes_and_deletes(server):
-    result = run_v3(server, str(ROOT / "examples" / "sdk_v3_modelbuilder.py"))
-    assert result.returncode == 0, result.stderr[-3000:]
-    out = result.stdout
-    assert re.search(r"deployed v3-tgi-\d+ in \d+ s: InService", out)
-    assert re.search(r"^TGI: \S+", out, re.M) and re.search(r"^Messages API: \S+", out, re.M)
-    assert out.rstrip().endswith("deleted")
-    assert client(server.url).list_endpoints()["Endpoints"] == []
+def finish(process: subprocess.Popen) -> str:
+    """Its output, once it has ended well."""
+    out, err = process.communicate(timeout=240)
+    assert process.returncode == 0, err[-3000:]
+    return out
 
 
 STREAM = '''
@@ -55,9 +53,8 @@ def test_sagemaker_core_cannot_read_an_event_stream_boto3_reads(server, sm, rt):
     """sagemaker-core 2.x hands boto3's EventStream to a transform that expects a dict. The
     stream itself is AWS's wire format: boto3 reads the same answer, event by event."""
     deploy(sm, "streamed", container={"Image": "sagemaker-emu/llm-sim"})
-    result = run_v3(server, STREAM)
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert result.stdout.strip() == "sagemaker-core failed: 'EventStream' object has no attribute 'get'"
+    assert finish(start_v3(server, STREAM)).strip() == \
+        "sagemaker-core failed: 'EventStream' object has no attribute 'get'"
     answer = rt.invoke_endpoint_with_response_stream(EndpointName="streamed", ContentType="application/json", Body=json.dumps(
         {"inputs": "Hi", "stream": True, "parameters": {"max_new_tokens": 3}}))
     assert len([e for e in answer["Body"] if "PayloadPart" in e]) == 3
@@ -123,12 +120,20 @@ for t in threads:
 '''
 
 
-def test_modelbuilder_inference_component_serverless_and_async(server, sm):
-    """ModelBuilder.deploy with ResourceRequirements, ServerlessInferenceConfig and
-    AsyncInferenceConfig: each makes what it makes on AWS, and answers."""
-    result = run_v3(server, FLOWS)
-    assert result.returncode == 0, result.stderr[-3000:]
-    out = result.stdout
+def test_modelbuilder_flows(server, sm):
+    """examples/sdk_v3_modelbuilder.py (TGI: build, deploy, invoke, delete), and ModelBuilder.deploy
+    with ResourceRequirements, ServerlessInferenceConfig and AsyncInferenceConfig: each makes what
+    it makes on AWS, and answers. The two scripts run at once: the SDK sleeps 30 s before each
+    first look at an endpoint, whatever the endpoint does."""
+    example = start_v3(server, str(ROOT / "examples" / "sdk_v3_modelbuilder.py"))
+    flows = start_v3(server, FLOWS)
+    out = finish(example)
+    name = re.search(r"deployed (v3-tgi-\d+) in \d+ s: InService", out).group(1)
+    assert re.search(r"^TGI: \S+", out, re.M) and re.search(r"^Messages API: \S+", out, re.M)
+    assert out.rstrip().endswith("deleted")
+    assert name not in {e["EndpointName"] for e in sm.list_endpoints()["Endpoints"]}
+
+    out = finish(flows)
     assert re.search(r"component: \S+", out) and re.search(r"serverless: \S+", out)  # (progress panels end lines)
     component = sm.describe_inference_component(InferenceComponentName="llama-ic")
     assert component["RuntimeConfig"] == {"DesiredCopyCount": 2, "CurrentCopyCount": 2}
