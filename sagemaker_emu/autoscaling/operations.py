@@ -3,10 +3,11 @@ and the validated input), over one `AutoScaling` backend."""
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Callable
 
 from sagemaker_emu.autoscaling.backend import AutoScaling, Policy, Target
 from sagemaker_emu.errors import ServiceError
+from sagemaker_emu.paging import page
 
 SAGEMAKER = "sagemaker"
 DIMENSIONS = ("sagemaker:variant:DesiredInstanceCount", "sagemaker:variant:DesiredProvisionedConcurrency",
@@ -22,12 +23,7 @@ def _key(p: dict) -> tuple[str, str, str]:
 
 
 def _page(items: list, member: str, p: dict) -> dict:
-    start = int(p["NextToken"]) if str(p.get("NextToken", "")).isdigit() else 0
-    size = p.get("MaxResults", PAGE)
-    out: dict[str, Any] = {member: items[start:start + size]}
-    if start + size < len(items):
-        out["NextToken"] = str(start + size)
-    return out
+    return page(items, member, p.get("NextToken"), p.get("MaxResults", PAGE))
 
 
 def _matches(spec: dict, p: dict, ids_member: str = "ResourceIds") -> bool:

@@ -11,6 +11,7 @@ from sagemaker_emu.cloudwatch.alarms import COMPARISONS, matches_metric
 from sagemaker_emu.cloudwatch.backend import CloudWatch
 from sagemaker_emu.cloudwatch.series import dimensions, statistic
 from sagemaker_emu.errors import ServiceError
+from sagemaker_emu.paging import page
 
 PAGE = 500  # ListMetrics' page, as AWS's
 MAX_DATAPOINTS = 1440  # GetMetricStatistics answers at most this many, as AWS's
@@ -109,12 +110,7 @@ def operations(cw: CloudWatch) -> dict[str, Callable[[str, dict], dict]]:
                 continue
             found.append({"Namespace": namespace, "MetricName": name,
                           "Dimensions": [{"Name": k, "Value": v} for k, v in dims]})
-        start = int(p.get("NextToken") or 0) if str(p.get("NextToken") or "0").isdigit() else 0
-        page = found[start:start + PAGE]
-        out: dict[str, Any] = {"Metrics": page}
-        if start + PAGE < len(found):
-            out["NextToken"] = str(start + PAGE)
-        return out
+        return page(found, "Metrics", p.get("NextToken"), PAGE)
 
     def put_metric_alarm(region: str, p: dict) -> dict:
         single = "MetricName" in p or "Namespace" in p
@@ -155,12 +151,8 @@ def operations(cw: CloudWatch) -> dict[str, Callable[[str, dict], dict]]:
         if p.get("AlarmTypes") and "MetricAlarm" not in p["AlarmTypes"]:
             alarms = []
         alarms.sort(key=lambda a: a.name)
-        start = int(p["NextToken"]) if str(p.get("NextToken", "")).isdigit() else 0
-        size = p.get("MaxRecords", 50)
-        out: dict[str, Any] = {"MetricAlarms": [a.describe() for a in alarms[start:start + size]], "CompositeAlarms": []}
-        if start + size < len(alarms):
-            out["NextToken"] = str(start + size)
-        return out
+        out = page(alarms, "MetricAlarms", p.get("NextToken"), p.get("MaxRecords", 50))
+        return {**out, "MetricAlarms": [a.describe() for a in out["MetricAlarms"]], "CompositeAlarms": []}
 
     def describe_alarms_for_metric(region: str, p: dict) -> dict:
         return {"MetricAlarms": [a.describe() for a in cw.alarms(region) if matches_metric(a, p)]}

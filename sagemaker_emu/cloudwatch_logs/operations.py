@@ -4,10 +4,11 @@ of the region and the validated input)."""
 from __future__ import annotations
 
 import shlex
-from typing import Any, Callable
+from typing import Callable
 
 from sagemaker_emu.cloudwatch_logs.store import Event, Group, LogStore
 from sagemaker_emu.errors import ServiceError
+from sagemaker_emu.paging import page
 
 PAGE = 50  # DescribeLogGroups / DescribeLogStreams default page
 EVENTS = 10_000  # GetLogEvents / FilterLogEvents default limit
@@ -29,12 +30,7 @@ def matches(pattern: str, message: str) -> bool:
 
 
 def _page(items: list, member: str, p: dict, default: int) -> dict:
-    start = int(p["nextToken"]) if str(p.get("nextToken", "")).isdigit() else 0
-    size = p.get("limit", default)
-    out: dict[str, Any] = {member: items[start:start + size]}
-    if start + size < len(items):
-        out["nextToken"] = str(start + size)
-    return out
+    return page(items, member, p.get("nextToken"), p.get("limit", default), "nextToken")
 
 
 def operations(store: LogStore, account: str) -> dict[str, Callable[[str, dict], dict]]:

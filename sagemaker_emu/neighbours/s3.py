@@ -108,4 +108,6 @@ class S3ModelData:
             return path
 
     def clear(self) -> None:
+        with self._guard:
+            self._locks.clear()
         shutil.rmtree(self.cache_dir, ignore_errors=True)

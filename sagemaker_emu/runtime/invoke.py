@@ -82,6 +82,7 @@ class Exchange:
     head: Response
     component: str | None = None  # the inference component invoked, for its metrics
     concurrency: int = 1  # calls in flight on the instance once this one was sent
+    pool_size: int = 1  # routable instances (or copies) when it was routed
     provisioned: int = 0  # a serverless variant's ProvisionedConcurrency
     closed: bool = False
 
@@ -146,6 +147,7 @@ class InvokeRequest:
     adapter: str | None = None  # set when the component invoked is an adapter served by its base's copies
     component_found: str | None = None  # the component invoked, once it is known to exist
     timeout: float | None = None  # seconds the container has to answer; None: the server's --model-timeout
+    pool_size: int = 1  # routable instances (or copies) the call was routed among: InvocationsPerInstance
 
 
 @dataclass
@@ -303,6 +305,7 @@ class Runtime:
             instances = self._cold_start(req, target, key)
         if not instances:
             return variant, None, None
+        req.pool_size = len(instances)
         router = target.fleet.router(key)
         request = router.prepare(RouteRequest(req.body, req.prefix_aware_id), instances)  # outside the lock
         with self._rng_lock:  # one decision at a time: seeded choices repeat run to run
@@ -370,7 +373,8 @@ class Runtime:
             raise
         outcome.failed = not 200 <= head.status < 300
         return Exchange(target, variant, instance, outcome, slot, prompt_blocks, started, sent, conn, head,
-                        req.component_found, concurrency, serverless.provisioned if serverless is not None else 0)
+                        req.component_found, concurrency, req.pool_size,
+                        serverless.provisioned if serverless is not None else 0)
 
     def _finish(self, ex: Exchange) -> None:
         """Close the exchange and record it, once."""
@@ -384,7 +388,7 @@ class Runtime:
         answered = time.perf_counter()
         self.metrics.invoked(ex.target.name, ex.variant, ex.instance.id, model_s=answered - ex.sent,
                              overhead_s=ex.sent - ex.started, component=ex.component, status=ex.head.status,
-                             instances=len(ex.target.fleet.instances(ex.instance.variant)),
+                             instances=ex.pool_size,
                              concurrency=ex.concurrency, region=ex.target.region)
         if ex.provisioned:
             self.metrics.provisioned(ex.target.region, ex.target.name, ex.variant, ex.concurrency, ex.provisioned)
@@ -453,7 +457,9 @@ class Runtime:
         key = (target.arn, target.created)  # a re-created endpoint does not inherit sessions
         session = self.sessions.find(key, target.name, req.session_id, time.time())
         has_variant = any(v.name == session.variant for v in target.variants)
-        instance = next((i for i in target.fleet.instances(session.route) if i.id == session.instance_id), None)
+        instances = target.fleet.instances(session.route)
+        req.pool_size = len(instances)
+        instance = next((i for i in instances if i.id == session.instance_id), None)
         if not has_variant or instance is None:  # the instance that held it is gone
             self.sessions.closed(key, req.session_id)
             raise InvalidInput(f"Session {req.session_id} of endpoint {target.name} was lost with its instance.")
