@@ -143,8 +143,11 @@ class CloudWatch:
             now = time.monotonic()
             for alarm in [a for region in list(self._alarms.values()) for a in list(region.values())]:
                 if now >= alarm.next_evaluation:
-                    period = self._period(alarm)
-                    alarm.next_evaluation = now + self.clock.wall(period)
+                    # On a fixed beat, not from whenever this tick ran: the windows then tile time,
+                    # and no second of datapoints is skipped or seen twice.
+                    step = self.clock.wall(self._period(alarm))
+                    beat = alarm.next_evaluation + step if alarm.next_evaluation else now + step
+                    alarm.next_evaluation = beat if beat > now else now + step
                     try:
                         self.evaluate(alarm)
                     except Exception:
@@ -162,7 +165,7 @@ class CloudWatch:
         spec = alarm.spec
         period = max(1.0, self.clock.wall(self._period(alarm)))
         count = spec["EvaluationPeriods"]
-        end = float(int(self.clock.now()) + 1)  # up to now: the current second's datapoints count
+        end = float(int(self.clock.now()))  # complete seconds only: the next evaluation sees this one whole
         start = end - period * count
         store = self.reading(alarm.region)
         if "Metrics" in spec:
