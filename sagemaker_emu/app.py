@@ -151,9 +151,8 @@ def build(config: Config | None = None, credentials: tuple[str, str] | None = No
            "logs": RpcService("logs", logs_operations(log_store, config.account), config.region),
            "application-autoscaling": RpcService("application-autoscaling", autoscaling_operations(autoscaling),
                                                  config.region)}
-    warm(own["monitoring"].operations, "cloudwatch")
-    warm(own["application-autoscaling"].operations, "application-autoscaling")
-    warm(own["logs"].operations, "logs")
+    for service in own.values():
+        warm(service.operations, service.service)
     app = Flask("sagemaker_emu")
     app.config["MAX_CONTENT_LENGTH"] = MAX_REQUEST_BYTES
     app.wsgi_app = rest.RuntimeAPI(runtime, config, app.wsgi_app, asynchronous)  # the hot path skips Flask
