@@ -60,6 +60,58 @@ def test_sagemaker_core_cannot_read_an_event_stream_boto3_reads(server, sm, rt):
     assert len([e for e in answer["Body"] if "PayloadPart" in e]) == 3
 
 
+CORE_COMPONENTS = '''
+import json
+from sagemaker.core.resources import Endpoint, EndpointConfig, InferenceComponent, Model
+from sagemaker.core.shapes import (ContainerDefinition, InferenceComponentComputeResourceRequirements,
+                                   InferenceComponentRuntimeConfig, InferenceComponentSpecification,
+                                   ProductionVariant, ProductionVariantManagedInstanceScaling)
+
+ROLE = "arn:aws:iam::123456789012:role/SageMakerExecutionRole"
+Model.create(model_name="core-llm", execution_role_arn=ROLE,
+             primary_container=ContainerDefinition(image="sagemaker-emu/llm-sim"))
+EndpointConfig.create(endpoint_config_name="core-ic-config", execution_role_arn=ROLE, production_variants=[
+    ProductionVariant(variant_name="AllTraffic", instance_type="ml.g5.12xlarge", initial_instance_count=1,
+                      managed_instance_scaling=ProductionVariantManagedInstanceScaling(
+                          status="ENABLED", min_instance_count=1, max_instance_count=2))])
+endpoint = Endpoint.create(endpoint_name="core-ic-ep", endpoint_config_name="core-ic-config")
+endpoint.wait_for_status("InService", poll=1)
+component = InferenceComponent.create(
+    inference_component_name="core-ic", endpoint_name="core-ic-ep", variant_name="AllTraffic",
+    specification=InferenceComponentSpecification(
+        model_name="core-llm", compute_resource_requirements=InferenceComponentComputeResourceRequirements(
+            min_memory_required_in_mb=1024, number_of_accelerator_devices_required=2)),
+    runtime_config=InferenceComponentRuntimeConfig(copy_count=2))
+component.wait_for_status("InService", poll=1)
+print("copies:", component.runtime_config.desired_copy_count, component.runtime_config.current_copy_count)
+answer = endpoint.invoke(body=json.dumps({"inputs": "Hello", "parameters": {"max_new_tokens": 3}}),
+                         content_type="application/json", inference_component_name="core-ic")
+print("answer:", json.loads(answer.body.read())[0]["generated_text"])
+component.update_runtime_configs(desired_runtime_config=InferenceComponentRuntimeConfig(copy_count=3))
+component.wait_for_status("InService", poll=1)
+print("copies:", component.runtime_config.desired_copy_count, component.runtime_config.current_copy_count)
+print("instances:", Endpoint.get("core-ic-ep").production_variants[0].current_instance_count)
+print("listed:", [c.inference_component_name for c in InferenceComponent.get_all(endpoint_name_equals="core-ic-ep")])
+component.delete()
+component.wait_for_delete(poll=1)
+endpoint.delete()
+print("deleted")
+'''
+
+
+def test_sagemaker_core_resources_drive_inference_components(server, sm):
+    """Issue 13 through SDK v3's own resource classes: Model, EndpointConfig (no model, managed
+    instance scaling), Endpoint, InferenceComponent.create / wait_for_status /
+    update_runtime_configs / get_all / delete, and Endpoint.invoke with the component. Two
+    2-accelerator copies fill one ml.g5.12xlarge (4 GPUs), so the third brings a second instance."""
+    out = finish(start_v3(server, CORE_COMPONENTS))
+    assert re.findall(r"^copies: (\d) (\d)", out, re.M) == [("2", "2"), ("3", "3")]
+    assert re.search(r"^answer: \S+", out, re.M)
+    assert "instances: 2" in out and "listed: ['core-ic']" in out
+    assert out.rstrip().endswith("deleted")
+    assert not sm.list_inference_components()["InferenceComponents"]
+
+
 FLOWS = '''
 import json
 import threading
