@@ -10,6 +10,7 @@ to disk while they wait, so a long queue costs files, not memory.
 
 from __future__ import annotations
 
+import base64
 import collections
 import datetime
 import logging
@@ -30,6 +31,10 @@ log = logging.getLogger("sagemaker_emu.async")
 DEFAULT_CONCURRENCY_PER_INSTANCE = 4  # SageMaker "chooses an optimal value"; ours, recorded in decisions.md
 DEFAULT_TTL_S = 21600  # RequestTTLSeconds: 6 hours, SageMaker's default and maximum
 DEFAULT_INVOCATION_TIMEOUT_S = 900  # InvocationTimeoutSeconds: SageMaker's default
+# NotificationConfig.IncludeInferenceResponseIn: the topics whose notification carries the answer
+# itself, when it is at most 128 KB (AWS's limit); the shape is our choice (docs/decisions.md).
+INCLUDE_IN = {"SuccessTopic": "SUCCESS_NOTIFICATION_TOPIC", "ErrorTopic": "ERROR_NOTIFICATION_TOPIC"}
+MAX_INCLUDED_RESPONSE = 128 * 1024
 BACKLOG_SAMPLE_S = 1.0  # how often the backlog metrics are sampled (AWS: every minute)
 NOT_ASYNC = "Endpoint {name} of account {account} is not an asynchronous inference endpoint: its endpoint " \
             "configuration has no AsyncInferenceConfig. Use InvokeEndpoint instead."
@@ -76,6 +81,14 @@ class Accepted:
 
 def _join(*parts: str | None) -> str:
     return "/".join(p.strip("/") if i else p.rstrip("/") for i, p in enumerate(parts) if p)
+
+
+def _included(body: bytes) -> dict[str, str]:
+    """The answer as a notification carries it: text as is, anything else in base64."""
+    try:
+        return {"content": body.decode("utf-8"), "encoding": "UTF-8"}
+    except UnicodeDecodeError:
+        return {"content": base64.b64encode(body).decode("ascii"), "encoding": "BASE64"}
 
 
 def _iso(when: float) -> str:
@@ -222,7 +235,7 @@ class AsyncInvocations:
                 return
             self.results.write(job.output_location, result.body, result.content_type)
             self._notify(job, "SuccessTopic", "Completed",
-                         {"contentType": result.content_type, "outputLocation": job.output_location})
+                         {"contentType": result.content_type, "outputLocation": job.output_location}, body=result.body)
         except Exception:  # S3 or SNS failed under us: never a dead queue
             log.exception("async inference %s of %s failed", job.inference_id, request.endpoint_name)
         finally:
@@ -235,12 +248,14 @@ class AsyncInvocations:
     def _failed(self, job: Job, reason: str, body: bytes) -> None:
         log.info("async inference %s of %s failed: %s", job.inference_id, job.request.endpoint_name, reason[:200])
         self.results.write(job.failure_location, body, "text/plain")
-        self._notify(job, "ErrorTopic", "Failed", {"failureLocation": job.failure_location}, reason)
+        self._notify(job, "ErrorTopic", "Failed", {"failureLocation": job.failure_location}, reason, body)
 
-    def _notify(self, job: Job, topic: str, status: str, response: dict, reason: str | None = None) -> None:
+    def _notify(self, job: Job, topic: str, status: str, response: dict, reason: str | None = None,
+                body: bytes = b"") -> None:
         arn = job.notifications.get(topic)
         if not arn:
             return
+        included = INCLUDE_IN[topic] in job.notifications.get("IncludeInferenceResponseIn", ())
         request = job.request
         message = {
             "awsRegion": request.region, "eventTime": _iso(self.wall()), "receivedTime": _iso(job.received),
@@ -254,6 +269,8 @@ class AsyncInvocations:
             "inferenceId": job.inference_id, "eventVersion": "1.0", "eventSource": "aws:sagemaker",
             "eventName": "InferenceResult",
         }
+        if included and len(body) <= MAX_INCLUDED_RESPONSE:
+            message["responseBody"] = _included(body)
         self.results.notify(arn, message)
 
     # ------------------------------------------------------------ teardown

@@ -27,10 +27,11 @@ def aws(server):
     return s3, sqs, queues
 
 
-def async_endpoint(sm, queues, name="async", **variant_fields):
+def async_endpoint(sm, queues, name="async", include=(), **variant_fields):
+    notification = {"SuccessTopic": queues["success"][0], "ErrorTopic": queues["error"][0],
+                    **({"IncludeInferenceResponseIn": list(include)} if include else {})}
     config = {"OutputConfig": {"S3OutputPath": "s3://async-io/output", "S3FailurePath": "s3://async-io/failures",
-                               "NotificationConfig": {"SuccessTopic": queues["success"][0],
-                                                      "ErrorTopic": queues["error"][0]}},
+                               "NotificationConfig": notification},
               "ClientConfig": {"MaxConcurrentInvocationsPerInstance": 2}}
     sm.create_model(ModelName=f"{name}-model", PrimaryContainer={"Image": "sagemaker-emu/echo"})
     sm.create_endpoint_config(EndpointConfigName=f"{name}-config", AsyncInferenceConfig=config, ProductionVariants=[{
@@ -69,6 +70,7 @@ def test_output_lands_in_s3_and_sns_notifies_sqs(sm, rt, aws):
     assert message["requestParameters"] == {"contentType": "application/json", "endpointName": "async",
                                             "inputLocation": "s3://async-io/in/1.json"}
     assert message["responseParameters"]["outputLocation"] == answer["OutputLocation"]
+    assert "responseBody" not in message  # only with IncludeInferenceResponseIn
     output = s3.get_object(Bucket="async-io", Key="output/job-1.out")
     assert output["Body"].read() == b'{"x": 1}' and output["ContentType"] == "application/json"
 
@@ -81,6 +83,23 @@ def test_inline_body_generated_id_and_output_extension(sm, rt, aws):
     assert len(answer["InferenceId"]) == 36 and answer["OutputLocation"] == "s3://async-io/output/team/a/result.txt"
     notifications(sqs, queues["success"][1], 1)
     assert s3.get_object(Bucket="async-io", Key="output/team/a/result.txt")["Body"].read() == b"inline"
+
+
+def test_include_inference_response_in_puts_the_answer_in_the_notification(sm, rt, aws):
+    """Text as is, bytes in base64, at most 128 KB; only for the topics named."""
+    s3, sqs, queues = aws
+    async_endpoint(sm, queues, include=["SUCCESS_NOTIFICATION_TOPIC"])
+    s3.put_object(Bucket="async-io", Key="in/large", Body=b"y" * (128 * 1024 + 1))
+    rt.invoke_endpoint_async(EndpointName="async", InputLocation="s3://async-io/in/large", InferenceId="large")
+    rt.invoke_endpoint_async(EndpointName="async", Body=b'{"x": 1}', ContentType="application/json")
+    rt.invoke_endpoint_async(EndpointName="async", Body=b"\xff\x00", ContentType="application/octet-stream")
+    rt.invoke_endpoint_async(EndpointName="async", InputLocation="s3://async-io/in/missing.json")
+    messages = notifications(sqs, queues["success"][1], 3)
+    assert ["responseBody" in m for m in messages if m["inferenceId"] == "large"] == [False]
+    bodies = sorted((m["responseBody"] for m in messages if "responseBody" in m), key=lambda b: b["encoding"])
+    assert bodies == [{"content": "/wA=", "encoding": "BASE64"}, {"content": '{"x": 1}', "encoding": "UTF-8"}]
+    [failed] = notifications(sqs, queues["error"][1], 1)
+    assert "responseBody" not in failed
 
 
 def test_failures_go_to_the_failure_path_and_the_error_topic(sm, rt, aws):
