@@ -3,7 +3,11 @@ of one (region, endpoint, variant or component) are summed in place for the curr
 and folded into the store as statistic sets when the second turns or before anything reads
 the store. The store holds one bucket per second anyway, so nothing is lost; an invocation
 costs a dict lookup and a few additions instead of eight datapoints (docs/performance.md,
-`bench record`)."""
+`bench record`).
+
+During an update (UpdateEndpoint), a variant's calls are also counted under
+(EndpointConfigName, EndpointName, VariantName), per fleet, so an alarm can watch the new
+configuration alone, as SageMaker's deployment guardrails recipes do."""
 
 from __future__ import annotations
 
@@ -19,7 +23,7 @@ NAMESPACE = "AWS/SageMaker"
 _SHARE, _MODEL, _OVERHEAD, _CONCURRENT, _ERRORS = 2, 5, 8, 11, 14
 _FRESH = [0.0, math.inf, -math.inf] * 4 + [0.0, 0.0, 0.0]
 
-Key = tuple[str, str, str, str | None]  # region, endpoint, variant, component
+Key = tuple[str, str, str, str | None, str | None]  # region, endpoint, variant, component, config
 
 
 class InvocationMetrics:
@@ -29,9 +33,10 @@ class InvocationMetrics:
         self._acc: dict[Key, list] = {}
 
     def add(self, region: str, endpoint: str, variant: str, component: str | None, model_us: float,
-            overhead_us: float, status: int, share: float, concurrency: float, now: float) -> None:
+            overhead_us: float, status: int, share: float, concurrency: float, now: float,
+            config: str | None = None) -> None:
         second = int(now)
-        key = (region, endpoint, variant, component)
+        key = (region, endpoint, variant, component, config)
         with self._lock:
             acc = self._acc.get(key)
             if acc is None or acc[0] != second:
@@ -58,18 +63,21 @@ class InvocationMetrics:
                 self._fold(key, acc)
 
     def _fold(self, key: Key, acc: list) -> None:
-        region, endpoint, variant, component = key
+        region, endpoint, variant, component, config = key
         if component is None:
-            dims, per, concurrent = (("EndpointName", endpoint), ("VariantName", variant)), \
+            dims, per, concurrent = [(("EndpointName", endpoint), ("VariantName", variant))], \
                 "InvocationsPerInstance", "ConcurrentRequestsPerModel"
+            if config is not None:
+                dims.append((("EndpointConfigName", config), ("EndpointName", endpoint), ("VariantName", variant)))
         else:
-            dims, per, concurrent = (("InferenceComponentName", component),), "InvocationsPerCopy", \
+            dims, per, concurrent = [(("InferenceComponentName", component),)], "InvocationsPerCopy", \
                 "ConcurrentRequestsPerCopy"
         second, count = acc[0], acc[1]
         store = self.store_of(region)
 
         def put(name: str, unit: str, total: float, low: float, high: float) -> None:
-            store.put_statistics((NAMESPACE, name, dims), unit, second, total, count, low, high)
+            for each in dims:
+                store.put_statistics((NAMESPACE, name, each), unit, second, total, count, low, high)
 
         put("Invocations", "None", count, 1.0, 1.0)
         put(per, "None", *acc[_SHARE:_SHARE + 3])

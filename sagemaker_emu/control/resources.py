@@ -221,3 +221,4 @@ class EndpointSnapshot:
     async_config: dict[str, Any] | None = None
     data_capture: dict[str, Any] | None = None
     green: tuple[float, "EndpointSnapshot"] | None = None  # a guarded update's new fleet and its share
+    deploying_config: str | None = None  # during an update, the config this fleet runs (metrics' EndpointConfigName)

@@ -277,11 +277,13 @@ class Backend:
         if pending is not None and pending.fleet is not None and pending.share > 0:
             green = (pending.share, EndpointSnapshot(
                 name=ep.name, arn=ep.arn, created=ep.created, region=self.region, account=self.account,
-                status=ep.status.value, failure_reason=None, fleet=pending.fleet, variants=_weights(pending.variants)))
+                status=ep.status.value, failure_reason=None, fleet=pending.fleet, variants=_weights(pending.variants),
+                deploying_config=pending.config.name))
         return EndpointSnapshot(
             name=ep.name, arn=ep.arn, created=ep.created, region=self.region, account=self.account,
             status=ep.status.value, failure_reason=ep.failure_reason, fleet=ep.fleet,
             variants=_weights(ep.variants), green=green,
+            deploying_config=ep.config_name if pending is not None else None,
             hosts_components=hosts_components,
             components=self._component_targets(ep.name) if hosts_components else {},
             # shared, not copied (this runs on every invocation): an endpoint's spec is replaced

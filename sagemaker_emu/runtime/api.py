@@ -72,6 +72,9 @@ class Target(Protocol):
     @property
     def green(self) -> tuple[float, "Target"] | None: ...  # a guarded update's new fleet, and its share
 
+    @property
+    def deploying_config(self) -> str | None: ...  # during an update, the config this fleet runs
+
 
 class ResultStore(Protocol):
     """Where asynchronous inference reads inputs and leaves results: S3 and SNS, as the

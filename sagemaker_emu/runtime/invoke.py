@@ -389,7 +389,7 @@ class Runtime:
         self.metrics.invoked(ex.target.name, ex.variant, ex.instance.id, model_s=answered - ex.sent,
                              overhead_s=ex.sent - ex.started, component=ex.component, status=ex.head.status,
                              instances=ex.pool_size,
-                             concurrency=ex.concurrency, region=ex.target.region)
+                             concurrency=ex.concurrency, region=ex.target.region, config=ex.target.deploying_config)
         if ex.provisioned:
             self.metrics.provisioned(ex.target.region, ex.target.name, ex.variant, ex.concurrency, ex.provisioned)
         log.info("InvokeEndpoint %s variant=%s instance=%s status=%d %.1fms",

@@ -2,6 +2,8 @@
 fleet in canary or linear steps, bakes, and rolls everything back when an alarm trips, with
 no failed call; on a clock 60 times faster than wall time."""
 
+import datetime
+
 import pytest
 
 from sagemaker_emu.testing import client, deploy
@@ -34,6 +36,16 @@ def phase(sm, name):
     return pending["ProductionVariants"][0]["VariantStatus"][0]["Status"] if pending else None
 
 
+def calls_of(cw, config, variant):
+    """Invocations counted under (EndpointConfigName, EndpointName, VariantName)."""
+    now = datetime.datetime.now(datetime.timezone.utc)
+    return sum(p["Sum"] for p in cw.get_metric_statistics(
+        Namespace="AWS/SageMaker", MetricName="Invocations", Statistics=["Sum"], Period=60,
+        StartTime=now - datetime.timedelta(minutes=10), EndTime=now + datetime.timedelta(minutes=1),
+        Dimensions=[{"Name": "EndpointConfigName", "Value": config}, {"Name": "EndpointName", "Value": "gr"},
+                    {"Name": "VariantName", "Value": variant}])["Datapoints"])
+
+
 def test_a_canary_rolls_back_when_its_alarm_trips(env):
     server, sm, rt, cw = env
     deploy(sm, "gr")
@@ -52,6 +64,8 @@ def test_a_canary_rolls_back_when_its_alarm_trips(env):
         until(lambda: phase(sm, "gr") == "Baking", "the canary to bake")
         until(lambda: "Green" in answers.variants[-50:] and "AllTraffic" in answers.variants[-50:],
               "calls to reach both fleets")
+        # while the update runs, each fleet's calls are counted under its endpoint config too
+        assert calls_of(cw, "green", "Green") > 0 and calls_of(cw, "gr-config", "AllTraffic") > 0
         described = sm.describe_endpoint(EndpointName="gr")
         assert described["EndpointStatus"] == "Updating"
         assert described["PendingDeploymentSummary"]["ProductionVariants"][0]["CurrentWeight"] == pytest.approx(0.5)
@@ -88,6 +102,9 @@ def test_a_linear_shift_completes_and_retires_the_old_fleet(env):
     finally:
         answers.end()
     assert answers.failures == [] and set(answers.variants[count:]) == {"Green"}
+    counted = calls_of(cw, "green", "Green")
+    rt.invoke_endpoint(EndpointName="gr", Body=b"x")  # the update is over: no config dimension any more
+    assert 0 < counted == calls_of(cw, "green", "Green")
     assert {"ActivatingTraffic", "Baking"} & seen  # DescribeEndpoint showed the shift on its way
     described = sm.describe_endpoint(EndpointName="gr")
     assert described["EndpointConfigName"] == "green" and "PendingDeploymentSummary" not in described
