@@ -48,9 +48,9 @@ def deploy(backend: Backend, endpoint: Endpoint, updating: bool = False) -> None
         log.warning("endpoint %s Failed: %s", endpoint.name, failure)
     elif updating and endpoint.deployment_config:
         reason = _shift_traffic(backend, endpoint, fleet, endpoint.deployment_config)
-        if reason is not None:  # an alarm tripped: the old fleet takes every call again
+        if reason is not None:  # an alarm tripped, or time ran out: the old fleet takes every call again
             log.warning("update of endpoint %s rolled back: %s", endpoint.name, reason)
-            backend.rolling_back(endpoint, reason)
+            _roll_back(backend, endpoint, endpoint.deployment_config, reason)
             fleet.stop(drain=True)
             fleet, failure = None, reason
     _hold(backend, pending.started, pending.cancel)
@@ -70,9 +70,14 @@ def _shift_traffic(backend: Backend, endpoint: Endpoint, fleet: Fleet, config: d
     rolling = config.get("RollingUpdatePolicy")
     alarms = [a["AlarmName"] for a in (config.get("AutoRollbackConfiguration") or {}).get("Alarms", [])]
     green_instances = sum(v.instance_count for v in endpoint.pending.variants) or 1
+    deadline = None
     if rolling is not None:
         steps = _linear(_share(rolling["MaximumBatchSize"], green_instances))
         wait, final_wait = rolling.get("WaitIntervalInSeconds", 0), rolling.get("WaitIntervalInSeconds", 0)
+        if "MaximumExecutionTimeoutInSeconds" in rolling:  # counted from UpdateEndpoint, fleet start included
+            limit = rolling["MaximumExecutionTimeoutInSeconds"]
+            elapsed = backend.clock() - endpoint.pending.started
+            deadline = (time.monotonic() + backend.guardrails.wall(limit) - elapsed, limit)
     else:
         routing = (blue_green or {}).get("TrafficRoutingConfiguration", {"Type": "ALL_AT_ONCE"})
         kind = routing["Type"]
@@ -89,10 +94,27 @@ def _shift_traffic(backend: Backend, endpoint: Endpoint, fleet: Fleet, config: d
             return None
         backend.shifted(endpoint, fleet, share, "Baking")
         last = index == len(dict.fromkeys(steps)) - 1
-        reason = _bake(backend, endpoint, final_wait if last else wait, alarms)
+        reason = _bake(backend, endpoint, final_wait if last else wait, alarms, deadline)
         if reason is not None:
             return reason
     return None
+
+
+def _roll_back(backend: Backend, endpoint: Endpoint, config: dict, reason: str) -> None:
+    """Traffic back to the old fleet: at once, or with a RollingUpdatePolicy's
+    RollbackMaximumBatchSize in batches, WaitIntervalInSeconds apart (docs/decisions.md)."""
+    rolling = config.get("RollingUpdatePolicy") or {}
+    share = endpoint.pending.share
+    if "RollbackMaximumBatchSize" in rolling and share > 0:
+        old_instances = sum(v.instance_count for v in endpoint.variants) or 1
+        step = max(_share(rolling["RollbackMaximumBatchSize"], old_instances), 0.01)
+        wait = backend.guardrails.wall(rolling.get("WaitIntervalInSeconds", 0))
+        while share > step + 1e-9:
+            share -= step
+            backend.rolling_back(endpoint, reason, share)
+            if endpoint.pending.cancel.wait(wait):
+                break
+    backend.rolling_back(endpoint, reason, 0.0)
 
 
 def _share(size: dict, instances: int) -> float:
@@ -106,14 +128,19 @@ def _linear(step: float) -> list[float]:
     return [min(1.0, step * i) for i in range(1, count + 1)]
 
 
-def _bake(backend: Backend, endpoint: Endpoint, seconds: float, alarms: list[str]) -> str | None:
-    """Wait `seconds` of service time; the reason to roll back if one of `alarms` is in ALARM."""
+def _bake(backend: Backend, endpoint: Endpoint, seconds: float, alarms: list[str],
+          timeout: tuple[float, int] | None = None) -> str | None:
+    """Wait `seconds` of service time; the reason to roll back if one of `alarms` is in ALARM
+    or the deployment's time limit (`timeout`: its monotonic deadline, and the limit) passes."""
     deadline = time.monotonic() + backend.guardrails.wall(seconds)
     cancel = endpoint.pending.cancel
     while True:
         for name in alarms:
             if backend.guardrails.alarm_state(backend.region, name) == "ALARM":
                 return f"Rolling back the update: alarm {name} went into ALARM while traffic was shifting."
+        if timeout is not None and time.monotonic() >= timeout[0]:
+            return (f"Rolling back the update: it did not finish within MaximumExecutionTimeoutInSeconds "
+                    f"({timeout[1]} s).")
         remaining = deadline - time.monotonic()
         if remaining <= 0 or cancel.wait(min(BAKE_CHECK_S, remaining)):
             return None

@@ -208,13 +208,15 @@ class Backend:
             pending.fleet, pending.share, pending.phase, pending.phase_started = fleet, share, phase, self.now()
             return True
 
-    def rolling_back(self, endpoint: Endpoint, reason: str) -> None:
-        """An alarm tripped during a guarded update: all traffic back to the old fleet."""
+    def rolling_back(self, endpoint: Endpoint, reason: str, share: float = 0.0) -> None:
+        """A guarded update is rolled back (an alarm tripped, or it ran out of time): the new
+        fleet keeps `share` of the traffic, on its way to none."""
         with self._lock:
             if self._current(endpoint) and endpoint.pending is not None:
-                endpoint.pending.share = 0.0
+                endpoint.pending.share = share
                 endpoint.failure_reason = reason
-                self.transition(endpoint, Status.ROLLING_BACK)
+                if endpoint.status != Status.ROLLING_BACK:
+                    self.transition(endpoint, Status.ROLLING_BACK)
 
     def rescaled(self, endpoint: Endpoint, changes: dict[str, dict], scaled: dict[str, int],
                  failure: str | None) -> None:

@@ -6,7 +6,7 @@ import datetime
 
 import pytest
 
-from sagemaker_emu.testing import client, deploy
+from sagemaker_emu.testing import EmulatorProcess, client, deploy
 from tests.integration.test_autoscaling import Load, until
 
 
@@ -109,3 +109,64 @@ def test_a_linear_shift_completes_and_retires_the_old_fleet(env):
     described = sm.describe_endpoint(EndpointName="gr")
     assert described["EndpointConfigName"] == "green" and "PendingDeploymentSummary" not in described
     assert [v["VariantName"] for v in described["ProductionVariants"]] == ["Green"]
+
+
+def rolling(batch, wait, **more):
+    return {"RollingUpdatePolicy": {"MaximumBatchSize": {"Type": "INSTANCE_COUNT", "Value": batch},
+                                    "WaitIntervalInSeconds": wait, **more}}
+
+
+@pytest.fixture
+def faster():
+    """A clock 600 times faster: AWS's shortest MaximumExecutionTimeoutInSeconds (600) is 1 s."""
+    srv = EmulatorProcess("--clock-speed", "600")
+    yield srv, client(srv.url), client(srv.url, "sagemaker-runtime")
+    srv.stop()
+
+
+def test_a_rolling_update_past_its_time_limit_rolls_back(faster):
+    """MaximumExecutionTimeoutInSeconds counts from UpdateEndpoint; past it, the update is
+    rolled back as if an alarm had tripped."""
+    server, sm, rt = faster
+    deploy(sm, "gr")
+    green_config(sm)
+    answers = Answers(rt, "gr")
+    try:
+        sm.update_endpoint(EndpointName="gr", EndpointConfigName="green",
+                           DeploymentConfig=rolling(1, 3600, MaximumExecutionTimeoutInSeconds=600))
+        until(lambda: sm.describe_endpoint(EndpointName="gr")["EndpointStatus"] == "InService", "the rollback")
+    finally:
+        answers.end()
+    described = sm.describe_endpoint(EndpointName="gr")
+    assert described["EndpointConfigName"] == "gr-config" and answers.failures == []
+    assert described["FailureReason"] == ("Rolling back the update: it did not finish within "
+                                          "MaximumExecutionTimeoutInSeconds (600 s).")
+
+
+def test_rollback_maximum_batch_size_returns_traffic_in_batches(env):
+    """Tripped at 3/4 of the traffic on the new fleet, a rollback in batches of one of the old
+    fleet's two instances gives back half of the traffic per step: 3/4 -> 1/4 -> none."""
+    server, sm, rt, cw = env
+    deploy(sm, "gr", InitialInstanceCount=2)
+    sm.create_endpoint_config(EndpointConfigName="green", ProductionVariants=[{
+        "VariantName": "Green", "ModelName": "gr-model", "InstanceType": "ml.m5.large", "InitialInstanceCount": 4}])
+    cw.put_metric_alarm(AlarmName="gr-errors", Namespace="AWS/SageMaker", MetricName="Invocation5XXErrors",
+                        Dimensions=[{"Name": "EndpointName", "Value": "gr"}, {"Name": "VariantName", "Value": "Green"}],
+                        Statistic="Sum", Period=60, EvaluationPeriods=1, Threshold=1.0,
+                        ComparisonOperator="GreaterThanThreshold", TreatMissingData="notBreaching")
+    sm.update_endpoint(EndpointName="gr", EndpointConfigName="green", DeploymentConfig={
+        **rolling(1, 120, RollbackMaximumBatchSize={"Type": "INSTANCE_COUNT", "Value": 1}),
+        "AutoRollbackConfiguration": {"Alarms": [{"AlarmName": "gr-errors"}]}})
+
+    def weight():
+        described = sm.describe_endpoint(EndpointName="gr")
+        pending = described.get("PendingDeploymentSummary")
+        return described["EndpointStatus"], pending["ProductionVariants"][0].get("CurrentWeight") if pending else None
+
+    until(lambda: weight() == ("Updating", pytest.approx(0.75)), "three quarters of the traffic on the new fleet")
+    cw.set_alarm_state(AlarmName="gr-errors", StateValue="ALARM", StateReason="errors")
+    seen = []
+    until(lambda: seen.append(weight()) or seen[-1][0] == "InService", "the rollback")
+    back = [w for status, w in dict.fromkeys(seen) if status == "RollingBack"]
+    assert back in ([0.25], [0.25, 0.0])  # the last step (none) may pass between two looks
+    assert sm.describe_endpoint(EndpointName="gr")["EndpointConfigName"] == "gr-config"
