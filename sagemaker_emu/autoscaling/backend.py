@@ -21,6 +21,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from sagemaker_emu.autoscaling import cron
 from sagemaker_emu.clock import Clock
 from sagemaker_emu.cloudwatch.alarms import ALARM, Alarm
 from sagemaker_emu.cloudwatch.backend import CloudWatch
@@ -307,7 +308,7 @@ class AutoScaling:
 
     def put_scheduled(self, region: str, spec: dict[str, Any]) -> None:
         key = _key(spec)
-        when = _schedule(spec["Schedule"])
+        when = _schedule(spec["Schedule"], spec.get("Timezone"))
         with self._lock:
             self.target(region, key)
             self._scheduled.setdefault(region, {})[(spec["ScheduledActionName"], key)] = {
@@ -339,6 +340,10 @@ class AutoScaling:
                             if action["_next"] is not None:
                                 due.append((region, action))
                             action["_next"] = tick + self.clock.wall(value)
+                        elif kind == "cron" and (action["_next"] is None or now >= action["_next"]):
+                            if action["_next"] is not None:  # cron runs on wall time, as its fields name it
+                                due.append((region, action))
+                            action["_next"] = value.next_after(now) or math.inf
             for region, action in due:
                 self._apply_scheduled(region, action)
 
@@ -379,13 +384,20 @@ class AutoScaling:
             self._scheduled.clear()
 
 
-def _schedule(text: str) -> tuple[str, float]:
+def _schedule(text: str, zone: str | None = None) -> tuple[str, Any]:
     """`at(2026-12-02T10:00:00)` -> ("at", epoch seconds); `rate(5 minutes)` -> ("rate", 300);
-    `cron(...)` is kept but not run."""
+    `cron(0 9 ? * MON-FRI *)` -> ("cron", cron.Cron). `at` and `cron` read their time in `zone`
+    (an IANA name; UTC without one)."""
     inner = text[text.find("(") + 1:text.rfind(")")].strip()
+    if text.startswith("cron("):
+        try:
+            return "cron", cron.parse(inner, zone)
+        except ValueError as exc:
+            raise ServiceError("ValidationException", f"Invalid schedule {text}: {exc}") from None
     if text.startswith("at("):
         try:
-            return "at", datetime.datetime.fromisoformat(inner).replace(tzinfo=datetime.timezone.utc).timestamp()
+            local = datetime.datetime.fromisoformat(inner)
+            return "at", local.replace(tzinfo=cron.time_zone(zone)).timestamp()
         except ValueError:
             raise ServiceError("ValidationException", f"Invalid schedule {text}") from None
     if text.startswith("rate("):
@@ -394,8 +406,6 @@ def _schedule(text: str) -> tuple[str, float]:
         if not amount.isdigit() or seconds is None or int(amount) < 1:
             raise ServiceError("ValidationException", f"Invalid schedule {text}")
         return "rate", int(amount) * seconds
-    if text.startswith("cron("):
-        return "cron", 0.0
     raise ServiceError("ValidationException", f"Invalid schedule {text}: use at(...), rate(...) or cron(...).")
 
 
