@@ -9,6 +9,7 @@ import copy
 import dataclasses
 import hashlib
 import math
+import time
 from typing import Any
 
 from sagemaker_emu.control import lifecycle
@@ -179,16 +180,18 @@ def delete_inference_component(backend: Backend, params: dict, call: Call) -> di
     return {}
 
 
+def _copies_of(size: dict[str, Any], copies: int) -> int:
+    """A batch size (COPY_COUNT or CAPACITY_PERCENT of `copies`) in copies, at least one."""
+    if size["Type"] == "CAPACITY_PERCENT":
+        return max(1, math.ceil(max(copies, 1) * size["Value"] / 100))
+    return max(1, size["Value"])
+
+
 def _batch(policy: dict[str, Any] | None, copies: int) -> tuple[int, float]:
     """Copies replaced per step and the wait between steps, from a RollingUpdatePolicy."""
     if not policy:
         return 1, 0.0  # no policy: one copy at a time, no wait (docs/decisions.md)
-    size = policy["MaximumBatchSize"]
-    if size["Type"] == "CAPACITY_PERCENT":
-        batch = math.ceil(max(copies, 1) * size["Value"] / 100)
-    else:
-        batch = size["Value"]
-    return max(1, batch), float(policy["WaitIntervalInSeconds"])
+    return _copies_of(policy["MaximumBatchSize"], copies), float(policy["WaitIntervalInSeconds"])
 
 
 @operation
@@ -207,7 +210,17 @@ def update_inference_component(backend: Backend, params: dict, call: Call) -> di
         lifecycle.run_in_background(lifecycle.set_copies, backend, ic, fleet, ic.plan(routing), ic.desired_copies)
     else:
         target = dataclasses.replace(ic, spec=copy.deepcopy(spec), model=copy.deepcopy(model))
-        batch, wait = _batch(params.get("DeploymentConfig", {}).get("RollingUpdatePolicy"), ic.current_copies)
+        deployment = params.get("DeploymentConfig", {})
+        policy = deployment.get("RollingUpdatePolicy")
+        batch, wait = _batch(policy, ic.current_copies)
+        alarms = [a["AlarmName"] for a in (deployment.get("AutoRollbackConfiguration") or {}).get("Alarms", [])]
+        limit = (policy or {}).get("MaximumExecutionTimeoutInSeconds")
+        rollback = lifecycle.Rollback(
+            plan=ic.plan(routing), alarms=alarms,
+            batch=_copies_of((policy or {}).get("RollbackMaximumBatchSize") or {"Type": "CAPACITY_PERCENT", "Value": 100},
+                             ic.desired_copies),
+            limit=limit, deadline=time.monotonic() + backend.guardrails.wall(limit) if limit else None,
+        ) if alarms or limit else None
         lifecycle.run_in_background(lifecycle.roll, backend, ic, fleet, target, target.plan(routing),
-                                    ic.desired_copies, batch, wait)
+                                    ic.desired_copies, batch, backend.guardrails.wall(wait), rollback)
     return {"InferenceComponentArn": ic.arn}

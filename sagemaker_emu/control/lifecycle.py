@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from dataclasses import dataclass
 
 from sagemaker_emu.control.resources import Endpoint, InferenceComponent, Variant
 from sagemaker_emu.control.store import Backend
@@ -201,20 +202,49 @@ def set_copies(backend: Backend, ic: InferenceComponent, fleet: Fleet, plan: Com
     backend.copies_set(ic, copies, failure)
 
 
+@dataclass(frozen=True)
+class Rollback:
+    """When an inference component update goes back: its AutoRollbackConfiguration alarms,
+    watched while each batch bakes, or its MaximumExecutionTimeoutInSeconds (`limit`, passed at
+    the monotonic `deadline`); and how (the old specification's plan, RollbackMaximumBatchSize)."""
+
+    plan: ComponentPlan
+    alarms: list[str]
+    batch: int
+    limit: int | None = None
+    deadline: float | None = None
+
+
 def roll(backend: Backend, ic: InferenceComponent, fleet: Fleet, target: InferenceComponent, plan: ComponentPlan,
-         count: int, batch: int, wait_s: float) -> None:
+         count: int, batch: int, wait_s: float, rollback: Rollback | None = None) -> None:
     """UpdateInferenceComponent with a new specification (`target`, run as `plan`): a rolling
-    replacement of the copies."""
+    replacement of the copies; with `rollback`, an alarm in ALARM while a batch bakes brings
+    the old specification back on every copy."""
     copies: Copies | None = None
     failure = None
+    tripped: list[str] = []
+
+    def halt() -> bool:
+        tripped.extend(f"alarm {n} went into ALARM while copies were being replaced" for n in rollback.alarms
+                       if backend.guardrails.alarm_state(backend.region, n) == "ALARM")
+        if rollback.deadline is not None and time.monotonic() >= rollback.deadline:
+            tripped.append(f"it did not finish within MaximumExecutionTimeoutInSeconds ({rollback.limit} s)")
+        return bool(tripped)
+
     try:
-        copies = fleet.replace_copies(plan, count, batch, wait_s)
+        copies = fleet.replace_copies(plan, count, batch, wait_s, halt if rollback else None)
+        if copies is None and tripped:
+            failure = f"Rolling back the update: {tripped[0]}."
+            log.warning("update of inference component %s rolled back: %s", ic.name, failure)
+            copies, target = fleet.replace_copies(rollback.plan, count, rollback.batch, 0.0), None
+        elif copies is None:
+            failure = "The update stopped before it finished."
     except DeploymentFailed as exc:
         failure = str(exc)[:1024]
     except Exception as exc:
         log.exception("update of %s failed", ic.name)
         failure = f"Internal error while updating the inference component: {exc}"[:1024]
-    if failure is not None:
+    if copies is None:
         log.warning("update of inference component %s failed; the old copies keep serving: %s", ic.name, failure)
     _hold(backend, ic.modified)
     backend.copies_set(ic, copies, failure, rolled_to=target if copies is not None else None)

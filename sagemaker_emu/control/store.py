@@ -159,7 +159,7 @@ class Backend:
             if rolled_to is not None:
                 ic.spec, ic.model = rolled_to.spec, rolled_to.model
             ic.current_copies = copies.current
-            ic.failure_reason = copies.failure
+            ic.failure_reason = failure or copies.failure  # a rollback's reason, or copies that did not fit
             self.transition(ic, Status.IN_SERVICE)
 
     def component_deleted(self, ic: InferenceComponent) -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Protocol, Sequence
 
 if TYPE_CHECKING:
     from sagemaker_emu.fleet.connections import ConnectionPool
@@ -171,10 +171,13 @@ class Fleet(FleetView, Protocol):
         blocks until new copies pass /ping. Raises DeploymentFailed if a copy cannot start."""
         ...
 
-    def replace_copies(self, plan: ComponentPlan, count: int, batch: int, wait_s: float) -> Copies:
+    def replace_copies(self, plan: ComponentPlan, count: int, batch: int, wait_s: float,
+                       halt: Callable[[], bool] | None = None) -> Copies | None:
         """Roll the component's copies over to `plan`: start `batch` new copies, route to them
         once they pass /ping, drain and stop as many old ones, wait `wait_s`, repeat; then
-        start or stop copies until `count` run. Calls in flight on old copies finish there."""
+        start or stop copies until `count` run. Calls in flight on old copies finish there.
+        With `halt` (an auto-rollback's alarms), every batch bakes `wait_s` while `halt` is
+        asked; when it says stop, the rollover ends where it is and None is returned."""
         ...
 
     def remove_component(self, name: str) -> None:

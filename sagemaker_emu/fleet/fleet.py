@@ -29,6 +29,7 @@ log = logging.getLogger("sagemaker_emu.fleet")
 
 DEFAULT_STARTUP_TIMEOUT_S = 240  # SageMaker's documented /ping deadline after start
 MONITOR_INTERVAL_S = 0.1
+BAKE_CHECK_S = 0.1  # how often a rolling update's halt condition (its alarms) is asked
 MAX_RESTART_BACKOFF_S = 30.0
 PING_FAILURE = ("The primary container for production variant {variant} did not pass the ping health "
                 "check. Please check CloudWatch logs for this endpoint.")
@@ -234,7 +235,8 @@ class ProcessFleet:
             reached = len(live) + started
             return Copies(reached, None if reached == count else NO_ROOM)
 
-    def replace_copies(self, plan: ComponentPlan, count: int, batch: int, wait_s: float) -> Copies:
+    def replace_copies(self, plan: ComponentPlan, count: int, batch: int, wait_s: float,
+                       halt: Callable[[], bool] | None = None) -> Copies | None:
         placement = self.placements[plan.variant]
         key = component_key(plan.name)
         with self._copies_lock:
@@ -255,11 +257,25 @@ class ProcessFleet:
                 self.routing_changed()
                 leaving, old = old[:started], old[started:]
                 self._retire(leaving, live, placement)
-                if old and self.stopping.wait(wait_s):
+                if halt is not None:  # each batch bakes while the caller's alarms are watched
+                    if self._bake(wait_s, halt):
+                        return None
+                elif old and self.stopping.wait(wait_s):
                     break
             live.launch, live.env, live.model_source = fresh.launch, fresh.env, fresh.model_source
             live.startup_timeout = fresh.startup_timeout
         return self.set_copies(plan, count)
+
+    def _bake(self, seconds: float, halt: Callable[[], bool]) -> bool:
+        """Wait `seconds`, asking `halt` every BAKE_CHECK_S; True if it said stop (or the fleet is stopping)."""
+        deadline = time.monotonic() + seconds
+        while not halt():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            if self.stopping.wait(min(BAKE_CHECK_S, remaining)):
+                return True
+        return True
 
     def _copies_fleet(self, plan: ComponentPlan) -> VariantFleet:
         """What a copy of the component runs, as a fleet of its own under its component key."""

@@ -7,6 +7,7 @@ import threading
 import pytest
 from botocore.exceptions import ClientError
 
+from sagemaker_emu.testing import EmulatorProcess, client
 from tests.integration.test_fleet import alive, eventually
 
 ROLE = "arn:aws:iam::123456789012:role/SageMakerRole"
@@ -229,6 +230,62 @@ def test_an_update_rolls_copies_to_the_new_model_with_no_failed_call(server, sm,
     out = rt.invoke_endpoint(EndpointName="roll", InferenceComponentName="svc", ContentType="application/json", Body=body)
     assert "generated_text" in json.loads(out["Body"].read())[0]  # the new model answers
     assert answers[0] == body.encode()  # the old one echoed
+
+
+def test_an_alarm_while_a_batch_bakes_rolls_the_copies_back(server, sm, rt):
+    """AutoRollbackConfiguration: the first new copy bakes (an hour), its alarm trips, and every
+    copy runs the old specification again; the component says why."""
+    sm.create_model(ModelName="v1", PrimaryContainer={"Image": "sagemaker-emu/echo"})
+    sm.create_model(ModelName="v2", PrimaryContainer={"Image": "sagemaker-emu/llm-sim", "Environment": LLM_ENV})
+    ic_endpoint(sm, "back", "ml.g5.12xlarge")
+    component(sm, "svc", "back", "v1", copies=2)
+    before = {c["pid"] for c in copies(server, "back", "svc")}
+    cw = client(server.url, "cloudwatch")
+    cw.put_metric_alarm(AlarmName="svc-errors", Namespace="AWS/SageMaker", MetricName="Invocation5XXErrors",
+                        Dimensions=[{"Name": "InferenceComponentName", "Value": "svc"}], Statistic="Sum",
+                        Period=60, EvaluationPeriods=1, Threshold=1.0, ComparisonOperator="GreaterThanThreshold",
+                        TreatMissingData="notBreaching")
+    sm.update_inference_component(
+        InferenceComponentName="svc",
+        Specification={"ModelName": "v2", "ComputeResourceRequirements": {
+            "NumberOfAcceleratorDevicesRequired": 1, "MinMemoryRequiredInMb": 1024}},
+        DeploymentConfig={"RollingUpdatePolicy": {"MaximumBatchSize": {"Type": "COPY_COUNT", "Value": 1},
+                                                  "WaitIntervalInSeconds": 3600},
+                          "AutoRollbackConfiguration": {"Alarms": [{"AlarmName": "svc-errors"}]}})
+    eventually(lambda: len(before & {c["pid"] for c in copies(server, "back", "svc")}) == 1)  # one batch done
+    assert sm.describe_inference_component(InferenceComponentName="svc")["InferenceComponentStatus"] == "Updating"
+    cw.set_alarm_state(AlarmName="svc-errors", StateValue="ALARM", StateReason="the new model fails")
+    described = settled(sm, "svc")
+    assert described["InferenceComponentStatus"] == "InService"
+    assert described["Specification"]["ModelName"] == "v1" and described["RuntimeConfig"]["CurrentCopyCount"] == 2
+    assert described["FailureReason"] == ("Rolling back the update: alarm svc-errors went into ALARM while copies "
+                                          "were being replaced.")
+    for _ in range(4):  # every copy answers as the old model does
+        assert rt.invoke_endpoint(EndpointName="back", InferenceComponentName="svc", Body=b"v1?")["Body"].read() == b"v1?"
+
+
+def test_an_update_past_its_time_limit_rolls_the_copies_back():
+    """MaximumExecutionTimeoutInSeconds (at least 600: one second on a clock 600 times faster)."""
+    srv = EmulatorProcess("--clock-speed", "600")
+    try:
+        sm = client(srv.url)
+        sm.create_model(ModelName="v1", PrimaryContainer={"Image": "sagemaker-emu/echo"})
+        sm.create_model(ModelName="v2", PrimaryContainer={"Image": "sagemaker-emu/echo"})
+        ic_endpoint(sm, "late", "ml.g5.12xlarge")
+        component(sm, "svc", "late", "v1", copies=2)
+        sm.update_inference_component(
+            InferenceComponentName="svc",
+            Specification={"ModelName": "v2", "ComputeResourceRequirements": {
+                "NumberOfAcceleratorDevicesRequired": 1, "MinMemoryRequiredInMb": 1024}},
+            DeploymentConfig={"RollingUpdatePolicy": {"MaximumBatchSize": {"Type": "COPY_COUNT", "Value": 1},
+                                                      "WaitIntervalInSeconds": 3600,
+                                                      "MaximumExecutionTimeoutInSeconds": 600}})
+        described = settled(sm, "svc")
+        assert described["Specification"]["ModelName"] == "v1"
+        assert described["FailureReason"] == ("Rolling back the update: it did not finish within "
+                                              "MaximumExecutionTimeoutInSeconds (600 s).")
+    finally:
+        srv.stop()
 
 
 def test_an_adapter_is_served_by_its_bases_copies_and_goes_first(server, sm, rt):
