@@ -8,6 +8,11 @@ import pytest
 from sagemaker_emu.testing import EmulatorProcess, client
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The SDK v3 tests run last: `make test` installs their environment while the others run."""
+    items.sort(key=lambda item: "test_sagemaker_sdk_v3" in item.nodeid)  # stable: order kept otherwise
+
+
 @pytest.fixture(scope="session")
 def server():
     srv = EmulatorProcess()

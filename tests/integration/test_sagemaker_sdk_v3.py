@@ -15,8 +15,24 @@ from sagemaker_emu.testing import client, deploy
 
 ROOT = Path(__file__).resolve().parents[2]
 SDK3_PYTHON = os.environ.get("SAGEMAKER_EMU_SDK3_PYTHON", str(ROOT / ".venv-sdk3" / "bin" / "python"))
-pytestmark = pytest.mark.skipif(not Path(SDK3_PYTHON).exists(), reason=f"no SDK v3 environment at {SDK3_PYTHON} "
-                                "(make test builds it)")
+SDK3_STATUS = os.environ.get("SAGEMAKER_EMU_SDK3_STATUS")  # written by `make test`'s background install
+INSTALL_LIMIT_S = 1800
+
+
+@pytest.fixture(scope="module", autouse=True)
+def sdk3_environment():
+    """Under `make test`, wait for the v3 install it started in the background (these tests run
+    last, so it is usually done); elsewhere, skip without the environment."""
+    if SDK3_STATUS:
+        status, deadline = Path(SDK3_STATUS), time.monotonic() + INSTALL_LIMIT_S
+        while not status.exists():  # the install's outcome, written when it ends
+            assert time.monotonic() < deadline, f"the SDK v3 install did not end within {INSTALL_LIMIT_S} s"
+            time.sleep(1)
+        if status.read_text().strip() != "0":
+            log = status.with_suffix(".log")
+            pytest.fail(f"installing the SDK v3 failed:\n{log.read_text()[-3000:] if log.exists() else ''}")
+    if not Path(SDK3_PYTHON).exists():
+        pytest.skip(f"no SDK v3 environment at {SDK3_PYTHON} (make test builds it)")
 
 
 def start_v3(server, code_or_path: str) -> subprocess.Popen:
