@@ -174,7 +174,8 @@ class CloudWatch:
             values_by_time = results.get(shown, {})
         else:
             metric = {k: spec[k] for k in ("Namespace", "MetricName", "Dimensions") if k in spec}
-            values_by_time = queries.stat_values(store, metric, spec.get("Statistic", "Average"), start, end, period)
+            stat = spec.get("Statistic") or spec.get("ExtendedStatistic", "Average")
+            values_by_time = queries.stat_values(store, metric, stat, start, end, period)
         values = [values_by_time.get(start + i * period) for i in reversed(range(count))]
         state, reason, data = decide(alarm, values)
         with self._lock:

@@ -15,12 +15,13 @@ import math
 import threading
 from typing import Callable
 
+from sagemaker_emu.cloudwatch import sketch
 from sagemaker_emu.cloudwatch.series import MetricStore
 
 NAMESPACE = "AWS/SageMaker"
-# Slots of an accumulator after [second, count]: (sum, min, max) of each varying metric, then
-# the sums of the three 0-or-1 error metrics.
-_SHARE, _MODEL, _OVERHEAD, _CONCURRENT, _ERRORS = 2, 5, 8, 11, 14
+# Slots of an accumulator after [second, count]: (sum, min, max) of each varying metric, the
+# sums of the three 0-or-1 error metrics, then the two latencies' percentile bins.
+_SHARE, _MODEL, _OVERHEAD, _CONCURRENT, _ERRORS, _MODEL_BINS, _OVERHEAD_BINS = 2, 5, 8, 11, 14, 17, 18
 _FRESH = [0.0, math.inf, -math.inf] * 4 + [0.0, 0.0, 0.0]
 
 Key = tuple[str, str, str, str | None, str | None]  # region, endpoint, variant, component, config
@@ -42,8 +43,10 @@ class InvocationMetrics:
             if acc is None or acc[0] != second:
                 if acc is not None:
                     self._fold(key, acc)
-                acc = self._acc[key] = [second, 0, *_FRESH]
+                acc = self._acc[key] = [second, 0, *_FRESH, {}, {}]
             acc[1] += 1
+            sketch.add(acc[_MODEL_BINS], model_us)
+            sketch.add(acc[_OVERHEAD_BINS], overhead_us)
             for slot, value in ((_SHARE, share), (_MODEL, model_us), (_OVERHEAD, overhead_us),
                                 (_CONCURRENT, concurrency)):
                 acc[slot] += value
@@ -75,14 +78,14 @@ class InvocationMetrics:
         second, count = acc[0], acc[1]
         store = self.store_of(region)
 
-        def put(name: str, unit: str, total: float, low: float, high: float) -> None:
+        def put(name: str, unit: str, total: float, low: float, high: float, bins: sketch.Bins | None = None) -> None:
             for each in dims:
-                store.put_statistics((NAMESPACE, name, each), unit, second, total, count, low, high)
+                store.put_statistics((NAMESPACE, name, each), unit, second, total, count, low, high, bins)
 
         put("Invocations", "None", count, 1.0, 1.0)
         put(per, "None", *acc[_SHARE:_SHARE + 3])
-        put("ModelLatency", "Microseconds", *acc[_MODEL:_MODEL + 3])
-        put("OverheadLatency", "Microseconds", *acc[_OVERHEAD:_OVERHEAD + 3])
+        put("ModelLatency", "Microseconds", *acc[_MODEL:_MODEL + 3], acc[_MODEL_BINS])
+        put("OverheadLatency", "Microseconds", *acc[_OVERHEAD:_OVERHEAD + 3], acc[_OVERHEAD_BINS])
         put(concurrent, "None", *acc[_CONCURRENT:_CONCURRENT + 3])
         for offset, name in enumerate(("Invocation4XXErrors", "Invocation5XXErrors", "InvocationModelErrors")):
             errors = acc[_ERRORS + offset]

@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 from typing import Any, Callable
 
-from sagemaker_emu.cloudwatch import queries
+from sagemaker_emu.cloudwatch import queries, sketch
 from sagemaker_emu.cloudwatch.alarms import COMPARISONS, matches_metric
 from sagemaker_emu.cloudwatch.backend import CloudWatch
 from sagemaker_emu.cloudwatch.series import dimensions, statistic
@@ -44,7 +44,8 @@ def operations(cw: CloudWatch) -> dict[str, Callable[[str, dict], dict]]:
                     raise _combination("The parameters MetricData.member.Values and MetricData.member.Counts "
                                        "must be of the same size.")
                 for value, count in zip(datum["Values"], counts):
-                    store.put_statistics(key, unit, when, value * count, count, value, value)
+                    store.put_statistics(key, unit, when, value * count, count, value, value,
+                                         {sketch.bin_of(value): count})
             elif "Value" in datum:
                 points.append((key, datum["Value"], unit, when))
             else:
@@ -66,17 +67,26 @@ def operations(cw: CloudWatch) -> dict[str, Callable[[str, dict], dict]]:
             raise _combination(f"You have requested up to {math.ceil((end - start) / period)} datapoints, which "
                                f"exceeds the limit of {MAX_DATAPOINTS}. You may reduce the datapoints requested by "
                                "increasing Period, or decreasing the time range.")
+        extended = {name: queries.check_statistic(name) for name in p.get("ExtendedStatistics", [])}
+        if None in extended.values():
+            raise _invalid("ExtendedStatistics takes percentiles (such as p99); Statistics takes "
+                           f"{', '.join(queries.STATISTICS)}.")
         store = cw.reading(region)
         key = queries.metric_key(p)
         unit = p.get("Unit") or store.unit(key) or "None"
         if p.get("Unit") and store.unit(key) not in (None, p["Unit"]):
             return {"Label": p["MetricName"], "Datapoints": []}
+        bins = store.percentile_bins(key, start, end, period) if extended else {}
         datapoints = []
         for when, agg in store.aggregate(key, start, end, period):
             point: dict[str, Any] = {"Timestamp": when, "Unit": unit}
             for stat in stats:
                 point[stat] = statistic(stat, agg)
-            datapoints.append(point)
+            if bins.get(when):  # single values were sent in this period: percentiles exist
+                point["ExtendedStatistics"] = {name: sketch.percentile(bins[when], value, agg[2], agg[3])
+                                               for name, value in extended.items()}
+            if len(point) > 2:
+                datapoints.append(point)
         return {"Label": p["MetricName"], "Datapoints": datapoints}
 
     def get_metric_data(region: str, p: dict) -> dict:
@@ -119,9 +129,8 @@ def operations(cw: CloudWatch) -> dict[str, Callable[[str, dict], dict]]:
         if single:
             if ("Statistic" in p) == ("ExtendedStatistic" in p):
                 raise _combination("Exactly one of Statistic and ExtendedStatistic must be specified.")
-            if "ExtendedStatistic" in p:
-                raise _invalid("sagemaker-emu keeps per-second statistic sets; ExtendedStatistic (percentiles) "
-                               "alarms are not evaluated.")
+            if "ExtendedStatistic" in p and queries.check_statistic(p["ExtendedStatistic"]) is None:
+                raise _invalid("ExtendedStatistic takes a percentile (such as p99).")
             for member in ("MetricName", "Namespace", "Period"):
                 if member not in p:
                     raise ServiceError("MissingRequiredParameterException", f"The parameter {member} is required.")

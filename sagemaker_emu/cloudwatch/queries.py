@@ -9,6 +9,7 @@ import math
 import operator
 from typing import Any, Callable, Mapping
 
+from sagemaker_emu.cloudwatch import sketch
 from sagemaker_emu.cloudwatch.series import MetricStore, dimensions, statistic
 from sagemaker_emu.errors import ServiceError
 
@@ -24,14 +25,30 @@ def metric_key(metric: Mapping[str, Any]) -> tuple[str, str, tuple]:
     return (metric["Namespace"], metric["MetricName"], dimensions(metric.get("Dimensions", [])))
 
 
+def check_statistic(stat: str) -> float | None:
+    """The percentile `stat` names (None for the five plain statistics); others are refused."""
+    if stat in STATISTICS:
+        return None
+    percentile = sketch.parse(stat)
+    if percentile is None:
+        raise ServiceError("InvalidParameterValueException",
+                           f"The value {stat} for parameter Stat is not supported; sagemaker-emu answers "
+                           f"{', '.join(STATISTICS)} and percentiles (p0 to p100, such as p99 or p99.9).")
+    return percentile
+
+
 def stat_values(store: MetricStore, metric: Mapping[str, Any], stat: str, start: float, end: float,
                 period: float) -> Values:
-    """The statistic of each period in [start, end) that holds datapoints."""
-    if stat not in STATISTICS:
-        raise ServiceError("InvalidParameterValueException",
-                           f"The value {stat} for parameter Stat is not supported; sagemaker-emu keeps "
-                           f"per-second statistic sets and answers {', '.join(STATISTICS)}.")
-    return {when: statistic(stat, agg) for when, agg in store.aggregate(metric_key(metric), start, end, period)}
+    """The statistic of each period in [start, end) that holds datapoints (for a percentile,
+    datapoints sent as single values: a statistic set has none, as on CloudWatch)."""
+    percentile = check_statistic(stat)
+    key = metric_key(metric)
+    aggregated = store.aggregate(key, start, end, period)
+    if percentile is None:
+        return {when: statistic(stat, agg) for when, agg in aggregated}
+    bins = store.percentile_bins(key, start, end, period)
+    return {when: sketch.percentile(bins[when], percentile, agg[2], agg[3]) for when, agg in aggregated
+            if bins.get(when)}
 
 
 def run(store: MetricStore, queries: list[Mapping[str, Any]], start: float, end: float,

@@ -6,6 +6,10 @@ Memory is bounded: a bucket is a 4-list (about 120 bytes with its dict slot); a 
 every second for 3 hours holds 10,800 of them (~1.3 MB). The runtime writes a few series per
 variant (and per instance or copy), so a few dozen endpoints busy for 3 hours stay in the tens
 of MB; `max_series` caps the rest.
+
+Series that receive single values (not statistic sets) also keep percentile bins
+(cloudwatch/sketch.py): per second for the last `DETAIL_S`, then merged per minute, so a busy
+latency series holds a few MB of them over 3 hours.
 """
 
 from __future__ import annotations
@@ -17,8 +21,12 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Sequence
 
+from sagemaker_emu.cloudwatch import sketch
+from sagemaker_emu.cloudwatch.sketch import Bins
+
 RETENTION_S = 3 * 3600
 MAX_SERIES = 20_000
+DETAIL_S = 600  # percentile bins stay per second this long, then merge into their minute
 
 Dimensions = tuple[tuple[str, str], ...]  # sorted (name, value) pairs
 Key = tuple[str, str, Dimensions]  # (namespace, metric name, dimensions)
@@ -38,6 +46,9 @@ class Series:
     buckets: dict[int, list[float]] = field(default_factory=dict)  # second -> [sum, count, min, max]
     order: collections.deque = field(default_factory=collections.deque)  # seconds, oldest first
     touched: float = 0.0
+    sketches: dict[int, Bins] = field(default_factory=dict)  # second -> percentile bins (recent)
+    sketch_order: collections.deque = field(default_factory=collections.deque)  # their seconds, oldest first
+    minutes: dict[int, Bins] = field(default_factory=dict)  # minute start -> bins (older than DETAIL_S)
 
 
 class MetricStore:
@@ -55,16 +66,43 @@ class MetricStore:
         """Add datapoints (one lock for the lot: the runtime writes a few per invocation)."""
         with self._lock:
             for key, value, unit, when in points:
-                self._add(key, unit, when, value, 1.0, value, value)
+                series = self._add(key, unit, when, value, 1.0, value, value)
+                bins: Bins = {}
+                sketch.add(bins, value)
+                self._sketch(series, int(when), bins)
 
     def put_statistics(self, key: Key, unit: str, when: float, total: float, count: float,
-                       minimum: float, maximum: float) -> None:
-        """A StatisticSet from PutMetricData."""
+                       minimum: float, maximum: float, bins: Bins | None = None) -> None:
+        """A StatisticSet (from PutMetricData, or a second of invocations with the percentile
+        `bins` of its values; a StatisticSet alone has none, as on CloudWatch)."""
         with self._lock:
-            self._add(key, unit, when, total, count, minimum, maximum)
+            series = self._add(key, unit, when, total, count, minimum, maximum)
+            if bins:
+                self._sketch(series, int(when), bins)
+
+    def _sketch(self, series: Series, second: int, bins: Bins) -> None:
+        order = series.sketch_order
+        if order and second < order[-1] - DETAIL_S:  # a late value: straight into its minute
+            if second >= order[-1] - self.retention_s:
+                sketch.merge(series.minutes.setdefault(second // 60 * 60, {}), bins)
+            return
+        held = series.sketches.get(second)
+        if held is None:
+            held = series.sketches[second] = {}
+            if order and second < order[-1]:  # late within the window: keep the order sorted
+                order = series.sketch_order = collections.deque(sorted((*order, second)))
+            else:
+                order.append(second)
+        sketch.merge(held, bins)
+        horizon = order[-1] - DETAIL_S
+        while order[0] < horizon:  # seconds leaving the detail window merge into their minute
+            old = order.popleft()
+            sketch.merge(series.minutes.setdefault(old // 60 * 60, {}), series.sketches.pop(old))
+            while series.minutes and next(iter(series.minutes)) < old - self.retention_s:
+                del series.minutes[next(iter(series.minutes))]  # minutes arrive in order: the first is oldest
 
     def _add(self, key: Key, unit: str, when: float, total: float, count: float, minimum: float,
-             maximum: float) -> None:
+             maximum: float) -> Series:
         series = self._series.get(key)
         if series is None:
             if len(self._series) >= self.max_series:
@@ -88,6 +126,7 @@ class MetricStore:
             bucket[1] += count
             bucket[2] = min(bucket[2], minimum)
             bucket[3] = max(bucket[3], maximum)
+        return series
 
     def forget(self, match: Callable[[Key], bool]) -> None:
         with self._lock:
@@ -128,6 +167,19 @@ class MetricStore:
                     agg[2] = min(agg[2], minimum)
                     agg[3] = max(agg[3], maximum)
         return [(start + index * period, agg) for index, agg in sorted(periods.items())]
+
+    def percentile_bins(self, key: Key, start: float, end: float, period: float) -> dict[float, Bins]:
+        """Period start -> the merged percentile bins of [start, end); a minute merged after
+        DETAIL_S counts in the period holding its first second."""
+        with self._lock:
+            series = self._series.get(key)
+            if series is None:
+                return {}
+            merged: dict[float, Bins] = {}
+            for second, bins in (*series.sketches.items(), *series.minutes.items()):
+                if start <= second < end:
+                    sketch.merge(merged.setdefault(start + (second - start) // period * period, {}), bins)
+            return merged
 
 
 def statistic(name: str, agg: list[float]) -> float:

@@ -78,6 +78,39 @@ def test_custom_metrics_and_metric_math(cw_env):
     assert info.value.response["Error"]["Code"] == "InvalidParameterValue"
 
 
+def test_percentiles_of_latencies_and_of_single_values(cw_env):
+    """ExtendedStatistics, a `p99` Stat and a percentile alarm: from invocations and from
+    PutMetricData's single values, within 1%; a statistic set alone has no percentiles."""
+    _, sm, rt, cw = cw_env
+    deploy(sm, "cw")
+    for _ in range(30):
+        rt.invoke_endpoint(EndpointName="cw", Body=b"x")
+    [point] = cw.get_metric_statistics(Namespace="AWS/SageMaker", MetricName="ModelLatency", Dimensions=DIMS,
+                                       Period=3600, Statistics=["Minimum", "Maximum"],
+                                       ExtendedStatistics=["p0", "p50", "p99", "p100"], **window())["Datapoints"]
+    shown = point["ExtendedStatistics"]
+    assert (shown["p0"], shown["p100"]) == (point["Minimum"], point["Maximum"])
+    assert point["Minimum"] <= shown["p50"] <= shown["p99"] <= point["Maximum"]
+
+    cw.put_metric_data(Namespace="App", MetricData=[
+        {"MetricName": "Wait", "Values": [float(v) for v in range(1, 101)], "Unit": "Milliseconds"},
+        {"MetricName": "Sets", "StatisticValues": {"SampleCount": 2, "Sum": 4, "Minimum": 1, "Maximum": 3}}])
+    [result] = cw.get_metric_data(MetricDataQueries=[{"Id": "p", "MetricStat": {
+        "Metric": {"Namespace": "App", "MetricName": "Wait"}, "Period": 60, "Stat": "p90"}}], **window())[
+        "MetricDataResults"]
+    assert result["Values"] == [pytest.approx(90.0, rel=0.011)]
+    assert cw.get_metric_statistics(Namespace="App", MetricName="Sets", Period=60, ExtendedStatistics=["p50"],
+                                    **window())["Datapoints"] == []
+    cw.put_metric_alarm(AlarmName="slow", Namespace="App", MetricName="Wait", ExtendedStatistic="p90", Period=60,
+                        EvaluationPeriods=1, Threshold=50.0, ComparisonOperator="GreaterThanThreshold")
+    cw.put_metric_data(Namespace="App", MetricData=[{"MetricName": "Wait", "Values": [10.0, 80.0, 95.0]}])
+    assert wait_for_state(cw, "slow", "ALARM")["StateValue"] == "ALARM"
+    with pytest.raises(ClientError) as info:
+        cw.get_metric_statistics(Namespace="App", MetricName="Wait", Period=60, ExtendedStatistics=["tm99"],
+                                 **window())
+    assert info.value.response["Error"]["Code"] == "InvalidParameterValue"
+
+
 def test_alarm_goes_to_alarm_and_back_on_the_fast_clock(cw_env):
     _, sm, rt, cw = cw_env
     deploy(sm, "cw")

@@ -46,3 +46,36 @@ def test_ignore_keeps_the_state_when_nothing_arrives():
     kept = alarm(TreatMissingData="ignore")
     kept.state = ALARM
     assert decide(kept, [None, None, None])[0] == ALARM
+
+
+def test_percentiles_are_within_one_percent_and_bounded_by_min_and_max():
+    import random
+
+    from sagemaker_emu.cloudwatch import sketch
+    rng = random.Random(7)
+    values = [rng.lognormvariate(8, 1.5) for _ in range(20_000)]
+    bins: sketch.Bins = {}
+    for v in values:
+        sketch.add(bins, v)
+    ordered = sorted(values)
+    for p in (50, 90, 99, 99.9):
+        exact = ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))]
+        assert sketch.percentile(bins, p, ordered[0], ordered[-1]) == pytest.approx(exact, rel=0.011)
+    assert sketch.percentile(bins, 0, ordered[0], ordered[-1]) == ordered[0]
+    assert sketch.percentile(bins, 100, ordered[0], ordered[-1]) == ordered[-1]
+    assert len(bins) < 700  # 20,000 values, a few hundred counts
+    assert [sketch.parse(s) for s in ("p99", "p99.9", "p100", "p0", "p101", "tm99", "P99")] == \
+        [99.0, 99.9, 100.0, 0.0, None, None, None]
+
+
+def test_percentile_bins_stay_per_second_then_merge_per_minute():
+    from sagemaker_emu.cloudwatch import series
+    store = MetricStore()
+    store.put([(KEY, float(t % 7), "None", float(t)) for t in range(0, 2000)])
+    held = store._series[KEY]
+    assert len(held.sketches) == series.DETAIL_S + 1 and min(held.sketches) == 1999 - series.DETAIL_S
+    assert min(held.minutes) == 0 and max(held.minutes) < 1999 - series.DETAIL_S
+    merged = store.percentile_bins(KEY, 0.0, 2000.0, 2000.0)
+    assert sum(merged[0.0].values()) == 2000  # every value counted once, recent or merged
+    store.put_statistics(KEY, "None", 2000.0, 10.0, 2.0, 4.0, 6.0)  # a statistic set adds no bins
+    assert sum(store.percentile_bins(KEY, 0.0, 3000.0, 3000.0)[0.0].values()) == 2000
