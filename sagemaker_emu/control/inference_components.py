@@ -219,7 +219,7 @@ def update_inference_component(backend: Backend, params: dict, call: Call) -> di
             plan=ic.plan(routing), alarms=alarms,
             batch=_copies_of((policy or {}).get("RollbackMaximumBatchSize") or {"Type": "CAPACITY_PERCENT", "Value": 100},
                              ic.desired_copies),
-            limit=limit, deadline=time.monotonic() + backend.guardrails.wall(limit) if limit else None,
+            timeout=(time.monotonic() + backend.guardrails.wall(limit), limit) if limit else None,
         ) if alarms or limit else None
         lifecycle.run_in_background(lifecycle.roll, backend, ic, fleet, target, target.plan(routing),
                                     ic.desired_copies, batch, backend.guardrails.wall(wait), rollback)

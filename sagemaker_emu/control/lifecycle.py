@@ -136,15 +136,24 @@ def _bake(backend: Backend, endpoint: Endpoint, seconds: float, alarms: list[str
     deadline = time.monotonic() + backend.guardrails.wall(seconds)
     cancel = endpoint.pending.cancel
     while True:
-        for name in alarms:
-            if backend.guardrails.alarm_state(backend.region, name) == "ALARM":
-                return f"Rolling back the update: alarm {name} went into ALARM while traffic was shifting."
-        if timeout is not None and time.monotonic() >= timeout[0]:
-            return (f"Rolling back the update: it did not finish within MaximumExecutionTimeoutInSeconds "
-                    f"({timeout[1]} s).")
+        reason = _rollback_reason(backend, alarms, timeout, "traffic was shifting")
+        if reason is not None:
+            return reason
         remaining = deadline - time.monotonic()
         if remaining <= 0 or cancel.wait(min(BAKE_CHECK_S, remaining)):
             return None
+
+
+def _rollback_reason(backend: Backend, alarms: list[str], timeout: tuple[float, int] | None,
+                     doing: str) -> str | None:
+    """Why a guarded update must go back now: one of `alarms` is in ALARM, or its time limit
+    (`timeout`: the monotonic deadline, and MaximumExecutionTimeoutInSeconds) has passed."""
+    for name in alarms:
+        if backend.guardrails.alarm_state(backend.region, name) == "ALARM":
+            return f"Rolling back the update: alarm {name} went into ALARM while {doing}."
+    if timeout is not None and time.monotonic() >= timeout[0]:
+        return f"Rolling back the update: it did not finish within MaximumExecutionTimeoutInSeconds ({timeout[1]} s)."
+    return None
 
 
 def serverless_plan(variant: Variant, change: dict) -> ServerlessPlan:
@@ -205,14 +214,13 @@ def set_copies(backend: Backend, ic: InferenceComponent, fleet: Fleet, plan: Com
 @dataclass(frozen=True)
 class Rollback:
     """When an inference component update goes back: its AutoRollbackConfiguration alarms,
-    watched while each batch bakes, or its MaximumExecutionTimeoutInSeconds (`limit`, passed at
-    the monotonic `deadline`); and how (the old specification's plan, RollbackMaximumBatchSize)."""
+    watched while each batch bakes, or its MaximumExecutionTimeoutInSeconds (`timeout`: the
+    monotonic deadline, and the limit); and how (the old specification's plan, RollbackMaximumBatchSize)."""
 
     plan: ComponentPlan
     alarms: list[str]
     batch: int
-    limit: int | None = None
-    deadline: float | None = None
+    timeout: tuple[float, int] | None = None
 
 
 def roll(backend: Backend, ic: InferenceComponent, fleet: Fleet, target: InferenceComponent, plan: ComponentPlan,
@@ -225,16 +233,15 @@ def roll(backend: Backend, ic: InferenceComponent, fleet: Fleet, target: Inferen
     tripped: list[str] = []
 
     def halt() -> bool:
-        tripped.extend(f"alarm {n} went into ALARM while copies were being replaced" for n in rollback.alarms
-                       if backend.guardrails.alarm_state(backend.region, n) == "ALARM")
-        if rollback.deadline is not None and time.monotonic() >= rollback.deadline:
-            tripped.append(f"it did not finish within MaximumExecutionTimeoutInSeconds ({rollback.limit} s)")
-        return bool(tripped)
+        reason = _rollback_reason(backend, rollback.alarms, rollback.timeout, "copies were being replaced")
+        if reason is not None:
+            tripped.append(reason)
+        return reason is not None
 
     try:
         copies = fleet.replace_copies(plan, count, batch, wait_s, halt if rollback else None)
         if copies is None and tripped:
-            failure = f"Rolling back the update: {tripped[0]}."
+            failure = tripped[0]
             log.warning("update of inference component %s rolled back: %s", ic.name, failure)
             copies, target = fleet.replace_copies(rollback.plan, count, rollback.batch, 0.0), None
         elif copies is None:
