@@ -12,14 +12,28 @@ import re
 
 GAMMA = 1.02
 _LOG_GAMMA = math.log(GAMMA)
-ZERO = -(2 ** 31)  # the bin of values <= 0
+# Bins sort as their values do: negative values below NEGATIVE (the larger, the lower), then
+# ZERO, then positive values (whose bins are above -40,000 down to 1e-300).
+ZERO = -(2 ** 31)
+NEGATIVE = -(2 ** 40)
 Bins = dict[int, float]  # bin -> count
 
 PERCENTILE = re.compile(r"^p(\d{1,2}(?:\.\d{1,10})?|100)$")
 
 
 def bin_of(value: float) -> int:
-    return math.floor(math.log(value) / _LOG_GAMMA) if value > 0 else ZERO
+    if value > 0:
+        return math.floor(math.log(value) / _LOG_GAMMA)
+    return ZERO if value == 0 else NEGATIVE - math.floor(math.log(-value) / _LOG_GAMMA)
+
+
+def _middle(key: int) -> float:
+    """A bin's value: its middle on the log scale."""
+    if key == ZERO:
+        return 0.0
+    if key < ZERO:
+        return -(GAMMA ** (NEGATIVE - key + 0.5))
+    return GAMMA ** (key + 0.5)
 
 
 def add(bins: Bins, value: float, count: float = 1.0) -> None:
@@ -42,8 +56,7 @@ def percentile(bins: Bins, p: float, minimum: float, maximum: float) -> float:
     for key in sorted(bins):
         seen += bins[key]
         if seen >= rank:
-            value = 0.0 if key == ZERO else GAMMA ** (key + 0.5)  # the bin's middle, on the log scale
-            return min(max(value, minimum), maximum)
+            return min(max(_middle(key), minimum), maximum)
     return maximum
 
 

@@ -79,3 +79,13 @@ def test_percentile_bins_stay_per_second_then_merge_per_minute():
     assert sum(merged[0.0].values()) == 2000  # every value counted once, recent or merged
     store.put_statistics(KEY, "None", 2000.0, 10.0, 2.0, 4.0, 6.0)  # a statistic set adds no bins
     assert sum(store.percentile_bins(KEY, 0.0, 3000.0, 3000.0)[0.0].values()) == 2000
+
+
+def test_percentiles_of_negative_zero_and_positive_values():
+    from sagemaker_emu.cloudwatch import sketch
+    values = [-500.0, -20.0, -1.0, 0.0, 0.0, 3.0, 40.0, 700.0]
+    bins: sketch.Bins = {}
+    for v in values:
+        sketch.add(bins, v)
+    shown = [sketch.percentile(bins, p, -500.0, 700.0) for p in (10, 25, 30, 50, 70, 90)]
+    assert shown == [pytest.approx(v, rel=0.011) for v in (-500.0, -20.0, -1.0, 0.0, 3.0, 700.0)]
