@@ -2,14 +2,15 @@
 statistics (sum, count, min, max), kept for `retention_s` (CloudWatch keeps 1-second data for
 3 hours) and at most `max_series` series (the least recently written goes first).
 
-Memory is bounded: a bucket is a 4-list (about 120 bytes with its dict slot); a series written
-every second for 3 hours holds 10,800 of them (~1.3 MB). The runtime writes a few series per
-variant (and per instance or copy), so a few dozen endpoints busy for 3 hours stay in the tens
-of MB; `max_series` caps the rest.
+Memory is bounded: a bucket is a 4-list (about 160 bytes with its dict slot and floats); a
+series written every second for 3 hours holds 10,800 of them (~1.7 MB). A variant's eight
+invocation series hold 13.8 MB after 3 busy hours, 23.4 MB with the percentile bins below
+(`bench record --memory`), so a few busy endpoints take tens of MB and dozens take hundreds;
+`max_series` caps the number of series.
 
 Series that receive single values (not statistic sets) also keep percentile bins
-(cloudwatch/sketch.py): per second for the last `DETAIL_S`, then merged per minute, so a busy
-latency series holds a few MB of them over 3 hours.
+(cloudwatch/sketch.py): per second for the last `DETAIL_S`, then merged per minute; a bin set
+never holds more than the value range's bins (~700 from 100 us to 100 s).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from sagemaker_emu.cloudwatch.sketch import Bins
 
 RETENTION_S = 3 * 3600
 MAX_SERIES = 20_000
-DETAIL_S = 600  # percentile bins stay per second this long, then merge into their minute
+DETAIL_S = 300  # percentile bins stay per second this long, then merge into their minute
 
 Dimensions = tuple[tuple[str, str], ...]  # sorted (name, value) pairs
 Key = tuple[str, str, Dimensions]  # (namespace, metric name, dimensions)
