@@ -25,6 +25,16 @@ def _combination(message: str) -> ServiceError:
     return ServiceError("InvalidParameterCombinationException", message)
 
 
+def _check_queries(specs: list[dict]) -> None:
+    """Each query of GetMetricData or a metric-math alarm: a MetricStat with a statistic we
+    answer, or an Expression."""
+    for q in specs:
+        if ("MetricStat" in q) == ("Expression" in q):
+            raise _combination(f"Exactly one of MetricStat and Expression must be set in query {q['Id']}.")
+        if "MetricStat" in q:
+            queries.check_statistic(q["MetricStat"]["Stat"])
+
+
 def operations(cw: CloudWatch) -> dict[str, Callable[[str, dict], dict]]:
     def put_metric_data(region: str, p: dict) -> dict:
         namespace = p["Namespace"]
@@ -94,9 +104,7 @@ def operations(cw: CloudWatch) -> dict[str, Callable[[str, dict], dict]]:
         ids = [q["Id"] for q in specs]
         if len(set(ids)) != len(ids):
             raise _invalid("The values for parameter id in MetricDataQueries are not unique.")
-        for q in specs:
-            if ("MetricStat" in q) == ("Expression" in q):
-                raise _combination(f"Exactly one of MetricStat and Expression must be set in query {q['Id']}.")
+        _check_queries(specs)
         results = queries.run(cw.reading(region), specs, p["StartTime"], p["EndTime"])
         ascending = p.get("ScanBy") == "TimestampAscending"
         out = []
@@ -134,13 +142,18 @@ def operations(cw: CloudWatch) -> dict[str, Callable[[str, dict], dict]]:
             for member in ("MetricName", "Namespace", "Period"):
                 if member not in p:
                     raise ServiceError("MissingRequiredParameterException", f"The parameter {member} is required.")
-        elif not any(q.get("ReturnData", True) for q in p["Metrics"]):
-            raise _invalid("Exactly one element of the metrics list should return data.")
+        else:
+            if not any(q.get("ReturnData", True) for q in p["Metrics"]):
+                raise _invalid("Exactly one element of the metrics list should return data.")
+            _check_queries(p["Metrics"])
+            if not any("MetricStat" in q for q in p["Metrics"]):
+                raise _invalid("The metrics list must hold at least one MetricStat: its period is the alarm's.")
+        for member in ("EvaluationPeriods", "ComparisonOperator", "Threshold"):
+            if member not in p:
+                raise ServiceError("MissingRequiredParameterException", f"The parameter {member} is required.")
         if p["ComparisonOperator"] not in COMPARISONS:
             raise _invalid(f"sagemaker-emu evaluates static thresholds ({', '.join(COMPARISONS)}); "
                            f"not {p['ComparisonOperator']}.")
-        if "Threshold" not in p:
-            raise ServiceError("MissingRequiredParameterException", "The parameter Threshold is required.")
         if p.get("DatapointsToAlarm", 1) > p["EvaluationPeriods"]:
             raise _invalid("DatapointsToAlarm must be less than or equal to EvaluationPeriods.")
         cw.put_alarm(region, p)

@@ -135,7 +135,7 @@ class RpcService:
             raise errors.Malformed(f"The request body is not valid {'CBOR' if cbor else 'JSON'}.") from None
         if not isinstance(body, dict):
             raise errors.Malformed("Expected start of structure or map.")
-        return strip_nulls(_jsonish(body))
+        return _jsonish(strip_nulls(body))  # strip_nulls first: it refuses nesting too deep to walk
 
     def _error(self, exc: errors.EmuError) -> tuple[int, dict, list[tuple[str, str]]]:
         if isinstance(exc, errors.ServiceError):

@@ -1,5 +1,7 @@
 """Model-driven fuzzing (issue 11): every control-plane operation we answer, fed inputs built
-from botocore's SageMaker model and mutated at every depth, plus raw framing for the runtime.
+from botocore's SageMaker model and mutated at every depth, plus raw framing for the runtime,
+plus every operation of the other services the emulator answers itself (CloudWatch, Logs,
+Application Auto Scaling), from their models.
 
 Every answer must be a 2xx or an AWS-shaped 4xx; the server must stay up; an endpoint made
 before the run must still serve after it. Hypothesis runs with a fixed seed (derandomize)
@@ -122,8 +124,8 @@ def _still_serves(srv) -> None:
     assert client(srv.url).describe_endpoint(EndpointName="keep-ep")["EndpointStatus"] == "InService"
 
 
-def _call(srv, operation: str, body: bytes) -> tuple[int, bytes]:
-    headers = {"X-Amz-Target": f"SageMaker.{operation}", "Content-Type": "application/x-amz-json-1.1"}
+def _call(srv, operation: str, body: bytes, headers: dict[str, str] | None = None) -> tuple[int, bytes]:
+    headers = headers or {"X-Amz-Target": f"SageMaker.{operation}", "Content-Type": "application/x-amz-json-1.1"}
     try:
         srv.conn.request("POST", "/", body, headers)
         resp = srv.conn.getresponse()
@@ -208,3 +210,47 @@ def test_runtime_framing_never_gets_a_5xx(fuzzed, raw):
 
 def test_the_endpoint_made_before_the_fuzzing_still_serves(fuzzed):
     _still_serves(fuzzed)
+
+
+# ------------------------------------------------------------ the other services on the one URL
+
+def _served() -> list[tuple[str, str]]:
+    """(botocore service, operation) for every operation CloudWatch, Logs and Application Auto
+    Scaling answer here, read from their dispatch tables."""
+    from sagemaker_emu.autoscaling.backend import AutoScaling
+    from sagemaker_emu.autoscaling.operations import operations as autoscaling_operations
+    from sagemaker_emu.clock import Clock
+    from sagemaker_emu.cloudwatch.backend import CloudWatch
+    from sagemaker_emu.cloudwatch.operations import operations as cloudwatch_operations
+    from sagemaker_emu.cloudwatch_logs.operations import operations as logs_operations
+    from sagemaker_emu.cloudwatch_logs.store import LogStore
+
+    cw = CloudWatch("123456789012", Clock())
+    tables = {"cloudwatch": cloudwatch_operations(cw),
+              "application-autoscaling": autoscaling_operations(AutoScaling("123456789012", Clock(), cw, None)),
+              "logs": logs_operations(LogStore(lambda: []), "123456789012")}
+    return [(service, op) for service, table in tables.items() for op in sorted(table)]
+
+
+@pytest.mark.parametrize("service, operation", _served())
+def test_the_other_services_answer_hostile_input_in_aws_shape(fuzzed, service, operation):
+    """Their JSON protocols (CloudWatch's AWS JSON 1.0, the others' 1.1), found by the SigV4
+    scope as botocore signs them; fewer examples each than SageMaker's operations."""
+    from sagemaker_emu.service_model import service_model
+    model = service_model(service)
+    shape = model.operation_model(operation).input_shape
+    signing = model.metadata.get("signingName") or model.metadata["endpointPrefix"]
+    headers = {"X-Amz-Target": f"{model.metadata['targetPrefix']}.{operation}",
+               "Content-Type": f"application/x-amz-json-{model.metadata.get('jsonVersion', '1.1')}",
+               "Authorization": f"AWS4-HMAC-SHA256 Credential=testing/20261203/us-east-1/{signing}/aws4_request, "
+                                "SignedHeaders=host, Signature=0"}
+
+    @settings(FUZZ, max_examples=40)
+    @given(st.one_of(valid(shape), mutated(shape)))
+    def run(params):
+        body = json.dumps(params).encode()
+        status, data = _call(fuzzed, operation, body, headers)
+        _assert_aws_answer(status, data, f"{service} {operation} {body[:200]!r}")
+
+    run()
+    assert fuzzed.proc.poll() is None
