@@ -22,7 +22,7 @@ from sagemaker_emu.control.registry import OPERATIONS
 from sagemaker_emu.service_model import control_model
 from sagemaker_emu.testing import EmulatorProcess, client, deploy
 
-EXAMPLES = 120  # per operation: 17 operations -> ~2,000 requests, plus the framing cases
+EXAMPLES = 120  # per operation: 33 operations -> ~4,000 requests, plus the framing cases
 FUZZ = settings(max_examples=EXAMPLES, derandomize=True, database=None, deadline=None,
                 suppress_health_check=list(HealthCheck))
 NAME_ALPHABET = "abcXYZ019-"
