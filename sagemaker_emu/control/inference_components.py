@@ -138,12 +138,12 @@ def list_inference_components(backend: Backend, params: dict, call: Call) -> dic
         "LastModifiedTime": ic.modified, "InferenceComponentStatus": ic.status.value}, "InferenceComponents")
 
 
-def _updatable(backend: Backend, name: str) -> InferenceComponent:
-    """The component an update names, if it can be updated now."""
+def _updatable(backend: Backend, name: str, adapters: bool = False) -> InferenceComponent:
+    """The component an update names, if it can be updated now (an adapter only if `adapters`)."""
     ic = backend.inference_component(name)
     if ic.status != Status.IN_SERVICE:
         raise InvalidInput(f'Cannot update in-progress inference component "{ic.arn}".')
-    if ic.base is not None:
+    if ic.base is not None and not adapters:
         raise InvalidInput(f'Inference component "{ic.arn}" is an adapter: it runs on the copies of its base '
                            f'"{ic.base}"; update the base instead.')
     return ic
@@ -194,10 +194,33 @@ def _batch(policy: dict[str, Any] | None, copies: int) -> tuple[int, float]:
     return _copies_of(policy["MaximumBatchSize"], copies), float(policy["WaitIntervalInSeconds"])
 
 
+def _update_adapter(backend: Backend, ic: InferenceComponent, params: dict) -> dict:
+    """An adapter's new specification (its artifact): it starts nothing, its base's copies
+    apply it per call, so the update only moves the status."""
+    spec = params.get("Specification")
+    if ic.base is None:
+        raise InvalidInput(f'Inference component "{ic.arn}" is not an adapter; its Specification cannot name '
+                           "a BaseInferenceComponentName.")
+    if spec is None or spec.get("BaseInferenceComponentName") != ic.base:
+        raise InvalidInput(f'Adapter inference component "{ic.arn}" keeps its base: give a Specification with '
+                           f'BaseInferenceComponentName "{ic.base}".')
+    if "RuntimeConfig" in params:
+        raise InvalidInput("An adapter inference component has no copies of its own; RuntimeConfig does not apply.")
+    _check_specification(spec, params)
+    ic.spec = copy.deepcopy(spec)
+    if "DeploymentConfig" in params:
+        ic.last_deployment = copy.deepcopy(params["DeploymentConfig"])
+    backend.transition(ic, Status.UPDATING)
+    lifecycle.run_in_background(lifecycle.adapter_ready, backend, ic)
+    return {"InferenceComponentArn": ic.arn}
+
+
 @operation
 def update_inference_component(backend: Backend, params: dict, call: Call) -> dict:
-    ic = _updatable(backend, params["InferenceComponentName"])
+    ic = _updatable(backend, params["InferenceComponentName"], adapters=True)
     spec = params.get("Specification")
+    if ic.base is not None or (spec is not None and "BaseInferenceComponentName" in spec):
+        return _update_adapter(backend, ic, params)
     if spec is not None:
         _check_specification(spec, {"RuntimeConfig": params.get("RuntimeConfig", {"CopyCount": ic.desired_copies})})
     model = backend.model(spec["ModelName"]) if spec is not None and "ModelName" in spec else None

@@ -308,6 +308,25 @@ def test_an_adapter_is_served_by_its_bases_copies_and_goes_first(server, sm, rt)
     assert "adapter" not in plain[0]
     code, message = error(lambda: sm.delete_inference_component(InferenceComponentName="base"))
     assert code == "ValidationException" and "adapter inference components use it: tuned" in message
+
+    # a new artifact for the adapter: Updating, then InService, its base's copies untouched
+    sm.update_inference_component(InferenceComponentName="tuned", Specification={
+        "BaseInferenceComponentName": "base", "Container": {"ArtifactUrl": "s3://bucket/adapters/tuned-v2/"}})
+    updated = settled(sm, "tuned")
+    assert updated["InferenceComponentStatus"] == "InService"
+    assert updated["Specification"]["Container"]["ArtifactUrl"] == "s3://bucket/adapters/tuned-v2/"
+    assert len(copies(server, "lora", "base")) == 2
+    for call, words in (
+            (lambda: sm.update_inference_component(InferenceComponentName="tuned", Specification={
+                "BaseInferenceComponentName": "other", "Container": {"ArtifactUrl": "s3://b/a/"}}), "keeps its base"),
+            (lambda: sm.update_inference_component(InferenceComponentName="tuned", RuntimeConfig={"CopyCount": 2}),
+             "keeps its base"),
+            (lambda: sm.update_inference_component(InferenceComponentName="base", Specification={
+                "BaseInferenceComponentName": "tuned"}), "is not an adapter"),
+            (lambda: sm.update_inference_component_runtime_config(
+                InferenceComponentName="tuned", DesiredRuntimeConfig={"CopyCount": 2}), "update the base instead")):
+        code, message = error(call)
+        assert code == "ValidationException" and words in message, message
     code, message = error(lambda: sm.create_inference_component(
         InferenceComponentName="bad", EndpointName="lora",
         Specification={"BaseInferenceComponentName": "nope", "Container": {"ArtifactUrl": "s3://b/a/"}}))
