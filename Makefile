@@ -42,12 +42,14 @@ run: install
 	$(BIN)/sagemaker-emu serve --host $(HOST) --port $(PORT) $(ARGS)
 
 # The SDK v3 install (minutes) runs in the background while the other tests run; its own tests
-# run last and wait for it (tests/integration/test_sagemaker_sdk_v3.py reads the status file).
+# run last and wait for it (tests/integration/test_sagemaker_sdk_v3.py reads the status file,
+# written whole by a rename).
 test: install-dev
 	@rm -f $(SDK3).status; \
 	if $(MAKE) -s -q $(SDK3)/.installed 2>/dev/null; then echo 0 > $(SDK3).status; else \
 	  echo "Installing the SageMaker Python SDK v3 into $(SDK3) in the background (about 3 minutes; log: $(SDK3).log)"; \
-	  ( $(MAKE) --no-print-directory $(SDK3)/.installed > $(SDK3).log 2>&1; echo $$? > $(SDK3).status ) & \
+	  ( $(MAKE) --no-print-directory $(SDK3)/.installed > $(SDK3).log 2>&1; \
+	    echo $$? > $(SDK3).status.part; mv $(SDK3).status.part $(SDK3).status ) & \
 	fi; \
 	SAGEMAKER_EMU_SDK3_PYTHON=$(CURDIR)/$(SDK3)/bin/python SAGEMAKER_EMU_SDK3_STATUS=$(CURDIR)/$(SDK3).status \
 	  $(BIN)/python -m pytest $(ARGS); code=$$?; wait; exit $$code
