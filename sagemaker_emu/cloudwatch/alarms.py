@@ -5,7 +5,7 @@ periods treated as `TreatMissingData` says."""
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Mapping
 
 OK, ALARM, INSUFFICIENT = "OK", "ALARM", "INSUFFICIENT_DATA"
@@ -31,7 +31,6 @@ class Alarm:
     state_updated: float = 0.0
     transitioned: float = 0.0
     next_evaluation: float = 0.0  # on the evaluator's monotonic clock
-    history: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def actions_enabled(self) -> bool:

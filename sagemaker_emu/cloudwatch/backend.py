@@ -5,6 +5,8 @@ every evaluation while the alarm stays in that state, as AWS does for scaling ac
 
 from __future__ import annotations
 
+import collections
+import json
 import logging
 import threading
 import time
@@ -20,9 +22,18 @@ from sagemaker_emu.errors import ServiceError
 log = logging.getLogger("sagemaker_emu.cloudwatch")
 
 MAX_ALARMS = 5000  # per region (AWS's default quota is higher; this bounds memory and evaluation)
+MAX_HISTORY = 10_000  # alarm history items kept per region, newest last (deleted alarms' too, as on AWS)
 TICK_S = 0.1  # how often the evaluator looks for alarms that are due (wall seconds)
 # Runs an alarm action: (action ARN, the alarm, its new state)
 ActionRunner = Callable[[str, Alarm, str], None]
+
+
+def _parsed(text: str) -> Any:
+    """StateReasonData as the history shows it: the JSON it holds, or the text."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
 
 
 def _is_scaling(arn: str) -> bool:
@@ -37,6 +48,8 @@ class CloudWatch:
         self._stores: dict[str, MetricStore] = {}
         self.invocations = InvocationMetrics(self.store)  # the per-invocation fast path
         self._alarms: dict[str, dict[str, Alarm]] = {}  # region -> name -> alarm
+        self._history: dict[str, collections.deque] = {}  # region -> DescribeAlarmHistory's items
+        self._tags: dict[str, dict[str, str]] = {}  # alarm ARN -> tags
         self._lock = threading.RLock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -74,8 +87,39 @@ class CloudWatch:
             if old is not None:  # an update keeps the state until the next evaluation
                 alarm.state, alarm.reason, alarm.reason_data = old.state, old.reason, old.reason_data
                 alarm.state_updated, alarm.transitioned = old.state_updated, old.transitioned
+            else:  # tags come with the creation only; TagResource changes them after
+                self._tags[alarm.arn] = {t["Key"]: t["Value"] for t in spec.get("Tags", [])}
             alarms[name] = alarm
+            verb, kind = ("updated", "Update") if old is not None else ("created", "Create")
+            self._note(alarm, "ConfigurationUpdate", f'Alarm "{name}" {verb}', {"type": kind, "alarm": alarm.describe()})
         self._ensure_evaluator()
+
+    def _note(self, alarm: Alarm, kind: str, summary: str, data: dict[str, Any]) -> None:
+        """Under the lock: an item of the alarm's history."""
+        history = self._history.setdefault(alarm.region, collections.deque(maxlen=MAX_HISTORY))
+        history.append({"AlarmName": alarm.name, "AlarmType": "MetricAlarm", "Timestamp": self.clock.now(),
+                        "HistoryItemType": kind, "HistorySummary": summary,
+                        "HistoryData": json.dumps({"version": "1.0", **data}, default=str)})
+
+    def history(self, region: str) -> list[dict[str, Any]]:
+        """DescribeAlarmHistory's items, oldest first."""
+        with self._lock:
+            return list(self._history.get(region, ()))
+
+    def tags(self, region: str, arn: str) -> dict[str, str]:
+        """An alarm's tags (the dict itself, to change under `tagging`)."""
+        alarm = next((a for a in self._alarms.get(region, {}).values() if a.arn == arn), None)
+        if alarm is None:
+            raise ServiceError("ResourceNotFoundException", f"The resource {arn} was not found.")
+        return self._tags.setdefault(arn, {})
+
+    def tagging(self, region: str, arn: str, add: dict[str, str], remove: Iterable[str] = ()) -> dict[str, str]:
+        with self._lock:
+            tags = self.tags(region, arn)
+            tags.update(add)
+            for key in remove:
+                tags.pop(key, None)
+            return dict(tags)
 
     def alarms(self, region: str) -> list[Alarm]:
         with self._lock:
@@ -93,7 +137,7 @@ class CloudWatch:
             if missing:
                 raise ServiceError("ResourceNotFound", f"Alarm(s) not found: {', '.join(missing)}")
             for name in names:
-                del alarms[name]
+                self._tags.pop(alarms.pop(name).arn, None)
 
     def set_actions_enabled(self, region: str, names: Iterable[str], enabled: bool) -> None:
         with self._lock:
@@ -114,11 +158,13 @@ class CloudWatch:
         """Under the lock: set the state; the actions to run (outside the lock)."""
         now = self.clock.now()
         changed = state != alarm.state
-        alarm.reason, alarm.reason_data, alarm.state_updated = reason, reason_data, now
         if changed:
+            self._note(alarm, "StateUpdate", f"Alarm updated from {alarm.state} to {state}", {
+                "oldState": {"stateValue": alarm.state, "stateReason": alarm.reason},
+                "newState": {"stateValue": state, "stateReason": reason,
+                             **({"stateReasonData": _parsed(reason_data)} if reason_data else {})}})
             alarm.state, alarm.transitioned = state, now
-            alarm.history.append({"Timestamp": now, "State": state, "Reason": reason})
-            del alarm.history[:-100]
+        alarm.reason, alarm.reason_data, alarm.state_updated = reason, reason_data, now
         if not alarm.actions_enabled:
             return []
         return [a for a in alarm.actions(state) if changed or (_is_scaling(a) and state == ALARM)]
@@ -127,8 +173,13 @@ class CloudWatch:
         for arn in actions:
             try:
                 self.run_action(arn, alarm, state)
+                summary = f"Successfully executed action {arn}"
             except Exception:
                 log.exception("alarm %s: action %s failed", alarm.name, arn)
+                summary = f"Failed to execute action {arn}"
+            with self._lock:
+                self._note(alarm, "Action", summary, {"actionState": "Succeeded" if summary[0] == "S" else "Failed",
+                                                      "notificationResource": arn, "stateValue": state})
 
     # ------------------------------------------------------------ evaluation
 
@@ -193,6 +244,8 @@ class CloudWatch:
     def reset(self) -> None:
         with self._lock:
             self._alarms.clear()
+            self._history.clear()
+            self._tags.clear()
             self.invocations.fold()
             for store in self._stores.values():
                 store.reset()

@@ -195,8 +195,31 @@ def operations(cw: CloudWatch) -> dict[str, Callable[[str, dict], dict]]:
         cw.set_actions_enabled(region, p["AlarmNames"], False)
         return {}
 
+    def describe_alarm_history(region: str, p: dict) -> dict:
+        items = [i for i in cw.history(region)
+                 if p.get("AlarmName", i["AlarmName"]) == i["AlarmName"]
+                 and "MetricAlarm" in p.get("AlarmTypes", ["MetricAlarm"])
+                 and p.get("HistoryItemType", i["HistoryItemType"]) == i["HistoryItemType"]
+                 and p.get("StartDate", i["Timestamp"]) <= i["Timestamp"] <= p.get("EndDate", i["Timestamp"])]
+        if p.get("ScanBy") != "TimestampAscending":
+            items.reverse()  # newest first, CloudWatch's default
+        return page(items, "AlarmHistoryItems", p.get("NextToken"), p.get("MaxRecords", 100))
+
+    def list_tags_for_resource(region: str, p: dict) -> dict:
+        return {"Tags": [{"Key": k, "Value": v} for k, v in cw.tagging(region, p["ResourceARN"], {}).items()]}
+
+    def tag_resource(region: str, p: dict) -> dict:
+        cw.tagging(region, p["ResourceARN"], {t["Key"]: t["Value"] for t in p["Tags"]})
+        return {}
+
+    def untag_resource(region: str, p: dict) -> dict:
+        cw.tagging(region, p["ResourceARN"], {}, p["TagKeys"])
+        return {}
+
     return {"PutMetricData": put_metric_data, "GetMetricStatistics": get_metric_statistics,
             "GetMetricData": get_metric_data, "ListMetrics": list_metrics, "PutMetricAlarm": put_metric_alarm,
             "DescribeAlarms": describe_alarms, "DescribeAlarmsForMetric": describe_alarms_for_metric,
             "DeleteAlarms": delete_alarms, "SetAlarmState": set_alarm_state,
-            "EnableAlarmActions": enable_alarm_actions, "DisableAlarmActions": disable_alarm_actions}
+            "EnableAlarmActions": enable_alarm_actions, "DisableAlarmActions": disable_alarm_actions,
+            "DescribeAlarmHistory": describe_alarm_history, "ListTagsForResource": list_tags_for_resource,
+            "TagResource": tag_resource, "UntagResource": untag_resource}

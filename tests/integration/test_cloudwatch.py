@@ -149,6 +149,42 @@ def test_alarm_state_actions_and_deletion(cw_env):
     assert info.value.response["Error"]["Code"] == "InvalidParameterCombination"
 
 
+def test_alarm_history_and_tags(cw_env):
+    """DescribeAlarmHistory (creation, state changes, actions; newest first; kept after the
+    alarm is deleted, as on AWS) and the tags infrastructure tools read back."""
+    _, _, _, cw = cw_env
+    sns = client(cw_env[0].url, "sns")
+    topic = sns.create_topic(Name="alarm-notes")["TopicArn"]
+    cw.put_metric_alarm(AlarmName="noted", Namespace="App", MetricName="Nothing", Statistic="Sum", Period=60,
+                        EvaluationPeriods=1, Threshold=1.0, ComparisonOperator="GreaterThanThreshold",
+                        AlarmActions=[topic], Tags=[{"Key": "team", "Value": "ml"}])
+    cw.set_alarm_state(AlarmName="noted", StateValue="ALARM", StateReason="by hand",
+                       StateReasonData=json.dumps({"why": "test"}))
+    items = cw.describe_alarm_history(AlarmName="noted")["AlarmHistoryItems"]  # the evaluator may add more
+    stamps = [i["Timestamp"] for i in items]
+    assert stamps == sorted(stamps, reverse=True)  # newest first
+    created = items[-1]
+    assert (created["HistoryItemType"], created["HistorySummary"]) == ("ConfigurationUpdate", 'Alarm "noted" created')
+    [moved] = [i for i in items if i["HistorySummary"] == "Alarm updated from INSUFFICIENT_DATA to ALARM"]
+    assert json.loads(moved["HistoryData"])["newState"] == {"stateValue": "ALARM", "stateReason": "by hand",
+                                                            "stateReasonData": {"why": "test"}}
+    assert f"Successfully executed action {topic}" in [i["HistorySummary"] for i in items
+                                                       if i["HistoryItemType"] == "Action"]
+    assert {i["HistoryItemType"] for i in cw.describe_alarm_history(
+        AlarmName="noted", HistoryItemType="StateUpdate")["AlarmHistoryItems"]} == {"StateUpdate"}
+
+    arn = cw.describe_alarms(AlarmNames=["noted"])["MetricAlarms"][0]["AlarmArn"]
+    assert cw.list_tags_for_resource(ResourceARN=arn)["Tags"] == [{"Key": "team", "Value": "ml"}]
+    cw.tag_resource(ResourceARN=arn, Tags=[{"Key": "stage", "Value": "ci"}])
+    cw.untag_resource(ResourceARN=arn, TagKeys=["team"])
+    assert cw.list_tags_for_resource(ResourceARN=arn)["Tags"] == [{"Key": "stage", "Value": "ci"}]
+    cw.delete_alarms(AlarmNames=["noted"])
+    with pytest.raises(ClientError) as info:
+        cw.list_tags_for_resource(ResourceARN=arn)
+    assert info.value.response["Error"]["Code"] == "ResourceNotFoundException"
+    assert cw.describe_alarm_history(AlarmName="noted")["AlarmHistoryItems"]  # the history outlives it
+
+
 def test_aws_json_1_0_is_answered_too(cw_env):
     server, _, _, cw = cw_env
     cw.put_metric_data(Namespace="App", MetricData=[{"MetricName": "Json", "Value": 2.0}])
