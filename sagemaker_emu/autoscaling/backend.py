@@ -63,6 +63,7 @@ class Target:
     last_scale_out: float = -math.inf  # on the monotonic clock
     last_scale_in: float = -math.inf
     activities: list[dict[str, Any]] = field(default_factory=list)
+    tags: dict[str, str] = field(default_factory=dict)
 
     @property
     def key(self) -> tuple[str, str, str]:
@@ -92,7 +93,8 @@ class AutoScaling:
 
     # ------------------------------------------------------------ targets
 
-    def register(self, region: str, spec: dict[str, Any]) -> str:
+    def register(self, region: str, spec: dict[str, Any], tags: dict[str, str] | None = None) -> str:
+        """Register a scalable target, or update one (`tags` apply when it is created, as on AWS)."""
         key = (spec["ServiceNamespace"], spec["ResourceId"], spec["ScalableDimension"])
         with self._lock:
             targets = self._targets.setdefault(region, {})
@@ -106,10 +108,21 @@ class AutoScaling:
             if target is None:
                 self.capacity.current(region, spec["ResourceId"], spec["ScalableDimension"])  # it must exist
                 arn = f"arn:aws:application-autoscaling:{region}:{self.account}:scalable-target/{uuid.uuid4().hex[:28]}"
-                target = targets[key] = Target(merged, arn, self.clock.now())
+                target = targets[key] = Target(merged, arn, self.clock.now(), tags=dict(tags or {}))
             else:
                 target.spec = merged
             return target.arn
+
+    def tagging(self, region: str, arn: str, add: dict[str, str], remove: list[str] = ()) -> dict[str, str]:
+        """A scalable target's tags, after adding `add` and removing `remove`."""
+        with self._lock:
+            target = next((t for t in self._targets.get(region, {}).values() if t.arn == arn), None)
+            if target is None:
+                raise ServiceError("ResourceNotFoundException", f"No scalable target found for ARN {arn}")
+            target.tags.update(add)
+            for key in remove:
+                target.tags.pop(key, None)
+            return dict(target.tags)
 
     def target(self, region: str, key: tuple) -> Target:
         target = self._targets.get(region, {}).get(key)

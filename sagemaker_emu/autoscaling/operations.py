@@ -55,7 +55,7 @@ def _policy_view(p: Policy) -> dict:
 def operations(aas: AutoScaling) -> dict[str, Callable[[str, dict], dict]]:
     def register_scalable_target(region: str, p: dict) -> dict:
         _key(p)
-        return {"ScalableTargetARN": aas.register(region, {k: v for k, v in p.items() if k != "Tags"})}
+        return {"ScalableTargetARN": aas.register(region, {k: v for k, v in p.items() if k != "Tags"}, p.get("Tags"))}
 
     def deregister_scalable_target(region: str, p: dict) -> dict:
         aas.deregister(region, _key(p))
@@ -97,7 +97,19 @@ def operations(aas: AutoScaling) -> dict[str, Callable[[str, dict], dict]]:
         aas.delete_scheduled(region, p["ScheduledActionName"], _key(p))
         return {}
 
-    return {"RegisterScalableTarget": register_scalable_target, "DeregisterScalableTarget": deregister_scalable_target,
+    def list_tags_for_resource(region: str, p: dict) -> dict:
+        return {"Tags": aas.tagging(region, p["ResourceARN"], {})}
+
+    def tag_resource(region: str, p: dict) -> dict:
+        aas.tagging(region, p["ResourceARN"], p["Tags"])
+        return {}
+
+    def untag_resource(region: str, p: dict) -> dict:
+        aas.tagging(region, p["ResourceARN"], {}, p["TagKeys"])
+        return {}
+
+    return {"ListTagsForResource": list_tags_for_resource, "TagResource": tag_resource, "UntagResource": untag_resource,
+            "RegisterScalableTarget": register_scalable_target, "DeregisterScalableTarget": deregister_scalable_target,
             "DescribeScalableTargets": describe_scalable_targets, "PutScalingPolicy": put_scaling_policy,
             "DescribeScalingPolicies": describe_scaling_policies, "DeleteScalingPolicy": delete_scaling_policy,
             "DescribeScalingActivities": describe_scaling_activities, "PutScheduledAction": put_scheduled_action,

@@ -157,12 +157,15 @@ def test_targets_are_validated_and_policies_own_their_alarms(env):
     assert info.value.response["Error"]["Code"] == "ValidationException"
     deploy(sm, "owned")
     resource = "endpoint/owned/variant/AllTraffic"
-    aas.register_scalable_target(ServiceNamespace="sagemaker", ResourceId=resource, ScalableDimension=INSTANCES,
-                                 MinCapacity=1, MaxCapacity=2)
+    arn = aas.register_scalable_target(ServiceNamespace="sagemaker", ResourceId=resource, ScalableDimension=INSTANCES,
+                                       MinCapacity=1, MaxCapacity=2, Tags={"team": "ml"})["ScalableTargetARN"]
     aas.register_scalable_target(ServiceNamespace="sagemaker", ResourceId=resource, ScalableDimension=INSTANCES,
                                  MaxCapacity=4)  # an update keeps MinCapacity
     [target] = aas.describe_scalable_targets(ServiceNamespace="sagemaker")["ScalableTargets"]
     assert (target["MinCapacity"], target["MaxCapacity"]) == (1, 4)
+    aas.tag_resource(ResourceARN=arn, Tags={"stage": "ci"})
+    aas.untag_resource(ResourceARN=arn, TagKeys=["team"])
+    assert aas.list_tags_for_resource(ResourceARN=arn)["Tags"] == {"stage": "ci"}
     aas.put_scaling_policy(PolicyName="p", ServiceNamespace="sagemaker", ResourceId=resource,
                            ScalableDimension=INSTANCES, PolicyType="TargetTrackingScaling",
                            TargetTrackingScalingPolicyConfiguration={"TargetValue": 10.0, "PredefinedMetricSpecification": {
@@ -175,6 +178,9 @@ def test_targets_are_validated_and_policies_own_their_alarms(env):
         aas.delete_scaling_policy(PolicyName="p", ServiceNamespace="sagemaker", ResourceId=resource,
                                   ScalableDimension=INSTANCES)
     assert info.value.response["Error"]["Code"] == "ObjectNotFoundException"
+    with pytest.raises(ClientError) as info:
+        aas.list_tags_for_resource(ResourceARN=arn)  # its tags went with it
+    assert info.value.response["Error"]["Code"] == "ResourceNotFoundException"
 
 
 def test_scheduled_actions_set_the_bounds_and_move_the_capacity(env):
