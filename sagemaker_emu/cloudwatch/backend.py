@@ -106,16 +106,12 @@ class CloudWatch:
         with self._lock:
             return list(self._history.get(region, ()))
 
-    def tags(self, region: str, arn: str) -> dict[str, str]:
-        """An alarm's tags (the dict itself, to change under `tagging`)."""
-        alarm = next((a for a in self._alarms.get(region, {}).values() if a.arn == arn), None)
-        if alarm is None:
-            raise ServiceError("ResourceNotFoundException", f"The resource {arn} was not found.")
-        return self._tags.setdefault(arn, {})
-
     def tagging(self, region: str, arn: str, add: dict[str, str], remove: Iterable[str] = ()) -> dict[str, str]:
+        """An alarm's tags, after adding `add` and removing `remove`."""
         with self._lock:
-            tags = self.tags(region, arn)
+            if not any(a.arn == arn for a in self._alarms.get(region, {}).values()):
+                raise ServiceError("ResourceNotFoundException", f"The resource {arn} was not found.")
+            tags = self._tags.setdefault(arn, {})
             tags.update(add)
             for key in remove:
                 tags.pop(key, None)
