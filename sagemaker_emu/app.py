@@ -20,6 +20,7 @@ from sagemaker_emu import emu_api
 from sagemaker_emu.autoscaling.backend import AutoScaling
 from sagemaker_emu.autoscaling.operations import operations as autoscaling_operations
 from sagemaker_emu.clock import Clock
+from sagemaker_emu.cloudwatch.alarms import notification
 from sagemaker_emu.cloudwatch.backend import CloudWatch
 from sagemaker_emu.cloudwatch.operations import operations as cloudwatch_operations
 from sagemaker_emu.cloudwatch_logs.operations import operations as logs_operations
@@ -45,6 +46,7 @@ from sagemaker_emu.runtime.async_queue import AsyncInvocations
 from sagemaker_emu.runtime.capture import DataCapture
 from sagemaker_emu.runtime.invoke import Runtime
 from sagemaker_emu.schemas.validator import warm
+from sagemaker_emu.service_model import region_description
 
 # Larger control-plane bodies are refused before they are read (HTTP 413).
 MAX_REQUEST_BYTES = 16 * 1024 * 1024
@@ -173,9 +175,8 @@ def _action_runner(autoscaling: AutoScaling, results: S3SnsResults):
         if arn.startswith("arn:aws:autoscaling:"):
             autoscaling.run_action(arn, alarm, state)
         elif arn.startswith("arn:aws:sns:"):
-            results.notify(arn, {"AlarmName": alarm.name, "AlarmArn": alarm.arn, "NewStateValue": state,
-                                 "NewStateReason": alarm.reason, "StateChangeTime": alarm.state_updated,
-                                 "Region": alarm.region, "AWSAccountId": alarm.arn.split(":")[4]})
+            subject, message = notification(alarm, alarm.arn.split(":")[4], region_description(alarm.region))
+            results.notify(arn, message, subject)
 
     return run
 

@@ -29,3 +29,13 @@ def known_regions() -> frozenset[str]:
         regions |= set(partition["regions"])
         regions |= set(partition["services"].get(CONTROL_SERVICE, {}).get("endpoints", {}))
     return frozenset(r for r in regions if not r.startswith("fips-") and "fips" not in r)
+
+
+@functools.lru_cache(maxsize=None)
+def region_description(region: str) -> str:
+    """A region's name as AWS writes it in messages ("US East (N. Virginia)"), or the code."""
+    endpoints = botocore.session.get_session().get_component("data_loader").load_data("endpoints")
+    for partition in endpoints["partitions"]:
+        if region in partition["regions"]:
+            return partition["regions"][region].get("description", region)
+    return region

@@ -4,6 +4,7 @@ periods treated as `TreatMissingData` says."""
 
 from __future__ import annotations
 
+import datetime
 import json
 from dataclasses import dataclass
 from typing import Any, Mapping
@@ -31,6 +32,7 @@ class Alarm:
     state_updated: float = 0.0
     transitioned: float = 0.0
     next_evaluation: float = 0.0  # on the evaluator's monotonic clock
+    previous: str = INSUFFICIENT  # the state before the last change, for notifications
 
     @property
     def actions_enabled(self) -> bool:
@@ -50,6 +52,38 @@ class Alarm:
         if self.reason_data is not None:
             out["StateReasonData"] = self.reason_data
         return out
+
+
+def _stamp(when: float) -> str:
+    """CloudWatch's notification time format: 2026-12-03T02:15:13.123+0000."""
+    return datetime.datetime.fromtimestamp(when, datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "+0000"
+
+
+def notification(alarm: Alarm, account: str, region_name: str) -> tuple[str, dict[str, Any]]:
+    """The subject and message CloudWatch publishes to an SNS action for the alarm's state."""
+    spec = alarm.spec
+    trigger: dict[str, Any] = {k: spec[k] for k in ("Period", "EvaluationPeriods", "DatapointsToAlarm",
+                                                     "ComparisonOperator", "Threshold") if k in spec}
+    trigger["TreatMissingData"] = spec.get("TreatMissingData", "missing")
+    trigger["EvaluateLowSampleCountPercentile"] = spec.get("EvaluateLowSampleCountPercentile", "")
+    if "Metrics" in spec:
+        trigger["Metrics"] = spec["Metrics"]
+    else:
+        extended = "ExtendedStatistic" in spec
+        trigger.update(MetricName=spec.get("MetricName"), Namespace=spec.get("Namespace"),
+                       StatisticType="ExtendedStatistic" if extended else "Statistic",
+                       Statistic=spec["ExtendedStatistic"] if extended else spec.get("Statistic", "").upper(),
+                       Unit=spec.get("Unit"),
+                       Dimensions=[{"value": d["Value"], "name": d["Name"]} for d in spec.get("Dimensions", [])])
+    message = {
+        "AlarmName": alarm.name, "AlarmDescription": spec.get("AlarmDescription"), "AWSAccountId": account,
+        "AlarmConfigurationUpdatedTimestamp": _stamp(alarm.configured), "NewStateValue": alarm.state,
+        "NewStateReason": alarm.reason, "StateChangeTime": _stamp(alarm.state_updated), "Region": region_name,
+        "AlarmArn": alarm.arn, "OldStateValue": alarm.previous, "OKActions": alarm.actions(OK),
+        "AlarmActions": alarm.actions(ALARM), "InsufficientDataActions": alarm.actions(INSUFFICIENT),
+        "Trigger": trigger,
+    }
+    return f'{alarm.state}: "{alarm.name}" in {region_name}'[:100], message
 
 
 def decide(alarm: Alarm, values: list[float | None]) -> tuple[str, str, str]:

@@ -159,7 +159,7 @@ class CloudWatch:
                 "oldState": {"stateValue": alarm.state, "stateReason": alarm.reason},
                 "newState": {"stateValue": state, "stateReason": reason,
                              **({"stateReasonData": _parsed(reason_data)} if reason_data else {})}})
-            alarm.state, alarm.transitioned = state, now
+            alarm.previous, alarm.state, alarm.transitioned = alarm.state, state, now
         alarm.reason, alarm.reason_data, alarm.state_updated = reason, reason_data, now
         if not alarm.actions_enabled:
             return []

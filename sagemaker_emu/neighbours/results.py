@@ -42,6 +42,7 @@ class S3SnsResults:
         bucket, key = bucket_key(url)
         self.clients.client("s3").put_object(Bucket=bucket, Key=key, Body=body, ContentType=content_type)
 
-    def notify(self, topic_arn: str, message: Mapping[str, Any]) -> None:
+    def notify(self, topic_arn: str, message: Mapping[str, Any], subject: str | None = None) -> None:
         region = topic_arn.split(":")[3] if topic_arn.count(":") >= 5 else self.clients.region
-        self.clients.client("sns", region).publish(TopicArn=topic_arn, Message=json.dumps(message))
+        self.clients.client("sns", region).publish(TopicArn=topic_arn, Message=json.dumps(message),
+                                                   **({"Subject": subject} if subject else {}))

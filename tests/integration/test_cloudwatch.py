@@ -153,8 +153,11 @@ def test_alarm_history_and_tags(cw_env):
     """DescribeAlarmHistory (creation, state changes, actions; newest first; kept after the
     alarm is deleted, as on AWS) and the tags infrastructure tools read back."""
     _, _, _, cw = cw_env
-    sns = client(cw_env[0].url, "sns")
+    sns, sqs = client(cw_env[0].url, "sns"), client(cw_env[0].url, "sqs")
     topic = sns.create_topic(Name="alarm-notes")["TopicArn"]
+    queue = sqs.create_queue(QueueName="alarm-notes")["QueueUrl"]
+    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=sqs.get_queue_attributes(
+        QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"])
     cw.put_metric_alarm(AlarmName="noted", Namespace="App", MetricName="Nothing", Statistic="Sum", Period=60,
                         EvaluationPeriods=1, Threshold=1.0, ComparisonOperator="GreaterThanThreshold",
                         AlarmActions=[topic], Tags=[{"Key": "team", "Value": "ml"}])
@@ -170,6 +173,15 @@ def test_alarm_history_and_tags(cw_env):
                                                             "stateReasonData": {"why": "test"}}
     assert f"Successfully executed action {topic}" in [i["HistorySummary"] for i in items
                                                        if i["HistoryItemType"] == "Action"]
+    [delivered] = sqs.receive_message(QueueUrl=queue, WaitTimeSeconds=5)["Messages"]  # CloudWatch's SNS message
+    envelope = json.loads(delivered["Body"])
+    assert envelope["Subject"] == 'ALARM: "noted" in US East (N. Virginia)'
+    note = json.loads(envelope["Message"])
+    assert (note["OldStateValue"], note["NewStateValue"], note["NewStateReason"]) == (
+        "INSUFFICIENT_DATA", "ALARM", "by hand")
+    assert note["Region"] == "US East (N. Virginia)" and note["AlarmActions"] == [topic]
+    assert note["Trigger"]["MetricName"] == "Nothing" and note["Trigger"]["Statistic"] == "SUM"
+    assert note["StateChangeTime"].endswith("+0000")
     assert {i["HistoryItemType"] for i in cw.describe_alarm_history(
         AlarmName="noted", HistoryItemType="StateUpdate")["AlarmHistoryItems"]} == {"StateUpdate"}
 
