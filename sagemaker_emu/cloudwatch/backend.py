@@ -6,6 +6,7 @@ every evaluation while the alarm stays in that state, as AWS does for scaling ac
 from __future__ import annotations
 
 import collections
+import copy
 import json
 import logging
 import threading
@@ -147,11 +148,13 @@ class CloudWatch:
             alarm = self._alarms.get(region, {}).get(name)
             if alarm is None:
                 raise ServiceError("ResourceNotFound", f"Alarm {name} not found")
-            actions = self._move(alarm, state, reason, reason_data)
-        self._run(alarm, state, actions)
+            moved, actions = self._move(alarm, state, reason, reason_data)
+        self._run(moved, state, actions)
 
-    def _move(self, alarm: Alarm, state: str, reason: str, reason_data: str | None) -> list[str]:
-        """Under the lock: set the state; the actions to run (outside the lock)."""
+    def _move(self, alarm: Alarm, state: str, reason: str, reason_data: str | None) -> tuple[Alarm, list[str]]:
+        """Under the lock: set the state. Returns the alarm as it is now (its actions run outside
+        the lock, and a notification must describe this change, not a later one) and the
+        actions to run."""
         now = self.clock.now()
         changed = state != alarm.state
         if changed:
@@ -162,8 +165,8 @@ class CloudWatch:
             alarm.previous, alarm.state, alarm.transitioned = alarm.state, state, now
         alarm.reason, alarm.reason_data, alarm.state_updated = reason, reason_data, now
         if not alarm.actions_enabled:
-            return []
-        return [a for a in alarm.actions(state) if changed or (_is_scaling(a) and state == ALARM)]
+            return alarm, []
+        return copy.copy(alarm), [a for a in alarm.actions(state) if changed or (_is_scaling(a) and state == ALARM)]
 
     def _run(self, alarm: Alarm, state: str, actions: list[str]) -> None:
         for arn in actions:
@@ -228,8 +231,8 @@ class CloudWatch:
         with self._lock:
             if self._alarms.get(alarm.region, {}).get(alarm.name) is not alarm:
                 return  # deleted or replaced meanwhile
-            actions = self._move(alarm, state, reason, data)
-        self._run(alarm, state, actions)
+            moved, actions = self._move(alarm, state, reason, data)
+        self._run(moved, state, actions)
 
     # ------------------------------------------------------------ lifecycle
 
