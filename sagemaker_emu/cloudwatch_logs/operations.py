@@ -1,4 +1,4 @@
-"""CloudWatch Logs' read operations over the log store: the dispatch table (name -> function
+"""CloudWatch Logs' operations over the log store (reads, and DeleteLogGroup): the dispatch table (name -> function
 of the region and the validated input)."""
 
 from __future__ import annotations
@@ -113,5 +113,10 @@ def operations(store: LogStore, account: str) -> dict[str, Callable[[str, dict],
         out["searchedLogStreams"] = [{"logStreamName": s.name, "searchedCompletely": True} for s in streams]
         return out
 
-    return {"DescribeLogGroups": describe_log_groups, "DescribeLogStreams": describe_log_streams,
+    def delete_log_group(region: str, p: dict) -> dict:
+        if not store.clear(region, p["logGroupName"]):
+            raise ServiceError("ResourceNotFoundException", "The specified log group does not exist.")
+        return {}
+
+    return {"DeleteLogGroup": delete_log_group, "DescribeLogGroups": describe_log_groups, "DescribeLogStreams": describe_log_streams,
             "GetLogEvents": get_log_events, "FilterLogEvents": filter_log_events}

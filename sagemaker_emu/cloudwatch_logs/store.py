@@ -178,6 +178,20 @@ class LogStore:
         latest = max(names, key=lambda n: int(n.rsplit("-", 1)[1]) if n != base else 0)
         return [e.message for e in self.events(group.streams[latest])][-count:]
 
+    def clear(self, region: str, name: str) -> bool:
+        """DeleteLogGroup: the group's events go. Its endpoint or component still runs, so the group
+        itself stays, as on AWS where the next line a worker writes creates it again."""
+        self.ingest()
+        with self._lock:
+            group = self._groups.get(region, {}).get(name)
+            if group is None:
+                return False
+            group.created = int(self.wall() * 1000)
+            for stream in group.streams.values():
+                stream.events.clear()
+                stream.size = 0
+            return True
+
     def events(self, stream: Stream) -> list[Event]:
         with self._lock:
             return list(stream.events)

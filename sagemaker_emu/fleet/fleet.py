@@ -158,7 +158,7 @@ class ProcessFleet:
         instance_dir = vf.directory / f"instance-{number}"
         model_dir = instance_dir / "model"
         model_data.prepare(vf.model_source, model_dir, self.deployer.model_roots, self.deployer.objects,
-                           unpack=vf.launch.builtin is None)  # built-in images read no model files
+                           unpack=vf.launch.builtin is None or vf.launch.model_files)
         env = {**vf.env, "SAGEMAKER_EMU_ENDPOINT": self.endpoint}
         if self.deployer.seed is not None:
             env["SAGEMAKER_EMU_SEED"] = str(self.deployer.seed * 1000 + number)

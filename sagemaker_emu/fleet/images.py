@@ -33,6 +33,7 @@ class Launch:
     cwd: str | None = None
     url: str | None = None
     env: dict[str, str] = field(default_factory=dict)  # extra environment from the image map
+    model_files: bool = False  # a built-in image that reads the model data (LMI's serving.properties)
 
 
 class ImageError(Exception):
@@ -81,13 +82,15 @@ class AwsFamily:
     env: dict[str, str] = field(default_factory=dict)
     toolkit: bool = False
     packages: tuple[str, ...] = ()
+    model_files: bool = False
 
 
 @functools.cache
 def aws_families() -> tuple[AwsFamily, ...]:
     data = json.loads((Path(__file__).with_name("aws_images.json")).read_text())
     return tuple(AwsFamily(f["family"], re.compile(f["repository"]), f.get("builtin"), f.get("env", {}),
-                           f.get("toolkit", False), tuple(f.get("packages", ()))) for f in data["families"])
+                           f.get("toolkit", False), tuple(f.get("packages", ())), f.get("model_files", False))
+                 for f in data["families"])
 
 
 def aws_family(image: str) -> AwsFamily | None:
@@ -109,7 +112,7 @@ def resolve(container: dict, model_dir: Callable[[], Path], image_map: ImageMap)
         return mapped
     family = aws_family(image)
     if family is not None and family.builtin:
-        return Launch(builtin=family.builtin, env=dict(family.env))
+        return Launch(builtin=family.builtin, env=dict(family.env), model_files=family.model_files)
     if find_program(model_dir(), container.get("Environment", {})) is not None:
         return Launch(toolkit=True)
     if family is not None:

@@ -89,6 +89,28 @@ def test_lmi_image_answers_in_lmi_format(sm, rt):
     assert chat["object"] == "chat.completion"
 
 
+def lmi_model_data(server, key: str, properties: bytes) -> str:
+    """An LMI model archive as the SDK's own LMI test uploads it: serving.properties in a model folder."""
+    s3 = client(server.url, "s3")
+    s3.create_bucket(Bucket="lmi-models")
+    s3.put_object(Bucket="lmi-models", Key=key, Body=tarball({"mymodel-7B/serving.properties": properties}))
+    return f"s3://lmi-models/{key}"
+
+
+def test_lmi_takes_its_options_from_serving_properties(server, sm, rt):
+    url = lmi_model_data(server, "streams.tar.gz", b"engine=MPI\noption.rolling_batch=lmi-dist\n"
+                                                   b"option.max_rolling_batch_size=2\noption.enable_streaming=true\n")
+    deploy(sm, "lmi-streams", container={"Image": LMI, "Environment": FAST, "ModelDataUrl": url})
+    lines = streamed(rt, "lmi-streams", {"inputs": "what does AWS stand for?", "parameters": {"max_new_tokens": 4}})
+    outputs = [json.loads(line)["outputs"] for line in lines.splitlines()]  # streamed without "stream": true
+    assert len(outputs) == 4 and all(len(o) == 1 and isinstance(o[0], str) for o in outputs)
+    url = lmi_model_data(server, "bad.tar.gz", b"option.max_rolling_batch_size=0\n")
+    deploy(sm, "lmi-bad", container={"Image": LMI, "Environment": FAST, "ModelDataUrl": url}, wait=False)
+    with pytest.raises(Exception):
+        sm.get_waiter("endpoint_in_service").wait(EndpointName="lmi-bad", WaiterConfig={"Delay": 1, "MaxAttempts": 60})
+    assert "LMI option max_rolling_batch_size='0'" in sm.describe_endpoint(EndpointName="lmi-bad")["FailureReason"]
+
+
 def test_framework_image_names_the_package_a_model_lacks(sm):
     deploy(sm, "sk", container={"Image": SKLEARN, "ModelDataUrl": (FIXTURES / "sklearn_model").as_uri()}, wait=False)
     with pytest.raises(Exception):

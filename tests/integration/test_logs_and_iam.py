@@ -69,6 +69,15 @@ def test_worker_output_is_in_the_endpoints_log_group(server, sm, rt, logs, tmp_p
         logs.describe_log_streams(logGroupName="/aws/sagemaker/Endpoints/none")
     assert info.value.response["Error"] == {"Code": "ResourceNotFoundException",
                                             "Message": "The specified log group does not exist."}
+    logs.delete_log_group(logGroupName=group)  # the events go; the running endpoint's group stays
+    assert logs.filter_log_events(logGroupName=group, filterPattern="handled")["events"] == []
+    rt.invoke_endpoint(EndpointName="talk", Body=b"delta", ContentType="text/plain")
+    found = eventually(lambda: logs.filter_log_events(logGroupName=group, filterPattern="handled")["events"],
+                       "a line written after the deletion")
+    assert [e["message"] for e in found] == ["handled delta"]
+    with pytest.raises(ClientError) as info:
+        logs.delete_log_group(logGroupName="/aws/sagemaker/Endpoints/none")
+    assert info.value.response["Error"]["Code"] == "ResourceNotFoundException"
 
 
 def test_groups_follow_endpoints_and_components(sm, logs):

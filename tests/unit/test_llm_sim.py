@@ -187,3 +187,38 @@ def test_tokens_are_exactly_the_pattern_s():
     samples += ["".join(rng.choice("ab9Z \n\xa0") for _ in range(40)) for _ in range(100)]  # plain ASCII words
     for text in samples:
         assert kvblocks.tokens(text) == pattern.findall(text), text
+
+
+def _lmi(model_dir, properties: str | None = None, **env: str) -> LlmSim:
+    if properties is not None:  # in a model folder beneath the model directory, as DJL's model store
+        (model_dir / "mymodel").mkdir(parents=True)
+        (model_dir / "mymodel" / "serving.properties").write_text(properties)
+    model_dir.mkdir(exist_ok=True)
+    return LlmSim.from_env({"LLM_SIM_API": "lmi", "SM_MODEL_DIR": str(model_dir), "LLM_SIM_TIME_SCALE": "0", **env}, 1)
+
+
+def test_lmi_reads_serving_properties_and_option_variables(tmp_path):
+    sim = _lmi(tmp_path, "engine=MPI\n# option.max_rolling_batch_size=99\noption.max_rolling_batch_size = 3\n"
+                         "option.enable_streaming=TRUE\n", OPTION_MAX_ROLLING_BATCH_SIZE="5")
+    assert sim.batch.size == 3 and sim.stream_all  # the file's value wins over the variable's
+    assert _lmi(tmp_path / "none", OPTION_MAX_ROLLING_BATCH_SIZE="5").batch.size == 5
+    assert LlmSim.from_env({"LLM_SIM_API": "tgi", "OPTION_MAX_ROLLING_BATCH_SIZE": "5"}, 1).batch.size == 8  # LMI's only
+    assert _lmi(tmp_path, LLM_SIM_MAX_BATCH="2").batch.size == 2  # an explicit knob still wins
+
+
+@pytest.mark.parametrize("option", ["max_rolling_batch_size=0", "max_rolling_batch_size=lots", "enable_streaming=yes"])
+def test_lmi_refuses_bad_options(tmp_path, option):
+    with pytest.raises(BadKnob, match=f"LMI option {option.split('=')[0]}="):
+        _lmi(tmp_path, f"option.{option}\n")
+
+
+def test_lmi_enable_streaming_streams_outputs_lines_without_being_asked(tmp_path):
+    sim = _lmi(tmp_path, "option.enable_streaming=true\n")
+    reply = sim.invoke(Invocation(body=json.dumps({"inputs": "hi", "parameters": {"max_new_tokens": 3}}).encode()))
+    lines = [json.loads(line) for line in b"".join(reply.body).splitlines()]
+    assert reply.content_type == "application/jsonlines" and len(lines) == 3
+    assert all(list(line) == ["outputs"] and len(line["outputs"]) == 1 for line in lines)
+    asked = sim.invoke(Invocation(body=json.dumps({"inputs": "hi", "stream": True, "parameters": {"max_new_tokens": 2}}).encode()))
+    assert [json.loads(line)["token"]["id"] for line in b"".join(asked.body).splitlines()] == [1, 2]
+    plain = _lmi(tmp_path / "plain")
+    assert "generated_text" in json.loads(plain.invoke(Invocation(body=b'{"inputs": "hi"}')).body)

@@ -4,7 +4,9 @@ Request and answer in the formats SageMaker's LLM containers use (`LLM_SIM_API`)
 - `tgi` (default, Hugging Face TGI): `{"inputs": "...", "parameters": {"max_new_tokens": N}}`
   -> `[{"generated_text": "..."}]`; with `"stream": true`, server-sent events per token.
 - `lmi` (LMI / DJL Serving, vLLM-based included): the same request -> `{"generated_text": "..."}`;
-  with `"stream": true`, JSON lines per token.
+  with `"stream": true`, JSON lines per token. LMI's `option.max_rolling_batch_size` sets the
+  batch and `option.enable_streaming=true` streams every answer as `{"outputs": [token]}` lines
+  (serving.properties or `OPTION_*` variables, `lmi_options.py`).
 - Both serve the Messages API: `{"messages": [{"role": ..., "content": ...}], "max_tokens": N}`
   -> an OpenAI-style `chat.completion`; with `"stream": true`, `chat.completion.chunk` events
   ending with `data: [DONE]`.
@@ -43,6 +45,7 @@ from sagemaker_emu.kv import blocks as kvblocks
 from sagemaker_emu.kv import events as kvevents
 from sagemaker_emu.kv.blocks import prompt_text
 from sagemaker_emu.kv.cache import BlockCache
+from sagemaker_emu.worker.builtin import lmi_options
 from sagemaker_emu.worker.builtin.knobs import BadKnob, flag, integer, number
 from sagemaker_emu.worker.contract import Invocation, Model, Reply
 
@@ -167,6 +170,7 @@ class LlmSim(Model):
     rng: random.Random = field(default_factory=random.Random)
     concurrency: int | None = None  # the batch does its own queueing
     api: str = "tgi"  # the serving container whose request and answer formats are spoken
+    stream_all: bool = False  # LMI's option.enable_streaming
 
     def __post_init__(self) -> None:
         self.batch = Batch(self.profile.max_batch, self.profile.prefill_stalls_decode)
@@ -178,7 +182,12 @@ class LlmSim(Model):
         api = env.get("LLM_SIM_API", "tgi")
         if api not in APIS:
             raise BadKnob(f"Environment LLM_SIM_API={api!r} is not one of {list(APIS)}")
-        return cls(profile=Profile.from_env(env), rng=random.Random(seed), api=api)
+        options = lmi_options.lmi_options(env) if api == "lmi" else {}
+        batch = lmi_options.batch_size(options)
+        if batch is not None and not env.get("LLM_SIM_MAX_BATCH"):  # an explicit knob still wins
+            env = {**env, "LLM_SIM_MAX_BATCH": str(batch)}
+        return cls(profile=Profile.from_env(env), rng=random.Random(seed), api=api,
+                   stream_all=lmi_options.streams_everything(options))
 
     def healthy(self) -> bool:
         return True
@@ -212,6 +221,9 @@ class LlmSim(Model):
                 return Reply(body=self._json_lines(prompt, max_new, invocation.connected),
                              content_type="application/jsonlines")
             return Reply(body=self._sse(prompt, max_new, invocation.connected), content_type="text/event-stream")
+        if self.stream_all:
+            return Reply(body=self._outputs_lines(prompt, max_new, invocation.connected),
+                         content_type="application/jsonlines")
         stats: dict = {}
         text = "".join(self.generate(prompt, max_new, invocation.connected, stream=False, stats=stats))
         answer: dict = {"generated_text": text}
@@ -267,6 +279,14 @@ class LlmSim(Model):
         def frame(index: int, token: str, whole: str | None) -> bytes:
             line = {"token": {"id": index, "text": token, "log_prob": -0.5}, "generated_text": whole, "details": None}
             return json.dumps(line).encode() + b"\n"
+
+        return self._tokens(prompt, self.output_length(max_new), connected, frame)
+
+    def _outputs_lines(self, prompt: str, max_new: int | None, connected) -> Iterator[bytes]:
+        """What LMI sends with option.enable_streaming for a call that does not ask to stream:
+        `{"outputs": [token]}` per line (the format the SageMaker SDK's LineIterator documents)."""
+        def frame(index: int, token: str, whole: str | None) -> bytes:
+            return json.dumps({"outputs": [token]}).encode() + b"\n"
 
         return self._tokens(prompt, self.output_length(max_new), connected, frame)
 
