@@ -1,27 +1,22 @@
 """The SageMaker Python SDK v3 (`pip install sagemaker`, 3.x): ModelBuilder with AWS's TGI image,
-build, deploy, invoke (TGI's API and the Messages API), then delete. Nothing but
-AWS_ENDPOINT_URL points it at the emulator; against AWS only the role would change.
+build, deploy, invoke (TGI's API and the Messages API), then delete. This is the script as it
+would run against AWS (only the role would change); the variables that `sagemaker-emu env`
+prints point it at the emulator.
 
 Needs the v3 SDK, which cannot share an environment with v2 (`make test` builds `.venv-sdk3`):
-    AWS_ENDPOINT_URL=http://127.0.0.1:8080 .venv-sdk3/bin/python examples/sdk_v3_modelbuilder.py
+    eval "$(.venv/bin/sagemaker-emu env)" && .venv-sdk3/bin/python examples/sdk_v3_modelbuilder.py
 
-`default_bucket` is given because Session.default_bucket() otherwise asks STS at a fixed AWS
-address (https://sts.<region>.amazonaws.com) for the account, whatever AWS_ENDPOINT_URL says.
+Besides the endpoint URL, `sagemaker-emu env` names an SDK config file whose DefaultS3Bucket
+spares the SDK its one call to a fixed AWS address (STS, for the account in the bucket's name).
 """
 
 import json
-import os
 import time
 
-os.environ.setdefault("AWS_ENDPOINT_URL", "http://127.0.0.1:8080")
-os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
-os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
-os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
-
-from sagemaker.core.helper.session_helper import Session  # noqa: E402
-from sagemaker.serve.builder.schema_builder import SchemaBuilder  # noqa: E402
-from sagemaker.serve.model_builder import ModelBuilder  # noqa: E402
-from sagemaker.serve.utils.types import ModelServer  # noqa: E402
+from sagemaker.core.helper.session_helper import Session
+from sagemaker.serve.builder.schema_builder import SchemaBuilder
+from sagemaker.serve.model_builder import ModelBuilder
+from sagemaker.serve.utils.types import ModelServer
 
 ROLE = "arn:aws:iam::123456789012:role/SageMakerExecutionRole"
 TGI = ("763104351884.dkr.ecr.us-east-1.amazonaws.com/"
@@ -29,7 +24,7 @@ TGI = ("763104351884.dkr.ecr.us-east-1.amazonaws.com/"
 
 started = time.time()
 builder = ModelBuilder(
-    sagemaker_session=Session(default_bucket="sagemaker-us-east-1-123456789012"),
+    sagemaker_session=Session(),
     image_uri=TGI, model_server=ModelServer.TGI, role_arn=ROLE, instance_type="ml.g5.2xlarge",
     env_vars={"HF_MODEL_ID": "meta-llama/Llama-3.1-8B-Instruct"},
     schema_builder=SchemaBuilder({"inputs": "Hi", "parameters": {"max_new_tokens": 4}}, [{"generated_text": "Hello"}]))

@@ -6,6 +6,7 @@ import argparse
 import os
 import random
 import sys
+from pathlib import Path
 
 from sagemaker_emu import __version__
 from sagemaker_emu.config import DEFAULT_ACCOUNT, DEFAULT_PORT, Config
@@ -104,6 +105,16 @@ def _env(args) -> int:
                         ("AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME", url), ("AWS_DEFAULT_REGION", args.region), ("AWS_ACCESS_KEY_ID", "testing"),
                         ("AWS_SECRET_ACCESS_KEY", "testing")):
         print(f"export {name}={value}")
+    from sagemaker_emu import sdk_config
+    from sagemaker_emu.testing import client
+
+    account = client(url, "sts", args.region).get_caller_identity()["Account"]
+    sdk = sdk_config.environment(Path("~/.cache/sagemaker-emu").expanduser(), args.region, account)
+    for name, value in sdk.items():
+        print(f"export {name}={value}")
+    if not sdk:
+        print(f"# your SageMaker SDK config is kept: add SageMaker.PythonSDK.Modules.Session.DefaultS3Bucket: "
+              f"{sdk_config.default_bucket(args.region, account)} to it (docs/sdk.md)")
     return 0
 
 

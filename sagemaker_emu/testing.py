@@ -30,8 +30,10 @@ import threading
 import urllib.error
 import urllib.request
 from dataclasses import replace
+from pathlib import Path
 from typing import IO, Any, Iterator
 
+from sagemaker_emu import sdk_config
 from sagemaker_emu.config import Config
 from sagemaker_emu.edge.http_server import EXIT_WITH_PARENT, EmulatorHTTPServer
 
@@ -117,9 +119,11 @@ class EmulatorServer:
         return client(self.url, service, self.region, **config)
 
     def environment(self) -> dict[str, str]:
-        """The variables that point boto3 (1.28+) at this server."""
+        """The variables that point boto3 (1.28+) at this server, and the SageMaker SDK's config
+        file naming its default bucket (sdk_config.py)."""
         return {"AWS_ENDPOINT_URL": self.url, "AWS_ENDPOINT_URL_SAGEMAKER": self.url, "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME": self.url,
-                "AWS_DEFAULT_REGION": self.region, **DUMMY_CREDENTIALS}
+                "AWS_DEFAULT_REGION": self.region, **DUMMY_CREDENTIALS,
+                **sdk_config.environment(Path(tempfile.gettempdir()) / "sagemaker-emu", self.region, self.config.account)}
 
     def fault(self, kind: str, endpoint: str, **rule: Any) -> dict:
         """Inject a fault: `fault("throttle", "my-endpoint", probability=0.5)`; the kinds are in

@@ -48,8 +48,8 @@ def test_framework_model_with_s3_model_data(tmp_path):
     """As the SDK's own deploy/predict/delete integration tests do: a PyTorchModel whose model
     data is in S3 and whose code is local. The SDK downloads the archive, adds the code, uploads
     the result to its bucket and deploys the real PyTorch DLC image URI; nothing but
-    AWS_ENDPOINT_URL points it at the emulator. `default_bucket` spares the one call the SDK
-    sends to a fixed AWS host (STS, to name its default bucket)."""
+    the emulator's variables point it at the emulator, the SDK config file among them (its
+    DefaultS3Bucket spares the one call the SDK sends to a fixed AWS host: STS, for the bucket's name)."""
     import io
     import tarfile
     from pathlib import Path
@@ -66,7 +66,7 @@ def test_framework_model_with_s3_model_data(tmp_path):
         with tarfile.open(fileobj=archive, mode="w:gz") as tar:
             tar.add(fixture / "weights.json", arcname="weights.json")
         s3.put_object(Bucket="my-models", Key="linear/model.tar.gz", Body=archive.getvalue())
-        session = sagemaker.Session(default_bucket="sdk-artifacts")
+        session = sagemaker.Session()
         model = PyTorchModel(model_data="s3://my-models/linear/model.tar.gz", role=ROLE, entry_point="inference.py",
                              source_dir=str(fixture / "code"), framework_version="2.1", py_version="py310",
                              sagemaker_session=session)
@@ -75,7 +75,8 @@ def test_framework_model_with_s3_model_data(tmp_path):
         assert predictor.predict({"instances": [1, 2]}) == {"predictions": [3.0, 5.0]}
         container = emu.client("sagemaker").describe_model(ModelName=model.name)["PrimaryContainer"]
         assert container["Image"] == "763104351884.dkr.ecr.us-east-1.amazonaws.com/pytorch-inference:2.1-cpu-py310"
-        assert container["ModelDataUrl"].startswith("s3://sdk-artifacts/")  # the SDK's repacked archive
+        # the SDK's repacked archive, in the default bucket the config file names
+        assert container["ModelDataUrl"].startswith(f"s3://sagemaker-{emu.region}-123456789012/")
         predictor.delete_endpoint()
         model.delete_model()
         assert emu.client("sagemaker").list_endpoints()["Endpoints"] == []

@@ -6,6 +6,7 @@ import json
 import os
 import re
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -36,10 +37,13 @@ def sdk3_environment():
 
 
 def start_v3(server, code_or_path: str) -> subprocess.Popen:
-    """A script (a path) or code run by the v3 SDK's Python, with only the endpoint variable set."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    env.update(AWS_ENDPOINT_URL=server.url, AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing",
-               AWS_DEFAULT_REGION="us-east-1")
+    """A script (a path) or code run by the v3 SDK's Python with only what `eval "$(sagemaker-emu
+    env)"` sets: the endpoint variables, and the SDK config file naming the default bucket."""
+    exports = subprocess.run([sys.executable, "-m", "sagemaker_emu", "env", "--url", server.url],
+                             capture_output=True, text=True, check=True).stdout
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "SAGEMAKER_USER_CONFIG"))}
+    env.update(line.removeprefix("export ").split("=", 1) for line in exports.splitlines() if line.startswith("export "))
+    assert "SAGEMAKER_USER_CONFIG_OVERRIDE" in env
     command = [SDK3_PYTHON, code_or_path] if code_or_path.endswith(".py") else [SDK3_PYTHON, "-c", code_or_path]
     return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
 
@@ -145,7 +149,7 @@ BODY = json.dumps({"inputs": "Hello", "parameters": {"max_new_tokens": 4}})
 
 def builder(instance_type):
     b = ModelBuilder(
-        sagemaker_session=Session(default_bucket=BUCKET),
+        sagemaker_session=Session(),
         image_uri="763104351884.dkr.ecr.us-east-1.amazonaws.com/huggingface-pytorch-tgi-inference:2.4.0-tgi2.3.1-gpu-py311-cu124-ubuntu22.04",
         model_server=ModelServer.TGI, role_arn="arn:aws:iam::123456789012:role/SageMakerExecutionRole",
         instance_type=instance_type, env_vars={"HF_MODEL_ID": "meta-llama/Llama-3.1-8B-Instruct"},
