@@ -76,6 +76,22 @@ def test_tgi_image_streams_tgi_events_and_chat_chunks(tgi, rt):
     assert [c["choices"][0]["finish_reason"] for c in chunks[:-1]] == [None] * 4 + ["length"]
 
 
+def test_tgi_image_enforces_its_launcher_limits(sm, rt):
+    """A production TGI configuration's limits hold here too: a prompt too long for MAX_INPUT_TOKENS
+    is TGI's 422, which SageMaker hands back as a ModelError."""
+    deploy(sm, "tgi-limits", container={"Image": TGI, "Environment": {
+        **FAST, "MAX_INPUT_TOKENS": "8", "MAX_TOTAL_TOKENS": "16"}})
+    with pytest.raises(rt.exceptions.ModelError) as info:
+        rt.invoke_endpoint(EndpointName="tgi-limits", ContentType="application/json",
+                           Body=json.dumps({"inputs": "one two three four five six seven eight nine",
+                                            "parameters": {"max_new_tokens": 2}}))
+    assert info.value.response["OriginalStatusCode"] == 422
+    assert "`inputs` must have less than 8 tokens. Given: 9" in info.value.response["OriginalMessage"]
+    ok = rt.invoke_endpoint(EndpointName="tgi-limits", ContentType="application/json",
+                            Body=json.dumps({"inputs": "one two", "parameters": {"max_new_tokens": 14}}))
+    assert len(json.loads(ok["Body"].read())[0]["generated_text"].split()) == 14
+
+
 def test_lmi_image_answers_in_lmi_format(sm, rt):
     deploy(sm, "lmi", container={"Image": LMI, "Environment": FAST})
     answer = rt.invoke_endpoint(EndpointName="lmi", Body=json.dumps({"inputs": "Hi", "parameters": {"max_new_tokens": 2}}),

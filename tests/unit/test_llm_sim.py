@@ -222,3 +222,41 @@ def test_lmi_enable_streaming_streams_outputs_lines_without_being_asked(tmp_path
     assert [json.loads(line)["token"]["id"] for line in b"".join(asked.body).splitlines()] == [1, 2]
     plain = _lmi(tmp_path / "plain")
     assert "generated_text" in json.loads(plain.invoke(Invocation(body=b'{"inputs": "hi"}')).body)
+
+
+def _tgi(**env: str) -> LlmSim:
+    return LlmSim.from_env({"LLM_SIM_TIME_SCALE": "0", **env}, 1)
+
+
+def _ask(sim: LlmSim, prompt: str, max_new: int | None = None, chat: bool = False):
+    if chat:
+        body = {"messages": [{"role": "user", "content": prompt}], **({"max_tokens": max_new} if max_new else {})}
+    else:
+        body = {"inputs": prompt, "parameters": {"max_new_tokens": max_new} if max_new else {}}
+    reply = sim.invoke(Invocation(body=json.dumps(body).encode()))
+    return reply.status, json.loads(reply.body)
+
+
+def test_tgi_validates_lengths_against_its_launcher_limits():
+    sim = _tgi(MAX_INPUT_TOKENS="4", MAX_TOTAL_TOKENS="10")
+    assert _ask(sim, "one two three four five six", 1) == (422, {
+        "error": "Input validation error: `inputs` must have less than 4 tokens. Given: 6", "error_type": "validation"})
+    assert _ask(sim, "one two three", 8)[1]["error"] == ("Input validation error: `inputs` tokens + `max_new_tokens` "
+                                                         "must be <= 10. Given: 3 `inputs` tokens and 8 `max_new_tokens`")
+    assert _ask(sim, "one two three", 7)[0] == 200  # 3 + 7 = 10 is allowed
+    assert _ask(sim, "one two three", 7, chat=True)[0] == 422  # the Messages API's prompt adds `user:`
+    legacy = _tgi(MAX_INPUT_LENGTH="2")  # the variable's name before TGI 2.1
+    assert "less than 2 tokens. Given: 3" in _ask(legacy, "one two three", 1)[1]["error"]
+    whole = _tgi(MAX_TOTAL_TOKENS="10")  # no max_new_tokens: TGI asks for what is left of the total
+    assert "Given: 12 `inputs` tokens and 0 `max_new_tokens`" in _ask(whole, " ".join(["w"] * 12))[1]["error"]
+    assert _tgi(MAX_TOTAL_TOKENS="10", LLM_SIM_API="lmi").limits == _tgi().limits  # TGI's variables only
+    with pytest.raises(BadKnob, match="`max_input_tokens` must be < `max_total_tokens`: 10 >= 10"):
+        _tgi(MAX_INPUT_TOKENS="10", MAX_TOTAL_TOKENS="10")
+
+
+def test_tgi_answers_429_beyond_max_concurrent_requests():
+    sim = _tgi(MAX_CONCURRENT_REQUESTS="1")
+    sim.batch.enter()  # one sequence decoding
+    assert _ask(sim, "hi", 1) == (429, {"error": "Model is overloaded", "error_type": "overloaded"})
+    sim.batch.leave()
+    assert _ask(sim, "hi", 1)[0] == 200

@@ -156,9 +156,47 @@ class Batch:
             self.running -= 1
             self._cond.notify_all()
 
+    def load(self) -> int:
+        """Sequences decoding or waiting for a slot."""
+        with self._cond:
+            return self.running + len(self._waiting)
+
 
 class BadRequest(ValueError):
     pass
+
+
+@dataclass(frozen=True)
+class Limits:
+    """TGI's launcher limits, from the variables SageMaker's TGI images read; unset, no limit."""
+
+    max_input_tokens: int | None = None  # MAX_INPUT_TOKENS (MAX_INPUT_LENGTH before TGI 2.1)
+    max_total_tokens: int | None = None  # MAX_TOTAL_TOKENS: prompt plus output
+    max_concurrent: int | None = None  # MAX_CONCURRENT_REQUESTS: beyond it, 429 "Model is overloaded"
+
+    @classmethod
+    def from_env(cls, env: dict[str, str]) -> "Limits":
+        def get(*names: str) -> int | None:
+            name = next((n for n in names if env.get(n)), None)
+            return integer(env, name, 0, minimum=1) if name else None
+
+        limits = cls(get("MAX_INPUT_TOKENS", "MAX_INPUT_LENGTH"), get("MAX_TOTAL_TOKENS"), get("MAX_CONCURRENT_REQUESTS"))
+        if limits.max_input_tokens and limits.max_total_tokens and limits.max_input_tokens >= limits.max_total_tokens:
+            raise BadKnob(f"`max_input_tokens` must be < `max_total_tokens`: {limits.max_input_tokens} >= "
+                          f"{limits.max_total_tokens} (Environment MAX_INPUT_TOKENS and MAX_TOTAL_TOKENS)")
+        return limits
+
+    def check(self, input_tokens: int, max_new: int | None) -> None:
+        """TGI's validation, in its order: prompt plus output within the total, then the prompt alone."""
+        if self.max_total_tokens is not None:
+            asked = max_new if max_new is not None else max(0, self.max_total_tokens - input_tokens)
+            if input_tokens + asked > self.max_total_tokens:
+                raise BadRequest(f"Input validation error: `inputs` tokens + `max_new_tokens` must be <= "
+                                 f"{self.max_total_tokens}. Given: {input_tokens} `inputs` tokens and {asked} "
+                                 "`max_new_tokens`")
+        if self.max_input_tokens is not None and input_tokens > self.max_input_tokens:
+            raise BadRequest(f"Input validation error: `inputs` must have less than {self.max_input_tokens} "
+                             f"tokens. Given: {input_tokens}")
 
 
 APIS = ("tgi", "lmi")  # LLM_SIM_API
@@ -171,6 +209,7 @@ class LlmSim(Model):
     concurrency: int | None = None  # the batch does its own queueing
     api: str = "tgi"  # the serving container whose request and answer formats are spoken
     stream_all: bool = False  # LMI's option.enable_streaming
+    limits: Limits = field(default_factory=Limits)  # TGI's
 
     def __post_init__(self) -> None:
         self.batch = Batch(self.profile.max_batch, self.profile.prefill_stalls_decode)
@@ -187,7 +226,8 @@ class LlmSim(Model):
         if batch is not None and not env.get("LLM_SIM_MAX_BATCH"):  # an explicit knob still wins
             env = {**env, "LLM_SIM_MAX_BATCH": str(batch)}
         return cls(profile=Profile.from_env(env), rng=random.Random(seed), api=api,
-                   stream_all=lmi_options.streams_everything(options))
+                   stream_all=lmi_options.streams_everything(options),
+                   limits=Limits.from_env(env) if api == "tgi" else Limits())
 
     def healthy(self) -> bool:
         return True
@@ -208,8 +248,11 @@ class LlmSim(Model):
             chat = "messages" in request
             prompt, max_new, details = self._parse_chat(request) if chat else self._parse(request)
             streaming = request.get("stream") is True
+            self.limits.check(count_tokens(prompt), max_new)
         except BadRequest as exc:
             return Reply(status=422, body=json.dumps({"error": str(exc), "error_type": "validation"}).encode())
+        if self.limits.max_concurrent is not None and self.batch.load() >= self.limits.max_concurrent:
+            return Reply(status=429, body=b'{"error": "Model is overloaded", "error_type": "overloaded"}')
         if chat:
             return self._chat(prompt, max_new, streaming, str(request.get("model") or self.api), invocation.connected)
         if streaming:
