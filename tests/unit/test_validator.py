@@ -126,6 +126,14 @@ def test_instance_variant_needs_type_and_count_serverless_forbids_them():
         {"VariantName": "v", "ModelName": "m", "ServerlessConfig": {"MemorySizeInMB": 2048, "MaxConcurrency": 5}}]})
 
 
+@pytest.mark.parametrize("instance_type", [{}, {"InstanceType": "ml.g5.xlarge"}])
+def test_instance_pools_are_refused_by_name_not_as_a_missing_instance_type(instance_type):
+    pools = [{"InstanceType": "ml.g5.xlarge", "Priority": 1}, {"InstanceType": "ml.g6.xlarge", "Priority": 2}]
+    text = message("CreateEndpointConfig", {"EndpointConfigName": "c", "ProductionVariants": [
+        {"VariantName": "v", "ModelName": "m", "InitialInstanceCount": 1, "InstancePools": pools, **instance_type}]})
+    assert text == "sagemaker-emu does not run heterogeneous variants (InstancePools) yet: give the variant one InstanceType."
+
+
 @pytest.mark.parametrize(
     "params,expected",
     [
