@@ -14,6 +14,7 @@ from sagemaker_emu.testing import client, deploy
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 TGI = "763104351884.dkr.ecr.us-east-1.amazonaws.com/huggingface-pytorch-tgi-inference:2.4.0-tgi2.3.1-gpu-py311-cu124-ubuntu22.04"
 LMI = "763104351884.dkr.ecr.us-west-2.amazonaws.com/djl-inference:0.33.0-lmi15.0.0-cu128"
+VLLM = "763104351884.dkr.ecr.us-east-1.amazonaws.com/vllm:0.11.2-gpu-py312-cu129-ubuntu22.04-sagemaker"
 SKLEARN = "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-scikit-learn:1.2-1-cpu-py3"
 FAST = {"LLM_SIM_TIME_SCALE": "0.01", "HF_MODEL_ID": "meta-llama/Llama-3.1-8B-Instruct"}
 CHAT = {"messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hello?"}],
@@ -103,6 +104,21 @@ def test_lmi_image_answers_in_lmi_format(sm, rt):
     chat = json.loads(rt.invoke_endpoint(EndpointName="lmi", Body=json.dumps(CHAT),
                                          ContentType="application/json")["Body"].read())
     assert chat["object"] == "chat.completion"
+
+
+def test_vllm_image_answers_openai_completions_and_chat(sm, rt):
+    deploy(sm, "vllm", container={"Image": VLLM, "Environment": {
+        "LLM_SIM_TIME_SCALE": "0.01", "SM_VLLM_MODEL": "meta-llama/Llama-3.1-8B-Instruct", "SM_VLLM_MAX_MODEL_LEN": "64"}})
+    answer = json.loads(rt.invoke_endpoint(EndpointName="vllm", ContentType="application/json",
+                                           Body=json.dumps({"prompt": "Once upon a time", "max_tokens": 3}))["Body"].read())
+    assert answer["object"] == "text_completion" and answer["model"] == "meta-llama/Llama-3.1-8B-Instruct"
+    assert len(answer["choices"][0]["text"].split()) == 3
+    chunks = sse(streamed(rt, "vllm", {**CHAT, "stream": True}))
+    assert chunks[-1] == "[DONE]" and {c["object"] for c in chunks[:-1]} == {"chat.completion.chunk"}
+    with pytest.raises(rt.exceptions.ModelError) as info:  # TGI's format is not vLLM's
+        rt.invoke_endpoint(EndpointName="vllm", ContentType="application/json", Body=json.dumps({"inputs": "Hi"}))
+    assert info.value.response["OriginalStatusCode"] == 400
+    assert "Cannot find suitable handler for request" in info.value.response["OriginalMessage"]
 
 
 def lmi_model_data(server, key: str, properties: bytes) -> str:

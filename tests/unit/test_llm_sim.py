@@ -260,3 +260,49 @@ def test_tgi_answers_429_beyond_max_concurrent_requests():
     assert _ask(sim, "hi", 1) == (429, {"error": "Model is overloaded", "error_type": "overloaded"})
     sim.batch.leave()
     assert _ask(sim, "hi", 1)[0] == 200
+
+
+def _vllm(**env: str) -> LlmSim:
+    return LlmSim.from_env({"LLM_SIM_API": "vllm", "LLM_SIM_TIME_SCALE": "0", **env}, 1)
+
+
+def _call(sim: LlmSim, body: dict):
+    reply = sim.invoke(Invocation(body=json.dumps(body).encode()))
+    data = reply.body if isinstance(reply.body, bytes) else b"".join(reply.body)
+    return reply.status, reply.content_type, data
+
+
+def test_vllm_answers_text_completions_as_its_invocations_route_does():
+    sim = _vllm(SM_VLLM_MODEL="meta-llama/Llama-3.1-8B-Instruct")
+    status, content_type, data = _call(sim, {"prompt": "Once upon a time", "max_tokens": 5})
+    answer = json.loads(data)
+    assert (status, content_type, answer["object"]) == (200, "application/json", "text_completion")
+    assert answer["id"].startswith("cmpl-") and answer["model"] == "meta-llama/Llama-3.1-8B-Instruct"
+    assert len(answer["choices"][0]["text"].split()) == 5 and answer["choices"][0]["finish_reason"] == "length"
+    assert answer["usage"] == {"prompt_tokens": 4, "completion_tokens": 5, "total_tokens": 9}
+    assert len(json.loads(_call(sim, {"prompt": ["hi"]})[2])["choices"][0]["text"].split()) == 16  # vLLM's default
+    chat = json.loads(_call(sim, {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 2})[2])
+    assert chat["object"] == "chat.completion" and chat["id"].startswith("chatcmpl-")
+
+
+def test_vllm_streams_completion_chunks_then_done():
+    status, content_type, data = _call(_vllm(), {"prompt": "hi", "max_tokens": 3, "stream": True})
+    events = [line[len(b"data: "):] for line in data.split(b"\n\n") if line]
+    assert content_type == "text/event-stream" and events[-1] == b"[DONE]"
+    chunks = [json.loads(e) for e in events[:-1]]
+    assert [c["object"] for c in chunks] == ["text_completion"] * 3
+    assert [c["choices"][0]["finish_reason"] for c in chunks] == [None, None, "length"]
+
+
+def test_vllm_refuses_what_it_has_no_handler_for_and_what_is_too_long():
+    status, _, data = _call(_vllm(), {"inputs": "TGI's format"})
+    assert status == 400 and json.loads(data) == {"error": {
+        "message": "Cannot find suitable handler for request. Expected one of: ['ChatCompletionRequest', "
+                   "'CompletionRequest']", "type": "BadRequestError", "param": None, "code": 400}}
+    sim = _vllm(SM_VLLM_MAX_MODEL_LEN="10", SM_VLLM_MAX_NUM_SEQS="3")
+    assert sim.batch.size == 3
+    status, _, data = _call(sim, {"prompt": "one two three four", "max_tokens": 7})
+    assert status == 400 and json.loads(data)["error"]["message"] == (
+        "This model's maximum context length is 10 tokens. However, you requested 11 tokens (4 in the messages, "
+        "7 in the completion). Please reduce the length of the messages or completion.")
+    assert _call(sim, {"prompt": "one two three four", "max_tokens": 6})[0] == 200

@@ -168,18 +168,26 @@ class BadRequest(ValueError):
 
 @dataclass(frozen=True)
 class Limits:
-    """TGI's launcher limits, from the variables SageMaker's TGI images read; unset, no limit."""
+    """The serving container's length and concurrency limits, from the variables its image reads;
+    unset, no limit. TGI: MAX_INPUT_TOKENS (MAX_INPUT_LENGTH before TGI 2.1), MAX_TOTAL_TOKENS
+    (prompt plus output) and MAX_CONCURRENT_REQUESTS (beyond it, 429 "Model is overloaded");
+    vLLM: SM_VLLM_MAX_MODEL_LEN (prompt plus output)."""
 
-    max_input_tokens: int | None = None  # MAX_INPUT_TOKENS (MAX_INPUT_LENGTH before TGI 2.1)
-    max_total_tokens: int | None = None  # MAX_TOTAL_TOKENS: prompt plus output
-    max_concurrent: int | None = None  # MAX_CONCURRENT_REQUESTS: beyond it, 429 "Model is overloaded"
+    max_input_tokens: int | None = None
+    max_total_tokens: int | None = None
+    max_concurrent: int | None = None
+    server: str = "tgi"  # whose refusal texts
 
     @classmethod
-    def from_env(cls, env: dict[str, str]) -> "Limits":
+    def from_env(cls, env: dict[str, str], api: str) -> "Limits":
         def get(*names: str) -> int | None:
             name = next((n for n in names if env.get(n)), None)
             return integer(env, name, 0, minimum=1) if name else None
 
+        if api == "vllm":
+            return cls(max_total_tokens=get("SM_VLLM_MAX_MODEL_LEN"), server="vllm")
+        if api != "tgi":
+            return cls()
         limits = cls(get("MAX_INPUT_TOKENS", "MAX_INPUT_LENGTH"), get("MAX_TOTAL_TOKENS"), get("MAX_CONCURRENT_REQUESTS"))
         if limits.max_input_tokens and limits.max_total_tokens and limits.max_input_tokens >= limits.max_total_tokens:
             raise BadKnob(f"`max_input_tokens` must be < `max_total_tokens`: {limits.max_input_tokens} >= "
@@ -187,7 +195,14 @@ class Limits:
         return limits
 
     def check(self, input_tokens: int, max_new: int | None) -> None:
-        """TGI's validation, in its order: prompt plus output within the total, then the prompt alone."""
+        """The server's validation, in its order (TGI: prompt plus output, then the prompt alone)."""
+        if self.server == "vllm":
+            asked = max_new or 0
+            if self.max_total_tokens is not None and input_tokens + asked > self.max_total_tokens:
+                raise BadRequest(f"This model's maximum context length is {self.max_total_tokens} tokens. However, "
+                                 f"you requested {input_tokens + asked} tokens ({input_tokens} in the messages, "
+                                 f"{asked} in the completion). Please reduce the length of the messages or completion.")
+            return
         if self.max_total_tokens is not None:
             asked = max_new if max_new is not None else max(0, self.max_total_tokens - input_tokens)
             if input_tokens + asked > self.max_total_tokens:
@@ -199,7 +214,21 @@ class Limits:
                              f"tokens. Given: {input_tokens}")
 
 
-APIS = ("tgi", "lmi")  # LLM_SIM_API
+APIS = ("tgi", "lmi", "vllm")  # LLM_SIM_API
+OBJECTS = {"chat": ("chat.completion", "chat.completion.chunk"), "text": ("text_completion", "text_completion")}
+VLLM_NO_HANDLER = "Cannot find suitable handler for request. Expected one of: ['ChatCompletionRequest', 'CompletionRequest']"
+
+
+def _choice(kind: str, text: str, finish: str | None, chunk: bool) -> dict:
+    if kind == "text":
+        return {"index": 0, "text": text, "logprobs": None, "finish_reason": finish, "stop_reason": None}
+    return {"index": 0, ("delta" if chunk else "message"): {"role": "assistant", "content": text},
+            "logprobs": None, "finish_reason": finish}
+
+
+def vllm_error(message: str) -> bytes:
+    """vLLM's error body (its OpenAI-style ErrorResponse)."""
+    return json.dumps({"error": {"message": message, "type": "BadRequestError", "param": None, "code": 400}}).encode()
 
 
 @dataclass
@@ -209,6 +238,7 @@ class LlmSim(Model):
     concurrency: int | None = None  # the batch does its own queueing
     api: str = "tgi"  # the serving container whose request and answer formats are spoken
     stream_all: bool = False  # LMI's option.enable_streaming
+    model_name: str = ""  # what OpenAI-style answers name when the call does not (vLLM's served model)
     limits: Limits = field(default_factory=Limits)  # TGI's
 
     def __post_init__(self) -> None:
@@ -222,12 +252,15 @@ class LlmSim(Model):
         if api not in APIS:
             raise BadKnob(f"Environment LLM_SIM_API={api!r} is not one of {list(APIS)}")
         options = lmi_options.lmi_options(env) if api == "lmi" else {}
-        batch = lmi_options.batch_size(options)
+        # the server's own batch setting: LMI's max_rolling_batch_size, vLLM's --max-num-seqs
+        batch = lmi_options.batch_size(options) if api == "lmi" else \
+            integer(env, "SM_VLLM_MAX_NUM_SEQS", 0, minimum=1) if api == "vllm" and env.get("SM_VLLM_MAX_NUM_SEQS") else None
         if batch is not None and not env.get("LLM_SIM_MAX_BATCH"):  # an explicit knob still wins
             env = {**env, "LLM_SIM_MAX_BATCH": str(batch)}
+        served = (env.get("SM_VLLM_SERVED_MODEL_NAME") or env.get("SM_VLLM_MODEL") or "") if api == "vllm" else ""
         return cls(profile=Profile.from_env(env), rng=random.Random(seed), api=api,
-                   stream_all=lmi_options.streams_everything(options),
-                   limits=Limits.from_env(env) if api == "tgi" else Limits())
+                   stream_all=lmi_options.streams_everything(options), limits=Limits.from_env(env, api),
+                   model_name=served)
 
     def healthy(self) -> bool:
         return True
@@ -245,16 +278,23 @@ class LlmSim(Model):
     def invoke(self, invocation: Invocation) -> Reply:
         try:
             request = self._request(invocation.body)
-            chat = "messages" in request
-            prompt, max_new, details = self._parse_chat(request) if chat else self._parse(request)
+            # OpenAI-style calls: chat (the Messages API) everywhere, text completions on vLLM,
+            # whose /invocations takes nothing else
+            kind = "chat" if "messages" in request else "text" if self.api == "vllm" and "prompt" in request else None
+            if self.api == "vllm" and kind is None:
+                raise BadRequest(VLLM_NO_HANDLER)
+            prompt, max_new, details = (self._parse_chat(request) if kind == "chat" else
+                                        self._parse_completion(request) if kind == "text" else self._parse(request))
             streaming = request.get("stream") is True
             self.limits.check(count_tokens(prompt), max_new)
         except BadRequest as exc:
+            if self.api == "vllm":
+                return Reply(status=400, body=vllm_error(str(exc)), content_type="application/json")
             return Reply(status=422, body=json.dumps({"error": str(exc), "error_type": "validation"}).encode())
         if self.limits.max_concurrent is not None and self.batch.load() >= self.limits.max_concurrent:
             return Reply(status=429, body=b'{"error": "Model is overloaded", "error_type": "overloaded"}')
-        if chat:
-            return self._chat(prompt, max_new, streaming, str(request.get("model") or self.api), invocation.connected)
+        if kind is not None:
+            return self._openai(kind, prompt, max_new, streaming, self._head(kind, request), invocation.connected)
         if streaming:
             accept = (invocation.accept or "").split(";")[0].strip().lower()
             if accept == "text/plain":  # plain mode: each chunk is a token's text
@@ -277,19 +317,28 @@ class LlmSim(Model):
             answer["details"] = {"finish_reason": "length", **stats}
         return Reply(body=json.dumps([answer] if self.api == "tgi" else answer).encode())
 
-    def _chat(self, prompt: str, max_new: int | None, streaming: bool, model: str, connected) -> Reply:
-        """The Messages API (OpenAI chat completions), as TGI and LMI serve it on /invocations."""
-        created, n_out = int(time.time()), self.output_length(max_new)
+    def _head(self, kind: str, request: dict) -> dict:
+        """The fields every OpenAI-style answer and chunk opens with."""
+        model = str(request.get("model") or self.model_name or self.api)
+        if self.api == "vllm":
+            with self._rng_lock:
+                suffix = f"{self.rng.getrandbits(128):032x}"
+            return {"id": f"{'chatcmpl' if kind == 'chat' else 'cmpl'}-{suffix}", "created": int(time.time()), "model": model}
+        return {"id": "", "created": int(time.time()), "model": model, "system_fingerprint": f"llm-sim-{self.api}"}
+
+    def _openai(self, kind: str, prompt: str, max_new: int | None, streaming: bool, head: dict, connected) -> Reply:
+        """An OpenAI-style answer: `chat` completions (the Messages API, as TGI, LMI and vLLM serve
+        it on /invocations) or `text` completions (vLLM's), whole or as server-sent chunks."""
+        n_out = self.output_length(max_new)
         finish = "length" if max_new is not None else "stop"
-        head = {"id": "", "created": created, "model": model, "system_fingerprint": f"llm-sim-{self.api}"}
         if streaming:
-            return Reply(body=self._chat_events(prompt, n_out, finish, head, connected), content_type="text/event-stream")
+            return Reply(body=self._openai_chunks(kind, prompt, n_out, finish, head, connected),
+                         content_type="text/event-stream")
         stats: dict = {}
         text = "".join(self.generate(prompt, n_out, connected, stream=False, stats=stats))
-        answer = {**head, "object": "chat.completion", "choices": [{
-            "index": 0, "message": {"role": "assistant", "content": text}, "logprobs": None, "finish_reason": finish}],
-            "usage": {"prompt_tokens": stats.get("prompt_tokens", 0), "completion_tokens": n_out,
-                      "total_tokens": stats.get("prompt_tokens", 0) + n_out}}
+        answer = {**head, "object": OBJECTS[kind][0], "choices": [_choice(kind, text, finish, chunk=False)],
+                  "usage": {"prompt_tokens": stats.get("prompt_tokens", 0), "completion_tokens": n_out,
+                            "total_tokens": stats.get("prompt_tokens", 0) + n_out}}
         return Reply(body=json.dumps(answer).encode(), content_type="application/json")
 
     def _tokens(self, prompt: str, n_out: int, connected, frame: Callable[[int, str, str | None], bytes],
@@ -307,12 +356,11 @@ class LlmSim(Model):
         finally:
             tokens.close()
 
-    def _chat_events(self, prompt: str, n_out: int, finish: str, head: dict, connected) -> Iterator[bytes]:
-        """The Messages API's stream: `chat.completion.chunk` events, then `data: [DONE]`."""
+    def _openai_chunks(self, kind: str, prompt: str, n_out: int, finish: str, head: dict, connected) -> Iterator[bytes]:
+        """One chunk event per token, then `data: [DONE]`."""
         def frame(index: int, token: str, whole: str | None) -> bytes:
-            chunk = {**head, "object": "chat.completion.chunk", "choices": [{
-                "index": 0, "delta": {"role": "assistant", "content": token}, "logprobs": None,
-                "finish_reason": finish if whole is not None else None}]}
+            chunk = {**head, "object": OBJECTS[kind][1],
+                     "choices": [_choice(kind, token, finish if whole is not None else None, chunk=True)]}
             return b"data: " + json.dumps(chunk).encode() + b"\n\n"
 
         return self._tokens(prompt, n_out, connected, frame, end=b"data: [DONE]\n\n")
@@ -361,6 +409,19 @@ class LlmSim(Model):
         max_new = request.get("max_tokens", request.get("max_completion_tokens"))
         if max_new is not None and (not isinstance(max_new, int) or isinstance(max_new, bool) or max_new < 1):
             raise BadRequest("Input validation error: `max_tokens` must be strictly positive")
+        return prompt, max_new, False
+
+    @staticmethod
+    def _parse_completion(request: dict) -> tuple[str, int | None, bool]:
+        """vLLM's text completions: one `prompt`, `max_tokens` 16 unless given (null: no limit)."""
+        prompt = request["prompt"]
+        if isinstance(prompt, list) and len(prompt) == 1:
+            prompt = prompt[0]
+        if not isinstance(prompt, str) or not prompt:
+            raise BadRequest("`prompt` must be a non-empty string (llm-sim takes one prompt per call)")
+        max_new = request.get("max_tokens", 16)
+        if max_new is not None and (not isinstance(max_new, int) or isinstance(max_new, bool) or max_new < 1):
+            raise BadRequest("max_tokens must be at least 1, got {}.".format(max_new))
         return prompt, max_new, False
 
     @staticmethod
