@@ -34,14 +34,14 @@ def tokens(text: str) -> list[str]:
 
 
 def prompt_text(request: object) -> str | None:
-    """The prompt of an LLM request body (parsed JSON): TGI's and LMI's `inputs`, or the
-    Messages API's `messages`, one `role: text` line each (so that a conversation's earlier
-    turns are the prefix of its next request, as a chat template makes them)."""
+    """The prompt of an LLM request body (parsed JSON): TGI's and LMI's `inputs`, an OpenAI text
+    completion's `prompt`, or the Messages API's `messages`, one `role: text` line each (so that
+    a conversation's earlier turns are the prefix of its next request, as a chat template makes them)."""
     if not isinstance(request, dict):
         return None
-    inputs = request.get("inputs")
-    if isinstance(inputs, str):
-        return inputs
+    for name in ("inputs", "prompt"):
+        if isinstance(request.get(name), str):
+            return request[name]
     messages = request.get("messages")
     if not isinstance(messages, list) or not messages:
         return None

@@ -135,6 +135,12 @@ def test_kv_aware_prefers_the_instance_holding_the_longest_prefix():
     assert KvAwareStrategy().pick(kv_request(), pool, random.Random(0)).instance_id == "i2"
 
 
+def test_kv_aware_reads_the_prompt_of_an_openai_text_completion():
+    pool = [CacheHolder("i0", 0), CacheHolder("i1", 1, cached(LONG_PROMPT))]  # unread, least outstanding wins
+    completion = RouteRequest(json.dumps({"prompt": LONG_PROMPT, "max_tokens": 5}).encode())  # vLLM's format
+    assert KvAwareStrategy().pick(completion, pool, random.Random(0)).instance_id == "i1"
+
+
 def test_kv_aware_weighs_the_match_against_load():
     s = KvAwareStrategy(load_weight_tokens=256)
     # i1 holds all 320 tokens but has 2 requests in flight (cost 512); i0 holds nothing (cost 320).
