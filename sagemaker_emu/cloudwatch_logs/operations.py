@@ -1,5 +1,5 @@
-"""CloudWatch Logs' operations over the log store (reads, and DeleteLogGroup): the dispatch table (name -> function
-of the region and the validated input)."""
+"""CloudWatch Logs' operations over the log store (the reads, and DeleteLogGroup): the dispatch
+table (name -> function of the region and the validated input)."""
 
 from __future__ import annotations
 
@@ -118,5 +118,6 @@ def operations(store: LogStore, account: str) -> dict[str, Callable[[str, dict],
             raise ServiceError("ResourceNotFoundException", "The specified log group does not exist.")
         return {}
 
-    return {"DeleteLogGroup": delete_log_group, "DescribeLogGroups": describe_log_groups, "DescribeLogStreams": describe_log_streams,
-            "GetLogEvents": get_log_events, "FilterLogEvents": filter_log_events}
+    return {"DeleteLogGroup": delete_log_group, "DescribeLogGroups": describe_log_groups,
+            "DescribeLogStreams": describe_log_streams, "GetLogEvents": get_log_events,
+            "FilterLogEvents": filter_log_events}

@@ -4,12 +4,14 @@ Request and answer in the formats SageMaker's LLM containers use (`LLM_SIM_API`)
 - `tgi` (default, Hugging Face TGI): `{"inputs": "...", "parameters": {"max_new_tokens": N}}`
   -> `[{"generated_text": "..."}]`; with `"stream": true`, server-sent events per token.
 - `lmi` (LMI / DJL Serving, vLLM-based included): the same request -> `{"generated_text": "..."}`;
-  with `"stream": true`, JSON lines per token. LMI's `option.max_rolling_batch_size` sets the
-  batch and `option.enable_streaming=true` streams every answer as `{"outputs": [token]}` lines
-  (serving.properties or `OPTION_*` variables, `lmi_options.py`).
-- Both serve the Messages API: `{"messages": [{"role": ..., "content": ...}], "max_tokens": N}`
+  with `"stream": true`, JSON lines per token; with LMI's `option.enable_streaming=true`, every
+  answer as `{"outputs": [token]}` lines.
+- `vllm` (vLLM's /invocations): OpenAI calls only, `{"prompt": "...", "max_tokens": N}` -> a
+  `text_completion`, streamed as chunk events ending with `data: [DONE]`.
+- All serve the Messages API: `{"messages": [{"role": ..., "content": ...}], "max_tokens": N}`
   -> an OpenAI-style `chat.completion`; with `"stream": true`, `chat.completion.chunk` events
   ending with `data: [DONE]`.
+What each server reads from its own configuration and refuses is in `llm_servers.py`.
 
 Time per request = prefill (`LLM_SIM_PREFILL_BASE_MS` + `LLM_SIM_PREFILL_MS_PER_TOKEN` per
 input token) + one decode step per output token. Up to `LLM_SIM_MAX_BATCH` sequences decode
@@ -45,8 +47,9 @@ from sagemaker_emu.kv import blocks as kvblocks
 from sagemaker_emu.kv import events as kvevents
 from sagemaker_emu.kv.blocks import prompt_text
 from sagemaker_emu.kv.cache import BlockCache
-from sagemaker_emu.worker.builtin import lmi_options
+from sagemaker_emu.worker.builtin import llm_servers
 from sagemaker_emu.worker.builtin.knobs import BadKnob, flag, integer, number
+from sagemaker_emu.worker.builtin.llm_servers import VLLM_NO_HANDLER, BadRequest, Limits, vllm_error
 from sagemaker_emu.worker.contract import Invocation, Model, Reply
 
 log = logging.getLogger("sagemaker_emu.llm_sim")
@@ -162,61 +165,7 @@ class Batch:
             return self.running + len(self._waiting)
 
 
-class BadRequest(ValueError):
-    pass
-
-
-@dataclass(frozen=True)
-class Limits:
-    """The serving container's length and concurrency limits, from the variables its image reads;
-    unset, no limit. TGI: MAX_INPUT_TOKENS (MAX_INPUT_LENGTH before TGI 2.1), MAX_TOTAL_TOKENS
-    (prompt plus output) and MAX_CONCURRENT_REQUESTS (beyond it, 429 "Model is overloaded");
-    vLLM: SM_VLLM_MAX_MODEL_LEN (prompt plus output)."""
-
-    max_input_tokens: int | None = None
-    max_total_tokens: int | None = None
-    max_concurrent: int | None = None
-    server: str = "tgi"  # whose refusal texts
-
-    @classmethod
-    def from_env(cls, env: dict[str, str], api: str) -> "Limits":
-        def get(*names: str) -> int | None:
-            name = next((n for n in names if env.get(n)), None)
-            return integer(env, name, 0, minimum=1) if name else None
-
-        if api == "vllm":
-            return cls(max_total_tokens=get("SM_VLLM_MAX_MODEL_LEN"), server="vllm")
-        if api != "tgi":
-            return cls()
-        limits = cls(get("MAX_INPUT_TOKENS", "MAX_INPUT_LENGTH"), get("MAX_TOTAL_TOKENS"), get("MAX_CONCURRENT_REQUESTS"))
-        if limits.max_input_tokens and limits.max_total_tokens and limits.max_input_tokens >= limits.max_total_tokens:
-            raise BadKnob(f"`max_input_tokens` must be < `max_total_tokens`: {limits.max_input_tokens} >= "
-                          f"{limits.max_total_tokens} (Environment MAX_INPUT_TOKENS and MAX_TOTAL_TOKENS)")
-        return limits
-
-    def check(self, input_tokens: int, max_new: int | None) -> None:
-        """The server's validation, in its order (TGI: prompt plus output, then the prompt alone)."""
-        if self.server == "vllm":
-            asked = max_new or 0
-            if self.max_total_tokens is not None and input_tokens + asked > self.max_total_tokens:
-                raise BadRequest(f"This model's maximum context length is {self.max_total_tokens} tokens. However, "
-                                 f"you requested {input_tokens + asked} tokens ({input_tokens} in the messages, "
-                                 f"{asked} in the completion). Please reduce the length of the messages or completion.")
-            return
-        if self.max_total_tokens is not None:
-            asked = max_new if max_new is not None else max(0, self.max_total_tokens - input_tokens)
-            if input_tokens + asked > self.max_total_tokens:
-                raise BadRequest(f"Input validation error: `inputs` tokens + `max_new_tokens` must be <= "
-                                 f"{self.max_total_tokens}. Given: {input_tokens} `inputs` tokens and {asked} "
-                                 "`max_new_tokens`")
-        if self.max_input_tokens is not None and input_tokens > self.max_input_tokens:
-            raise BadRequest(f"Input validation error: `inputs` must have less than {self.max_input_tokens} "
-                             f"tokens. Given: {input_tokens}")
-
-
-APIS = ("tgi", "lmi", "vllm")  # LLM_SIM_API
 OBJECTS = {"chat": ("chat.completion", "chat.completion.chunk"), "text": ("text_completion", "text_completion")}
-VLLM_NO_HANDLER = "Cannot find suitable handler for request. Expected one of: ['ChatCompletionRequest', 'CompletionRequest']"
 
 
 def _choice(kind: str, text: str, finish: str | None, chunk: bool) -> dict:
@@ -224,11 +173,6 @@ def _choice(kind: str, text: str, finish: str | None, chunk: bool) -> dict:
         return {"index": 0, "text": text, "logprobs": None, "finish_reason": finish, "stop_reason": None}
     return {"index": 0, ("delta" if chunk else "message"): {"role": "assistant", "content": text},
             "logprobs": None, "finish_reason": finish}
-
-
-def vllm_error(message: str) -> bytes:
-    """vLLM's error body (its OpenAI-style ErrorResponse)."""
-    return json.dumps({"error": {"message": message, "type": "BadRequestError", "param": None, "code": 400}}).encode()
 
 
 @dataclass
@@ -239,7 +183,7 @@ class LlmSim(Model):
     api: str = "tgi"  # the serving container whose request and answer formats are spoken
     stream_all: bool = False  # LMI's option.enable_streaming
     model_name: str = ""  # what OpenAI-style answers name when the call does not (vLLM's served model)
-    limits: Limits = field(default_factory=Limits)  # TGI's
+    limits: Limits = field(default_factory=Limits)  # the server's length and concurrency limits
 
     def __post_init__(self) -> None:
         self.batch = Batch(self.profile.max_batch, self.profile.prefill_stalls_decode)
@@ -248,19 +192,11 @@ class LlmSim(Model):
 
     @classmethod
     def from_env(cls, env: dict[str, str], seed: int | None) -> "LlmSim":
-        api = env.get("LLM_SIM_API", "tgi")
-        if api not in APIS:
-            raise BadKnob(f"Environment LLM_SIM_API={api!r} is not one of {list(APIS)}")
-        options = lmi_options.lmi_options(env) if api == "lmi" else {}
-        # the server's own batch setting: LMI's max_rolling_batch_size, vLLM's --max-num-seqs
-        batch = lmi_options.batch_size(options) if api == "lmi" else \
-            integer(env, "SM_VLLM_MAX_NUM_SEQS", 0, minimum=1) if api == "vllm" and env.get("SM_VLLM_MAX_NUM_SEQS") else None
-        if batch is not None and not env.get("LLM_SIM_MAX_BATCH"):  # an explicit knob still wins
-            env = {**env, "LLM_SIM_MAX_BATCH": str(batch)}
-        served = (env.get("SM_VLLM_SERVED_MODEL_NAME") or env.get("SM_VLLM_MODEL") or "") if api == "vllm" else ""
-        return cls(profile=Profile.from_env(env), rng=random.Random(seed), api=api,
-                   stream_all=lmi_options.streams_everything(options), limits=Limits.from_env(env, api),
-                   model_name=served)
+        server = llm_servers.settings(env)
+        if server.batch is not None and not env.get("LLM_SIM_MAX_BATCH"):  # an explicit knob still wins
+            env = {**env, "LLM_SIM_MAX_BATCH": str(server.batch)}
+        return cls(profile=Profile.from_env(env), rng=random.Random(seed), api=server.api,
+                   stream_all=server.stream_all, limits=server.limits, model_name=server.model_name)
 
     def healthy(self) -> bool:
         return True
