@@ -93,11 +93,14 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _env(args) -> int:
+    import urllib.error
     import urllib.request
 
     url = args.url.rstrip("/")
     try:
         urllib.request.urlopen(url + "/_emu/health", timeout=5).close()
+    except urllib.error.HTTPError:
+        pass  # it answers, refusing us: a server that checks signatures (--auth sigv4)
     except OSError as exc:
         print(f"sagemaker-emu: no server answers at {url}: {exc}", file=sys.stderr)
         return 1
@@ -108,7 +111,12 @@ def _env(args) -> int:
     from sagemaker_emu import sdk_config
     from sagemaker_emu.testing import client
 
-    account = client(url, "sts", args.region).get_caller_identity()["Account"]
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        account = client(url, "sts", args.region).get_caller_identity()["Account"]
+    except (BotoCoreError, ClientError):  # a server that checks signatures (--auth sigv4) refuses ours
+        account = DEFAULT_ACCOUNT
     sdk = sdk_config.environment(Path("~/.cache/sagemaker-emu").expanduser(), args.region, account)
     for name, value in sdk.items():
         print(f"export {name}={value}")

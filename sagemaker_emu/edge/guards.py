@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 from sagemaker_emu.edge.auth import SigV4Verifier
 from sagemaker_emu.protocol.context import region_of
 from sagemaker_emu.protocol.errors import edge_error
+from sagemaker_emu.protocol.services import signing_service
 from sagemaker_emu.service_model import known_regions
 
 log = logging.getLogger("sagemaker_emu.edge")
@@ -85,6 +86,6 @@ class CallerGuard:
             return self.app(environ, start_response)
         code, message = refused
         log.info("%s %s refused: %s %s", environ.get("REQUEST_METHOD"), environ.get("PATH_INFO", "")[:200], code, message)
-        status, headers, body = edge_error(403, code, message)
+        status, headers, body = edge_error(403, code, message, signing_service(environ), environ.get("CONTENT_TYPE", ""))
         start_response(status, headers)
         return [body]

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import uuid
+from xml.sax.saxutils import escape
+
+import cbor2
 
 from werkzeug.http import HTTP_STATUS_CODES
 from werkzeug.wrappers import Response
@@ -96,10 +99,33 @@ def _wsgi_error(status: int, code: str, body: dict, rid: str) -> tuple[str, list
     return f"{status} {HTTP_STATUS_CODES.get(status, 'Error')}", headers, data
 
 
-def edge_error(status: int, code: str, message: str) -> tuple[str, list, bytes]:
-    """An error raised before any service has the request (framing, who may call): readable by
-    JSON 1.1 clients (`__type` in the body) and REST-JSON clients (`x-amzn-ErrorType`) alike."""
-    data = json.dumps({"__type": code, "message": message}).encode()  # botocore reads message or Message
-    headers = [("Content-Type", "application/json"), ("Content-Length", str(len(data))),
-               ("x-amzn-ErrorType", code), ("x-amzn-RequestId", request_id())]
+# What the services that answer in XML call the refusals the edge names in SageMaker's words.
+XML_CODES = {"InvalidSignatureException": "SignatureDoesNotMatch", "UnrecognizedClientException": "InvalidClientTokenId",
+             "AccessDeniedException": "AccessDenied"}
+S3_CODES = {**XML_CODES, "UnrecognizedClientException": "InvalidAccessKeyId"}
+
+
+def edge_error(status: int, code: str, message: str, service: str | None = None,
+               content_type: str = "") -> tuple[str, list, bytes]:
+    """An error raised before any service has the request (framing, who may call), in the
+    protocol a signed caller reads (`service`, from the SigV4 scope): S3's XML for `s3`, the query
+    protocol's XML for a form-encoded call (STS, IAM, SNS), CBOR for an RPC v2 call (CloudWatch);
+    else JSON that JSON 1.1 clients (`__type`) and REST-JSON clients (`x-amzn-ErrorType`) alike read."""
+    rid, media = request_id(), content_type.split(";")[0].strip().lower()
+    extra: list[tuple[str, str]] = []
+    if service == "s3":
+        code, kind = S3_CODES.get(code, code), "application/xml"
+        data = (f"<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>{escape(code)}</Code>"
+                f"<Message>{escape(message)}</Message><RequestId>{rid}</RequestId></Error>").encode()
+    elif service is not None and media == "application/x-www-form-urlencoded":  # signed: not a browser's form
+        code, kind = XML_CODES.get(code, code), "text/xml"
+        data = (f"<ErrorResponse><Error><Type>Sender</Type><Code>{escape(code)}</Code><Message>{escape(message)}"
+                f"</Message></Error><RequestId>{rid}</RequestId></ErrorResponse>").encode()
+    elif media == "application/cbor":
+        kind, data, extra = "application/cbor", cbor2.dumps({"__type": code, "message": message}), [
+            ("smithy-protocol", "rpc-v2-cbor")]
+    else:
+        kind, data = "application/json", json.dumps({"__type": code, "message": message}).encode()  # message or Message
+        extra = [("x-amzn-ErrorType", code)]
+    headers = [("Content-Type", kind), ("Content-Length", str(len(data))), ("x-amzn-RequestId", rid), *extra]
     return f"{status} {HTTP_STATUS_CODES.get(status, 'Error')}", headers, data

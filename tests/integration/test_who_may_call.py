@@ -90,6 +90,17 @@ def test_sigv4_accepts_the_configured_key_on_both_apis(signed):
     assert rt.invoke_endpoint(EndpointName="ep1", Body=b'{"a": 1}', ContentType="application/json")["Body"].read() == b'{"a": 1}'
 
 
+def test_env_still_names_the_sdk_config_when_the_server_checks_signatures(signed, tmp_path):
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-m", "sagemaker_emu", "env", "--url", signed.url], capture_output=True,
+                            text=True, timeout=60, env={"HOME": str(tmp_path), "PATH": "/usr/bin:/bin"})
+    assert result.returncode == 0, result.stderr
+    assert f"export SAGEMAKER_USER_CONFIG_OVERRIDE={tmp_path}/.cache/sagemaker-emu/sagemaker-sdk-config-us-east-1-" \
+           "123456789012.yaml" in result.stdout
+
+
 @pytest.mark.parametrize("key,secret,code", [
     ("AKIDEMU", "wrong", "InvalidSignatureException"),
     ("AKIDOTHER", "s3cret", "UnrecognizedClientException"),
@@ -101,6 +112,23 @@ def test_sigv4_refuses_wrong_keys(signed, key, secret, code):
             call(_signed_client(signed, service, key, secret))
         assert err.value.response["Error"]["Code"] == code
         assert err.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
+
+
+@pytest.mark.parametrize("service,call,wrong_secret,unknown_key", [
+    ("s3", lambda c: c.list_buckets(), "SignatureDoesNotMatch", "InvalidAccessKeyId"),  # REST-XML
+    ("sts", lambda c: c.get_caller_identity(), "SignatureDoesNotMatch", "InvalidClientTokenId"),  # query
+    ("sns", lambda c: c.list_topics(), "SignatureDoesNotMatch", "InvalidClientTokenId"),  # query
+    ("cloudwatch", lambda c: c.list_metrics(), "InvalidSignatureException", "UnrecognizedClientException"),  # CBOR
+    ("logs", lambda c: c.describe_log_groups(), "InvalidSignatureException", "UnrecognizedClientException"),  # JSON 1.1
+])
+def test_sigv4_refusals_reach_every_service_in_its_own_protocol(signed, service, call, wrong_secret, unknown_key):
+    """Before, every refusal was JSON: boto3's XML and CBOR parsers failed on it instead of naming the error."""
+    for key, secret, code in (("AKIDEMU", "wrong", wrong_secret), ("AKIDOTHER", "s3cret", unknown_key)):
+        with pytest.raises(ClientError) as err:
+            call(_signed_client(signed, service, key, secret))
+        assert err.value.response["Error"]["Code"] == code
+        assert err.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
+    call(_signed_client(signed, service))  # the configured key still works
 
 
 def test_sigv4_refuses_unsigned_requests(signed):
