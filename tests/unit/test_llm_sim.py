@@ -25,7 +25,9 @@ def test_answers_in_tgi_format_with_requested_length():
     assert len(out) == 1 and len(out[0]["generated_text"].split()) == 9
 
 
-@pytest.mark.parametrize("body", [b"not json", b'{"inputs": 5}', b'{"inputs": "x", "parameters": {"max_new_tokens": 0}}'])
+@pytest.mark.parametrize("body", [b"not json", b'{"inputs": 5}', b'{"inputs": "x", "parameters": {"max_new_tokens": 0}}',
+                                  b"[" * 5000 + b"]" * 5000,  # deeper than the JSON decoder recurses
+                                  b'{"messages": [{"role": "user", "content": [{"type": "text", "text": 5}]}]}'])
 def test_bad_requests_are_422(body):
     reply = LlmSim(profile=FAST).invoke(Invocation(body=body))
     assert reply.status == 422

@@ -181,3 +181,24 @@ def test_kv_aware_hashes_the_prompt_in_each_instances_block_size():
     prepared = s.prepare(kv_request(), pool)
     assert set(prepared.prompt_blocks) == {16, 32}
     assert s.pick(prepared, pool, random.Random(0)).instance_id == "i1"
+
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
+                    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner, max_size=3),
+                    max_leaves=12)
+PART = st.fixed_dictionaries({"type": st.sampled_from(["text", "image_url"])}, optional={"text": JSON})
+MESSAGE = st.fixed_dictionaries({"role": st.sampled_from(["user", "system"]) | JSON},
+                                optional={"content": st.lists(PART, max_size=3) | JSON})
+BODY = JSON | st.fixed_dictionaries({}, optional={"inputs": JSON, "prompt": JSON,
+                                                  "messages": st.lists(MESSAGE, max_size=3) | JSON})
+
+
+@settings(max_examples=300, derandomize=True, deadline=None)
+@given(BODY)
+def test_reading_a_prompt_never_raises_whatever_the_body(body):
+    """The router reads every call's body for PREFIX_AWARE and KV_AWARE: any JSON must give a
+    prompt or None, never an exception (a content part's number for text once gave a 500)."""
+    assert kvblocks.prompt_text(body) is None or isinstance(kvblocks.prompt_text(body), str)

@@ -330,7 +330,7 @@ class LlmSim(Model):
     def _request(body: bytes) -> dict:
         try:
             request = json.loads(body or b"null")
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: arrays nested thousands deep
             raise BadRequest("Failed to deserialize the JSON body into the target type") from None
         if not isinstance(request, dict):
             raise BadRequest("Failed to deserialize the JSON body into the target type: expected an object")
