@@ -170,7 +170,7 @@ class KvAwareStrategy(Strategy):
     def prompt(body: bytes) -> str | None:
         try:
             request = json.loads(body)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: arrays nested thousands deep
             return None
         return prompt_text(request)
 

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 from sagemaker_emu.control.registry import OPERATIONS
 from sagemaker_emu.service_model import control_model
-from sagemaker_emu.testing import EmulatorProcess, client, deploy
+from sagemaker_emu.testing import EmulatorProcess, client, deploy, variant
 
 EXAMPLES = 120  # per operation: 33 operations -> ~4,000 requests, plus the framing cases
 FUZZ = settings(max_examples=EXAMPLES, derandomize=True, database=None, deadline=None,
@@ -254,3 +254,33 @@ def test_the_other_services_answer_hostile_input_in_aws_shape(fuzzed, service, o
 
     run()
     assert fuzzed.proc.poll() is None
+
+
+# ------------------------------------------------------------ LLM request bodies through the routers
+
+@pytest.mark.parametrize("routing", [
+    {"RoutingStrategy": "KV_AWARE"},
+    {"RoutingStrategy": "PREFIX_AWARE", "PrefixAwareRoutingConfig": {"PrefixLength": 1024, "ConcurrencyThreshold": 4}},
+], ids=["kv-aware", "prefix-aware"])
+def test_llm_bodies_of_any_shape_never_get_a_5xx_through_the_routers(fuzzed, routing):
+    """The cache-aware routers read every call's prompt; before, a chat part's non-string text and a
+    body nested 5,000 deep made them raise (500)."""
+    from botocore.exceptions import ClientError
+
+    from tests.unit.test_routing import BODY
+
+    name = f"fuzz-{routing['RoutingStrategy'].lower().replace('_', '-')}"
+    sm, rt = client(fuzzed.url), client(fuzzed.url, "sagemaker-runtime")
+    deploy(sm, name, container={"Image": "sagemaker-emu/llm-sim", "Environment": {
+        "LLM_SIM_TIME_SCALE": "0.001", "LLM_SIM_MAX_OUTPUT_TOKENS": "2"}},
+        variants=[variant(InitialInstanceCount=2, RoutingConfig=routing)])
+
+    @settings(FUZZ, max_examples=60)
+    @given(st.one_of(BODY.map(lambda b: json.dumps(b).encode()), st.just(b"[" * 5000 + b"]" * 5000)))
+    def run(body):
+        try:
+            rt.invoke_endpoint(EndpointName=name, Body=body, ContentType="application/json")
+        except ClientError as exc:  # the model's refusal is a ModelError (424); our own bug would be a 500
+            assert exc.response["ResponseMetadata"]["HTTPStatusCode"] < 500, (body[:200], exc.response["Error"])
+
+    run()

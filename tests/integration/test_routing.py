@@ -246,13 +246,15 @@ def test_the_seed_makes_variant_and_instance_choices_repeat():
 
 @pytest.mark.parametrize("strategy", ["KV_AWARE", "PREFIX_AWARE"])
 def test_a_prompt_the_router_cannot_read_is_the_models_422_not_our_500(sm, rt, strategy):
-    """A chat content part whose text is not a string made the router's prompt reading raise."""
+    """A chat content part whose text is not a string, or a body nested thousands deep, made the
+    router's prompt reading raise."""
     routing = {"RoutingStrategy": strategy}
     if strategy == "PREFIX_AWARE":
         routing["PrefixAwareRoutingConfig"] = {"PrefixLength": 1024, "ConcurrencyThreshold": 4}
     deploy_llm(sm, f"odd-{strategy.lower().replace('_', '-')}", 2, routing)
-    body = {"messages": [{"role": "user", "content": [{"type": "text", "text": 5}]}]}
-    with pytest.raises(rt.exceptions.ModelError) as info:
-        rt.invoke_endpoint(EndpointName=f"odd-{strategy.lower().replace('_', '-')}", Body=json.dumps(body),
-                           ContentType="application/json")
-    assert info.value.response["OriginalStatusCode"] == 422
+    odd = json.dumps({"messages": [{"role": "user", "content": [{"type": "text", "text": 5}]}]}).encode()
+    for body in (odd, b"[" * 5000 + b"]" * 5000):  # the second: deeper than the JSON decoder recurses
+        with pytest.raises(rt.exceptions.ModelError) as info:
+            rt.invoke_endpoint(EndpointName=f"odd-{strategy.lower().replace('_', '-')}", Body=body,
+                               ContentType="application/json")
+        assert info.value.response["OriginalStatusCode"] == 422
