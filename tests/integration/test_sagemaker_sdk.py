@@ -82,6 +82,43 @@ def test_framework_model_with_s3_model_data(tmp_path):
         assert emu.client("sagemaker").list_endpoints()["Endpoints"] == []
 
 
+def test_hugging_face_llm_flow_with_the_sdks_own_tgi_image():
+    """The SDK v2's usual LLM deploy: HuggingFaceModel with get_huggingface_llm_image_uri (AWS's TGI
+    image, no model data), predict, predict_stream, the Messages API, and TGI's own limits."""
+    import json
+
+    from botocore.exceptions import ClientError
+    from sagemaker.deserializers import JSONDeserializer
+    from sagemaker.huggingface import HuggingFaceModel, get_huggingface_llm_image_uri
+    from sagemaker.iterators import LineIterator
+    from sagemaker.predictor import Predictor
+    from sagemaker.serializers import JSONSerializer
+
+    with sagemaker_emu.running(seed=1):
+        session = sagemaker.Session()
+        model = HuggingFaceModel(image_uri=get_huggingface_llm_image_uri("huggingface", version="2.3.1"), role=ROLE,
+                                 env={"HF_MODEL_ID": "meta-llama/Llama-3.1-8B-Instruct", "SM_NUM_GPUS": "1",
+                                      "MAX_INPUT_TOKENS": "16", "MAX_TOTAL_TOKENS": "32", "LLM_SIM_TIME_SCALE": "0.01"},
+                                 sagemaker_session=session)
+        model.deploy(initial_instance_count=1, instance_type="ml.g5.2xlarge", endpoint_name="hf-llm", wait=False)
+        session.sagemaker_client.get_waiter("endpoint_in_service").wait(EndpointName="hf-llm")
+        predictor = Predictor("hf-llm", sagemaker_session=session, serializer=JSONSerializer(),
+                              deserializer=JSONDeserializer())
+        answer = predictor.predict({"inputs": "What is SageMaker?", "parameters": {"max_new_tokens": 5}})
+        assert len(answer[0]["generated_text"].split()) == 5
+        events = [json.loads(line[len(b"data:"):]) for line in predictor.predict_stream(
+            {"inputs": "Hi", "parameters": {"max_new_tokens": 4}, "stream": True}, iterator=LineIterator) if line]
+        assert [e["index"] for e in events] == [1, 2, 3, 4] and events[-1]["generated_text"]
+        chat = predictor.predict({"messages": [{"role": "user", "content": "hello"}], "max_tokens": 3})
+        assert chat["choices"][0]["message"]["role"] == "assistant"
+        with pytest.raises(ClientError) as info:  # over MAX_INPUT_TOKENS
+            predictor.predict({"inputs": " ".join(["word"] * 20), "parameters": {"max_new_tokens": 2}})
+        assert info.value.response["Error"]["Code"] == "ModelError"
+        assert "`inputs` must have less than 16 tokens. Given: 20" in info.value.response["OriginalMessage"]
+        predictor.delete_endpoint()
+        model.delete_model()
+
+
 def test_sdk_errors_are_sagemakers():
     from botocore.exceptions import ClientError
     from sagemaker.predictor import Predictor
