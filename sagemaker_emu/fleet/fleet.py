@@ -157,8 +157,10 @@ class ProcessFleet:
         number = next(vf._numbers)
         instance_dir = vf.directory / f"instance-{number}"
         model_dir = instance_dir / "model"
+        launch = vf.launch  # a built-in image reads none of the model data, or only the files it names
         model_data.prepare(vf.model_source, model_dir, self.deployer.model_roots, self.deployer.objects,
-                           unpack=vf.launch.builtin is None or vf.launch.model_files)
+                           unpack=launch.builtin is None or bool(launch.model_files),
+                           only=frozenset(launch.model_files) if launch.model_files else None)
         env = {**vf.env, "SAGEMAKER_EMU_ENDPOINT": self.endpoint}
         if self.deployer.seed is not None:
             env["SAGEMAKER_EMU_SEED"] = str(self.deployer.seed * 1000 + number)

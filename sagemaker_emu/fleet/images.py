@@ -33,7 +33,7 @@ class Launch:
     cwd: str | None = None
     url: str | None = None
     env: dict[str, str] = field(default_factory=dict)  # extra environment from the image map
-    model_files: bool = False  # a built-in image that reads the model data (LMI's serving.properties)
+    model_files: tuple[str, ...] = ()  # the model data's files a built-in image reads (LMI's serving.properties)
 
 
 class ImageError(Exception):
@@ -82,14 +82,14 @@ class AwsFamily:
     env: dict[str, str] = field(default_factory=dict)
     toolkit: bool = False
     packages: tuple[str, ...] = ()
-    model_files: bool = False
+    model_files: tuple[str, ...] = ()
 
 
 @functools.cache
 def aws_families() -> tuple[AwsFamily, ...]:
     data = json.loads((Path(__file__).with_name("aws_images.json")).read_text())
     return tuple(AwsFamily(f["family"], re.compile(f["repository"]), f.get("builtin"), f.get("env", {}),
-                           f.get("toolkit", False), tuple(f.get("packages", ())), f.get("model_files", False))
+                           f.get("toolkit", False), tuple(f.get("packages", ())), tuple(f.get("model_files", ())))
                  for f in data["families"])
 
 

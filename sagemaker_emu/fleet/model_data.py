@@ -17,7 +17,7 @@ import shutil
 import stat
 import tarfile
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any, Sequence
 from urllib.parse import unquote, urlparse
 
@@ -58,10 +58,12 @@ def local_path(url: str) -> Path:
 
 
 def prepare(source: ModelSource | None, model_dir: Path, roots: Sequence[Path] = (),
-            objects: ObjectStore | None = None, unpack: bool = True) -> None:
+            objects: ObjectStore | None = None, unpack: bool = True, only: frozenset[str] | None = None) -> None:
     """Fill `model_dir` (created empty) from `source`; nothing to do without one. A directory
     must be inside one of `roots`. With `unpack` false (a built-in image, which reads no model
-    files), the data is only fetched, so that a missing object still fails as on SageMaker."""
+    files), the data is only fetched, so that a missing object still fails as on SageMaker;
+    with `only`, just the files of those names are unpacked (LMI's serving.properties, not the
+    weights beside it)."""
     model_dir.mkdir(parents=True, exist_ok=True)
     if source is None:
         return
@@ -75,11 +77,16 @@ def prepare(source: ModelSource | None, model_dir: Path, roots: Sequence[Path] =
             raise ModelDataError(str(exc)) from None
         if not unpack:
             return
-        if source.prefix:
+        if source.prefix and only is None:
             shutil.copytree(fetched, model_dir, dirs_exist_ok=True)  # our own cache: plain files only
+        elif source.prefix:
+            for found in fetched.rglob("*"):
+                if found.name in only and found.is_file():
+                    (model_dir / found.relative_to(fetched)).parent.mkdir(parents=True, exist_ok=True)
+                    shutil.copyfile(found, model_dir / found.relative_to(fetched))
         elif source.compressed:
-            _untar(fetched, model_dir, url)
-        else:
+            _untar(fetched, model_dir, url, only)
+        elif only is None or Path(urlparse(url).path).name in only:
             shutil.copyfile(fetched, model_dir / Path(urlparse(url).path).name)
         return
     path = local_path(url)
@@ -87,31 +94,34 @@ def prepare(source: ModelSource | None, model_dir: Path, roots: Sequence[Path] =
         if not path.exists():
             raise ModelDataError(f"Model data {url} does not exist")
         return
-    _prepare_local(path, url, model_dir, roots)
+    _prepare_local(path, url, model_dir, roots, only)
 
 
-def _untar(archive: Path, model_dir: Path, url: str) -> None:
+def _untar(archive: Path, model_dir: Path, url: str, only: frozenset[str] | None = None) -> None:
     try:
         with tarfile.open(archive) as tar:
-            tar.extractall(model_dir, filter="data")
+            members = None if only is None else [m for m in tar if m.isfile() and PurePosixPath(m.name).name in only]
+            tar.extractall(model_dir, members=members, filter="data")
     except tarfile.TarError as exc:
         raise ModelDataError(f"Could not unpack {url}: {exc}") from None
 
 
-def _prepare_local(source: Path, url: str, model_dir: Path, roots: Sequence[Path]) -> None:
+def _prepare_local(source: Path, url: str, model_dir: Path, roots: Sequence[Path],
+                   only: frozenset[str] | None = None) -> None:
     if source.is_dir():
         if not within(source, roots):
             allowed = ", ".join(str(r) for r in roots) or "none"
             raise ModelDataError(f"Model data directory {url} is outside the directories sagemaker-emu may read "
                                  f"({allowed}); start the server with --model-root DIR to allow it")
-        _copy_tree(source, model_dir, roots, seen=set())
+        _copy_tree(source, model_dir, roots, seen=set(), only=only)
     elif source.is_file():
-        _untar(source, model_dir, url)
+        _untar(source, model_dir, url, only)
     else:
         raise ModelDataError(f"Model data {url} does not exist")
 
 
-def _copy_tree(source: Path, target: Path, roots: Sequence[Path], seen: set[Path]) -> None:
+def _copy_tree(source: Path, target: Path, roots: Sequence[Path], seen: set[Path],
+               only: frozenset[str] | None = None) -> None:
     real = source.resolve()
     if real in seen:  # a link back up the tree
         return
@@ -126,7 +136,9 @@ def _copy_tree(source: Path, target: Path, roots: Sequence[Path], seen: set[Path
         except OSError as exc:
             raise ModelDataError(f"Model data entry {entry} cannot be read: {exc.strerror}") from None
         if stat.S_ISDIR(mode):
-            _copy_tree(entry, target / entry.name, roots, seen)
+            _copy_tree(entry, target / entry.name, roots, seen, only)
+        elif stat.S_ISREG(mode) and only is not None and entry.name not in only:
+            continue
         elif stat.S_ISREG(mode):
             shutil.copyfile(entry, target / entry.name)
             os.chmod(target / entry.name, stat.S_IMODE(mode))

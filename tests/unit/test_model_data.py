@@ -147,6 +147,25 @@ def test_s3_archive_prefix_and_plain_object(tmp_path):
         model_data.prepare(ModelSource("s3://b/missing"), tmp_path / "e", objects=objects)
 
 
+def test_only_the_named_files_are_unpacked_from_each_kind_of_source(tmp_path):
+    """LMI's image reads its serving.properties, not the weights beside it: no copy of those per instance."""
+    only = frozenset({"serving.properties"})
+    store = tmp_path / "store"
+    (store / "prefix" / "m").mkdir(parents=True)
+    for folder in (store / "prefix" / "m", tmp_path / "local"):
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "serving.properties").write_text("option.x=1\n")
+        (folder / "model.safetensors").write_bytes(b"w" * 100)
+    tarball(store / "model.tar.gz", [file_member("m/serving.properties", b"option.x=1\n"), file_member("m/w.bin")])
+    objects = Objects(store)
+    sources = [("a", ModelSource("s3://b/model.tar.gz")), ("b", ModelSource("s3://b/prefix/", compressed=False, prefix=True)),
+               ("c", ModelSource((store / "model.tar.gz").as_uri())), ("d", ModelSource((tmp_path / "local").as_uri()))]
+    for name, source in sources:
+        model_data.prepare(source, tmp_path / name, roots=[tmp_path], objects=objects, only=only)
+        files = [p.name for p in (tmp_path / name).rglob("*") if p.is_file()]
+        assert files == ["serving.properties"], (name, files)
+
+
 def test_model_source_of_a_container():
     assert ModelSource.of({"Image": "x"}) is None
     assert ModelSource.of({"ModelDataUrl": "s3://b/m.tar.gz"}) == ModelSource("s3://b/m.tar.gz")
