@@ -190,7 +190,7 @@ class RuntimeAPI:
             req = self._request("InvokeEndpoint", endpoint_name, environ)
             result = self.runtime.invoke(req)
         except errors.CallerGone:  # nobody to answer; the connection is closed below us
-            return "499 Client Closed Request", [("Content-Length", "0"), ("Connection", "close")], b""
+            return "499 Client Closed Request", [("Content-Length", "0")], b""  # nobody reads it: the caller is gone
         except errors.EmuError as exc:
             answer = runtime_error(exc, rid)
             log.info("InvokeEndpoint %s %s %s%s %.1fms", endpoint_name, answer[0][:3], _code(answer), _where(req),
@@ -242,7 +242,7 @@ class RuntimeAPI:
             req = self._request("InvokeEndpointWithResponseStream", endpoint_name, environ)
             result = self.runtime.stream(req)
         except errors.CallerGone:
-            return "499 Client Closed Request", [("Content-Length", "0"), ("Connection", "close")], [b""]
+            return "499 Client Closed Request", [("Content-Length", "0")], [b""]
         except errors.EmuError as exc:  # before the first byte: an ordinary error response
             status, headers, body = runtime_error(exc, rid)
             log.info("InvokeEndpointWithResponseStream %s %s %s%s %.1fms", endpoint_name, status[:3],

@@ -25,6 +25,41 @@ def test_in_process_server_serves_and_stops_its_workers():
     assert not any(alive(p) for p in pids)
 
 
+def test_a_call_cut_off_by_the_servers_stop_is_not_logged_as_an_error(caplog):
+    """A call whose caller is gone (here: cut off by the server's stop) was answered 499 with a
+    `Connection` header, which WSGI forbids: waitress logged an error with a traceback for every
+    such call, which a notebook showed as its last cell's output (CI saw it)."""
+    import logging
+    import threading
+    import urllib.request
+
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    emu = EmulatorServer(port=0).start()
+    try:
+        sm, rt = emu.client("sagemaker"), emu.client("sagemaker-runtime")
+        deploy(sm, "slow", environment={"ECHO_LATENCY_MS": "3000"})
+
+        def call() -> None:
+            try:
+                rt.invoke_endpoint(EndpointName="slow", Body=b"x")
+            except (BotoCoreError, ClientError):
+                pass  # cut off by the stop, as expected
+
+        caller = threading.Thread(target=call)
+        caller.start()
+        def in_flight() -> int:
+            with urllib.request.urlopen(f"{emu.url}/_emu/endpoints/slow") as resp:
+                return sum(i["in_flight"] for v in json.load(resp)["variants"] for i in v["instances"])
+
+        eventually(in_flight)  # the call is being answered
+    finally:
+        with caplog.at_level(logging.DEBUG):
+            emu.stop()
+        caller.join(10)
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR], caplog.text
+
+
 def test_running_points_boto3_at_it_and_restores_the_environment(monkeypatch):
     monkeypatch.setenv("AWS_ENDPOINT_URL_SAGEMAKER", "http://elsewhere.invalid")
     monkeypatch.delenv("AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME", raising=False)
