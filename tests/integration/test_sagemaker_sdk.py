@@ -71,7 +71,8 @@ def test_framework_model_with_s3_model_data(tmp_path):
                              source_dir=str(fixture / "code"), framework_version="2.1", py_version="py310",
                              sagemaker_session=session)
         predictor = model.deploy(initial_instance_count=1, instance_type="ml.m5.large", endpoint_name="pt-ep",
-                                 serializer=JSONSerializer(), deserializer=JSONDeserializer())
+                                 serializer=JSONSerializer(), deserializer=JSONDeserializer(), wait=False)
+        session.sagemaker_client.get_waiter("endpoint_in_service").wait(EndpointName="pt-ep")  # wait=True sleeps 30 s first
         assert predictor.predict({"instances": [1, 2]}) == {"predictions": [3.0, 5.0]}
         container = emu.client("sagemaker").describe_model(ModelName=model.name)["PrimaryContainer"]
         assert container["Image"] == "763104351884.dkr.ecr.us-east-1.amazonaws.com/pytorch-inference:2.1-cpu-py310"
