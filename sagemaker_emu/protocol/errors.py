@@ -12,6 +12,7 @@ from werkzeug.http import HTTP_STATUS_CODES
 from werkzeug.wrappers import Response
 
 from sagemaker_emu import errors
+from sagemaker_emu.protocol import query
 
 JSON11 = "application/x-amz-json-1.1"
 
@@ -119,8 +120,7 @@ def edge_error(status: int, code: str, message: str, service: str | None = None,
                 f"<Message>{escape(message)}</Message><RequestId>{rid}</RequestId></Error>").encode()
     elif service is not None and media == "application/x-www-form-urlencoded":  # signed: not a browser's form
         code, kind = XML_CODES.get(code, code), "text/xml"
-        data = (f"<ErrorResponse><Error><Type>Sender</Type><Code>{escape(code)}</Code><Message>{escape(message)}"
-                f"</Message></Error><RequestId>{rid}</RequestId></ErrorResponse>").encode()
+        data = query.error(code, message, sender=True, rid=rid, namespace="")
     elif media == "application/cbor":
         kind, data, extra = "application/cbor", cbor2.dumps({"__type": code, "message": message}), [
             ("smithy-protocol", "rpc-v2-cbor")]
