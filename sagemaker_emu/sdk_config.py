@@ -25,12 +25,15 @@ def environment(directory: Path, region: str, account: str) -> dict[str, str]:
     user has an SDK config of their own."""
     if os.environ.get(VARIABLE) or USER_FILE.expanduser().exists():
         return {}
-    directory.mkdir(parents=True, exist_ok=True)
     path = directory / f"sagemaker-sdk-config-{region}-{account}.yaml"
     text = ("SchemaVersion: '1.0'\nSageMaker:\n  PythonSDK:\n    Modules:\n      Session:\n"
             f"        DefaultS3Bucket: {default_bucket(region, account)}\n")
-    if not path.exists() or path.read_text() != text:
-        staged = path.with_suffix(f".{os.getpid()}.tmp")
-        staged.write_text(text)
-        staged.replace(path)  # readers never see half a file
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        if not path.exists() or path.read_text() != text:
+            staged = path.with_suffix(f".{os.getpid()}.tmp")
+            staged.write_text(text)
+            staged.replace(path)  # readers never see half a file
+    except OSError:  # a directory we may not write (another user's, say): the SDK then asks STS, as before
+        return {}
     return {VARIABLE: str(path)}

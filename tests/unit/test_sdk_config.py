@@ -22,3 +22,10 @@ def test_a_users_own_sdk_config_is_left_alone(tmp_path, monkeypatch):
     (tmp_path / ".config" / "sagemaker" / "config.yaml").write_text("SchemaVersion: '1.0'\n")
     assert sdk_config.environment(tmp_path / "cache", "us-east-1", "123456789012") == {}
     assert not (tmp_path / "cache").exists()
+
+
+def test_a_directory_that_cannot_be_written_offers_nothing(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.delenv(sdk_config.VARIABLE, raising=False)
+    (tmp_path / "a-file").write_text("")
+    assert sdk_config.environment(tmp_path / "a-file" / "cache", "us-east-1", "123456789012") == {}
