@@ -108,10 +108,10 @@ def _env(args) -> int:
                         ("AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME", url), ("AWS_DEFAULT_REGION", args.region), ("AWS_ACCESS_KEY_ID", "testing"),
                         ("AWS_SECRET_ACCESS_KEY", "testing")):
         print(f"export {name}={value}")
+    from botocore.exceptions import BotoCoreError, ClientError
+
     from sagemaker_emu import sdk_config
     from sagemaker_emu.testing import client
-
-    from botocore.exceptions import BotoCoreError, ClientError
 
     try:
         account = client(url, "sts", args.region).get_caller_identity()["Account"]

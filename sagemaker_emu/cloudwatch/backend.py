@@ -172,12 +172,13 @@ class CloudWatch:
         for arn in actions:
             try:
                 self.run_action(arn, alarm, state)
-                summary = f"Successfully executed action {arn}"
+                done = True
             except Exception:
                 log.exception("alarm %s: action %s failed", alarm.name, arn)
-                summary = f"Failed to execute action {arn}"
+                done = False
+            summary = f"{'Successfully executed' if done else 'Failed to execute'} action {arn}"
             with self._lock:
-                self._note(alarm, "Action", summary, {"actionState": "Succeeded" if summary[0] == "S" else "Failed",
+                self._note(alarm, "Action", summary, {"actionState": "Succeeded" if done else "Failed",
                                                       "notificationResource": arn, "stateValue": state})
 
     # ------------------------------------------------------------ evaluation

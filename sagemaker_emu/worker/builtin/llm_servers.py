@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
+from sagemaker_emu.kv.blocks import tokens
 from sagemaker_emu.worker.builtin import lmi_options
 from sagemaker_emu.worker.builtin.knobs import BadKnob, integer
 
@@ -49,8 +50,12 @@ class Limits:
                           f"{limits.max_total_tokens} (Environment MAX_INPUT_TOKENS and MAX_TOTAL_TOKENS)")
         return limits
 
-    def check(self, input_tokens: int, max_new: int | None) -> None:
-        """The server's validation, in its order (TGI: prompt plus output, then the prompt alone)."""
+    def check(self, prompt: str, max_new: int | None) -> None:
+        """The server's validation, in its order (TGI: prompt plus output, then the prompt alone).
+        Without limits the prompt is not even counted: the invoke path tokenises it once, later."""
+        if self.max_total_tokens is None and self.max_input_tokens is None:
+            return
+        input_tokens = len(tokens(prompt))
         if self.server == "vllm":
             asked = max_new or 0
             if self.max_total_tokens is not None and input_tokens + asked > self.max_total_tokens:

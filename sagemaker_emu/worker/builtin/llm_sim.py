@@ -222,7 +222,7 @@ class LlmSim(Model):
             prompt, max_new, details = (self._parse_chat(request) if kind == "chat" else
                                         self._parse_completion(request) if kind == "text" else self._parse(request))
             streaming = request.get("stream") is True
-            self.limits.check(count_tokens(prompt), max_new)
+            self.limits.check(prompt, max_new)
         except BadRequest as exc:
             if self.api == "vllm":
                 return Reply(status=400, body=vllm_error(str(exc)), content_type="application/json")
