@@ -20,6 +20,7 @@ import socket
 import threading
 import time
 
+from waitress import trigger as waitress_trigger
 from waitress import wasyncore
 from waitress.adjustments import Adjustments
 from waitress.channel import HTTPChannel
@@ -176,10 +177,38 @@ class _Loop:
             map.epoll.close()
 
 
+class _Trigger(waitress_trigger.trigger):
+    """Waitress's wake-up pipe, made safe to pull after it was closed.
+
+    A request thread pulls it when it finishes an answer. One still finishing when the server
+    stops would write to a closed descriptor (EBADF, logged with a traceback) or, worse, to
+    whatever file has since been given that number. Pulling and closing exclude each other,
+    and a pull after the close does nothing: the loop it would wake has ended.
+    """
+
+    def __init__(self, map: dict) -> None:
+        self._pull_lock = threading.Lock()  # not `self.lock`: that one is held while thunks run
+        super().__init__(map)
+
+    def _physical_pull(self) -> None:
+        with self._pull_lock:
+            if not self._closed:
+                super()._physical_pull()
+
+    def close(self) -> None:
+        with self._pull_lock:
+            super().close()
+
+
 class _Server(TcpWSGIServer):
     channel_class = _Channel
     asyncore = _Loop
     config = Config()
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.trigger.close()  # waitress builds its own; ours replaces it before the loop starts
+        self.trigger = _Trigger(self._map)
 
     def maintenance(self, now: float) -> None:
         """Waitress closes idle sockets; also close those stuck mid-request or mid-answer."""
@@ -273,11 +302,8 @@ class EmulatorHTTPServer:
             for channel in list(self.httpd._map.values()):
                 channel.close()
 
-        if not self._stopped.is_set():
-            try:
-                self.httpd.trigger.pull_trigger(close_all)
-            except OSError:  # the loop has already closed its trigger on its way out
-                log.debug("the server loop had already stopped")
+        if not self._stopped.is_set():  # once the loop has closed the trigger, pulling does nothing
+            self.httpd.trigger.pull_trigger(close_all)
         self.httpd.task_dispatcher.shutdown(cancel_pending=True, timeout=5)
 
     def shutdown(self) -> None:
