@@ -121,6 +121,7 @@ def build(config: Config | None = None, credentials: tuple[str, str] | None = No
         model_roots=[Path(r) for r in (config.model_roots if config.model_roots is not None else (Path.cwd(),))],
         objects=model_data,
         serverless_idle_s=config.serverless_idle_seconds,
+        multi_model_cache=config.multi_model_cache,
     )
     backends = Backends(config.account, deployer, Quotas.parse(config.quotas),
                         min_transition=config.min_transition_seconds)

@@ -69,6 +69,9 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--serverless-idle-seconds", type=float, default=300.0, metavar="S",
                        help="a serverless endpoint without provisioned concurrency scales to zero after S idle "
                        "seconds; its next call is a cold start (default: 300)")
+    serve.add_argument("--multi-model-cache", type=int, default=0, metavar="N",
+                       help="an instance of a multi-model endpoint holds at most N models, unloading the least "
+                       "recently used (default: as many as fit in its instance type's memory)")
     serve.add_argument("--s3-endpoint", default=os.environ.get("AWS_ENDPOINT_URL_S3"), metavar="URL",
                        help="a real S3-compatible server (MinIO, LocalStack, moto_server) for model data and "
                        "async results, instead of the embedded S3 (default: $AWS_ENDPOINT_URL_S3, else embedded)")
@@ -212,6 +215,7 @@ def main(argv: list[str] | None = None) -> int:
                      model_roots=tuple(args.model_root) if args.model_root else None,
                      allowed_hosts=tuple(args.allowed_host), credentials=args.credentials,
                      min_transition_seconds=args.min_transition_seconds, s3_endpoint=args.s3_endpoint,
-                     serverless_idle_seconds=args.serverless_idle_seconds, clock_speed=args.clock_speed),
+                     serverless_idle_seconds=args.serverless_idle_seconds, clock_speed=args.clock_speed,
+                     multi_model_cache=max(0, args.multi_model_cache)),
                      bootstrap=args.bootstrap)
     return 0

@@ -31,9 +31,10 @@ class Config:
     health_interval: float = 5.0  # seconds between /ping checks of a running instance
     health_failures: int = 3  # failed checks in a row that get an instance replaced
     quotas: tuple[str, ...] = ()
-    min_transition_seconds: float = 0.0
-    serverless_idle_seconds: float = 300.0
-    clock_speed: float = 1.0  # alarm periods, cooldowns and scaling waits pass this many times faster  # a serverless variant with no provisioned concurrency scales to zero  # Creating/Updating/Deleting last at least this long
+    min_transition_seconds: float = 0.0  # Creating/Updating/Deleting last at least this long
+    serverless_idle_seconds: float = 300.0  # a serverless variant with no provisioned concurrency scales to zero
+    clock_speed: float = 1.0  # alarm periods, cooldowns and scaling waits pass this many times faster
+    multi_model_cache: int = 0  # models a multi-model instance holds at once (0: as its memory allows)
     # Directories a request may name as model data or code (besides the model's own data);
     # None: the directory the server runs in.
     model_roots: tuple[str, ...] | None = None

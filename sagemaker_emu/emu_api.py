@@ -129,4 +129,5 @@ def _instance_view(instance: InstanceView) -> dict:
         "log": str(instance.log_path),
         "kv_cache": ({"blocks": instance.kv.occupancy, "capacity": instance.kv.capacity}
                      if instance.kv.supported else None),
+        "models": instance.models.targets() if instance.models is not None else None,  # multi-model: loaded, LRU first
     }

@@ -128,6 +128,22 @@ class Metrics:
             self.sink.record(region, [((NAMESPACE, "ModelSetupTime", _variant(endpoint, variant)), seconds * 1e6, "Microseconds",
                         self.wall())])
 
+    def model_loading(self, region: str, endpoint: str, variant: str, loaded: Any) -> None:
+        """A call to a multi-model endpoint (fleet.multi_model.Loaded): ModelCacheHit, and on a
+        miss the time spent downloading, unloading others, and loading."""
+        if self.sink is None:
+            return
+        dims, now = _variant(endpoint, variant), self.wall()
+        points = [((NAMESPACE, "ModelCacheHit", dims), float(loaded.hit), "None", now)]
+        if not loaded.hit:
+            points += [((NAMESPACE, name, dims), seconds * 1e6, "Microseconds", now)
+                       for name, seconds in (("ModelLoadingWaitTime", loaded.wait_s),
+                                             ("ModelDownloadingTime", loaded.download_s),
+                                             ("ModelLoadingTime", loaded.load_s))]
+        points += [((NAMESPACE, "ModelUnloadingTime", dims), seconds * 1e6, "Microseconds", now)
+                   for seconds in loaded.unloads_s]
+        self.sink.record(region, points)
+
     def _series(self) -> tuple[dict, ...]:
         return (self.invocations, self.model_latency, self.overhead_latency, self.errors,
                 self.component_invocations, self.component_errors, self.model_setup)

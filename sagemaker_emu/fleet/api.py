@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Callable, Protocol, Sequence
 if TYPE_CHECKING:
     from sagemaker_emu.fleet.connections import ConnectionPool
     from sagemaker_emu.fleet.load import Load
+    from sagemaker_emu.fleet.multi_model import ModelCache, MultiModels
     from sagemaker_emu.kv.index import KvIndex
     from sagemaker_emu.routing.strategies import Strategy
 
@@ -105,6 +106,7 @@ class InstanceView(Protocol):
     pool: "ConnectionPool"  # keep-alive connections to its container
     suspect: bool  # the runtime sets it when a connection is refused; the next good /ping clears it
     placed_on: str | None  # an inference-component copy: the instance it is placed on
+    models: "ModelCache | None"  # a multi-model container's loaded models
 
     @property
     def pid(self) -> int | None: ...
@@ -156,6 +158,10 @@ class FleetView(Protocol):
     def cold_start(self, variant: str) -> float | None:
         """Start a serverless variant that has scaled to zero; block until it answers /ping.
         Seconds it took (ModelSetupTime), or None if it was warm. Raises DeploymentFailed."""
+        ...
+
+    def multi_model(self, variant: str) -> "MultiModels | None":
+        """A multi-model variant's model loading (which instance holds what); None for others."""
         ...
 
 

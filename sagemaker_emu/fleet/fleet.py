@@ -21,8 +21,9 @@ from sagemaker_emu.fleet.api import (ComponentPlan, Copies, DeploymentFailed, Ob
 from sagemaker_emu.fleet import model_data
 from sagemaker_emu.fleet.placement import NO_ROOM, Host, Need, Placement, hardware
 from sagemaker_emu.fleet.host_access import request_environment, within
-from sagemaker_emu.fleet.images import ImageError, ImageMap, Launch, resolve
+from sagemaker_emu.fleet.images import ImageError, ImageMap, Launch, resolve, resolve_multi_model
 from sagemaker_emu.fleet.instance import Health, Instance
+from sagemaker_emu.fleet.multi_model import ModelCache, MultiModels
 from sagemaker_emu.worker.toolkit import program_path
 
 log = logging.getLogger("sagemaker_emu.fleet")
@@ -58,6 +59,7 @@ class VariantFleet:
     router: Any = None  # the routing strategy's state for this variant, made by the router factory
     serverless: ServerlessPlan | None = None
     instance_type: str = ""
+    multi_model: MultiModels | None = None  # Mode MultiModel: models are loaded per call
     _numbers: Any = field(default_factory=lambda: itertools.count(1))
     _cold: threading.Lock = field(default_factory=threading.Lock)  # one cold start at a time
 
@@ -118,6 +120,10 @@ class ProcessFleet:
         vf = self.variants.get(variant)
         return vf.serverless if vf is not None else None
 
+    def multi_model(self, variant: str) -> MultiModels | None:
+        vf = self.variants.get(variant)
+        return vf.multi_model if vf is not None else None
+
     # ------------------------------------------------------------ serverless
 
     def cold_start(self, variant: str) -> float | None:
@@ -166,6 +172,8 @@ class ProcessFleet:
             env["SAGEMAKER_EMU_SEED"] = str(self.deployer.seed * 1000 + number)
         instance = Instance(f"{vf.name}-{number}", vf.name, vf.launch, env, model_dir, instance_dir / "instance.log")
         instance.on_change = self.routing_changed
+        if vf.multi_model is not None:
+            instance.models = ModelCache()
         return instance
 
     def bring_up(self, vf: VariantFleet, count: int,
@@ -441,6 +449,15 @@ def _failure_reason(variant: str, instance: Instance, why: str, limit: int = 102
     return f"{head} Last log lines: {tail})"
 
 
+def _worker_env(plan: VariantPlan, container: dict) -> dict[str, str]:
+    """The container's Environment, less what would change the worker's interpreter or loader."""
+    env, dropped = request_environment({str(k): str(v) for k, v in container.get("Environment", {}).items()})
+    if dropped:
+        log.warning("model %s: Environment %s not passed to its workers: they would change the interpreter "
+                    "or the loader (set them in an --image-map entry instead)", plan.model_name, ", ".join(dropped))
+    return env
+
+
 class ProcessDeployer:
     """Brings up fleets of worker processes; implements fleet.api.Deployer."""
 
@@ -448,8 +465,10 @@ class ProcessDeployer:
                  stop_grace: float = 5.0, drain_timeout: float = 60.0,
                  router_factory: Callable[[dict], Any] = lambda routing_config: None,
                  health: HealthChecks = HealthChecks(), model_roots: Sequence[Path] = (),
-                 objects: ObjectStore | None = None, serverless_idle_s: float = 300.0) -> None:
+                 objects: ObjectStore | None = None, serverless_idle_s: float = 300.0,
+                 multi_model_cache: int = 0) -> None:
         self.state_dir = state_dir
+        self.multi_model_cache = multi_model_cache  # models an instance may hold at once (0: as memory allows)
         self.serverless_idle_s = serverless_idle_s
         self.objects = objects  # s3:// model data
         self.model_roots = tuple(model_roots)
@@ -515,6 +534,8 @@ class ProcessDeployer:
             raise DeploymentFailed(f"sagemaker-emu runs single-container models only; model {plan.model_name} "
                                    f"has {len(plan.containers)} containers.")
         container = plan.containers[0]
+        if container.get("Mode") == "MultiModel":
+            return self._multi_model_fleet(plan, container, directory)
         source = model_data.ModelSource.of(container)
         probe_dir = directory / "resolve"
 
@@ -522,20 +543,13 @@ class ProcessDeployer:
             model_data.prepare(source, probe_dir, self.model_roots, self.objects)
             return probe_dir
 
-        env, dropped = request_environment({str(k): str(v) for k, v in container.get("Environment", {}).items()})
-        if dropped:
-            log.warning("model %s: Environment %s not passed to its workers: they would change the interpreter "
-                        "or the loader (set them in an --image-map entry instead)", plan.model_name, ", ".join(dropped))
+        env = _worker_env(plan, container)
         try:
             launch = resolve(container, unpacked, self.image_map)
         except (ImageError, model_data.ModelDataError) as exc:
             raise DeploymentFailed(str(exc)[:1024]) from None
         if launch.toolkit:
-            program = program_path(probe_dir, env)
-            if not within(program, (probe_dir, *self.model_roots)):
-                raise DeploymentFailed(
-                    f"sagemaker-emu will not run {program}: SAGEMAKER_SUBMIT_DIRECTORY and SAGEMAKER_PROGRAM "
-                    "must name code inside the model data or a directory allowed with --model-root."[:1024])
+            self._check_program(probe_dir, env)
         return VariantFleet(
             name=plan.name,
             launch=launch,
@@ -547,3 +561,34 @@ class ProcessDeployer:
             serverless=plan.serverless,
             instance_type=plan.instance_type,
         )
+
+    def _check_program(self, model_dir: Path, env: dict[str, str]) -> None:
+        """The inference.py a toolkit worker will run must be in the model data or an allowed root."""
+        program = program_path(model_dir, env)
+        if not within(program, (model_dir, *self.model_roots)):
+            raise DeploymentFailed(
+                f"sagemaker-emu will not run {program}: SAGEMAKER_SUBMIT_DIRECTORY and SAGEMAKER_PROGRAM "
+                "must name code inside the model data or a directory allowed with --model-root."[:1024])
+
+    def _multi_model_fleet(self, plan: VariantPlan, container: dict, directory: Path) -> VariantFleet:
+        """A multi-model container starts empty, with SAGEMAKER_MULTI_MODEL=true; each call's
+        TargetModel is fetched from under ModelDataUrl and loaded on the instance it reaches."""
+        prefix = container.get("ModelDataUrl") or (container.get("ModelDataSource") or {}).get("S3DataSource", {}).get("S3Uri")
+        if not prefix:
+            raise DeploymentFailed(f"Model {plan.model_name} is a multi-model model (Mode MultiModel) without a "
+                                   "ModelDataUrl: give the S3 prefix its models are under.")
+        try:
+            launch = resolve_multi_model(container, self.image_map)
+        except ImageError as exc:
+            raise DeploymentFailed(str(exc)[:1024]) from None
+        env = _worker_env(plan, container)
+        if launch.toolkit:  # each model's code is in its own data, under the variant's directory
+            self._check_program(directory, env)
+        spec = hardware(plan.instance_type)
+        cache = (container.get("MultiModelConfig") or {}).get("ModelCacheSetting", "Enabled") != "Disabled"
+        return VariantFleet(
+            name=plan.name, launch=launch, env={**env, "SAGEMAKER_MULTI_MODEL": "true"}, model_source=None,
+            startup_timeout=plan.startup_timeout if plan.startup_timeout is not None else DEFAULT_STARTUP_TIMEOUT_S,
+            directory=directory, router=self.router_factory(plan.routing), instance_type=plan.instance_type,
+            multi_model=MultiModels(prefix, cache, spec.memory_mb * 1024 * 1024 if spec else None,
+                                    self.multi_model_cache, self.model_roots, self.objects))

@@ -1,7 +1,8 @@
 """CPU and memory of the real worker processes, as SageMaker's instance metrics (namespace
 `/aws/sagemaker/Endpoints`, dimensions EndpointName and VariantName): each second, per
 instance, CPUUtilization (percent of one core, summed over cores as AWS sums them) and
-MemoryUtilization (resident memory as a percent of the instance type's memory)."""
+MemoryUtilization (resident memory as a percent of the instance type's memory), and for a
+multi-model endpoint LoadedModelCount."""
 
 from __future__ import annotations
 
@@ -78,6 +79,8 @@ class UsageSampler:
                 if last is not None and now > last[1]:
                     percent = 100.0 * (cpu - last[0]) / (now - last[1])
                     points.append(((NAMESPACE, "CPUUtilization", dims), percent, "Percent", now))
+                if instance.models is not None:  # a multi-model container's models, per instance
+                    points.append(((NAMESPACE, "LoadedModelCount", dims), float(len(instance.models.held)), "None", now))
                 spec = hardware(fleet.instance_type(instance.variant))
                 if spec is not None:
                     points.append(((NAMESPACE, "MemoryUtilization", dims),

@@ -172,10 +172,11 @@ class RuntimeAPI:
         start_response(status, headers)
         return [body]
 
-    def _request(self, operation: str, endpoint_name: str, environ: dict) -> InvokeRequest:
+    def _request(self, operation: str, endpoint_name: str, environ: dict, rid: str) -> InvokeRequest:
         params = read_params(operation, endpoint_name, environ)
         return InvokeRequest(
             endpoint_name=endpoint_name,
+            request_id=rid,
             body=read_body(environ),
             region=region_of(environ.get("HTTP_AUTHORIZATION"), self.config.region),
             caller_gone=environ.get("waitress.client_disconnected"),  # checked while the instance works
@@ -187,7 +188,7 @@ class RuntimeAPI:
         started = time.perf_counter()
         req = None
         try:
-            req = self._request("InvokeEndpoint", endpoint_name, environ)
+            req = self._request("InvokeEndpoint", endpoint_name, environ, rid)
             result = self.runtime.invoke(req)
         except errors.CallerGone:  # nobody to answer; the connection is closed below us
             return "499 Client Closed Request", [("Content-Length", "0")], b""  # nobody reads it: the caller is gone
@@ -239,7 +240,7 @@ class RuntimeAPI:
         started = time.perf_counter()
         req = None
         try:
-            req = self._request("InvokeEndpointWithResponseStream", endpoint_name, environ)
+            req = self._request("InvokeEndpointWithResponseStream", endpoint_name, environ, rid)
             result = self.runtime.stream(req)
         except errors.CallerGone:
             return "499 Client Closed Request", [("Content-Length", "0")], [b""]

@@ -28,6 +28,7 @@ from sagemaker_emu.errors import (
 from sagemaker_emu.fleet.api import DeploymentFailed, InstanceView, component_key
 from sagemaker_emu.fleet.http1 import Connection, Response
 from sagemaker_emu.fleet.load import Outcome, Saturated
+from sagemaker_emu.fleet.multi_model import Loaded, LoadFailed, MultiModels, TargetNotFound
 from sagemaker_emu.metrics import Metrics
 from sagemaker_emu.routing.strategies import RouteRequest
 from sagemaker_emu.runtime.api import Directory, Target, VariantTarget
@@ -84,6 +85,7 @@ class Exchange:
     concurrency: int = 1  # calls in flight on the instance once this one was sent
     pool_size: int = 1  # routable instances (or copies) when it was routed
     provisioned: int = 0  # a serverless variant's ProvisionedConcurrency
+    model: "ReadyModel | None" = None  # a multi-model endpoint's model, held loaded for this call
     closed: bool = False
 
     def close(self) -> None:
@@ -98,6 +100,33 @@ class Exchange:
         else:
             self.instance.pool.release(self.conn, reusable=self.head.keep_alive)
         self.slot.close()
+        if self.model is not None:
+            self.model.release()
+
+
+@dataclass
+class ReadyModel:
+    """A multi-model endpoint's model, loaded on an instance and held there for one call."""
+
+    multi: MultiModels
+    instance: InstanceView
+    loaded: Loaded
+    released: bool = False
+
+    def release(self) -> None:
+        if not self.released:
+            self.released = True
+            self.multi.done(self.instance, self.loaded)
+
+
+def _no_model_data(url: str, why: str) -> str:
+    """SageMaker's text when a TargetModel names nothing under the model's S3 prefix."""
+    if url.startswith("s3://"):
+        bucket, _, key = url[len("s3://"):].partition("/")
+        return (f"Failed to download model data(bucket: {bucket}, key: {key}). Please ensure that there is an "
+                "object located at the URL and that the role passed to CreateModel has permissions to download "
+                "the model.")
+    return f"Failed to download model data: {why}"
 
 
 class _Chunks:
@@ -148,6 +177,8 @@ class InvokeRequest:
     component_found: str | None = None  # the component invoked, once it is known to exist
     timeout: float | None = None  # seconds the container has to answer; None: the server's --model-timeout
     pool_size: int = 1  # routable instances (or copies) the call was routed among: InvocationsPerInstance
+    request_id: str = ""  # the x-amzn-RequestId of the answer, which some of SageMaker's texts name
+    model_path: str = "/invocations"  # the container's route: a multi-model container's /models/<name>/invoke
 
 
 @dataclass
@@ -245,10 +276,19 @@ class Runtime:
             if instance is None:
                 continue
             req.sent_to = (instance.id, instance.pid)  # formatted only if the call fails
-            self._inject_faults(target, variant)
-            ex = self._exchange(req, target, variant, instance, prompt_blocks, started)
+            model = self._ready_model(req, target, instance)
+            try:
+                self._inject_faults(target, variant)
+                ex = self._exchange(req, target, variant, instance, prompt_blocks, started)
+            except BaseException:
+                if model is not None:
+                    model.release()
+                raise
             if ex is None:
+                if model is not None:
+                    model.release()
                 continue
+            ex.model = model
             if ex.outcome.failed:  # the container answered non-2xx: a ModelError
                 try:
                     body = self._read_all(ex)
@@ -271,10 +311,13 @@ class Runtime:
                 if self._rng.random() < share:
                     target = green
         req.endpoint_found = True
-        if req.target_model is not None:
+        multi_model = any(target.fleet.multi_model(v.name) is not None for v in target.variants)
+        if req.target_model is not None and not multi_model:
             raise InvalidInput(
                 f"Endpoint {target.name} is not a multi-model endpoint and does not support target model header."
             )
+        if req.target_model is None and multi_model:
+            raise InvalidInput(f"Request {req.request_id} is missing a target model header.")
         if target.hosts_components and req.inference_component is None:
             raise InvalidInput(NO_COMPONENT_HEADER)
         if req.inference_component is not None:
@@ -306,6 +349,9 @@ class Runtime:
         if not instances:
             return variant, None, None
         req.pool_size = len(instances)
+        multi = target.fleet.multi_model(key)
+        if multi is not None:  # a model already loaded somewhere is sent there
+            instances = multi.holding(instances, req.target_model) or instances
         router = target.fleet.router(key)
         request = router.prepare(RouteRequest(req.body, req.prefix_aware_id), instances)  # outside the lock
         with self._rng_lock:  # one decision at a time: seeded choices repeat run to run
@@ -324,6 +370,26 @@ class Runtime:
             log.info("InvokeEndpoint %s variant=%s: cold start took %.2fs", target.name, variant, seconds)
             self.metrics.setup(target.name, variant, seconds, target.region)
         return tuple(target.fleet.instances(variant))
+
+    def _ready_model(self, req: InvokeRequest, target: Target, instance: InstanceView) -> "ReadyModel | None":
+        """A multi-model endpoint: load the call's TargetModel on the instance unless it is
+        there (the call waits: ModelLoadingWaitTime), and hold it there until the call ends."""
+        multi = target.fleet.multi_model(instance.variant)
+        if multi is None:
+            req.model_path = "/invocations"
+            return None
+        try:
+            loaded = multi.ensure(instance, req.target_model)
+        except TargetNotFound as exc:
+            raise InvalidInput(_no_model_data(multi.prefix + req.target_model, str(exc))) from None
+        except LoadFailed as exc:
+            raise self._model_error(target, exc.status, exc.message.encode()) from None
+        self.metrics.model_loading(target.region, target.name, instance.variant, loaded)
+        if not loaded.hit:
+            log.info("InvokeEndpoint %s: loaded %s on %s in %.1fms", target.name, req.target_model, instance.id,
+                     loaded.wait_s * 1000)
+        req.model_path = f"/models/{loaded.name}/invoke"
+        return ReadyModel(multi, instance, loaded)
 
     def _choose_variant(self, req: InvokeRequest, target: Target) -> VariantTarget:
         variants = target.variants
@@ -482,6 +548,7 @@ class Runtime:
                             ("X-Amzn-SageMaker-Custom-Attributes", req.custom_attributes),
                             ("X-Amzn-SageMaker-Inference-Id", req.inference_id),
                             ("X-Amzn-SageMaker-Session-Id", req.session_id),
+                            ("X-Amzn-SageMaker-Target-Model", req.target_model),
                             (ADAPTER_HEADER, req.adapter)):
             if value is not None:
                 headers[name] = value
@@ -493,7 +560,7 @@ class Runtime:
         conn = instance.pool.acquire(req.timeout or self.model_timeout)
         conn.watch = req.caller_gone
         try:
-            conn.send("POST", "/invocations", req.body, self._headers(req))
+            conn.send("POST", req.model_path, req.body, self._headers(req))
             return conn, conn.read_head()
         except CallerGone:
             conn.close()  # the instance sees us go too, and stops working for nobody

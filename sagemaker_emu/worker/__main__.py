@@ -34,14 +34,29 @@ class SlowStart(Model):
     def get(self, path: str, query: dict):
         return self.model.get(path, query)  # llm-sim's /kv-events works while it "loads" too
 
+    def post(self, path: str, body: bytes):
+        return self.model.post(path, body)
+
+    def delete(self, path: str):
+        return self.model.delete(path)
+
 
 def build_model(kind: str, env: dict[str, str]):
+    if env.get("SAGEMAKER_MULTI_MODEL", "").lower() == "true":  # SageMaker's multi-model mode: models come later
+        from sagemaker_emu.worker.multi_model import MultiModel
+        from sagemaker_emu.worker.toolkit import server_workers
+
+        return MultiModel(lambda model_dir: _single_model(kind, env, model_dir), server_workers(env))
+    return _single_model(kind, env, None)
+
+
+def _single_model(kind: str, env: dict[str, str], model_dir):
     seed = env.get("SAGEMAKER_EMU_SEED")
     seed_value = int(seed) if seed not in (None, "") else None
     if kind == "toolkit":
         from sagemaker_emu.worker.toolkit import ToolkitModel, model_dir_from_env
 
-        return ToolkitModel(model_dir_from_env(), env)
+        return ToolkitModel(model_dir or model_dir_from_env(), env)
     from sagemaker_emu.worker.builtin import BUILTINS
 
     return BUILTINS[kind](env, seed_value)

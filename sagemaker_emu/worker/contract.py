@@ -20,6 +20,7 @@ class Invocation:
     headers: dict[str, str] = field(default_factory=dict)
     # True while the caller is still connected; long models poll it to stop early.
     connected: Callable[[], bool] = lambda: True
+    model_name: str | None = None  # a multi-model container's loaded model (POST /models/<name>/invoke)
 
 
 @dataclass
@@ -46,4 +47,12 @@ class Model:
 
     def get(self, path: str, query: dict[str, str]) -> Reply | None:
         """Another GET route the model serves (llm-sim's /kv-events); None answers 404."""
+        return None
+
+    def post(self, path: str, body: bytes) -> Reply | None:
+        """A POST other than an invocation (a multi-model container's POST /models); None: 404."""
+        return None
+
+    def delete(self, path: str) -> Reply | None:
+        """A DELETE (a multi-model container's DELETE /models/<name>); None answers 404."""
         return None

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -16,6 +17,7 @@ from urllib.parse import parse_qsl
 from sagemaker_emu.worker.contract import Invocation, Model, Reply
 
 log = logging.getLogger("sagemaker_emu.worker")
+_MODEL_INVOKE = re.compile(r"/models/([^/]+)/invoke")  # a multi-model container's invocation
 
 
 def _peer_gone(sock: socket.socket) -> bool:
@@ -57,11 +59,15 @@ class _Handler(BaseHTTPRequestHandler):
         healthy = self.server.model.healthy()
         self._send(Reply(status=200 if healthy else 503, body=b"" if healthy else b'{"status": "unhealthy"}'))
 
+    def do_DELETE(self) -> None:
+        self._send(self.server.model.delete(self.path) or Reply(status=404, body=b'{"message": "not found"}'))
+
     def do_POST(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
-        if self.path != "/invocations":
-            return self._send(Reply(status=404, body=b'{"message": "not found"}'))
+        match = _MODEL_INVOKE.fullmatch(self.path)
+        if self.path != "/invocations" and match is None:  # a multi-model container's POST /models
+            return self._send(self.server.model.post(self.path, body) or Reply(status=404, body=b'{"message": "not found"}'))
         invocation = Invocation(
             body=body,
             content_type=self.headers.get("Content-Type"),
@@ -69,6 +75,7 @@ class _Handler(BaseHTTPRequestHandler):
             custom_attributes=self.headers.get("X-Amzn-SageMaker-Custom-Attributes"),
             headers={k.lower(): v for k, v in self.headers.items()},
             connected=lambda: not _peer_gone(self.connection),
+            model_name=match.group(1) if match else None,
         )
         slots = self.server.slots
         if slots is not None:

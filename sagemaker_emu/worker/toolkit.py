@@ -140,6 +140,15 @@ def default_output_fn(prediction, accept: str):
     raise ToolkitError(415, f"Unsupported accept type {accept!r}: provide an output_fn")
 
 
+def server_workers(env: dict[str, str]) -> int:
+    """SAGEMAKER_MODEL_SERVER_WORKERS: how many requests the model server runs at once."""
+    workers = env.get("SAGEMAKER_MODEL_SERVER_WORKERS", "1")
+    try:
+        return max(1, int(workers))
+    except ValueError:
+        raise ValueError(f"SAGEMAKER_MODEL_SERVER_WORKERS={workers!r} is not a whole number") from None
+
+
 class ToolkitModel(Model):
     def __init__(self, model_dir: Path, env: dict[str, str]) -> None:
         program = find_program(model_dir, env)
@@ -147,11 +156,7 @@ class ToolkitModel(Model):
             raise FileNotFoundError(
                 f"No {env.get('SAGEMAKER_PROGRAM', DEFAULT_PROGRAM)} in {code_dir(model_dir, env)}"
             )
-        workers = env.get("SAGEMAKER_MODEL_SERVER_WORKERS", "1")
-        try:
-            self.concurrency = max(1, int(workers))
-        except ValueError:
-            raise ValueError(f"SAGEMAKER_MODEL_SERVER_WORKERS={workers!r} is not a whole number") from None
+        self.concurrency = server_workers(env)
         self.default_accept = env.get("SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT", DEFAULT_ACCEPT)
         if (code_dir(model_dir, env) / "requirements.txt").exists():
             log.warning("code/requirements.txt is not installed by sagemaker-emu; install it into the server's environment")

@@ -19,6 +19,9 @@ class EmptyFleet:
     def serverless(self, variant):
         return None
 
+    def multi_model(self, variant):
+        return None
+
 
 def endpoint_with(fleet, status=Status.IN_SERVICE):
     variant = Variant(spec={"VariantName": "v", "ModelName": "m"}, models=[], weight=1.0, instance_count=1, deployed_at=0)

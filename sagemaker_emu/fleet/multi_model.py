@@ -1,0 +1,245 @@
+"""Multi-model endpoints: which models each instance has loaded, and loading one on demand.
+
+A container with `Mode: MultiModel` starts with no model. The first call naming a
+`TargetModel` on an instance fetches `<ModelDataUrl prefix><TargetModel>` into that instance's
+own models directory and asks its container to load it (`POST /models`, SageMaker's
+multi-model contract); later calls for it on that instance are cache hits. An instance holds
+models while their unpacked size fits in its instance type's memory (and, with
+`--multi-model-cache N`, at most N of them); past that the least recently used model that no
+call is using is unloaded (`DELETE /models/<name>`), as it is when the container answers a
+load with 507. `MultiModelConfig.ModelCacheSetting: Disabled` unloads each model after its call.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING, Sequence
+
+from sagemaker_emu.fleet import model_data
+from sagemaker_emu.fleet.api import ObjectStore
+
+if TYPE_CHECKING:
+    from sagemaker_emu.fleet.instance import Instance
+
+LOAD_TIMEOUT_S = 360.0  # SageMaker lets a model download and load for up to 360 s
+
+
+class TargetNotFound(LookupError):
+    """No model at `<prefix><TargetModel>`: the caller's error (ValidationError)."""
+
+
+class LoadFailed(Exception):
+    """The container did not load the model: its status and message (a ModelError)."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+@dataclass
+class _Held:
+    name: str  # the container's opaque model_name
+    path: Path
+    size: int  # unpacked bytes: what it is taken to occupy in memory
+    in_use: int = 0  # calls between ensure() and done(): never unloaded under them
+
+
+@dataclass
+class Loaded:
+    """What making a model ready for one call took (SageMaker's model loading metrics)."""
+
+    target: str
+    name: str
+    hit: bool
+    wait_s: float = 0.0  # ModelLoadingWaitTime
+    download_s: float = 0.0  # ModelDownloadingTime
+    load_s: float = 0.0  # ModelLoadingTime
+    unloads_s: list[float] = field(default_factory=list)  # ModelUnloadingTime, per model unloaded
+
+
+class ModelCache:
+    """One instance's loaded models, least recently used first. Cleared when its process
+    (re)starts: a new container holds nothing."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.held: OrderedDict[str, _Held] = OrderedDict()  # by TargetModel
+        self._loading: dict[str, threading.Lock] = {}  # one load of a model at a time
+
+    def clear(self) -> None:
+        with self.lock:
+            self.held.clear()
+
+    def holds(self, target: str) -> bool:
+        return target in self.held
+
+    def targets(self) -> list[str]:
+        with self.lock:
+            return list(self.held)
+
+    def loading_lock(self, target: str) -> threading.Lock:
+        with self.lock:
+            return self._loading.setdefault(target, threading.Lock())
+
+
+def model_name(target: str) -> str:
+    """The opaque name the container knows a model by (not the TargetModel, as on SageMaker)."""
+    return hashlib.sha256(target.encode()).hexdigest()[:32]
+
+
+class MultiModels:
+    """A multi-model variant: where its models come from and how much each instance may hold."""
+
+    def __init__(self, prefix: str, cache_enabled: bool, memory_bytes: int | None, max_models: int,
+                 roots: Sequence[Path], objects: ObjectStore | None) -> None:
+        self.prefix = prefix if prefix.endswith("/") else prefix + "/"
+        self.cache_enabled = cache_enabled
+        self.memory_bytes = memory_bytes  # None: an instance type the table does not know
+        self.max_models = max_models  # 0: no count limit
+        self.roots = roots
+        self.objects = objects
+
+    def holding(self, instances: Sequence["Instance"], target: str) -> tuple["Instance", ...]:
+        """The instances that have the model loaded: a call for it is sent to one of them."""
+        return tuple(i for i in instances if i.models is not None and i.models.holds(target))
+
+    def ensure(self, instance: "Instance", target: str) -> Loaded:
+        """Make the model ready on the instance and keep it there until `done`. Raises
+        TargetNotFound or LoadFailed."""
+        cache = instance.models
+        started = time.perf_counter()
+        with cache.loading_lock(target):
+            with cache.lock:
+                held = cache.held.get(target)
+                if held is not None:
+                    cache.held.move_to_end(target)
+                    held.in_use += 1
+                    return Loaded(target, held.name, hit=True)
+            name = model_name(target)
+            path = instance.model_dir.parent / "models" / name / "model"
+            try:
+                self._download(target, path)
+            except model_data.ModelDataError as exc:
+                shutil.rmtree(path.parent, ignore_errors=True)
+                raise TargetNotFound(str(exc)) from None
+            downloaded = time.perf_counter()
+            size = _size(path)
+            loaded = Loaded(target, name, hit=False, download_s=downloaded - started)
+            loaded.unloads_s += self._make_room(instance, size)
+            while True:
+                status, message = _call(instance, "POST", "/models", {"model_name": name, "url": str(path)})
+                if status == 507 and self._unload_one(instance, loaded):
+                    continue  # the container is out of room: free the least recently used, retry
+                break
+            if status not in (200, 409):  # 409: it already holds that name, which is as good
+                shutil.rmtree(path.parent, ignore_errors=True)
+                raise LoadFailed(status, message)
+            with cache.lock:
+                cache.held[target] = _Held(name, path, size, in_use=1)
+            finished = time.perf_counter()
+            loaded.load_s = finished - downloaded
+            loaded.wait_s = finished - started
+            return loaded
+
+    def done(self, instance: "Instance", loaded: Loaded) -> None:
+        """The call that `ensure` readied the model for has finished."""
+        cache = instance.models
+        with cache.lock:
+            held = cache.held.get(loaded.target)
+            if held is None:
+                return
+            held.in_use -= 1
+            if self.cache_enabled or held.in_use:
+                return
+        with cache.loading_lock(loaded.target):  # ModelCacheSetting Disabled: unloaded after its call
+            with cache.lock:
+                if cache.held.get(loaded.target) is not held or held.in_use:
+                    return  # another call took it meanwhile
+                del cache.held[loaded.target]
+            self._unload(instance, held)
+
+    def _download(self, target: str, path: Path) -> None:
+        relative = PurePosixPath(target)
+        if relative.is_absolute() or ".." in relative.parts:
+            raise model_data.ModelDataError(f"TargetModel {target} must be a path relative to the model's prefix")
+        source = model_data.ModelSource(self.prefix + target, compressed=target.endswith((".tar.gz", ".tgz")))
+        if source.url.startswith("file://"):  # a local prefix: the model must lie inside it
+            local = model_data.local_path(source.url)
+            if not local.resolve().is_relative_to(model_data.local_path(self.prefix).resolve()):
+                raise model_data.ModelDataError(f"TargetModel {target} leaves the model's prefix {self.prefix}")
+        if path.exists():  # left by a process that has since restarted
+            shutil.rmtree(path)
+        model_data.prepare(source, path, self.roots, self.objects)
+
+    def _make_room(self, instance: "Instance", size: int) -> list[float]:
+        """Unload least recently used models until one more of `size` bytes fits."""
+        took: list[float] = []
+        while True:
+            with instance.models.lock:
+                held = list(instance.models.held.values())
+            over_count = self.max_models and len(held) >= self.max_models
+            over_memory = self.memory_bytes is not None and sum(h.size for h in held) + size > self.memory_bytes
+            if not (over_count or over_memory):
+                return took
+            loaded = Loaded("", "", hit=False)
+            if not self._unload_one(instance, loaded):
+                return took  # everything held is in use: load anyway, as the container may manage
+            took += loaded.unloads_s
+
+    def _unload_one(self, instance: "Instance", loaded: Loaded) -> bool:
+        """Unload the least recently used model that no call is using and no call is loading
+        again; False if there is none."""
+        cache = instance.models
+        with cache.lock:
+            for target, held in cache.held.items():
+                guard = cache._loading.get(target)
+                if held.in_use == 0 and (guard is None or guard.acquire(blocking=False)):
+                    del cache.held[target]
+                    break
+            else:
+                return False
+        started = time.perf_counter()
+        try:
+            self._unload(instance, held)
+        finally:
+            if guard is not None:
+                guard.release()
+        loaded.unloads_s.append(time.perf_counter() - started)
+        return True
+
+    def _unload(self, instance: "Instance", held: _Held) -> None:
+        _call(instance, "DELETE", f"/models/{held.name}", None)
+        shutil.rmtree(held.path.parent, ignore_errors=True)
+
+
+def _size(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+def _call(instance: "Instance", method: str, path: str, payload: dict | None) -> tuple[int, str]:
+    """One model-management call to the instance's container: (status, its message)."""
+    data = json.dumps(payload).encode() if payload is not None else None
+    request = urllib.request.Request(f"http://{instance.host}:{instance.port}{path}", data=data, method=method,
+                                     headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=LOAD_TIMEOUT_S) as resp:
+            return resp.status, resp.read().decode("utf-8", "replace")
+    except urllib.error.HTTPError as exc:
+        body = exc.read().decode("utf-8", "replace")
+        try:
+            body = str(json.loads(body).get("message", body))
+        except (ValueError, AttributeError):
+            pass
+        return exc.code, body
+    except OSError as exc:
+        return 500, f"The container could not be reached to load the model: {exc}"
