@@ -573,6 +573,10 @@ class ProcessDeployer:
     def _multi_model_fleet(self, plan: VariantPlan, container: dict, directory: Path) -> VariantFleet:
         """A multi-model container starts empty, with SAGEMAKER_MULTI_MODEL=true; each call's
         TargetModel is fetched from under ModelDataUrl and loaded on the instance it reaches."""
+        if plan.serverless is not None or plan.name.startswith(component_key("")):
+            where = "Serverless endpoints" if plan.serverless is not None else "Inference components"
+            raise DeploymentFailed(f"{where} do not support multi-model models (Mode MultiModel); model "
+                                   f"{plan.model_name} is one.")
         prefix = container.get("ModelDataUrl") or (container.get("ModelDataSource") or {}).get("S3DataSource", {}).get("S3Uri")
         if not prefix:
             raise DeploymentFailed(f"Model {plan.model_name} is a multi-model model (Mode MultiModel) without a "

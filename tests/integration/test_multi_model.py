@@ -118,15 +118,19 @@ def test_a_local_prefix_keeps_target_models_inside_it(server, sm, rt, tmp_path):
             call(rt, escape, endpoint="local")
 
 
-def test_llm_server_images_do_not_serve_multi_model_endpoints(server, sm):
+def test_where_multi_model_models_cannot_run_the_endpoint_fails_saying_why(server, sm):
     from tests.integration.test_aws_images import TGI
 
-    deploy(sm, "mme-tgi", wait=False,
-           container={"Image": TGI, "Mode": "MultiModel", "ModelDataUrl": f"s3://{BUCKET}/models/"})
-    with pytest.raises(WaiterError):
-        sm.get_waiter("endpoint_in_service").wait(EndpointName="mme-tgi", WaiterConfig={"Delay": 1})
-    reason = sm.describe_endpoint(EndpointName="mme-tgi")["FailureReason"]
-    assert "do not serve multi-model endpoints" in reason
+    mme = {"Mode": "MultiModel", "ModelDataUrl": f"s3://{BUCKET}/models/"}
+    serverless = {"VariantName": "AllTraffic", "ModelName": "mme-sls-model",
+                  "ServerlessConfig": {"MemorySizeInMB": 2048, "MaxConcurrency": 2}}
+    deploy(sm, "mme-tgi", wait=False, container={"Image": TGI, **mme})
+    deploy(sm, "mme-sls", wait=False, container={"Image": SKLEARN, **mme}, variants=[serverless])
+    for name, why in (("mme-tgi", "do not serve multi-model endpoints"),
+                      ("mme-sls", "Serverless endpoints do not support multi-model models")):
+        with pytest.raises(WaiterError):
+            sm.get_waiter("endpoint_in_service").wait(EndpointName=name, WaiterConfig={"Delay": 1})
+        assert why in sm.describe_endpoint(EndpointName=name)["FailureReason"]
 
 
 @pytest.fixture(scope="module")

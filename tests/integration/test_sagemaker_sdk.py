@@ -83,6 +83,47 @@ def test_framework_model_with_s3_model_data(tmp_path):
         assert emu.client("sagemaker").list_endpoints()["Endpoints"] == []
 
 
+def test_multi_data_model_adds_models_and_predicts_with_target_model(tmp_path):
+    """The SDK's multi-model flow: MultiDataModel deploys a Mode MultiModel endpoint over an S3
+    prefix, add_model uploads archives (each with its code/inference.py) under it, and
+    predict(target_model=...) reaches each; nothing is redeployed to add a model."""
+    import io
+    import json
+    import tarfile
+    from pathlib import Path
+
+    from sagemaker.deserializers import JSONDeserializer
+    from sagemaker.multidatamodel import MultiDataModel
+    from sagemaker.predictor import Predictor
+    from sagemaker.serializers import JSONSerializer
+
+    fixture = Path(__file__).resolve().parents[1] / "fixtures" / "linear_model"
+    for name, slope in (("two", 2.0), ("ten", 10.0)):
+        with tarfile.open(tmp_path / f"{name}.tar.gz", "w:gz") as tar:
+            tar.add(fixture / "code" / "inference.py", arcname="code/inference.py")
+            weights = json.dumps({"slope": slope, "intercept": 0.0}).encode()
+            info = tarfile.TarInfo("weights.json")
+            info.size = len(weights)
+            tar.addfile(info, io.BytesIO(weights))
+    with sagemaker_emu.running(seed=1) as emu:
+        session = sagemaker.Session()
+        bucket = session.default_bucket()
+        mme = MultiDataModel(name="linear-mme", model_data_prefix=f"s3://{bucket}/mme/", role=ROLE,
+                             image_uri="683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-scikit-learn:1.2-1-cpu-py3",
+                             sagemaker_session=session)
+        mme.deploy(initial_instance_count=1, instance_type="ml.m5.large", endpoint_name="mme-ep", wait=False)
+        session.sagemaker_client.get_waiter("endpoint_in_service").wait(EndpointName="mme-ep")
+        predictor = Predictor("mme-ep", sagemaker_session=session, serializer=JSONSerializer(),
+                              deserializer=JSONDeserializer())
+        for name in ("two", "ten"):
+            mme.add_model(str(tmp_path / f"{name}.tar.gz"))
+        assert sorted(mme.list_models()) == ["ten.tar.gz", "two.tar.gz"]
+        assert predictor.predict({"instances": [1, 2]}, target_model="two.tar.gz") == {"predictions": [2.0, 4.0]}
+        assert predictor.predict({"instances": [1, 2]}, target_model="ten.tar.gz") == {"predictions": [10.0, 20.0]}
+        container = emu.client("sagemaker").describe_model(ModelName="linear-mme")["PrimaryContainer"]
+        assert container["Mode"] == "MultiModel" and container["ModelDataUrl"] == f"s3://{bucket}/mme/"
+
+
 def test_hugging_face_llm_flow_with_the_sdks_own_tgi_image():
     """The SDK v2's usual LLM deploy: HuggingFaceModel with get_huggingface_llm_image_uri (AWS's TGI
     image, no model data), predict, predict_stream, the Messages API, and TGI's own limits."""

@@ -84,3 +84,48 @@ def test_ping_and_unknown_paths(serve):
     assert resp.status == 200 and resp.read() == b""
     conn.request("GET", "/nope")  # same keep-alive connection
     assert conn.getresponse().status == 404
+
+
+class NamedModel(Model):
+    """A model that answers with the directory it was loaded from."""
+
+    def __init__(self, model_dir):
+        if model_dir.name == "too-big":
+            raise MemoryError()
+        if model_dir.name == "broken":
+            raise ValueError("bad weights")
+        self.model_dir = model_dir
+
+    def invoke(self, invocation):
+        return Reply(body=str(self.model_dir).encode(), content_type="text/plain")
+
+
+def test_multi_model_contract(serve):
+    """SageMaker's multi-model container contract: load, list, get, invoke, unload, and the
+    statuses it documents (409 for a name already loaded, 507 when there is no room)."""
+    import json
+
+    from sagemaker_emu.worker.multi_model import MultiModel
+
+    port = serve(MultiModel(NamedModel, concurrency=2))
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+
+    def call(method, path, body=None):
+        conn.request(method, path, body=json.dumps(body) if isinstance(body, dict) else body)
+        resp = conn.getresponse()
+        return resp.status, resp.read()
+
+    assert call("POST", "/models", {"model_name": "m1", "url": "/models/one"})[0] == 200
+    assert call("POST", "/models", {"model_name": "m1", "url": "/models/one"})[0] == 409
+    assert call("POST", "/models", {"model_name": "m2", "url": "/models/too-big"})[0] == 507
+    status, body = call("POST", "/models", {"model_name": "m3", "url": "/models/broken"})
+    assert status == 500 and b"ValueError: bad weights" in body
+    assert call("POST", "/models", b"not json")[0] == 400
+    assert json.loads(call("GET", "/models")[1]) == {"models": [{"modelName": "m1", "modelUrl": "/models/one"}]}
+    assert json.loads(call("GET", "/models/m1")[1]) == {"modelName": "m1", "modelUrl": "/models/one"}
+    assert call("POST", "/models/m1/invoke", b"x") == (200, b"/models/one")
+    assert call("POST", "/models/m2/invoke", b"x")[0] == 404
+    assert call("POST", "/invocations", b"x")[0] == 404  # no model named: nothing to run
+    assert call("DELETE", "/models/m1")[0] == 200
+    assert call("DELETE", "/models/m1")[0] == 404
+    assert call("GET", "/models/m1")[0] == 404
