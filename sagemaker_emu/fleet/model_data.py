@@ -94,7 +94,10 @@ def prepare(source: ModelSource | None, model_dir: Path, roots: Sequence[Path] =
         if not path.exists():
             raise ModelDataError(f"Model data {url} does not exist")
         return
-    _prepare_local(path, url, model_dir, roots, only)
+    try:
+        _prepare_local(path, url, model_dir, roots, only)
+    except OSError as exc:  # a name too long, a file that vanished, no permission
+        raise ModelDataError(f"Model data {url} cannot be read: {exc.strerror or exc}") from None
 
 
 def _untar(archive: Path, model_dir: Path, url: str, only: frozenset[str] | None = None) -> None:

@@ -72,6 +72,15 @@ def header_members(operation: str) -> dict[str, tuple[str, bool]]:
             for name, m in shape.members.items() if m.serialization.get("location") == "header"}
 
 
+def _utf8(value: str) -> str:
+    """WSGI gives a header's bytes as latin-1 text; botocore sends non-ASCII values (a
+    TargetModel `modèle.tar.gz`) as UTF-8."""
+    try:
+        return value.encode("latin-1").decode("utf-8")
+    except UnicodeError:
+        return value
+
+
 def read_params(operation: str, endpoint_name: str, environ: dict) -> dict[str, str | int]:
     params: dict[str, str | int] = {"EndpointName": endpoint_name, "Body": ""}  # the body is checked by size
     for member, (key, integer) in header_members(operation).items():
@@ -79,6 +88,7 @@ def read_params(operation: str, endpoint_name: str, environ: dict) -> dict[str, 
             key = "CONTENT_TYPE"  # WSGI keeps Content-Type outside the HTTP_ keys
         value = environ.get(key)
         if value is not None:
+            value = _utf8(value)
             if integer:
                 try:
                     value = int(value)

@@ -98,6 +98,9 @@ def test_the_refusals_name_what_is_wrong(server, sm, rt):
     with pytest.raises(rt.exceptions.ValidationError,
                        match=r"Failed to download model data\(bucket: mme-models, key: models/absent.tar.gz\)"):
         call(rt, "absent.tar.gz")
+    # the model's pattern is Java's \p{Print}, ASCII only; the name is read as botocore sends it (UTF-8)
+    with pytest.raises(rt.exceptions.ValidationError, match="Value 'modèle.tar.gz' at 'targetModel' failed"):
+        call(rt, "modèle.tar.gz")
     with pytest.raises(rt.exceptions.ModelError, match="RuntimeError: no weights here"):
         call(rt, "broken.tar.gz")
     assert call(rt, "double.tar.gz")["y"] == [2.0, 4.0]  # the failures left the instance serving
@@ -116,6 +119,10 @@ def test_a_local_prefix_keeps_target_models_inside_it(server, sm, rt, tmp_path):
     for escape in ("../secret.tar.gz", "sub/../../secret.tar.gz"):
         with pytest.raises(rt.exceptions.ValidationError, match="relative to the model's prefix"):
             call(rt, escape, endpoint="local")
+    with pytest.raises(rt.exceptions.ValidationError, match="%2e%2e/secret.tar.gz leaves the model's prefix"):
+        call(rt, "%2e%2e/secret.tar.gz", endpoint="local")  # file:// URLs are unquoted: checked after
+    with pytest.raises(rt.exceptions.ValidationError, match="cannot be read: File name too long"):
+        call(rt, "a" * 1000, endpoint="local")  # was a 500
 
 
 def test_where_multi_model_models_cannot_run_the_endpoint_fails_saying_why(server, sm):
