@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 from sagemaker_emu.control.registry import OPERATIONS
 from sagemaker_emu.service_model import control_model
 from sagemaker_emu.testing import EmulatorProcess, client, deploy, variant
+from tests.integration.test_aws_images import tarball
 
 EXAMPLES = 120  # per operation: 33 operations -> ~4,000 requests, plus the framing cases
 FUZZ = settings(max_examples=EXAMPLES, derandomize=True, database=None, deadline=None,
@@ -282,5 +283,35 @@ def test_llm_bodies_of_any_shape_never_get_a_5xx_through_the_routers(fuzzed, rou
             rt.invoke_endpoint(EndpointName=name, Body=body, ContentType="application/json")
         except ClientError as exc:  # the model's refusal is a ModelError (424); our own bug would be a 500
             assert exc.response["ResponseMetadata"]["HTTPStatusCode"] < 500, (body[:200], exc.response["Error"])
+
+    run()
+
+
+def test_target_models_of_any_name_never_get_a_5xx(fuzzed, tmp_path_factory):
+    """A multi-model endpoint turns the caller's TargetModel into an S3 key or a local path:
+    any name is a model, a ValidationError, or the model's own error, never a 500 or a file
+    outside the prefix (a 1,000-character local name was a 500)."""
+    from botocore.exceptions import ClientError
+
+    sm, rt, s3 = client(fuzzed.url), client(fuzzed.url, "sagemaker-runtime"), client(fuzzed.url, "s3")
+    s3.create_bucket(Bucket="fuzz-mme")
+    s3.put_object(Bucket="fuzz-mme", Key="models/a.tar.gz", Body=tarball({"weights": b"1"}))
+    local = tmp_path_factory.mktemp("mme") / "models"
+    local.mkdir()
+    (local / "a.tar.gz").write_bytes(tarball({"weights": b"1"}))
+    for name, prefix in (("fuzz-mme-s3", "s3://fuzz-mme/models/"), ("fuzz-mme-local", f"file://{local}/")):
+        deploy(sm, name, container={"Image": "sagemaker-emu/echo", "Mode": "MultiModel", "ModelDataUrl": prefix})
+    names = st.one_of(st.text(st.characters(min_codepoint=32, max_codepoint=0x2FF, blacklist_characters="\x7f"),
+                              min_size=1, max_size=300),
+                      st.sampled_from(["a.tar.gz", "../a.tar.gz", "%2e%2e/%2e%2e/etc", "/etc/passwd", ".", "?", "#",
+                                       "a" * 1024, "./a.tar.gz", "a.tar.gz/", "x/../a.tar.gz"]))
+
+    @settings(FUZZ, max_examples=80)
+    @given(st.sampled_from(["fuzz-mme-s3", "fuzz-mme-local"]), names)
+    def run(endpoint, target):
+        try:
+            rt.invoke_endpoint(EndpointName=endpoint, TargetModel=target, Body=b"x")
+        except ClientError as exc:
+            assert exc.response["ResponseMetadata"]["HTTPStatusCode"] < 500, (endpoint, target, exc.response["Error"])
 
     run()
