@@ -21,7 +21,7 @@ from sagemaker_emu.fleet.api import (ComponentPlan, Copies, DeploymentFailed, Ob
 from sagemaker_emu.fleet import model_data
 from sagemaker_emu.fleet.placement import NO_ROOM, Host, Need, Placement, hardware
 from sagemaker_emu.fleet.host_access import request_environment, within
-from sagemaker_emu.fleet.images import ImageError, ImageMap, Launch, resolve, resolve_multi_model
+from sagemaker_emu.fleet.images import ImageError, ImageMap, Launch, resolve
 from sagemaker_emu.fleet.instance import Health, Instance
 from sagemaker_emu.fleet.multi_model import ModelCache, MultiModels
 from sagemaker_emu.worker.toolkit import program_path
@@ -582,7 +582,7 @@ class ProcessDeployer:
             raise DeploymentFailed(f"Model {plan.model_name} is a multi-model model (Mode MultiModel) without a "
                                    "ModelDataUrl: give the S3 prefix its models are under.")
         try:
-            launch = resolve_multi_model(container, self.image_map)
+            launch = resolve(container, lambda: directory, self.image_map, multi_model=True)
         except ImageError as exc:
             raise DeploymentFailed(str(exc)[:1024]) from None
         env = _worker_env(plan, container)

@@ -101,21 +101,30 @@ def aws_family(image: str) -> AwsFamily | None:
     return next((f for f in aws_families() if f.repository.search(match.group(1))), None)
 
 
-def _declared(image: str, image_map: ImageMap) -> Launch | None:
-    """A built-in image, or one the --image-map file names."""
-    name = builtin_name(image)
-    return Launch(builtin=name) if name is not None else image_map.launch(image)
-
-
-def resolve(container: dict, model_dir: Callable[[], Path], image_map: ImageMap) -> Launch:
-    """`model_dir()` unpacks the model's files; called only when an inference.py is looked for."""
+def resolve(container: dict, model_dir: Callable[[], Path], image_map: ImageMap, multi_model: bool = False) -> Launch:
+    """`model_dir()` unpacks the model's files; called only when an inference.py is looked for.
+    A multi-model container (`multi_model`) has no model data to look into at the start: AWS's
+    framework images run the inference.py in each model's archive (code/), as SageMaker's own
+    do, and a mapped image must speak the multi-model contract itself."""
     image = container.get("Image", "")
-    declared = _declared(image, image_map)
-    if declared is not None:
-        return declared
+    name = builtin_name(image)
+    if name is not None:
+        return Launch(builtin=name)
+    mapped = image_map.launch(image)
+    if mapped is not None:
+        return mapped
     family = aws_family(image)
     if family is not None and family.builtin:
+        if multi_model:
+            raise ImageError(f"{family.family} images ('{image}') do not serve multi-model endpoints (Mode "
+                             "MultiModel); host several models on one endpoint with inference components instead.")
         return Launch(builtin=family.builtin, env=dict(family.env), model_files=family.model_files)
+    if multi_model:
+        if family is not None:
+            return Launch(toolkit=True)
+        raise ImageError(f"sagemaker-emu cannot run image '{image}' as a multi-model container: it is not a built-in "
+                         "image, not an AWS framework image (whose models each bring code/inference.py), and not in "
+                         "the --image-map file.")
     if find_program(model_dir(), container.get("Environment", {})) is not None:
         return Launch(toolkit=True)
     if family is not None:
@@ -130,22 +139,3 @@ def resolve(container: dict, model_dir: Callable[[], Path], image_map: ImageMap)
         "not in the --image-map file, and the model has no inference.py (put one in code/ of "
         "the ModelDataUrl archive or directory, or point SAGEMAKER_SUBMIT_DIRECTORY at it)."
     )
-
-
-def resolve_multi_model(container: dict, image_map: ImageMap) -> Launch:
-    """What a multi-model container runs. There is no model data to look into at the start:
-    AWS's framework images run the inference.py in each model's archive (code/), as
-    SageMaker's own do; a mapped image must speak the multi-model contract itself."""
-    image = container.get("Image", "")
-    declared = _declared(image, image_map)
-    if declared is not None:
-        return declared
-    family = aws_family(image)
-    if family is not None and family.builtin:
-        raise ImageError(f"{family.family} images ('{image}') do not serve multi-model endpoints (Mode MultiModel); "
-                         "host several models on one endpoint with inference components instead.")
-    if family is not None:
-        return Launch(toolkit=True)
-    raise ImageError(
-        f"sagemaker-emu cannot run image '{image}' as a multi-model container: it is not a built-in image, not an "
-        "AWS framework image (whose models each bring code/inference.py), and not in the --image-map file.")
