@@ -12,7 +12,7 @@ from flask import Blueprint, Response, abort, jsonify, request
 
 from sagemaker_emu import __version__
 from sagemaker_emu.errors import InvalidInput
-from sagemaker_emu.fleet.api import InstanceView, component_key
+from sagemaker_emu.fleet.api import InstanceView, MultiModelView, component_key
 
 if TYPE_CHECKING:
     from sagemaker_emu.control.store import Backends
@@ -59,7 +59,8 @@ def blueprint(backends: "Backends", runtime: "Runtime", reset_all: Callable[[], 
         ep = find_endpoint(name)
         instances = ep.fleet.all_instances() if ep.fleet else []
         variants = [{"name": v.name, "weight": v.weight, "routing_strategy": v.routing_strategy,
-                     "instances": [_instance_view(i) for i in instances if i.variant == v.name],
+                     "instances": [_instance_view(i, ep.fleet.multi_model(v.name)) for i in instances
+                                   if i.variant == v.name],
                      "hosts": ep.fleet.placement(v.name) if ep.fleet else []}  # inference-component variants
                     for v in ep.variants]
         components = {c.name: {"variant": c.variant, "copies": [_instance_view(i) for i in instances
@@ -114,7 +115,7 @@ def blueprint(backends: "Backends", runtime: "Runtime", reset_all: Callable[[], 
     return bp
 
 
-def _instance_view(instance: InstanceView) -> dict:
+def _instance_view(instance: InstanceView, multi: MultiModelView | None = None) -> dict:
     load = instance.load.snapshot()
     return {
         "id": instance.id,
@@ -129,5 +130,5 @@ def _instance_view(instance: InstanceView) -> dict:
         "log": str(instance.log_path),
         "kv_cache": ({"blocks": instance.kv.occupancy, "capacity": instance.kv.capacity}
                      if instance.kv.supported else None),
-        "models": instance.models.targets() if instance.models is not None else None,  # multi-model: loaded, LRU first
+        "models": multi.loaded(instance) if multi is not None else None,  # multi-model: loaded, least recently used first
     }

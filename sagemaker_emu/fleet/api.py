@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING, Any, Callable, Protocol, Sequence
 if TYPE_CHECKING:
     from sagemaker_emu.fleet.connections import ConnectionPool
     from sagemaker_emu.fleet.load import Load
-    from sagemaker_emu.fleet.multi_model import ModelCache, MultiModels
     from sagemaker_emu.kv.index import KvIndex
     from sagemaker_emu.routing.strategies import Strategy
 
@@ -106,7 +105,7 @@ class InstanceView(Protocol):
     pool: "ConnectionPool"  # keep-alive connections to its container
     suspect: bool  # the runtime sets it when a connection is refused; the next good /ping clears it
     placed_on: str | None  # an inference-component copy: the instance it is placed on
-    models: "ModelCache | None"  # a multi-model container's loaded models
+    host: str
 
     @property
     def pid(self) -> int | None: ...
@@ -125,6 +124,56 @@ class InstanceView(Protocol):
     def served_prompt(self, prompt_blocks: Sequence[str]) -> None: ...
 
     def log_tail(self, lines: int = 50) -> list[str]: ...
+
+
+class TargetNotFound(LookupError):
+    """No model at `<prefix><TargetModel>`: the caller's error (ValidationError)."""
+
+
+class LoadFailed(Exception):
+    """The container did not load the model: its status and message (a ModelError)."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+@dataclass
+class Loaded:
+    """A multi-model endpoint's model made ready on an instance for one call, and what that
+    took (SageMaker's model loading metrics)."""
+
+    target: str  # the call's TargetModel
+    name: str  # the opaque name the container knows it by
+    hit: bool  # it was loaded already
+    wait_s: float = 0.0  # ModelLoadingWaitTime
+    download_s: float = 0.0  # ModelDownloadingTime
+    load_s: float = 0.0  # ModelLoadingTime
+    unloads_s: list[float] = field(default_factory=list)  # ModelUnloadingTime, per model unloaded to make room
+
+
+class MultiModelView(Protocol):
+    """A multi-model variant (Mode MultiModel): its models are loaded per call (fleet/multi_model.py)."""
+
+    prefix: str  # the ModelDataUrl a TargetModel is under
+
+    def holding(self, instances: Sequence[InstanceView], target: str) -> tuple[InstanceView, ...]:
+        """The instances with the model loaded: a call for it goes to one of them."""
+        ...
+
+    def ensure(self, instance: InstanceView, target: str) -> Loaded:
+        """Load the model on the instance unless it is there, and keep it until `done`.
+        Raises TargetNotFound or LoadFailed."""
+        ...
+
+    def done(self, instance: InstanceView, loaded: Loaded) -> None:
+        """The call `ensure` readied the model for has finished."""
+        ...
+
+    def loaded(self, instance: InstanceView) -> list[str]:
+        """The TargetModels the instance holds, least recently used first."""
+        ...
 
 
 class FleetView(Protocol):
@@ -160,7 +209,7 @@ class FleetView(Protocol):
         Seconds it took (ModelSetupTime), or None if it was warm. Raises DeploymentFailed."""
         ...
 
-    def multi_model(self, variant: str) -> "MultiModels | None":
+    def multi_model(self, variant: str) -> "MultiModelView | None":
         """A multi-model variant's model loading (which instance holds what); None for others."""
         ...
 

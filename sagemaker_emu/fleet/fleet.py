@@ -23,7 +23,7 @@ from sagemaker_emu.fleet.placement import NO_ROOM, Host, Need, Placement, hardwa
 from sagemaker_emu.fleet.host_access import request_environment, within
 from sagemaker_emu.fleet.images import ImageError, ImageMap, Launch, resolve
 from sagemaker_emu.fleet.instance import Health, Instance
-from sagemaker_emu.fleet.multi_model import ModelCache, MultiModels
+from sagemaker_emu.fleet.multi_model import MultiModels
 from sagemaker_emu.worker.toolkit import program_path
 
 log = logging.getLogger("sagemaker_emu.fleet")
@@ -172,8 +172,6 @@ class ProcessFleet:
             env["SAGEMAKER_EMU_SEED"] = str(self.deployer.seed * 1000 + number)
         instance = Instance(f"{vf.name}-{number}", vf.name, vf.launch, env, model_dir, instance_dir / "instance.log")
         instance.on_change = self.routing_changed
-        if vf.multi_model is not None:
-            instance.models = ModelCache()
         return instance
 
     def bring_up(self, vf: VariantFleet, count: int,

@@ -15,7 +15,7 @@ import urllib.error
 import urllib.request
 from collections import deque
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Sequence
+from typing import Callable, Sequence
 from urllib.parse import urlparse
 
 from sagemaker_emu.fleet.connections import ConnectionPool
@@ -24,9 +24,6 @@ from sagemaker_emu.fleet.kv_sync import KvSync
 from sagemaker_emu.kv.index import KvIndex
 from sagemaker_emu.worker.contract import EXIT_PORT_TAKEN
 from sagemaker_emu.fleet.load import Load
-
-if TYPE_CHECKING:
-    from sagemaker_emu.fleet.multi_model import ModelCache
 
 PING_TIMEOUT_S = 2.0  # SageMaker's per-probe limit
 PING_INTERVAL_S = 0.05
@@ -81,7 +78,6 @@ class Instance:
         else:
             self.host, self.port = "127.0.0.1", 0
         self.pool: ConnectionPool | None = None
-        self.models: ModelCache | None = None  # a multi-model container's loaded models
         self._lock = threading.Lock()
 
     @property
@@ -129,8 +125,6 @@ class Instance:
     def start(self) -> None:
         """Start the process (nothing to start for a URL instance)."""
         self._kv_sync.reset()
-        if self.models is not None:  # a new container holds no model
-            self.models.clear()
         if self.launch.url:
             self.pool = ConnectionPool(self.host, self.port)
             return

@@ -20,30 +20,14 @@ import time
 import urllib.error
 import urllib.request
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING, Sequence
+from typing import Sequence
 
 from sagemaker_emu.fleet import model_data
-from sagemaker_emu.fleet.api import ObjectStore
-
-if TYPE_CHECKING:
-    from sagemaker_emu.fleet.instance import Instance
+from sagemaker_emu.fleet.api import InstanceView, LoadFailed, Loaded, ObjectStore, TargetNotFound
 
 LOAD_TIMEOUT_S = 360.0  # SageMaker lets a model download and load for up to 360 s
-
-
-class TargetNotFound(LookupError):
-    """No model at `<prefix><TargetModel>`: the caller's error (ValidationError)."""
-
-
-class LoadFailed(Exception):
-    """The container did not load the model: its status and message (a ModelError)."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
 
 
 @dataclass
@@ -54,38 +38,14 @@ class _Held:
     in_use: int = 0  # calls between ensure() and done(): never unloaded under them
 
 
-@dataclass
-class Loaded:
-    """What making a model ready for one call took (SageMaker's model loading metrics)."""
-
-    target: str
-    name: str
-    hit: bool
-    wait_s: float = 0.0  # ModelLoadingWaitTime
-    download_s: float = 0.0  # ModelDownloadingTime
-    load_s: float = 0.0  # ModelLoadingTime
-    unloads_s: list[float] = field(default_factory=list)  # ModelUnloadingTime, per model unloaded
-
-
 class ModelCache:
-    """One instance's loaded models, least recently used first. Cleared when its process
-    (re)starts: a new container holds nothing."""
+    """One instance's loaded models, least recently used first."""
 
-    def __init__(self) -> None:
+    def __init__(self, pid: int | None) -> None:
+        self.pid = pid  # the container process it describes: a restarted one holds nothing
         self.lock = threading.Lock()
         self.held: OrderedDict[str, _Held] = OrderedDict()  # by TargetModel
         self._loading: dict[str, threading.Lock] = {}  # one load of a model at a time
-
-    def clear(self) -> None:
-        with self.lock:
-            self.held.clear()
-
-    def holds(self, target: str) -> bool:
-        return target in self.held
-
-    def targets(self) -> list[str]:
-        with self.lock:
-            return list(self.held)
 
     def loading_lock(self, target: str) -> threading.Lock:
         with self.lock:
@@ -108,15 +68,27 @@ class MultiModels:
         self.max_models = max_models  # 0: no count limit
         self.roots = roots
         self.objects = objects
+        self._caches: dict[str, ModelCache] = {}  # by instance id
+        self._lock = threading.Lock()
 
-    def holding(self, instances: Sequence["Instance"], target: str) -> tuple["Instance", ...]:
-        """The instances that have the model loaded: a call for it is sent to one of them."""
-        return tuple(i for i in instances if i.models is not None and i.models.holds(target))
+    def _cache(self, instance: InstanceView) -> ModelCache:
+        """The instance's cache; a new one when its process has changed (restarted)."""
+        with self._lock:
+            cache = self._caches.get(instance.id)
+            if cache is None or cache.pid != instance.pid:
+                cache = self._caches[instance.id] = ModelCache(instance.pid)
+            return cache
 
-    def ensure(self, instance: "Instance", target: str) -> Loaded:
-        """Make the model ready on the instance and keep it there until `done`. Raises
-        TargetNotFound or LoadFailed."""
-        cache = instance.models
+    def holding(self, instances: Sequence[InstanceView], target: str) -> tuple[InstanceView, ...]:
+        return tuple(i for i in instances if target in self._cache(i).held)
+
+    def loaded(self, instance: InstanceView) -> list[str]:
+        cache = self._cache(instance)
+        with cache.lock:
+            return list(cache.held)
+
+    def ensure(self, instance: InstanceView, target: str) -> Loaded:
+        cache = self._cache(instance)
         started = time.perf_counter()
         with cache.loading_lock(target):
             with cache.lock:
@@ -126,7 +98,7 @@ class MultiModels:
                     held.in_use += 1
                     return Loaded(target, held.name, hit=True)
             name = model_name(target)
-            path = instance.model_dir.parent / "models" / name / "model"
+            path = instance.log_path.parent / "models" / name / "model"  # in the instance's own directory
             try:
                 self._download(target, path)
             except model_data.ModelDataError as exc:
@@ -151,9 +123,8 @@ class MultiModels:
             loaded.wait_s = finished - started
             return loaded
 
-    def done(self, instance: "Instance", loaded: Loaded) -> None:
-        """The call that `ensure` readied the model for has finished."""
-        cache = instance.models
+    def done(self, instance: InstanceView, loaded: Loaded) -> None:
+        cache = self._cache(instance)
         with cache.lock:
             held = cache.held.get(loaded.target)
             if held is None:
@@ -181,12 +152,13 @@ class MultiModels:
             shutil.rmtree(path)
         model_data.prepare(source, path, self.roots, self.objects)
 
-    def _make_room(self, instance: "Instance", size: int) -> list[float]:
+    def _make_room(self, instance: InstanceView, size: int) -> list[float]:
         """Unload least recently used models until one more of `size` bytes fits."""
         took: list[float] = []
+        cache = self._cache(instance)
         while True:
-            with instance.models.lock:
-                held = list(instance.models.held.values())
+            with cache.lock:
+                held = list(cache.held.values())
             over_count = self.max_models and len(held) >= self.max_models
             over_memory = self.memory_bytes is not None and sum(h.size for h in held) + size > self.memory_bytes
             if not (over_count or over_memory):
@@ -196,10 +168,10 @@ class MultiModels:
                 return took  # everything held is in use: load anyway, as the container may manage
             took += loaded.unloads_s
 
-    def _unload_one(self, instance: "Instance", loaded: Loaded) -> bool:
+    def _unload_one(self, instance: InstanceView, loaded: Loaded) -> bool:
         """Unload the least recently used model that no call is using and no call is loading
         again; False if there is none."""
-        cache = instance.models
+        cache = self._cache(instance)
         with cache.lock:
             for target, held in cache.held.items():
                 guard = cache._loading.get(target)
@@ -217,7 +189,7 @@ class MultiModels:
         loaded.unloads_s.append(time.perf_counter() - started)
         return True
 
-    def _unload(self, instance: "Instance", held: _Held) -> None:
+    def _unload(self, instance: InstanceView, held: _Held) -> None:
         _call(instance, "DELETE", f"/models/{held.name}", None)
         shutil.rmtree(held.path.parent, ignore_errors=True)
 
@@ -226,7 +198,7 @@ def _size(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
 
-def _call(instance: "Instance", method: str, path: str, payload: dict | None) -> tuple[int, str]:
+def _call(instance: InstanceView, method: str, path: str, payload: dict | None) -> tuple[int, str]:
     """One model-management call to the instance's container: (status, its message)."""
     data = json.dumps(payload).encode() if payload is not None else None
     request = urllib.request.Request(f"http://{instance.host}:{instance.port}{path}", data=data, method=method,

@@ -79,8 +79,9 @@ class UsageSampler:
                 if last is not None and now > last[1]:
                     percent = 100.0 * (cpu - last[0]) / (now - last[1])
                     points.append(((NAMESPACE, "CPUUtilization", dims), percent, "Percent", now))
-                if instance.models is not None:  # a multi-model container's models, per instance
-                    points.append(((NAMESPACE, "LoadedModelCount", dims), float(len(instance.models.held)), "None", now))
+                multi = fleet.multi_model(instance.variant)
+                if multi is not None:  # a multi-model container's models, per instance
+                    points.append(((NAMESPACE, "LoadedModelCount", dims), float(len(multi.loaded(instance))), "None", now))
                 spec = hardware(fleet.instance_type(instance.variant))
                 if spec is not None:
                     points.append(((NAMESPACE, "MemoryUtilization", dims),

@@ -25,10 +25,10 @@ from typing import Callable, Iterator
 from sagemaker_emu.errors import (
     CallerGone, InvalidInput, ModelFailure, ModelStreamFailure, NotServing, Throttled, Unavailable,
 )
-from sagemaker_emu.fleet.api import DeploymentFailed, InstanceView, component_key
+from sagemaker_emu.fleet.api import (DeploymentFailed, InstanceView, LoadFailed, Loaded, MultiModelView, TargetNotFound,
+                                     component_key)
 from sagemaker_emu.fleet.http1 import Connection, Response
 from sagemaker_emu.fleet.load import Outcome, Saturated
-from sagemaker_emu.fleet.multi_model import Loaded, LoadFailed, MultiModels, TargetNotFound
 from sagemaker_emu.metrics import Metrics
 from sagemaker_emu.routing.strategies import RouteRequest
 from sagemaker_emu.runtime.api import Directory, Target, VariantTarget
@@ -108,7 +108,7 @@ class Exchange:
 class ReadyModel:
     """A multi-model endpoint's model, loaded on an instance and held there for one call."""
 
-    multi: MultiModels
+    multi: MultiModelView
     instance: InstanceView
     loaded: Loaded
     released: bool = False

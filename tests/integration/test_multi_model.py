@@ -90,6 +90,28 @@ def test_a_loaded_model_draws_its_calls_to_the_instance_that_holds_it(server, sm
     assert sum(len(models) for models in loaded(server).values()) == 1
 
 
+def test_a_restarted_container_loads_its_models_again(server, sm, rt):
+    import os
+    import signal
+
+    from tests.integration.test_fleet import eventually
+
+    upload(server, {"double": 2.0})
+    deploy_mme(sm)
+    before = call(rt, "double.tar.gz")["pid"]
+    os.kill(before, signal.SIGKILL)
+
+    def restarted():
+        status, _, body = server.post("/_emu/endpoints/mme", method="GET")
+        [instance] = json.loads(body)["variants"][0]["instances"]
+        return instance["health"] == "Healthy" and instance["pid"] not in (None, before)
+
+    eventually(restarted)
+    assert loaded(server) == {"AllTraffic-1": []}  # the new container holds nothing
+    answer = call(rt, "double.tar.gz")  # so the model is loaded again, not invoked where it is not
+    assert answer["y"] == [2.0, 4.0] and answer["pid"] != before
+
+
 def test_the_refusals_name_what_is_wrong(server, sm, rt):
     upload(server, {"double": 2.0, "broken": None})
     deploy_mme(sm)
