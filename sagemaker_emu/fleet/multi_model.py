@@ -110,9 +110,10 @@ class MultiModels:
             loaded.unloads_s += self._make_room(instance, size)
             while True:
                 status, message = _call(instance, "POST", "/models", {"model_name": name, "url": str(path)})
-                if status == 507 and self._unload_one(instance, loaded):
-                    continue  # the container is out of room: free the least recently used, retry
-                break
+                took = self._unload_one(instance) if status == 507 else None  # out of room: free one, retry
+                if took is None:
+                    break
+                loaded.unloads_s.append(took)
             if status not in (200, 409):  # 409: it already holds that name, which is as good
                 shutil.rmtree(path.parent, ignore_errors=True)
                 raise LoadFailed(status, message)
@@ -161,16 +162,14 @@ class MultiModels:
                 held = list(cache.held.values())
             over_count = self.max_models and len(held) >= self.max_models
             over_memory = self.memory_bytes is not None and sum(h.size for h in held) + size > self.memory_bytes
-            if not (over_count or over_memory):
+            seconds = self._unload_one(instance) if over_count or over_memory else None
+            if seconds is None:  # it fits, or everything held is in use: load anyway, as the container may manage
                 return took
-            loaded = Loaded("", "", hit=False)
-            if not self._unload_one(instance, loaded):
-                return took  # everything held is in use: load anyway, as the container may manage
-            took += loaded.unloads_s
+            took.append(seconds)
 
-    def _unload_one(self, instance: InstanceView, loaded: Loaded) -> bool:
+    def _unload_one(self, instance: InstanceView) -> float | None:
         """Unload the least recently used model that no call is using and no call is loading
-        again; False if there is none."""
+        again, and say how long that took; None if there is none."""
         cache = self._cache(instance)
         with cache.lock:
             for target, held in cache.held.items():
@@ -179,15 +178,14 @@ class MultiModels:
                     del cache.held[target]
                     break
             else:
-                return False
+                return None
         started = time.perf_counter()
         try:
             self._unload(instance, held)
         finally:
             if guard is not None:
                 guard.release()
-        loaded.unloads_s.append(time.perf_counter() - started)
-        return True
+        return time.perf_counter() - started
 
     def _unload(self, instance: InstanceView, held: _Held) -> None:
         _call(instance, "DELETE", f"/models/{held.name}", None)
