@@ -53,6 +53,13 @@ def create_model(backend: Backend, params: dict, call: Call) -> dict:
         raise InvalidInput("Either PrimaryContainer or Containers must be specified.")
     if "PrimaryContainer" in params and params.get("Containers"):
         raise InvalidInput("PrimaryContainer and Containers cannot both be specified.")
+    hostnames = [c.get("ContainerHostname") for c in params.get("Containers") or []]
+    if (params.get("InferenceExecutionConfig") or {}).get("Mode") == "Direct" and not all(hostnames):
+        raise InvalidInput("ContainerHostname must be given for every container when InferenceExecutionConfig "
+                           "Mode is Direct: a call names the container it invokes by it.")
+    repeated = sorted({h for h in hostnames if h and hostnames.count(h) > 1})
+    if repeated:
+        raise InvalidInput(f"ContainerHostname must be unique within a model; {', '.join(repeated)} is repeated.")
     arn = backend.arn("model", name)
     if name.lower() in backend.models:
         raise AlreadyExists("model", arn)

@@ -107,6 +107,8 @@ class Variant:
             count = 1 if serverless.provisioned else 0
         return VariantPlan(name=self.name, model_name=model.name if model else "",
                            containers=containers(model.spec) if model else [],
+                           inference_mode=(model.spec.get("InferenceExecutionConfig") or {}).get("Mode", "Serial")
+                           if model else "Serial",
                            instance_count=count, serverless=serverless,
                            routing=self.spec.get("RoutingConfig") or {},
                            startup_timeout=float(timeout) if timeout is not None else None,

@@ -60,6 +60,7 @@ class VariantPlan:
     # No containers: an inference-component variant, whose instances run nothing until
     # components place copies on them (`Fleet.set_copies`).
     serverless: ServerlessPlan | None = None
+    inference_mode: str = "Serial"  # InferenceExecutionConfig.Mode of a model with several containers
 
 
 def component_key(name: str) -> str:
@@ -207,6 +208,11 @@ class FleetView(Protocol):
     def cold_start(self, variant: str) -> float | None:
         """Start a serverless variant that has scaled to zero; block until it answers /ping.
         Seconds it took (ModelSetupTime), or None if it was warm. Raises DeploymentFailed."""
+        ...
+
+    def direct_targets(self, variant: str) -> tuple[str, ...] | None:
+        """The ContainerHostnames a call must choose among (a model of several containers in
+        Direct mode); None for every other variant."""
         ...
 
     def multi_model(self, variant: str) -> "MultiModelView | None":

@@ -8,6 +8,7 @@ when its /ping passes. The control plane sees only what fleet/api.py declares.
 from __future__ import annotations
 
 import itertools
+import json
 import logging
 import shutil
 import threading
@@ -24,6 +25,7 @@ from sagemaker_emu.fleet.host_access import request_environment, within
 from sagemaker_emu.fleet.images import ImageError, ImageMap, Launch, resolve
 from sagemaker_emu.fleet.instance import Health, Instance
 from sagemaker_emu.fleet.multi_model import MultiModels
+from sagemaker_emu.worker.pipeline import PIPELINE_SPEC
 from sagemaker_emu.worker.toolkit import program_path
 
 log = logging.getLogger("sagemaker_emu.fleet")
@@ -45,6 +47,16 @@ class HealthChecks:
     failures: int = 3
 
 
+@dataclass(frozen=True)
+class PipelineContainer:
+    """One container of a model of several: what it runs and its own Environment and data."""
+
+    hostname: str
+    launch: Launch
+    env: dict[str, str]
+    source: model_data.ModelSource | None
+
+
 @dataclass
 class VariantFleet:
     name: str
@@ -60,6 +72,8 @@ class VariantFleet:
     serverless: ServerlessPlan | None = None
     instance_type: str = ""
     multi_model: MultiModels | None = None  # Mode MultiModel: models are loaded per call
+    pipeline: tuple[PipelineContainer, ...] = ()  # a model of several containers, in order
+    pipeline_mode: str = "Serial"  # or Direct: a call names one container
     _numbers: Any = field(default_factory=lambda: itertools.count(1))
     _cold: threading.Lock = field(default_factory=threading.Lock)  # one cold start at a time
 
@@ -120,6 +134,12 @@ class ProcessFleet:
         vf = self.variants.get(variant)
         return vf.serverless if vf is not None else None
 
+    def direct_targets(self, variant: str) -> tuple[str, ...] | None:
+        vf = self.variants.get(variant)
+        if vf is None or vf.pipeline_mode != "Direct" or not vf.pipeline:
+            return None
+        return tuple(c.hostname for c in vf.pipeline)
+
     def multi_model(self, variant: str) -> MultiModels | None:
         vf = self.variants.get(variant)
         return vf.multi_model if vf is not None else None
@@ -163,11 +183,18 @@ class ProcessFleet:
         number = next(vf._numbers)
         instance_dir = vf.directory / f"instance-{number}"
         model_dir = instance_dir / "model"
-        launch = vf.launch  # a built-in image reads none of the model data, or only the files it names
-        model_data.prepare(vf.model_source, model_dir, self.deployer.model_roots, self.deployer.objects,
-                           unpack=launch.builtin is None or bool(launch.model_files),
-                           only=frozenset(launch.model_files) if launch.model_files else None)
+        self.deployer.prepare(vf.model_source, model_dir, vf.env, vf.launch)
         env = {**vf.env, "SAGEMAKER_EMU_ENDPOINT": self.endpoint}
+        if vf.pipeline:  # each container's data in its own directory; the worker reads the list
+            containers = []
+            for number, part in enumerate(vf.pipeline, 1):
+                part_dir = instance_dir / f"container-{number}"
+                self.deployer.prepare(part.source, part_dir, part.env, part.launch)
+                containers.append({"hostname": part.hostname, "kind": part.launch.builtin or "toolkit",
+                                   "env": part.env, "model_dir": str(part_dir)})
+            spec = instance_dir / "pipeline.json"
+            spec.write_text(json.dumps({"mode": vf.pipeline_mode, "containers": containers}))
+            env[PIPELINE_SPEC] = str(spec)
         if self.deployer.seed is not None:
             env["SAGEMAKER_EMU_SEED"] = str(self.deployer.seed * 1000 + number)
         instance = Instance(f"{vf.name}-{number}", vf.name, vf.launch, env, model_dir, instance_dir / "instance.log")
@@ -528,26 +555,12 @@ class ProcessDeployer:
         return Placement(hosts, new_host, plan.min_instances or 0, plan.max_instances)
 
     def variant_fleet(self, plan: VariantPlan, directory: Path) -> VariantFleet:
-        if len(plan.containers) != 1:
-            raise DeploymentFailed(f"sagemaker-emu runs single-container models only; model {plan.model_name} "
-                                   f"has {len(plan.containers)} containers.")
+        if len(plan.containers) > 1:
+            return self._pipeline_fleet(plan, directory)
         container = plan.containers[0]
         if container.get("Mode") == "MultiModel":
             return self._multi_model_fleet(plan, container, directory)
-        source = model_data.ModelSource.of(container)
-        probe_dir = directory / "resolve"
-
-        def unpacked() -> Path:  # an inference.py may be inside the archive
-            model_data.prepare(source, probe_dir, self.model_roots, self.objects)
-            return probe_dir
-
-        env = _worker_env(plan, container)
-        try:
-            launch = resolve(container, unpacked, self.image_map)
-        except (ImageError, model_data.ModelDataError) as exc:
-            raise DeploymentFailed(str(exc)[:1024]) from None
-        if launch.toolkit:
-            self._check_program(probe_dir, env)
+        launch, env, source = self._resolve_container(plan, container, directory / "resolve")
         return VariantFleet(
             name=plan.name,
             launch=launch,
@@ -559,6 +572,63 @@ class ProcessDeployer:
             serverless=plan.serverless,
             instance_type=plan.instance_type,
         )
+
+    def _pipeline_fleet(self, plan: VariantPlan, directory: Path) -> VariantFleet:
+        """A model of several containers: one worker per instance runs them all (worker/pipeline.py)."""
+        if plan.serverless is not None or plan.name.startswith(component_key("")):
+            where = "Serverless endpoints" if plan.serverless is not None else "Inference components"
+            raise DeploymentFailed(f"{where} run single-container models; model {plan.model_name} has "
+                                   f"{len(plan.containers)} containers.")
+        parts = []
+        for number, container in enumerate(plan.containers, 1):
+            if container.get("Mode") == "MultiModel":
+                raise DeploymentFailed(f"Container {number} of model {plan.model_name} is a multi-model container; "
+                                       "a model of several containers runs single-model ones.")
+            try:
+                launch, env, source = self._resolve_container(plan, container, directory / f"resolve-{number}")
+            except DeploymentFailed as exc:
+                raise DeploymentFailed(f"Container {number} of model {plan.model_name}: {exc}"[:1024]) from None
+            if launch.command or launch.url:
+                raise DeploymentFailed(
+                    f"Container {number} of model {plan.model_name} ('{container.get('Image', '')}') is an --image-map "
+                    "entry: sagemaker-emu runs a model of several containers in one process, which takes built-in "
+                    "images and inference.py models only."[:1024])
+            parts.append(PipelineContainer(container.get("ContainerHostname") or f"container-{number}", launch,
+                                           {**env, **launch.env}, source))
+        return VariantFleet(
+            name=plan.name, launch=Launch(builtin="pipeline"), env={}, model_source=None,
+            startup_timeout=plan.startup_timeout if plan.startup_timeout is not None else DEFAULT_STARTUP_TIMEOUT_S,
+            directory=directory, router=self.router_factory(plan.routing), instance_type=plan.instance_type,
+            pipeline=tuple(parts), pipeline_mode=plan.inference_mode)
+
+    def _resolve_container(self, plan: VariantPlan, container: dict,
+                           probe_dir: Path) -> tuple[Launch, dict[str, str], model_data.ModelSource | None]:
+        """What one container runs, its Environment as its worker gets it, and its model data."""
+        source = model_data.ModelSource.of(container)
+        env = _worker_env(plan, container)
+        try:  # an inference.py may be inside the archive, or in an S3 source directory
+            launch = resolve(container, lambda: self.prepare(source, probe_dir, env), self.image_map)
+        except (ImageError, model_data.ModelDataError) as exc:
+            raise DeploymentFailed(str(exc)[:1024]) from None
+        if launch.toolkit:
+            self._check_program(probe_dir, env)
+        return launch, env, source
+
+    def prepare(self, source: model_data.ModelSource | None, model_dir: Path, env: dict[str, str],
+                launch: Launch | None = None) -> Path:
+        """Fill `model_dir` with the model data, and its code/ with an S3 SAGEMAKER_SUBMIT_DIRECTORY
+        (the SDK v2's sourcedir.tar.gz for SKLearn, XGBoost, ...), where SageMaker's framework
+        containers unpack it. With `launch`, a built-in image reads none of the model data, or
+        only the files it names; without, everything is unpacked (to find an inference.py)."""
+        builtin = launch is not None and launch.builtin is not None
+        model_data.prepare(source, model_dir, self.model_roots, self.objects,
+                           unpack=not builtin or bool(launch.model_files),
+                           only=frozenset(launch.model_files) if launch is not None and launch.model_files else None)
+        submit = env.get("SAGEMAKER_SUBMIT_DIRECTORY", "")
+        if submit.startswith("s3://") and not builtin:
+            model_data.prepare(model_data.ModelSource(submit, compressed=submit.endswith((".tar.gz", ".tgz"))),
+                               model_dir / "code", self.model_roots, self.objects)
+        return model_dir
 
     def _check_program(self, model_dir: Path, env: dict[str, str]) -> None:
         """The inference.py a toolkit worker will run must be in the model data or an allowed root."""

@@ -43,6 +43,7 @@ _FIELDS = {
     "custom_attributes": "CustomAttributes",
     "target_variant": "TargetVariant",
     "target_model": "TargetModel",
+    "target_container_hostname": "TargetContainerHostname",
     "inference_id": "InferenceId",
     "inference_component": "InferenceComponentName",
     "session_id": "SessionId",

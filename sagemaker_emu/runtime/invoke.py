@@ -165,6 +165,7 @@ class InvokeRequest:
     custom_attributes: str | None = None
     target_variant: str | None = None
     target_model: str | None = None
+    target_container_hostname: str | None = None
     inference_id: str | None = None
     inference_component: str | None = None
     session_id: str | None = None
@@ -318,6 +319,7 @@ class Runtime:
             )
         if req.target_model is None and multi_model:
             raise InvalidInput(f"Request {req.request_id} is missing a target model header.")
+        self._check_container(req, target)
         if target.hosts_components and req.inference_component is None:
             raise InvalidInput(NO_COMPONENT_HEADER)
         if req.inference_component is not None:
@@ -331,6 +333,19 @@ class Runtime:
             if component.served_by != component.name:  # an adapter: its base's copies apply it
                 req.adapter = component.name
         return target
+
+    def _check_container(self, req: InvokeRequest, target: Target) -> None:
+        """A model of several containers in Direct mode runs the one the call names; other
+        endpoints ignore TargetContainerHostname."""
+        hostnames = [h for v in target.variants for h in target.fleet.direct_targets(v.name) or ()]
+        if not hostnames:
+            return
+        if req.target_container_hostname is None:
+            raise InvalidInput(f"Endpoint {target.name} invokes its containers directly: name one with "
+                               f"TargetContainerHostname ({', '.join(sorted(set(hostnames)))}).")
+        if req.target_container_hostname not in hostnames:
+            raise InvalidInput(f"Endpoint {target.name} has no container with hostname "
+                               f"{req.target_container_hostname}.")
 
     def _route(self, req: InvokeRequest, target: Target) -> tuple[str, InstanceView | None, tuple[str, ...] | None]:
         """The variant, the instance its router picks (None: none routable now), and, when the
@@ -549,6 +564,7 @@ class Runtime:
                             ("X-Amzn-SageMaker-Inference-Id", req.inference_id),
                             ("X-Amzn-SageMaker-Session-Id", req.session_id),
                             ("X-Amzn-SageMaker-Target-Model", req.target_model),
+                            ("X-Amzn-SageMaker-Target-Container-Hostname", req.target_container_hostname),
                             (ADAPTER_HEADER, req.adapter)):
             if value is not None:
                 headers[name] = value

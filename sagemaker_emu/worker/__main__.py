@@ -1,6 +1,7 @@
 """Entry point of an instance process: `python -m sagemaker_emu.worker <kind>`.
 
-kind: a built-in image name (`echo`, `llm-sim`) or `toolkit` for an inference.py.
+kind: a built-in image name (`echo`, `llm-sim`), `toolkit` for an inference.py, or `pipeline`
+for a model of several containers (worker/pipeline.py).
 The port comes from SAGEMAKER_BIND_TO_PORT, the model directory from SM_MODEL_DIR.
 The process exits when its parent (the emulator) is gone, so no worker is ever orphaned.
 """
@@ -42,6 +43,15 @@ class SlowStart(Model):
 
 
 def build_model(kind: str, env: dict[str, str]):
+    if kind == "pipeline":  # several containers: what each runs is in the fleet's JSON file
+        import json
+        from pathlib import Path
+
+        from sagemaker_emu.worker.pipeline import PIPELINE_SPEC, Pipeline
+
+        spec = json.loads(Path(env[PIPELINE_SPEC]).read_text())
+        return Pipeline([(c["hostname"], _single_model(c["kind"], {**env, **c["env"]}, Path(c["model_dir"])))
+                         for c in spec["containers"]], direct=spec["mode"] == "Direct")
     if env.get("SAGEMAKER_MULTI_MODEL", "").lower() == "true":  # SageMaker's multi-model mode: models come later
         from sagemaker_emu.worker.multi_model import MultiModel
         from sagemaker_emu.worker.toolkit import server_workers

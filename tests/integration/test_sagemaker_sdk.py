@@ -124,6 +124,54 @@ def test_multi_data_model_adds_models_and_predicts_with_target_model(tmp_path):
         assert container["Mode"] == "MultiModel" and container["ModelDataUrl"] == f"s3://{bucket}/mme/"
 
 
+def test_pipeline_model_chains_two_framework_models(tmp_path):
+    """The SDK's PipelineModel: two SKLearnModels, each with its own code and S3 model data,
+    deployed as one model of two containers; the first one's answer is the second one's input."""
+    import io
+    import tarfile
+
+    from pathlib import Path
+
+    from sagemaker.deserializers import JSONDeserializer
+    from sagemaker.pipeline import PipelineModel
+    from sagemaker.predictor import Predictor
+    from sagemaker.serializers import JSONSerializer
+    from sagemaker.sklearn import SKLearnModel
+
+    (tmp_path / "featurize").mkdir()
+    (tmp_path / "featurize" / "inference.py").write_text(
+        "import json\n"
+        "def model_fn(model_dir):\n    return None\n"
+        "def input_fn(body, content_type):\n    return json.loads(body)['instances']\n"
+        "def predict_fn(data, model):\n    return {'instances': [x + 1 for x in data]}\n")
+    fixture = Path(__file__).resolve().parents[1] / "fixtures" / "linear_model"
+    with sagemaker_emu.running(seed=1) as emu:
+        s3 = emu.client("s3")
+        s3.create_bucket(Bucket="my-models")
+        for key, member in (("featurize/model.tar.gz", None), ("linear/model.tar.gz", fixture / "weights.json")):
+            archive = io.BytesIO()
+            with tarfile.open(fileobj=archive, mode="w:gz") as tar:
+                if member is not None:
+                    tar.add(member, arcname=member.name)
+            s3.put_object(Bucket="my-models", Key=key, Body=archive.getvalue())
+        session = sagemaker.Session()
+        featurize = SKLearnModel(model_data="s3://my-models/featurize/model.tar.gz", role=ROLE,
+                                 entry_point="inference.py", source_dir=str(tmp_path / "featurize"),
+                                 framework_version="1.2-1", sagemaker_session=session,
+                                 env={"SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT": "application/json"})
+        linear = SKLearnModel(model_data="s3://my-models/linear/model.tar.gz", role=ROLE, entry_point="inference.py",
+                              source_dir=str(fixture / "code"), framework_version="1.2-1", sagemaker_session=session)
+        pipeline = PipelineModel(models=[featurize, linear], role=ROLE, sagemaker_session=session, name="pipe-model")
+        pipeline.deploy(initial_instance_count=1, instance_type="ml.m5.large", endpoint_name="pipe-ep", wait=False)
+        session.sagemaker_client.get_waiter("endpoint_in_service").wait(EndpointName="pipe-ep")
+        predictor = Predictor("pipe-ep", sagemaker_session=session, serializer=JSONSerializer(),
+                              deserializer=JSONDeserializer())
+        assert predictor.predict({"instances": [1, 2]}) == {"predictions": [5.0, 7.0]}  # 2*(x+1)+1
+        described = emu.client("sagemaker").describe_model(ModelName="pipe-model")
+        assert [c["Image"] for c in described["Containers"]] == [
+            "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-scikit-learn:1.2-1-cpu-py3"] * 2
+
+
 def test_hugging_face_llm_flow_with_the_sdks_own_tgi_image():
     """The SDK v2's usual LLM deploy: HuggingFaceModel with get_huggingface_llm_image_uri (AWS's TGI
     image, no model data), predict, predict_stream, the Messages API, and TGI's own limits."""

@@ -22,6 +22,9 @@ class EmptyFleet:
     def multi_model(self, variant):
         return None
 
+    def direct_targets(self, variant):
+        return None
+
 
 def endpoint_with(fleet, status=Status.IN_SERVICE):
     variant = Variant(spec={"VariantName": "v", "ModelName": "m"}, models=[], weight=1.0, instance_count=1, deployed_at=0)

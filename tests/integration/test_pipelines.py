@@ -1,0 +1,103 @@
+"""Models of several containers (`Containers`): a serial inference pipeline passes each
+container's answer to the next, and Direct mode runs the container a call names."""
+
+import json
+
+import pytest
+
+from sagemaker_emu.testing import client, deploy
+from tests.integration.test_aws_images import SKLEARN, tarball
+
+# A featurizer that answers CSV by default (SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT, as SageMaker's
+# pipeline guide sets it), and a model that reads CSV and answers JSON or CSV as asked.
+FEATURIZER = b'''
+import json
+
+def model_fn(model_dir):
+    return None
+
+def input_fn(body, content_type):
+    assert content_type == "application/json", content_type
+    return json.loads(body)["x"]
+
+def predict_fn(data, model):
+    return [[v, v * v] for v in data]
+'''
+REGRESSOR = b'''
+import json, os
+
+def model_fn(model_dir):
+    with open(os.path.join(model_dir, "weights.json")) as f:
+        return json.load(f)
+
+def input_fn(body, content_type):
+    assert content_type == "text/csv", content_type
+    return [[float(v) for v in line.split(",")] for line in body.decode().splitlines()]
+
+def predict_fn(rows, w):
+    return [w["a"] * r[0] + w["b"] * r[1] for r in rows]
+'''
+
+
+@pytest.fixture
+def archives(server):
+    s3 = client(server.url, "s3")
+    s3.create_bucket(Bucket="pipeline")
+    s3.put_object(Bucket="pipeline", Key="featurizer.tar.gz", Body=tarball({"code/inference.py": FEATURIZER}))
+    s3.put_object(Bucket="pipeline", Key="regressor.tar.gz",
+                  Body=tarball({"code/inference.py": REGRESSOR, "weights.json": b'{"a": 1, "b": 10}'}))
+    featurizer = {"Image": SKLEARN, "ModelDataUrl": "s3://pipeline/featurizer.tar.gz",
+                  "Environment": {"SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT": "text/csv"}}
+    regressor = {"Image": SKLEARN, "ModelDataUrl": "s3://pipeline/regressor.tar.gz"}
+    return featurizer, regressor
+
+
+def create_model(sm, name: str, containers: list[dict], mode: str | None = None) -> None:
+    extra = {"InferenceExecutionConfig": {"Mode": mode}} if mode else {}
+    sm.create_model(ModelName=f"{name}-model", Containers=containers,
+                    ExecutionRoleArn="arn:aws:iam::123456789012:role/SageMakerRole", **extra)
+
+
+def test_a_serial_pipeline_passes_each_answer_to_the_next_container(sm, rt, archives):
+    create_model(sm, "pipe", list(archives))
+    deploy(sm, "pipe")
+    answer = rt.invoke_endpoint(EndpointName="pipe", Body=json.dumps({"x": [1, 2]}), ContentType="application/json",
+                                Accept="application/json")
+    assert answer["ContentType"] == "application/json"
+    assert json.loads(answer["Body"].read()) == [11.0, 42.0]  # 1 + 10*1, 2 + 10*4
+    csv = rt.invoke_endpoint(EndpointName="pipe", Body=json.dumps({"x": [3]}), ContentType="application/json",
+                             Accept="text/csv")
+    assert csv["Body"].read() == b"93.0"  # only the last container answers in the caller's Accept
+
+
+def test_a_failing_container_ends_the_pipeline_with_its_error(sm, rt, archives):
+    featurizer, regressor = archives
+    create_model(sm, "pipe-err", [featurizer, regressor])
+    deploy(sm, "pipe-err")
+    with pytest.raises(rt.exceptions.ModelError, match="AssertionError: text/plain"):
+        rt.invoke_endpoint(EndpointName="pipe-err", Body=b"1", ContentType="text/plain")
+
+
+def test_direct_mode_runs_the_container_the_call_names(sm, rt, archives):
+    featurizer, regressor = archives
+    create_model(sm, "direct", [{**featurizer, "ContainerHostname": "features"},
+                                {**regressor, "ContainerHostname": "regress"}], mode="Direct")
+    deploy(sm, "direct")
+    features = rt.invoke_endpoint(EndpointName="direct", TargetContainerHostname="features",
+                                  Body=json.dumps({"x": [2]}), ContentType="application/json")
+    assert features["Body"].read() == b"2,4"
+    scored = rt.invoke_endpoint(EndpointName="direct", TargetContainerHostname="regress", Body=b"2,4",
+                                ContentType="text/csv")
+    assert json.loads(scored["Body"].read()) == [42.0]
+    with pytest.raises(rt.exceptions.ValidationError, match="name one with TargetContainerHostname"):
+        rt.invoke_endpoint(EndpointName="direct", Body=b"2,4", ContentType="text/csv")
+    with pytest.raises(rt.exceptions.ValidationError, match="has no container with hostname nope"):
+        rt.invoke_endpoint(EndpointName="direct", TargetContainerHostname="nope", Body=b"2,4", ContentType="text/csv")
+
+
+def test_direct_mode_needs_a_hostname_for_every_container(sm, archives):
+    featurizer, regressor = archives
+    with pytest.raises(sm.exceptions.ClientError, match="ContainerHostname must be given for every container"):
+        create_model(sm, "bad", [{**featurizer, "ContainerHostname": "a"}, regressor], mode="Direct")
+    with pytest.raises(sm.exceptions.ClientError, match="a is repeated"):
+        create_model(sm, "bad", [{**featurizer, "ContainerHostname": "a"}, {**regressor, "ContainerHostname": "a"}])
