@@ -187,8 +187,8 @@ class ProcessFleet:
         env = {**vf.env, "SAGEMAKER_EMU_ENDPOINT": self.endpoint}
         if vf.pipeline:  # each container's data in its own directory; the worker reads the list
             containers = []
-            for number, part in enumerate(vf.pipeline, 1):
-                part_dir = instance_dir / f"container-{number}"
+            for position, part in enumerate(vf.pipeline, 1):
+                part_dir = instance_dir / f"container-{position}"
                 self.deployer.prepare(part.source, part_dir, part.env, part.launch)
                 containers.append({"hostname": part.hostname, "kind": part.launch.builtin or "toolkit",
                                    "env": part.env, "model_dir": str(part_dir)})

@@ -58,9 +58,12 @@ def create_model(sm, name: str, containers: list[dict], mode: str | None = None)
                     ExecutionRoleArn="arn:aws:iam::123456789012:role/SageMakerRole", **extra)
 
 
-def test_a_serial_pipeline_passes_each_answer_to_the_next_container(sm, rt, archives):
+def test_a_serial_pipeline_passes_each_answer_to_the_next_container(server, sm, rt, archives):
     create_model(sm, "pipe", list(archives))
-    deploy(sm, "pipe")
+    deploy(sm, "pipe", InitialInstanceCount=2)
+    status, _, body = server.post("/_emu/endpoints/pipe", method="GET")
+    instances = json.loads(body)["variants"][0]["instances"]
+    assert sorted(i["id"] for i in instances) == ["AllTraffic-1", "AllTraffic-2"]  # one worker each, all containers
     answer = rt.invoke_endpoint(EndpointName="pipe", Body=json.dumps({"x": [1, 2]}), ContentType="application/json",
                                 Accept="application/json")
     assert answer["ContentType"] == "application/json"
