@@ -663,4 +663,4 @@ class ProcessDeployer:
             startup_timeout=plan.startup_timeout if plan.startup_timeout is not None else DEFAULT_STARTUP_TIMEOUT_S,
             directory=directory, router=self.router_factory(plan.routing), instance_type=plan.instance_type,
             multi_model=MultiModels(prefix, cache, spec.memory_mb * 1024 * 1024 if spec else None,
-                                    self.multi_model_cache, self.model_roots, self.objects))
+                                    self.multi_model_cache, lambda source, path: self.prepare(source, path, env, launch)))

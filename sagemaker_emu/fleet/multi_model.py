@@ -22,10 +22,10 @@ import urllib.request
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Sequence
+from typing import Callable, Sequence
 
 from sagemaker_emu.fleet import model_data
-from sagemaker_emu.fleet.api import InstanceView, LoadFailed, Loaded, ObjectStore, TargetNotFound
+from sagemaker_emu.fleet.api import InstanceView, LoadFailed, Loaded, TargetNotFound
 
 LOAD_TIMEOUT_S = 360.0  # SageMaker lets a model download and load for up to 360 s
 
@@ -61,13 +61,12 @@ class MultiModels:
     """A multi-model variant: where its models come from and how much each instance may hold."""
 
     def __init__(self, prefix: str, cache_enabled: bool, memory_bytes: int | None, max_models: int,
-                 roots: Sequence[Path], objects: ObjectStore | None) -> None:
+                 fetch: Callable[[model_data.ModelSource, Path], object]) -> None:
         self.prefix = prefix if prefix.endswith("/") else prefix + "/"
         self.cache_enabled = cache_enabled
         self.memory_bytes = memory_bytes  # None: an instance type the table does not know
         self.max_models = max_models  # 0: no count limit
-        self.roots = roots
-        self.objects = objects
+        self.fetch = fetch  # puts a model's data (and an S3 source directory's code) into a directory
         self._caches: dict[str, ModelCache] = {}  # by instance id
         self._lock = threading.Lock()
 
@@ -151,7 +150,7 @@ class MultiModels:
                 raise model_data.ModelDataError(f"TargetModel {target} leaves the model's prefix {self.prefix}")
         if path.exists():  # left by a process that has since restarted
             shutil.rmtree(path)
-        model_data.prepare(source, path, self.roots, self.objects)
+        self.fetch(source, path)
 
     def _make_room(self, instance: InstanceView, size: int) -> list[float]:
         """Unload least recently used models until one more of `size` bytes fits."""

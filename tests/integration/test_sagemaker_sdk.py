@@ -84,9 +84,10 @@ def test_framework_model_with_s3_model_data(tmp_path):
 
 
 def test_multi_data_model_adds_models_and_predicts_with_target_model(tmp_path):
-    """The SDK's multi-model flow: MultiDataModel deploys a Mode MultiModel endpoint over an S3
-    prefix, add_model uploads archives (each with its code/inference.py) under it, and
-    predict(target_model=...) reaches each; nothing is redeployed to add a model."""
+    """The SDK's multi-model flow: MultiDataModel over an SKLearnModel deploys a Mode MultiModel
+    endpoint over an S3 prefix (the model's code uploaded once, as sourcedir.tar.gz), add_model
+    uploads weight archives under the prefix, and predict(target_model=...) reaches each;
+    nothing is redeployed to add a model."""
     import io
     import json
     import tarfile
@@ -96,11 +97,11 @@ def test_multi_data_model_adds_models_and_predicts_with_target_model(tmp_path):
     from sagemaker.multidatamodel import MultiDataModel
     from sagemaker.predictor import Predictor
     from sagemaker.serializers import JSONSerializer
+    from sagemaker.sklearn import SKLearnModel
 
     fixture = Path(__file__).resolve().parents[1] / "fixtures" / "linear_model"
     for name, slope in (("two", 2.0), ("ten", 10.0)):
         with tarfile.open(tmp_path / f"{name}.tar.gz", "w:gz") as tar:
-            tar.add(fixture / "code" / "inference.py", arcname="code/inference.py")
             weights = json.dumps({"slope": slope, "intercept": 0.0}).encode()
             info = tarfile.TarInfo("weights.json")
             info.size = len(weights)
@@ -108,8 +109,9 @@ def test_multi_data_model_adds_models_and_predicts_with_target_model(tmp_path):
     with sagemaker_emu.running(seed=1) as emu:
         session = sagemaker.Session()
         bucket = session.default_bucket()
-        mme = MultiDataModel(name="linear-mme", model_data_prefix=f"s3://{bucket}/mme/", role=ROLE,
-                             image_uri="683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-scikit-learn:1.2-1-cpu-py3",
+        linear = SKLearnModel(model_data=None, role=ROLE, entry_point="inference.py", source_dir=str(fixture / "code"),
+                              framework_version="1.2-1", sagemaker_session=session)
+        mme = MultiDataModel(name="linear-mme", model_data_prefix=f"s3://{bucket}/mme/", model=linear,
                              sagemaker_session=session)
         mme.deploy(initial_instance_count=1, instance_type="ml.m5.large", endpoint_name="mme-ep", wait=False)
         session.sagemaker_client.get_waiter("endpoint_in_service").wait(EndpointName="mme-ep")
@@ -122,6 +124,7 @@ def test_multi_data_model_adds_models_and_predicts_with_target_model(tmp_path):
         assert predictor.predict({"instances": [1, 2]}, target_model="ten.tar.gz") == {"predictions": [10.0, 20.0]}
         container = emu.client("sagemaker").describe_model(ModelName="linear-mme")["PrimaryContainer"]
         assert container["Mode"] == "MultiModel" and container["ModelDataUrl"] == f"s3://{bucket}/mme/"
+        assert container["Environment"]["SAGEMAKER_SUBMIT_DIRECTORY"].startswith("s3://")
 
 
 def test_pipeline_model_chains_two_framework_models(tmp_path):

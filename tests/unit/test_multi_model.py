@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from sagemaker_emu.fleet.api import LoadFailed
+from sagemaker_emu.fleet.model_data import prepare
 from sagemaker_emu.fleet.multi_model import MultiModels
 from sagemaker_emu.worker.contract import Model, Reply
 from sagemaker_emu.worker.multi_model import MultiModel
@@ -59,7 +60,8 @@ def container(tmp_path):
 
 def test_a_507_unloads_the_least_recently_used_model_and_retries(container):
     mm, instance, prefix = container
-    models = MultiModels(prefix, cache_enabled=True, memory_bytes=None, max_models=0, roots=[Path("/")], objects=None)
+    models = MultiModels(prefix, cache_enabled=True, memory_bytes=None, max_models=0,
+                         fetch=lambda source, path: prepare(source, path, roots=[Path("/")]))
     first = models.ensure(instance, "a")
     models.done(instance, first)
     second = models.ensure(instance, "b")
@@ -70,7 +72,8 @@ def test_a_507_unloads_the_least_recently_used_model_and_retries(container):
 
 def test_a_model_in_use_is_not_unloaded_for_another(container):
     mm, instance, prefix = container
-    models = MultiModels(prefix, cache_enabled=True, memory_bytes=None, max_models=0, roots=[Path("/")], objects=None)
+    models = MultiModels(prefix, cache_enabled=True, memory_bytes=None, max_models=0,
+                         fetch=lambda source, path: prepare(source, path, roots=[Path("/")]))
     in_use = models.ensure(instance, "a")  # its call has not finished
     with pytest.raises(LoadFailed) as failed:
         models.ensure(instance, "b")
