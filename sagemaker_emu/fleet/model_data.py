@@ -90,11 +90,11 @@ def prepare(source: ModelSource | None, model_dir: Path, roots: Sequence[Path] =
             shutil.copyfile(fetched, model_dir / Path(urlparse(url).path).name)
         return
     path = local_path(url)
-    if not unpack:
-        if not path.exists():
-            raise ModelDataError(f"Model data {url} does not exist")
-        return
     try:
+        if not unpack:
+            if not path.exists():
+                raise ModelDataError(f"Model data {url} does not exist")
+            return
         _prepare_local(path, url, model_dir, roots, only)
     except OSError as exc:  # a name too long, a file that vanished, no permission
         raise ModelDataError(f"Model data {url} cannot be read: {exc.strerror or exc}") from None
