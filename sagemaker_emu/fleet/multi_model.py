@@ -130,8 +130,11 @@ class MultiModels:
             if held is None:
                 return
             held.in_use -= 1
-            if self.cache_enabled or held.in_use:
+            if held.in_use:
                 return
+        if self.cache_enabled:  # models loaded past the limit while others were in use go now
+            self._make_room(instance, None)
+            return
         with cache.loading_lock(loaded.target):  # ModelCacheSetting Disabled: unloaded after its call
             with cache.lock:
                 if cache.held.get(loaded.target) is not held or held.in_use:
@@ -152,15 +155,17 @@ class MultiModels:
             shutil.rmtree(path)
         self.fetch(source, path)
 
-    def _make_room(self, instance: InstanceView, size: int) -> list[float]:
-        """Unload least recently used models until one more of `size` bytes fits."""
+    def _make_room(self, instance: InstanceView, size: int | None) -> list[float]:
+        """Unload least recently used models until one more of `size` bytes fits (None: until
+        those held fit)."""
         took: list[float] = []
         cache = self._cache(instance)
+        incoming = 0 if size is None else 1
         while True:
             with cache.lock:
                 held = list(cache.held.values())
-            over_count = self.max_models and len(held) >= self.max_models
-            over_memory = self.memory_bytes is not None and sum(h.size for h in held) + size > self.memory_bytes
+            over_count = self.max_models and len(held) + incoming > self.max_models
+            over_memory = self.memory_bytes is not None and sum(h.size for h in held) + (size or 0) > self.memory_bytes
             seconds = self._unload_one(instance) if over_count or over_memory else None
             if seconds is None:  # it fits, or everything held is in use: load anyway, as the container may manage
                 return took

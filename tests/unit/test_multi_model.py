@@ -81,3 +81,28 @@ def test_a_model_in_use_is_not_unloaded_for_another(container):
     assert models.loaded(instance) == ["a"]
     models.done(instance, in_use)
     assert models.ensure(instance, "b").unloads_s  # now a may go
+
+
+def test_models_loaded_past_the_limit_while_others_were_in_use_go_when_those_calls_end(tmp_path):
+    """`--multi-model-cache 1`: a second model loads while the first is in use (it cannot be
+    unloaded under its call); once that call ends, the instance is back within its limit."""
+    server = ContainerServer(("127.0.0.1", 0), MultiModel(Weights))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        prefix = tmp_path / "models"
+        for name in ("a", "b"):
+            (prefix / name).mkdir(parents=True)
+            (prefix / name / "weights").write_text(name)
+        instance = FakeInstance("v-1", server.server_address[1], tmp_path / "instance-1" / "instance.log")
+        models = MultiModels(f"file://{prefix}/", cache_enabled=True, memory_bytes=None, max_models=1,
+                             fetch=lambda source, path: prepare(source, path, roots=[Path("/")]))
+        first = models.ensure(instance, "a")
+        second = models.ensure(instance, "b")
+        assert models.loaded(instance) == ["a", "b"]  # over the limit while a's call runs
+        models.done(instance, first)
+        assert models.loaded(instance) == ["b"] and list(server.model._models) == [second.name]
+        models.done(instance, second)
+        assert models.loaded(instance) == ["b"]
+    finally:
+        server.shutdown()
+        server.server_close()
