@@ -190,8 +190,10 @@ class ProcessFleet:
             for position, part in enumerate(vf.pipeline, 1):
                 part_dir = instance_dir / f"container-{position}"
                 self.deployer.prepare(part.source, part_dir, part.env, part.launch)
-                containers.append({"hostname": part.hostname, "kind": part.launch.builtin or "toolkit",
-                                   "env": part.env, "model_dir": str(part_dir)})
+                launch = part.launch
+                containers.append({"hostname": part.hostname, "env": part.env, "model_dir": str(part_dir),
+                                   "kind": None if launch.command or launch.url else launch.builtin or "toolkit",
+                                   "command": list(launch.command) or None, "cwd": launch.cwd, "url": launch.url})
             spec = instance_dir / "pipeline.json"
             spec.write_text(json.dumps({"mode": vf.pipeline_mode, "containers": containers}))
             env[PIPELINE_SPEC] = str(spec)
@@ -574,7 +576,8 @@ class ProcessDeployer:
         )
 
     def _pipeline_fleet(self, plan: VariantPlan, directory: Path) -> VariantFleet:
-        """A model of several containers: one worker per instance runs them all (worker/pipeline.py)."""
+        """A model of several containers: each instance's worker runs one process per container
+        and passes calls between them (worker/pipeline.py)."""
         if plan.serverless is not None or plan.name.startswith(component_key("")):
             where = "Serverless endpoints" if plan.serverless is not None else "Inference components"
             raise DeploymentFailed(f"{where} run single-container models; model {plan.model_name} has "
@@ -588,11 +591,6 @@ class ProcessDeployer:
                 launch, env, source = self._resolve_container(plan, container, directory / f"resolve-{number}")
             except DeploymentFailed as exc:
                 raise DeploymentFailed(f"Container {number} of model {plan.model_name}: {exc}"[:1024]) from None
-            if launch.command or launch.url:
-                raise DeploymentFailed(
-                    f"Container {number} of model {plan.model_name} ('{container.get('Image', '')}') is an --image-map "
-                    "entry: sagemaker-emu runs a model of several containers in one process, which takes built-in "
-                    "images and inference.py models only."[:1024])
             parts.append(PipelineContainer(container.get("ContainerHostname") or f"container-{number}", launch,
                                            {**env, **launch.env}, source))
         return VariantFleet(

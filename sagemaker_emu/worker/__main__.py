@@ -43,15 +43,14 @@ class SlowStart(Model):
 
 
 def build_model(kind: str, env: dict[str, str]):
-    if kind == "pipeline":  # several containers: what each runs is in the fleet's JSON file
+    if kind == "pipeline":  # several containers, a worker each: what each runs is in the fleet's JSON file
         import json
         from pathlib import Path
 
-        from sagemaker_emu.worker.pipeline import PIPELINE_SPEC, Pipeline
+        from sagemaker_emu.worker.pipeline import PIPELINE_SPEC, Container, Pipeline
 
         spec = json.loads(Path(env[PIPELINE_SPEC]).read_text())
-        return Pipeline([(c["hostname"], _single_model(c["kind"], {**env, **c["env"]}, Path(c["model_dir"])))
-                         for c in spec["containers"]], direct=spec["mode"] == "Direct")
+        return Pipeline([Container(**c) for c in spec["containers"]], direct=spec["mode"] == "Direct", env=env)
     if env.get("SAGEMAKER_MULTI_MODEL", "").lower() == "true":  # SageMaker's multi-model mode: models come later
         from sagemaker_emu.worker.multi_model import MultiModel
         from sagemaker_emu.worker.toolkit import server_workers

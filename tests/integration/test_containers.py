@@ -143,3 +143,14 @@ def test_image_map_command_and_url(mapped_server):
     assert out == {"container": "hello from acme", "echo": "ping?"}
     deploy(sm, "remote", container={"Image": "acme/remote:1"})
     assert rt.invoke_endpoint(EndpointName="remote", Body=b"far away")["Body"].read() == b"far away"
+
+
+def test_image_map_commands_and_urls_as_containers_of_one_model(mapped_server):
+    """A model of several containers runs each as a process of its own, so an --image-map
+    command (and a URL) can be one of them: here the command's answer goes through the URL's echo."""
+    sm, rt = client(mapped_server.url), client(mapped_server.url, "sagemaker-runtime")
+    sm.create_model(ModelName="mixed-model", Containers=[{"Image": "acme/custom:1"}, {"Image": "acme/remote:1"}],
+                    ExecutionRoleArn="arn:aws:iam::123456789012:role/SageMakerRole")
+    deploy(sm, "mixed")
+    out = json.loads(rt.invoke_endpoint(EndpointName="mixed", Body=b"through both")["Body"].read())
+    assert out == {"container": "hello from acme", "echo": "through both"}

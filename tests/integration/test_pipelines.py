@@ -11,9 +11,10 @@ from tests.integration.test_aws_images import SKLEARN, tarball
 # A featurizer that answers CSV by default (SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT, as SageMaker's
 # pipeline guide sets it), and a model that reads CSV and answers JSON or CSV as asked.
 FEATURIZER = b'''
-import json
+import json, os
 
 def model_fn(model_dir):
+    assert "SCALE" not in os.environ  # the next container's Environment is its own
     return None
 
 def input_fn(body, content_type):
@@ -35,7 +36,8 @@ def input_fn(body, content_type):
     return [[float(v) for v in line.split(",")] for line in body.decode().splitlines()]
 
 def predict_fn(rows, w):
-    return [w["a"] * r[0] + w["b"] * r[1] for r in rows]
+    scale = float(os.environ["SCALE"])  # its container's Environment, as user code reads it
+    return [scale * (w["a"] * r[0] + w["b"] * r[1]) for r in rows]
 '''
 
 
@@ -48,7 +50,7 @@ def archives(server):
                   Body=tarball({"code/inference.py": REGRESSOR, "weights.json": b'{"a": 1, "b": 10}'}))
     featurizer = {"Image": SKLEARN, "ModelDataUrl": "s3://pipeline/featurizer.tar.gz",
                   "Environment": {"SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT": "text/csv"}}
-    regressor = {"Image": SKLEARN, "ModelDataUrl": "s3://pipeline/regressor.tar.gz"}
+    regressor = {"Image": SKLEARN, "ModelDataUrl": "s3://pipeline/regressor.tar.gz", "Environment": {"SCALE": "1"}}
     return featurizer, regressor
 
 
@@ -63,7 +65,10 @@ def test_a_serial_pipeline_passes_each_answer_to_the_next_container(server, sm, 
     deploy(sm, "pipe", InitialInstanceCount=2)
     status, _, body = server.post("/_emu/endpoints/pipe", method="GET")
     instances = json.loads(body)["variants"][0]["instances"]
-    assert sorted(i["id"] for i in instances) == ["AllTraffic-1", "AllTraffic-2"]  # one worker each, all containers
+    assert sorted(i["id"] for i in instances) == ["AllTraffic-1", "AllTraffic-2"]
+    for instance in instances:  # each container is a process of its own under the instance's
+        with open(f"/proc/{instance['pid']}/task/{instance['pid']}/children") as f:
+            assert len(f.read().split()) == 2
     answer = rt.invoke_endpoint(EndpointName="pipe", Body=json.dumps({"x": [1, 2]}), ContentType="application/json",
                                 Accept="application/json")
     assert answer["ContentType"] == "application/json"
@@ -104,3 +109,27 @@ def test_direct_mode_needs_a_hostname_for_every_container(sm, archives):
         create_model(sm, "bad", [{**featurizer, "ContainerHostname": "a"}, regressor], mode="Direct")
     with pytest.raises(sm.exceptions.ClientError, match="a is repeated"):
         create_model(sm, "bad", [{**featurizer, "ContainerHostname": "a"}, {**regressor, "ContainerHostname": "a"}])
+
+
+def test_a_container_that_dies_takes_its_instance_down_and_it_is_restarted(server, sm, rt, archives):
+    import os
+    import signal
+
+    from tests.integration.test_fleet import eventually
+
+    create_model(sm, "pipe-crash", list(archives))
+    deploy(sm, "pipe-crash")
+
+    def instance() -> dict:
+        status, _, body = server.post("/_emu/endpoints/pipe-crash", method="GET")
+        return json.loads(body)["variants"][0]["instances"][0]
+
+    before = instance()["pid"]
+    with open(f"/proc/{before}/task/{before}/children") as f:
+        second = int(f.read().split()[1])
+    os.kill(second, signal.SIGKILL)
+    eventually(lambda: instance()["pid"] not in (None, before) and instance()["health"] == "Healthy")
+    answer = rt.invoke_endpoint(EndpointName="pipe-crash", Body=json.dumps({"x": [1]}), ContentType="application/json",
+                                Accept="application/json")
+    assert json.loads(answer["Body"].read()) == [11.0]
+
