@@ -144,6 +144,23 @@ class Metrics:
                    for seconds in loaded.unloads_s]
         self.sink.record(region, points)
 
+    def containers(self, region: str, endpoint: str, variant: str, answers: list[tuple[str, int, float]],
+                   direct: bool) -> None:
+        """A call to a model of several containers: each container's (hostname, status, seconds)
+        as ContainerLatency, and with direct invocation the container's own Invocations and
+        4XX/5XX errors, all with the ContainerName dimension."""
+        if self.sink is None:
+            return
+        now, points = self.wall(), []
+        for hostname, status, seconds in answers:
+            dims = (("ContainerName", hostname),) + _variant(endpoint, variant)  # sorted by name, as the store keeps them
+            points.append(((NAMESPACE, "ContainerLatency", dims), seconds * 1e6, "Microseconds", now))
+            if direct:
+                points += [((NAMESPACE, "Invocations", dims), 1.0, "None", now),
+                           ((NAMESPACE, "Invocation4XXErrors", dims), float(400 <= status < 500), "None", now),
+                           ((NAMESPACE, "Invocation5XXErrors", dims), float(status >= 500), "None", now)]
+        self.sink.record(region, points)
+
     def _series(self) -> tuple[dict, ...]:
         return (self.invocations, self.model_latency, self.overhead_latency, self.errors,
                 self.component_invocations, self.component_errors, self.model_setup)

@@ -37,6 +37,9 @@ from sagemaker_emu.runtime.faults import Faults
 from sagemaker_emu.runtime.sessions import NEW_SESSION, Session, SessionTable, parse_new_session
 
 log = logging.getLogger("sagemaker_emu.runtime")
+# A model of several containers tells each container's answer in this header (worker/pipeline.py's
+# TIMINGS_HEADER, over the instance's HTTP, as it tells everything else); it is not passed on.
+CONTAINERS_HEADER = "x-sagemaker-emu-containers"
 
 MAX_BODY_BYTES = 6 * 1024 * 1024  # BodyBlob's max in the service model (6 MiB)
 DISPATCH_ATTEMPTS = 3  # an instance may leave routing, or a new fleet replace ours, between steps
@@ -117,6 +120,19 @@ class ReadyModel:
         if not self.released:
             self.released = True
             self.multi.done(self.instance, self.loaded)
+
+
+def _container_answers(header: str) -> list[tuple[str, int, float]]:
+    """worker/pipeline.py's TIMINGS_HEADER: `<hostname>=<status>:<seconds>,...`."""
+    answers = []
+    for part in header.split(","):
+        hostname, _, rest = part.rpartition("=")
+        status, _, seconds = rest.partition(":")
+        try:
+            answers.append((hostname, int(status), float(seconds)))
+        except ValueError:
+            continue  # written by our own worker; a part it did not write is skipped
+    return answers
 
 
 def _no_model_data(url: str, why: str) -> str:
@@ -473,6 +489,10 @@ class Runtime:
                              concurrency=ex.concurrency, region=ex.target.region, config=ex.target.deploying_config)
         if ex.provisioned:
             self.metrics.provisioned(ex.target.region, ex.target.name, ex.variant, ex.concurrency, ex.provisioned)
+        timings = ex.head.headers.get(CONTAINERS_HEADER)
+        if timings:  # a model of several containers: each one's answer
+            self.metrics.containers(ex.target.region, ex.target.name, ex.variant, _container_answers(timings),
+                                    direct=ex.target.fleet.direct_targets(ex.instance.variant) is not None)
         log.info("InvokeEndpoint %s variant=%s instance=%s status=%d %.1fms",
                  ex.target.name, ex.variant, ex.instance.id, ex.head.status, (answered - ex.sent) * 1000)
 

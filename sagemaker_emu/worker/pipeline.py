@@ -34,6 +34,9 @@ from sagemaker_emu.worker.contract import EXIT_PORT_TAKEN, Invocation, Model, Re
 log = logging.getLogger("sagemaker_emu.worker.pipeline")
 
 PIPELINE_SPEC = "SAGEMAKER_EMU_PIPELINE"
+# Each container's answer, for its metrics (ContainerLatency): `<hostname>=<status>:<seconds>,...`,
+# read by the runtime (runtime/invoke.py's CONTAINERS_HEADER) and not passed on.
+TIMINGS_HEADER = "X-Sagemaker-Emu-Containers"
 HOSTNAME_HEADER = "x-amzn-sagemaker-target-container-hostname"
 PING_TIMEOUT_S = 2.0  # SageMaker's /ping answer limit
 CALL_TIMEOUT_S = 3600.0  # the emulator's --model-timeout applies in front of the instance
@@ -128,14 +131,20 @@ class Pipeline(Model):
             container = self.by_hostname.get(invocation.headers.get(HOSTNAME_HEADER, ""))
             if container is None:
                 return Reply(status=404, body=b'{"message": "no container of that hostname"}')
-            return _call(container, invocation.body, invocation.content_type, invocation.accept, invocation.headers)
-        body, content_type = invocation.body, invocation.content_type
-        for number, container in enumerate(self.containers, 1):
-            last = number == len(self.containers)
+            chain = [container]
+        else:
+            chain = self.containers
+        body, content_type, timings = invocation.body, invocation.content_type, []
+        for number, container in enumerate(chain, 1):
+            last = number == len(chain)
+            started = time.perf_counter()
             reply = _call(container, body, content_type, invocation.accept if last else None, invocation.headers)
+            if not last and 200 <= reply.status < 300:
+                body, content_type = b"".join(reply.body), reply.content_type
+            timings.append(f"{container.hostname}={reply.status}:{time.perf_counter() - started:.6f}")
             if last or not 200 <= reply.status < 300:
+                reply.headers[TIMINGS_HEADER] = ",".join(timings)
                 return reply
-            body, content_type = b"".join(reply.body), reply.content_type
         raise AssertionError("a pipeline has at least two containers")
 
 

@@ -133,3 +133,40 @@ def test_a_container_that_dies_takes_its_instance_down_and_it_is_restarted(serve
                                 Accept="application/json")
     assert json.loads(answer["Body"].read()) == [11.0]
 
+
+def test_each_container_has_its_own_metrics(server, sm, rt, archives):
+    """ContainerLatency per container for a pipeline; with direct invocation also the
+    container's own Invocations and errors (dimension ContainerName), as SageMaker documents."""
+    import datetime
+
+    featurizer, regressor = archives
+    create_model(sm, "pipe-m", [{**featurizer, "ContainerHostname": "features"},
+                                {**regressor, "ContainerHostname": "regress"}])
+    deploy(sm, "pipe-m")
+    create_model(sm, "direct-m", [{**featurizer, "ContainerHostname": "features"},
+                                  {**regressor, "ContainerHostname": "regress"}], mode="Direct")
+    deploy(sm, "direct-m")
+    for _ in range(2):
+        rt.invoke_endpoint(EndpointName="pipe-m", Body=json.dumps({"x": [1]}), ContentType="application/json")
+    rt.invoke_endpoint(EndpointName="direct-m", TargetContainerHostname="regress", Body=b"1,1", ContentType="text/csv")
+    with pytest.raises(rt.exceptions.ModelError):  # the featurizer refuses CSV: a 5XX of that container
+        rt.invoke_endpoint(EndpointName="direct-m", TargetContainerHostname="features", Body=b"1,1",
+                           ContentType="text/csv")
+    cw = client(server.url, "cloudwatch")
+    end = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(minutes=1)
+
+    def stat(endpoint: str, container: str, name: str, statistic: str) -> float:
+        dims = [{"Name": "EndpointName", "Value": endpoint}, {"Name": "VariantName", "Value": "AllTraffic"},
+                {"Name": "ContainerName", "Value": container}]
+        points = cw.get_metric_statistics(Namespace="AWS/SageMaker", MetricName=name, Dimensions=dims, Period=3600,
+                                          StartTime=end - datetime.timedelta(hours=1), EndTime=end,
+                                          Statistics=[statistic])["Datapoints"]
+        return points[0][statistic] if points else 0.0
+
+    assert stat("pipe-m", "features", "ContainerLatency", "SampleCount") == 2
+    assert stat("pipe-m", "regress", "ContainerLatency", "SampleCount") == 2
+    assert stat("pipe-m", "regress", "Invocations", "Sum") == 0  # per-container counts are direct invocation's
+    assert stat("direct-m", "regress", "Invocations", "Sum") == 1
+    assert stat("direct-m", "features", "Invocation5XXErrors", "Sum") == 1
+    assert stat("direct-m", "features", "ContainerLatency", "Maximum") > 0
+
