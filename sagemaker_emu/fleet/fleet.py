@@ -183,7 +183,8 @@ class ProcessFleet:
         number = next(vf._numbers)
         instance_dir = vf.directory / f"instance-{number}"
         model_dir = instance_dir / "model"
-        self.deployer.prepare(vf.model_source, model_dir, vf.env, vf.launch)
+        # a multi-model container's code (an S3 SAGEMAKER_SUBMIT_DIRECTORY) comes with each model it loads
+        self.deployer.prepare(vf.model_source, model_dir, vf.env if vf.multi_model is None else {}, vf.launch)
         env = {**vf.env, "SAGEMAKER_EMU_ENDPOINT": self.endpoint}
         if vf.pipeline:  # each container's data in its own directory; the worker reads the list
             containers = []

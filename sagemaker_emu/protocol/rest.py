@@ -76,6 +76,8 @@ def header_members(operation: str) -> dict[str, tuple[str, bool]]:
 def _utf8(value: str) -> str:
     """WSGI gives a header's bytes as latin-1 text; botocore sends non-ASCII values (a
     TargetModel `modèle.tar.gz`) as UTF-8."""
+    if value.isascii():  # nearly always: nothing to re-read
+        return value
     try:
         return value.encode("latin-1").decode("utf-8")
     except UnicodeError:

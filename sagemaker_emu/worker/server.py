@@ -65,7 +65,7 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
-        match = _MODEL_INVOKE.fullmatch(self.path)
+        match = None if self.path == "/invocations" else _MODEL_INVOKE.fullmatch(self.path)
         if self.path != "/invocations" and match is None:  # a multi-model container's POST /models
             return self._send(self.server.model.post(self.path, body) or Reply(status=404, body=b'{"message": "not found"}'))
         invocation = Invocation(
