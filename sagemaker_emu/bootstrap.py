@@ -30,14 +30,19 @@ class BootstrapError(Exception):
 
 def load(path: str | Path) -> dict:
     path = Path(path)
-    text = path.read_text()
+    try:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise BootstrapError(f"{path}: cannot read it: {getattr(exc, 'strerror', None) or exc}") from None
     if path.suffix in (".yaml", ".yml"):
         import yaml
 
         try:
             data = yaml.safe_load(text) or {}
         except yaml.YAMLError as exc:
-            raise BootstrapError(f"{path}: not valid YAML: {exc}") from None
+            mark = getattr(exc, "problem_mark", None)
+            at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+            raise BootstrapError(f"{path}: not valid YAML{at}: {getattr(exc, 'problem', None) or exc}") from None
     else:
         try:
             data = json.loads(text)

@@ -162,6 +162,17 @@ def _logs(args) -> int:
     return 0
 
 
+def _check_writable(state_dir: Path) -> None:
+    """Instances keep their model directories and logs under --state-dir: it must take a file."""
+    try:
+        state_dir.mkdir(parents=True, exist_ok=True)
+        probe = state_dir / f".probe-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise OSError(f"--state-dir {state_dir} cannot be written: {exc.strerror or exc}") from None
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["bench"] and (len(argv) == 1 or argv[1] in ("-h", "--help")):
@@ -195,11 +206,17 @@ def main(argv: list[str] | None = None) -> int:
         if args.region not in known_regions():
             print(f"sagemaker-emu: --region {args.region} is not an AWS region", file=sys.stderr)
             return 2
+        from sagemaker_emu.bootstrap import BootstrapError, load
+
         try:
             Quotas.parse(args.quota)
             if args.credentials:
                 SigV4Verifier.from_file(args.credentials)
-        except (ValueError, OSError, KeyError) as exc:
+            if args.bootstrap:
+                load(args.bootstrap)  # a file that cannot be read fails before the port is taken
+            if args.state_dir:
+                _check_writable(Path(args.state_dir))
+        except (ValueError, OSError, KeyError, BootstrapError) as exc:
             print(f"sagemaker-emu: {exc}", file=sys.stderr)
             return 2
         if args.seed is not None:

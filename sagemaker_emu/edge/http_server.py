@@ -11,12 +11,14 @@ What it lacks is added here, on its documented extension points (channel and ser
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import resource
 import select
 import signal
 import socket
+import sys
 import threading
 import time
 
@@ -27,6 +29,7 @@ from waitress.channel import HTTPChannel
 from waitress.server import TcpWSGIServer
 from waitress.task import ErrorTask, ThreadedTaskDispatcher
 
+from sagemaker_emu import discovery
 from sagemaker_emu.app import MAX_SERVER_BODY_BYTES, build
 from sagemaker_emu.config import Config
 from sagemaker_emu.edge.auth import SigV4Verifier
@@ -248,6 +251,22 @@ def _descriptor_budget(wanted: int) -> int:
     return max(64, min(wanted, soft // 2))
 
 
+class StartError(Exception):
+    """The server cannot start: the message says why and what to do, in one line."""
+
+
+def _bind_failure(config: Config, exc: OSError) -> str:
+    where = f"port {config.port} on {config.host}"
+    if exc.errno == errno.EADDRINUSE:
+        return (f"{where} is in use (by another sagemaker-emu? `sagemaker-emu env` finds it); choose another "
+                f"with --port N (make run PORT=N), or --port 0 for a free one")
+    if exc.errno == errno.EACCES:
+        return f"may not listen on {where} (ports below 1024 need privileges); choose another with --port N"
+    if exc.errno == errno.EADDRNOTAVAIL:
+        return f"{config.host} is not an address of this machine; choose one with --host (default 127.0.0.1)"
+    return f"cannot listen on {where}: {exc.strerror or exc}"
+
+
 class EmulatorHTTPServer:
     """The HTTP server and the app behind it; `port=0` binds an ephemeral port."""
 
@@ -269,10 +288,16 @@ class EmulatorHTTPServer:
         dispatcher.set_thread_count(adj.threads)
         loop_map = _EpollMap() if hasattr(select, "epoll") else {}  # epoll: Linux; elsewhere poll()
         guarded = CallerGuard(self.emulator.wsgi, config.allowed_hosts, verifier)  # who may call, before any service
-        self.httpd = _Server(guarded, map=loop_map, dispatcher=dispatcher, adj=adj, sockinfo=adj.listen[0])
+        try:
+            self.httpd = _Server(guarded, map=loop_map, dispatcher=dispatcher, adj=adj, sockinfo=adj.listen[0])
+        except OSError as exc:
+            dispatcher.shutdown()
+            self.emulator.shutdown()
+            raise StartError(_bind_failure(config, exc)) from None
         self.httpd.config = config
         self._stopped = threading.Event()
         self.emulator.serving_at(self.local_url)
+        self._recorded = discovery.register(self.local_url)  # `sagemaker-emu env` and `logs` find it
 
     @property
     def url(self) -> str:
@@ -309,6 +334,7 @@ class EmulatorHTTPServer:
     def shutdown(self) -> None:
         """Stop accepting calls, then stop every fleet."""
         self.stop_serving()
+        discovery.unregister(self._recorded)
         self.emulator.shutdown()
 
 
@@ -328,7 +354,11 @@ def _watch_parent(parent_pid: int, stop) -> None:
 
 
 def serve(config: Config, announce=print, bootstrap: str | None = None) -> int:
-    server = EmulatorHTTPServer(config)
+    try:
+        server = EmulatorHTTPServer(config)
+    except StartError as exc:
+        print(f"sagemaker-emu: {exc}", file=sys.stderr)
+        return 1
     if bootstrap:
         from sagemaker_emu.bootstrap import BootstrapError, apply
 
@@ -337,6 +367,7 @@ def serve(config: Config, announce=print, bootstrap: str | None = None) -> int:
         except (BootstrapError, OSError, ValueError) as exc:
             log.error("bootstrap failed: %s", exc)
             server.httpd.close()
+            discovery.unregister(server._recorded)
             server.emulator.shutdown()
             return 1
         log.info("bootstrap: %d endpoint(s) InService: %s", len(names), ", ".join(names) or "-")
@@ -352,6 +383,7 @@ def serve(config: Config, announce=print, bootstrap: str | None = None) -> int:
     try:
         server.serve_forever()
     finally:
+        discovery.unregister(server._recorded)
         server.emulator.shutdown()
         log.info("stopped")
     return 0
