@@ -7,8 +7,8 @@ variables below are all it takes.
 
 import os
 
-for name in ("AWS_ENDPOINT_URL_SAGEMAKER", "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME"):
-    os.environ.setdefault(name, "http://127.0.0.1:8080")
+# `make run`'s server, unless AWS_ENDPOINT_URL (or what `sagemaker-emu env` exports) names another
+os.environ.setdefault("AWS_ENDPOINT_URL", "http://127.0.0.1:8080")
 os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
 os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
 os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")

@@ -124,7 +124,7 @@ def build(config: Config | None = None, credentials: tuple[str, str] | None = No
         multi_model_cache=config.multi_model_cache,
     )
     backends = Backends(config.account, deployer, Quotas.parse(config.quotas),
-                        min_transition=config.min_transition_seconds)
+                        min_transition=config.min_transition_seconds, min_deleting=config.min_deleting_seconds)
     results = S3SnsResults(neighbours)
     capture = DataCapture(results, seed=config.seed)
     clock = Clock(config.clock_speed)

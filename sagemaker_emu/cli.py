@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import random
+import shlex
 import sys
 from pathlib import Path
 
@@ -61,6 +62,9 @@ def _parser() -> argparse.ArgumentParser:
                        help="AWS shared-credentials file whose keys may sign requests (with --auth sigv4)")
     serve.add_argument("--min-transition-seconds", type=float, default=0.0, metavar="S",
                        help="Creating, Updating and Deleting last at least S seconds, as on AWS (default: 0)")
+    serve.add_argument("--min-deleting-seconds", type=float, default=1.0, metavar="S",
+                       help="Deleting lasts at least S seconds, so code that describes a resource right after "
+                       "deleting it sees Deleting, as on AWS (default: 1)")
     serve.add_argument("--quota", action="append", default=[], metavar="NAME=COUNT",
                        help="instances per region: total=N (default 64) or per type, e.g. ml.g5.xlarge=4; repeatable")
     serve.add_argument("--clock-speed", type=float, default=1.0, metavar="K",
@@ -84,46 +88,56 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("rest", nargs=argparse.REMAINDER)
 
     env = commands.add_parser("env", help="print export lines that point boto3 at a running server")
-    env.add_argument("--url", default=f"http://127.0.0.1:{DEFAULT_PORT}", help="the running server")
+    env.add_argument("--url", default=None,
+                     help="the running server (default: the one on port 8080, else the one started last)")
     env.add_argument("--region", default="us-east-1")
 
     logs = commands.add_parser("logs", help="print the last log lines of an endpoint's instances")
     logs.add_argument("endpoint")
     logs.add_argument("--instance", default=None, help="one instance id (default: every instance)")
     logs.add_argument("--lines", type=int, default=50)
-    logs.add_argument("--url", default=f"http://127.0.0.1:{DEFAULT_PORT}", help="the running server")
+    logs.add_argument("--url", default=None,
+                      help="the running server (default: the one on port 8080, else the one started last)")
     return parser
 
 
-def _env(args) -> int:
-    import urllib.error
-    import urllib.request
+def _server_url(args) -> str | None:
+    """--url, else the server discovery.py finds; None (and why, on stderr) when none answers."""
+    from sagemaker_emu import discovery
 
-    url = args.url.rstrip("/")
-    try:
-        urllib.request.urlopen(url + "/_emu/health", timeout=5).close()
-    except urllib.error.HTTPError:
-        pass  # it answers, refusing us: a server that checks signatures (--auth sigv4)
-    except OSError as exc:
-        print(f"sagemaker-emu: no server answers at {url}: {exc}", file=sys.stderr)
+    if args.url:
+        if discovery.answers(args.url):
+            return args.url.rstrip("/")
+        print(f"sagemaker-emu: no sagemaker-emu answers at {args.url}", file=sys.stderr)
+        return None
+    url, others = discovery.find()
+    if url is None:
+        print("sagemaker-emu: no sagemaker-emu server is running on this machine: start one with `make run` "
+              "or `sagemaker-emu serve`, or name it with --url", file=sys.stderr)
+    elif others:
+        print(f"sagemaker-emu: using {url}; also running: {', '.join(others)} (--url chooses)", file=sys.stderr)
+    return url
+
+
+def _env(args) -> int:
+    url = _server_url(args)
+    if url is None:
+        if not sys.stdout.isatty():  # inside `eval "$(sagemaker-emu env)"`: make the eval fail too
+            print("false")
         return 1
-    for name, value in (("AWS_ENDPOINT_URL", url), ("AWS_ENDPOINT_URL_SAGEMAKER", url),
-                        ("AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME", url), ("AWS_DEFAULT_REGION", args.region), ("AWS_ACCESS_KEY_ID", "testing"),
-                        ("AWS_SECRET_ACCESS_KEY", "testing")):
-        print(f"export {name}={value}")
     from botocore.exceptions import BotoCoreError, ClientError
 
-    from sagemaker_emu import sdk_config
+    from sagemaker_emu import client_env, sdk_config
     from sagemaker_emu.testing import client
 
     try:
         account = client(url, "sts", args.region).get_caller_identity()["Account"]
     except (BotoCoreError, ClientError):  # a server that checks signatures (--auth sigv4) refuses ours
         account = DEFAULT_ACCOUNT
-    sdk = sdk_config.environment(Path("~/.cache/sagemaker-emu").expanduser(), args.region, account)
-    for name, value in sdk.items():
-        print(f"export {name}={value}")
-    if not sdk:
+    variables = client_env.environment(url, args.region, account, Path("~/.cache/sagemaker-emu").expanduser())
+    for name, value in variables.items():
+        print(f"export {name}={shlex.quote(value)}")
+    if sdk_config.VARIABLE not in variables:
         print(f"# your SageMaker SDK config is kept: add SageMaker.PythonSDK.Modules.Session.DefaultS3Bucket: "
               f"{sdk_config.default_bucket(args.region, account)} to it (docs/sdk.md)")
     return 0
@@ -135,7 +149,10 @@ def _logs(args) -> int:
     import urllib.parse
     import urllib.request
 
-    base = args.url.rstrip("/") + "/_emu/endpoints/" + urllib.parse.quote(args.endpoint)
+    url = _server_url(args)
+    if url is None:
+        return 1
+    base = url + "/_emu/endpoints/" + urllib.parse.quote(args.endpoint)
     try:
         with urllib.request.urlopen(base, timeout=10) as resp:
             view = json.load(resp)
@@ -157,7 +174,7 @@ def _logs(args) -> int:
         print(f"sagemaker-emu: {json.loads(exc.read() or b'{}').get('message', exc)}", file=sys.stderr)
         return 1
     except OSError as exc:
-        print(f"sagemaker-emu: cannot reach {args.url}: {exc}", file=sys.stderr)
+        print(f"sagemaker-emu: cannot reach {url}: {exc}", file=sys.stderr)
         return 1
     return 0
 
@@ -232,6 +249,7 @@ def main(argv: list[str] | None = None) -> int:
                      model_roots=tuple(args.model_root) if args.model_root else None,
                      allowed_hosts=tuple(args.allowed_host), credentials=args.credentials,
                      min_transition_seconds=args.min_transition_seconds, s3_endpoint=args.s3_endpoint,
+                     min_deleting_seconds=args.min_deleting_seconds,
                      serverless_idle_seconds=args.serverless_idle_seconds, clock_speed=args.clock_speed,
                      multi_model_cache=max(0, args.multi_model_cache)),
                      bootstrap=args.bootstrap)

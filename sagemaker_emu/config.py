@@ -32,6 +32,9 @@ class Config:
     health_failures: int = 3  # failed checks in a row that get an instance replaced
     quotas: tuple[str, ...] = ()
     min_transition_seconds: float = 0.0  # Creating/Updating/Deleting last at least this long
+    # Deleting lasts at least this long: code written for AWS describes what it has just deleted
+    # and expects Deleting, not "Could not find" (docs/decisions.md)
+    min_deleting_seconds: float = 1.0
     serverless_idle_seconds: float = 300.0  # a serverless variant with no provisioned concurrency scales to zero
     clock_speed: float = 1.0  # alarm periods, cooldowns and scaling waits pass this many times faster
     multi_model_cache: int = 0  # models a multi-model instance holds at once (0: as its memory allows)

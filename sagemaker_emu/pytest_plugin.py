@@ -19,6 +19,7 @@ from typing import Iterator
 
 import pytest
 
+from sagemaker_emu import aws_hosts
 from sagemaker_emu.testing import EmulatorServer, patched_environment
 
 
@@ -86,5 +87,6 @@ def _sagemaker_emu_autouse(request: pytest.FixtureRequest) -> Iterator[None]:
             not (config.getoption("sagemaker_emu_autouse") or config.getini("sagemaker_emu_autouse")):
         yield
         return
+    aws_hosts.install()  # the SDK's calls to fixed AWS hosts (its STS call) follow the variables too
     with patched_environment(request.getfixturevalue("sagemaker_emu").environment()):
         yield

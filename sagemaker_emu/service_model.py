@@ -39,3 +39,21 @@ def region_description(region: str) -> str:
         if region in partition["regions"]:
             return partition["regions"][region].get("description", region)
     return region
+
+
+@functools.lru_cache(maxsize=None)
+def _service_names() -> frozenset[str]:
+    return frozenset(botocore.session.get_session().get_available_services())
+
+
+@functools.lru_cache(maxsize=1024)
+def wire_protocol(signing_name: str) -> str | None:
+    """The protocol botocore speaks to the service a request is signed for (`query`, `rest-xml`,
+    `json`, ...), to refuse a service we do not serve in words its client reads; None if no
+    service of that name is known. Only names botocore lists are loaded (never a caller's path),
+    and only the protocol is kept."""
+    if signing_name not in _service_names():
+        return None
+    loader = botocore.session.get_session().get_component("data_loader")
+    metadata = loader.load_service_model(signing_name, "service-2").get("metadata", {})
+    return metadata.get("protocol")

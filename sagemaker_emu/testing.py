@@ -33,11 +33,11 @@ from dataclasses import replace
 from pathlib import Path
 from typing import IO, Any, Iterator
 
-from sagemaker_emu import sdk_config
+from sagemaker_emu import aws_hosts, client_env
 from sagemaker_emu.config import Config
 from sagemaker_emu.edge.http_server import EXIT_WITH_PARENT, EmulatorHTTPServer
 
-DUMMY_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+DUMMY_CREDENTIALS = client_env.DUMMY_CREDENTIALS
 ECHO_IMAGE = "sagemaker-emu/echo"
 
 
@@ -119,11 +119,11 @@ class EmulatorServer:
         return client(self.url, service, self.region, **config)
 
     def environment(self) -> dict[str, str]:
-        """The variables that point boto3 (1.28+) at this server, and the SageMaker SDK's config
-        file naming its default bucket (sdk_config.py)."""
-        return {"AWS_ENDPOINT_URL": self.url, "AWS_ENDPOINT_URL_SAGEMAKER": self.url, "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME": self.url,
-                "AWS_DEFAULT_REGION": self.region, **DUMMY_CREDENTIALS,
-                **sdk_config.environment(Path(tempfile.gettempdir()) / "sagemaker-emu", self.region, self.config.account)}
+        """The variables that point boto3 (1.28+) at this server, service by service, and the
+        SageMaker SDK's config file naming its default bucket (client_env.py)."""
+        elsewhere = {"s3": self.config.s3_endpoint} if self.config.s3_endpoint else None
+        return client_env.environment(self.url, self.region, self.config.account,
+                                      Path(tempfile.gettempdir()) / "sagemaker-emu", elsewhere)
 
     def fault(self, kind: str, endpoint: str, **rule: Any) -> dict:
         """Inject a fault: `fault("throttle", "my-endpoint", probability=0.5)`; the kinds are in
@@ -248,5 +248,6 @@ def patched_environment(values: dict[str, str]) -> Iterator[None]:
 def running(**settings: Any) -> Iterator[EmulatorServer]:
     """Serve on a free port and point boto3 at it (endpoint variables, dummy credentials and a
     region) for the block; everything is restored and every worker stopped afterwards."""
+    aws_hosts.install()  # this process's SDK calls to fixed AWS hosts follow the variables too
     with EmulatorServer(**settings) as emu, patched_environment(emu.environment()):
         yield emu

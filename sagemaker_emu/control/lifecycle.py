@@ -24,10 +24,12 @@ def run_in_background(target, *args) -> None:
     threading.Thread(target=target, args=args, daemon=True, name=f"lifecycle-{target.__name__}").start()
 
 
-def _hold(backend: Backend, since: float, cancel: threading.Event | None = None) -> None:
+def _hold(backend: Backend, since: float, cancel: threading.Event | None = None, deleting: bool = False) -> None:
     """Let a transition last at least `--min-transition-seconds` (a reset cuts it short), so
-    code that forgets a waiter fails here as it would on AWS."""
-    remaining = since + backend.min_transition - backend.clock()
+    code that forgets a waiter fails here as it would on AWS; Deleting at least
+    `--min-deleting-seconds` too, so code that describes what it has just deleted sees it."""
+    floor = max(backend.min_transition, backend.min_deleting) if deleting else backend.min_transition
+    remaining = since + floor - backend.clock()
     if remaining > 0:
         (cancel or threading.Event()).wait(remaining)
 
@@ -190,7 +192,7 @@ def rescale(backend: Backend, endpoint: Endpoint, changes: dict[str, dict]) -> N
 def delete(backend: Backend, endpoint: Endpoint) -> None:
     if endpoint.fleet is not None:
         endpoint.fleet.stop(drain=True)
-    _hold(backend, endpoint.modified)
+    _hold(backend, endpoint.modified, deleting=True)
     backend.deleted(endpoint)
 
 
@@ -266,5 +268,5 @@ def adapter_ready(backend: Backend, ic: InferenceComponent) -> None:
 def remove_component(backend: Backend, ic: InferenceComponent, fleet: Fleet | None) -> None:
     if fleet is not None:
         fleet.remove_component(ic.name)
-    _hold(backend, ic.modified)
+    _hold(backend, ic.modified, deleting=True)
     backend.component_deleted(ic)

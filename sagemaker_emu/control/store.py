@@ -52,7 +52,7 @@ class Backend:
 
     def __init__(self, region: str, account: str, deployer: Deployer, clock: Callable[[], float] = time.time,
                  quotas: Quotas | None = None, on_deleted: Callable[[EndpointSnapshot], None] = lambda endpoint: None,
-                 min_transition: float = 0.0):
+                 min_transition: float = 0.0, min_deleting: float = 0.0):
         self.region = region
         self.account = account
         self.deployer = deployer
@@ -60,6 +60,7 @@ class Backend:
         self.on_deleted = on_deleted  # what others keep per endpoint (metrics, sessions) goes too
         self.on_component_deleted: Callable[[str, str], None] = lambda endpoint, component: None
         self.min_transition = min_transition  # seconds a Creating/Updating/Deleting status lasts at least
+        self.min_deleting = min_deleting  # ... and a Deleting one (docs/decisions.md)
         self.clock = clock
         self.guardrails = Guardrails()
         self._lock = threading.RLock()
@@ -365,9 +366,11 @@ class Backends:
     """Lazily created backends, keyed by region (one account per emulator)."""
 
     def __init__(self, account: str, deployer: Deployer, quotas: Quotas | None = None,
-                 on_deleted: Callable[[EndpointSnapshot], None] = lambda endpoint: None, min_transition: float = 0.0) -> None:
+                 on_deleted: Callable[[EndpointSnapshot], None] = lambda endpoint: None, min_transition: float = 0.0,
+                 min_deleting: float = 0.0) -> None:
         self.account = account
         self.min_transition = min_transition
+        self.min_deleting = min_deleting
         self.deployer = deployer
         self.quotas = quotas or Quotas()
         self.on_deleted = on_deleted
@@ -382,7 +385,8 @@ class Backends:
             if backend is None:
                 backend = self._by_region[region] = Backend(region, self.account, self.deployer, quotas=self.quotas,
                                                                on_deleted=lambda ep: self.on_deleted(ep),
-                                                               min_transition=self.min_transition)
+                                                               min_transition=self.min_transition,
+                                                               min_deleting=self.min_deleting)
                 backend.on_component_deleted = lambda endpoint, component: self.on_component_deleted(endpoint, component)
                 backend.guardrails = self.guardrails
             return backend

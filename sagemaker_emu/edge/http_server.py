@@ -297,7 +297,6 @@ class EmulatorHTTPServer:
         self.httpd.config = config
         self._stopped = threading.Event()
         self.emulator.serving_at(self.local_url)
-        self._recorded = discovery.register(self.local_url)  # `sagemaker-emu env` and `logs` find it
 
     @property
     def url(self) -> str:
@@ -334,7 +333,6 @@ class EmulatorHTTPServer:
     def shutdown(self) -> None:
         """Stop accepting calls, then stop every fleet."""
         self.stop_serving()
-        discovery.unregister(self._recorded)
         self.emulator.shutdown()
 
 
@@ -367,7 +365,6 @@ def serve(config: Config, announce=print, bootstrap: str | None = None) -> int:
         except (BootstrapError, OSError, ValueError) as exc:
             log.error("bootstrap failed: %s", exc)
             server.httpd.close()
-            discovery.unregister(server._recorded)
             server.emulator.shutdown()
             return 1
         log.info("bootstrap: %d endpoint(s) InService: %s", len(names), ", ".join(names) or "-")
@@ -377,13 +374,17 @@ def serve(config: Config, announce=print, bootstrap: str | None = None) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    if os.environ.get(EXIT_WITH_PARENT):
+    # A user's server is recorded for `sagemaker-emu env` and `logs`; one a harness started for a
+    # test or a benchmark (it exits with its parent) is not, so it is never the one they find.
+    harnessed = bool(os.environ.get(EXIT_WITH_PARENT))
+    if harnessed:
         _watch_parent(os.getppid(), server.stop_serving)
+    recorded = None if harnessed else discovery.register(server.local_url)
     announce(f"sagemaker-emu listening on {server.url}", flush=True)
     try:
         server.serve_forever()
     finally:
-        discovery.unregister(server._recorded)
+        discovery.unregister(recorded)
         server.emulator.shutdown()
         log.info("stopped")
     return 0

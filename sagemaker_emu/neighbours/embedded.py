@@ -12,7 +12,7 @@ import logging
 import threading
 from typing import Callable, Iterable
 
-from sagemaker_emu.neighbours.iam_defaults import IamDefaults
+from sagemaker_emu.neighbours.identity_defaults import IamDefaults, StsDefaults
 from sagemaker_emu.neighbours.s3_streaming import StreamingGets
 from sagemaker_emu.protocol.errors import edge_error, request_id
 
@@ -47,6 +47,8 @@ class EmbeddedServices:
                     inner = flask_app.wsgi_app
                     if service == "iam":  # roles the SDK names exist; its policy simulation allows
                         inner = IamDefaults(inner, self.account)
+                    elif service == "sts":  # the dummy key's caller is a role, as the SDK expects
+                        inner = StsDefaults(inner, self.account)
                     elif service == "s3":  # large objects leave as a stream, not a copy in memory
                         inner = StreamingGets(inner, self.account)
                     app = self._apps[backend] = _Shielded(inner, service, self.account)

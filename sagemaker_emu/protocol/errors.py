@@ -106,22 +106,26 @@ XML_CODES = {"InvalidSignatureException": "SignatureDoesNotMatch", "Unrecognized
 S3_CODES = {**XML_CODES, "UnrecognizedClientException": "InvalidAccessKeyId"}
 
 
+XML_PROTOCOLS = ("query", "ec2", "rest-xml")  # botocore reads `<ErrorResponse><Error><Code>` in each
+
+
 def edge_error(status: int, code: str, message: str, service: str | None = None,
-               content_type: str = "") -> tuple[str, list, bytes]:
+               content_type: str = "", protocol: str | None = None) -> tuple[str, list, bytes]:
     """An error raised before any service has the request (framing, who may call), in the
-    protocol a signed caller reads (`service`, from the SigV4 scope): S3's XML for `s3`, the query
-    protocol's XML for a form-encoded call (STS, IAM, SNS), CBOR for an RPC v2 call (CloudWatch);
-    else JSON that JSON 1.1 clients (`__type`) and REST-JSON clients (`x-amzn-ErrorType`) alike read."""
+    protocol a signed caller reads (`service`, from the SigV4 scope; `protocol`, its botocore
+    protocol where known): S3's XML for `s3`, the query protocol's XML for a form-encoded call
+    (STS, IAM, SNS) or any XML protocol, CBOR for an RPC v2 call (CloudWatch); else JSON that
+    JSON 1.x clients (`__type`) and REST-JSON clients (`x-amzn-ErrorType`) alike read."""
     rid, media = request_id(), content_type.split(";")[0].strip().lower()
     extra: list[tuple[str, str]] = []
     if service == "s3":
         code, kind = S3_CODES.get(code, code), "application/xml"
         data = (f"<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>{escape(code)}</Code>"
                 f"<Message>{escape(message)}</Message><RequestId>{rid}</RequestId></Error>").encode()
-    elif service is not None and media == "application/x-www-form-urlencoded":  # signed: not a browser's form
-        code, kind = XML_CODES.get(code, code), "text/xml"
+    elif protocol in XML_PROTOCOLS or (service is not None and media == "application/x-www-form-urlencoded"):
+        code, kind = XML_CODES.get(code, code), "text/xml"  # signed: not a browser's form
         data = query.error(code, message, sender=True, rid=rid, namespace="")
-    elif media == "application/cbor":
+    elif media == "application/cbor" or protocol == "smithy-rpc-v2-cbor":
         kind, data, extra = "application/cbor", cbor2.dumps({"__type": code, "message": message}), [
             ("smithy-protocol", "rpc-v2-cbor")]
     else:

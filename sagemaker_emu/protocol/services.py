@@ -3,7 +3,8 @@ names (the `Authorization` header, or `X-Amz-Credential` in a presigned URL's qu
 
 SageMaker and its runtime both sign as `sagemaker` and go on to the next app, as do unsigned
 requests (`/_emu/`, health probes). Each other service named in `apps` gets the request; a
-signed request for a service nobody here serves is answered with a clear 501.
+signed request for a service nobody here serves is answered with a clear 501, in the protocol
+that service's clients read (XML for CloudFormation or Route 53, JSON for DynamoDB).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 from typing import Callable, Iterable, Mapping
 
 from sagemaker_emu.protocol.errors import edge_error
+from sagemaker_emu.service_model import wire_protocol
 
 OWN = "sagemaker"
 
@@ -49,6 +51,7 @@ class ServiceRouter:
         if app is not None:
             return app(environ, start_response)
         status, headers, body = edge_error(
-            501, "NotImplemented", f"sagemaker-emu does not serve the AWS service '{service[:64]}' on this URL.")
+            501, "NotImplemented", f"sagemaker-emu does not serve the AWS service '{service[:64]}' on this URL.",
+            service, environ.get("CONTENT_TYPE", ""), wire_protocol(service))
         start_response(status, headers)
         return [body]

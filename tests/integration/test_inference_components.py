@@ -98,9 +98,12 @@ def test_the_workshop_flow_two_components_copies_scaling_and_deletion(server, sm
     llm_pids = [c["pid"] for c in copies(server, "ics", "ic-llm")]
     for name in ("ic-echo", "ic-llm"):
         sm.delete_inference_component(InferenceComponentName=name)
+        # cleanup written for AWS describes what it has just deleted (--min-deleting-seconds, default 1)
+        assert sm.describe_inference_component(InferenceComponentName=name)["InferenceComponentStatus"] == "Deleting"
     eventually(lambda: not sm.list_inference_components(EndpointNameEquals="ics")["InferenceComponents"], timeout=30)
     assert not any(alive(p) for p in llm_pids)
     sm.delete_endpoint(EndpointName="ics")
+    assert sm.describe_endpoint(EndpointName="ics")["EndpointStatus"] == "Deleting"
     sm.get_waiter("endpoint_deleted").wait(EndpointName="ics", WaiterConfig={"Delay": 1, "MaxAttempts": 30})
 
 

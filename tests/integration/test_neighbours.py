@@ -87,11 +87,19 @@ def test_virtual_host_and_presigned_s3_addressing(local):
     assert requests.get(path_style, timeout=10).content == b"by host"
 
 
-def test_unknown_service_is_refused_clearly(local):
+@pytest.mark.parametrize("service, call", [
+    ("dynamodb", lambda c: c.list_tables()),  # JSON 1.0
+    ("lambda", lambda c: c.list_functions()),  # REST-JSON, a GET without a body
+    ("cloudformation", lambda c: c.list_stacks()),  # query: XML
+    ("route53", lambda c: c.list_hosted_zones()),  # REST-XML, a GET without a body
+    ("ec2", lambda c: c.describe_vpcs()),  # EC2's query dialect
+])
+def test_unknown_service_is_refused_clearly_in_its_own_protocol(local, service, call):
     with pytest.raises(ClientError) as caught:
-        local.client("dynamodb").list_tables()
-    assert caught.value.response["Error"] == {
-        "Code": "NotImplemented", "Message": "sagemaker-emu does not serve the AWS service 'dynamodb' on this URL."}
+        call(local.client(service))
+    assert caught.value.response["Error"]["Code"] == "NotImplemented"
+    assert caught.value.response["Error"]["Message"] == \
+        f"sagemaker-emu does not serve the AWS service '{service}' on this URL."
     assert caught.value.response["ResponseMetadata"]["HTTPStatusCode"] == 501
 
 

@@ -80,7 +80,9 @@ def test_framework_model_with_s3_model_data(tmp_path):
         assert container["ModelDataUrl"].startswith(f"s3://sagemaker-{emu.region}-123456789012/")
         predictor.delete_endpoint()
         model.delete_model()
-        assert emu.client("sagemaker").list_endpoints()["Endpoints"] == []
+        sm = emu.client("sagemaker")  # Deleting for a moment, as on AWS (--min-deleting-seconds)
+        sm.get_waiter("endpoint_deleted").wait(EndpointName="pt-ep", WaiterConfig={"Delay": 1})
+        assert sm.list_endpoints()["Endpoints"] == []
 
 
 def test_multi_data_model_adds_models_and_predicts_with_target_model(tmp_path):
@@ -221,6 +223,49 @@ def test_sdk_errors_are_sagemakers():
             Predictor("missing", sagemaker_session=sagemaker.Session()).predict(b"x")
         assert info.value.response["Error"]["Code"] == "ValidationError"
         assert "Endpoint missing of account 123456789012 not found." in str(info.value)
+
+
+ROLE_SCRIPT = """
+import boto3, sagemaker
+session = sagemaker.Session()
+print(session.get_caller_identity_arn())
+print(sagemaker.get_execution_role())
+sts = boto3.client("sts", region_name="us-east-1", endpoint_url="https://sts.us-east-1.amazonaws.com")
+print(sts.meta.endpoint_url)
+"""
+
+
+def test_the_execution_role_is_found_offline(tmp_path):
+    """Issue 24: get_execution_role() asks STS at the fixed AWS host it builds from botocore's
+    endpoint data, which no endpoint variable changes. In running() (this process) and in a
+    script run with what `sagemaker-emu env` prints, it gets the emulator's assumed role, whose
+    role exists in the emulator's IAM; without those variables the SDK's address is untouched."""
+    import subprocess
+    import sys
+
+    role = "arn:aws:iam::123456789012:role/SageMakerEmuExecutionRole"
+    with sagemaker_emu.running() as emu:
+        assert sagemaker.Session().get_caller_identity_arn() == role
+        assert sagemaker.get_execution_role() == role
+        assert emu.client("iam").get_role(RoleName="SageMakerEmuExecutionRole")["Role"]["Arn"] == role
+        assert emu.client("sts").get_caller_identity()["Arn"] == \
+            "arn:aws:sts::123456789012:assumed-role/SageMakerEmuExecutionRole/sagemaker-emu"
+        exports = subprocess.run([sys.executable, "-m", "sagemaker_emu", "env", "--url", emu.url],
+                                 capture_output=True, text=True, check=True).stdout
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "SAGEMAKER_USER_CONFIG", "PYTHONPATH"))}
+        env.update(line.removeprefix("export ").split("=", 1) for line in exports.splitlines()
+                   if line.startswith("export "))
+        script = subprocess.run([sys.executable, "-c", ROLE_SCRIPT], env=env, capture_output=True, text=True,
+                                timeout=120)
+        assert script.returncode == 0, script.stderr
+        printed = [line for line in script.stdout.splitlines() if not line.startswith("sagemaker.config INFO")]
+        assert printed == [role, role, emu.url]
+    # the same script, the hook still on PYTHONPATH but no emulator variables: AWS's own address
+    env = {k: v for k, v in env.items() if not k.startswith("AWS_ENDPOINT_URL")}
+    code = "import boto3; print(boto3.client('sts', endpoint_url='https://sts.us-east-1.amazonaws.com').meta.endpoint_url)"
+    untouched = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert untouched.returncode == 0, untouched.stderr
+    assert untouched.stdout.split() == ["https://sts.us-east-1.amazonaws.com"]
 
 
 def test_sagemaker_core_resources_drive_inference_components():

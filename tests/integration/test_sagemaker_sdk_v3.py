@@ -221,3 +221,29 @@ def test_modelbuilder_flows(server, sm):
         assert time.monotonic() < deadline, f"no async output at {location}"
         time.sleep(0.2)
     assert json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())[0]["generated_text"]
+
+
+ROLE_OFFLINE = '''
+from sagemaker.core.helper.session_helper import Session, get_execution_role
+from sagemaker.serve.builder.schema_builder import SchemaBuilder
+from sagemaker.serve.model_builder import ModelBuilder
+from sagemaker.serve.utils.types import ModelServer
+
+session = Session()
+print(session.get_caller_identity_arn())
+print(get_execution_role())
+builder = ModelBuilder(sagemaker_session=session, image_uri="sagemaker-emu/echo", model_server=ModelServer.TGI,
+                       instance_type="ml.m5.large",
+                       schema_builder=SchemaBuilder({"inputs": "Hi"}, [{"generated_text": "Hello"}]))
+print(builder.role_arn)
+'''
+
+
+def test_the_execution_role_is_found_offline(server, sm):
+    """Issue 24: get_execution_role() asks STS at a fixed AWS host the endpoint variables do not
+    change; with only what `sagemaker-emu env` prints, it gets the emulator's assumed role,
+    whose role exists in its IAM, and ModelBuilder takes it when given no role."""
+    lines = [line for line in finish(start_v3(server, ROLE_OFFLINE)).splitlines() if line.startswith("arn:")]
+    role = "arn:aws:iam::123456789012:role/SageMakerEmuExecutionRole"
+    assert lines == [role, role, role]
+    assert client(server.url, "iam").get_role(RoleName="SageMakerEmuExecutionRole")["Role"]["Arn"] == role

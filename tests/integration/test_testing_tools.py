@@ -99,9 +99,35 @@ def test_env_command_prints_exports(server):
     assert result.returncode == 0, result.stderr
     assert f"export AWS_ENDPOINT_URL_SAGEMAKER={server.url}" in result.stdout.splitlines()
     assert f"export AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME={server.url}" in result.stdout.splitlines()
+    assert not any(line.startswith("export AWS_ENDPOINT_URL=") for line in result.stdout.splitlines())
     bad = subprocess.run([sys.executable, "-m", "sagemaker_emu", "env", "--url", "http://127.0.0.1:9"],
                          capture_output=True, text=True, timeout=60)
-    assert bad.returncode == 1 and "no server answers" in bad.stderr
+    assert bad.returncode == 1 and "no sagemaker-emu answers at http://127.0.0.1:9" in bad.stderr
+
+
+def test_env_and_logs_find_a_server_on_any_port_and_eval_fails_without_one(tmp_path):
+    """`make run PORT=0`, then the getting-started commands verbatim: no --url anywhere."""
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path), "HOME": str(tmp_path)}  # a user of their own
+    env.pop("SAGEMAKER_EMU_EXIT_WITH_PARENT", None)
+    shell = [("bash", "-c", 'set -e; eval "$("$0" -m sagemaker_emu env)"; echo "$AWS_ENDPOINT_URL_SAGEMAKER"',
+              sys.executable)]
+    nothing = subprocess.run(*shell, env=env, capture_output=True, text=True, timeout=60)
+    assert nothing.returncode != 0 and nothing.stdout == ""  # the eval fails; set -e stops the script
+    assert "no sagemaker-emu server is running" in nothing.stderr
+    proc = subprocess.Popen([sys.executable, "-m", "sagemaker_emu", "serve", "--port", "0"], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        url = proc.stdout.readline().split("listening on", 1)[1].strip()
+        found = subprocess.run(*shell, env=env, capture_output=True, text=True, timeout=60)
+        assert found.returncode == 0, found.stderr
+        assert found.stdout.strip() == url
+        logs = subprocess.run([sys.executable, "-m", "sagemaker_emu", "logs", "nope"], env=env,
+                              capture_output=True, text=True, timeout=60)
+        assert logs.returncode == 1 and "No endpoint named nope" in logs.stderr  # it reached the server
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    assert not list((tmp_path / "sagemaker-emu" / "servers").glob("*.json"))  # it removed its record
 
 
 PLUGIN_TESTS = '''
@@ -226,6 +252,17 @@ def test_a_moto_test_left_exactly_as_it_was():
     sm.get_waiter("endpoint_in_service").wait(EndpointName="e")
     out = boto3.client("sagemaker-runtime", region_name="us-east-1").invoke_endpoint(EndpointName="e", Body=b"real")
     assert out["Body"].read() == b"real"  # moto would answer a canned body; the emulator echoes
+
+@mock_aws
+def test_a_moto_dynamodb_test_beside_it():
+    """Only the services the emulator serves are sent to it: DynamoDB stays moto's."""
+    db = boto3.client("dynamodb", region_name="us-east-1")
+    db.create_table(TableName="t", KeySchema=[{"AttributeName": "k", "KeyType": "HASH"}],
+                    AttributeDefinitions=[{"AttributeName": "k", "AttributeType": "S"}], BillingMode="PAY_PER_REQUEST")
+    db.put_item(TableName="t", Item={"k": {"S": "v"}})
+    assert db.get_item(TableName="t", Key={"k": {"S": "v"}})["Item"] == {"k": {"S": "v"}}
+    sm = boto3.client("sagemaker", region_name="us-east-1")
+    assert sm.list_endpoints()["Endpoints"] == []  # the emulator's, reset for this test
 '''
 
 
@@ -235,7 +272,7 @@ def test_a_mock_aws_decorated_test_reaches_the_emulator_with_autouse(pytester):
     pytest.importorskip("moto")
     pytester.makepyfile(MOTO_DECORATED_TESTS)
     result = pytester.runpytest_subprocess("--sagemaker-emu-autouse")
-    result.assert_outcomes(passed=1)
+    result.assert_outcomes(passed=2)
 
 
 FIXTURE_THEN_MOTO = '''

@@ -1,0 +1,69 @@
+"""The variables that point a user's clients at a running emulator, and nothing else at it.
+
+One endpoint variable per service the emulator serves (`AWS_ENDPOINT_URL_<SERVICE>`, read by
+botocore 1.28 and newer), not `AWS_ENDPOINT_URL`, which would send every other service here
+too: inside moto's `@mock_aws`, DynamoDB or CloudFormation must stay moto's. Then dummy
+credentials, a region, and the SageMaker SDK's config file (sdk_config.py). `sagemaker-emu env`,
+`running()` and the pytest plugin all print or set exactly this.
+
+And `PYTHONPATH` gains a directory whose `sitecustomize.py` is aws_hosts.py, so that the one call
+the SageMaker SDK sends to a fixed AWS address (STS, for its caller's role) follows
+`AWS_ENDPOINT_URL_STS` here too.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from sagemaker_emu import aws_hosts, sdk_config
+
+# The botocore client names whose calls the emulator answers: SageMaker and its runtime, the
+# services that reflect its fleet, and the embedded neighbours (tests/unit/test_client_env.py
+# checks each against the services the server routes).
+CLIENTS = ("sagemaker", "sagemaker-runtime", "cloudwatch", "logs", "application-autoscaling",
+           "s3", "sns", "sqs", "sts", "iam")
+DUMMY_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+
+
+def endpoint_variable(client: str) -> str:
+    """The variable botocore reads for `client`'s endpoint, named as botocore names it (from the
+    client name, its aliases and hyphenated service ids, without loading the service's model)."""
+    from botocore import utils
+
+    name = utils.SERVICE_NAME_ALIASES.get(client, client)
+    service_id = utils.CLIENT_NAME_TO_HYPHENIZED_SERVICE_ID_OVERRIDES.get(name, name)
+    return "AWS_ENDPOINT_URL_" + service_id.replace("-", "_").upper()
+
+
+def endpoint_variables(url: str, elsewhere: dict[str, str] | None = None) -> dict[str, str]:
+    """Each served client's variable -> `url`, or the URL `elsewhere` gives it (a real S3 the
+    emulator was started with, `--s3-endpoint`, which it then does not serve itself)."""
+    elsewhere = elsewhere or {}
+    return {endpoint_variable(client): elsewhere.get(client, url) for client in CLIENTS}
+
+
+def python_path(cache: Path) -> dict[str, str]:
+    """{"PYTHONPATH": ...} with a directory under `cache` whose sitecustomize.py is aws_hosts.py
+    put first, or {} if it cannot be written (the SDK's STS call then goes to AWS, as before)."""
+    directory = cache / "python"
+    source = Path(aws_hosts.__file__).read_text()
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        target = directory / "sitecustomize.py"
+        if not target.exists() or target.read_text() != source:
+            staged = directory / f".sitecustomize.{os.getpid()}.tmp"
+            staged.write_text(source)
+            staged.replace(target)  # an interpreter starting now never reads half a file
+    except OSError:
+        return {}
+    rest = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p and p != str(directory)]
+    return {"PYTHONPATH": os.pathsep.join([str(directory), *rest])}
+
+
+def environment(url: str, region: str, account: str, cache: Path,
+                elsewhere: dict[str, str] | None = None) -> dict[str, str]:
+    """Everything that points boto3 and the SageMaker SDK at the emulator at `url`; files it
+    names are written under `cache`."""
+    return {**endpoint_variables(url, elsewhere), "AWS_DEFAULT_REGION": region, **DUMMY_CREDENTIALS,
+            **sdk_config.environment(cache, region, account), **python_path(cache)}
