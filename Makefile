@@ -79,6 +79,6 @@ lock:
 	touch $(VENV)/.installed $(VENV)/.installed-dev $(SDK3)/.installed
 	$(MAKE) --no-print-directory test
 
-# The two environments take about 1.9 GB; this frees them (and the SDK v3 install's log).
+# The two environments take about 1.7 GB; this frees them (and the SDK v3 install's log).
 clean:
 	rm -rf $(VENV) $(SDK3) $(SDK3).log $(SDK3).status build *.egg-info .pytest_cache

@@ -82,7 +82,7 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--bootstrap", default=None,
                        help="YAML or JSON file of models, endpoint configs and endpoints to create first")
 
-    bench = commands.add_parser("bench", help="run a benchmark (routing, overhead, pick, compare, chaos, soak); "
+    bench = commands.add_parser("bench", help=f"run a benchmark ({', '.join(BENCHES)}); "
                                 "`bench NAME --help` for its flags", add_help=False)
     bench.add_argument("which", choices=BENCHES)
     bench.add_argument("rest", nargs=argparse.REMAINDER)
@@ -229,13 +229,17 @@ def main(argv: list[str] | None = None) -> int:
             Quotas.parse(args.quota)
             if args.credentials:
                 SigV4Verifier.from_file(args.credentials)
-            if args.bootstrap:
-                load(args.bootstrap)  # a file that cannot be read fails before the port is taken
-            if args.state_dir:
-                _check_writable(Path(args.state_dir))
-        except (ValueError, OSError, KeyError, BootstrapError) as exc:
+        except (ValueError, OSError, KeyError) as exc:
             print(f"sagemaker-emu: {exc}", file=sys.stderr)
             return 2
+        try:  # files that cannot be used fail before the port is taken, in one line
+            if args.bootstrap:
+                load(args.bootstrap)
+            if args.state_dir:
+                _check_writable(Path(args.state_dir))
+        except (OSError, BootstrapError) as exc:
+            print(f"sagemaker-emu: {exc}", file=sys.stderr)
+            return 1
         if args.seed is not None:
             random.seed(args.seed)
         logs.configure(args.log_format)

@@ -61,8 +61,31 @@ def test_server_log_lines_carry_the_wire_codes(server, sm, rt):
 
 
 def test_bench_help_lists_the_benchmarks():
-    result = run_cli("bench", "--help")
-    assert result.returncode == 0 and "routing" in result.stdout and "chaos" in result.stdout
+    from sagemaker_emu.cli import BENCHES
+
+    for result in (run_cli("bench", "--help"), run_cli("--help")):
+        assert result.returncode == 0
+        assert all(name in result.stdout for name in BENCHES), result.stdout  # before: 6 of 10 at the top
+
+
+def test_start_up_failures_a_user_can_cause_are_one_line(tmp_path):
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        busy = run_cli("serve", "--port", str(port))
+    (tmp_path / "file").write_text("")
+    cases = [(busy, f"sagemaker-emu: port {port} on 127.0.0.1 is in use"),
+             (run_cli("serve", "--port", "0", "--state-dir", str(tmp_path / "file" / "state")),
+              f"sagemaker-emu: --state-dir {tmp_path / 'file' / 'state'} cannot be written: Not a directory"),
+             (run_cli("serve", "--port", "0", "--bootstrap", str(tmp_path / "missing.yaml")),
+              f"sagemaker-emu: {tmp_path / 'missing.yaml'}: cannot read it: No such file or directory")]
+    for result, line in cases:
+        assert result.returncode == 1
+        assert len(result.stderr.splitlines()) == 1 and result.stderr.startswith(line), result.stderr
+        assert "listening on" not in result.stdout
 
 
 def test_a_malformed_bootstrap_file_is_a_one_line_error(tmp_path):

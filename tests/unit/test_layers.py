@@ -79,3 +79,14 @@ def test_only_the_store_takes_the_store_lock():
 
 def test_every_rule_names_real_parts():
     assert set(RULES) <= PARTS and all(rule <= PARTS for rule in RULES.values())
+
+
+def test_the_sitecustomize_copy_of_aws_hosts_needs_nothing_but_the_standard_library():
+    """`sagemaker-emu env` copies aws_hosts.py into a directory on PYTHONPATH as sitecustomize.py,
+    for interpreters that may not have sagemaker-emu, or anything else, installed."""
+    import sys
+
+    tree = ast.parse((PACKAGE / "aws_hosts.py").read_text())
+    top_level = {a.name.split(".")[0] for node in tree.body if isinstance(node, ast.Import) for a in node.names} | \
+        {node.module.split(".")[0] for node in tree.body if isinstance(node, ast.ImportFrom) and node.level == 0}
+    assert top_level - {"__future__"} <= sys.stdlib_module_names, top_level
