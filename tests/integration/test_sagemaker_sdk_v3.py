@@ -203,6 +203,7 @@ def test_modelbuilder_flows(server, sm):
     name = re.search(r"deployed (v3-tgi-\d+) in \d+ s: InService", out).group(1)
     assert re.search(r"^TGI: \S+", out, re.M) and re.search(r"^Messages API: \S+", out, re.M)
     assert out.rstrip().endswith("deleted")
+    sm.get_waiter("endpoint_deleted").wait(EndpointName=name, WaiterConfig={"Delay": 1})  # Deleting a moment, as on AWS
     assert name not in {e["EndpointName"] for e in sm.list_endpoints()["Endpoints"]}
 
     out = finish(flows)
