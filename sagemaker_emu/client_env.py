@@ -43,13 +43,25 @@ def endpoint_variables(url: str, elsewhere: dict[str, str] | None = None) -> dic
     return {endpoint_variable(client): elsewhere.get(client, url) for client in CLIENTS}
 
 
+def _private(path: Path) -> bool:
+    """Whether `path` is a real directory of this user that no one else may write: code on
+    PYTHONPATH runs in every interpreter started with it, so it must not come from a shared
+    temporary directory another user made first."""
+    info = path.lstat()
+    others_may_write = info.st_mode & 0o002 or (info.st_mode & 0o020 and info.st_gid != os.getgid())
+    return path.is_dir() and not path.is_symlink() and info.st_uid == os.getuid() and not others_may_write
+
+
 def python_path(cache: Path) -> dict[str, str]:
     """{"PYTHONPATH": ...} with a directory under `cache` whose sitecustomize.py is aws_hosts.py
-    put first, or {} if it cannot be written (the SDK's STS call then goes to AWS, as before)."""
+    put first, or {} if it cannot be written, or is not this user's alone (the SDK's STS call
+    then goes to AWS, as before)."""
     directory = cache / "python"
     source = Path(aws_hosts.__file__).read_text()
     try:
-        directory.mkdir(parents=True, exist_ok=True)
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if not (_private(cache) and _private(directory)):
+            return {}
         target = directory / "sitecustomize.py"
         if not target.exists() or target.read_text() != source:
             staged = directory / f".sitecustomize.{os.getpid()}.tmp"
