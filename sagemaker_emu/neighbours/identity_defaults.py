@@ -17,6 +17,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import threading
 from typing import Callable, Iterable
 from urllib.parse import parse_qsl
 
@@ -31,6 +32,7 @@ SESSION = "sagemaker-emu"
 TRUST_SAGEMAKER = json.dumps({"Version": "2012-10-17", "Statement": [{
     "Effect": "Allow", "Principal": {"Service": "sagemaker.amazonaws.com"}, "Action": "sts:AssumeRole"}]})
 MAX_FORM_BYTES = 1024 * 1024
+_creating = threading.Lock()  # two first calls at once must not both create the role
 
 
 def _form(environ: dict) -> dict[str, str] | None:
@@ -50,14 +52,16 @@ def ensure_role(account: str, name: str) -> str:
     from moto.iam.exceptions import NotFoundException
 
     backend = iam_backends[account]["global"]
-    try:
-        return backend.get_role(name).arn
-    except NotFoundException:
+    with _creating:
+        try:
+            return backend.get_role(name).arn
+        except NotFoundException:
+            pass
         role = backend.create_role(role_name=name, assume_role_policy_document=TRUST_SAGEMAKER, path="/",
                                    permissions_boundary=None, description="Created by sagemaker-emu on first use",
                                    tags=[], max_session_duration=None)
-        log.info("IAM role %s created on first use (trusting sagemaker.amazonaws.com)", name)
-        return role.arn
+    log.info("IAM role %s created on first use (trusting sagemaker.amazonaws.com)", name)
+    return role.arn
 
 
 class IamDefaults:
