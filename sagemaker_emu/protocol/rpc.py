@@ -135,7 +135,7 @@ class RpcService:
             raise errors.Malformed(f"The request body is not valid {'CBOR' if cbor else 'JSON'}.") from None
         if not isinstance(body, dict):
             raise errors.Malformed("Expected start of structure or map.")
-        return _jsonish(strip_nulls(body))  # strip_nulls first: it refuses nesting too deep to walk
+        return strip_nulls(_from_cbor(body, set()) if cbor else body)
 
     def _error(self, exc: errors.EmuError) -> tuple[int, dict, list[tuple[str, str]]]:
         if isinstance(exc, errors.ServiceError):
@@ -156,15 +156,33 @@ class RpcService:
         return status, {"__type": code, "message": exc.message}, headers
 
 
-def _jsonish(value: Any) -> Any:
-    """CBOR input as JSON would have carried it: timestamps as epoch seconds."""
-    if isinstance(value, dict):
-        return {k: _jsonish(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_jsonish(v) for v in value]
+INT64 = 2**64  # CBOR's integers; a bignum (tags 2 and 3) beyond them is no input's number
+
+
+def _from_cbor(value: Any, seen: set[int]) -> Any:
+    """CBOR input as JSON would have carried it (timestamps as epoch seconds), refusing what
+    Smithy RPC v2 CBOR never sends and botocore never writes: a value shared between places
+    (tags 28 and 29, with which 200 bytes stand for a tree of 2^100 leaves: each container is
+    visited once here, so sharing is found at its second use), map keys that are not strings,
+    and kinds no input shape has (sets, decimals, UUIDs, regular expressions, bignums...).
+    cbor2 itself stops nesting at 400 levels, below Python's recursion limit."""
+    if isinstance(value, (dict, list)):
+        if id(value) in seen:
+            raise errors.Malformed("The request body uses a value in more than one place (CBOR tags 28 and 29), "
+                                   "which Smithy RPC v2 CBOR does not.")
+        seen.add(id(value))
+        if isinstance(value, list):
+            return [_from_cbor(v, seen) for v in value]
+        if not all(isinstance(k, str) for k in value):
+            raise errors.Malformed("The request body has a map key that is not a text string.")
+        return {k: _from_cbor(v, seen) for k, v in value.items()}
     if isinstance(value, dt.datetime):
         return value.timestamp()
-    return value
+    if isinstance(value, int) and not isinstance(value, bool) and not -INT64 <= value < INT64:
+        raise errors.Malformed("The request body has an integer beyond 64 bits.")
+    if value is None or isinstance(value, (str, bytes, bool, int, float)):
+        return value
+    raise errors.Malformed(f"The request body holds a CBOR value of a kind no input has ({type(value).__name__}).")
 
 
 def _cbor_out(shape, value: Any) -> Any:

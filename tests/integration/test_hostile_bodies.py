@@ -1,0 +1,73 @@
+"""Issue 25: bodies a hostile or careless caller can send to the protocols added since the last
+hardening (CBOR, query), each answered at once with the service's error and no cost out of
+proportion to its size."""
+
+import datetime as dt
+import time
+
+import cbor2
+import pytest
+
+
+def signed_for(service: str) -> dict:
+    """A SigV4 scope naming `service`, which is how the one URL picks the service (not checked
+    without --auth sigv4)."""
+    return {"Authorization": f"AWS4-HMAC-SHA256 Credential=testing/20261206/us-east-1/{service}/aws4_request, "
+                             "SignedHeaders=host, Signature=0"}
+
+
+CBOR_HEADERS = {"Content-Type": "application/cbor", "Accept": "application/cbor", "smithy-protocol": "rpc-v2-cbor",
+                **signed_for("monitoring")}
+PUT_METRIC_DATA = "/service/GraniteServiceVersion20100801/operation/PutMetricData"
+
+
+def cbor_call(server, body: bytes, operation: str = PUT_METRIC_DATA):
+    status, headers, data = server.post(operation, body, CBOR_HEADERS)
+    return status, cbor2.loads(data)
+
+
+def shared_tree(depth: int) -> bytes:
+    """A value standing for 2^depth leaves in a few bytes per level (CBOR tags 28/29)."""
+    node: list = ["leaf"]
+    for _ in range(depth):
+        node = [node, node]
+    return cbor2.dumps({"Namespace": "n", "MetricData": [{"MetricName": "m", "Dimensions": node}]},
+                       value_sharing=True)
+
+
+def test_a_cbor_body_that_shares_values_is_refused_at_once(server):
+    """219 bytes took 20.7 s and 1.4 GB: the walks after decoding expanded the shared DAG."""
+    body = shared_tree(64)
+    assert len(body) < 600
+    started = time.monotonic()
+    status, answer = cbor_call(server, body)
+    assert (status, answer["__type"]) == (400, "SerializationException")
+    assert "more than one place" in answer["message"]
+    assert time.monotonic() - started < 10  # before: never (2^64 leaves); a generous bound, not a timing claim
+
+
+@pytest.mark.parametrize("value, kind", [
+    ({frozenset([1]): 1}, "a map key that is not a text string"),
+    ({1, 2}, "(set)"),
+    (2**70, "an integer beyond 64 bits"),
+    (cbor2.CBORTag(9999, "x"), "(CBORTag)"),
+])
+def test_cbor_values_no_input_has_are_refused(server, value, kind):
+    body = cbor2.dumps({"Namespace": "n", "MetricData": [{"MetricName": "m", "Value": value}]})
+    status, answer = cbor_call(server, body)
+    assert (status, answer["__type"]) == (400, "SerializationException")
+    assert kind in answer["message"]
+
+
+def test_ordinary_cbor_still_works_with_timestamps_and_indefinite_lengths(server):
+    """What botocore sends (definite lengths, tag-1 timestamps) and what another Smithy client
+    may (indefinite-length maps and arrays) are read alike."""
+    now = dt.datetime.now(dt.timezone.utc)
+    definite = cbor2.dumps({"Namespace": "hostile", "MetricData": [{"MetricName": "m", "Value": 1.0, "Timestamp": now}]},
+                           datetime_as_timestamp=True)
+    assert cbor_call(server, definite)[0] == 200
+    # {_ "Namespace": "hostile", "MetricData": [_ {_ "MetricName": "m", "Value": 2.0}]}
+    indefinite = (b"\xbf" + cbor2.dumps("Namespace") + cbor2.dumps("hostile") + cbor2.dumps("MetricData") + b"\x9f\xbf"
+                  + cbor2.dumps("MetricName") + cbor2.dumps("m") + cbor2.dumps("Value") + cbor2.dumps(2.0)
+                  + b"\xff\xff\xff")
+    assert cbor_call(server, indefinite)[0] == 200
