@@ -71,3 +71,28 @@ def test_ordinary_cbor_still_works_with_timestamps_and_indefinite_lengths(server
                   + cbor2.dumps("MetricName") + cbor2.dumps("m") + cbor2.dumps("Value") + cbor2.dumps(2.0)
                   + b"\xff\xff\xff")
     assert cbor_call(server, indefinite)[0] == 200
+
+
+def query_metric_data(datums: int) -> bytes:
+    from urllib.parse import urlencode
+
+    form = {"Action": "PutMetricData", "Version": "2010-08-01", "Namespace": "hostile"}
+    for i in range(1, datums + 1):
+        form[f"MetricData.member.{i}.MetricName"] = f"m{i % 7}"
+        form[f"MetricData.member.{i}.Value"] = str(i)
+        for d in (1, 2):
+            form[f"MetricData.member.{i}.Dimensions.member.{d}.Name"] = f"d{d}"
+            form[f"MetricData.member.{i}.Dimensions.member.{d}.Value"] = str(i % 3)
+    return urlencode(form).encode()
+
+
+QUERY_HEADERS = {"Content-Type": "application/x-www-form-urlencoded; charset=utf-8", **signed_for("monitoring")}
+
+
+def test_a_query_body_of_thousands_of_members_is_read_in_one_pass(server):
+    """1,000 datums of 2 dimensions, within CloudWatch's limits, took 10 s; 4,000 took 81 s
+    (every name was scanned for every list index). Now 3,500 (955 KB, just under the body limit)
+    are answered well within the client's 30 s, which they were not before."""
+    for datums in (1000, 3500):
+        status, _, body = server.post("/", query_metric_data(datums), QUERY_HEADERS)
+        assert status == 200, body[:300]
