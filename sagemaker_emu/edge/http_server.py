@@ -26,6 +26,7 @@ from waitress import trigger as waitress_trigger
 from waitress import wasyncore
 from waitress.adjustments import Adjustments
 from waitress.channel import HTTPChannel
+from waitress.parser import HTTPRequestParser
 from waitress.server import TcpWSGIServer
 from waitress.task import ErrorTask, ThreadedTaskDispatcher
 
@@ -49,7 +50,7 @@ class _ErrorTask(ErrorTask):
     def execute(self) -> None:
         error = self.request.error
         code = {400: "BadRequestException", 413: "RequestEntityTooLargeException",
-                431: "RequestHeaderFieldsTooLargeException"}.get(error.code, "InternalFailure")
+                431: "RequestHeaderFieldsTooLargeException", 501: "NotImplemented"}.get(error.code, "InternalFailure")
         self.status, headers, body = edge_error(error.code, code, f"{error.reason}: {error.body}")
         self.response_headers.extend(h for h in headers if h[0] != "Content-Length")
         self.set_close_on_finish()
@@ -79,8 +80,21 @@ class _Linger(wasyncore.dispatcher):
         self.close()
 
 
+class _Request(HTTPRequestParser):
+    """A request that came with both Transfer-Encoding and Content-Length is read by its chunks,
+    and its connection closes after the answer (RFC 9112 section 6.1): the two lengths disagree
+    about where the next request starts, so nothing after it is read as one (request smuggling)."""
+
+    def parse_header(self, header_plus: bytes) -> None:
+        super().parse_header(header_plus)
+        if self.chunked and "CONTENT_LENGTH" in self.headers:
+            self.headers["CONNECTION"] = "close"
+            self.connection_close = True
+
+
 class _Channel(HTTPChannel):
     error_task_class = _ErrorTask
+    parser_class = _Request
     request_started = 0.0  # when the request still arriving began, for the read timeout
     linger = False  # set once an error answer was sent: the caller may still be sending
 

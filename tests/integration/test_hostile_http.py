@@ -204,3 +204,31 @@ def test_many_callers_at_once_all_get_answers(hostile):
     for t in threads:
         t.join()
     assert errors == []
+
+
+def test_a_request_with_both_lengths_is_read_by_its_chunks_and_its_connection_closes(hostile):
+    """Issue 25 item 7: Transfer-Encoding with Content-Length kept the connection open, and the
+    bytes after the chunked body ran as a second request (request smuggling; RFC 9112 6.1)."""
+    before = _served(hostile)
+    smuggled = INVOKE + b"Content-Length: 10\r\n\r\n{}"
+    raw = INVOKE + b"Transfer-Encoding: chunked\r\nContent-Length: 4\r\n\r\n2\r\n{}\r\n0\r\n\r\n" + smuggled
+    with socket.create_connection(_addr(hostile), timeout=10) as s:
+        s.sendall(raw)
+        answers = b""
+        while True:  # no half-close: the server must end the connection itself
+            data = s.recv(65536)
+            if not data:
+                break
+            answers += data
+    assert answers.count(b"HTTP/1.1 ") == 1 and _status(answers) == 200, answers[:300]
+    assert b"Connection: close" in answers.split(b"\r\n\r\n", 1)[0]
+    assert answers.endswith(b"{}")
+    _still_serves(hostile)
+    assert _served(hostile) == before + 2  # the chunked call and _still_serves's: nothing smuggled
+
+
+def test_an_unsupported_transfer_encoding_is_501_not_implemented(hostile):
+    answer = _answer(hostile, INVOKE + b"Transfer-Encoding: gzip, chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n")
+    assert _status(answer) == 501
+    assert json.loads(answer.split(b"\r\n\r\n", 1)[1])["__type"] == "NotImplemented"  # before: InternalFailure
+    _still_serves(hostile)
