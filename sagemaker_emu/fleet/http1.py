@@ -74,7 +74,9 @@ class Connection:
         self.at_rest = False
         lines = [f"{method} {path} HTTP/1.1", f"Host: {self.host}:{self.port}", f"Content-Length: {len(body)}"]
         lines += [f"{k}: {v}" for k, v in headers.items()]
-        self.sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body)
+        # UTF-8: a header value is sent as the caller's client sent it (botocore writes UTF-8); a
+        # TargetModel may begin with any non-space character, 😀 included, which latin-1 cannot carry
+        self.sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("utf-8") + body)
 
     def _fill(self) -> bool:
         if self.watch is not None:

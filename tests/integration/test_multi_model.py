@@ -131,6 +131,15 @@ def test_the_refusals_name_what_is_wrong(server, sm, rt):
         call(rt, "double.tar.gz", endpoint="single")
 
 
+def test_a_target_model_may_begin_with_any_character_the_pattern_allows(server, sm, rt):
+    """Issue 25 item 7: `\\S` admits 😀 as the first character; the header to the container was
+    encoded as latin-1, and the call was a 500."""
+    upload(server, {"😀": 2.0, "中": 3.0})
+    deploy_mme(sm)
+    assert call(rt, "😀.tar.gz")["y"] == [2.0, 4.0]
+    assert call(rt, "中.tar.gz")["y"] == [3.0, 6.0]
+
+
 def test_a_local_prefix_keeps_target_models_inside_it(server, sm, rt, tmp_path):
     models = tmp_path / "models"
     models.mkdir()
