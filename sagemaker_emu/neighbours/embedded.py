@@ -8,13 +8,18 @@ one Flask app per service made on first use, as moto's `DomainDispatcherApplicat
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 from typing import Callable, Iterable
+from xml.parsers.expat import ExpatError
+
+from werkzeug.wrappers import Response
 
 from sagemaker_emu.neighbours.identity_defaults import IamDefaults, StsDefaults
 from sagemaker_emu.neighbours.s3_streaming import StreamingGets
-from sagemaker_emu.protocol.errors import edge_error, request_id
+from sagemaker_emu.protocol.errors import edge_error
+from sagemaker_emu.service_model import wire_protocol
 
 log = logging.getLogger("sagemaker_emu.neighbours")
 
@@ -44,6 +49,8 @@ class EmbeddedServices:
 
                     flask_app = create_backend_app(backend)
                     flask_app.debug = False  # moto turns it on; an error must not reach the caller as a page
+                    # what moto does not handle itself: Flask's 500 page, unless answered in AWS's words
+                    flask_app.register_error_handler(500, functools.partial(_flask_failure, service))
                     inner = flask_app.wsgi_app
                     if service == "iam":  # roles the SDK names exist; its policy simulation allows
                         inner = IamDefaults(inner, self.account)
@@ -77,16 +84,38 @@ class _Shielded:
         environ["HTTP_X_MOTO_ACCOUNT_ID"] = self.account
         try:
             return self.app(environ, start_response)
-        except Exception:
-            log.exception("the embedded %s service failed on %s %s", self.service,
-                          environ.get("REQUEST_METHOD"), environ.get("PATH_INFO", "")[:200])
-            message = f"The embedded {self.service} service failed."
-            if self.service == "sqs":  # botocore speaks JSON to SQS, XML to the others
-                status, headers, body = edge_error(500, "InternalFailure", message)
-            else:
-                body = (f"<ErrorResponse><Error><Type>Receiver</Type><Code>InternalFailure</Code><Message>{message}"
-                        f"</Message></Error><RequestId>{request_id()}</RequestId></ErrorResponse>").encode()
-                status, headers = "500 Internal Server Error", [("Content-Type", "text/xml"),
-                                                                ("Content-Length", str(len(body)))]
+        except Exception as exc:
+            status, headers, body = failure(self.service, environ.get("REQUEST_METHOD", ""),
+                                            environ.get("PATH_INFO", ""), environ.get("CONTENT_TYPE") or "", exc)
             start_response(status, headers)
             return [body]
+
+
+# Exceptions that mean the caller's body could not be read (XML with entity declarations, which
+# moto's parsers refuse; malformed XML; JSON nested past the parser's recursion limit): AWS
+# answers those 400, S3 as MalformedXML, the others as their protocol's malformed-input error.
+_UNREADABLE = (ExpatError, RecursionError)
+_UNREADABLE_MESSAGES = ("entities are disabled",)
+
+
+def failure(service: str, method: str, path: str, content_type: str, exc: BaseException) -> tuple[str, list, bytes]:
+    """An exception inside an embedded service, as an AWS error in the protocol the caller's
+    client reads (never Flask's HTML page): 400 if the body could not be read, else 500."""
+    unreadable = isinstance(exc, _UNREADABLE) or str(exc) in _UNREADABLE_MESSAGES
+    if unreadable:
+        log.info("the embedded %s service could not read %s %s: %s", service, method, path[:200], exc)
+        code = "MalformedXML" if service == "s3" else "MalformedInput"
+        status, message = 400, ("The XML you provided was not well-formed or did not validate against our published "
+                                "schema" if service == "s3" else "The request body could not be read.")
+    else:
+        log.error("the embedded %s service failed on %s %s", service, method, path[:200], exc_info=exc)
+        code, status, message = "InternalFailure", 500, f"The embedded {service} service failed."
+    return edge_error(status, code, message, service, content_type, wire_protocol(service))
+
+
+def _flask_failure(service: str, error) -> Response:
+    from flask import request
+
+    cause = getattr(error, "original_exception", None) or error
+    status, headers, body = failure(service, request.method, request.path, request.content_type or "", cause)
+    return Response(body, status=int(status.split()[0]), headers=headers)

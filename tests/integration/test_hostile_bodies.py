@@ -96,3 +96,37 @@ def test_a_query_body_of_thousands_of_members_is_read_in_one_pass(server):
     for datums in (1000, 3500):
         status, _, body = server.post("/", query_metric_data(datums), QUERY_HEADERS)
         assert status == 200, body[:300]
+
+
+XXE = (b'<?xml version="1.0"?><!DOCTYPE r [<!ENTITY x SYSTEM "file:///etc/passwd">]>'
+       b"<CompleteMultipartUpload><Part><PartNumber>1</PartNumber><ETag>&x;</ETag></Part></CompleteMultipartUpload>")
+LAUGHS = (b'<?xml version="1.0"?><!DOCTYPE l [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;">'
+          b'<!ENTITY c "&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;">]><Tagging><TagSet><Tag><Key>k</Key><Value>&c;</Value></Tag>'
+          b"</TagSet></Tagging>")
+
+
+def test_bodies_the_embedded_services_cannot_read_get_aws_errors_not_flasks_page(server):
+    """Issue 25 item 8: XML with entity declarations (XXE, billion laughs), JSON nested 100,000
+    deep and a SAML document with a DTD made moto fail, and Flask answered its HTML 500 page."""
+    import base64
+    from urllib.parse import quote
+
+    s3 = __import__("sagemaker_emu.testing", fromlist=["client"]).client(server.url, "s3")
+    s3.create_bucket(Bucket="hostile-bodies")
+    upload = s3.create_multipart_upload(Bucket="hostile-bodies", Key="k")["UploadId"]
+    saml = quote(base64.b64encode(XXE).decode(), safe="")
+    cases = [  # (method, path, body, headers, status, code)
+        ("PUT", "/hostile-bodies?tagging", LAUGHS, signed_for("s3"), 400, b"<Code>MalformedXML</Code>"),
+        ("POST", f"/hostile-bodies/k?uploadId={upload}", XXE, signed_for("s3"), 400, b"<Code>MalformedXML</Code>"),
+        ("POST", "/", b'{"QueueName":' + b"[" * 100_000 + b"]" * 100_000 + b"}",
+         {"Content-Type": "application/x-amz-json-1.0", "X-Amz-Target": "AmazonSQS.CreateQueue", **signed_for("sqs")},
+         400, b'"__type": "MalformedInput"'),
+        ("POST", "/", ("Action=AssumeRoleWithSAML&Version=2011-06-15&RoleArn=arn:aws:iam::123456789012:role/r"
+                       f"&PrincipalArn=arn:aws:iam::123456789012:saml-provider/p&SAMLAssertion={saml}").encode(),
+         {"Content-Type": "application/x-www-form-urlencoded", **signed_for("sts")}, 400, b"<Code>MalformedInput</Code>"),
+    ]
+    for method, path, body, headers, status, code in cases:
+        got, answer_headers, answer = server.post(path, body, headers, method=method)
+        assert (got, code in answer) == (status, True), (path, got, answer[:300])
+        assert "html" not in answer_headers["Content-Type"]
+    assert s3.list_objects_v2(Bucket="hostile-bodies").get("KeyCount", 0) == 0  # and the server goes on
