@@ -29,7 +29,7 @@ class S3SnsResults:
         self.clients = clients
 
     def read(self, url: str) -> bytes:
-        from botocore.exceptions import ClientError
+        from botocore.exceptions import BotoCoreError, ClientError
 
         bucket, key = bucket_key(url)
         try:
@@ -37,6 +37,8 @@ class S3SnsResults:
         except ClientError as exc:
             code = exc.response.get("Error", {}).get("Code")
             raise LookupError(f"Failed to read the input at {url}: {code}.") from None
+        except BotoCoreError as exc:  # no key (`s3://bucket/`), or S3 out of reach: still the input's failure
+            raise LookupError(f"Failed to read the input at {url}: {exc}") from None
 
     def write(self, url: str, body: bytes, content_type: str) -> None:
         bucket, key = bucket_key(url)

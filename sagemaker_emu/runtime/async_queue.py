@@ -40,6 +40,7 @@ NOT_ASYNC = "Endpoint {name} of account {account} is not an asynchronous inferen
             "configuration has no AsyncInferenceConfig. Use InvokeEndpoint instead."
 NO_INPUT = "Either InputLocation or Body must be specified."
 EXPIRED = "The request expired: it waited in the queue longer than its RequestTTLSeconds ({ttl} s)."
+DELETED = "Endpoint {name} was deleted before the request ran."
 
 
 @dataclass
@@ -236,8 +237,9 @@ class AsyncInvocations:
             self.results.write(job.output_location, result.body, result.content_type)
             self._notify(job, "SuccessTopic", "Completed",
                          {"contentType": result.content_type, "outputLocation": job.output_location}, body=result.body)
-        except Exception:  # S3 or SNS failed under us: never a dead queue
+        except Exception:  # S3 or SNS failed under us: never a dead queue, and say so where we still can
             log.exception("async inference %s of %s failed", job.inference_id, request.endpoint_name)
+            self._failed_quietly(job, "The request failed inside sagemaker-emu; its log has the details.")
         finally:
             if job.spooled:
                 job.spooled.unlink(missing_ok=True)
@@ -249,6 +251,14 @@ class AsyncInvocations:
         log.info("async inference %s of %s failed: %s", job.inference_id, job.request.endpoint_name, reason[:200])
         self.results.write(job.failure_location, body, "text/plain")
         self._notify(job, "ErrorTopic", "Failed", {"failureLocation": job.failure_location}, reason, body)
+
+    def _failed_quietly(self, job: Job, reason: str) -> None:
+        """`_failed`, where writing the failure may itself fail (S3 or SNS gone)."""
+        try:
+            self._failed(job, reason, reason.encode())
+        except Exception as exc:
+            log.warning("async inference %s of %s: its failure could not be written either: %s", job.inference_id,
+                        job.request.endpoint_name, exc)
 
     def _notify(self, job: Job, topic: str, status: str, response: dict, reason: str | None = None,
                 body: bytes = b"") -> None:
@@ -275,22 +285,33 @@ class AsyncInvocations:
 
     # ------------------------------------------------------------ teardown
 
-    def _drop(self, key: tuple[str, str], queue: _Queue) -> None:
-        """Under the condition: the queue ends, and its waiting requests with it."""
+    def _drop(self, key: tuple[str, str], queue: _Queue) -> list[Job]:
+        """Under the condition: the queue ends, and its waiting requests with it (returned)."""
         queue.stopped = True
         for job in queue.jobs:
             if job.spooled:
                 job.spooled.unlink(missing_ok=True)
+        dropped = list(queue.jobs)
         queue.jobs.clear()
         self._queues.pop(key, None)
         self._cond.notify_all()
+        return dropped
 
     def forget(self, endpoint: Target) -> None:
+        """The endpoint is gone: each request still waiting fails, with a failure object and the
+        ErrorTopic's notification, so that every accepted request has an outcome (written on a
+        thread of its own: thousands may be waiting)."""
         with self._cond:
             queue = self._queues.get((endpoint.region, endpoint.name))
-            if queue is not None:
-                self._drop((endpoint.region, endpoint.name), queue)
+            dropped = self._drop((endpoint.region, endpoint.name), queue) if queue is not None else []
         shutil.rmtree(self.spool_dir / endpoint.name, ignore_errors=True)
+        if dropped:
+            threading.Thread(target=self._fail_all, args=(dropped, DELETED.format(name=endpoint.name)), daemon=True,
+                             name=f"async-deleted-{endpoint.name}").start()
+
+    def _fail_all(self, jobs: list[Job], reason: str) -> None:
+        for job in jobs:
+            self._failed_quietly(job, reason)
 
     def reset(self) -> None:
         with self._cond:

@@ -155,3 +155,33 @@ def test_invocation_timeout_seconds_bounds_the_model(sm, rt, aws):
     rt.invoke_endpoint_async(EndpointName="slow", Body=b"late", InvocationTimeoutSeconds=1, InferenceId="late")
     [message] = notifications(sqs, queues["error"][1], 1)
     assert message["inferenceId"] == "late" and "timed out" in message["failureReason"]
+
+
+def test_an_input_location_without_a_key_fails_with_an_outcome(sm, rt, aws):
+    """Issue 25 item 5: `s3://bucket/` was accepted (202), then a traceback and nothing."""
+    s3, sqs, queues = aws
+    async_endpoint(sm, queues)
+    answer = rt.invoke_endpoint_async(EndpointName="async", InputLocation="s3://async-io/", InferenceId="no-key")
+    assert answer["ResponseMetadata"]["HTTPStatusCode"] == 202
+    [message] = notifications(sqs, queues["error"][1], 1)
+    assert message["inferenceId"] == "no-key" and "s3://async-io/" in message["failureReason"]
+    assert s3.get_object(Bucket="async-io", Key="failures/no-key-error.out")["Body"].read()
+
+
+def test_requests_waiting_when_the_endpoint_is_deleted_each_fail_with_an_outcome(server, sm, rt, aws):
+    """Issue 25 item 5: DeleteEndpoint during a drain dropped thousands of accepted requests with
+    no outcome for any; now each gets its failure object and the ErrorTopic's notification."""
+    s3, sqs, queues = aws
+    async_endpoint(sm, queues)
+    sm.update_endpoint_weights_and_capacities(EndpointName="async", DesiredWeightsAndCapacities=[
+        {"VariantName": "AllTraffic", "DesiredInstanceCount": 0}])
+    sm.get_waiter("endpoint_in_service").wait(EndpointName="async")
+    ids = [rt.invoke_endpoint_async(EndpointName="async", Body=b"waits", InferenceId=f"w{i}")["InferenceId"]
+           for i in range(5)]
+    assert server.endpoint_view("async")["async"] == {"queued": 5, "running": 0}
+    sm.delete_endpoint(EndpointName="async")
+    failed = notifications(sqs, queues["error"][1], 5)
+    assert sorted(m["inferenceId"] for m in failed) == ids
+    assert {m["failureReason"] for m in failed} == {"Endpoint async was deleted before the request ran."}
+    for inference_id in ids:
+        assert s3.get_object(Bucket="async-io", Key=f"failures/{inference_id}-error.out")["Body"].read()
