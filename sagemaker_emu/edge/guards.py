@@ -8,7 +8,8 @@
 - With `--auth sigv4`, the signature is checked against the configured keys
   (`auth.py`); otherwise any signature, or none, is accepted, as by moto and LocalStack.
 
-Each failure is answered in AWS's JSON error shape with HTTP 403.
+Each failure is answered in AWS's error shape, in the caller's protocol, with HTTP 403 (400
+for a body that does not match its declared hash, or a presigned URL missing a part).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import logging
 from typing import Callable, Iterable
 from urllib.parse import urlsplit
 
-from sagemaker_emu.edge.auth import SigV4Verifier
+from sagemaker_emu.edge.auth import STATUS, SigV4Verifier
 from sagemaker_emu.protocol.context import region_of
 from sagemaker_emu.protocol.errors import edge_error
 from sagemaker_emu.protocol.services import signing_service
@@ -86,6 +87,7 @@ class CallerGuard:
             return self.app(environ, start_response)
         code, message = refused
         log.info("%s %s refused: %s %s", environ.get("REQUEST_METHOD"), environ.get("PATH_INFO", "")[:200], code, message)
-        status, headers, body = edge_error(403, code, message, signing_service(environ), environ.get("CONTENT_TYPE", ""))
+        status, headers, body = edge_error(STATUS.get(code, 403), code, message, signing_service(environ),
+                                           environ.get("CONTENT_TYPE", ""))
         start_response(status, headers)
         return [body]

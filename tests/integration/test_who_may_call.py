@@ -75,12 +75,14 @@ def signed(tmp_path_factory):
     srv.stop()
 
 
-def _signed_client(srv, service, key="AKIDEMU", secret="s3cret"):
+def _signed_client(srv, service, key="AKIDEMU", secret="s3cret", config=None):
     import boto3
     from botocore.config import Config
 
+    config = Config(retries={"total_max_attempts": 1}).merge(config) if config else Config(
+        retries={"total_max_attempts": 1})
     return boto3.client(service, endpoint_url=srv.url, region_name="us-east-1", aws_access_key_id=key,
-                        aws_secret_access_key=secret, config=Config(retries={"total_max_attempts": 1}))
+                        aws_secret_access_key=secret, config=config)
 
 
 def test_sigv4_accepts_the_configured_key_on_both_apis(signed):
@@ -193,3 +195,88 @@ def test_directory_model_data_outside_the_roots_fails_the_endpoint():
         assert "outside the directories sagemaker-emu may read" in reason and "--model-root" in reason
     finally:
         srv.stop()
+
+
+@pytest.mark.parametrize("key", ["with space.txt", "plus+sign", "caf\u00e9/\u00fcber", "double//slash", "a=b&c@d",
+                                 "dots/./and/../x", "tilde~percent%41"])
+def test_sigv4_accepts_s3_keys_that_need_encoding(signed, key):
+    """Issue 25 item 4: S3 signs its path as sent, once encoded and not normalised; the verifier
+    re-encoded and normalised it, so these keys got SignatureDoesNotMatch."""
+    s3 = _signed_client(signed, "s3")
+    s3.create_bucket(Bucket="signed-keys")
+    s3.put_object(Bucket="signed-keys", Key=key, Body=b"kept")
+    assert s3.get_object(Bucket="signed-keys", Key=key)["Body"].read() == b"kept"
+
+
+def test_sigv4_accepts_presigned_urls_and_refuses_them_expired_or_altered(signed):
+    import requests
+
+    from botocore.config import Config
+
+    s3 = _signed_client(signed, "s3")
+    s3.create_bucket(Bucket="presigned")
+    s3.put_object(Bucket="presigned", Key="k y", Body=b"shared")
+    v4 = _signed_client(signed, "s3", config=Config(signature_version="s3v4"))
+    for maker in (s3, v4):  # boto3's default for S3 presigns with signature version 2
+        url = maker.generate_presigned_url("get_object", Params={"Bucket": "presigned", "Key": "k y"}, ExpiresIn=60)
+        assert requests.get(url, timeout=10).content == b"shared", url  # before: 403
+        assert requests.get(url.replace("presigned/k%20y", "presigned/other"), timeout=10).status_code == 403
+        expired = maker.generate_presigned_url("get_object", Params={"Bucket": "presigned", "Key": "k y"},
+                                               ExpiresIn=-10)
+        answer = requests.get(expired, timeout=10)
+        assert answer.status_code == 403 and b"Request has expired" in answer.content
+
+
+def _captured_create_model(srv, name: str):
+    """A CreateModel as botocore signs it: (url, headers, body)."""
+    from botocore.auth import SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+
+    body = json.dumps({"ModelName": name, "PrimaryContainer": {"Image": "sagemaker-emu/echo"}}).encode()
+    request = AWSRequest("POST", srv.url + "/", data=body, headers={
+        "X-Amz-Target": "SageMaker.CreateModel", "Content-Type": "application/x-amz-json-1.1"})
+    SigV4Auth(Credentials("AKIDEMU", "s3cret"), "sagemaker", "us-east-1").add_auth(request)
+    return dict(request.headers), body
+
+
+def test_sigv4_hashes_the_body_instead_of_trusting_a_declared_hash(signed):
+    """Issue 25 item 4: a captured CreateModel replayed with another body plus an unsigned
+    X-Amz-Content-SHA256 of the original body created the tampered model; UNSIGNED-PAYLOAD was
+    accepted on SageMaker calls."""
+    import hashlib
+
+    headers, body = _captured_create_model(signed, "honest")
+    tampered = body.replace(b"honest", b"evil00")
+    for extra in ({"X-Amz-Content-SHA256": hashlib.sha256(body).hexdigest()}, {"X-Amz-Content-SHA256": "UNSIGNED-PAYLOAD"}):
+        status, answer_headers, _ = signed.post("/", tampered, {**headers, **extra})
+        assert (status, answer_headers["x-amzn-ErrorType"]) == (403, "InvalidSignatureException")
+    status, _, _ = signed.post("/", body, headers)
+    assert status == 200  # the body it was signed with is still accepted
+    names = [m["ModelName"] for m in _signed_client(signed, "sagemaker").list_models()["Models"]]
+    assert "honest" in names and "evil00" not in names
+
+
+def test_sigv4_refuses_an_s3_body_that_differs_from_its_signed_hash(signed):
+    from botocore.auth import S3SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+
+    _signed_client(signed, "s3").create_bucket(Bucket="hashed")
+    request = AWSRequest("PUT", signed.url + "/hashed/k", data=b"signed body")
+    S3SigV4Auth(Credentials("AKIDEMU", "s3cret"), "s3", "us-east-1").add_auth(request)
+    def put(body: bytes) -> tuple[int, bytes]:
+        import http.client
+
+        connection = http.client.HTTPConnection(signed.host, signed.port, timeout=10)
+        try:
+            connection.request("PUT", "/hashed/k", body, dict(request.headers))
+            answer = connection.getresponse()
+            return answer.status, answer.read()
+        finally:
+            connection.close()
+
+    status, answer = put(b"other body!")  # before: stored
+    assert status == 400 and b"<Code>XAmzContentSHA256Mismatch</Code>" in answer
+    assert put(b"signed body")[0] == 200
+    assert _signed_client(signed, "s3").get_object(Bucket="hashed", Key="k")["Body"].read() == b"signed body"
