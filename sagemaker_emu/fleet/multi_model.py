@@ -23,6 +23,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Callable, Sequence
+from urllib.parse import quote
 
 from sagemaker_emu.fleet import model_data
 from sagemaker_emu.fleet.api import InstanceView, LoadFailed, Loaded, TargetNotFound
@@ -63,6 +64,7 @@ class MultiModels:
     def __init__(self, prefix: str, cache_enabled: bool, memory_bytes: int | None, max_models: int,
                  fetch: Callable[[model_data.ModelSource, Path], object]) -> None:
         self.prefix = prefix if prefix.endswith("/") else prefix + "/"
+        self.local = self.prefix.startswith("file://")
         self.cache_enabled = cache_enabled
         self.memory_bytes = memory_bytes  # None: an instance type the table does not know
         self.max_models = max_models  # 0: no count limit
@@ -78,7 +80,14 @@ class MultiModels:
                 cache = self._caches[instance.id] = ModelCache(instance.pid)
             return cache
 
+    def key(self, target: str) -> str:
+        """The name a model is held under: an S3 TargetModel as given (S3 keys are not paths);
+        under a local prefix, the path it names, so that `./a.tar.gz`, `a.tar.gz/` and
+        `a.tar.gz` are one model, not three copies."""
+        return str(PurePosixPath(target)) if self.local else target
+
     def holding(self, instances: Sequence[InstanceView], target: str) -> tuple[InstanceView, ...]:
+        target = self.key(target)
         return tuple(i for i in instances if target in self._cache(i).held)
 
     def loaded(self, instance: InstanceView) -> list[str]:
@@ -87,6 +96,7 @@ class MultiModels:
             return list(cache.held)
 
     def ensure(self, instance: InstanceView, target: str) -> Loaded:
+        target = self.key(target)
         cache = self._cache(instance)
         started = time.perf_counter()
         with cache.loading_lock(target):
@@ -146,7 +156,11 @@ class MultiModels:
         relative = PurePosixPath(target)
         if relative.is_absolute() or ".." in relative.parts:
             raise model_data.ModelDataError(f"TargetModel {target} must be a path relative to the model's prefix")
-        source = model_data.ModelSource(self.prefix + target, compressed=target.endswith((".tar.gz", ".tgz")))
+        if self.local and not relative.parts:
+            raise model_data.ModelDataError(f"TargetModel {target} names the model's prefix itself, not a model in it")
+        # a local name is quoted into the file:// URL, so that `#`, `?` and `%41` stay part of it
+        url = self.prefix + (quote(target, safe="/") if self.local else target)
+        source = model_data.ModelSource(url, compressed=target.endswith((".tar.gz", ".tgz")))
         if source.url.startswith("file://"):  # a local prefix: the model must lie inside it
             local = model_data.local_path(source.url)
             if not local.resolve().is_relative_to(model_data.local_path(self.prefix).resolve()):

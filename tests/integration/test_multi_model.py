@@ -150,10 +150,30 @@ def test_a_local_prefix_keeps_target_models_inside_it(server, sm, rt, tmp_path):
     for escape in ("../secret.tar.gz", "sub/../../secret.tar.gz"):
         with pytest.raises(rt.exceptions.ValidationError, match="relative to the model's prefix"):
             call(rt, escape, endpoint="local")
-    with pytest.raises(rt.exceptions.ValidationError, match="%2e%2e/secret.tar.gz leaves the model's prefix"):
-        call(rt, "%2e%2e/secret.tar.gz", endpoint="local")  # file:// URLs are unquoted: checked after
+    with pytest.raises(rt.exceptions.ValidationError, match="does not exist"):
+        call(rt, "%2e%2e/secret.tar.gz", endpoint="local")  # a literal name under the prefix, not URL syntax
     with pytest.raises(rt.exceptions.ValidationError, match="cannot be read: File name too long"):
         call(rt, "a" * 1000, endpoint="local")  # was a 500
+
+
+def test_a_local_prefix_names_each_model_once_and_any_legal_name_loads(server, sm, rt, tmp_path):
+    """Issue 25 item 7: `.` loaded the whole prefix as one model; `./a`, `a/` and `sub//a` loaded
+    copies of one file; `#`, `?` and `%41` were read as URL syntax and did not load."""
+    models = tmp_path / "models"
+    (models / "sub").mkdir(parents=True)
+    for name, weight in (("double.tar.gz", b"2"), ("h#sh.tar.gz", b"3"), ("q?.tar.gz", b"4"), ("p%41.tar.gz", b"5"),
+                         ("sub/deep.tar.gz", b"6")):
+        (models / name).write_bytes(tarball({"code/inference.py": INFERENCE, "weight.txt": weight}))
+    deploy(sm, "names", container={"Image": SKLEARN, "Mode": "MultiModel", "ModelDataUrl": f"file://{models}/"})
+    with pytest.raises(rt.exceptions.ValidationError, match="names the model's prefix itself"):
+        call(rt, ".", endpoint="names")
+    for spelling in ("double.tar.gz", "./double.tar.gz", "double.tar.gz/"):
+        assert call(rt, spelling, endpoint="names")["y"] == [2.0, 4.0]
+    assert call(rt, "sub//deep.tar.gz", endpoint="names")["y"] == call(rt, "sub/deep.tar.gz", endpoint="names")["y"]
+    for name, weight in (("h#sh.tar.gz", 3.0), ("q?.tar.gz", 4.0), ("p%41.tar.gz", 5.0)):
+        assert call(rt, name, endpoint="names")["y"] == [weight, 2 * weight]
+    [held] = loaded(server, "names").values()
+    assert sorted(held) == sorted(["double.tar.gz", "sub/deep.tar.gz", "h#sh.tar.gz", "q?.tar.gz", "p%41.tar.gz"])
 
 
 def test_where_multi_model_models_cannot_run_the_endpoint_fails_saying_why(server, sm):
