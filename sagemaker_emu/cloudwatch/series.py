@@ -2,23 +2,24 @@
 statistics (sum, count, min, max), kept for `retention_s` (CloudWatch keeps 1-second data for
 3 hours) and at most `max_series` series (the least recently written goes first).
 
-Memory is bounded: a bucket is a 4-list (about 160 bytes with its dict slot and floats); a
-series written every second for 3 hours holds 10,800 of them (~1.7 MB). A variant's eight
-invocation series hold 13.8 MB after 3 busy hours, 23.4 MB with the percentile bins below
-(`bench record --memory`), so a few busy endpoints take tens of MB and dozens take hundreds;
-`max_series` caps the number of series.
-
-Series that receive single values (not statistic sets) also keep percentile bins
-(cloudwatch/sketch.py): per second for the last `DETAIL_S`, then merged per minute; a bin set
-never holds more than the value range's bins (~700 from 100 us to 100 s).
+Memory is bounded and packed: a series keeps its seconds in one array of integers and their
+statistics in one array of floats (40 bytes a second, against some 240 as a dict of lists), so
+a series written every second for 3 hours holds 0.4 MB. Series that receive single values (not
+statistic sets) also keep percentile bins (cloudwatch/sketch.py): per second for the last
+`DETAIL_S`, then merged per minute; a second's or a minute's bins are packed into two arrays
+once it is complete (a dict while it still receives values); a bin set never holds more than
+the value range's bins (~700 from 100 us to 100 s).
+`bench record --memory` measures what one busy variant's eight series hold (docs/performance.md).
 """
 
 from __future__ import annotations
 
+import bisect
 import collections
 import math
 import threading
 import time
+from array import array
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Sequence
 
@@ -41,15 +42,43 @@ def dimensions(pairs: Iterable[tuple[str, str]] | Sequence[dict]) -> Dimensions:
     return tuple(sorted(items))
 
 
+class Packed:
+    """A complete minute's percentile bins, as two arrays (16 bytes a bin, not ~100 as a dict
+    entry); read with `items()` like a dict of bins."""
+
+    __slots__ = ("keys", "counts")
+
+    def __init__(self, bins: Bins) -> None:
+        ordered = sorted(bins.items())
+        self.keys = array("q", (k for k, _ in ordered))
+        self.counts = array("d", (c for _, c in ordered))
+
+    def items(self):
+        return zip(self.keys, self.counts)
+
+
 @dataclass
 class Series:
     unit: str = "None"
-    buckets: dict[int, list[float]] = field(default_factory=dict)  # second -> [sum, count, min, max]
-    order: collections.deque = field(default_factory=collections.deque)  # seconds, oldest first
+    seconds: array = field(default_factory=lambda: array("q"))  # seconds holding data, ascending
+    stats: array = field(default_factory=lambda: array("d"))  # [sum, count, min, max] for each of them
+    head: int = 0  # the oldest second still kept; those before it are dropped in batches
     touched: float = 0.0
-    sketches: dict[int, Bins] = field(default_factory=dict)  # second -> percentile bins (recent)
+    sketches: dict[int, Bins | Packed] = field(default_factory=dict)  # second -> percentile bins (recent)
     sketch_order: collections.deque = field(default_factory=collections.deque)  # their seconds, oldest first
-    minutes: dict[int, Bins] = field(default_factory=dict)  # minute start -> bins (older than DETAIL_S)
+    minutes: dict[int, Bins | Packed] = field(default_factory=dict)  # minute start -> bins (older than DETAIL_S)
+    open_minute: int | None = None  # the minute still receiving seconds: a dict until the next begins
+
+    def merge_minute(self, minute: int, bins: Bins | Packed) -> None:
+        if self.open_minute is None or minute > self.open_minute:  # a new minute: the one before is complete
+            previous = self.minutes.get(self.open_minute) if self.open_minute is not None else None
+            if isinstance(previous, dict):
+                self.minutes[self.open_minute] = Packed(previous)
+            self.open_minute = minute
+        held = self.minutes.get(minute)
+        held = dict(held.items()) if isinstance(held, Packed) else (held or {})  # packed: a late value, rare
+        sketch.merge(held, bins)
+        self.minutes[minute] = held if minute == self.open_minute else Packed(held)
 
 
 class MetricStore:
@@ -85,7 +114,7 @@ class MetricStore:
         order = series.sketch_order
         if order and second < order[-1] - DETAIL_S:  # a late value: straight into its minute
             if second >= order[-1] - self.retention_s:
-                sketch.merge(series.minutes.setdefault(second // 60 * 60, {}), bins)
+                series.merge_minute(second // 60 * 60, bins)
             return
         held = series.sketches.get(second)
         if held is None:
@@ -93,12 +122,16 @@ class MetricStore:
             if order and second < order[-1]:  # late within the window: keep the order sorted
                 order = series.sketch_order = collections.deque(sorted((*order, second)))
             else:
+                if order and isinstance(series.sketches[order[-1]], dict):  # the second before is complete
+                    series.sketches[order[-1]] = Packed(series.sketches[order[-1]])
                 order.append(second)
+        elif isinstance(held, Packed):  # a late value for a finished second
+            held = series.sketches[second] = dict(held.items())
         sketch.merge(held, bins)
         horizon = order[-1] - DETAIL_S
         while order[0] < horizon:  # seconds leaving the detail window merge into their minute
             old = order.popleft()
-            sketch.merge(series.minutes.setdefault(old // 60 * 60, {}), series.sketches.pop(old))
+            series.merge_minute(old // 60 * 60, series.sketches.pop(old))
             while series.minutes and next(iter(series.minutes)) < old - self.retention_s:
                 del series.minutes[next(iter(series.minutes))]  # minutes arrive in order: the first is oldest
 
@@ -112,21 +145,31 @@ class MetricStore:
             series = self._series[key] = Series(unit=unit)
         series.touched = when
         second = int(when)
-        bucket = series.buckets.get(second)
-        if bucket is None:
-            series.buckets[second] = [total, count, minimum, maximum]
-            if series.order and second < series.order[-1]:  # late datapoint: keep the order sorted
-                series.order = collections.deque(sorted((*series.order, second)))
-            else:
-                series.order.append(second)
-            horizon = second - self.retention_s
-            while series.order and series.order[0] < horizon:
-                series.buckets.pop(series.order.popleft(), None)
+        seconds, stats = series.seconds, series.stats
+        newest = seconds[-1] if len(seconds) > series.head else None
+        if newest is None or second > newest:
+            seconds.append(second)
+            stats.extend((total, count, minimum, maximum))
         else:
-            bucket[0] += total
-            bucket[1] += count
-            bucket[2] = min(bucket[2], minimum)
-            bucket[3] = max(bucket[3], maximum)
+            if second < newest - self.retention_s:
+                return series  # older than anything kept
+            i = len(seconds) - 1 if second == newest else bisect.bisect_left(seconds, second, series.head)
+            if seconds[i] == second:  # nearly always the newest second
+                at = 4 * i
+                stats[at] += total
+                stats[at + 1] += count
+                stats[at + 2] = min(stats[at + 2], minimum)
+                stats[at + 3] = max(stats[at + 3], maximum)
+                return series
+            seconds.insert(i, second)  # a late datapoint between two kept seconds
+            stats[4 * i:4 * i] = array("d", (total, count, minimum, maximum))
+        horizon = seconds[-1] - self.retention_s
+        while series.head < len(seconds) and seconds[series.head] < horizon:
+            series.head += 1
+        if series.head > 1024 and 2 * series.head > len(seconds):  # drop the expired in one move
+            del seconds[:series.head]
+            del stats[:4 * series.head]
+            series.head = 0
         return series
 
     def forget(self, match: Callable[[Key], bool]) -> None:
@@ -155,9 +198,12 @@ class MetricStore:
             if series is None:
                 return []
             periods: dict[int, list[float]] = {}
-            for second, (total, count, minimum, maximum) in series.buckets.items():
-                if not start <= second < end:
-                    continue
+            seconds, stats = series.seconds, series.stats
+            first = bisect.bisect_left(seconds, math.ceil(start), series.head)
+            last = bisect.bisect_left(seconds, math.ceil(end), first)
+            for i in range(first, last):
+                second = seconds[i]
+                total, count, minimum, maximum = stats[4 * i:4 * i + 4]
                 index = int((second - start) // period)
                 agg = periods.get(index)
                 if agg is None:

@@ -89,3 +89,23 @@ def test_percentiles_of_negative_zero_and_positive_values():
         sketch.add(bins, v)
     shown = [sketch.percentile(bins, p, -500.0, 700.0) for p in (10, 25, 30, 50, 70, 90)]
     assert shown == [pytest.approx(v, rel=0.011) for v in (-500.0, -20.0, -1.0, 0.0, 3.0, 700.0)]
+
+
+def test_late_values_land_in_packed_seconds_and_minutes_as_in_open_ones():
+    """Complete seconds and minutes are packed into arrays; a value arriving late for one (a
+    PutMetricData with a past timestamp) still counts, in its bucket and its bins."""
+    from sagemaker_emu.cloudwatch import series
+
+    store = MetricStore()
+    store.put([(KEY, 1.0, "None", float(t)) for t in range(0, 1000, 2)])  # every other second
+    held = store._series[KEY]
+    assert isinstance(held.sketches[900], series.Packed) and isinstance(held.minutes[0], series.Packed)
+    store.put([(KEY, 5.0, "None", 901.0), (KEY, 5.0, "None", 900.0), (KEY, 7.0, "None", 30.0)])  # late ones
+    assert [agg for when, agg in store.aggregate(KEY, 900.0, 902.0, 1.0)] == \
+        [[6.0, 2.0, 1.0, 5.0], [5.0, 1.0, 5.0, 5.0]]  # into a kept second, and between two
+    assert store.aggregate(KEY, 30.0, 31.0, 1.0) == [(30.0, [8.0, 2.0, 1.0, 7.0])]
+    bins = store.percentile_bins(KEY, 0.0, 1000.0, 1000.0)[0.0]
+    assert sum(count for _, count in bins.items()) == 503  # 500 + the 3 late values, each once
+    from sagemaker_emu.cloudwatch.sketch import bin_of
+
+    assert store.percentile_bins(KEY, 0.0, 60.0, 60.0)[0.0] == {bin_of(1.0): 30.0, bin_of(7.0): 1.0}
