@@ -21,7 +21,7 @@ import re
 import tempfile
 import time
 from pathlib import Path
-from urllib.parse import SplitResult, parse_qsl, quote
+from urllib.parse import SplitResult, quote, unquote
 
 from botocore.utils import normalize_url_path
 
@@ -68,10 +68,10 @@ class SigV4Verifier:
             return ("IncompleteSignatureException", "Authorization header requires 'Credential', "
                     "'Signature' and 'SignedHeaders' parameters, signed with AWS4-HMAC-SHA256.")
         credential, signed, signature = match.groups()
-        return self._check(environ, credential, signed, signature, environ.get("HTTP_X_AMZ_DATE", ""), query, None)
+        return self._check(environ, credential, signed, signature, environ.get("HTTP_X_AMZ_DATE", ""), query)
 
     def _presigned(self, environ: dict, query: str) -> tuple[str, str] | None:
-        params = dict(parse_qsl(query, keep_blank_values=True))
+        params = _params(query)
         if params.get("X-Amz-Algorithm") != "AWS4-HMAC-SHA256" or not all(
                 params.get(k) for k in ("X-Amz-Credential", "X-Amz-SignedHeaders", "X-Amz-Date", "X-Amz-Signature")):
             return ("AuthorizationQueryParametersError", "Query-string authentication version 4 requires the "
@@ -86,8 +86,7 @@ class SigV4Verifier:
             return ("AccessDenied", "Request has expired")
         unsigned_query = "&".join(p for p in query.split("&") if not p.startswith("X-Amz-Signature="))
         return self._check(environ, params["X-Amz-Credential"], params["X-Amz-SignedHeaders"],
-                           params["X-Amz-Signature"], params["X-Amz-Date"], unsigned_query, UNSIGNED_PAYLOAD,
-                           presigned=True)
+                           params["X-Amz-Signature"], params["X-Amz-Date"], unsigned_query, presigned=True)
 
     def _presigned_v2(self, environ: dict, query: str) -> tuple[str, str] | None:
         """An S3 URL presigned with signature version 2, which boto3 still makes by default:
@@ -95,7 +94,7 @@ class SigV4Verifier:
         the resource (the bucket's path, with the sub-resources S3 signs), as botocore signs it."""
         from botocore.auth import HmacV1Auth
 
-        params = dict(parse_qsl(query, keep_blank_values=True))
+        params = _params(query)
         secret = self.keys.get(params.get("AWSAccessKeyId", ""))
         if secret is None:
             return ("UnrecognizedClientException", "The security token included in the request is invalid.")
@@ -120,7 +119,7 @@ class SigV4Verifier:
             "InvalidSignatureException", MISMATCH)
 
     def _check(self, environ: dict, credential: str, signed: str, signature: str, stamp: str, query: str,
-               payload: str | None, presigned: bool = False) -> tuple[str, str] | None:
+               presigned: bool = False) -> tuple[str, str] | None:
         parts = credential.split("/")
         if len(parts) != 5 or parts[4] != "aws4_request":
             return ("IncompleteSignatureException", f"Credential '{credential[:200]}' is not well formed.")
@@ -139,7 +138,9 @@ class SigV4Verifier:
         names = signed.split(";")
         if "host" not in names or stamp[:8] != day:
             return ("InvalidSignatureException", MISMATCH)
-        if payload is None:
+        if presigned and service == "s3":  # S3's presigned URLs sign no payload (botocore's S3SigV4QueryAuth)
+            payload = UNSIGNED_PAYLOAD
+        else:
             payload, refused = _payload(environ, service, names)
             if refused is not None:
                 return refused
@@ -160,6 +161,11 @@ class SigV4Verifier:
             key = hmac.new(key, part.encode(), hashlib.sha256).digest()
         expected = hmac.new(key, to_sign.encode(), hashlib.sha256).hexdigest()
         return None if hmac.compare_digest(expected, signature) else ("InvalidSignatureException", MISMATCH)
+
+
+def _params(query: str) -> dict[str, str]:
+    """A query's parameters, percent-decoded only: a `+` stays a plus (a base64 signature)."""
+    return {unquote(k): unquote(v) for k, _, v in (p.partition("=") for p in query.split("&") if p)}
 
 
 def _when(stamp: str) -> datetime.datetime:
