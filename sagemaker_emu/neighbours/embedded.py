@@ -85,7 +85,7 @@ class _Shielded:
         try:
             return self.app(environ, start_response)
         except Exception as exc:
-            status, headers, body = failure(self.service, environ.get("REQUEST_METHOD", ""),
+            status, headers, body = _failure(self.service, environ.get("REQUEST_METHOD", ""),
                                             environ.get("PATH_INFO", ""), environ.get("CONTENT_TYPE") or "", exc)
             start_response(status, headers)
             return [body]
@@ -98,7 +98,7 @@ _UNREADABLE = (ExpatError, RecursionError)
 _UNREADABLE_MESSAGES = ("entities are disabled",)
 
 
-def failure(service: str, method: str, path: str, content_type: str, exc: BaseException) -> tuple[str, list, bytes]:
+def _failure(service: str, method: str, path: str, content_type: str, exc: BaseException) -> tuple[str, list, bytes]:
     """An exception inside an embedded service, as an AWS error in the protocol the caller's
     client reads (never Flask's HTML page): 400 if the body could not be read, else 500."""
     unreadable = isinstance(exc, _UNREADABLE) or str(exc) in _UNREADABLE_MESSAGES
@@ -117,5 +117,5 @@ def _flask_failure(service: str, error) -> Response:
     from flask import request
 
     cause = getattr(error, "original_exception", None) or error
-    status, headers, body = failure(service, request.method, request.path, request.content_type or "", cause)
+    status, headers, body = _failure(service, request.method, request.path, request.content_type or "", cause)
     return Response(body, status=int(status.split()[0]), headers=headers)
