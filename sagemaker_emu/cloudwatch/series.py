@@ -43,7 +43,7 @@ def dimensions(pairs: Iterable[tuple[str, str]] | Sequence[dict]) -> Dimensions:
 
 
 class Packed:
-    """A complete minute's percentile bins, as two arrays (16 bytes a bin, not ~100 as a dict
+    """A complete second's or minute's percentile bins, as two arrays (16 bytes a bin, not ~100 as a dict
     entry); read with `items()` like a dict of bins."""
 
     __slots__ = ("keys", "counts")
