@@ -34,11 +34,17 @@ def redirected(service_name: str, endpoint_url: str | None) -> str | None:
     host = (urlsplit(endpoint_url).hostname or "").lower()
     if not host.endswith(AWS_DOMAINS):
         return endpoint_url
-    from botocore import utils  # loaded by now: botocore is creating a client
+    return os.environ.get(endpoint_variable(service_name)) or endpoint_url
 
-    name = utils.SERVICE_NAME_ALIASES.get(service_name, service_name)
+
+def endpoint_variable(client: str) -> str:
+    """The variable botocore reads for `client`'s endpoint, named as botocore names it (from the
+    client name, its aliases and hyphenated service ids, without loading the service's model)."""
+    from botocore import utils  # imported only when asked: this file may run as sitecustomize
+
+    name = utils.SERVICE_NAME_ALIASES.get(client, client)
     service_id = utils.CLIENT_NAME_TO_HYPHENIZED_SERVICE_ID_OVERRIDES.get(name, name)
-    return os.environ.get("AWS_ENDPOINT_URL_" + service_id.replace("-", "_").upper()) or endpoint_url
+    return "AWS_ENDPOINT_URL_" + service_id.replace("-", "_").upper()
 
 
 def patch(session_module) -> None:

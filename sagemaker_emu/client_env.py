@@ -26,21 +26,11 @@ CLIENTS = ("sagemaker", "sagemaker-runtime", "cloudwatch", "logs", "application-
 DUMMY_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
 
 
-def endpoint_variable(client: str) -> str:
-    """The variable botocore reads for `client`'s endpoint, named as botocore names it (from the
-    client name, its aliases and hyphenated service ids, without loading the service's model)."""
-    from botocore import utils
-
-    name = utils.SERVICE_NAME_ALIASES.get(client, client)
-    service_id = utils.CLIENT_NAME_TO_HYPHENIZED_SERVICE_ID_OVERRIDES.get(name, name)
-    return "AWS_ENDPOINT_URL_" + service_id.replace("-", "_").upper()
-
-
 def endpoint_variables(url: str, elsewhere: dict[str, str] | None = None) -> dict[str, str]:
     """Each served client's variable -> `url`, or the URL `elsewhere` gives it (a real S3 the
     emulator was started with, `--s3-endpoint`, which it then does not serve itself)."""
     elsewhere = elsewhere or {}
-    return {endpoint_variable(client): elsewhere.get(client, url) for client in CLIENTS}
+    return {aws_hosts.endpoint_variable(client): elsewhere.get(client, url) for client in CLIENTS}
 
 
 def _private(path: Path) -> bool:

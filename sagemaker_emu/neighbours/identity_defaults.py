@@ -23,6 +23,7 @@ from urllib.parse import parse_qsl
 
 from sagemaker_emu.protocol import query
 from sagemaker_emu.protocol.errors import request_id
+from sagemaker_emu.protocol.services import credential
 from sagemaker_emu.service_model import service_model
 
 log = logging.getLogger("sagemaker_emu.neighbours")
@@ -31,15 +32,14 @@ EXECUTION_ROLE = "SageMakerEmuExecutionRole"  # the caller's role, for the SDK's
 SESSION = "sagemaker-emu"
 TRUST_SAGEMAKER = json.dumps({"Version": "2012-10-17", "Statement": [{
     "Effect": "Allow", "Principal": {"Service": "sagemaker.amazonaws.com"}, "Action": "sts:AssumeRole"}]})
-MAX_FORM_BYTES = 1024 * 1024
 _creating = threading.Lock()  # two first calls at once must not both create the role
 
 
 def _form(environ: dict) -> dict[str, str] | None:
-    """A query-protocol call's form, read and put back for moto; None if it is not one."""
+    """A query-protocol call's form, read and put back for moto; None if it is not one. Its size
+    is bounded in front of these apps (embedded.py's _BoundedForms)."""
     length = int(environ.get("CONTENT_LENGTH") or 0)
-    if not (environ.get("CONTENT_TYPE") or "").startswith("application/x-www-form-urlencoded") or \
-            length > MAX_FORM_BYTES:
+    if not (environ.get("CONTENT_TYPE") or "").startswith("application/x-www-form-urlencoded"):
         return None
     body = environ["wsgi.input"].read(length) if length else b""
     environ["wsgi.input"] = io.BytesIO(body)  # moto reads it again
@@ -64,11 +64,13 @@ def ensure_role(account: str, name: str) -> str:
     return role.arn
 
 
-class IamDefaults:
+class _InFrontOfMoto:
     def __init__(self, app: Callable, account: str) -> None:
         self.app = app
         self.account = account
 
+
+class IamDefaults(_InFrontOfMoto):
     def __call__(self, environ: dict, start_response) -> Iterable[bytes]:
         form = _form(environ)
         action = form.get("Action") if form else None
@@ -91,14 +93,11 @@ class IamDefaults:
         return [data]
 
 
-class StsDefaults:
-    def __init__(self, app: Callable, account: str) -> None:
-        self.app = app
-        self.account = account
-
+class StsDefaults(_InFrontOfMoto):
     def __call__(self, environ: dict, start_response) -> Iterable[bytes]:
         form = _form(environ)
-        if form and form.get("Action") == "GetCallerIdentity" and not self._issued(_access_key(environ)):
+        scope = credential(environ)
+        if form and form.get("Action") == "GetCallerIdentity" and not self._issued(scope[0] if scope else None):
             return self._caller(start_response)
         return self.app(environ, start_response)
 
@@ -121,14 +120,3 @@ class StsDefaults:
         start_response("200 OK", [("Content-Type", "text/xml"), ("Content-Length", str(len(data)))])
         return [data]
 
-
-def _access_key(environ: dict) -> str | None:
-    """The key id of the request's SigV4 credential (header or presigned query)."""
-    source = environ.get("HTTP_AUTHORIZATION") or ""
-    marker = "Credential="
-    if marker not in source:
-        source, marker = environ.get("QUERY_STRING") or "", "X-Amz-Credential="
-    start = source.find(marker)
-    if start < 0:
-        return None
-    return source[start + len(marker):].split("/", 1)[0].split("%2F", 1)[0] or None

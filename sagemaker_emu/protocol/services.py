@@ -17,23 +17,36 @@ from sagemaker_emu.service_model import wire_protocol
 OWN = "sagemaker"
 
 
-def signing_service(environ: dict) -> str | None:
-    """The service of the request's SigV4 scope (`Credential=AKID/day/region/service/aws4_request`).
-    Of our services only S3 still takes SigV2 (`AWS key:signature`, or a presigned URL's
-    `AWSAccessKeyId`), so such a request is S3's."""
+def credential(environ: dict) -> list[str] | None:
+    """The request's SigV4 credential, `[key id, day, region, service, "aws4_request"]`, from the
+    `Authorization` header or a presigned URL's `X-Amz-Credential`; None without one."""
     scope = environ.get("HTTP_AUTHORIZATION")
     if scope:
         start = scope.find("Credential=")
         if start < 0:
-            return "s3" if scope.startswith("AWS ") else None
+            return None
         parts = scope[start + 11:].split(",", 1)[0].split("/")
     else:
         query = environ.get("QUERY_STRING", "")
         start = query.find("X-Amz-Credential=")
         if start < 0:
-            return "s3" if "AWSAccessKeyId=" in query and "Signature=" in query else None
+            return None
         parts = query[start + 17:].split("&", 1)[0].replace("%2F", "/").replace("%2f", "/").split("/")
-    return parts[3].lower() if len(parts) == 5 else None
+    return parts if len(parts) == 5 else None
+
+
+def signing_service(environ: dict) -> str | None:
+    """The service of the request's SigV4 scope (`Credential=AKID/day/region/service/aws4_request`).
+    Of our services only S3 still takes SigV2 (`AWS key:signature`, or a presigned URL's
+    `AWSAccessKeyId`), so such a request is S3's."""
+    parts = credential(environ)
+    if parts is not None:
+        return parts[3].lower()
+    scope = environ.get("HTTP_AUTHORIZATION")
+    if scope:
+        return "s3" if scope.startswith("AWS ") and "Credential=" not in scope else None
+    query = environ.get("QUERY_STRING", "")
+    return "s3" if "X-Amz-Credential=" not in query and "AWSAccessKeyId=" in query and "Signature=" in query else None
 
 
 class ServiceRouter:
