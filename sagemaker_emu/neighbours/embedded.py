@@ -18,7 +18,7 @@ from xml.parsers.expat import ExpatError
 from werkzeug.wrappers import Response
 
 from sagemaker_emu.neighbours.identity_defaults import IamDefaults, StsDefaults
-from sagemaker_emu.neighbours.s3_streaming import StreamingGets
+from sagemaker_emu.neighbours.s3_large_objects import LargeObjects
 from sagemaker_emu.protocol.errors import edge_error
 from sagemaker_emu.service_model import wire_protocol
 
@@ -57,8 +57,8 @@ class EmbeddedServices:
                         inner = IamDefaults(inner, self.account)
                     elif service == "sts":  # the dummy key's caller is a role, as the SDK expects
                         inner = StsDefaults(inner, self.account)
-                    elif service == "s3":  # large objects leave as a stream, not a copy in memory
-                        inner = StreamingGets(inner, self.account)
+                    elif service == "s3":  # large objects arrive on disk and leave as a stream
+                        inner = LargeObjects(inner, self.account)
                     if wire_protocol(service) == "query":  # moto reads a form in time quadratic in its size
                         inner = _BoundedForms(inner, service)
                     app = self._apps[backend] = _Shielded(inner, service, self.account)

@@ -167,19 +167,3 @@ def test_the_neighbours_live_in_the_emulators_account():
         assert other.client("sts").get_caller_identity()["Account"] == "210987654321"
         topic = other.client("sns").create_topic(Name="t")["TopicArn"]
         assert topic == "arn:aws:sns:us-east-1:210987654321:t"
-
-
-def test_large_objects_leave_the_embedded_s3_as_a_stream(local):
-    """Objects of 8 MiB and more are streamed from moto's stored copy; the answer is moto's."""
-    import os
-
-    s3 = local.client("s3")
-    s3.create_bucket(Bucket="large")
-    data = os.urandom(9 * 1024 * 1024)
-    s3.put_object(Bucket="large", Key="m.bin", Body=data, ContentType="application/x-tar", Metadata={"who": "me"})
-    answer = s3.get_object(Bucket="large", Key="m.bin")
-    assert answer["Body"].read() == data and answer["ContentType"] == "application/x-tar"
-    assert answer["Metadata"] == {"Who": "me"} and answer["ContentLength"] == len(data)
-    assert answer["ETag"] == s3.head_object(Bucket="large", Key="m.bin")["ETag"]
-    ranged = s3.get_object(Bucket="large", Key="m.bin", Range="bytes=5-9")  # moto's own path
-    assert ranged["Body"].read() == data[5:10]

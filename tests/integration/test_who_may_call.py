@@ -208,6 +208,21 @@ def test_sigv4_accepts_s3_keys_that_need_encoding(signed, key):
     assert s3.get_object(Bucket="signed-keys", Key=key)["Body"].read() == b"kept"
 
 
+def test_sigv4_large_uploads_are_verified_then_stored_from_disk(signed):
+    """A signed body of 8 MiB or more is hashed by the verifier and spooled by the embedded S3
+    (issue 25 item 3); both read the same bytes, once each."""
+    import io
+    import os
+
+    s3 = _signed_client(signed, "s3")
+    s3.create_bucket(Bucket="signed-large")
+    data = os.urandom(9 * 1024 * 1024)
+    s3.put_object(Bucket="signed-large", Key="a b+\u00fc", Body=data, ChecksumAlgorithm="CRC32")
+    assert s3.get_object(Bucket="signed-large", Key="a b+\u00fc")["Body"].read() == data
+    s3.upload_fileobj(io.BytesIO(data * 2), "signed-large", "multipart")
+    assert s3.get_object(Bucket="signed-large", Key="multipart")["Body"].read() == data * 2
+
+
 def test_sigv4_accepts_presigned_urls_and_refuses_them_expired_or_altered(signed):
     import requests
 
