@@ -92,16 +92,77 @@ class _Request(HTTPRequestParser):
             self.connection_close = True
 
 
+_CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+
+
 class _Channel(HTTPChannel):
+    """Waitress's channel, with the timeouts' bookkeeping, and a caller that half-closes told
+    from one that hung up.
+
+    End of stream while a request runs means either: the caller has sent everything and waits
+    for its answer (a half-close), or it has gone (a timeout, a crash), and its call to an
+    instance should stop. Waitress takes both for gone. Here the connection is asked: an
+    interim `100 Continue` (which HTTP/1.1 clients must accept and skip, RFC 9110 section 15.2)
+    is sent; a socket closed at the other end answers it with a reset, which the loop sees as a
+    hang-up at once, and the call is cancelled as before; a half-closed one takes it, and the
+    answer follows. Once an answer has begun, its own bytes are the question."""
+
     error_task_class = _ErrorTask
     parser_class = _Request
     request_started = 0.0  # when the request still arriving began, for the read timeout
     linger = False  # set once an error answer was sent: the caller may still be sending
+    half_closed = False  # the caller will send nothing more and waits for its answer
+    answering = False  # bytes of the running request's answer have been queued
 
     def received(self, data: bytes) -> bool:
         if self.request is None:
             self.request_started = time.monotonic()
         return super().received(data)
+
+    def readable(self) -> bool:
+        return not self.half_closed and super().readable()
+
+    def handle_read(self) -> None:
+        if not self.requests:  # nothing running: end of stream is the caller leaving
+            return super().handle_read()
+        try:
+            data = self.socket.recv(self.adj.recv_bytes)
+        except OSError:
+            data = None
+        if data:
+            self.last_activity = time.time()
+            self.received(data)
+        elif data == b"" and self._ask_whether_gone():
+            self.half_closed = True  # a reset now means gone; the answer closes the connection
+        else:
+            self.handle_close()
+
+    def _ask_whether_gone(self) -> bool:
+        """Send the interim answer that tells a half-close from a hang-up; False if it cannot
+        be sent (an HTTP/1.0 caller may not be sent one; the socket failed)."""
+        running = self.requests  # the request thread may empty it meanwhile
+        if not running or running[0].version != "1.1":
+            return False
+        with self.outbuf_lock:
+            if self.answering or self.total_outbufs_len:
+                return True  # bytes are on their way: they ask the same question
+            try:
+                return self.socket.send(_CONTINUE) == len(_CONTINUE)
+            except OSError:
+                return False
+
+    def write_soon(self, data) -> int:
+        with self.outbuf_lock:  # never after the interim answer has been decided on
+            self.answering = self.answering or bool(data)
+            return super().write_soon(data)
+
+    def service(self) -> None:
+        self.answering = False
+        super().service()
+        if self.half_closed and not self.requests:
+            with self.requests_lock:
+                self.close_when_flushed = True  # nothing more will come
+            self.server.pull_trigger()
 
     def handle_close(self) -> None:
         lingering = None

@@ -67,11 +67,31 @@ def _answer(srv, raw: bytes) -> bytes:
 
 
 def _status(answer: bytes) -> int:
+    """The final answer's status (interim 1xx answers skipped), or 0 if there is none."""
+    while answer.startswith(b"HTTP/1.1 1"):
+        answer = answer.partition(b"\r\n\r\n")[2]
     return int(answer.split(b" ", 2)[1]) if answer.startswith(b"HTTP/1.") else 0
 
 
 def _served(srv) -> int:
     return sum(i["served"] for v in srv.endpoint_view("echo")["variants"] for i in v["instances"])
+
+
+def test_a_caller_that_half_closes_gets_its_answer(hostile):
+    """Issue 25 item 7: a caller that sends its whole request and then half-closes waits for the
+    answer; before, the end of stream was taken for a hang-up (150 of 150 invokes unanswered).
+    The instance is slowed so that the half-close arrives while the call runs."""
+    rule = json.dumps({"kind": "slow_instance", "endpoint": "echo", "latency_ms": 1000, "times": 1}).encode()
+    assert hostile.post("/_emu/faults", rule, {"Content-Type": "application/json"})[0] == 201
+    answer = _exchange(hostile, INVOKE + b"Content-Length: 2\r\n\r\n{}")  # read until the server closes
+    assert _status(answer) == 200 and answer.endswith(b"\r\n\r\n{}")
+
+
+def test_a_control_call_half_closed_gets_its_answer(hostile):
+    raw = (b"POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Amz-Target: SageMaker.ListEndpoints\r\n"
+           b"Content-Type: application/x-amz-json-1.1\r\nContent-Length: 2\r\n\r\n{}")
+    answer = _exchange(hostile, raw)
+    assert _status(answer) == 200 and b'"Endpoints"' in answer
 
 
 def _still_serves(srv) -> None:
