@@ -58,7 +58,7 @@ class EmbeddedServices:
                     elif service == "sts":  # the dummy key's caller is a role, as the SDK expects
                         inner = StsDefaults(inner, self.account)
                     elif service == "s3":  # large objects arrive on disk and leave as a stream
-                        inner = LargeObjects(inner, self.account)
+                        inner = _BoundedDeletes(LargeObjects(inner, self.account))
                     if wire_protocol(service) == "query":  # moto reads a form in time quadratic in its size
                         inner = _BoundedForms(inner, service)
                     app = self._apps[backend] = _Shielded(inner, service, self.account)
@@ -130,22 +130,54 @@ class _BoundedForms:
         return [body]
 
 
+MAX_DELETE_OBJECTS = 1_000  # S3's DeleteObjects limit
+MAX_DELETE_BYTES = 4 * 1024 * 1024  # 1,000 keys of 1,024 bytes with their versions are about 1.1 MiB
+_MALFORMED_XML = "The XML you provided was not well-formed or did not validate against our published schema"
+
+
+class _BoundedDeletes:
+    """S3's DeleteObjects, refused past S3's limit of 1,000 keys as S3 refuses it (400
+    MalformedXML) before moto reads it: moto takes any number, at about 30 microseconds each."""
+
+    def __init__(self, app: Callable) -> None:
+        self.app = app
+
+    def __call__(self, environ: dict, start_response) -> Iterable[bytes]:
+        if environ.get("REQUEST_METHOD") != "POST" or "delete" not in environ.get("QUERY_STRING", "").split("&"):
+            return self.app(environ, start_response)
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        body = environ["wsgi.input"].read(length) if 0 < length <= MAX_DELETE_BYTES else b""
+        environ["wsgi.input"] = io.BytesIO(body)  # moto reads it again
+        if length > MAX_DELETE_BYTES or body.count(b"<Object>") + body.count(b"<Object ") > MAX_DELETE_OBJECTS:
+            status, headers, answer = edge_error(400, "MalformedXML", _MALFORMED_XML, "s3", "", "rest-xml")
+            start_response(status, headers)
+            return [answer]
+        return self.app(environ, start_response)
+
+
 # Exceptions that mean the caller's body could not be read (XML with entity declarations, which
 # moto's parsers refuse; malformed XML; JSON nested past the parser's recursion limit): AWS
 # answers those 400, S3 as MalformedXML, the others as their protocol's malformed-input error.
 _UNREADABLE = (ExpatError, RecursionError)
 _UNREADABLE_MESSAGES = ("entities are disabled",)
+# moto reads an S3 request's XML body (a subresource's configuration, CreateBucket's) by indexing
+# the parsed document: XML that parses but lacks an element fails with one of these, where S3
+# answers MalformedXML (`<Tagging><TagSet><TagSet/></TagSet></Tagging>` raised KeyError 'Tag').
+_S3_SCHEMA_MISMATCH = (KeyError, TypeError, AttributeError, IndexError)
 
 
-def _failure(service: str, method: str, path: str, content_type: str, exc: BaseException) -> tuple[str, list, bytes]:
+def _failure(service: str, method: str, path: str, content_type: str, exc: BaseException,
+             xml_body: bool = False) -> tuple[str, list, bytes]:
     """An exception inside an embedded service, as an AWS error in the protocol the caller's
-    client reads (never Flask's HTML page): 400 if the body could not be read, else 500."""
-    unreadable = isinstance(exc, _UNREADABLE) or str(exc) in _UNREADABLE_MESSAGES
+    client reads (never Flask's HTML page): 400 if the body could not be read, else 500.
+    `xml_body`: an S3 request with a body that configures a bucket or an object (not a PUT of
+    object data)."""
+    unreadable = isinstance(exc, _UNREADABLE) or str(exc) in _UNREADABLE_MESSAGES or (
+        service == "s3" and xml_body and isinstance(exc, _S3_SCHEMA_MISMATCH))
     if unreadable:
         log.info("the embedded %s service could not read %s %s: %s", service, method, path[:200], exc)
         code = "MalformedXML" if service == "s3" else "MalformedInput"
-        status, message = 400, ("The XML you provided was not well-formed or did not validate against our published "
-                                "schema" if service == "s3" else "The request body could not be read.")
+        status, message = 400, (_MALFORMED_XML if service == "s3" else "The request body could not be read.")
     else:
         log.error("the embedded %s service failed on %s %s", service, method, path[:200], exc_info=exc)
         code, status, message = "InternalFailure", 500, f"The embedded {service} service failed."
@@ -156,5 +188,9 @@ def _flask_failure(service: str, error) -> Response:
     from flask import request
 
     cause = getattr(error, "original_exception", None) or error
-    status, headers, body = _failure(service, request.method, request.path, request.content_type or "", cause)
+    # S3's XML bodies: on a bucket (CreateBucket, ?tagging...), or a subresource of an object
+    xml_body = bool(request.content_length) and request.method in ("PUT", "POST") and (
+        bool(request.query_string) or request.path.strip("/").count("/") == 0)
+    status, headers, body = _failure(service, request.method, request.path, request.content_type or "", cause,
+                                     xml_body)
     return Response(body, status=int(status.split()[0]), headers=headers)

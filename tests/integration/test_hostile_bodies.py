@@ -7,6 +7,9 @@ import time
 
 import cbor2
 import pytest
+from botocore.exceptions import ClientError
+
+from sagemaker_emu.testing import client
 
 
 def signed_for(service: str) -> dict:
@@ -148,3 +151,17 @@ def test_a_query_form_of_thousands_of_parameters_is_refused_before_moto_reads_it
                                                   "Tags.member.1.Key": "k", "Tags.member.1.Value": "v"}).encode(),
                                   headers)
     assert status == 200 and b"<TopicArn>" in body
+
+
+def test_delete_objects_past_s3s_limit_is_refused_as_s3_refuses_it(server):
+    """S3 takes at most 1,000 keys per DeleteObjects (400 MalformedXML); moto took 30,000 in
+    0.8 s of the server's CPU, and any number more."""
+    s3 = client(server.url, "s3")
+    s3.create_bucket(Bucket="deletes")
+    s3.put_object(Bucket="deletes", Key="k1", Body=b"x")
+    with pytest.raises(ClientError) as refused:
+        s3.delete_objects(Bucket="deletes", Delete={"Objects": [{"Key": f"k{i}"} for i in range(1001)]})
+    assert refused.value.response["Error"]["Code"] == "MalformedXML"
+    assert s3.get_object(Bucket="deletes", Key="k1")["Body"].read() == b"x"  # nothing deleted
+    deleted = s3.delete_objects(Bucket="deletes", Delete={"Objects": [{"Key": f"k{i}"} for i in range(1000)]})
+    assert len(deleted["Deleted"]) == 1000
