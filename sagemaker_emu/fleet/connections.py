@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 import time
 
-from sagemaker_emu.fleet.http1 import Connection
+from sagemaker_emu.fleet.container import Connection
 
 MAX_IDLE_S = 1.0
 

@@ -11,13 +11,12 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections import deque
 from pathlib import Path
 from typing import Callable, Sequence
 from urllib.parse import urlparse
 
+from sagemaker_emu.fleet import container
 from sagemaker_emu.fleet.connections import ConnectionPool
 from sagemaker_emu.fleet.images import Launch
 from sagemaker_emu.fleet.kv_sync import KvSync
@@ -149,9 +148,8 @@ class Instance:
 
     def ping(self) -> bool:
         try:
-            with urllib.request.urlopen(f"http://{self.host}:{self.port}/ping", timeout=PING_TIMEOUT_S) as resp:
-                return resp.status == 200
-        except (OSError, urllib.error.URLError, ValueError):
+            return container.request(self.host, self.port, "GET", "/ping", PING_TIMEOUT_S)[0] == 200
+        except (OSError, ValueError):  # ValueError: a status line or chunk size that is not a number
             return False
 
     def wait_healthy(self, deadline: float, cancelled: threading.Event) -> str | None:

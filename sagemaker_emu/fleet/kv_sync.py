@@ -15,7 +15,7 @@ import threading
 import time
 from typing import Sequence
 
-from sagemaker_emu.fleet.http1 import Connection
+from sagemaker_emu.fleet.container import Connection
 from sagemaker_emu.kv import events
 from sagemaker_emu.kv.index import KvIndex
 

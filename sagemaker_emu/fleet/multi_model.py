@@ -17,15 +17,13 @@ import json
 import shutil
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Callable, Sequence
 from urllib.parse import quote
 
-from sagemaker_emu.fleet import model_data
+from sagemaker_emu.fleet import container, model_data
 from sagemaker_emu.fleet.api import InstanceView, LoadFailed, Loaded, TargetNotFound
 
 LOAD_TIMEOUT_S = 360.0  # SageMaker lets a model download and load for up to 360 s
@@ -216,18 +214,16 @@ def _size(path: Path) -> int:
 
 def _call(instance: InstanceView, method: str, path: str, payload: dict | None) -> tuple[int, str]:
     """One model-management call to the instance's container: (status, its message)."""
-    data = json.dumps(payload).encode() if payload is not None else None
-    request = urllib.request.Request(f"http://{instance.host}:{instance.port}{path}", data=data, method=method,
-                                     headers={"Content-Type": "application/json"})
+    data = json.dumps(payload).encode() if payload is not None else b""
     try:
-        with urllib.request.urlopen(request, timeout=LOAD_TIMEOUT_S) as resp:
-            return resp.status, resp.read().decode("utf-8", "replace")
-    except urllib.error.HTTPError as exc:
-        body = exc.read().decode("utf-8", "replace")
+        status, raw = container.request(instance.host, instance.port, method, path, LOAD_TIMEOUT_S, data,
+                                        {"Content-Type": "application/json"})
+    except (OSError, ValueError) as exc:
+        return 500, f"The container could not be reached to load the model: {exc}"
+    body = raw.decode("utf-8", "replace")
+    if status >= 300:
         try:
             body = str(json.loads(body).get("message", body))
         except (ValueError, AttributeError):
             pass
-        return exc.code, body
-    except OSError as exc:
-        return 500, f"The container could not be reached to load the model: {exc}"
+    return status, body

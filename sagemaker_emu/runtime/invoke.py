@@ -27,7 +27,7 @@ from sagemaker_emu.errors import (
 )
 from sagemaker_emu.fleet.api import (DeploymentFailed, InstanceView, LoadFailed, Loaded, MultiModelView, TargetNotFound,
                                      component_key)
-from sagemaker_emu.fleet.http1 import Connection, Response
+from sagemaker_emu.fleet.container import Connection, Response
 from sagemaker_emu.fleet.load import Outcome, Saturated
 from sagemaker_emu.metrics import Metrics
 from sagemaker_emu.routing.strategies import RouteRequest

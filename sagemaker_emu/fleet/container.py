@@ -1,8 +1,11 @@
-"""A minimal HTTP/1.1 client for calls from the emulator to its instances.
+"""The client of SageMaker's container contract: every call from the emulator to an instance
+(`POST /invocations`, `GET /ping`, a multi-model container's `/models`, `/kv-events`).
 
-`http.client` parses every response's headers with the `email` package, a large share of
-an echo invocation's CPU. Instances answer plain HTTP/1.1 on loopback, so this client reads
-the status line, headers and a Content-Length, chunked or read-to-close body directly.
+A minimal HTTP/1.1 client: `http.client` parses every response's headers with the `email`
+package, a large share of an echo invocation's CPU. Instances answer plain HTTP/1.1 on
+loopback, so this client reads the status line, headers and a Content-Length, chunked or
+read-to-close body directly. A request body is bytes, or a `FileBody` sent from its file
+(an asynchronous input of up to 1 GB never enters memory).
 """
 
 from __future__ import annotations
@@ -11,7 +14,8 @@ import select
 import socket
 import time
 from dataclasses import dataclass
-from typing import Callable, Iterator
+from pathlib import Path
+from typing import Callable, Iterator, Union
 
 from sagemaker_emu.errors import CallerGone
 
@@ -23,6 +27,26 @@ class ProtocolError(OSError):
 
 
 WATCH_SLICE_S = 0.05  # how often a waiting call asks whether its caller is still there
+
+
+@dataclass(frozen=True)
+class FileBody:
+    """A request body kept in a file: its path and length (the file is the caller's)."""
+
+    path: Path
+    length: int
+
+    def head(self, limit: int) -> bytes:
+        """Its first `limit` bytes (what a router reads of it)."""
+        with open(self.path, "rb") as f:
+            return f.read(min(limit, self.length))
+
+
+Body = Union[bytes, FileBody]
+
+
+def body_length(body: Body) -> int:
+    return body.length if isinstance(body, FileBody) else len(body)
 
 
 @dataclass
@@ -67,16 +91,22 @@ class Connection:
         self._poller = None
         self._buf = b""
 
-    def send(self, method: str, path: str, body: bytes, headers: dict[str, str]) -> None:
+    def send(self, method: str, path: str, body: Body, headers: dict[str, str]) -> None:
         if self.sock is None:
             self.sock = socket.create_connection((self.host, self.port), timeout=self.timeout)
             self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.at_rest = False
-        lines = [f"{method} {path} HTTP/1.1", f"Host: {self.host}:{self.port}", f"Content-Length: {len(body)}"]
+        lines = [f"{method} {path} HTTP/1.1", f"Host: {self.host}:{self.port}", f"Content-Length: {body_length(body)}"]
         lines += [f"{k}: {v}" for k, v in headers.items()]
         # UTF-8: a header value is sent as the caller's client sent it (botocore writes UTF-8); a
         # TargetModel may begin with any non-space character, 😀 included, which latin-1 cannot carry
-        self.sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("utf-8") + body)
+        head = ("\r\n".join(lines) + "\r\n\r\n").encode("utf-8")
+        if isinstance(body, FileBody):
+            self.sock.sendall(head)
+            with open(body.path, "rb") as f:
+                self.sock.sendfile(f, 0, body.length)  # the kernel copies it: no buffer of ours
+        else:
+            self.sock.sendall(head + body)
 
     def _fill(self) -> bool:
         if self.watch is not None:
@@ -158,3 +188,16 @@ class Connection:
 
     def read_body(self, response: Response) -> bytes:
         return b"".join(self.iter_body(response))
+
+
+def request(host: str, port: int, method: str, path: str, timeout: float, body: bytes = b"",
+            headers: dict[str, str] | None = None) -> tuple[int, bytes]:
+    """One call on a connection of its own (a health check, a model load): status and body.
+    OSError (ProtocolError included) when the container cannot be reached or answers garbage."""
+    conn = Connection(host, port, timeout)
+    try:
+        conn.send(method, path, body, headers or {})
+        head = conn.read_head()
+        return head.status, conn.read_body(head)
+    finally:
+        conn.close()
