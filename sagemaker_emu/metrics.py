@@ -66,6 +66,12 @@ class Metrics:
         self.component_invocations: dict[tuple, int] = defaultdict(int)
         self.component_errors: dict[tuple, int] = defaultdict(int)
         self.model_setup: dict[tuple, Histogram] = defaultdict(Histogram)  # (endpoint, variant): cold starts
+        self.calls: dict[tuple, int] = defaultdict(int)  # (endpoint,): every call recorded, "" if none was found
+
+    def recorded(self, endpoint: str) -> None:
+        """One call, whatever became of it (runtime/dispatch.py's `finish`, once per call)."""
+        with self._lock:
+            self.calls[(endpoint,)] += 1
 
     def invoked(self, endpoint: str, variant: str, instance: str, model_s: float, overhead_s: float,
                 component: str | None = None, status: int = 200, instances: int = 1, concurrency: int = 1,
@@ -163,7 +169,7 @@ class Metrics:
 
     def _series(self) -> tuple[dict, ...]:
         return (self.invocations, self.model_latency, self.overhead_latency, self.errors,
-                self.component_invocations, self.component_errors, self.model_setup)
+                self.component_invocations, self.component_errors, self.model_setup, self.calls)
 
     def forget(self, endpoint: str, component: str | None = None) -> None:
         """Drop a deleted endpoint's (or one component's) series, so that create/delete cycles
@@ -184,6 +190,8 @@ class Metrics:
         """The text exposition; `in_flight` gives ((endpoint, variant, instance), count) now."""
         out: list[str] = []
         with self._lock:
+            _counter(out, "sagemaker_emu_calls_total", "Calls to an endpoint, each counted once whatever became of "
+                     "it (endpoint \"\" for names that match none).", ("endpoint",), self.calls)
             _counter(out, "sagemaker_emu_invocations_total", "Invocations answered by an instance.",
                      ("endpoint", "variant", "instance"), self.invocations)
             _counter(out, "sagemaker_emu_invocation_errors_total", "Invocations that failed, by error code.",

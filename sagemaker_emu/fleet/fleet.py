@@ -491,7 +491,7 @@ class ProcessDeployer:
 
     def __init__(self, state_dir: Path, image_map: ImageMap | None = None, seed: int | None = None,
                  stop_grace: float = 5.0, drain_timeout: float = 60.0,
-                 router_factory: Callable[[dict], Any] = lambda routing_config: None,
+                 router_factory: Callable[[dict, object], Any] = lambda routing_config, seed: None,
                  health: HealthChecks = HealthChecks(), model_roots: Sequence[Path] = (),
                  objects: ObjectStore | None = None, serverless_idle_s: float = 300.0,
                  multi_model_cache: int = 0) -> None:
@@ -507,6 +507,12 @@ class ProcessDeployer:
         self.drain_timeout = drain_timeout
         self.router_factory = router_factory
         self._deployments = itertools.count(1)
+
+    def _router(self, plan: VariantPlan, directory: Path) -> Any:
+        """The variant's routing strategy, seeded (with --seed) by where it runs: the same
+        endpoint, deployment and variant decide the same way run after run."""
+        seed = None if self.seed is None else f"{self.seed}/{directory.relative_to(self.state_dir)}"
+        return self.router_factory(plan.routing, seed)
 
     def start(self, endpoint_name: str, plans: list[VariantPlan],
               cancel: threading.Event | None = None) -> ProcessFleet:
@@ -571,7 +577,7 @@ class ProcessDeployer:
             model_source=source,
             startup_timeout=plan.startup_timeout if plan.startup_timeout is not None else DEFAULT_STARTUP_TIMEOUT_S,
             directory=directory,
-            router=self.router_factory(plan.routing),
+            router=self._router(plan, directory),
             serverless=plan.serverless,
             instance_type=plan.instance_type,
         )
@@ -597,7 +603,7 @@ class ProcessDeployer:
         return VariantFleet(
             name=plan.name, launch=Launch(builtin="pipeline"), env={}, model_source=None,
             startup_timeout=plan.startup_timeout if plan.startup_timeout is not None else DEFAULT_STARTUP_TIMEOUT_S,
-            directory=directory, router=self.router_factory(plan.routing), instance_type=plan.instance_type,
+            directory=directory, router=self._router(plan, directory), instance_type=plan.instance_type,
             pipeline=tuple(parts), pipeline_mode=plan.inference_mode)
 
     def _resolve_container(self, plan: VariantPlan, container: dict,
@@ -660,6 +666,6 @@ class ProcessDeployer:
         return VariantFleet(
             name=plan.name, launch=launch, env={**env, "SAGEMAKER_MULTI_MODEL": "true"}, model_source=None,
             startup_timeout=plan.startup_timeout if plan.startup_timeout is not None else DEFAULT_STARTUP_TIMEOUT_S,
-            directory=directory, router=self.router_factory(plan.routing), instance_type=plan.instance_type,
+            directory=directory, router=self._router(plan, directory), instance_type=plan.instance_type,
             multi_model=MultiModels(prefix, cache, spec.memory_mb * 1024 * 1024 if spec else None,
                                     self.multi_model_cache, lambda source, path: self.prepare(source, path, env, launch)))

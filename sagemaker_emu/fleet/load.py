@@ -39,10 +39,10 @@ class Load:
         self.last_active = time.monotonic()  # when a call last ended (or the instance began): idle time
 
     @contextmanager
-    def dispatch(self, limit: int | None = None) -> Iterator["Outcome"]:
+    def dispatch(self, limit: int | None = None) -> Iterator["SlotOutcome"]:
         """In flight for the block; with `limit`, Saturated (and nothing counted) when that
         many are in flight already: checked and counted at once, so a burst cannot pass it."""
-        outcome = Outcome()
+        outcome = SlotOutcome()
         with self._lock:
             if limit is not None and self.in_flight >= limit:
                 raise Saturated()
@@ -70,6 +70,6 @@ class Load:
 
 
 @dataclass
-class Outcome:
+class SlotOutcome:
     failed: bool = False
     cancelled: bool = False  # given back before the request was sent

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 from typing import Any, Mapping
 
 from sagemaker_emu.neighbours.clients import NeighbourClients
@@ -28,12 +29,21 @@ class S3SnsResults:
     def __init__(self, clients: NeighbourClients) -> None:
         self.clients = clients
 
-    def read(self, url: str) -> bytes:
+    def download(self, url: str, path: Path, max_bytes: int) -> int:
         from botocore.exceptions import BotoCoreError, ClientError
 
         bucket, key = bucket_key(url)
         try:
-            return self.clients.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
+            answer = self.clients.client("s3").get_object(Bucket=bucket, Key=key)
+            length = answer["ContentLength"]
+            if length > max_bytes:
+                answer["Body"].close()
+                raise LookupError(f"The input at {url} is {length} bytes; an asynchronous input may have at most "
+                                  f"{max_bytes}.")
+            with open(path, "wb") as f:
+                for chunk in answer["Body"].iter_chunks(1024 * 1024):
+                    f.write(chunk)
+            return length
         except ClientError as exc:
             code = exc.response.get("Error", {}).get("Code")
             raise LookupError(f"Failed to read the input at {url}: {code}.") from None

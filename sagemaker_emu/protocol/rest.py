@@ -27,7 +27,8 @@ from sagemaker_emu.protocol import eventstream
 from sagemaker_emu.protocol.context import region_of
 from sagemaker_emu.protocol.errors import internal_runtime_error, request_id, runtime_error
 from sagemaker_emu.runtime.async_queue import AsyncInvocations, AsyncRequest
-from sagemaker_emu.runtime.invoke import MAX_BODY_BYTES, InvokeRequest, Runtime, body_too_large
+from sagemaker_emu.runtime.invoke import MAX_BODY_BYTES, Runtime, body_too_large
+from sagemaker_emu.runtime.request import InvokeRequest, Outcome
 from sagemaker_emu.schemas.validator import validate_input
 from sagemaker_emu.service_model import RUNTIME_SERVICE, service_model
 
@@ -152,11 +153,11 @@ def _code(answer: tuple[str, list, bytes]) -> str:
     return next(v for k, v in answer[1] if k == "x-amzn-ErrorType")
 
 
-def _where(req: InvokeRequest | None) -> str:
+def _where(req: InvokeRequest | None, out: Outcome) -> str:
     """Which instance a failed call was sent to, and the caller's InferenceId, for the log line."""
     if req is None:
         return ""
-    return (f" instance={req.sent_to[0]} pid={req.sent_to[1]}" if req.sent_to else "") + \
+    return (f" instance={out.sent_to[0]} pid={out.sent_to[1]}" if out.sent_to else "") + \
         (f" inference_id={req.inference_id[:64]}" if req.inference_id else "")
 
 
@@ -199,15 +200,15 @@ class RuntimeAPI:
     def invoke_endpoint(self, endpoint_name: str, environ: dict) -> tuple[str, list, bytes]:
         rid = request_id()
         started = time.perf_counter()
-        req = None
+        req, out = None, Outcome()
         try:
             req = self._request("InvokeEndpoint", endpoint_name, environ, rid)
-            result = self.runtime.invoke(req)
+            result = self.runtime.invoke(req, out)
         except errors.CallerGone:  # nobody to answer; the connection is closed below us
             return "499 Client Closed Request", [("Content-Length", "0")], b""  # nobody reads it: the caller is gone
         except errors.EmuError as exc:
             answer = runtime_error(exc, rid)
-            log.info("InvokeEndpoint %s %s %s%s %.1fms", endpoint_name, answer[0][:3], _code(answer), _where(req),
+            log.info("InvokeEndpoint %s %s %s%s %.1fms", endpoint_name, answer[0][:3], _code(answer), _where(req, out),
                      (time.perf_counter() - started) * 1000)
             return answer
         except Exception:
@@ -251,16 +252,16 @@ class RuntimeAPI:
     def invoke_with_response_stream(self, endpoint_name: str, environ: dict):
         rid = request_id()
         started = time.perf_counter()
-        req = None
+        req, out = None, Outcome()
         try:
             req = self._request("InvokeEndpointWithResponseStream", endpoint_name, environ, rid)
-            result = self.runtime.stream(req)
+            result = self.runtime.stream(req, out)
         except errors.CallerGone:
             return "499 Client Closed Request", [("Content-Length", "0")], [b""]
         except errors.EmuError as exc:  # before the first byte: an ordinary error response
             status, headers, body = runtime_error(exc, rid)
             log.info("InvokeEndpointWithResponseStream %s %s %s%s %.1fms", endpoint_name, status[:3],
-                     _code((status, headers, body)), _where(req), (time.perf_counter() - started) * 1000)
+                     _code((status, headers, body)), _where(req, out), (time.perf_counter() - started) * 1000)
             return status, headers, [body]
         except Exception:
             log.exception("unhandled error in InvokeEndpointWithResponseStream")

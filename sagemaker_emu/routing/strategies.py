@@ -3,9 +3,15 @@
 A strategy gets the request and the variant's routable instances, each exposing
 `instance_id` and `in_flight` (a `Candidate` in tests, a fleet instance in the emulator, read
 at the moment of the pick), and returns the one to use. Strategies do no I/O and never count
-requests themselves (fleet/load.py owns that); the only randomness is the seeded generator
-they are handed. The fleet hands over the same tuple until an instance's health changes, so
-a strategy may cache what it derives from the membership (PREFIX_AWARE's ring).
+requests themselves (fleet/load.py owns that).
+
+Each variant (or inference component) has its own strategy object, as each of Envoy's load
+balancers has its own state: its seeded generator and its lock, so decisions on one endpoint
+never wait for another's, and a seeded run repeats its decisions per variant. `pick` is pure
+given the generator it is handed (tests and the pick benchmark call it); `choose` is the
+runtime's call, under the strategy's lock. The fleet hands over the same tuple until an
+instance's health changes, so a strategy may cache what it derives from the membership
+(PREFIX_AWARE's ring).
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ from __future__ import annotations
 import bisect
 import json
 import random
+import threading
 import zlib
 from dataclasses import dataclass
 from typing import AbstractSet, Sequence
@@ -36,17 +43,26 @@ class RouteRequest:
 
 class Strategy:
     """What every strategy declares; the optional hooks have defaults here, so the runtime asks
-    no strategy whether it has them."""
+    no strategy whether it has them. `seed`: None, or anything `random.Random` takes."""
 
-    # True: the runtime records each served prompt in its instance's cache state (KV_AWARE).
-    wants_cache_state = False
+    def __init__(self, seed: object = None) -> None:
+        self._rng = random.Random(seed)  # type: ignore[arg-type]
+        self._lock = threading.Lock()
 
     def prepare(self, request: RouteRequest, candidates: Sequence = ()) -> RouteRequest:
         """Per-request work done before the decision's lock (hashing a prompt); none by default."""
         return request
 
+    def choose(self, request: RouteRequest, candidates: Sequence):
+        """The runtime's decision: one at a time per strategy, so seeded choices repeat."""
+        with self._lock:
+            return self.pick(request, candidates, self._rng)
+
     def pick(self, request: RouteRequest, candidates: Sequence, rng: random.Random):
         raise NotImplementedError
+
+    def answered(self, request: RouteRequest, chosen) -> None:
+        """After `chosen` answered the request with success; nothing by default."""
 
 
 class RandomStrategy(Strategy):
@@ -60,14 +76,18 @@ class LeastOutstandingStrategy(Strategy):
     """The instance with the fewest requests in flight; ties broken at random."""
 
     def pick(self, request: RouteRequest, candidates: Sequence[Candidate], rng: random.Random) -> Candidate:
-        fewest, tied = None, []
-        for c in candidates:  # one pass: in_flight is read once per instance
-            n = c.in_flight
-            if fewest is None or n < fewest:
-                fewest, tied = n, [c]
-            elif n == fewest:
-                tied.append(c)
-        return tied[rng.randrange(len(tied))] if len(tied) > 1 else tied[0]
+        return _least_outstanding(candidates, rng)
+
+
+def _least_outstanding(candidates: Sequence, rng: random.Random):
+    fewest, tied = None, []
+    for c in candidates:  # one pass: in_flight is read once per instance
+        n = c.in_flight
+        if fewest is None or n < fewest:
+            fewest, tied = n, [c]
+        elif n == fewest:
+            tied.append(c)
+    return tied[rng.randrange(len(tied))] if len(tied) > 1 else tied[0]
 
 
 VNODES = 64  # ring points per instance: evens out the share of prefixes each one owns
@@ -110,7 +130,8 @@ class PrefixAwareStrategy(Strategy):
     which warms its cache too); when every instance is at the threshold, to the least loaded.
     With one instance there is nothing to choose."""
 
-    def __init__(self, prefix_length: int, threshold: int) -> None:
+    def __init__(self, prefix_length: int, threshold: int, seed: object = None) -> None:
+        super().__init__(seed)
         self.prefix_length = prefix_length
         self.threshold = threshold
         self._ring_for: Sequence | None = None
@@ -137,7 +158,7 @@ class PrefixAwareStrategy(Strategy):
         for iid in ring.walk(self.key(request)):
             if by_id[iid].in_flight < self.threshold:
                 return by_id[iid]
-        return LeastOutstandingStrategy().pick(request, candidates, rng)
+        return _least_outstanding(candidates, rng)
 
 
 class KvAwareStrategy(Strategy):
@@ -151,9 +172,9 @@ class KvAwareStrategy(Strategy):
     Instances expose `kv_blocks`: the block hashes their cache reported, plus the prompts sent
     to them since."""
 
-    wants_cache_state = True  # the runtime records each served prompt in its instance's cache state
-
-    def __init__(self, block_tokens: int = DEFAULT_BLOCK_TOKENS, load_weight_tokens: int = 256) -> None:
+    def __init__(self, block_tokens: int = DEFAULT_BLOCK_TOKENS, load_weight_tokens: int = 256,
+                 seed: object = None) -> None:
+        super().__init__(seed)
         self.block_tokens = block_tokens
         self.load_weight_tokens = load_weight_tokens
 
@@ -183,13 +204,18 @@ class KvAwareStrategy(Strategy):
             by_size = self.prepare(request, candidates).prompt_blocks
         matches = [_leading(by_size[size], getattr(c, "kv_blocks", frozenset())) for size, c in zip(sizes, candidates)]
         if not any(matches):
-            return LeastOutstandingStrategy().pick(request, candidates, rng)
+            return _least_outstanding(candidates, rng)
         # Uncached prompt tokens (counted in whole blocks of each instance's size), plus load.
         costs = [(len(by_size[size]) - m) * size + c.in_flight * self.load_weight_tokens
                  for size, m, c in zip(sizes, matches, candidates)]
         best = min(costs)
         tied = [c for cost, c in zip(costs, candidates) if cost == best]
-        return LeastOutstandingStrategy().pick(request, tied, rng)
+        return _least_outstanding(tied, rng)
+
+
+    def answered(self, request: RouteRequest, chosen) -> None:
+        """The prompt is in the instance's cache now: the next pick sees it there."""
+        chosen.served_prompt((request.prompt_blocks or {}).get(chosen.kv_block_tokens, ()))
 
 
 def _leading(hashes: Sequence[str], blocks: AbstractSet[str]) -> int:
@@ -201,14 +227,15 @@ def _leading(hashes: Sequence[str], blocks: AbstractSet[str]) -> int:
     return n
 
 
-def strategy_for(routing_config: dict) -> Strategy:
-    """A new strategy object for one variant (strategies may keep per-variant state)."""
+def strategy_for(routing_config: dict, seed: object = None) -> Strategy:
+    """A new strategy object for one variant (strategies keep per-variant state); `seed`:
+    None, or what the variant's seeded generator starts from."""
     name = routing_config.get("RoutingStrategy", "RANDOM")
     if name == "PREFIX_AWARE":
         cfg = routing_config["PrefixAwareRoutingConfig"]
-        return PrefixAwareStrategy(cfg["PrefixLength"], cfg["ConcurrencyThreshold"])
+        return PrefixAwareStrategy(cfg["PrefixLength"], cfg["ConcurrencyThreshold"], seed=seed)
     if name == "LEAST_OUTSTANDING_REQUESTS":
-        return LeastOutstandingStrategy()
+        return LeastOutstandingStrategy(seed)
     if name == "KV_AWARE":
-        return KvAwareStrategy()
-    return RandomStrategy()
+        return KvAwareStrategy(seed=seed)
+    return RandomStrategy(seed)

@@ -4,6 +4,7 @@ runtime imports nothing from `control/`."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Mapping, Protocol, Sequence
 
 from sagemaker_emu.fleet.api import FleetView
@@ -80,8 +81,10 @@ class ResultStore(Protocol):
     """Where asynchronous inference reads inputs and leaves results: S3 and SNS, as the
     composition root provides them (neighbours/results.py)."""
 
-    def read(self, url: str) -> bytes:
-        """The object at an s3:// (or https://) URL; LookupError with the reason if it cannot be read."""
+    def download(self, url: str, path: Path, max_bytes: int) -> int:
+        """Copy the object at an s3:// (or https://) URL to `path`, a chunk at a time, and
+        return its length; LookupError with the reason if it cannot be read or is larger
+        than `max_bytes`."""
 
     def write(self, url: str, body: bytes, content_type: str) -> None: ...
 

@@ -24,7 +24,9 @@ from typing import Any, Callable
 
 from sagemaker_emu.errors import EmuError, InvalidInput, NotServing
 from sagemaker_emu.runtime.api import Directory, ResultStore, Target
-from sagemaker_emu.runtime.invoke import InvokeRequest, Runtime
+from sagemaker_emu.fleet.container import FileBody
+from sagemaker_emu.runtime.invoke import Runtime
+from sagemaker_emu.runtime.request import InvokeRequest
 
 log = logging.getLogger("sagemaker_emu.async")
 
@@ -35,6 +37,7 @@ DEFAULT_INVOCATION_TIMEOUT_S = 900  # InvocationTimeoutSeconds: SageMaker's defa
 # itself, when it is at most 128 KB (AWS's limit); the shape is our choice (docs/decisions.md).
 INCLUDE_IN = {"SuccessTopic": "SUCCESS_NOTIFICATION_TOPIC", "ErrorTopic": "ERROR_NOTIFICATION_TOPIC"}
 MAX_INCLUDED_RESPONSE = 128 * 1024
+MAX_INPUT_BYTES = 1024 ** 3  # SageMaker's asynchronous payload limit: 1 GB
 BACKLOG_SAMPLE_S = 1.0  # how often the backlog metrics are sampled (AWS: every minute)
 NOT_ASYNC = "Endpoint {name} of account {account} is not an asynchronous inference endpoint: its endpoint " \
             "configuration has no AsyncInferenceConfig. Use InvokeEndpoint instead."
@@ -70,7 +73,7 @@ class Job:
     notifications: dict[str, Any]
     received: float  # wall time, for the notification
     expires: float  # on the queue's clock
-    spooled: Path | None  # the inline body, on disk while it waits
+    spooled: Path | None  # the input, on disk while it waits or runs (an inline body, or S3's copy)
 
 
 @dataclass
@@ -138,8 +141,7 @@ class AsyncInvocations:
             notifications=output.get("NotificationConfig", {}), received=self.wall(),
             expires=self.clock() + (request.ttl_s or DEFAULT_TTL_S), spooled=None)
         if request.input_location is None:
-            job.spooled = self.spool_dir / target.name / f"{uuid.uuid4().hex}.in"
-            job.spooled.parent.mkdir(parents=True, exist_ok=True)
+            job.spooled = self._spool_path(target.name)
             job.spooled.write_bytes(request.body or b"")
         request.body = None  # the queue keeps the file, not the bytes
         per_instance = config.get("ClientConfig", {}).get("MaxConcurrentInvocationsPerInstance",
@@ -155,6 +157,11 @@ class AsyncInvocations:
             queue.jobs.append(job)
             self._cond.notify_all()
         return Accepted(inference_id, job.output_location, job.failure_location)
+
+    def _spool_path(self, endpoint_name: str) -> Path:
+        path = self.spool_dir / endpoint_name / f"{uuid.uuid4().hex}.in"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return path
 
     def depth(self, region: str, endpoint_name: str) -> dict[str, int]:
         """Requests waiting and running (for /_emu and the backlog metrics)."""
@@ -220,11 +227,14 @@ class AsyncInvocations:
             if self.clock() > job.expires:
                 self._failed(job, EXPIRED.format(ttl=request.ttl_s or DEFAULT_TTL_S), b"")
                 return
-            try:
-                body = job.spooled.read_bytes() if job.spooled else self.results.read(request.input_location)
-            except LookupError as exc:
-                self._failed(job, str(exc), str(exc).encode())
-                return
+            if job.spooled is None:  # the input from S3, to a file: up to 1 GB, never in memory
+                job.spooled = self._spool_path(request.endpoint_name)
+                try:
+                    self.results.download(request.input_location or "", job.spooled, MAX_INPUT_BYTES)
+                except LookupError as exc:
+                    self._failed(job, str(exc), str(exc).encode())
+                    return
+            body = FileBody(job.spooled, job.spooled.stat().st_size)
             try:
                 result = self.runtime.invoke(InvokeRequest(
                     endpoint_name=request.endpoint_name, body=body, region=request.region,

@@ -6,7 +6,7 @@ from types import SimpleNamespace
 
 from sagemaker_emu.metrics import Metrics
 from sagemaker_emu.runtime.async_queue import EXPIRED, AsyncInvocations, AsyncRequest
-from sagemaker_emu.runtime.invoke import InvokeResult
+from sagemaker_emu.runtime.request import InvokeResult
 
 CONFIG = {"OutputConfig": {"S3OutputPath": "s3://b/out", "NotificationConfig": {"ErrorTopic": "arn:e",
                                                                                 "SuccessTopic": "arn:s"}}}
@@ -33,8 +33,9 @@ class Results:
     def __init__(self) -> None:
         self.written, self.notified, self.done = {}, [], threading.Event()
 
-    def read(self, url):
-        return b"from s3"
+    def download(self, url, path, max_bytes):
+        path.write_bytes(b"from s3")
+        return 7
 
     def write(self, url, body, content_type):
         self.written[url] = body
@@ -46,11 +47,12 @@ class Results:
 
 class Runtime:
     def __init__(self) -> None:
-        self.requests = []
+        self.requests, self.bodies = [], []
         self.metrics = Metrics()  # no sink: the backlog samples go nowhere
 
     def invoke(self, req):
         self.requests.append(req)
+        self.bodies.append(req.body.path.read_bytes())  # the input, in a file the queue removes after
         return InvokeResult(body=b"answer", content_type="text/plain", variant="v")
 
 
@@ -80,9 +82,9 @@ def test_the_model_gets_the_input_and_its_timeout(tmp_path):
                                                 content_type="text/plain"))
     assert results.done.wait(10)
     [req] = runtime.requests
-    assert (req.body, req.timeout, req.content_type, req.inference_id) == (b"from s3", 7.0, "text/plain",
-                                                                          accepted.inference_id)
+    assert (runtime.bodies, req.timeout, req.content_type, req.inference_id) == ([b"from s3"], 7.0, "text/plain",
+                                                                                accepted.inference_id)
     assert results.written[accepted.output_location] == b"answer"
     assert results.notified[0][1]["invocationStatus"] == "Completed"
-    assert list(tmp_path.rglob("*.in")) == []  # nothing spooled for an S3 input
+    assert list(tmp_path.rglob("*.in")) == []  # the S3 input's copy is gone once the call ended
     asynchronous.reset()

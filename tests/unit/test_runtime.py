@@ -6,7 +6,8 @@ from sagemaker_emu.control.resources import Endpoint, Status, Variant
 from sagemaker_emu.control.store import Backends
 from sagemaker_emu.errors import InvalidInput, Unavailable
 from sagemaker_emu.routing.strategies import RandomStrategy
-from sagemaker_emu.runtime.invoke import InvokeRequest, Runtime
+from sagemaker_emu.runtime.invoke import Runtime
+from sagemaker_emu.runtime.request import InvokeRequest
 
 
 class EmptyFleet:
