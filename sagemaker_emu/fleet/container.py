@@ -157,8 +157,10 @@ class Connection:
         framed = "content-length" in headers or "chunked" in headers.get("transfer-encoding", "").lower()
         return Response(int(parts[1]), headers, keep and framed)
 
-    def iter_body(self, response: Response) -> Iterator[bytes]:
-        """The body as it arrives: chunk by chunk when chunked."""
+    def iter_body(self, response: Response, piecewise: bool = False) -> Iterator[bytes]:
+        """The body as it arrives: chunk by chunk when chunked; with `piecewise`, a
+        Content-Length body too, as it is received (kept out of memory by a caller that
+        writes it to a file)."""
         if "chunked" in response.headers.get("transfer-encoding", "").lower():
             while True:
                 size = int(self._line().split(b";", 1)[0], 16)
@@ -172,6 +174,15 @@ class Connection:
                         raise ProtocolError("connection closed inside a chunk")
                 chunk, self._buf = self._buf[:size], self._buf[size + 2:]
                 yield chunk
+        elif "content-length" in response.headers and piecewise:
+            remaining = int(response.headers["content-length"])
+            while remaining > 0:
+                if not self._buf and not self._fill():
+                    raise ProtocolError("connection closed inside the body")
+                piece, self._buf = self._buf[:remaining], self._buf[remaining:]
+                remaining -= len(piece)
+                yield piece
+            self.at_rest = True
         elif "content-length" in response.headers:
             remaining = int(response.headers["content-length"])
             while len(self._buf) < remaining:

@@ -8,6 +8,7 @@ import re
 from pathlib import Path
 from typing import Any, Mapping
 
+from sagemaker_emu.fleet.container import Body, FileBody
 from sagemaker_emu.neighbours.clients import NeighbourClients
 
 # https://BUCKET.s3[.REGION].amazonaws.com/KEY and https://s3[.REGION].amazonaws.com/BUCKET/KEY
@@ -50,9 +51,14 @@ class S3SnsResults:
         except BotoCoreError as exc:  # no key (`s3://bucket/`), or S3 out of reach: still the input's failure
             raise LookupError(f"Failed to read the input at {url}: {exc}") from None
 
-    def write(self, url: str, body: bytes, content_type: str) -> None:
+    def write(self, url: str, body: Body, content_type: str) -> None:
         bucket, key = bucket_key(url)
-        self.clients.client("s3").put_object(Bucket=bucket, Key=key, Body=body, ContentType=content_type)
+        s3 = self.clients.client("s3")
+        if isinstance(body, FileBody):  # boto3 sends it from the file
+            with open(body.path, "rb") as f:
+                s3.put_object(Bucket=bucket, Key=key, Body=f, ContentType=content_type)
+        else:
+            s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType=content_type)
 
     def notify(self, topic_arn: str, message: Mapping[str, Any], subject: str | None = None) -> None:
         region = topic_arn.split(":")[3] if topic_arn.count(":") >= 5 else self.clients.region

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any, Mapping, Protocol, Sequence
 
 from sagemaker_emu.fleet.api import FleetView
+from sagemaker_emu.fleet.container import Body
 
 
 class VariantTarget(Protocol):
@@ -86,7 +87,8 @@ class ResultStore(Protocol):
         return its length; LookupError with the reason if it cannot be read or is larger
         than `max_bytes`."""
 
-    def write(self, url: str, body: bytes, content_type: str) -> None: ...
+    def write(self, url: str, body: Body, content_type: str) -> None:
+        """Put `body` (bytes, or a file's contents, sent from the file) at the URL."""
 
     def notify(self, topic_arn: str, message: Mapping[str, Any]) -> None:
         """Publish `message` (as JSON) to an SNS topic."""

@@ -24,7 +24,7 @@ from typing import Any, Callable
 
 from sagemaker_emu.errors import EmuError, InvalidInput, NotServing
 from sagemaker_emu.runtime.api import Directory, ResultStore, Target
-from sagemaker_emu.fleet.container import FileBody
+from sagemaker_emu.fleet.container import Body, FileBody, body_length
 from sagemaker_emu.runtime.invoke import Runtime
 from sagemaker_emu.runtime.request import InvokeRequest
 
@@ -235,12 +235,13 @@ class AsyncInvocations:
                     self._failed(job, str(exc), str(exc).encode())
                     return
             body = FileBody(job.spooled, job.spooled.stat().st_size)
+            answer = job.spooled.with_suffix(".out")  # the answer, to a file as it arrives: up to 1 GB too
             try:
                 result = self.runtime.invoke(InvokeRequest(
                     endpoint_name=request.endpoint_name, body=body, region=request.region,
                     content_type=request.content_type, accept=request.accept,
                     custom_attributes=request.custom_attributes, inference_id=job.inference_id,
-                    timeout=float(request.timeout_s or DEFAULT_INVOCATION_TIMEOUT_S)))
+                    timeout=float(request.timeout_s or DEFAULT_INVOCATION_TIMEOUT_S)), answer_to=answer)
             except EmuError as exc:
                 self._failed(job, exc.message, exc.message.encode())
                 return
@@ -253,6 +254,7 @@ class AsyncInvocations:
         finally:
             if job.spooled:
                 job.spooled.unlink(missing_ok=True)
+                job.spooled.with_suffix(".out").unlink(missing_ok=True)
             with self._cond:
                 queue.running -= 1
                 self._cond.notify_all()
@@ -271,7 +273,7 @@ class AsyncInvocations:
                         job.request.endpoint_name, exc)
 
     def _notify(self, job: Job, topic: str, status: str, response: dict, reason: str | None = None,
-                body: bytes = b"") -> None:
+                body: Body = b"") -> None:
         arn = job.notifications.get(topic)
         if not arn:
             return
@@ -289,8 +291,8 @@ class AsyncInvocations:
             "inferenceId": job.inference_id, "eventVersion": "1.0", "eventSource": "aws:sagemaker",
             "eventName": "InferenceResult",
         }
-        if included and len(body) <= MAX_INCLUDED_RESPONSE:
-            message["responseBody"] = _included(body)
+        if included and body_length(body) <= MAX_INCLUDED_RESPONSE:
+            message["responseBody"] = _included(body.head(MAX_INCLUDED_RESPONSE) if isinstance(body, FileBody) else body)
         self.results.notify(arn, message)
 
     # ------------------------------------------------------------ teardown

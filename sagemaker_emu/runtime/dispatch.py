@@ -17,7 +17,7 @@ import logging
 import socket
 import time
 from dataclasses import dataclass
-from typing import Iterator
+from typing import IO, Iterator
 
 from sagemaker_emu.errors import CallerGone, ModelStreamFailure, Throttled
 from sagemaker_emu.fleet.api import InstanceView
@@ -147,11 +147,22 @@ class Dispatcher:
 
     # ------------------------------------------------------------ reading the answer
 
-    def read_all(self, out: Outcome, ex: Exchange) -> bytes:
+    def read_all(self, out: Outcome, ex: Exchange, into: IO[bytes] | None = None, limit: int = 0) -> bytes | int:
+        """The answer's body; with `into`, written there as it arrives and its length
+        returned, or a ModelError (as SageMaker's for a body it could not load) past `limit`."""
         target = out.target
         assert target is not None
         try:
-            return ex.conn.read_body(ex.head)
+            if into is None:
+                return ex.conn.read_body(ex.head)
+            length = 0
+            for piece in ex.conn.iter_body(ex.head, piecewise=True):
+                length += len(piece)
+                if length > limit:
+                    ex.result.failed = True  # the rest is not read: the connection is dropped
+                    raise model_errors.model_error(target, 500, None)
+                into.write(piece)
+            return length
         except CallerGone:
             ex.result.failed = True
             raise

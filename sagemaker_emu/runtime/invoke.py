@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import logging
 import time
+from pathlib import Path
 from typing import Iterator
 
 from sagemaker_emu.errors import CallerGone, InvalidInput, ModelFailure, Throttled, Unavailable
-from sagemaker_emu.fleet.container import FileBody, body_length
+from sagemaker_emu.fleet.container import Body, FileBody, body_length
 from sagemaker_emu.metrics import Metrics
 from sagemaker_emu.runtime import model_errors
 from sagemaker_emu.runtime.api import Directory, Target
@@ -31,6 +32,7 @@ from sagemaker_emu.runtime.stages import Dice, Stages
 log = logging.getLogger("sagemaker_emu.runtime")
 
 MAX_BODY_BYTES = 6 * 1024 * 1024  # BodyBlob's max in the service model (6 MiB)
+MAX_FILE_ANSWER_BYTES = 1024 ** 3  # an asynchronous answer: SageMaker's asynchronous payloads reach 1 GB
 DISPATCH_ATTEMPTS = 3  # an instance may leave routing, or a new fleet replace ours, between steps
 
 
@@ -103,15 +105,22 @@ class Runtime:
 
     # ------------------------------------------------------------ the two calls
 
-    def invoke(self, req: InvokeRequest, out: Outcome | None = None) -> InvokeResult:
-        """Answer an invocation. `out`: the caller's, to read where the call went."""
+    def invoke(self, req: InvokeRequest, out: Outcome | None = None, answer_to: Path | None = None) -> InvokeResult:
+        """Answer an invocation. `out`: the caller's, to read where the call went; `answer_to`:
+        a file the answer is written to as it arrives, up to MAX_FILE_ANSWER_BYTES (an
+        asynchronous call's), the result's body then naming it."""
         out = out if out is not None else Outcome()
         ex = None
         try:
             ex = self._open(req, out)
-            body = self.dispatch.read_all(out, ex)
-            if len(body) > MAX_BODY_BYTES:
-                raise model_errors.model_error(_target_of(out), 500, None)
+            body: Body
+            if answer_to is None:
+                body = self.dispatch.read_all(out, ex)  # type: ignore[assignment]
+                if len(body) > MAX_BODY_BYTES:
+                    raise model_errors.model_error(_target_of(out), 500, None)
+            else:
+                with open(answer_to, "wb") as f:
+                    body = FileBody(answer_to, self.dispatch.read_all(out, ex, f, MAX_FILE_ANSWER_BYTES))  # type: ignore[arg-type]
             headers = ex.head.headers
             result = InvokeResult(
                 body=body,
@@ -129,11 +138,10 @@ class Runtime:
         self._track_session(result, out, ex)
         target = _target_of(out)
         if target.data_capture is not None and self.capture is not None:
-            captured = req.body if not isinstance(req.body, FileBody) else (
-                req.body.head(MAX_BODY_BYTES) if req.body.length <= MAX_BODY_BYTES else None)
-            if captured is not None:  # an asynchronous input over 6 MiB is not captured
+            captured, answered = _capturable(req.body), _capturable(result.body)
+            if captured is not None and answered is not None:  # an asynchronous body over 6 MiB is not
                 self.capture.record(target.name, out.variant, target.data_capture, captured, req.content_type,
-                                    body, result.content_type, req.inference_id)
+                                    answered, result.content_type, req.inference_id)
         return result
 
     def stream(self, req: InvokeRequest, out: Outcome | None = None) -> StreamResult:
@@ -194,6 +202,12 @@ class Runtime:
                 self.sessions.opened(key, parsed[0], Session(out.variant, ex.instance.id, parsed[1], ex.instance.variant))
         if result.closed_session_id:
             self.sessions.closed(key, result.closed_session_id.strip())
+
+
+def _capturable(body: Body) -> bytes | None:
+    if not isinstance(body, FileBody):
+        return body
+    return body.head(MAX_BODY_BYTES) if body.length <= MAX_BODY_BYTES else None
 
 
 def _target_of(out: Outcome) -> Target:

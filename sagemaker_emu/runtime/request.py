@@ -88,7 +88,7 @@ class Outcome:
 
 @dataclass
 class InvokeResult:
-    body: bytes
+    body: Body  # bytes, or (an asynchronous call's) the file it was written to
     content_type: str
     variant: str
     custom_attributes: str | None = None

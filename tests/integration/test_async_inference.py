@@ -185,3 +185,51 @@ def test_requests_waiting_when_the_endpoint_is_deleted_each_fail_with_an_outcome
     assert {m["failureReason"] for m in failed} == {"Endpoint async was deleted before the request ran."}
     for inference_id in ids:
         assert s3.get_object(Bucket="async-io", Key=f"failures/{inference_id}-error.out")["Body"].read()
+
+
+def test_a_large_input_and_answer_never_enter_the_servers_memory():
+    """Issue 25 item 5: asynchronous payloads reach 1 GB on SageMaker; they were capped at 6 MiB
+    and read whole (four 300 MiB inputs took the server to 1.4 GB). The input goes from S3 to a
+    file and is sent from it; the answer is written to a file as it arrives and put to S3 from it."""
+    import hashlib
+    import os
+    import tempfile
+
+    from sagemaker_emu.bench.model_data import _reset_peak
+    from sagemaker_emu.bench.stats import proc_status
+    from sagemaker_emu.testing import EmulatorProcess
+    from tests.integration.test_fleet import eventually
+
+    mib = 1024 * 1024
+    srv = EmulatorProcess()
+    try:
+        sm, rt, s3 = client(srv.url), client(srv.url, "sagemaker-runtime"), client(srv.url, "s3")
+        s3.create_bucket(Bucket="async-large")
+        sm.create_model(ModelName="big-m", PrimaryContainer={"Image": "sagemaker-emu/echo"})
+        sm.create_endpoint_config(EndpointConfigName="big-c", AsyncInferenceConfig={
+            "OutputConfig": {"S3OutputPath": "s3://async-large/out"}}, ProductionVariants=[{
+                "VariantName": "v", "ModelName": "big-m", "InstanceType": "ml.m5.large", "InitialInstanceCount": 1}])
+        sm.create_endpoint(EndpointName="big", EndpointConfigName="big-c")
+        sm.get_waiter("endpoint_in_service").wait(EndpointName="big", WaiterConfig={"Delay": 1, "MaxAttempts": 60})
+        digest = hashlib.md5(usedforsecurity=False)
+        with tempfile.TemporaryFile() as f:
+            for _ in range(160):
+                chunk = os.urandom(mib)
+                digest.update(chunk)
+                f.write(chunk)
+            f.seek(0)
+            s3.put_object(Bucket="async-large", Key="in.bin", Body=f)
+        _reset_peak(srv.proc.pid)
+        before = proc_status(srv.proc.pid)["VmRSS"]
+        answer = rt.invoke_endpoint_async(EndpointName="big", InputLocation="s3://async-large/in.bin",
+                                          ContentType="application/octet-stream")
+        key = answer["OutputLocation"].split("/", 3)[3]
+        eventually(lambda: "Contents" in s3.list_objects_v2(Bucket="async-large", Prefix=key), timeout=60)
+        rise_mib = (proc_status(srv.proc.pid)["VmHWM"] - before) / 1024
+        stored = hashlib.md5(usedforsecurity=False)
+        for chunk in s3.get_object(Bucket="async-large", Key=key)["Body"].iter_chunks(mib):
+            stored.update(chunk)
+        assert stored.hexdigest() == digest.hexdigest()
+        assert rise_mib < 64, f"a 160 MiB asynchronous call raised the server's peak memory by {rise_mib:.0f} MiB"
+    finally:
+        srv.stop()

@@ -50,7 +50,7 @@ class Runtime:
         self.requests, self.bodies = [], []
         self.metrics = Metrics()  # no sink: the backlog samples go nowhere
 
-    def invoke(self, req):
+    def invoke(self, req, answer_to=None):
         self.requests.append(req)
         self.bodies.append(req.body.path.read_bytes())  # the input, in a file the queue removes after
         return InvokeResult(body=b"answer", content_type="text/plain", variant="v")
