@@ -7,6 +7,11 @@ go to each server and to each server's worker directly, one after the other, so 
 drift during the run hits both sides alike. Printed: the median over rounds of each target's
 p50, the emulator's own overhead (p50 through the server minus p50 straight to its worker)
 on each side, and their ratio.
+
+With `--threads N --endpoints M`: the same two servers each get M endpoints, and N threads call
+them round-robin (each thread on its own keep-alive connection) for `--calls` calls per thread
+per round, each side in turn; printed, each side's calls per second (median of rounds) and
+their ratio: what routing decisions serialised across endpoints cost under concurrency.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import http.client
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -89,6 +95,68 @@ def run(before: Path, after: Path, rounds: int, calls: int, strategy: str, out=p
     return {"before_ms": overhead["before"], "after_ms": overhead["after"], "ratio": ratio}
 
 
+def _calls_per_s(host: str, port: int, paths: list[str], threads: int, calls: int) -> float:
+    """Calls per second of `threads` threads, each making `calls` calls over `paths` in turn."""
+    start = threading.Barrier(threads + 1)
+    failures: list[str] = []
+
+    def caller(n: int) -> None:
+        conn = http.client.HTTPConnection(host, port, timeout=30)
+        start.wait()
+        try:
+            for k in range(calls):
+                conn.request("POST", paths[(n + k) % len(paths)], BODY, {
+                    "Content-Type": "application/json", "Authorization": AUTHORIZATION, "X-Amz-Date": "20261202T000000Z"})
+                resp = conn.getresponse()
+                resp.read()
+                if resp.status != 200:
+                    failures.append(f"{resp.status}")
+        finally:
+            conn.close()
+
+    workers = [threading.Thread(target=caller, args=(n,)) for n in range(threads)]
+    for w in workers:
+        w.start()
+    start.wait()
+    t0 = time.perf_counter()
+    for w in workers:
+        w.join()
+    elapsed = time.perf_counter() - t0
+    if failures:
+        raise RuntimeError(f"{len(failures)} calls failed: {failures[:5]}")
+    return threads * calls / elapsed
+
+
+def run_concurrent(before: Path, after: Path, rounds: int, calls: int, strategy: str, threads: int,
+                   endpoints: int, out=print) -> dict[str, float]:
+    servers = {}
+    try:
+        for side, tree in (("before", before), ("after", after)):
+            emu = servers[side] = EmulatorProcess(seed=1, log=subprocess.DEVNULL, model_roots=(),
+                                                  env={"PYTHONPATH": str(tree)})
+            for e in range(endpoints):
+                deploy(emu.client(), f"compare-{e}", RoutingConfig=_routing(strategy), InitialInstanceCount=2)
+        paths = [f"/endpoints/compare-{e}/invocations" for e in range(endpoints)]
+        rates: dict[str, list[float]] = {side: [] for side in servers}
+        for side, emu in servers.items():
+            _calls_per_s(emu.host, emu.port, paths, threads, max(1, calls // 10))  # warm-up
+        for n in range(rounds):
+            for side, emu in servers.items():
+                rates[side].append(_calls_per_s(emu.host, emu.port, paths, threads, calls))
+            out(f"  round {n + 1} of {rounds}", file=sys.stderr)
+    finally:
+        for emu in servers.values():
+            emu.stop()
+    medians = {side: statistics.median(v) for side, v in rates.items()}
+    out(f"{rounds} rounds of {threads} threads x {calls} calls over {endpoints} endpoints of 2 echo instances, "
+        f"{strategy}; before: {before}, after: {after}")
+    out(table(["side", "calls/s (median of rounds)", "min", "max"],
+              [[side, f"{medians[side]:.0f}", f"{min(v):.0f}", f"{max(v):.0f}"] for side, v in rates.items()]))
+    ratio = medians["after"] / medians["before"]
+    out(f"calls/s after / before {ratio:.2f}x")
+    return {"before": medians["before"], "after": medians["after"], "ratio": ratio}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="sagemaker-emu bench compare", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -97,9 +165,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=20)
     parser.add_argument("--calls", type=int, default=300, help="calls per target per round")
     parser.add_argument("--strategy", choices=STRATEGIES, default="RANDOM")
+    parser.add_argument("--threads", type=int, default=1, help="calling threads (more than 1: calls/s, see above)")
+    parser.add_argument("--endpoints", type=int, default=8, help="endpoints the threads call (with --threads)")
     args = parser.parse_args(argv)
     for tree in (args.before, args.after):
         if not (tree / "sagemaker_emu" / "__init__.py").exists():
             parser.error(f"{tree} is not a sagemaker-emu source tree")
-    run(args.before, args.after, args.rounds, args.calls, args.strategy)
+    if args.threads > 1:
+        run_concurrent(args.before, args.after, args.rounds, args.calls, args.strategy, args.threads, args.endpoints)
+    else:
+        run(args.before, args.after, args.rounds, args.calls, args.strategy)
     return 0
