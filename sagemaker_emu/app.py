@@ -16,7 +16,7 @@ from typing import Callable
 from flask import Flask, jsonify
 from werkzeug.exceptions import HTTPException
 
-from sagemaker_emu import emu_api
+from sagemaker_emu import arns, emu_api
 from sagemaker_emu.autoscaling.backend import AutoScaling
 from sagemaker_emu.autoscaling.operations import operations as autoscaling_operations
 from sagemaker_emu.clock import Clock
@@ -173,9 +173,10 @@ def build(config: Config | None = None, credentials: tuple[str, str] | None = No
 def _action_runner(autoscaling: AutoScaling, results: S3SnsResults):
     """An alarm's action: a scaling policy runs; an SNS topic gets CloudWatch's notification."""
     def run(arn: str, alarm, state: str) -> None:
-        if arn.startswith("arn:aws:autoscaling:"):
+        service = arns.service_of(arn)
+        if service == "autoscaling":
             autoscaling.run_action(arn, alarm, state)
-        elif arn.startswith("arn:aws:sns:"):
+        elif service == "sns":
             subject, message = notification(alarm, alarm.arn.split(":")[4], region_description(alarm.region))
             results.notify(arn, message, subject)
 

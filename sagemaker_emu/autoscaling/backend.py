@@ -21,6 +21,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from sagemaker_emu import arns
 from sagemaker_emu.autoscaling import cron
 from sagemaker_emu.clock import Clock
 from sagemaker_emu.cloudwatch.alarms import ALARM, Alarm
@@ -107,7 +108,7 @@ class AutoScaling:
                 raise ServiceError("ValidationException", "Maximum capacity cannot be less than minimum capacity")
             if target is None:
                 self.capacity.current(region, spec["ResourceId"], spec["ScalableDimension"])  # it must exist
-                arn = f"arn:aws:application-autoscaling:{region}:{self.account}:scalable-target/{uuid.uuid4().hex[:28]}"
+                arn = arns.arn("application-autoscaling", region, self.account, f"scalable-target/{uuid.uuid4().hex[:28]}")
                 target = targets[key] = Target(merged, arn, self.clock.now(), tags=dict(tags or {}))
             else:
                 target.spec = merged
@@ -159,8 +160,8 @@ class AutoScaling:
                                    "of type StepScaling.")
             if kind == "PredictiveScaling":
                 raise ServiceError("ValidationException", "sagemaker-emu does not run predictive scaling policies.")
-            arn = old.arn if old else (f"arn:aws:autoscaling:{region}:{self.account}:scalingPolicy:{uuid.uuid4()}:"
-                                       f"resource/{key[0]}/{key[1]}:policyName/{spec['PolicyName']}")
+            arn = old.arn if old else arns.arn("autoscaling", region, self.account, (
+                f"scalingPolicy:{uuid.uuid4()}:resource/{key[0]}/{key[1]}:policyName/{spec['PolicyName']}"))
             if old is not None:
                 self._drop_alarms(region, old)
             policy = policies[arn] = Policy({**spec, "PolicyType": kind}, arn, self.clock.now())
@@ -206,7 +207,7 @@ class AutoScaling:
                 "DatapointsToAlarm": periods, "Threshold": threshold, "ComparisonOperator": comparison,
                 "TreatMissingData": "missing"})
             alarms.append({"AlarmName": name,
-                           "AlarmARN": f"arn:aws:cloudwatch:{region}:{self.account}:alarm:{name}"})
+                           "AlarmARN": arns.arn("cloudwatch", region, self.account, f"alarm:{name}")})
         return alarms
 
     # ------------------------------------------------------------ running a policy
@@ -325,8 +326,9 @@ class AutoScaling:
         with self._lock:
             self.target(region, key)
             self._scheduled.setdefault(region, {})[(spec["ScheduledActionName"], key)] = {
-                **spec, "ScheduledActionARN": f"arn:aws:autoscaling:{region}:{self.account}:scheduledAction:"
-                f"{uuid.uuid4()}:resource/{key[0]}/{key[1]}:scheduledActionName/{spec['ScheduledActionName']}",
+                **spec, "ScheduledActionARN": arns.arn("autoscaling", region, self.account, (
+                    f"scheduledAction:{uuid.uuid4()}:resource/{key[0]}/{key[1]}:"
+                    f"scheduledActionName/{spec['ScheduledActionName']}")),
                 "CreationTime": self.clock.now(), "_when": when, "_next": None}
         self._ensure_scheduler()
 

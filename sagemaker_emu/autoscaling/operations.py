@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Callable
 
+from sagemaker_emu import arns
 from sagemaker_emu.autoscaling.backend import AutoScaling, Policy, Target
 from sagemaker_emu.errors import ServiceError
 from sagemaker_emu.paging import page
@@ -36,12 +37,19 @@ def _matches(spec: dict, p: dict, ids_member: str = "ResourceIds") -> bool:
     return "ResourceId" not in p or spec["ResourceId"] == p["ResourceId"]
 
 
+def _service_role(target_arn: str) -> str:
+    """The service-linked role Application Auto Scaling uses for SageMaker, in the target's
+    account and partition."""
+    found = arns.parse(target_arn)
+    assert found is not None
+    return arns.global_arn("iam", found.region, found.account, "role/aws-service-role/sagemaker.application-autoscaling."
+                           "amazonaws.com/AWSServiceRoleForApplicationAutoScaling_SageMakerEndpoint")
+
+
 def _target_view(t: Target) -> dict:
     return {**{k: t.spec[k] for k in ("ServiceNamespace", "ResourceId", "ScalableDimension", "MinCapacity",
                                       "MaxCapacity")},
-            "RoleARN": t.spec.get("RoleARN", f"arn:aws:iam::{t.arn.split(':')[4]}:role/aws-service-role/"
-                                             "sagemaker.application-autoscaling.amazonaws.com/"
-                                             "AWSServiceRoleForApplicationAutoScaling_SageMakerEndpoint"),
+            "RoleARN": t.spec.get("RoleARN", _service_role(t.arn)),
             "CreationTime": t.created, "ScalableTargetARN": t.arn,
             "SuspendedState": t.spec.get("SuspendedState", {"DynamicScalingInSuspended": False,
                                                             "DynamicScalingOutSuspended": False,

@@ -13,6 +13,7 @@ import threading
 import time
 from typing import Any, Callable, Iterable
 
+from sagemaker_emu import arns
 from sagemaker_emu.clock import Clock
 from sagemaker_emu.cloudwatch import queries
 from sagemaker_emu.cloudwatch.alarms import ALARM, Alarm, decide
@@ -38,7 +39,7 @@ def _parsed(text: str) -> Any:
 
 
 def _is_scaling(arn: str) -> bool:
-    return arn.startswith("arn:aws:autoscaling:") and ":scalingPolicy:" in arn
+    return arns.service_of(arn) == "autoscaling" and ":scalingPolicy:" in arn
 
 
 class CloudWatch:
@@ -83,7 +84,7 @@ class CloudWatch:
                 raise ServiceError("LimitExceededFault", f"The maximum number of alarms ({MAX_ALARMS}) has been reached.")
             now = self.clock.now()
             old = alarms.get(name)
-            alarm = Alarm(name, f"arn:aws:cloudwatch:{region}:{self.account}:alarm:{name}", region, spec, now,
+            alarm = Alarm(name, arns.arn("cloudwatch", region, self.account, f"alarm:{name}"), region, spec, now,
                           state_updated=now, transitioned=now)
             if old is not None:  # an update keeps the state until the next evaluation
                 alarm.state, alarm.reason, alarm.reason_data = old.state, old.reason, old.reason_data

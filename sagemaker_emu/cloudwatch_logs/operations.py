@@ -6,6 +6,7 @@ from __future__ import annotations
 import shlex
 from typing import Callable
 
+from sagemaker_emu import arns
 from sagemaker_emu.cloudwatch_logs.store import Event, Group, LogStore
 from sagemaker_emu.errors import ServiceError
 from sagemaker_emu.paging import page
@@ -42,7 +43,7 @@ def operations(store: LogStore, account: str) -> dict[str, Callable[[str, dict],
         return group
 
     def arn(region: str, name: str) -> str:
-        return f"arn:aws:logs:{region}:{account}:log-group:{name}"
+        return arns.arn("logs", region, account, f"log-group:{name}")
 
     def describe_log_groups(region: str, p: dict) -> dict:
         groups = [g for g in store.groups(region) if g.name.startswith(p.get("logGroupNamePrefix", ""))

@@ -15,6 +15,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Callable, Iterable
 
+from sagemaker_emu import arns
 from sagemaker_emu.control.quotas import Quotas
 from sagemaker_emu.control.resources import (
     MOVES, TRANSITIONAL, ComponentTarget, Endpoint, EndpointConfig, EndpointSnapshot, InferenceComponent, Model,
@@ -37,14 +38,6 @@ class Guardrails:
 # ARN resource type -> the noun SageMaker uses in its messages.
 KINDS = {"model": "model", "endpoint-config": "endpoint configuration", "endpoint": "endpoint",
          "inference-component": "inference component"}
-
-
-def partition(region: str) -> str:
-    if region.startswith("cn-"):
-        return "aws-cn"
-    if region.startswith("us-gov-"):
-        return "aws-us-gov"
-    return "aws"
 
 
 class Backend:
@@ -75,7 +68,7 @@ class Backend:
         return round(self.clock(), 3)
 
     def arn(self, resource_type: str, name: str) -> str:
-        return f"arn:{partition(self.region)}:sagemaker:{self.region}:{self.account}:{resource_type}/{name}"
+        return arns.arn("sagemaker", self.region, self.account, f"{resource_type}/{name}")
 
     def _table(self, resource_type: str) -> dict:
         return {"model": self.models, "endpoint-config": self.endpoint_configs, "endpoint": self.endpoints,
@@ -105,10 +98,10 @@ class Backend:
 
     def resource_by_arn(self, arn: str):
         """The model, endpoint config or endpoint an ARN names, or None."""
-        prefix = self.arn("", "")[:-1]  # arn:aws:sagemaker:<region>:<account>:
-        if not arn.startswith(prefix) or "/" not in arn:
+        found = arns.parse(arn)
+        if found is None or found[:4] != (arns.partition(self.region), "sagemaker", self.region, self.account):
             return None
-        resource_type, _, name = arn[len(prefix) :].partition("/")
+        resource_type, _, name = found.resource.partition("/")
         if resource_type not in KINDS:
             return None
         return self._table(resource_type).get(name.lower())

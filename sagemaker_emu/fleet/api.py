@@ -14,6 +14,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Protocol, Sequence
 
+# What a caller of an instance handles: the container client's connection and answer head,
+# and the in-flight slot's refusal and outcome. Declared here, so that the runtime needs no
+# other module of the fleet.
+from sagemaker_emu.fleet.container import Connection, Response
+from sagemaker_emu.fleet.load import Saturated, SlotOutcome
+
 if TYPE_CHECKING:
     from sagemaker_emu.fleet.connections import ConnectionPool
     from sagemaker_emu.fleet.load import Load
@@ -264,3 +270,6 @@ class Deployer(Protocol):
         """Every log an instance or copy of the endpoint has written, in any deployment, failed
         starts included: (variant or component key, instance id, deployment number, path)."""
         ...
+
+
+__all__ = ["Connection", "Response", "Saturated", "SlotOutcome"]  # re-exported: see above

@@ -14,9 +14,9 @@ import select
 import socket
 import time
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Callable, Iterator, Union
+from typing import Callable, Iterator
 
+from sagemaker_emu.bodies import Body, FileBody, body_length
 from sagemaker_emu.errors import CallerGone
 
 MAX_HEADER_BYTES = 64 * 1024
@@ -27,26 +27,6 @@ class ProtocolError(OSError):
 
 
 WATCH_SLICE_S = 0.05  # how often a waiting call asks whether its caller is still there
-
-
-@dataclass(frozen=True)
-class FileBody:
-    """A request body kept in a file: its path and length (the file is the caller's)."""
-
-    path: Path
-    length: int
-
-    def head(self, limit: int) -> bytes:
-        """Its first `limit` bytes (what a router reads of it)."""
-        with open(self.path, "rb") as f:
-            return f.read(min(limit, self.length))
-
-
-Body = Union[bytes, FileBody]
-
-
-def body_length(body: Body) -> int:
-    return body.length if isinstance(body, FileBody) else len(body)
 
 
 @dataclass

@@ -21,6 +21,7 @@ import threading
 from typing import Callable, Iterable
 from urllib.parse import parse_qsl
 
+from sagemaker_emu import arns
 from sagemaker_emu.protocol import query
 from sagemaker_emu.protocol.errors import request_id
 from sagemaker_emu.protocol.services import credential
@@ -115,7 +116,7 @@ class StsDefaults(_InFrontOfMoto):
         ensure_role(self.account, EXECUTION_ROLE)
         model = service_model("sts").operation_model("GetCallerIdentity")
         identity = {"UserId": f"AROA{self.account}EMU:{SESSION}", "Account": self.account,
-                    "Arn": f"arn:aws:sts::{self.account}:assumed-role/{EXECUTION_ROLE}/{SESSION}"}
+                    "Arn": arns.global_arn("sts", "", self.account, f"assumed-role/{EXECUTION_ROLE}/{SESSION}")}
         data = query.response(model, identity, request_id(), service_model("sts").metadata["xmlNamespace"])
         start_response("200 OK", [("Content-Type", "text/xml"), ("Content-Length", str(len(data)))])
         return [data]

@@ -8,7 +8,7 @@ import re
 from pathlib import Path
 from typing import Any, Mapping
 
-from sagemaker_emu.fleet.container import Body, FileBody
+from sagemaker_emu.bodies import Body, FileBody
 from sagemaker_emu.neighbours.clients import NeighbourClients
 
 # https://BUCKET.s3[.REGION].amazonaws.com/KEY and https://s3[.REGION].amazonaws.com/BUCKET/KEY

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any, Mapping, Protocol, Sequence
 
 from sagemaker_emu.fleet.api import FleetView
-from sagemaker_emu.fleet.container import Body
+from sagemaker_emu.bodies import Body
 
 
 class VariantTarget(Protocol):

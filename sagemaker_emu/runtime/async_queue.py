@@ -24,7 +24,7 @@ from typing import Any, Callable
 
 from sagemaker_emu.errors import EmuError, InvalidInput, NotServing
 from sagemaker_emu.runtime.api import Directory, ResultStore, Target
-from sagemaker_emu.fleet.container import Body, FileBody, body_length
+from sagemaker_emu.bodies import Body, FileBody, body_length
 from sagemaker_emu.runtime.invoke import Runtime
 from sagemaker_emu.runtime.request import InvokeRequest
 

@@ -20,9 +20,7 @@ from dataclasses import dataclass
 from typing import IO, Iterator
 
 from sagemaker_emu.errors import CallerGone, ModelStreamFailure, Throttled
-from sagemaker_emu.fleet.api import InstanceView
-from sagemaker_emu.fleet.container import Connection, Response
-from sagemaker_emu.fleet.load import Saturated, SlotOutcome
+from sagemaker_emu.fleet.api import Connection, InstanceView, Response, Saturated, SlotOutcome
 from sagemaker_emu.metrics import Metrics
 from sagemaker_emu.runtime import model_errors
 from sagemaker_emu.runtime.faults import Faults

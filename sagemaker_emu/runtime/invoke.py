@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Iterator
 
 from sagemaker_emu.errors import CallerGone, InvalidInput, ModelFailure, Throttled, Unavailable
-from sagemaker_emu.fleet.container import Body, FileBody, body_length
+from sagemaker_emu.bodies import Body, FileBody, body_length
 from sagemaker_emu.metrics import Metrics
 from sagemaker_emu.runtime import model_errors
 from sagemaker_emu.runtime.api import Directory, Target

@@ -3,6 +3,7 @@ message and points at the endpoint's log group."""
 
 from __future__ import annotations
 
+from sagemaker_emu import arns
 from sagemaker_emu.errors import ModelFailure
 from sagemaker_emu.runtime.api import Target
 
@@ -42,7 +43,7 @@ def see_logs(target: Target) -> tuple[str, str]:
     region, account, name = target.region, target.account, target.name
     see = (f"See https://{region}.console.aws.amazon.com/cloudwatch/home?region={region}#logEventViewer:"
            f"group=/aws/sagemaker/Endpoints/{name} in account {account} for more information.")
-    return see, f"arn:aws:logs:{region}:{account}:log-group:/aws/sagemaker/Endpoints/{name}"
+    return see, arns.arn("logs", region, account, f"log-group:/aws/sagemaker/Endpoints/{name}")
 
 
 def from_primary(target: Target, kind: str, status: int, text: str) -> ModelFailure:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable, Iterator, Sequence
 
-from sagemaker_emu.fleet.container import Body
+from sagemaker_emu.bodies import Body
 
 if TYPE_CHECKING:
     from sagemaker_emu.fleet.api import InstanceView, Loaded, MultiModelView

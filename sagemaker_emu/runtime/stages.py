@@ -18,7 +18,7 @@ from typing import Callable
 
 from sagemaker_emu.errors import InvalidInput, NotServing, Unavailable
 from sagemaker_emu.fleet.api import DeploymentFailed, LoadFailed, TargetNotFound, component_key
-from sagemaker_emu.fleet.container import FileBody
+from sagemaker_emu.bodies import FileBody
 from sagemaker_emu.metrics import Metrics
 from sagemaker_emu.routing.strategies import RouteRequest
 from sagemaker_emu.runtime import model_errors

@@ -264,3 +264,24 @@ def test_older_botocore_protocols_are_answered(cw_env, monkeypatch, protocol):
     with pytest.raises(ClientError) as info:
         cw.delete_alarms(AlarmNames=["missing"])
     assert info.value.response["Error"]["Code"] == "ResourceNotFound"
+
+
+@pytest.mark.parametrize("region", ["cn-north-1", "us-gov-west-1"])
+def test_an_alarms_sns_action_runs_in_every_partition(cw_env, region):
+    """Issue 26: actions were recognised by an `arn:aws:sns:` prefix, so an SNS action in a
+    China or GovCloud region (`arn:aws-cn:`, `arn:aws-us-gov:`) was silently dropped."""
+    server = cw_env[0]
+    cw, sns, sqs = (client(server.url, s, region=region) for s in ("cloudwatch", "sns", "sqs"))
+    topic = sns.create_topic(Name="partition-notes")["TopicArn"]
+    assert topic.startswith("arn:aws-cn:" if region.startswith("cn-") else "arn:aws-us-gov:")
+    queue = sqs.create_queue(QueueName="partition-notes")["QueueUrl"]
+    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=sqs.get_queue_attributes(
+        QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"])
+    cw.put_metric_alarm(AlarmName="far", Namespace="App", MetricName="Nothing", Statistic="Sum", Period=60,
+                        EvaluationPeriods=1, Threshold=1.0, ComparisonOperator="GreaterThanThreshold",
+                        AlarmActions=[topic])
+    alarm_arn = cw.describe_alarms(AlarmNames=["far"])["MetricAlarms"][0]["AlarmArn"]
+    assert alarm_arn.startswith(topic.split(":sns:")[0] + ":cloudwatch:")
+    cw.set_alarm_state(AlarmName="far", StateValue="ALARM", StateReason="by hand")
+    [delivered] = sqs.receive_message(QueueUrl=queue, WaitTimeSeconds=5)["Messages"]
+    assert json.loads(json.loads(delivered["Body"])["Message"])["NewStateValue"] == "ALARM"

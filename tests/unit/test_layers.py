@@ -65,8 +65,9 @@ def test_layer_imports_nothing_it_must_not(part):
     assert offending == {}
 
 
-def test_control_reaches_the_fleet_only_through_its_declared_interface():
-    used = {name for path in files_of("control") for name in imports(path) if name.startswith("fleet")}
+@pytest.mark.parametrize("part", ["control", "runtime"])
+def test_control_and_runtime_reach_the_fleet_only_through_its_declared_interface(part):
+    used = {name for path in files_of(part) for name in imports(path) if name.startswith("fleet")}
     assert used == {"fleet.api"}
 
 
