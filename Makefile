@@ -63,8 +63,12 @@ test: install-dev
 	  ( $(MAKE) --no-print-directory $(SDK3)/.installed > $(SDK3).log 2>&1; \
 	    echo $$? > $(SDK3).status.part; mv $(SDK3).status.part $(SDK3).status ) & \
 	fi; \
-	SAGEMAKER_EMU_SDK3_PYTHON=$(CURDIR)/$(SDK3)/bin/python SAGEMAKER_EMU_SDK3_STATUS=$(CURDIR)/$(SDK3).status \
-	  $(BIN)/python -m pytest $(ARGS); code=$$?; wait; exit $$code
+	echo "ruff check (the linter) and mypy (the type checker), configured in pyproject.toml"; \
+	$(BIN)/ruff check sagemaker_emu tests && $(BIN)/mypy; code=$$?; \
+	if [ $$code -eq 0 ]; then \
+	  SAGEMAKER_EMU_SDK3_PYTHON=$(CURDIR)/$(SDK3)/bin/python SAGEMAKER_EMU_SDK3_STATUS=$(CURDIR)/$(SDK3).status \
+	    $(BIN)/python -m pytest $(ARGS); code=$$?; \
+	fi; wait; exit $$code
 
 # Upgrade deliberately: both environments anew from the newest releases, their versions written
 # to the lock files, then the whole suite. Commit the lock files (and the fixes the suite asks

@@ -1,6 +1,6 @@
 """sagemaker-emu: a local, boto3-compatible emulator of Amazon SageMaker real-time inference."""
 
-from sagemaker_emu._version import __version__
+from sagemaker_emu._version import __version__ as __version__
 
 
 def running(**settings):

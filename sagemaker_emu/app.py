@@ -158,10 +158,13 @@ def build(config: Config | None = None, credentials: tuple[str, str] | None = No
         warm(service.operations, service.service)
     app = Flask("sagemaker_emu")
     app.config["MAX_CONTENT_LENGTH"] = MAX_REQUEST_BYTES
-    app.wsgi_app = rest.RuntimeAPI(runtime, config, app.wsgi_app, asynchronous)  # the hot path skips Flask
+    # SageMaker's own calls: the runtime's routes first (the hot path skips Flask), then the
+    # control plane and /_emu on Flask; the other services by their signing name
+    sagemaker = rest.RuntimeAPI(runtime, config, app, asynchronous)
     embedded = EmbeddedServices(config.account)
     served = {s for s in SERVICES if neighbours.external(s) is None}  # a real endpoint replaces ours
-    wsgi = ServiceRouter(app, lambda service: own.get(service) or (embedded.app(service) if service in served else None))
+    wsgi = ServiceRouter(sagemaker,
+                         lambda service: own.get(service) or (embedded.app(service) if service in served else None))
     emulator = Emulator(config, backends, runtime, asynchronous, cloudwatch, autoscaling, usage, log_store, wsgi, app,
                         neighbours, embedded, model_data, state_dir, owns_state_dir=config.state_dir is None)
     app.register_blueprint(emu_api.blueprint(backends, runtime, emulator.reset, asynchronous.depth, log_store.lines))

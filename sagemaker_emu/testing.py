@@ -130,6 +130,7 @@ class EmulatorServer:
         sagemaker_emu/runtime/faults.py. Returns the rule with its id; `reset()` removes all."""
         from dataclasses import asdict
 
+        assert self._server is not None, "the server is started"
         return asdict(self._server.emulator.runtime.faults.add({"kind": kind, "endpoint": endpoint, **rule}))
 
     def reset(self) -> None:
@@ -141,7 +142,8 @@ class EmulatorServer:
         """Stop serving and stop every worker process."""
         if self._server is not None:
             self._server.shutdown()
-            self._thread.join(timeout=10)
+            if self._thread is not None:
+                self._thread.join(timeout=10)
             self._server = self._thread = None
 
     def __enter__(self) -> "EmulatorServer":
@@ -166,6 +168,7 @@ class EmulatorProcess:
              *(arg for root in roots for arg in ("--model-root", root)), *args],
             stdout=subprocess.PIPE, stderr=self.log, text=True,
             env={**os.environ, **(env or {}), EXIT_WITH_PARENT: "1"})
+        assert self.proc.stdout is not None
         line = self.proc.stdout.readline()  # the server prints its URL once it is bound
         if "listening on" not in line:
             self.stop()
@@ -179,7 +182,7 @@ class EmulatorProcess:
 
     def logs(self) -> str:
         """Everything the server has logged (when it logs to the default temporary file)."""
-        if not hasattr(self.log, "seek"):
+        if isinstance(self.log, int) or not hasattr(self.log, "seek"):
             return ""
         self.log.seek(0)
         return self.log.read().decode(errors="replace")
@@ -220,7 +223,8 @@ class EmulatorProcess:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
-        self.proc.stdout.close()
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
 
     def __enter__(self) -> "EmulatorProcess":
         return self

@@ -19,7 +19,7 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Iterable, Protocol
 
 from sagemaker_emu import arns
 from sagemaker_emu.autoscaling import cron
@@ -114,7 +114,7 @@ class AutoScaling:
                 target.spec = merged
             return target.arn
 
-    def tagging(self, region: str, arn: str, add: dict[str, str], remove: list[str] = ()) -> dict[str, str]:
+    def tagging(self, region: str, arn: str, add: dict[str, str], remove: Iterable[str] = ()) -> dict[str, str]:
         """A scalable target's tags, after adding `add` and removing `remove`."""
         with self._lock:
             target = next((t for t in self._targets.get(region, {}).values() if t.arn == arn), None)

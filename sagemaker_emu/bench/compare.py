@@ -24,6 +24,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 from sagemaker_emu.bench.stats import table
 from sagemaker_emu.testing import EmulatorProcess, deploy
@@ -38,7 +39,7 @@ THIS_TREE = Path(__file__).resolve().parents[2]
 
 
 def _routing(strategy: str) -> dict:
-    routing = {"RoutingStrategy": strategy}
+    routing: dict[str, Any] = {"RoutingStrategy": strategy}
     if strategy == "PREFIX_AWARE":
         routing["PrefixAwareRoutingConfig"] = {"PrefixLength": 1024, "ConcurrencyThreshold": 64}
     return routing
@@ -138,7 +139,7 @@ def run_concurrent(before: Path, after: Path, rounds: int, calls: int, strategy:
                 deploy(emu.client(), f"compare-{e}", RoutingConfig=_routing(strategy), InitialInstanceCount=2)
         paths = [f"/endpoints/compare-{e}/invocations" for e in range(endpoints)]
         rates: dict[str, list[float]] = {side: [] for side in servers}
-        for side, emu in servers.items():
+        for emu in servers.values():
             _calls_per_s(emu.host, emu.port, paths, threads, max(1, calls // 10))  # warm-up
         for n in range(rounds):
             for side, emu in servers.items():

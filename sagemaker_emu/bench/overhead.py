@@ -24,7 +24,7 @@ import sys
 import threading
 import time
 import urllib.request
-from typing import Callable
+from typing import Any, Callable
 
 from sagemaker_emu.bench.stats import LoadResult, closed_loop, table
 from sagemaker_emu.testing import EmulatorProcess, client, deploy
@@ -83,7 +83,7 @@ def _boto3_caller(url: str, threads: int) -> Callable[[int], None]:
 
 def _deploy(emulator: EmulatorProcess, strategy: str) -> dict:
     """One echo instance behind `strategy`; returns its /_emu view (the worker's port)."""
-    routing = {"RoutingStrategy": strategy}
+    routing: dict[str, Any] = {"RoutingStrategy": strategy}
     if strategy == "PREFIX_AWARE":
         routing["PrefixAwareRoutingConfig"] = {"PrefixLength": 1024, "ConcurrencyThreshold": 64}
     deploy(emulator.client(), "bench", RoutingConfig=routing)

@@ -24,6 +24,7 @@ model's time than it would at full scale; the report states the scale.
 from __future__ import annotations
 
 import argparse
+from typing import Any
 import http.client
 import json
 import os
@@ -79,7 +80,7 @@ class Emulator:
                components: int = 0) -> dict[str | None, list[dict]]:
         """The endpoint for one point; returns the workers each target routes among: the
         instances under None, or each inference component's copies under its name."""
-        routing = {"RoutingStrategy": "RANDOM" if strategy == "IDEAL" else strategy}
+        routing: dict[str, Any] = {"RoutingStrategy": "RANDOM" if strategy == "IDEAL" else strategy}
         if strategy == "PREFIX_AWARE":
             routing["PrefixAwareRoutingConfig"] = {"PrefixLength": 4096, "ConcurrencyThreshold": 4}
         if not components:

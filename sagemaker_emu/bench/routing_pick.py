@@ -15,7 +15,7 @@ import time
 from sagemaker_emu.bench.stats import table
 from sagemaker_emu.routing.strategies import RouteRequest, strategy_for
 
-STRATEGIES = {
+STRATEGIES: dict[str, dict] = {
     "RANDOM": {"RoutingStrategy": "RANDOM"},
     "LEAST_OUTSTANDING_REQUESTS": {"RoutingStrategy": "LEAST_OUTSTANDING_REQUESTS"},
     "PREFIX_AWARE": {"RoutingStrategy": "PREFIX_AWARE",

@@ -6,7 +6,7 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Sequence
 
 
 def percentile(sorted_values: list[float], q: float) -> float:
@@ -60,7 +60,7 @@ def closed_loop(call: Callable[[int], None], threads: int, calls_per_thread: int
     return LoadResult(calls=len(merged), errors=sum(errors), seconds=seconds, latencies_ms=merged)
 
 
-def table(headers: list[str], rows: list[list[str]]) -> str:
+def table(headers: Sequence[object], rows: Sequence[Sequence[object]]) -> str:
     widths = [max(len(str(c)) for c in col) for col in zip(headers, *rows)]
     line = lambda cells: "| " + " | ".join(str(c).rjust(w) for c, w in zip(cells, widths)) + " |"  # noqa: E731
     sep = "|" + "|".join("-" * (w + 2) for w in widths) + "|"

@@ -225,7 +225,7 @@ class CloudWatch:
             shown = next(q["Id"] for q in spec["Metrics"] if q.get("ReturnData", True))
             values_by_time = results.get(shown, {})
         else:
-            metric = {k: spec[k] for k in ("Namespace", "MetricName", "Dimensions") if k in spec}
+            metric: dict[str, Any] = {k: spec[k] for k in ("Namespace", "MetricName", "Dimensions") if k in spec}
             stat = spec.get("Statistic") or spec.get("ExtendedStatistic", "Average")
             values_by_time = queries.stat_values(store, metric, stat, start, end, period)
         values = [values_by_time.get(start + i * period) for i in reversed(range(count))]

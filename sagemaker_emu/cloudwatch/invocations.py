@@ -67,6 +67,7 @@ class InvocationMetrics:
 
     def _fold(self, key: Key, acc: list) -> None:
         region, endpoint, variant, component, config = key
+        dims: list[tuple[tuple[str, str], ...]]
         if component is None:
             dims, per, concurrent = [(("EndpointName", endpoint), ("VariantName", variant))], \
                 "InvocationsPerInstance", "ConcurrentRequestsPerModel"
@@ -84,8 +85,9 @@ class InvocationMetrics:
 
         put("Invocations", "None", count, 1.0, 1.0)
         put(per, "None", *acc[_SHARE:_SHARE + 3])
-        put("ModelLatency", "Microseconds", *acc[_MODEL:_MODEL + 3], acc[_MODEL_BINS])
-        put("OverheadLatency", "Microseconds", *acc[_OVERHEAD:_OVERHEAD + 3], acc[_OVERHEAD_BINS])
+        put("ModelLatency", "Microseconds", acc[_MODEL], acc[_MODEL + 1], acc[_MODEL + 2], acc[_MODEL_BINS])
+        put("OverheadLatency", "Microseconds", acc[_OVERHEAD], acc[_OVERHEAD + 1], acc[_OVERHEAD + 2],
+            acc[_OVERHEAD_BINS])
         put(concurrent, "None", *acc[_CONCURRENT:_CONCURRENT + 3])
         for offset, name in enumerate(("Invocation4XXErrors", "Invocation5XXErrors", "InvocationModelErrors")):
             errors = acc[_ERRORS + offset]

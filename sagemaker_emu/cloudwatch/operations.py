@@ -93,8 +93,10 @@ def operations(cw: CloudWatch) -> dict[str, Callable[[str, dict], dict]]:
             for stat in stats:
                 point[stat] = statistic(stat, agg)
             if bins.get(when):  # single values were sent in this period: percentiles exist
-                point["ExtendedStatistics"] = {name: sketch.percentile(bins[when], value, agg[2], agg[3])
-                                               for name, value in extended.items()}
+                low, high = agg[2], agg[3]
+                assert low is not None and high is not None  # a period with values has its minimum and maximum
+                point["ExtendedStatistics"] = {name: sketch.percentile(bins[when], value, low, high)
+                                               for name, value in extended.items() if value is not None}
             if len(point) > 2:
                 datapoints.append(point)
         return {"Label": p["MetricName"], "Datapoints": datapoints}

@@ -18,7 +18,7 @@ Values = dict[float, float]  # period start -> value
 _OPERATORS: dict[type, Callable[[float, float], float]] = {
     ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv,
 }
-_FUNCTIONS = {"SUM": sum, "AVG": lambda v: sum(v) / len(v), "MIN": min, "MAX": max}
+_FUNCTIONS: dict[str, Callable[[list[float]], float]] = {"SUM": sum, "AVG": lambda v: sum(v) / len(v), "MIN": min, "MAX": max}
 
 
 def metric_key(metric: Mapping[str, Any]) -> tuple[str, str, tuple]:

@@ -21,7 +21,7 @@ import threading
 import time
 from array import array
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Sequence
+from typing import Callable, Iterable, Iterator, Sequence
 
 from sagemaker_emu.cloudwatch import sketch
 from sagemaker_emu.cloudwatch.sketch import Bins
@@ -38,7 +38,7 @@ Point = tuple[Key, float, str, float]
 
 def dimensions(pairs: Iterable[tuple[str, str]] | Sequence[dict]) -> Dimensions:
     """`[{"Name": .., "Value": ..}]` or (name, value) pairs -> the store's sorted tuple."""
-    items = [(d["Name"], d["Value"]) if isinstance(d, dict) else tuple(d) for d in pairs]
+    items: list[tuple[str, str]] = [(d["Name"], d["Value"]) if isinstance(d, dict) else (d[0], d[1]) for d in pairs]
     return tuple(sorted(items))
 
 
@@ -53,7 +53,7 @@ class Packed:
         self.keys = array("q", (k for k, _ in ordered))
         self.counts = array("d", (c for _, c in ordered))
 
-    def items(self):
+    def items(self) -> Iterator[tuple[int, float]]:
         return zip(self.keys, self.counts)
 
 
@@ -72,11 +72,11 @@ class Series:
     def merge_minute(self, minute: int, bins: Bins | Packed) -> None:
         if self.open_minute is None or minute > self.open_minute:  # a new minute: the one before is complete
             previous = self.minutes.get(self.open_minute) if self.open_minute is not None else None
-            if isinstance(previous, dict):
+            if isinstance(previous, dict) and self.open_minute is not None:
                 self.minutes[self.open_minute] = Packed(previous)
             self.open_minute = minute
-        held = self.minutes.get(minute)
-        held = dict(held.items()) if isinstance(held, Packed) else (held or {})  # packed: a late value, rare
+        found = self.minutes.get(minute)
+        held: Bins = dict(found.items()) if isinstance(found, Packed) else (found or {})  # packed: a late value, rare
         sketch.merge(held, bins)
         self.minutes[minute] = held if minute == self.open_minute else Packed(held)
 
@@ -122,8 +122,9 @@ class MetricStore:
             if order and second < order[-1]:  # late within the window: keep the order sorted
                 order = series.sketch_order = collections.deque(sorted((*order, second)))
             else:
-                if order and isinstance(series.sketches[order[-1]], dict):  # the second before is complete
-                    series.sketches[order[-1]] = Packed(series.sketches[order[-1]])
+                before = series.sketches[order[-1]] if order else None
+                if isinstance(before, dict):  # the second before is complete
+                    series.sketches[order[-1]] = Packed(before)
                 order.append(second)
         elif isinstance(held, Packed):  # a late value for a finished second
             held = series.sketches[second] = dict(held.items())

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import re
+from typing import Iterable, Protocol
 
 GAMMA = 1.02
 _LOG_GAMMA = math.log(GAMMA)
@@ -41,7 +42,13 @@ def add(bins: Bins, value: float, count: float = 1.0) -> None:
     bins[key] = bins.get(key, 0.0) + count
 
 
-def merge(into: Bins, other: Bins) -> None:
+class BinItems(Protocol):
+    """Bins as a dict, or packed (cloudwatch/series.py's Packed): what `merge` reads."""
+
+    def items(self) -> Iterable[tuple[int, float]]: ...
+
+
+def merge(into: Bins, other: BinItems) -> None:
     for key, count in other.items():
         into[key] = into.get(key, 0.0) + count
 

@@ -108,11 +108,10 @@ class LogStore:
                 wanted[region].setdefault(COMPONENTS + component, (int(created * 1000), []))
             updates = {d: i for i, d in enumerate(sorted({deployment for _, _, deployment, _ in files}))}
             for key, instance_id, deployment, path in files:
-                name, component = stream_name(key, instance_id, updates[deployment])
-                if component is not None and component not in components:
+                name, owner = stream_name(key, instance_id, updates[deployment])
+                if owner is not None and owner not in components:
                     continue  # a deleted component's copies: its group went with it
-                group = COMPONENTS + component if component else ENDPOINTS + endpoint
-                wanted[region][group][1].append((name, path))
+                wanted[region][COMPONENTS + owner if owner else ENDPOINTS + endpoint][1].append((name, path))
         reads = []
         with self._lock:
             for region in list(self._groups):
@@ -133,6 +132,8 @@ class LogStore:
             self._read(stream, now)
 
     def _read(self, stream: Stream, now: int) -> None:
+        if stream.path is None:
+            return
         try:
             with open(stream.path, "rb") as f:
                 f.seek(stream.offset)

@@ -61,6 +61,7 @@ def create_inference_component(backend: Backend, params: dict, call: Call) -> di
     if not variant.hosts_components:
         raise InvalidInput(f'Variant "{variant.name}" of endpoint "{endpoint.arn}" runs model '
                            f'"{variant.models[0].name}"; inference components need a variant without ModelName.')
+    assert spec is not None, "CreateInferenceComponent's model requires a Specification"
     base = _base_of(backend, spec, endpoint.name)
     model = backend.model(spec["ModelName"]) if "ModelName" in spec and base is None else None
     now = backend.now()
@@ -151,7 +152,8 @@ def _updatable(backend: Backend, name: str, adapters: bool = False) -> Inference
 
 def _routing(backend: Backend, ic: InferenceComponent) -> dict[str, Any]:
     """The RoutingConfig of the variant whose instances hold the component's copies."""
-    return backend.endpoint(ic.endpoint_name).variant(ic.variant_name).spec.get("RoutingConfig") or {}
+    variant = backend.endpoint(ic.endpoint_name).variant(ic.variant_name)
+    return (variant.spec.get("RoutingConfig") if variant is not None else None) or {}
 
 
 @operation

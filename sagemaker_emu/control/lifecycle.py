@@ -13,7 +13,7 @@ import threading
 import time
 from dataclasses import dataclass
 
-from sagemaker_emu.control.resources import Endpoint, InferenceComponent, Variant
+from sagemaker_emu.control.resources import Deployment, Endpoint, InferenceComponent, Variant
 from sagemaker_emu.control.store import Backend
 from sagemaker_emu.fleet.api import ComponentPlan, Copies, DeploymentFailed, Fleet, ServerlessPlan
 
@@ -36,8 +36,9 @@ def _hold(backend: Backend, since: float, cancel: threading.Event | None = None,
 
 def deploy(backend: Backend, endpoint: Endpoint, updating: bool = False) -> None:
     """Bring up the endpoint's pending deployment (CreateEndpoint, or UpdateEndpoint)."""
-    pending = endpoint.pending
-    fleet, failure = None, None
+    pending = _pending(endpoint)
+    fleet: Fleet | None = None
+    failure = None
     try:
         fleet = backend.deployer.start(endpoint.name, [v.plan() for v in pending.variants], pending.cancel)
     except DeploymentFailed as exc:
@@ -49,7 +50,7 @@ def deploy(backend: Backend, endpoint: Endpoint, updating: bool = False) -> None
         log.warning("update of endpoint %s failed; the old configuration keeps serving: %s", endpoint.name, failure)
     elif failure is not None:
         log.warning("endpoint %s Failed: %s", endpoint.name, failure)
-    elif updating and endpoint.deployment_config:
+    elif updating and endpoint.deployment_config and fleet is not None:
         reason = _shift_traffic(backend, endpoint, fleet, endpoint.deployment_config)
         if reason is not None:  # an alarm tripped, or time ran out: the old fleet takes every call again
             log.warning("update of endpoint %s rolled back: %s", endpoint.name, reason)
@@ -72,14 +73,15 @@ def _shift_traffic(backend: Backend, endpoint: Endpoint, fleet: Fleet, config: d
     blue_green = config.get("BlueGreenUpdatePolicy")
     rolling = config.get("RollingUpdatePolicy")
     alarms = [a["AlarmName"] for a in (config.get("AutoRollbackConfiguration") or {}).get("Alarms", [])]
-    green_instances = sum(v.instance_count for v in endpoint.pending.variants) or 1
+    pending = _pending(endpoint)
+    green_instances = sum(v.instance_count for v in pending.variants) or 1
     deadline = None
     if rolling is not None:
         steps = _linear(_share(rolling["MaximumBatchSize"], green_instances))
         wait, final_wait = rolling.get("WaitIntervalInSeconds", 0), rolling.get("WaitIntervalInSeconds", 0)
         if "MaximumExecutionTimeoutInSeconds" in rolling:  # counted from UpdateEndpoint, fleet start included
             limit = rolling["MaximumExecutionTimeoutInSeconds"]
-            elapsed = backend.clock() - endpoint.pending.started
+            elapsed = backend.clock() - pending.started
             deadline = (time.monotonic() + backend.guardrails.wall(limit) - elapsed, limit)
     else:
         routing = (blue_green or {}).get("TrafficRoutingConfiguration", {"Type": "ALL_AT_ONCE"})
@@ -107,7 +109,8 @@ def _roll_back(backend: Backend, endpoint: Endpoint, config: dict, reason: str) 
     """Traffic back to the old fleet: at once, or with a RollingUpdatePolicy's
     RollbackMaximumBatchSize in batches, WaitIntervalInSeconds apart (docs/decisions.md)."""
     rolling = config.get("RollingUpdatePolicy") or {}
-    share = endpoint.pending.share
+    pending = _pending(endpoint)
+    share = pending.share
     if "RollbackMaximumBatchSize" in rolling and share > 0:
         old_instances = sum(v.instance_count for v in endpoint.variants) or 1
         step = max(_share(rolling["RollbackMaximumBatchSize"], old_instances), 0.01)
@@ -115,9 +118,14 @@ def _roll_back(backend: Backend, endpoint: Endpoint, config: dict, reason: str) 
         while share > step + 1e-9:
             share -= step
             backend.rolling_back(endpoint, reason, share)
-            if endpoint.pending.cancel.wait(wait):
+            if pending.cancel.wait(wait):
                 break
     backend.rolling_back(endpoint, reason, 0.0)
+
+
+def _pending(endpoint: Endpoint) -> Deployment:
+    assert endpoint.pending is not None, "an endpoint being deployed or updated has a pending deployment"
+    return endpoint.pending
 
 
 def _share(size: dict, instances: int) -> float:
@@ -136,7 +144,7 @@ def _bake(backend: Backend, endpoint: Endpoint, seconds: float, alarms: list[str
     """Wait `seconds` of service time; the reason to roll back if one of `alarms` is in ALARM
     or the deployment's time limit (`timeout`: its monotonic deadline, and the limit) passes."""
     deadline = time.monotonic() + backend.guardrails.wall(seconds)
-    cancel = endpoint.pending.cancel
+    cancel = _pending(endpoint).cancel
     while True:
         reason = _rollback_reason(backend, alarms, timeout, "traffic was shifting")
         if reason is not None:
@@ -177,7 +185,9 @@ def rescale(backend: Backend, endpoint: Endpoint, changes: dict[str, dict]) -> N
             continue
         try:
             if "ServerlessUpdateConfig" in change:
-                endpoint.fleet.set_serverless(name, serverless_plan(endpoint.variant(name), change))
+                variant = endpoint.variant(name)
+                assert variant is not None, "UpdateEndpointWeightsAndCapacities checked the names"
+                endpoint.fleet.set_serverless(name, serverless_plan(variant, change))
             if count is None:
                 continue
             endpoint.fleet.scale(name, count)
@@ -225,7 +235,7 @@ class Rollback:
     timeout: tuple[float, int] | None = None
 
 
-def roll(backend: Backend, ic: InferenceComponent, fleet: Fleet, target: InferenceComponent, plan: ComponentPlan,
+def roll(backend: Backend, ic: InferenceComponent, fleet: Fleet, target: InferenceComponent | None, plan: ComponentPlan,
          count: int, batch: int, wait_s: float, rollback: Rollback | None = None) -> None:
     """UpdateInferenceComponent with a new specification (`target`, run as `plan`): a rolling
     replacement of the copies; with `rollback`, an alarm in ALARM while a batch bakes brings
@@ -235,6 +245,7 @@ def roll(backend: Backend, ic: InferenceComponent, fleet: Fleet, target: Inferen
     tripped: list[str] = []
 
     def halt() -> bool:
+        assert rollback is not None
         reason = _rollback_reason(backend, rollback.alarms, rollback.timeout, "copies were being replaced")
         if reason is not None:
             tripped.append(reason)
@@ -242,7 +253,7 @@ def roll(backend: Backend, ic: InferenceComponent, fleet: Fleet, target: Inferen
 
     try:
         copies = fleet.replace_copies(plan, count, batch, wait_s, halt if rollback else None)
-        if copies is None and tripped:
+        if copies is None and tripped and rollback is not None:
             failure = tripped[0]
             log.warning("update of inference component %s rolled back: %s", ic.name, failure)
             copies, target = fleet.replace_copies(rollback.plan, count, rollback.batch, 0.0), None

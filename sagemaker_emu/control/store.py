@@ -13,7 +13,7 @@ import threading
 import time
 from collections import Counter
 from dataclasses import dataclass
-from typing import Callable, Iterable
+from typing import Any, Callable, Iterable
 
 from sagemaker_emu import arns
 from sagemaker_emu.control.quotas import Quotas
@@ -70,9 +70,10 @@ class Backend:
     def arn(self, resource_type: str, name: str) -> str:
         return arns.arn("sagemaker", self.region, self.account, f"{resource_type}/{name}")
 
-    def _table(self, resource_type: str) -> dict:
-        return {"model": self.models, "endpoint-config": self.endpoint_configs, "endpoint": self.endpoints,
-                "inference-component": self.inference_components}[resource_type]
+    def _table(self, resource_type: str) -> dict[str, Any]:
+        tables: dict[str, dict[str, Any]] = {"model": self.models, "endpoint-config": self.endpoint_configs,
+                                             "endpoint": self.endpoints, "inference-component": self.inference_components}
+        return tables[resource_type]
 
     def get(self, resource_type: str, name: str):
         """The resource, or NotFound in SageMaker's words."""
@@ -175,6 +176,7 @@ class Backend:
             if not self._current(endpoint):
                 return fleet
             pending, endpoint.pending = endpoint.pending, None
+            assert pending is not None, "a deployment was under way"
             retired = None
             if fleet is None and endpoint.status == Status.CREATING:
                 endpoint.failure_reason = failure

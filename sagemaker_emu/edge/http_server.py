@@ -285,7 +285,7 @@ class _Server(TcpWSGIServer):
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self.trigger.close()  # waitress builds its own; ours replaces it before the loop starts
+        self.trigger.close()  # type: ignore[has-type]  # waitress builds its own; ours replaces it before the loop
         self.trigger = _Trigger(self._map)
 
     def maintenance(self, now: float) -> None:
@@ -381,8 +381,8 @@ class EmulatorHTTPServer:
     @property
     def local_url(self) -> str:
         """How this process reaches the server (a wildcard address is reached on loopback)."""
-        host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(self.httpd.effective_host,
-                                                                          self.httpd.effective_host)
+        bound = str(self.httpd.effective_host)
+        host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(bound, bound)
         port = self.httpd.effective_port
         return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 

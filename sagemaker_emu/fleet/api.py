@@ -199,7 +199,7 @@ class FleetView(Protocol):
         """An inference-component variant's instances and the copies each holds (else [])."""
         ...
 
-    def all_instances(self) -> list[InstanceView]:
+    def all_instances(self) -> Sequence[InstanceView]:
         """Every instance, for introspection (`/_emu`, metrics)."""
         ...
 
@@ -257,7 +257,7 @@ class Fleet(FleetView, Protocol):
 
 
 class Deployer(Protocol):
-    def start(self, endpoint_name: str, plans: list[VariantPlan], cancel: threading.Event) -> Fleet:
+    def start(self, endpoint_name: str, plans: list[VariantPlan], cancel: threading.Event | None = None) -> Fleet:
         """Block until every instance of every variant is healthy, or raise DeploymentFailed;
         `cancel` set (by a reset) stops the start and whatever it started."""
         ...

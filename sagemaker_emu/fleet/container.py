@@ -55,6 +55,7 @@ class Connection:
 
     def _poll(self) -> select.poll:
         if self._poller is None:  # one per socket: this is on the invoke path
+            assert self.sock is not None, "polled only while connected"
             self._poller = select.poll()
             self._poller.register(self.sock, select.POLLIN)
         return self._poller
@@ -91,6 +92,7 @@ class Connection:
     def _fill(self) -> bool:
         if self.watch is not None:
             self._wait_for_data()
+        assert self.sock is not None, "read only after a request was sent"
         data = self.sock.recv(65536)
         self._buf += data
         return bool(data)
@@ -106,7 +108,7 @@ class Connection:
                 raise socket.timeout("timed out")
             if poller.poll(min(remaining, WATCH_SLICE_S) * 1000):
                 return
-            if self.watch():
+            if self.watch is not None and self.watch():
                 raise CallerGone()
 
     def _line(self) -> bytes:

@@ -208,7 +208,7 @@ class ProcessFleet:
                  reserve: Callable[[Instance], bool] = lambda instance: True) -> int:
         """Start `count` more instances of `vf` (fewer if `reserve` finds no room for one);
         return how many once all pass /ping, else raise."""
-        fresh = []
+        fresh: list[Instance] = []
         try:
             for _ in range(count):
                 if self.stopping.is_set():
@@ -627,7 +627,7 @@ class ProcessDeployer:
         only the files it names; without, everything is unpacked (to find an inference.py)."""
         builtin = launch is not None and launch.builtin is not None
         model_data.prepare(source, model_dir, self.model_roots, self.objects,
-                           unpack=not builtin or bool(launch.model_files),
+                           unpack=not builtin or bool(launch is not None and launch.model_files),
                            only=frozenset(launch.model_files) if launch is not None and launch.model_files else None)
         submit = env.get("SAGEMAKER_SUBMIT_DIRECTORY", "")
         if submit.startswith("s3://") and not builtin:

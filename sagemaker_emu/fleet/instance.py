@@ -76,7 +76,7 @@ class Instance:
             self.host, self.port = parsed.hostname or "127.0.0.1", parsed.port or 80
         else:
             self.host, self.port = "127.0.0.1", 0
-        self.pool: ConnectionPool | None = None
+        self.pool = ConnectionPool(self.host, self.port)  # made anew by each start, with the port it binds
         self._lock = threading.Lock()
 
     @property
@@ -175,8 +175,7 @@ class Instance:
     def stop(self, grace: float) -> None:
         """SIGTERM, then SIGKILL after `grace` seconds; the whole process group."""
         self.health = Health.STOPPED
-        if self.pool is not None:
-            self.pool.close()
+        self.pool.close()
         proc = self.process
         if proc is None or proc.poll() is not None:
             return

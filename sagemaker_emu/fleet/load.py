@@ -11,7 +11,7 @@ import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Any, Iterator
 
 
 class Saturated(Exception):
@@ -30,7 +30,7 @@ class Load:
     attribute whenever it changes: LEAST_OUTSTANDING_REQUESTS reads it from every candidate on
     every pick, and a plain attribute costs half of a property (docs/performance.md)."""
 
-    def __init__(self, mirror: object | None = None) -> None:
+    def __init__(self, mirror: Any = None) -> None:
         self._lock = threading.Lock()
         self._mirror = mirror
         self.in_flight = 0

@@ -79,7 +79,7 @@ def prepare(source: ModelSource | None, model_dir: Path, roots: Sequence[Path] =
             return
         if source.prefix and only is None:
             shutil.copytree(fetched, model_dir, dirs_exist_ok=True)  # our own cache: plain files only
-        elif source.prefix:
+        elif source.prefix and only is not None:
             for found in fetched.rglob("*"):
                 if found.name in only and found.is_file():
                     (model_dir / found.relative_to(fetched)).parent.mkdir(parents=True, exist_ok=True)

@@ -52,7 +52,7 @@ def prompt_text(request: object) -> str | None:
         content = message.get("content")
         if isinstance(content, list):  # content parts: the text ones
             texts = [p.get("text") for p in content if isinstance(p, dict) and p.get("type") == "text"]
-            content = "".join(texts) if all(isinstance(t, str) for t in texts) else None
+            content = "".join(t for t in texts if isinstance(t, str)) if all(isinstance(t, str) for t in texts) else None
         if not isinstance(content, str):
             return None
         lines.append(f"{message['role']}: {content}")

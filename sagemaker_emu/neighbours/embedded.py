@@ -48,7 +48,7 @@ class EmbeddedServices:
                 if app is None:
                     from moto.moto_server.werkzeug_app import create_backend_app
 
-                    flask_app = create_backend_app(backend)
+                    flask_app = create_backend_app(backend)  # type: ignore[arg-type]  # a name of SERVICES
                     flask_app.debug = False  # moto turns it on; an error must not reach the caller as a page
                     # what moto does not handle itself: Flask's 500 page, unless answered in AWS's words
                     flask_app.register_error_handler(500, functools.partial(_flask_failure, service))
@@ -69,7 +69,7 @@ class EmbeddedServices:
         from moto.backends import get_backend
 
         for backend in SERVICES.values():
-            for account in list(get_backend(backend).values()):
+            for account in list(get_backend(backend).values()):  # type: ignore[call-overload]
                 account.reset()
 
 

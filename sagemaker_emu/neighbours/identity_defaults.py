@@ -73,8 +73,8 @@ class _InFrontOfMoto:
 
 class IamDefaults(_InFrontOfMoto):
     def __call__(self, environ: dict, start_response) -> Iterable[bytes]:
-        form = _form(environ)
-        action = form.get("Action") if form else None
+        form = _form(environ) or {}
+        action = form.get("Action")
         if action == "GetRole" and form.get("RoleName"):
             ensure_role(self.account, form["RoleName"])
         elif action == "SimulatePrincipalPolicy":

@@ -20,6 +20,7 @@ checks every path against what moto itself stores for a small object.
 from __future__ import annotations
 
 import binascii
+import functools
 import hashlib
 import io
 import logging
@@ -150,7 +151,7 @@ class LargeObjects:
             if answer.ok:
                 key = self._backend().get_object(bucket_name, multipart.key_name,
                                                  version_id=answer.header("x-amz-version-id"))
-                listed = [int(p.getElementsByTagName("PartNumber")[0].firstChild.wholeText)
+                listed = [int(p.getElementsByTagName("PartNumber")[0].firstChild.wholeText)  # type: ignore[union-attr]
                           for p in minidom.parseString(request).getElementsByTagName("Part")]
                 _join(key, multipart, [aside[number] for number in listed])
         finally:
@@ -251,7 +252,7 @@ def _join(key, multipart, buffers: list[IO[bytes]]) -> None:
         for buffer in buffers:
             part = _Checksum(algorithm)
             buffer.seek(0)
-            for chunk in iter(lambda: buffer.read(CHUNK_BYTES), b""):
+            for chunk in iter(functools.partial(buffer.read, CHUNK_BYTES), b""):
                 target.write(chunk)
                 size += len(chunk)
                 (part if kind == "COMPOSITE" else whole).update(chunk)

@@ -23,4 +23,4 @@ def is_waiter(user_agent: str | None) -> bool:
     if not user_agent:
         return False
     match = _UA_FEATURES.search(user_agent)
-    return bool(match) and WAITER_FEATURE in match.group(1).split(",")
+    return match is not None and WAITER_FEATURE in match.group(1).split(",")

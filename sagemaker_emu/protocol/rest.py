@@ -18,7 +18,7 @@ import json
 import logging
 import re
 import time
-from typing import Callable, Iterable, Iterator
+from typing import Any, Callable, Generator, Iterable, Iterator
 
 
 from sagemaker_emu import errors
@@ -85,21 +85,22 @@ def _utf8(value: str) -> str:
         return value
 
 
-def read_params(operation: str, endpoint_name: str, environ: dict) -> dict[str, str | int]:
-    params: dict[str, str | int] = {"EndpointName": endpoint_name, "Body": ""}  # the body is checked by size
+def read_params(operation: str, endpoint_name: str, environ: dict) -> dict[str, Any]:
+    params: dict[str, Any] = {"EndpointName": endpoint_name, "Body": ""}  # the body is checked by size
     for member, (key, integer) in header_members(operation).items():
         if key == "HTTP_CONTENT_TYPE":
             key = "CONTENT_TYPE"  # WSGI keeps Content-Type outside the HTTP_ keys
         value = environ.get(key)
         if value is not None:
-            value = _utf8(value)
+            text = _utf8(value)
             if integer:
                 try:
-                    value = int(value)
+                    params[member] = int(text)
                 except ValueError:
-                    raise errors.InvalidInput(f"Value '{value[:64]}' at '{member[0].lower() + member[1:]}' "
+                    raise errors.InvalidInput(f"Value '{text[:64]}' at '{member[0].lower() + member[1:]}' "
                                               "failed to satisfy constraint: Member must be an integer") from None
-            params[member] = value
+            else:
+                params[member] = text
     validate_input(operation, params, RUNTIME_SERVICE)
     return params
 
@@ -130,7 +131,7 @@ class _Framed:
         self._chunks.close()
 
 
-def _framed(chunks, endpoint_name: str) -> Iterator[bytes]:
+def _framed(chunks, endpoint_name: str) -> Generator[bytes, None, None]:
     """Each chunk from the container as one PayloadPart event, sent as soon as it arrives;
     a failure after the first byte becomes an exception event that boto3 raises mid-iteration."""
     try:
@@ -214,6 +215,7 @@ class RuntimeAPI:
         except Exception:
             log.exception("unhandled error in InvokeEndpoint")
             return internal_runtime_error(rid)
+        assert isinstance(result.body, bytes), "a synchronous answer is read into memory"
         headers = [("Content-Type", result.content_type), ("Content-Length", str(len(result.body))),
                    ("x-Amzn-Invoked-Production-Variant", result.variant), ("x-amzn-RequestId", rid)]
         for name, value in (("X-Amzn-SageMaker-Custom-Attributes", result.custom_attributes),

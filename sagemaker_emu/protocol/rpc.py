@@ -45,8 +45,8 @@ class RpcService:
         self.default_region = default_region
         self.query_compatible = "awsQueryCompatible" in self.model.metadata
         self.json_type = f"application/x-amz-json-{self.model.metadata.get('jsonVersion', '1.1')}"
-        self.query_namespace = self.model.metadata.get("xmlNamespace") if "query" in (
-            self.model.metadata.get("protocols") or [self.model.metadata.get("protocol")]) else None
+        self.query_namespace: str = self.model.metadata.get("xmlNamespace", "") if "query" in (
+            self.model.metadata.get("protocols") or [self.model.metadata.get("protocol")]) else ""
 
     def _query(self, environ: dict, start_response) -> Iterable[bytes]:
         rid, operation = request_id(), "-"

@@ -202,6 +202,7 @@ class KvAwareStrategy(Strategy):
         by_size = request.prompt_blocks
         if by_size is None or not by_size.keys() >= set(sizes):  # not prepared for these candidates
             by_size = self.prepare(request, candidates).prompt_blocks
+        assert by_size is not None  # prepare() fills it
         matches = [_leading(by_size[size], getattr(c, "kv_blocks", frozenset())) for size, c in zip(sizes, candidates)]
         if not any(matches):
             return _least_outstanding(candidates, rng)

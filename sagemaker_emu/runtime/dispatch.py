@@ -17,7 +17,7 @@ import logging
 import socket
 import time
 from dataclasses import dataclass
-from typing import IO, Iterator
+from typing import IO, Callable, Generator, TypeVar
 
 from sagemaker_emu.errors import CallerGone, ModelStreamFailure, Throttled
 from sagemaker_emu.fleet.api import Connection, InstanceView, Response, Saturated, SlotOutcome
@@ -27,6 +27,7 @@ from sagemaker_emu.runtime.faults import Faults
 from sagemaker_emu.runtime.request import InvokeRequest, Outcome
 
 log = logging.getLogger("sagemaker_emu.runtime")
+T = TypeVar("T")
 
 # A model of several containers tells each container's answer in this header (worker/pipeline.py's
 # TIMINGS_HEADER, over the instance's HTTP, as it tells everything else); it is not passed on.
@@ -145,14 +146,17 @@ class Dispatcher:
 
     # ------------------------------------------------------------ reading the answer
 
-    def read_all(self, out: Outcome, ex: Exchange, into: IO[bytes] | None = None, limit: int = 0) -> bytes | int:
-        """The answer's body; with `into`, written there as it arrives and its length
-        returned, or a ModelError (as SageMaker's for a body it could not load) past `limit`."""
+    def read_all(self, out: Outcome, ex: Exchange) -> bytes:
+        """The answer's body, whole."""
+        return self._reading(out, ex, lambda: ex.conn.read_body(ex.head))
+
+    def read_into(self, out: Outcome, ex: Exchange, into: IO[bytes], limit: int) -> int:
+        """The answer's body written to `into` as it arrives; its length, or past `limit` a
+        ModelError (SageMaker's for a body it could not load)."""
         target = out.target
         assert target is not None
-        try:
-            if into is None:
-                return ex.conn.read_body(ex.head)
+
+        def copy() -> int:
             length = 0
             for piece in ex.conn.iter_body(ex.head, piecewise=True):
                 length += len(piece)
@@ -161,6 +165,15 @@ class Dispatcher:
                     raise model_errors.model_error(target, 500, None)
                 into.write(piece)
             return length
+
+        return self._reading(out, ex, copy)
+
+    def _reading(self, out: Outcome, ex: Exchange, read: Callable[[], T]) -> T:
+        """`read` the answer, its failures as the caller's ModelError."""
+        target = out.target
+        assert target is not None
+        try:
+            return read()
         except CallerGone:
             ex.result.failed = True
             raise
@@ -171,7 +184,7 @@ class Dispatcher:
             ex.result.failed = True
             raise model_errors.broken(target) from None
 
-    def chunks(self, req: InvokeRequest, out: Outcome, ex: Exchange) -> Iterator[bytes]:
+    def chunks(self, req: InvokeRequest, out: Outcome, ex: Exchange) -> Generator[bytes, None, None]:
         """The answer as the container sends it; the call is finished when the last chunk is
         read, the stream fails, or the caller stops reading (closing the generator)."""
         try:

@@ -14,6 +14,7 @@ probability (decided by a generator seeded from `--seed`) and optionally a numbe
 
 from __future__ import annotations
 
+import builtins
 import itertools
 import os
 import random
@@ -99,7 +100,8 @@ class Faults:
         with self._lock:
             self._rules.clear()
 
-    def _fire(self, endpoint: str, variant: str | None, instance: str | None, kinds: tuple[str, ...]) -> list[Fault]:
+    def _fire(self, endpoint: str, variant: str | None, instance: str | None,
+              kinds: tuple[str, ...]) -> "builtins.list[Fault]":
         if not self._rules:  # the common case costs one truth test
             return []
         fired = []

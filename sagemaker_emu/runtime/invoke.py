@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import time
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Generator
 
 from sagemaker_emu.errors import CallerGone, InvalidInput, ModelFailure, Throttled, Unavailable
 from sagemaker_emu.bodies import Body, FileBody, body_length
@@ -56,7 +56,7 @@ def _code(exc: BaseException) -> str:
 class _Chunks:
     """The body of a streamed answer; closing it, read or not, ends the call exactly once."""
 
-    def __init__(self, gen: Iterator[bytes], finish) -> None:
+    def __init__(self, gen: Generator[bytes, None, None], finish: Callable[[], None]) -> None:
         self._gen = gen
         self._finish = finish
 
@@ -115,12 +115,12 @@ class Runtime:
             ex = self._open(req, out)
             body: Body
             if answer_to is None:
-                body = self.dispatch.read_all(out, ex)  # type: ignore[assignment]
+                body = self.dispatch.read_all(out, ex)
                 if len(body) > MAX_BODY_BYTES:
                     raise model_errors.model_error(_target_of(out), 500, None)
             else:
                 with open(answer_to, "wb") as f:
-                    body = FileBody(answer_to, self.dispatch.read_all(out, ex, f, MAX_FILE_ANSWER_BYTES))  # type: ignore[arg-type]
+                    body = FileBody(answer_to, self.dispatch.read_into(out, ex, f, MAX_FILE_ANSWER_BYTES))
             headers = ex.head.headers
             result = InvokeResult(
                 body=body,

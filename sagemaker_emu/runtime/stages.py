@@ -160,7 +160,7 @@ class Stages:
         weights = [v.weight for v in variants]
         if sum(weights) <= 0:
             return variants[0]
-        return self.dice.draw(target, lambda rng: rng.choices(variants, weights=weights)[0])  # type: ignore[return-value]
+        return self.dice.draw(target, lambda rng: rng.choices(variants, weights=weights)[0])
 
     def candidates(self, req: InvokeRequest, out: Outcome) -> bool:
         """The routable instances; a serverless variant scaled to zero starts one within the

@@ -71,7 +71,7 @@ class Container:
             self.host, self.port = parsed.hostname or "127.0.0.1", parsed.port or 80
             return
         argv = ([sys.executable, "-m", "sagemaker_emu.worker.guard", "--", *self.command] if self.command
-                else [sys.executable, "-m", "sagemaker_emu.worker", self.kind])
+                else [sys.executable, "-m", "sagemaker_emu.worker", self.kind or "toolkit"])
         for _ in range(5):
             self.port = _free_port()
             env = {k: v for k, v in base_env.items() if k != PIPELINE_SPEC}
@@ -140,7 +140,8 @@ class Pipeline(Model):
             started = time.perf_counter()
             reply = _call(container, body, content_type, invocation.accept if last else None, invocation.headers)
             if not last and 200 <= reply.status < 300:
-                body, content_type = b"".join(reply.body), reply.content_type
+                body = reply.body if isinstance(reply.body, bytes) else b"".join(reply.body)
+                content_type = reply.content_type
             timings.append(f"{container.hostname}={reply.status}:{time.perf_counter() - started:.6f}")
             if last or not 200 <= reply.status < 300:
                 reply.headers[TIMINGS_HEADER] = ",".join(timings)

@@ -88,6 +88,7 @@ def _missing(exc: ModuleNotFoundError) -> MissingPackage:
 def _load_module(path: Path):
     sys.path.insert(0, str(path.parent))  # as the toolkit does, so helpers next to it import
     spec = importlib.util.spec_from_file_location(path.stem, path)
+    assert spec is not None and spec.loader is not None, f"{path} is a Python file"
     module = importlib.util.module_from_spec(spec)
     try:
         spec.loader.exec_module(module)

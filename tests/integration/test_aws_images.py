@@ -8,6 +8,7 @@ import tarfile
 from pathlib import Path
 
 import pytest
+from botocore.exceptions import WaiterError
 
 from sagemaker_emu.testing import client, deploy
 
@@ -138,7 +139,7 @@ def test_lmi_takes_its_options_from_serving_properties(server, sm, rt):
     assert len(outputs) == 4 and all(len(o) == 1 and isinstance(o[0], str) for o in outputs)
     url = lmi_model_data(server, "bad.tar.gz", b"option.max_rolling_batch_size=0\n")
     deploy(sm, "lmi-bad", container={"Image": LMI, "Environment": FAST, "ModelDataUrl": url}, wait=False)
-    with pytest.raises(Exception):
+    with pytest.raises(WaiterError):
         sm.get_waiter("endpoint_in_service").wait(EndpointName="lmi-bad", WaiterConfig={"Delay": 1, "MaxAttempts": 60})
     assert "LMI option max_rolling_batch_size='0'" in sm.describe_endpoint(EndpointName="lmi-bad")["FailureReason"]
 
@@ -149,7 +150,7 @@ def test_framework_image_names_the_package_a_model_lacks(sm):
     if importlib.util.find_spec("sklearn") is not None:  # docs/configuration.md tells users to install it
         pytest.skip("scikit-learn is installed where the workers run, so the model loads: nothing is missing")
     deploy(sm, "sk", container={"Image": SKLEARN, "ModelDataUrl": (FIXTURES / "sklearn_model").as_uri()}, wait=False)
-    with pytest.raises(Exception):
+    with pytest.raises(WaiterError):
         sm.get_waiter("endpoint_in_service").wait(EndpointName="sk", WaiterConfig={"Delay": 1, "MaxAttempts": 60})
     reason = sm.describe_endpoint(EndpointName="sk")["FailureReason"]
     assert "The model imports sklearn" in reason and "pip install scikit-learn" in reason

@@ -9,7 +9,7 @@ import tarfile
 from pathlib import Path
 
 import pytest
-from botocore.exceptions import ClientError
+from botocore.exceptions import ClientError, WaiterError
 
 from sagemaker_emu.testing import EmulatorProcess, client, deploy
 
@@ -80,7 +80,7 @@ def test_handler_exception_is_a_model_error(sm, rt):
 
 def test_unknown_image_fails_with_what_to_do(sm):
     deploy(sm, "mystery", container={"Image": "my-registry/my-image:1"}, wait=False)
-    with pytest.raises(Exception):
+    with pytest.raises(WaiterError):
         sm.get_waiter("endpoint_in_service").wait(EndpointName="mystery", WaiterConfig=ONE_POLL)
     reason = sm.describe_endpoint(EndpointName="mystery")["FailureReason"]
     assert "cannot run image 'my-registry/my-image:1'" in reason and "--image-map" in reason
@@ -88,7 +88,7 @@ def test_unknown_image_fails_with_what_to_do(sm):
 
 def test_missing_s3_model_data_fails_naming_the_url(sm):
     deploy(sm, "s3model", container={"Image": FRAMEWORK_IMAGE, "ModelDataUrl": "s3://bucket/model.tar.gz"}, wait=False)
-    with pytest.raises(Exception):
+    with pytest.raises(WaiterError):
         sm.get_waiter("endpoint_in_service").wait(EndpointName="s3model", WaiterConfig=ONE_POLL)
     assert sm.describe_endpoint(EndpointName="s3model")["FailureReason"] == (
         'Failed to download model data for container "container_1" from URL: "s3://bucket/model.tar.gz". Please '
@@ -99,7 +99,7 @@ def test_missing_s3_model_data_fails_naming_the_url(sm):
 def test_model_data_failures_are_not_called_health_check_failures(sm):
     # Item 13: a built-in image with unusable model data said "did not pass the ping health check".
     deploy(sm, "s3echo", container={"Image": "sagemaker-emu/echo", "ModelDataUrl": "s3://bucket/model.tar.gz"}, wait=False)
-    with pytest.raises(Exception):
+    with pytest.raises(WaiterError):
         sm.get_waiter("endpoint_in_service").wait(EndpointName="s3echo", WaiterConfig=ONE_POLL)
     reason = sm.describe_endpoint(EndpointName="s3echo")["FailureReason"]
     assert reason.startswith("Could not prepare the model data of production variant AllTraffic: Failed to download")

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
-from botocore.exceptions import ClientError
+from botocore.exceptions import ClientError, WaiterError
 
 from sagemaker_emu.testing import EmulatorProcess, client, deploy, variant
 
@@ -165,7 +165,7 @@ def test_code_outside_the_model_and_the_roots_is_not_run(server, sm, environment
         "Environment": environment})
     sm.create_endpoint_config(EndpointConfigName="out", ProductionVariants=[variant(model="out")])
     sm.create_endpoint(EndpointName="out", EndpointConfigName="out")
-    with pytest.raises(Exception):
+    with pytest.raises(WaiterError):
         sm.get_waiter("endpoint_in_service").wait(EndpointName="out", WaiterConfig={"Delay": 1, "MaxAttempts": 3})
     described = sm.describe_endpoint(EndpointName="out")
     assert described["EndpointStatus"] == "Failed" and why in described["FailureReason"]
@@ -189,7 +189,7 @@ def test_directory_model_data_outside_the_roots_fails_the_endpoint():
         sm.create_model(ModelName="etc", PrimaryContainer={"Image": "my/framework:1", "ModelDataUrl": "file:///etc"})
         sm.create_endpoint_config(EndpointConfigName="etc", ProductionVariants=[variant(model="etc")])
         sm.create_endpoint(EndpointName="etc", EndpointConfigName="etc")
-        with pytest.raises(Exception):
+        with pytest.raises(WaiterError):
             sm.get_waiter("endpoint_in_service").wait(EndpointName="etc", WaiterConfig={"Delay": 1, "MaxAttempts": 3})
         reason = sm.describe_endpoint(EndpointName="etc")["FailureReason"]
         assert "outside the directories sagemaker-emu may read" in reason and "--model-root" in reason

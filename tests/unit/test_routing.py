@@ -107,7 +107,6 @@ import json  # noqa: E402
 from dataclasses import dataclass, field  # noqa: E402
 
 from sagemaker_emu.kv import blocks as kvblocks  # noqa: E402
-from sagemaker_emu.kv.cache import BlockCache  # noqa: E402
 from sagemaker_emu.routing.strategies import KvAwareStrategy  # noqa: E402
 
 

@@ -39,7 +39,7 @@ import random
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Iterator
+from typing import Callable, Generator, Iterator
 
 import logging
 
@@ -390,7 +390,7 @@ class LlmSim(Model):
         return (p.prefill_base_ms + p.prefill_ms_per_token * (n_tokens - cached)) / 1000 * p.time_scale
 
     def generate(self, prompt: str, max_new: int | None, connected, stream: bool,
-                 stats: dict | None = None) -> Iterator[str]:
+                 stats: dict | None = None) -> Generator[str, None, None]:
         """Yield the output token by token (stream) or in chunks, taking simulated time.
 
         `stats` receives prompt_tokens, cached_tokens and generated_tokens."""
