@@ -7,6 +7,7 @@ they serve as arguments. Nothing reads its collaborators from a global or a conf
 
 from __future__ import annotations
 
+import functools
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -20,16 +21,18 @@ from sagemaker_emu import arns, emu_api
 from sagemaker_emu.autoscaling.backend import AutoScaling
 from sagemaker_emu.autoscaling.operations import operations as autoscaling_operations
 from sagemaker_emu.clock import Clock
-from sagemaker_emu.cloudwatch.alarms import notification
+from sagemaker_emu.cloudwatch.alarms import AlarmAction, notification
 from sagemaker_emu.cloudwatch.backend import CloudWatch
 from sagemaker_emu.cloudwatch.operations import operations as cloudwatch_operations
 from sagemaker_emu.cloudwatch_logs.operations import operations as logs_operations
 from sagemaker_emu.cloudwatch_logs.store import LogStore
 from sagemaker_emu.config import Config
+from sagemaker_emu.events import Events
 from sagemaker_emu.control.capacity import SageMakerCapacity
 from sagemaker_emu.control.registry import OPERATIONS
 from sagemaker_emu.control.quotas import Quotas
-from sagemaker_emu.control.store import Backends
+from sagemaker_emu.control.events import ComponentDeleted, EndpointDeleted
+from sagemaker_emu.control.store import Backends, Guardrails
 from sagemaker_emu.fleet.fleet import HealthChecks, ProcessDeployer
 from sagemaker_emu.fleet.images import ImageMap
 from sagemaker_emu.fleet.usage import UsageSampler
@@ -123,31 +126,30 @@ def build(config: Config | None = None, credentials: tuple[str, str] | None = No
         serverless_idle_s=config.serverless_idle_seconds,
         multi_model_cache=config.multi_model_cache,
     )
-    backends = Backends(config.account, deployer, Quotas.parse(config.quotas),
+    events = Events()
+    clock = Clock(config.clock_speed)
+    cloudwatch = CloudWatch(config.account, clock, events)
+    backends = Backends(config.account, deployer, Quotas.parse(config.quotas), events,
+                        Guardrails(alarm_state=cloudwatch.state, wall=clock.wall),
                         min_transition=config.min_transition_seconds, min_deleting=config.min_deleting_seconds)
     results = S3SnsResults(neighbours)
     capture = DataCapture(results, seed=config.seed)
-    clock = Clock(config.clock_speed)
-    cloudwatch = CloudWatch(config.account, clock)
     runtime = Runtime(backends, seed=config.seed, model_timeout=config.model_timeout, capture=capture,
                       metrics=Metrics(sink=cloudwatch))
     asynchronous = AsyncInvocations(runtime, backends, results, state_dir / "async")
-
-    def forget(endpoint) -> None:  # what others keep per endpoint goes with it
-        runtime.forget(endpoint)
-        asynchronous.forget(endpoint)
-
-    backends.on_deleted = forget
-    backends.on_component_deleted = runtime.forget_component
+    # what others keep per endpoint or component goes with it
+    events.subscribe(EndpointDeleted, lambda deleted: runtime.forget(deleted.endpoint))
+    events.subscribe(EndpointDeleted, lambda deleted: asynchronous.forget(deleted.endpoint))
+    events.subscribe(ComponentDeleted, lambda deleted: runtime.forget_component(deleted.endpoint_name,
+                                                                                deleted.component))
 
     warm(OPERATIONS)  # build every schema now, not on a user's first call
     warm(["InvokeEndpoint", "InvokeEndpointWithResponseStream"], "sagemaker-runtime")
     autoscaling = AutoScaling(config.account, clock, cloudwatch, SageMakerCapacity(backends))
     usage = UsageSampler(lambda: [(b.region, name, fleet) for b in backends.all() for name, fleet in b.fleets()],
                          cloudwatch.record).start()
-    cloudwatch.run_action = _action_runner(autoscaling, results)
-    backends.guardrails.alarm_state = cloudwatch.state
-    backends.guardrails.wall = clock.wall
+    events.subscribe(AlarmAction, autoscaling.run_action)
+    events.subscribe(AlarmAction, functools.partial(_notify, results))
     log_store = LogStore(lambda: [(b.region, name, created, components, deployer.log_files(name))
                                   for b in backends.all() for name, created, components in b.names()]).start()
     own = {"monitoring": RpcService("cloudwatch", cloudwatch_operations(cloudwatch), config.region),
@@ -173,17 +175,12 @@ def build(config: Config | None = None, credentials: tuple[str, str] | None = No
     return emulator
 
 
-def _action_runner(autoscaling: AutoScaling, results: S3SnsResults):
-    """An alarm's action: a scaling policy runs; an SNS topic gets CloudWatch's notification."""
-    def run(arn: str, alarm, state: str) -> None:
-        service = arns.service_of(arn)
-        if service == "autoscaling":
-            autoscaling.run_action(arn, alarm, state)
-        elif service == "sns":
-            subject, message = notification(alarm, alarm.arn.split(":")[4], region_description(alarm.region))
-            results.notify(arn, message, subject)
-
-    return run
+def _notify(results: S3SnsResults, action: AlarmAction) -> None:
+    """An alarm's action that names an SNS topic: CloudWatch's notification, published there."""
+    if arns.service_of(action.arn) == "sns":
+        alarm = action.alarm
+        subject, message = notification(alarm, alarm.arn.split(":")[4], region_description(alarm.region))
+        results.notify(action.arn, message, subject)
 
 
 def _http_error(exc: HTTPException):

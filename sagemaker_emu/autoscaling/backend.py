@@ -24,7 +24,7 @@ from typing import Any, Iterable, Protocol
 from sagemaker_emu import arns
 from sagemaker_emu.autoscaling import cron
 from sagemaker_emu.clock import Clock
-from sagemaker_emu.cloudwatch.alarms import ALARM, Alarm
+from sagemaker_emu.cloudwatch.alarms import ALARM, Alarm, AlarmAction
 from sagemaker_emu.cloudwatch.backend import CloudWatch
 from sagemaker_emu.errors import EmuError, ServiceError
 
@@ -212,8 +212,9 @@ class AutoScaling:
 
     # ------------------------------------------------------------ running a policy
 
-    def run_action(self, arn: str, alarm: Alarm, state: str) -> None:
-        """CloudWatch's action runner for policy ARNs."""
+    def run_action(self, action: AlarmAction) -> None:
+        """An alarm's action that names one of the policies (others are not ours)."""
+        arn, alarm, state = action.arn, action.alarm, action.state
         policy = self._policies.get(alarm.region, {}).get(arn)
         if policy is None or state != ALARM:
             return

@@ -19,6 +19,17 @@ _COMPARE = {
 COMPARISONS = tuple(_COMPARE)
 
 
+@dataclass(frozen=True)
+class AlarmAction:
+    """An alarm's action is due (sagemaker_emu/events.py): `arn` names what to run (an
+    Application Auto Scaling policy, an SNS topic), for the alarm as it now is, in `state`.
+    Each subscriber runs the actions of its own service and ignores the others."""
+
+    arn: str
+    alarm: "Alarm"
+    state: str
+
+
 @dataclass
 class Alarm:
     name: str

@@ -16,18 +16,17 @@ from typing import Any, Callable, Iterable
 from sagemaker_emu import arns
 from sagemaker_emu.clock import Clock
 from sagemaker_emu.cloudwatch import queries
-from sagemaker_emu.cloudwatch.alarms import ALARM, Alarm, decide
+from sagemaker_emu.cloudwatch.alarms import ALARM, Alarm, AlarmAction, decide
 from sagemaker_emu.cloudwatch.invocations import InvocationMetrics
 from sagemaker_emu.cloudwatch.series import MetricStore, Point
 from sagemaker_emu.errors import ServiceError
+from sagemaker_emu.events import Events
 
 log = logging.getLogger("sagemaker_emu.cloudwatch")
 
 MAX_ALARMS = 5000  # per region (AWS's default quota is higher; this bounds memory and evaluation)
 MAX_HISTORY = 10_000  # alarm history items kept per region, newest last (deleted alarms' too, as on AWS)
 TICK_S = 0.1  # how often the evaluator looks for alarms that are due (wall seconds)
-# Runs an alarm action: (action ARN, the alarm, its new state)
-ActionRunner = Callable[[str, Alarm, str], None]
 
 
 def _parsed(text: str) -> Any:
@@ -43,10 +42,10 @@ def _is_scaling(arn: str) -> bool:
 
 
 class CloudWatch:
-    def __init__(self, account: str, clock: Clock, run_action: ActionRunner | None = None) -> None:
+    def __init__(self, account: str, clock: Clock, events: Events | None = None) -> None:
         self.account = account
         self.clock = clock
-        self.run_action = run_action or (lambda arn, alarm, state: None)
+        self.events = events or Events()  # where an alarm's actions go (AlarmAction)
         self._stores: dict[str, MetricStore] = {}
         self.invocations = InvocationMetrics(self.store)  # the per-invocation fast path
         self._alarms: dict[str, dict[str, Alarm]] = {}  # region -> name -> alarm
@@ -171,12 +170,7 @@ class CloudWatch:
 
     def _run(self, alarm: Alarm, state: str, actions: list[str]) -> None:
         for arn in actions:
-            try:
-                self.run_action(arn, alarm, state)
-                done = True
-            except Exception:
-                log.exception("alarm %s: action %s failed", alarm.name, arn)
-                done = False
+            done = self.events.publish(AlarmAction(arn, alarm, state))
             summary = f"{'Successfully executed' if done else 'Failed to execute'} action {arn}"
             with self._lock:
                 self._note(alarm, "Action", summary, {"actionState": "Succeeded" if done else "Failed",

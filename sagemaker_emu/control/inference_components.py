@@ -112,10 +112,15 @@ def describe_inference_component(backend: Backend, params: dict, call: Call) -> 
     }
 
 
-def _runtime_config(backend: Backend, ic: InferenceComponent) -> dict:
-    """An adapter shows the copies of the base that serves it."""
+def copy_counts(backend: Backend, ic: InferenceComponent) -> tuple[int, int]:
+    """DesiredCopyCount and CurrentCopyCount: an adapter shows those of the base that serves it."""
     shown = backend.inference_components.get(ic.base.lower(), ic) if ic.base else ic
-    return {"DesiredCopyCount": shown.desired_copies, "CurrentCopyCount": shown.current_copies}
+    return shown.desired_copies, shown.current_copies
+
+
+def _runtime_config(backend: Backend, ic: InferenceComponent) -> dict:
+    desired, current = copy_counts(backend, ic)
+    return {"DesiredCopyCount": desired, "CurrentCopyCount": current}
 
 
 def _specification_summary(ic: InferenceComponent) -> dict:

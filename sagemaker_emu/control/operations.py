@@ -24,7 +24,8 @@ from sagemaker_emu.control.resources import (
     Status,
     Variant,
 )
-from sagemaker_emu.control.store import KINDS, Backend, endpoint_extras
+from sagemaker_emu.control.kinds import KINDS
+from sagemaker_emu.control.store import Backend, endpoint_extras
 from sagemaker_emu.errors import AlreadyExists, InvalidInput, NotFound
 
 MAX_TAGS = 50
@@ -315,6 +316,14 @@ def _deployed_images(variant: Variant) -> list[dict]:
     return images
 
 
+def instance_counts(v: Variant, ep: Endpoint) -> tuple[int, int]:
+    """A variant's CurrentInstanceCount and DesiredInstanceCount (an update in progress is
+    heading for the desired one); an inference-component variant under managed scaling has
+    as many instances as hold copies."""
+    current = len(ep.fleet.placement(v.name)) if v.hosts_components and ep.fleet else v.instance_count
+    return current, ep.updating_variants.get(v.name, {}).get("DesiredInstanceCount", current)
+
+
 def _variant_summary(v: Variant, ep: Endpoint) -> dict:
     desired = ep.updating_variants.get(v.name, {})  # what an update in progress is heading for
     out: dict[str, Any] = {
@@ -328,10 +337,7 @@ def _variant_summary(v: Variant, ep: Endpoint) -> dict:
     if v.serverless:
         out["CurrentServerlessConfig"] = out["DesiredServerlessConfig"] = v.spec["ServerlessConfig"]
     else:
-        # Inference-component variants: as many instances as hold copies under managed scaling
-        current = len(ep.fleet.placement(v.name)) if v.hosts_components and ep.fleet else v.instance_count
-        out["CurrentInstanceCount"] = current
-        out["DesiredInstanceCount"] = desired.get("DesiredInstanceCount", current)
+        out["CurrentInstanceCount"], out["DesiredInstanceCount"] = instance_counts(v, ep)
     if v.name in ep.updating_variants:
         out["VariantStatus"] = [{"Status": "Updating", "StartTime": ep.modified}]
     return out
@@ -380,7 +386,7 @@ def _tagged(backend: Backend, arn: str):
     resource = backend.resource_by_arn(arn)
     if resource is None:
         resource_type = arn.rsplit(":", 1)[-1].split("/", 1)[0]
-        raise NotFound(KINDS.get(resource_type, "resource"), arn)
+        raise NotFound(KINDS[resource_type].noun if resource_type in KINDS else "resource", arn)
     return resource
 
 

@@ -13,55 +13,57 @@ import threading
 import time
 from collections import Counter
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, TypeVar
 
 from sagemaker_emu import arns
 from sagemaker_emu.control.quotas import Quotas
 from sagemaker_emu.control.resources import (
-    MOVES, TRANSITIONAL, ComponentTarget, Endpoint, EndpointConfig, EndpointSnapshot, InferenceComponent, Model,
+    TRANSITIONAL, ComponentTarget, Endpoint, EndpointConfig, EndpointSnapshot, InferenceComponent, Model,
     Status, Variant, VariantWeight,
 )
+from sagemaker_emu.control.events import ComponentDeleted, EndpointDeleted, StatusChanged
+from sagemaker_emu.control.kinds import KINDS
 from sagemaker_emu.errors import InvalidInput, NotFound, NotServing
+from sagemaker_emu.events import Events
 from sagemaker_emu.fleet.api import Copies, Deployer, Fleet
 
+T = TypeVar("T")
 SERVING = (Status.IN_SERVICE, Status.UPDATING, Status.ROLLING_BACK)  # an update keeps the old fleet serving
 
 
-@dataclass
+@dataclass(frozen=True)
 class Guardrails:
-    """What a guarded deployment needs from outside the control plane (app.build wires them):
+    """What a guarded deployment needs from outside the control plane (app.build gives them):
     an alarm's state (CloudWatch), and how long a bake lasts on the emulator's clock."""
 
     alarm_state: Callable[[str, str], str | None] = lambda region, name: None
     wall: Callable[[float], float] = lambda seconds: seconds  # service seconds -> wall seconds (--clock-speed)
 
-# ARN resource type -> the noun SageMaker uses in its messages.
-KINDS = {"model": "model", "endpoint-config": "endpoint configuration", "endpoint": "endpoint",
-         "inference-component": "inference component"}
 
 
 class Backend:
     """All resources of one account in one region. Names are unique case-insensitively."""
 
     def __init__(self, region: str, account: str, deployer: Deployer, clock: Callable[[], float] = time.time,
-                 quotas: Quotas | None = None, on_deleted: Callable[[EndpointSnapshot], None] = lambda endpoint: None,
+                 quotas: Quotas | None = None, events: Events | None = None, guardrails: Guardrails | None = None,
                  min_transition: float = 0.0, min_deleting: float = 0.0):
         self.region = region
         self.account = account
         self.deployer = deployer
         self.quotas = quotas or Quotas()
-        self.on_deleted = on_deleted  # what others keep per endpoint (metrics, sessions) goes too
-        self.on_component_deleted: Callable[[str, str], None] = lambda endpoint, component: None
+        self.events = events or Events()  # deletions and status changes (control/events.py)
         self.min_transition = min_transition  # seconds a Creating/Updating/Deleting status lasts at least
         self.min_deleting = min_deleting  # ... and a Deleting one (docs/decisions.md)
         self.clock = clock
-        self.guardrails = Guardrails()
+        self.guardrails = guardrails or Guardrails()
         self._lock = threading.RLock()
         self._changed = threading.Condition(self._lock)  # notified on every endpoint status change
-        self.models: dict[str, Model] = {}
-        self.endpoint_configs: dict[str, EndpointConfig] = {}
-        self.endpoints: dict[str, Endpoint] = {}
-        self.inference_components: dict[str, InferenceComponent] = {}
+        # one table per kind (control/kinds.py), by lower-case name
+        self.tables: dict[str, dict[str, Any]] = {kind: {} for kind in KINDS}
+        self.models: dict[str, Model] = self.tables["model"]
+        self.endpoint_configs: dict[str, EndpointConfig] = self.tables["endpoint-config"]
+        self.endpoints: dict[str, Endpoint] = self.tables["endpoint"]
+        self.inference_components: dict[str, InferenceComponent] = self.tables["inference-component"]
         self.tags: dict[str, list[dict[str, str]]] = {}  # ARN (lower-case) -> tags in order added
 
     def now(self) -> float:
@@ -70,16 +72,11 @@ class Backend:
     def arn(self, resource_type: str, name: str) -> str:
         return arns.arn("sagemaker", self.region, self.account, f"{resource_type}/{name}")
 
-    def _table(self, resource_type: str) -> dict[str, Any]:
-        tables: dict[str, dict[str, Any]] = {"model": self.models, "endpoint-config": self.endpoint_configs,
-                                             "endpoint": self.endpoints, "inference-component": self.inference_components}
-        return tables[resource_type]
-
     def get(self, resource_type: str, name: str):
         """The resource, or NotFound in SageMaker's words."""
-        found = self._table(resource_type).get(name.lower())
+        found = self.tables[resource_type].get(name.lower())
         if found is None:
-            raise NotFound(KINDS[resource_type], self.arn(resource_type, name))
+            raise NotFound(KINDS[resource_type].noun, self.arn(resource_type, name))
         return found
 
     def model(self, name: str) -> Model:
@@ -105,7 +102,7 @@ class Backend:
         resource_type, _, name = found.resource.partition("/")
         if resource_type not in KINDS:
             return None
-        return self._table(resource_type).get(name.lower())
+        return self.tables[resource_type].get(name.lower())
 
     def check_quota(self, adding: Iterable[tuple[Variant, int]]) -> None:
         """ResourceLimitExceeded unless `count` more instances of each variant's type fit
@@ -122,6 +119,11 @@ class Backend:
                 delta[v.spec.get("InstanceType", "")] += count
         self.quotas.check(in_use, delta)
 
+    def read(self, reader: Callable[["Backend"], T]) -> T:
+        """`reader`'s answer about the resources, with the lock held (a consistent view)."""
+        with self._lock:
+            return reader(self)
+
     def run(self, operation: Callable, params: dict, call) -> dict:
         """Run one control-plane operation with the lock held: operations are the backend's
         methods, and the only other code that changes resources is below."""
@@ -131,14 +133,18 @@ class Backend:
     # ------------------------------------------------------------ status transitions
 
     def transition(self, resource: Endpoint | InferenceComponent, status: Status) -> None:
-        """Move an endpoint or inference component to `status` (a move resources.MOVES
-        allows), and wake waiters."""
+        """Move an endpoint or inference component to `status` (a move its row of
+        control/kinds.py allows), wake waiters, and publish StatusChanged (its handlers run
+        with the store's lock held: they must not call the store)."""
         with self._lock:
-            if status not in MOVES[resource.status]:
+            kind = "endpoint" if isinstance(resource, Endpoint) else "inference-component"
+            moves = KINDS[kind].moves or {}
+            if status not in moves.get(resource.status, frozenset()):
                 raise RuntimeError(f"{resource.name}: no move from {resource.status.value} to {status.value}")
             resource.status = status
             resource.modified = self.now()
             self._changed.notify_all()
+        self.events.publish(StatusChanged(self.region, kind, resource.name, status.value))
 
     def copies_set(self, ic: InferenceComponent, copies: Copies | None, failure: str | None,
                    rolled_to: InferenceComponent | None = None) -> None:
@@ -162,7 +168,7 @@ class Backend:
             if self.inference_components.get(ic.name.lower()) is ic:
                 del self.inference_components[ic.name.lower()]
                 self.tags.pop(ic.arn.lower(), None)
-                self.on_component_deleted(ic.endpoint_name, ic.name)
+                self.events.publish(ComponentDeleted(ic.endpoint_name, ic.name))
             self._changed.notify_all()
 
     def _current(self, endpoint: Endpoint) -> bool:
@@ -242,7 +248,7 @@ class Backend:
                 del self.endpoints[endpoint.name.lower()]
                 self.tags.pop(endpoint.arn.lower(), None)
                 self.deployer.forget(endpoint.name)
-                self.on_deleted(self._snapshot(endpoint))
+                self.events.publish(EndpointDeleted(self._snapshot(endpoint)))
             self._changed.notify_all()
 
     def wait_settled(self, name: str, timeout: float) -> None:
@@ -327,10 +333,8 @@ class Backend:
                 if ep.pending is not None:
                     ep.pending.cancel.set()  # a fleet still starting stops starting
             names = [ep.name for ep in self.endpoints.values()]
-            self.models.clear()
-            self.endpoint_configs.clear()
-            self.endpoints.clear()
-            self.inference_components.clear()
+            for table in self.tables.values():
+                table.clear()
             self.tags.clear()
             self._changed.notify_all()
         for fleet in fleets:
@@ -360,17 +364,15 @@ def endpoint_extras(config_spec: dict) -> dict:
 class Backends:
     """Lazily created backends, keyed by region (one account per emulator)."""
 
-    def __init__(self, account: str, deployer: Deployer, quotas: Quotas | None = None,
-                 on_deleted: Callable[[EndpointSnapshot], None] = lambda endpoint: None, min_transition: float = 0.0,
-                 min_deleting: float = 0.0) -> None:
+    def __init__(self, account: str, deployer: Deployer, quotas: Quotas | None = None, events: Events | None = None,
+                 guardrails: Guardrails | None = None, min_transition: float = 0.0, min_deleting: float = 0.0) -> None:
         self.account = account
         self.min_transition = min_transition
         self.min_deleting = min_deleting
         self.deployer = deployer
         self.quotas = quotas or Quotas()
-        self.on_deleted = on_deleted
-        self.on_component_deleted: Callable[[str, str], None] = lambda endpoint, component: None
-        self.guardrails = Guardrails()
+        self.events = events or Events()
+        self.guardrails = guardrails or Guardrails()
         self._lock = threading.Lock()
         self._by_region: dict[str, Backend] = {}
 
@@ -378,12 +380,9 @@ class Backends:
         with self._lock:
             backend = self._by_region.get(region)
             if backend is None:
-                backend = self._by_region[region] = Backend(region, self.account, self.deployer, quotas=self.quotas,
-                                                               on_deleted=lambda ep: self.on_deleted(ep),
-                                                               min_transition=self.min_transition,
-                                                               min_deleting=self.min_deleting)
-                backend.on_component_deleted = lambda endpoint, component: self.on_component_deleted(endpoint, component)
-                backend.guardrails = self.guardrails
+                backend = self._by_region[region] = Backend(
+                    region, self.account, self.deployer, quotas=self.quotas, events=self.events,
+                    guardrails=self.guardrails, min_transition=self.min_transition, min_deleting=self.min_deleting)
             return backend
 
     def all(self) -> list[Backend]:

@@ -24,7 +24,7 @@ from typing import Any, Callable
 
 from sagemaker_emu.errors import EmuError, InvalidInput, NotServing
 from sagemaker_emu.runtime.api import Directory, ResultStore, Target
-from sagemaker_emu.bodies import Body, FileBody, body_length
+from sagemaker_emu.bodies import FileBody
 from sagemaker_emu.runtime.invoke import Runtime
 from sagemaker_emu.runtime.request import InvokeRequest
 
@@ -245,9 +245,13 @@ class AsyncInvocations:
             except EmuError as exc:
                 self._failed(job, exc.message, exc.message.encode())
                 return
+            job.spooled.unlink(missing_ok=True)
             self.results.write(job.output_location, result.body, result.content_type)
+            included = result.body if not isinstance(result.body, FileBody) else (
+                result.body.head(MAX_INCLUDED_RESPONSE) if result.body.length <= MAX_INCLUDED_RESPONSE else None)
+            answer.unlink(missing_ok=True)  # the files are gone before anyone hears of the result
             self._notify(job, "SuccessTopic", "Completed",
-                         {"contentType": result.content_type, "outputLocation": job.output_location}, body=result.body)
+                         {"contentType": result.content_type, "outputLocation": job.output_location}, body=included)
         except Exception:  # S3 or SNS failed under us: never a dead queue, and say so where we still can
             log.exception("async inference %s of %s failed", job.inference_id, request.endpoint_name)
             self._failed_quietly(job, "The request failed inside sagemaker-emu; its log has the details.")
@@ -273,7 +277,8 @@ class AsyncInvocations:
                         job.request.endpoint_name, exc)
 
     def _notify(self, job: Job, topic: str, status: str, response: dict, reason: str | None = None,
-                body: Body = b"") -> None:
+                body: bytes | None = b"") -> None:
+        """`body`: the answer, for the topics that include it; None when it is too large to."""
         arn = job.notifications.get(topic)
         if not arn:
             return
@@ -291,8 +296,8 @@ class AsyncInvocations:
             "inferenceId": job.inference_id, "eventVersion": "1.0", "eventSource": "aws:sagemaker",
             "eventName": "InferenceResult",
         }
-        if included and body_length(body) <= MAX_INCLUDED_RESPONSE:
-            message["responseBody"] = _included(body.head(MAX_INCLUDED_RESPONSE) if isinstance(body, FileBody) else body)
+        if included and body is not None and len(body) <= MAX_INCLUDED_RESPONSE:
+            message["responseBody"] = _included(body)
         self.results.notify(arn, message)
 
     # ------------------------------------------------------------ teardown
