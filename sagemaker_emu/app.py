@@ -41,7 +41,7 @@ from sagemaker_emu.neighbours.embedded import SERVICES, EmbeddedServices
 from sagemaker_emu.neighbours.results import S3SnsResults
 from sagemaker_emu.neighbours.s3 import S3ModelData
 from sagemaker_emu.metrics import Metrics
-from sagemaker_emu.protocol import json11, rest
+from sagemaker_emu.protocol import json11, openai, rest
 from sagemaker_emu.protocol.rpc import RpcService
 from sagemaker_emu.protocol.services import ServiceRouter
 from sagemaker_emu.routing.strategies import strategy_for
@@ -161,8 +161,9 @@ def build(config: Config | None = None, credentials: tuple[str, str] | None = No
     app = Flask("sagemaker_emu")
     app.config["MAX_CONTENT_LENGTH"] = MAX_REQUEST_BYTES
     # SageMaker's own calls: the runtime's routes first (the hot path skips Flask), then the
-    # control plane and /_emu on Flask; the other services by their signing name
-    sagemaker = rest.RuntimeAPI(runtime, config, app, asynchronous)
+    # OpenAI-compatible path, then the control plane and /_emu on Flask; the other services by
+    # their signing name
+    sagemaker = rest.RuntimeAPI(runtime, config, openai.OpenAIAPI(runtime, config, app), asynchronous)
     embedded = EmbeddedServices(config.account)
     served = {s for s in SERVICES if neighbours.external(s) is None}  # a real endpoint replaces ours
     wsgi = ServiceRouter(sagemaker,

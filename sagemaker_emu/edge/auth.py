@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import configparser
+import io
 import datetime
 import hashlib
 import hmac
@@ -24,6 +25,8 @@ from pathlib import Path
 from urllib.parse import SplitResult, quote, unquote
 
 from botocore.utils import normalize_url_path
+
+from sagemaker_emu.protocol.bearer import BearerToken
 
 _AUTH = re.compile(r"^AWS4-HMAC-SHA256\s+Credential=([^,\s]+),\s*SignedHeaders=([^,\s]+),\s*Signature=([0-9a-f]{64})$")
 MAX_SKEW = datetime.timedelta(minutes=15)
@@ -69,6 +72,16 @@ class SigV4Verifier:
                     "'Signature' and 'SignedHeaders' parameters, signed with AWS4-HMAC-SHA256.")
         credential, signed, signature = match.groups()
         return self._check(environ, credential, signed, signature, environ.get("HTTP_X_AMZ_DATE", ""), query)
+
+    def bearer_refusal(self, token: BearerToken) -> tuple[str, str] | None:
+        """(code, message) unless `token` was signed, not expired, by a known key: the
+        presigned CallWithBearerToken request it holds is rebuilt and verified as AWS would."""
+        if token.service != "sagemaker":
+            return ("InvalidSignatureException", f"The bearer token is scoped to service '{token.service[:64]}', "
+                    "not 'sagemaker'.")
+        presigned = {"REQUEST_METHOD": "POST", "PATH_INFO": token.path, "QUERY_STRING": token.query,
+                     "HTTP_HOST": token.host, "CONTENT_LENGTH": "0", "wsgi.input": io.BytesIO(b"")}
+        return self._presigned(presigned, token.query)
 
     def _presigned(self, environ: dict, query: str) -> tuple[str, str] | None:
         params = _params(query)

@@ -20,8 +20,11 @@ from typing import Callable, Iterable
 from urllib.parse import urlsplit
 
 from sagemaker_emu.edge.auth import STATUS, SigV4Verifier
+from sagemaker_emu.protocol import bearer
 from sagemaker_emu.protocol.context import region_of
-from sagemaker_emu.protocol.errors import edge_error
+from sagemaker_emu.protocol.errors import edge_error, request_id
+from sagemaker_emu.protocol.openai import error as openai_error
+from sagemaker_emu.protocol.openai import is_openai_path
 from sagemaker_emu.protocol.services import signing_service
 from sagemaker_emu.service_model import known_regions
 
@@ -72,6 +75,9 @@ class CallerGuard:
         if origin is not None and urlsplit(origin).netloc.lower() != host.lower():
             return ("AccessDeniedException", f"Cross-origin requests are not accepted (Origin '{origin[:200]}').")
         authorization = environ.get("HTTP_AUTHORIZATION")
+        token = bearer.bearer(authorization)
+        if token is not None:
+            return self._bearer_refusal(environ, token)
         if authorization:
             region = region_of(authorization, "")
             if region and region not in known_regions():
@@ -81,13 +87,32 @@ class CallerGuard:
             return self.verifier.refusal(environ)
         return None
 
+    def _bearer_refusal(self, environ: dict, token: str) -> tuple[str, str] | None:
+        """A SageMaker bearer token: on the OpenAI-compatible path only, well formed, in a real
+        region, and (with --auth sigv4) signed by a known key and not expired."""
+        if not is_openai_path(environ.get("PATH_INFO", "")):
+            return ("IncompleteSignatureException", "Bearer tokens are accepted on the OpenAI-compatible path "
+                    "(/endpoints/<name>/openai/v1/chat/completions) only; sign other calls with SigV4.")
+        try:
+            parsed = bearer.parse(token)
+        except bearer.MalformedToken as exc:
+            return ("IncompleteSignatureException", str(exc))
+        if parsed.region not in known_regions():
+            return ("InvalidSignatureException", f"Credential should be scoped to a valid region, not "
+                    f"'{parsed.region[:64]}'.")
+        return self.verifier.bearer_refusal(parsed) if self.verifier is not None else None
+
     def __call__(self, environ: dict, start_response) -> Iterable[bytes]:
         refused = self.refusal(environ)
         if refused is None:
             return self.app(environ, start_response)
         code, message = refused
         log.info("%s %s refused: %s %s", environ.get("REQUEST_METHOD"), environ.get("PATH_INFO", "")[:200], code, message)
-        status, headers, body = edge_error(STATUS.get(code, 403), code, message, signing_service(environ),
-                                           environ.get("CONTENT_TYPE", ""))
+        if is_openai_path(environ.get("PATH_INFO", "")):  # OpenAI clients read their own envelope
+            status, headers, body = openai_error(STATUS.get(code, 403), "authentication_error", code, message,
+                                                 request_id())
+        else:
+            status, headers, body = edge_error(STATUS.get(code, 403), code, message, signing_service(environ),
+                                               environ.get("CONTENT_TYPE", ""))
         start_response(status, headers)
         return [body]

@@ -115,13 +115,14 @@ def read_body(environ: dict) -> bytes:
     return environ["wsgi.input"].read(length) if length else b""
 
 
-class _Framed:
-    """The WSGI body of a stream. The server closes it when the caller leaves, read or not,
-    and closing it always ends the call (a generator never started runs no `finally`)."""
+class Streamed:
+    """The WSGI body of a stream: `events` made from the runtime's `chunks`. The server closes
+    it when the caller leaves, read or not, and closing it always ends the call (a generator
+    never started runs no `finally`)."""
 
-    def __init__(self, chunks, endpoint_name: str) -> None:
+    def __init__(self, events: Generator[bytes, None, None], chunks) -> None:
         self._chunks = chunks
-        self._events = _framed(chunks, endpoint_name)
+        self._events = events
 
     def __iter__(self) -> Iterator[bytes]:
         return self._events
@@ -189,13 +190,14 @@ class RuntimeAPI:
 
     def _request(self, operation: str, endpoint_name: str, environ: dict, rid: str) -> InvokeRequest:
         params = read_params(operation, endpoint_name, environ)
+        members: dict[str, Any] = {f: params.get(m) for f, m in _FIELDS.items()}
         return InvokeRequest(
             endpoint_name=endpoint_name,
             request_id=rid,
             body=read_body(environ),
             region=region_of(environ.get("HTTP_AUTHORIZATION"), self.config.region),
             caller_gone=environ.get("waitress.client_disconnected"),  # checked while the instance works
-            **{f: params.get(m) for f, m in _FIELDS.items()},
+            **members,
         )
 
     def invoke_endpoint(self, endpoint_name: str, environ: dict) -> tuple[str, list, bytes]:
@@ -275,4 +277,4 @@ class RuntimeAPI:
                    ("x-Amzn-Invoked-Production-Variant", result.variant), ("x-amzn-RequestId", rid)]
         if result.custom_attributes is not None:
             headers.append(("X-Amzn-SageMaker-Custom-Attributes", result.custom_attributes))
-        return "200 OK", headers, _Framed(result.chunks, endpoint_name)
+        return "200 OK", headers, Streamed(_framed(result.chunks, endpoint_name), result.chunks)

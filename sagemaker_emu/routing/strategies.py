@@ -21,7 +21,7 @@ import json
 import random
 import threading
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import AbstractSet, Sequence
 
 from sagemaker_emu.kv.blocks import DEFAULT_BLOCK_TOKENS, block_hashes, prompt_text, tokens
@@ -39,6 +39,8 @@ class RouteRequest:
     prefix_aware_id: str | None = None  # X-Amzn-SageMaker-Prefix-Aware-Id: scopes prefixes per caller
     # KV_AWARE's block hashes of the prompt, by block size (tokens per block), from `prepare`
     prompt_blocks: dict[int, tuple[str, ...]] | None = None
+    chat: bool = False  # an OpenAI Chat Completions body (SageMaker's OpenAI-compatible path)
+    prefix: bytes | None = None  # PREFIX_AWARE's key material, from `prepare` (a chat body's messages)
 
 
 class Strategy:
@@ -146,9 +148,18 @@ class PrefixAwareStrategy(Strategy):
             self._by_id, self._ring_for = by_id, candidates
         return self._ring
 
+    def prepare(self, request: RouteRequest, candidates: Sequence = ()) -> RouteRequest:
+        """On the OpenAI-compatible path PrefixLength counts characters of the messages' text
+        (botocore's documentation of PrefixAwareRoutingConfig), not bytes of the body."""
+        if not request.chat:
+            return request
+        text = KvAwareStrategy.prompt(request.body) or ""
+        return replace(request, prefix=text[: self.prefix_length].encode())
+
     def key(self, request: RouteRequest) -> int:
         scope = (request.prefix_aware_id or "").encode() + b"\0"
-        return _point(scope + request.body[: self.prefix_length])
+        material = request.prefix if request.prefix is not None else request.body[: self.prefix_length]
+        return _point(scope + material)
 
     def pick(self, request: RouteRequest, candidates: Sequence[Candidate], rng: random.Random) -> Candidate:
         if len(candidates) == 1:
@@ -184,8 +195,7 @@ class KvAwareStrategy(Strategy):
         text = self.prompt(request.body)
         toks = tokens(text) if text else []
         sizes = {getattr(c, "kv_block_tokens", self.block_tokens) for c in candidates} | {self.block_tokens}
-        return RouteRequest(request.body, request.prefix_aware_id,
-                            {size: tuple(block_hashes(toks, size)) for size in sizes})
+        return replace(request, prompt_blocks={size: tuple(block_hashes(toks, size)) for size in sizes})
 
     @staticmethod
     def prompt(body: bytes) -> str | None:

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from sagemaker_emu.runtime.api import Target
 
 INVOCATIONS_PATH = "/invocations"
+CHAT_PATH = "/v1/chat/completions"  # the container's route for SageMaker's OpenAI-compatible path
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,7 @@ class InvokeRequest:
     caller_gone: Callable[[], bool] | None = None  # asked while the instance works
     timeout: float | None = None  # seconds the container has to answer; None: the server's --model-timeout
     request_id: str = ""  # the x-amzn-RequestId of the answer, which some of SageMaker's texts name
+    chat: bool = False  # an OpenAI Chat Completions call: to the container's CHAT_PATH, routed by its messages
 
 
 @dataclass

@@ -24,7 +24,7 @@ from sagemaker_emu.routing.strategies import RouteRequest
 from sagemaker_emu.runtime import model_errors
 from sagemaker_emu.runtime.api import Directory, Target, VariantTarget
 from sagemaker_emu.runtime.faults import Faults
-from sagemaker_emu.runtime.request import InvokeRequest, Outcome, ReadyModel
+from sagemaker_emu.runtime.request import CHAT_PATH, INVOCATIONS_PATH, InvokeRequest, Outcome, ReadyModel
 from sagemaker_emu.runtime.sessions import NEW_SESSION, SessionTable
 
 log = logging.getLogger("sagemaker_emu.runtime")
@@ -82,6 +82,7 @@ class Stages:
             out.endpoint_found = True
             raise
         out.endpoint_found = True
+        out.path = CHAT_PATH if req.chat else INVOCATIONS_PATH
         if target.green is not None:  # a guarded update is shifting traffic to its new fleet
             share, green = target.green
             if self.dice.draw(target, lambda rng: rng.random() < share):
@@ -191,7 +192,7 @@ class Stages:
         """The instance the variant's (or component's) routing strategy picks."""
         router = out.router = _target(out).fleet.router(out.key)
         body = req.body.head(ROUTED_BODY_BYTES) if isinstance(req.body, FileBody) else req.body
-        route = router.prepare(RouteRequest(body, req.prefix_aware_id), out.candidates)  # outside its lock
+        route = router.prepare(RouteRequest(body, req.prefix_aware_id, chat=req.chat), out.candidates)  # outside its lock
         if out.instance is None:  # a session's is chosen already
             out.instance = router.choose(route, out.candidates)
         out.route = route

@@ -45,6 +45,11 @@ class Model:
     def invoke(self, invocation: Invocation) -> Reply:
         raise NotImplementedError
 
+    def chat(self, invocation: Invocation) -> Reply | None:
+        """`POST /v1/chat/completions`, OpenAI's Chat Completions, for a model whose server has
+        it (SageMaker's OpenAI-compatible path sends the body there unchanged); None answers 404."""
+        return None
+
     def get(self, path: str, query: dict[str, str]) -> Reply | None:
         """Another GET route the model serves (llm-sim's /kv-events); None answers 404."""
         return None

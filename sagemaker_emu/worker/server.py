@@ -6,6 +6,7 @@ per connection with no routing layer is the leanest thing that keeps connections
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
@@ -18,6 +19,12 @@ from sagemaker_emu.worker.contract import Invocation, Model, Reply
 
 log = logging.getLogger("sagemaker_emu.worker")
 _MODEL_INVOKE = re.compile(r"/models/([^/]+)/invoke")  # a multi-model container's invocation
+CHAT_PATH = "/v1/chat/completions"  # OpenAI's Chat Completions, for the models that serve it
+_NO_CHAT = Reply(status=404, body=json.dumps({"error": {
+    "message": f"This container does not serve POST {CHAT_PATH}: its model answers POST /invocations only. "
+               "Serve OpenAI's Chat Completions there (an --image-map command, or an image whose server has it) "
+               "to call it on SageMaker's OpenAI-compatible path.",
+    "type": "invalid_request_error", "code": "not_found"}}).encode())
 
 
 def _peer_gone(sock: socket.socket) -> bool:
@@ -65,8 +72,9 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
-        match = None if self.path == "/invocations" else _MODEL_INVOKE.fullmatch(self.path)
-        if self.path != "/invocations" and match is None:  # a multi-model container's POST /models
+        chat = self.path == CHAT_PATH
+        match = None if self.path == "/invocations" or chat else _MODEL_INVOKE.fullmatch(self.path)
+        if self.path != "/invocations" and not chat and match is None:  # a multi-model container's POST /models
             return self._send(self.server.model.post(self.path, body) or Reply(status=404, body=b'{"message": "not found"}'))
         invocation = Invocation(
             body=body,
@@ -81,7 +89,7 @@ class _Handler(BaseHTTPRequestHandler):
         if slots is not None:
             slots.acquire()
         try:
-            reply = self.server.model.invoke(invocation)
+            reply = (self.server.model.chat(invocation) or _NO_CHAT) if chat else self.server.model.invoke(invocation)
         except Exception as exc:  # the toolkit answers a handler's exception with a 500
             log.exception("invocation failed")
             where = os.environ.get("SAGEMAKER_EMU_ENDPOINT", "<endpoint>")

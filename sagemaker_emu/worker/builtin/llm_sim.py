@@ -211,6 +211,16 @@ class LlmSim(Model):
             return Reply(status=400, body=b'{"error": "after must be an integer"}')
         return Reply(body=json.dumps(self.cache.events_after(after)).encode())
 
+    def chat(self, invocation: Invocation) -> Reply | None:
+        """`POST /v1/chat/completions`: every server llm-sim imitates has it (TGI's Messages API,
+        LMI's OpenAI-compatible schema, vLLM's), for chat requests only."""
+        try:
+            if "messages" not in self._request(invocation.body):
+                raise BadRequest("Input validation error: `messages` is required")
+        except BadRequest as exc:
+            return Reply(status=400, body=vllm_error(str(exc)), content_type="application/json")
+        return self.invoke(invocation)
+
     def invoke(self, invocation: Invocation) -> Reply:
         try:
             request = self._request(invocation.body)

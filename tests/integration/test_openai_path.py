@@ -1,0 +1,204 @@
+"""SageMaker's OpenAI-compatible path (issue 27), driven with the OpenAI Python SDK: chat
+completions whole and streamed on an endpoint and on an inference component, routing by the
+messages' text, bearer tokens verified under --auth sigv4, OpenAI's error envelope for every
+refusal, and each call counted once as InvokeEndpoint's are."""
+
+import base64
+import datetime as dt
+import json
+
+import pytest
+from botocore.auth import SigV4QueryAuth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
+
+from sagemaker_emu.testing import EmulatorProcess, client, deploy, variant
+from tests.integration.test_fleet import eventually
+from tests.integration.test_inference_components import ROLE, component, ic_endpoint
+
+openai = pytest.importorskip("openai")
+
+LLM = {"Image": "sagemaker-emu/llm-sim", "Environment": {
+    "LLM_SIM_PREFILL_BASE_MS": "0", "LLM_SIM_PREFILL_MS_PER_TOKEN": "0", "LLM_SIM_DECODE_MS_PER_TOKEN": "1"}}
+HELLO = [{"role": "user", "content": "hello"}]
+
+
+def token(key: str = "testing", secret: str = "testing", region: str = "us-east-1", expires: int = 3600,
+          service: str = "sagemaker") -> str:
+    """What the SageMaker SDK v3's generate_token makes (sagemaker.core.token_generator), rebuilt
+    here with botocore; test_sagemaker_sdk_v3.py uses the SDK's own."""
+    request = AWSRequest(method="POST", url="https://sagemaker.amazonaws.com/", headers={"host": "sagemaker.amazonaws.com"},
+                         params={"Action": "CallWithBearerToken"})
+    SigV4QueryAuth(Credentials(key, secret), service, region, expires=expires).add_auth(request)
+    presigned = request.url.replace("https://", "") + "&Version=1"
+    return "sagemaker-api-key-" + base64.b64encode(presigned.encode()).decode()
+
+
+def chat_client(srv, endpoint: str, component: str | None = None, api_key: str | None = None):
+    path = f"/endpoints/{endpoint}" + (f"/inference-components/{component}" if component else "") + "/openai/v1"
+    return openai.OpenAI(base_url=srv.url + path, api_key=api_key or token(), max_retries=0)
+
+
+@pytest.fixture(scope="module")
+def chat_server():
+    srv = EmulatorProcess()
+    sm = client(srv.url)
+    deploy(sm, "chat", container=LLM)
+    deploy(sm, "echo")
+    prefix = variant("main", model="prefix-model", InitialInstanceCount=3, RoutingConfig={
+        "RoutingStrategy": "PREFIX_AWARE", "PrefixAwareRoutingConfig": {"PrefixLength": 1024, "ConcurrencyThreshold": 4}})
+    deploy(sm, "prefix", variants=[prefix], container=LLM)
+    sm.create_model(ModelName="ic-llm", PrimaryContainer=LLM, ExecutionRoleArn=ROLE)
+    ic_endpoint(sm, "ics")
+    component(sm, "chatter", "ics", "ic-llm", copies=1)
+    component(sm, "empty", "ics", "ic-llm", copies=1)
+    sm.update_inference_component_runtime_config(InferenceComponentName="empty", DesiredRuntimeConfig={"CopyCount": 0})
+    eventually(lambda: sm.describe_inference_component(InferenceComponentName="empty")["RuntimeConfig"][
+        "CurrentCopyCount"] == 0, timeout=60)
+    yield srv
+    srv.stop()
+
+
+def test_a_chat_completion_whole_and_streamed_on_an_endpoint(chat_server):
+    chat = chat_client(chat_server, "chat")
+    answer = chat.chat.completions.create(model="", messages=HELLO, max_tokens=5)
+    assert answer.object == "chat.completion" and answer.choices[0].message.role == "assistant"
+    assert answer.usage.completion_tokens == 5 and answer.usage.prompt_tokens > 0
+    chunks = list(chat.chat.completions.create(model="", messages=HELLO, max_tokens=4, stream=True))
+    assert [c.object for c in chunks] == ["chat.completion.chunk"] * 4
+    assert chunks[-1].choices[0].finish_reason == "length"
+
+
+def test_a_chat_completion_whole_and_streamed_on_a_component(chat_server):
+    chat = chat_client(chat_server, "ics", "chatter")
+    assert chat.chat.completions.create(model="", messages=HELLO, max_tokens=3).usage.completion_tokens == 3
+    streamed = "".join(c.choices[0].delta.content or "" for c in chat.chat.completions.create(
+        model="", messages=HELLO, max_tokens=3, stream=True))
+    assert len(streamed.split()) == 3
+
+
+def test_prefix_aware_routing_reads_the_messages(chat_server):
+    """Two conversations sharing a long system prompt (PrefixLength 1024 characters of the
+    messages' text) go to one instance; the bodies differ within their first bytes (`max_tokens`
+    and the question come first), so a byte prefix of the body would not do it."""
+    system = {"role": "system", "content": "You answer questions about the ACME company. " * 40}
+    chat = chat_client(chat_server, "prefix")
+    for question in ("What does ACME sell?", "Where is ACME?", "Who founded ACME?"):
+        chat.chat.completions.create(model="", max_tokens=1, messages=[system, {"role": "user", "content": question}])
+    served = sorted(i["served"] for v in chat_server.endpoint_view("prefix")["variants"] for i in v["instances"])
+    assert served == [0, 0, 3]
+
+
+@pytest.mark.parametrize("case", ["unknown endpoint", "unknown component", "no copies", "a container's own 4xx",
+                                  "container without chat", "body too large"])
+def test_refusals_answer_in_openais_envelope(chat_server, case):
+    expected = {
+        "unknown endpoint": (lambda: chat_client(chat_server, "nope"), openai.BadRequestError, 400,
+                             "Endpoint nope of account 123456789012 not found."),
+        "unknown component": (lambda: chat_client(chat_server, "ics", "nope"), openai.BadRequestError, 400,
+                              "Inference component nope is not hosted on endpoint ics."),
+        "no copies": (lambda: chat_client(chat_server, "ics", "empty"), openai.BadRequestError, 400,
+                      "Inference Component has no capacity to process this request."),
+        "a container's own 4xx": (lambda: chat_client(chat_server, "chat"), openai.UnprocessableEntityError, 422,
+                                 "Received client error (422) from primary with message"),
+        "container without chat": (lambda: chat_client(chat_server, "echo"), openai.NotFoundError, 404,
+                                   "does not serve POST /v1/chat/completions"),
+        "body too large": (lambda: chat_client(chat_server, "chat"), openai.BadRequestError, 400,
+                           "Member must have length less than or equal to 6291456"),
+    }
+    make, exception, status, text = expected[case]
+    body = {"messages": HELLO}
+    if case == "a container's own 4xx":
+        body = {"messages": "not a list"}
+    if case == "body too large":
+        body = {"messages": [{"role": "user", "content": "x" * (7 * 1024 * 1024)}]}
+    with pytest.raises(exception) as refused:
+        make().chat.completions.create(model="", **body)
+    assert refused.value.status_code == status and text in refused.value.message
+    envelope = refused.value.body
+    assert set(envelope) >= {"message", "type", "code"}, envelope  # the SDK hands over the "error" member
+
+
+def test_an_injected_throttle_is_a_rate_limit_error(chat_server):
+    chat_server.post("/_emu/faults", json.dumps({"kind": "throttle", "endpoint": "chat", "times": 1}).encode(),
+                     {"Content-Type": "application/json"})
+    with pytest.raises(openai.RateLimitError) as refused:
+        chat_client(chat_server, "chat").chat.completions.create(model="", messages=HELLO, max_tokens=1)
+    assert refused.value.body["code"] == "ThrottlingException"
+
+
+def test_each_call_is_counted_once_in_cloudwatch_as_invoke_endpoints_are(chat_server):
+    cw = client(chat_server.url, "cloudwatch")
+    dims = [{"Name": "EndpointName", "Value": "chat"}, {"Name": "VariantName", "Value": "AllTraffic"}]
+
+    def invocations() -> float:
+        now = dt.datetime.now(dt.timezone.utc)
+        points = cw.get_metric_statistics(Namespace="AWS/SageMaker", MetricName="Invocations", Dimensions=dims,
+                                          StartTime=now - dt.timedelta(hours=1), EndTime=now + dt.timedelta(minutes=1),
+                                          Period=3600, Statistics=["Sum"])["Datapoints"]
+        return sum(p["Sum"] for p in points)
+
+    before = invocations()
+    chat = chat_client(chat_server, "chat")
+    chat.chat.completions.create(model="", messages=HELLO, max_tokens=1)
+    list(chat.chat.completions.create(model="", messages=HELLO, max_tokens=1, stream=True))
+    client(chat_server.url, "sagemaker-runtime").invoke_endpoint(
+        EndpointName="chat", Body=json.dumps({"inputs": "hi", "parameters": {"max_new_tokens": 1}}))
+    eventually(lambda: invocations() >= before + 3)
+    assert invocations() == before + 3
+
+
+@pytest.fixture(scope="module")
+def signed(tmp_path_factory):
+    creds = tmp_path_factory.mktemp("creds") / "credentials"
+    creds.write_text("[default]\naws_access_key_id = AKIDEMU\naws_secret_access_key = s3cret\n")
+    srv = EmulatorProcess("--auth", "sigv4", "--credentials", str(creds))
+    import boto3
+
+    sm = boto3.client("sagemaker", endpoint_url=srv.url, region_name="us-east-1", aws_access_key_id="AKIDEMU",
+                      aws_secret_access_key="s3cret")
+    deploy(sm, "chat", container=LLM)
+    yield srv
+    srv.stop()
+
+
+@pytest.mark.parametrize("case, key, secret, region, expires, service, code", [
+    ("the configured key", "AKIDEMU", "s3cret", "us-east-1", 3600, "sagemaker", None),
+    ("another region's scope", "AKIDEMU", "s3cret", "eu-west-1", 3600, "sagemaker", "ValidationError"),
+    ("an unknown key", "AKIDOTHER", "s3cret", "us-east-1", 3600, "sagemaker", "UnrecognizedClientException"),
+    ("a wrong secret", "AKIDEMU", "wrong", "us-east-1", 3600, "sagemaker", "InvalidSignatureException"),
+    ("another service's scope", "AKIDEMU", "s3cret", "us-east-1", 3600, "bedrock", "InvalidSignatureException"),
+])
+def test_bearer_tokens_are_verified_under_auth_sigv4(signed, case, key, secret, region, expires, service, code):
+    chat = chat_client(signed, "chat", api_key=token(key, secret, region, expires, service))
+    if code is None:
+        assert chat.chat.completions.create(model="", messages=HELLO, max_tokens=1).usage.completion_tokens == 1
+        return
+    with pytest.raises(openai.APIStatusError) as refused:
+        chat.chat.completions.create(model="", messages=HELLO, max_tokens=1)
+    assert refused.value.body["code"] == code, refused.value.body
+
+
+@pytest.mark.parametrize("api_key, code", [
+    ("sagemaker-api-key-not base64!", "IncompleteSignatureException"),
+    ("bedrock-api-key-" + base64.b64encode(b"bedrock.amazonaws.com/?Action=CallWithBearerToken").decode(),
+     "IncompleteSignatureException"),
+])
+def test_malformed_and_foreign_tokens_are_refused(signed, api_key, code):
+    with pytest.raises(openai.PermissionDeniedError) as refused:
+        chat_client(signed, "chat", api_key=api_key).chat.completions.create(model="", messages=HELLO, max_tokens=1)
+    assert refused.value.body["code"] == code
+
+
+def test_an_expired_token_is_refused(signed):
+    """A token signed an hour ago for a minute (botocore dates the signature now, so the clock
+    of the signer is moved back)."""
+    from unittest import mock
+
+    past = (dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=1)).replace(tzinfo=None)
+    with mock.patch("botocore.auth.get_current_datetime", return_value=past):
+        expired = token("AKIDEMU", "s3cret", expires=60)
+    with pytest.raises(openai.PermissionDeniedError) as refused:
+        chat_client(signed, "chat", api_key=expired).chat.completions.create(model="", messages=HELLO, max_tokens=1)
+    assert refused.value.body == {"message": "Request has expired", "type": "authentication_error",
+                                  "code": "AccessDenied"}
