@@ -91,6 +91,9 @@ def _parser() -> argparse.ArgumentParser:
     env.add_argument("--url", default=None,
                      help="the running server (default: the one on port 8080, else the one started last)")
     env.add_argument("--region", default="us-east-1")
+    env.add_argument("--openai", metavar="ENDPOINT", default=None,
+                     help="also OPENAI_BASE_URL and OPENAI_API_KEY (a bearer token) for ENDPOINT's OpenAI-compatible path")
+    env.add_argument("--component", metavar="NAME", default=None, help="with --openai: an inference component's path")
 
     logs = commands.add_parser("logs", help="print the last log lines of an endpoint's instances")
     logs.add_argument("endpoint")
@@ -135,6 +138,8 @@ def _env(args) -> int:
     except (BotoCoreError, ClientError):  # a server that checks signatures (--auth sigv4) refuses ours
         account = DEFAULT_ACCOUNT
     variables = client_env.environment(url, args.region, account, Path("~/.cache/sagemaker-emu").expanduser())
+    if args.openai:
+        variables.update(client_env.openai_variables(url, args.region, args.openai, args.component))
     for name, value in variables.items():
         print(f"export {name}={shlex.quote(value)}")
     if sdk_config.VARIABLE not in variables:

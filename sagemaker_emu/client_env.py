@@ -69,3 +69,29 @@ def environment(url: str, region: str, account: str, cache: Path,
     names are written under `cache`."""
     return {**endpoint_variables(url, elsewhere), "AWS_DEFAULT_REGION": region, **DUMMY_CREDENTIALS,
             **sdk_config.environment(cache, region, account), **python_path(cache)}
+
+
+def bearer_token(access_key: str, secret_key: str, region: str, expires: int = 43200) -> str:
+    """A SageMaker bearer token, as the SageMaker SDK v3's `generate_token` makes one (a
+    presigned CallWithBearerToken request, base64-encoded), for OpenAI clients on the
+    OpenAI-compatible path."""
+    import base64
+
+    from botocore.auth import SigV4QueryAuth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+
+    request = AWSRequest(method="POST", url="https://sagemaker.amazonaws.com/",
+                         headers={"host": "sagemaker.amazonaws.com"}, params={"Action": "CallWithBearerToken"})
+    SigV4QueryAuth(Credentials(access_key, secret_key), "sagemaker", region, expires=expires).add_auth(request)
+    presigned = request.url.replace("https://", "") + "&Version=1"
+    return "sagemaker-api-key-" + base64.b64encode(presigned.encode()).decode()
+
+
+def openai_variables(url: str, region: str, endpoint: str, component: str | None = None,
+                     credentials: tuple[str, str] | None = None) -> dict[str, str]:
+    """OPENAI_BASE_URL and OPENAI_API_KEY, which the OpenAI SDK (and LangChain's ChatOpenAI)
+    read, for an endpoint's (or a component's) OpenAI-compatible path."""
+    path = f"/endpoints/{endpoint}" + (f"/inference-components/{component}" if component else "") + "/openai/v1"
+    key, secret = credentials or (DUMMY_CREDENTIALS["AWS_ACCESS_KEY_ID"], DUMMY_CREDENTIALS["AWS_SECRET_ACCESS_KEY"])
+    return {"OPENAI_BASE_URL": url.rstrip("/") + path, "OPENAI_API_KEY": bearer_token(key, secret, region)}

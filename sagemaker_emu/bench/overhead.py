@@ -57,13 +57,13 @@ def _boto3(url: str, service: str, threads: int):
     return client(url, service, max_pool_connections=max(10, threads))
 
 
-def _raw_caller(host: str, port: int, path: str, threads: int) -> Callable[[int], None]:
+def _raw_caller(host: str, port: int, path: str, threads: int, body: bytes = BODY) -> Callable[[int], None]:
     """One keep-alive connection per client thread."""
     local = [http.client.HTTPConnection(host, port, timeout=30) for _ in range(threads)]
 
     def call(user: int) -> None:
         conn = local[user]
-        conn.request("POST", path, body=BODY, headers={"Content-Type": "application/json"})
+        conn.request("POST", path, body=body, headers={"Content-Type": "application/json"})
         resp = conn.getresponse()
         resp.read()
         if resp.status != 200:
@@ -79,6 +79,22 @@ def _boto3_caller(url: str, threads: int) -> Callable[[int], None]:
         rt.invoke_endpoint(EndpointName="bench", Body=BODY, ContentType="application/json")["Body"].read()
 
     return call
+
+
+# The OpenAI-compatible path against InvokeEndpoint on one llm-sim endpoint that takes no time:
+# the same chat body to the container's /invocations and, on the OpenAI path, its /v1/chat/completions.
+CHAT = json.dumps({"model": "", "messages": [{"role": "user", "content": "hello"}], "max_tokens": 1}).encode()
+CHAT_DIRECT = "chat: direct to worker (raw HTTP)"
+CHAT_INVOKE = "chat: InvokeEndpoint (raw HTTP)"
+CHAT_OPENAI = "chat: OpenAI-compatible path (raw HTTP)"
+
+
+def _deploy_chat(emulator: EmulatorProcess, strategy: str) -> dict:
+    zero = {"LLM_SIM_PREFILL_BASE_MS": "0", "LLM_SIM_PREFILL_MS_PER_TOKEN": "0", "LLM_SIM_DECODE_MS_PER_TOKEN": "0"}
+    deploy(emulator.client(), "bench-chat", RoutingConfig={"RoutingStrategy": "RANDOM" if strategy == "PREFIX_AWARE"
+                                                           else strategy},
+           container={"Image": "sagemaker-emu/llm-sim", "Environment": zero})
+    return emulator.endpoint_view("bench-chat")["variants"][0]["instances"][0]
 
 
 def _deploy(emulator: EmulatorProcess, strategy: str) -> dict:
@@ -135,11 +151,16 @@ def run(calls: int, thread_counts: list[int], out=print, strategy: str = "RANDOM
     results: dict[str, dict[int, LoadResult]] = {}
     try:
         worker = _deploy(emulator, strategy)
+        chat_worker = _deploy_chat(emulator, strategy)
         host, port = url.split("//", 1)[1].split(":")
         paths: dict[str, Callable[[int], Callable[[int], None]]] = {
             "direct to worker (raw HTTP)": lambda t: _raw_caller("127.0.0.1", worker["port"], "/invocations", t),
             "through emulator (raw HTTP)": lambda t: _raw_caller(host, int(port), "/endpoints/bench/invocations", t),
             "through emulator (boto3)": lambda t: _boto3_caller(url, t),
+            CHAT_DIRECT: lambda t: _raw_caller("127.0.0.1", chat_worker["port"], "/invocations", t, CHAT),
+            CHAT_INVOKE: lambda t: _raw_caller(host, int(port), "/endpoints/bench-chat/invocations", t, CHAT),
+            CHAT_OPENAI: lambda t: _raw_caller(host, int(port), "/endpoints/bench-chat/openai/v1/chat/completions", t,
+                                               CHAT),
         }
         if moto is not None:
             paths["moto_server canned (boto3)"] = lambda t: _boto3_caller(moto[1], t)
@@ -189,6 +210,13 @@ def report(results: dict[str, dict[int, LoadResult]], thread_counts: list[int], 
                 f"({emu_boto[t].rate:.0f} vs {moto[t].rate:.0f})")
     if moto is None:
         out("moto is not installed: pip install 'moto[server]' for the side-by-side column")
+    if CHAT_OPENAI in results:
+        chat_direct, chat_invoke, chat_openai = results[CHAT_DIRECT], results[CHAT_INVOKE], results[CHAT_OPENAI]
+        for t in thread_counts:
+            invoke_adds = chat_invoke[t].p(50) - chat_direct[t].p(50)
+            openai_adds = chat_openai[t].p(50) - chat_direct[t].p(50)
+            out(f"{t} thread(s), llm-sim chat: InvokeEndpoint adds {invoke_adds:.2f} ms at p50, the OpenAI-compatible "
+                f"path {openai_adds:.2f} ms (difference {openai_adds - invoke_adds:+.2f} ms)")
     for name, by_threads in results.items():
         if "idle" in name:
             for t in thread_counts:

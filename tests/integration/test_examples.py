@@ -100,3 +100,14 @@ def test_async_from_s3_example(server):
     assert accepted.startswith("accepted; the answer will be at s3://example-")
     assert notified == "notified: Completed True"
     assert json.loads(answer.split(":", 1)[1]) == {"predictions": [3, 5, 7]}
+
+
+def test_openai_chat_example(server):
+    result = run_example(server, "openai_chat.py")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert [line.split(":", 1)[0] for line in lines[:4]] == [
+        "endpoint, whole", "endpoint, streamed", "component, whole", "component, streamed"]
+    assert lines[0].endswith("(8 tokens)") and all(len(line.split(": ", 1)[1].strip("'").split()) == 8
+                                                     for line in lines[1:4:2])
+    assert lines[4].startswith("LangChain: ")

@@ -12,6 +12,7 @@ from botocore.auth import SigV4QueryAuth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
+from sagemaker_emu.client_env import bearer_token
 from sagemaker_emu.testing import EmulatorProcess, client, deploy, variant
 from tests.integration.test_fleet import eventually
 from tests.integration.test_inference_components import ROLE, component, ic_endpoint
@@ -26,12 +27,14 @@ HELLO = [{"role": "user", "content": "hello"}]
 def token(key: str = "testing", secret: str = "testing", region: str = "us-east-1", expires: int = 3600,
           service: str = "sagemaker") -> str:
     """What the SageMaker SDK v3's generate_token makes (sagemaker.core.token_generator), rebuilt
-    here with botocore; test_sagemaker_sdk_v3.py uses the SDK's own."""
+    with botocore (client_env.bearer_token; test_sagemaker_sdk_v3.py uses the SDK's own), or
+    scoped to another service."""
+    if service == "sagemaker":
+        return bearer_token(key, secret, region, expires)
     request = AWSRequest(method="POST", url="https://sagemaker.amazonaws.com/", headers={"host": "sagemaker.amazonaws.com"},
                          params={"Action": "CallWithBearerToken"})
     SigV4QueryAuth(Credentials(key, secret), service, region, expires=expires).add_auth(request)
-    presigned = request.url.replace("https://", "") + "&Version=1"
-    return "sagemaker-api-key-" + base64.b64encode(presigned.encode()).decode()
+    return "sagemaker-api-key-" + base64.b64encode((request.url.replace("https://", "") + "&Version=1").encode()).decode()
 
 
 def chat_client(srv, endpoint: str, component: str | None = None, api_key: str | None = None):
@@ -202,3 +205,21 @@ def test_an_expired_token_is_refused(signed):
         chat_client(signed, "chat", api_key=expired).chat.completions.create(model="", messages=HELLO, max_tokens=1)
     assert refused.value.body == {"message": "Request has expired", "type": "authentication_error",
                                   "code": "AccessDenied"}
+
+
+def test_env_prints_the_openai_base_url_and_a_token(chat_server, monkeypatch):
+    """`sagemaker-emu env --openai NAME`: OPENAI_BASE_URL and OPENAI_API_KEY, which the OpenAI
+    SDK reads with no argument."""
+    import shlex
+    import subprocess
+    import sys
+
+    printed = subprocess.run([sys.executable, "-m", "sagemaker_emu", "env", "--url", chat_server.url, "--openai", "ics",
+                              "--component", "chatter"], capture_output=True, text=True, check=True).stdout
+    exports = dict(shlex.split(line[len("export "):])[0].split("=", 1) for line in printed.splitlines()
+                   if line.startswith("export OPENAI_"))
+    assert exports["OPENAI_BASE_URL"] == f"{chat_server.url}/endpoints/ics/inference-components/chatter/openai/v1"
+    for name, value in exports.items():
+        monkeypatch.setenv(name, value)
+    answer = openai.OpenAI(max_retries=0).chat.completions.create(model="", messages=HELLO, max_tokens=2)
+    assert answer.usage.completion_tokens == 2

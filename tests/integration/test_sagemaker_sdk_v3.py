@@ -248,3 +248,35 @@ def test_the_execution_role_is_found_offline(server, sm):
     role = "arn:aws:iam::123456789012:role/SageMakerEmuExecutionRole"
     assert lines == [role, role, role]
     assert client(server.url, "iam").get_role(RoleName="SageMakerEmuExecutionRole")["Role"]["Arn"] == role
+
+
+def test_a_bearer_token_from_generate_token_is_verified_on_the_openai_path(tmp_path):
+    """Issue 27: the SDK v3's `sagemaker.core.token_generator.generate_token`, with the
+    credentials `sagemaker-emu env` exports, against a server that verifies signatures; the
+    OpenAI SDK sends it."""
+    import base64
+
+    import openai
+
+    from sagemaker_emu.testing import EmulatorProcess
+
+    creds = tmp_path / "credentials"
+    creds.write_text("[default]\naws_access_key_id = testing\naws_secret_access_key = testing\n")
+    srv = EmulatorProcess("--auth", "sigv4", "--credentials", str(creds))
+    try:
+        deploy(client(srv.url), "chat", container={"Image": "sagemaker-emu/llm-sim",
+                                                   "Environment": {"LLM_SIM_DECODE_MS_PER_TOKEN": "1"}})
+        token = finish(start_v3(srv, "from datetime import timedelta\n"
+                                     "from sagemaker.core.token_generator import generate_token\n"
+                                     "print(generate_token(region='us-east-1', expiry=timedelta(minutes=5)))")).strip()
+        chat = openai.OpenAI(base_url=f"{srv.url}/endpoints/chat/openai/v1", api_key=token, max_retries=0)
+        answer = chat.chat.completions.create(model="", messages=[{"role": "user", "content": "hi"}], max_tokens=2)
+        assert answer.usage.completion_tokens == 2
+        url = base64.b64decode(token.removeprefix("sagemaker-api-key-")).decode()
+        forged = "sagemaker-api-key-" + base64.b64encode(url.replace("X-Amz-Expires=300", "X-Amz-Expires=600").encode()).decode()
+        with pytest.raises(openai.PermissionDeniedError) as refused:
+            openai.OpenAI(base_url=chat.base_url, api_key=forged, max_retries=0).chat.completions.create(
+                model="", messages=[{"role": "user", "content": "hi"}], max_tokens=2)
+        assert refused.value.body["code"] == "InvalidSignatureException"
+    finally:
+        srv.stop()
