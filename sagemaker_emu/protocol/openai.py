@@ -116,9 +116,14 @@ class OpenAIAPI:
             status, headers, body = error(500, "internal_error", "InternalFailure", "An internal error occurred.", rid)
             return status, headers, [body]
         assert isinstance(answered.body, bytes), "a synchronous answer is read into memory"
-        return "200 OK", [("Content-Type", answered.content_type), ("Content-Length", str(len(answered.body))),
-                          ("x-amzn-RequestId", rid), ("x-Amzn-Invoked-Production-Variant", answered.variant)], \
-            [answered.body]
+        headers = [("Content-Type", answered.content_type), ("Content-Length", str(len(answered.body))),
+                   ("x-amzn-RequestId", rid), ("x-Amzn-Invoked-Production-Variant", answered.variant)]
+        for name, value in (("X-Amzn-SageMaker-Custom-Attributes", answered.custom_attributes),
+                            ("X-Amzn-SageMaker-New-Session-Id", answered.new_session_id),
+                            ("X-Amzn-SageMaker-Closed-Session-Id", answered.closed_session_id)):
+            if value is not None:
+                headers.append((name, value))
+        return "200 OK", headers, [answered.body]
 
     def _request(self, endpoint_name: str, component: str | None, environ: dict, rid: str) -> InvokeRequest:
         length = int(environ.get("CONTENT_LENGTH") or 0)
@@ -126,11 +131,18 @@ class OpenAIAPI:
             raise errors.InvalidInput(body_too_large())
         authorization = environ.get("HTTP_AUTHORIZATION")
         token = bearer.bearer(authorization)
-        region = bearer.parse(token).region if token else region_of(authorization, self.config.region)
+        try:  # the caller guard has refused a malformed token already
+            region = bearer.parse(token).region if token else region_of(authorization, self.config.region)
+        except bearer.MalformedToken:
+            region = self.config.region
         return InvokeRequest(
             endpoint_name=endpoint_name, inference_component=component, body=environ["wsgi.input"].read(length),
             region=region or self.config.region, content_type=environ.get("CONTENT_TYPE") or "application/json",
             accept=environ.get("HTTP_ACCEPT"), request_id=rid, chat=True,
+            # SageMaker's own headers, as InvokeEndpoint takes them: sessions, custom attributes
+            session_id=environ.get("HTTP_X_AMZN_SAGEMAKER_SESSION_ID"),
+            custom_attributes=environ.get("HTTP_X_AMZN_SAGEMAKER_CUSTOM_ATTRIBUTES"),
+            inference_id=environ.get("HTTP_X_AMZN_SAGEMAKER_INFERENCE_ID"),
             caller_gone=environ.get("waitress.client_disconnected"))
 
 

@@ -223,3 +223,13 @@ def test_env_prints_the_openai_base_url_and_a_token(chat_server, monkeypatch):
         monkeypatch.setenv(name, value)
     answer = openai.OpenAI(max_retries=0).chat.completions.create(model="", messages=HELLO, max_tokens=2)
     assert answer.usage.completion_tokens == 2
+
+
+def test_sagemakers_session_header_is_honoured(chat_server):
+    """X-Amzn-SageMaker-Session-Id routes as on InvokeEndpoint: a session that is not open is
+    refused in SageMaker's words."""
+    chat = chat_client(chat_server, "chat")
+    with pytest.raises(openai.BadRequestError) as refused:
+        chat.chat.completions.create(model="", messages=HELLO, max_tokens=1,
+                                     extra_headers={"X-Amzn-SageMaker-Session-Id": "nope"})
+    assert refused.value.body["message"] == "Session nope is not an open session of endpoint chat."
