@@ -70,6 +70,9 @@ def test_a_chat_completion_whole_and_streamed_on_an_endpoint(chat_server):
     chunks = list(chat.chat.completions.create(model="", messages=HELLO, max_tokens=4, stream=True))
     assert [c.object for c in chunks] == ["chat.completion.chunk"] * 4
     assert chunks[-1].choices[0].finish_reason == "length"
+    counted = list(chat.chat.completions.create(model="", messages=HELLO, max_tokens=4, stream=True,
+                                                stream_options={"include_usage": True}))
+    assert counted[-1].choices == [] and counted[-1].usage.completion_tokens == 4
 
 
 def test_a_chat_completion_whole_and_streamed_on_a_component(chat_server):

@@ -240,7 +240,8 @@ class LlmSim(Model):
         if self.limits.max_concurrent is not None and self.batch.load() >= self.limits.max_concurrent:
             return Reply(status=429, body=b'{"error": "Model is overloaded", "error_type": "overloaded"}')
         if kind is not None:
-            return self._openai(kind, prompt, max_new, streaming, self._head(kind, request), invocation.connected)
+            usage = isinstance(request.get("stream_options"), dict) and request["stream_options"].get("include_usage") is True
+            return self._openai(kind, prompt, max_new, streaming, self._head(kind, request), invocation.connected, usage)
         if streaming:
             accept = (invocation.accept or "").split(";")[0].strip().lower()
             if accept == "text/plain":  # plain mode: each chunk is a token's text
@@ -272,13 +273,15 @@ class LlmSim(Model):
             return {"id": f"{'chatcmpl' if kind == 'chat' else 'cmpl'}-{suffix}", "created": int(time.time()), "model": model}
         return {"id": "", "created": int(time.time()), "model": model, "system_fingerprint": f"llm-sim-{self.api}"}
 
-    def _openai(self, kind: str, prompt: str, max_new: int | None, streaming: bool, head: dict, connected) -> Reply:
+    def _openai(self, kind: str, prompt: str, max_new: int | None, streaming: bool, head: dict, connected,
+                usage: bool = False) -> Reply:
         """An OpenAI-style answer: `chat` completions (the Messages API, as TGI, LMI and vLLM serve
-        it on /invocations) or `text` completions (vLLM's), whole or as server-sent chunks."""
+        it on /invocations) or `text` completions (vLLM's), whole or as server-sent chunks (with
+        `usage`, OpenAI's `stream_options.include_usage`, a last chunk carrying the counts)."""
         n_out = self.output_length(max_new)
         finish = "length" if max_new is not None else "stop"
         if streaming:
-            return Reply(body=self._openai_chunks(kind, prompt, n_out, finish, head, connected),
+            return Reply(body=self._openai_chunks(kind, prompt, n_out, finish, head, connected, usage),
                          content_type="text/event-stream")
         stats: dict = {}
         text = "".join(self.generate(prompt, n_out, connected, stream=False, stats=stats))
@@ -302,14 +305,21 @@ class LlmSim(Model):
         finally:
             tokens.close()
 
-    def _openai_chunks(self, kind: str, prompt: str, n_out: int, finish: str, head: dict, connected) -> Iterator[bytes]:
-        """One chunk event per token, then `data: [DONE]`."""
+    def _openai_chunks(self, kind: str, prompt: str, n_out: int, finish: str, head: dict, connected,
+                       usage: bool = False) -> Iterator[bytes]:
+        """One chunk event per token, then (with `usage`) the counts, then `data: [DONE]`."""
         def frame(index: int, token: str, whole: str | None) -> bytes:
             chunk = {**head, "object": OBJECTS[kind][1],
                      "choices": [_choice(kind, token, finish if whole is not None else None, chunk=True)]}
             return b"data: " + json.dumps(chunk).encode() + b"\n\n"
 
-        return self._tokens(prompt, n_out, connected, frame, end=b"data: [DONE]\n\n")
+        end = b"data: [DONE]\n\n"
+        if usage:
+            prompt_tokens = count_tokens(prompt)
+            counts = {**head, "object": OBJECTS[kind][1], "choices": [], "usage": {
+                "prompt_tokens": prompt_tokens, "completion_tokens": n_out, "total_tokens": prompt_tokens + n_out}}
+            end = b"data: " + json.dumps(counts).encode() + b"\n\n" + end
+        return self._tokens(prompt, n_out, connected, frame, end=end)
 
     def _json_lines(self, prompt: str, max_new: int | None, connected) -> Iterator[bytes]:
         """LMI's streaming format: one JSON object per line and token, the whole text on the last."""
