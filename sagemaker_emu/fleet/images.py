@@ -71,7 +71,9 @@ class ImageMap:
         return Launch(command=argv, cwd=entry.get("cwd"), env=env)
 
 
-_ECR = re.compile(r"^\d{12}\.dkr\.ecr\.[a-z0-9-]+\.amazonaws\.com(?:\.cn)?/([^:@]+)")
+# A private ECR URI of AWS's images, or the ECR Public Gallery's copy of a Deep Learning Container
+_ECR = re.compile(r"^(?:\d{12}\.dkr\.ecr\.[a-z0-9-]+\.amazonaws\.com(?:\.cn)?|public\.ecr\.aws/deep-learning-containers)"
+                  r"/([^:@]+)")
 
 
 @dataclass(frozen=True)

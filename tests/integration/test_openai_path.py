@@ -6,6 +6,7 @@ refusal, and each call counted once as InvokeEndpoint's are."""
 import base64
 import datetime as dt
 import json
+import zlib
 
 import pytest
 from botocore.auth import SigV4QueryAuth
@@ -73,6 +74,22 @@ def test_a_chat_completion_whole_and_streamed_on_an_endpoint(chat_server):
     counted = list(chat.chat.completions.create(model="", messages=HELLO, max_tokens=4, stream=True,
                                                 stream_options={"include_usage": True}))
     assert counted[-1].choices == [] and counted[-1].usage.completion_tokens == 4
+
+
+@pytest.mark.parametrize("image", [
+    "763104351884.dkr.ecr.us-east-1.amazonaws.com/sglang:0.5.10-gpu-py312-cu130-ubuntu22.04-sagemaker",
+    "public.ecr.aws/deep-learning-containers/sglang:server-sagemaker-cuda",
+    "763104351884.dkr.ecr.us-east-1.amazonaws.com/vllm:0.11-gpu-py312-sagemaker",
+    "763104351884.dkr.ecr.us-east-1.amazonaws.com/huggingface-pytorch-tgi-inference:2.4.0-tgi2.3.1-gpu-py311-cu124-ubuntu22.04",
+    "763104351884.dkr.ecr.us-east-1.amazonaws.com/djl-inference:0.33.0-lmi15.0.0-cu128",
+])
+def test_every_llm_image_family_serves_the_path(chat_server, image):
+    """AWS's LLM serving images whose real servers have /v1/chat/completions (SGLang, vLLM,
+    TGI's Messages API, LMI's OpenAI schema) run as llm-sim speaking their API, and answer."""
+    name = f"img-{zlib.crc32(image.encode())}"
+    deploy(client(chat_server.url), name, container={"Image": image})
+    answer = chat_client(chat_server, name).chat.completions.create(model="", messages=HELLO, max_tokens=2)
+    assert answer.usage.completion_tokens == 2
 
 
 def test_a_chat_completion_whole_and_streamed_on_a_component(chat_server):
