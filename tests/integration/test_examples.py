@@ -110,4 +110,4 @@ def test_openai_chat_example(server):
         "endpoint, whole", "endpoint, streamed", "component, whole", "component, streamed"]
     assert lines[0].endswith("(8 tokens)") and all(len(line.split(": ", 1)[1].strip("'").split()) == 8
                                                      for line in lines[1:4:2])
-    assert lines[4].startswith("LangChain: ")
+    assert lines[4].startswith("LangChain: '") and len(lines[4].split()) == 9  # 8 tokens through ChatOpenAI
