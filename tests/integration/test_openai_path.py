@@ -253,3 +253,30 @@ def test_sagemakers_session_header_is_honoured(chat_server):
         chat.chat.completions.create(model="", messages=HELLO, max_tokens=1,
                                      extra_headers={"X-Amzn-SageMaker-Session-Id": "nope"})
     assert refused.value.body["message"] == "Session nope is not an open session of endpoint chat."
+
+
+def test_serverless_cold_start_and_data_capture_work_as_on_invoke_endpoint(chat_server):
+    """The OpenAI-compatible path runs InvokeEndpoint's stages: a serverless variant starts on
+    the first call, and a capturing endpoint writes the chat body and answer as capture records."""
+    from tests.integration.test_data_capture import capture_config, captured
+
+    sm, s3 = client(chat_server.url), client(chat_server.url, "s3")
+    sm.create_model(ModelName="sls-chat", PrimaryContainer=LLM)
+    sm.create_endpoint_config(EndpointConfigName="sls-chat", ProductionVariants=[{
+        "VariantName": "v", "ModelName": "sls-chat", "ServerlessConfig": {"MemorySizeInMB": 2048, "MaxConcurrency": 1}}])
+    sm.create_endpoint(EndpointName="sls-chat", EndpointConfigName="sls-chat")
+    sm.get_waiter("endpoint_in_service").wait(EndpointName="sls-chat", WaiterConfig={"Delay": 1, "MaxAttempts": 60})
+    assert chat_server.endpoint_view("sls-chat")["variants"][0]["instances"] == []  # scaled to zero
+    assert chat_client(chat_server, "sls-chat").chat.completions.create(
+        model="", messages=HELLO, max_tokens=1).usage.completion_tokens == 1
+
+    s3.create_bucket(Bucket="captures")
+    sm.create_endpoint_config(EndpointConfigName="cap-chat", ProductionVariants=[variant(model="chat-model")],
+                              DataCaptureConfig=capture_config())
+    sm.create_endpoint(EndpointName="cap-chat", EndpointConfigName="cap-chat")
+    sm.get_waiter("endpoint_in_service").wait(EndpointName="cap-chat", WaiterConfig={"Delay": 1, "MaxAttempts": 60})
+    chat_client(chat_server, "cap-chat").chat.completions.create(model="", messages=HELLO, max_tokens=1)
+    _, records = captured(s3, "cap-chat", 1)
+    [record] = records
+    assert json.loads(record["captureData"]["endpointInput"]["data"])["messages"] == HELLO
+    assert json.loads(record["captureData"]["endpointOutput"]["data"])["object"] == "chat.completion"
