@@ -24,7 +24,7 @@ def run_in_background(target, *args) -> None:
     threading.Thread(target=target, args=args, daemon=True, name=f"lifecycle-{target.__name__}").start()
 
 
-def _hold(backend: Backend, since: float, cancel: threading.Event | None = None, deleting: bool = False) -> None:
+def hold(backend: Backend, since: float, cancel: threading.Event | None = None, deleting: bool = False) -> None:
     """Let a transition last at least `--min-transition-seconds` (a reset cuts it short), so
     code that forgets a waiter fails here as it would on AWS; Deleting at least
     `--min-deleting-seconds` too, so code that describes what it has just deleted sees it."""
@@ -57,7 +57,7 @@ def deploy(backend: Backend, endpoint: Endpoint, updating: bool = False) -> None
             _roll_back(backend, endpoint, endpoint.deployment_config, reason)
             fleet.stop(drain=True)
             fleet, failure = None, reason
-    _hold(backend, pending.started, pending.cancel)
+    hold(backend, pending.started, pending.cancel)
     retired = backend.deployed(endpoint, fleet, failure)
     if retired is not None:
         retired.stop(drain=True)  # new requests already go elsewhere; let the old ones finish
@@ -195,14 +195,14 @@ def rescale(backend: Backend, endpoint: Endpoint, changes: dict[str, dict]) -> N
         except Exception as exc:
             log.warning("scaling %s/%s to %d failed: %s", endpoint.name, name, count, exc)
             failure = str(exc)[:1024]
-    _hold(backend, endpoint.modified)
+    hold(backend, endpoint.modified)
     backend.rescaled(endpoint, changes, scaled, failure)
 
 
 def delete(backend: Backend, endpoint: Endpoint) -> None:
     if endpoint.fleet is not None:
         endpoint.fleet.stop(drain=True)
-    _hold(backend, endpoint.modified, deleting=True)
+    hold(backend, endpoint.modified, deleting=True)
     backend.deleted(endpoint)
 
 
@@ -219,7 +219,7 @@ def set_copies(backend: Backend, ic: InferenceComponent, fleet: Fleet, plan: Com
         failure = f"Internal error while placing the inference component: {exc}"[:1024]
     if failure is not None:
         log.warning("inference component %s: %s", ic.name, failure)
-    _hold(backend, ic.modified)
+    hold(backend, ic.modified)
     backend.copies_set(ic, copies, failure)
 
 
@@ -266,18 +266,18 @@ def roll(backend: Backend, ic: InferenceComponent, fleet: Fleet, target: Inferen
         failure = f"Internal error while updating the inference component: {exc}"[:1024]
     if copies is None:
         log.warning("update of inference component %s failed; the old copies keep serving: %s", ic.name, failure)
-    _hold(backend, ic.modified)
+    hold(backend, ic.modified)
     backend.copies_set(ic, copies, failure, rolled_to=target if copies is not None else None)
 
 
 def adapter_ready(backend: Backend, ic: InferenceComponent) -> None:
     """An adapter needs no copies of its own: its base's copies apply it per call."""
-    _hold(backend, ic.modified)
+    hold(backend, ic.modified)
     backend.copies_set(ic, Copies(0), None)
 
 
 def remove_component(backend: Backend, ic: InferenceComponent, fleet: Fleet | None) -> None:
     if fleet is not None:
         fleet.remove_component(ic.name)
-    _hold(backend, ic.modified, deleting=True)
+    hold(backend, ic.modified, deleting=True)
     backend.component_deleted(ic)

@@ -33,6 +33,17 @@ MOVES: dict[Status, frozenset[Status]] = {
 }
 
 
+# An inference router's status moves: it is checked while Creating (Failed when a destination is
+# of the wrong kind), and an update applies in full or not at all.
+ROUTER_MOVES: dict[Status, frozenset[Status]] = {
+    Status.CREATING: frozenset({Status.IN_SERVICE, Status.FAILED}),
+    Status.UPDATING: frozenset({Status.IN_SERVICE}),
+    Status.IN_SERVICE: frozenset({Status.UPDATING, Status.DELETING}),
+    Status.FAILED: frozenset({Status.UPDATING, Status.DELETING}),
+    Status.DELETING: frozenset(),
+}
+
+
 def containers(model_spec: dict[str, Any]) -> list[dict[str, Any]]:
     """A model's container definitions: PrimaryContainer, or the Containers list."""
     if "PrimaryContainer" in model_spec:
@@ -224,3 +235,20 @@ class EndpointSnapshot:
     data_capture: dict[str, Any] | None = None
     green: tuple[float, "EndpointSnapshot"] | None = None  # a guarded update's new fleet and its share
     deploying_config: str | None = None  # during an update, the config this fleet runs (metrics' EndpointConfigName)
+
+
+@dataclass
+class InferenceRouter:
+    """An inference router: routing targets, each a list of destinations (endpoint or
+    inference-component ARNs, in any Region), as CreateInferenceRouter and
+    UpdateInferenceRouter give them."""
+
+    name: str
+    arn: str
+    created: float
+    modified: float
+    status: Status
+    targets: list[dict[str, Any]]
+    client_token: str | None = None
+    status_reason: str | None = None
+

@@ -18,8 +18,8 @@ from typing import Any, Callable, Iterable, TypeVar
 from sagemaker_emu import arns
 from sagemaker_emu.control.quotas import Quotas
 from sagemaker_emu.control.resources import (
-    TRANSITIONAL, ComponentTarget, Endpoint, EndpointConfig, EndpointSnapshot, InferenceComponent, Model,
-    Status, Variant, VariantWeight,
+    TRANSITIONAL, ComponentTarget, Endpoint, EndpointConfig, EndpointSnapshot, InferenceComponent, InferenceRouter,
+    Model, Status, Variant, VariantWeight,
 )
 from sagemaker_emu.control.events import ComponentDeleted, EndpointDeleted, StatusChanged
 from sagemaker_emu.control.kinds import KINDS
@@ -46,8 +46,11 @@ class Backend:
 
     def __init__(self, region: str, account: str, deployer: Deployer, clock: Callable[[], float] = time.time,
                  quotas: Quotas | None = None, events: Events | None = None, guardrails: Guardrails | None = None,
-                 min_transition: float = 0.0, min_deleting: float = 0.0):
+                 min_transition: float = 0.0, min_deleting: float = 0.0,
+                 peer: Callable[[str], "Backend"] | None = None):
         self.region = region
+        # the account's backend in another Region (an inference router's destinations may be anywhere)
+        self.peer: Callable[[str], Backend] = peer or (lambda other: self)
         self.account = account
         self.deployer = deployer
         self.quotas = quotas or Quotas()
@@ -64,6 +67,7 @@ class Backend:
         self.endpoint_configs: dict[str, EndpointConfig] = self.tables["endpoint-config"]
         self.endpoints: dict[str, Endpoint] = self.tables["endpoint"]
         self.inference_components: dict[str, InferenceComponent] = self.tables["inference-component"]
+        self.inference_routers: dict[str, InferenceRouter] = self.tables["inference-router"]
         self.tags: dict[str, list[dict[str, str]]] = {}  # ARN (lower-case) -> tags in order added
 
     def now(self) -> float:
@@ -90,6 +94,9 @@ class Backend:
 
     def inference_component(self, name: str) -> InferenceComponent:
         return self.get("inference-component", name)
+
+    def inference_router(self, name: str) -> InferenceRouter:
+        return self.get("inference-router", name)
 
     def components_of(self, endpoint_name: str) -> list[InferenceComponent]:
         return [ic for ic in self.inference_components.values() if ic.endpoint_name.lower() == endpoint_name.lower()]
@@ -132,12 +139,12 @@ class Backend:
 
     # ------------------------------------------------------------ status transitions
 
-    def transition(self, resource: Endpoint | InferenceComponent, status: Status) -> None:
+    def transition(self, resource: Endpoint | InferenceComponent | InferenceRouter, status: Status) -> None:
         """Move an endpoint or inference component to `status` (a move its row of
         control/kinds.py allows), wake waiters, and publish StatusChanged (its handlers run
         with the store's lock held: they must not call the store)."""
         with self._lock:
-            kind = "endpoint" if isinstance(resource, Endpoint) else "inference-component"
+            kind = resource.arn.rsplit(":", 1)[1].split("/", 1)[0]  # the ARN's resource type: its kind
             moves = KINDS[kind].moves or {}
             if status not in moves.get(resource.status, frozenset()):
                 raise RuntimeError(f"{resource.name}: no move from {resource.status.value} to {status.value}")
@@ -162,6 +169,21 @@ class Backend:
             ic.current_copies = copies.current
             ic.failure_reason = failure or copies.failure  # a rollback's reason, or copies that did not fit
             self.transition(ic, Status.IN_SERVICE)
+
+    def router_settled(self, router: InferenceRouter, check: Callable[["Backend"], str | None]) -> None:
+        """A router's creation or update is done: InService, or (Creating) Failed for what
+        `check` says, asked with the lock held."""
+        with self._lock:
+            if self.inference_routers.get(router.name.lower()) is not router:
+                return  # deleted by a reset meanwhile
+            router.status_reason = check(self) if router.status == Status.CREATING else None
+            self.transition(router, Status.FAILED if router.status_reason else Status.IN_SERVICE)
+
+    def router_deleted(self, router: InferenceRouter) -> None:
+        with self._lock:
+            if self.inference_routers.get(router.name.lower()) is router:
+                del self.inference_routers[router.name.lower()]
+                self.tags.pop(router.arn.lower(), None)
 
     def component_deleted(self, ic: InferenceComponent) -> None:
         with self._lock:
@@ -382,7 +404,8 @@ class Backends:
             if backend is None:
                 backend = self._by_region[region] = Backend(
                     region, self.account, self.deployer, quotas=self.quotas, events=self.events,
-                    guardrails=self.guardrails, min_transition=self.min_transition, min_deleting=self.min_deleting)
+                    guardrails=self.guardrails, min_transition=self.min_transition, min_deleting=self.min_deleting,
+                    peer=self)
             return backend
 
     def all(self) -> list[Backend]:

@@ -58,8 +58,9 @@ def request_id() -> str:
 
 
 def control_error(exc: errors.EmuError, rid: str) -> Response:
-    """JSON 1.1 envelope: botocore reads the code only from the body's `__type`."""
-    code, status = _lookup(CONTROL_CODES, exc)
+    """JSON 1.1 envelope: botocore reads the code only from the body's `__type`. A ServiceError
+    names its error shape of SageMaker's model (ResourceNotFound, ConflictException...): 400."""
+    code, status = (exc.shape, 400) if isinstance(exc, errors.ServiceError) else _lookup(CONTROL_CODES, exc)
     return json11_response({"__type": code, "Message": exc.message}, rid, status)
 
 

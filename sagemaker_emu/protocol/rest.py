@@ -35,6 +35,7 @@ from sagemaker_emu.service_model import RUNTIME_SERVICE, service_model
 log = logging.getLogger("sagemaker_emu.api")
 
 _ROUTE = re.compile(r"^/endpoints/(.*)/(invocations|invocations-response-stream|async-invocations)$")
+_ROUTER = re.compile(r"^/inference-routers/[^/]+/(async-)?invocations$")
 MAX_ASYNC_BODY_BYTES = 128000  # InvokeEndpointAsync's inline Body, in the runtime model
 
 # InvokeRequest field -> runtime model member
@@ -175,6 +176,12 @@ class RuntimeAPI:
     def __call__(self, environ: dict, start_response) -> Iterable[bytes]:
         match = _ROUTE.match(environ.get("PATH_INFO", ""))
         if match is None or environ["REQUEST_METHOD"] != "POST":
+            router = _ROUTER.match(environ.get("PATH_INFO", ""))
+            if router is not None:  # sagemaker-inference-router-runtime: its control plane is here, not its calls yet
+                operation = "InvokeInferenceRouterAsync" if router.group(1) else "InvokeInferenceRouter"
+                status, headers, body = runtime_error(errors.NotImplementedOperation(operation), request_id())
+                start_response(status, headers)
+                return [body]
             return self.next_app(environ, start_response)
         name = match.group(1)  # PATH_INFO is already decoded: a second unquote let `rt-ech%256f` invoke `rt-echo`
         if match.group(2) == "invocations-response-stream":

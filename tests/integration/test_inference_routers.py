@@ -1,0 +1,143 @@
+"""Inference routers' control plane (issue 28, item 1) through boto3's `sagemaker` client:
+statuses, validation, RoutingStatus worked out at Describe, conflicts, idempotency, tags; their
+invocations answer 501 until the router runtime lands."""
+
+import pytest
+from botocore.exceptions import ClientError
+
+from sagemaker_emu.testing import EmulatorProcess, client, deploy
+from tests.integration.test_fleet import eventually
+
+OTHER_ACCOUNT = "210987654321"
+
+
+def settled(sm, name: str) -> dict:
+    return eventually(lambda: (lambda d: d if d["Status"] not in ("Creating", "Updating", "Deleting") else None)(
+        sm.describe_inference_router(InferenceRouterName=name)))
+
+
+def error(call) -> tuple[str, str]:
+    with pytest.raises(ClientError) as info:
+        call()
+    return info.value.response["Error"]["Code"], info.value.response["Error"]["Message"]
+
+
+def async_endpoint(sm, name: str) -> str:
+    sm.create_model(ModelName=f"{name}-m", PrimaryContainer={"Image": "sagemaker-emu/echo"})
+    sm.create_endpoint_config(EndpointConfigName=f"{name}-c", AsyncInferenceConfig={
+        "OutputConfig": {"S3OutputPath": "s3://routers/out"}}, ProductionVariants=[{
+            "VariantName": "v", "ModelName": f"{name}-m", "InstanceType": "ml.m5.large", "InitialInstanceCount": 1}])
+    sm.create_endpoint(EndpointName=name, EndpointConfigName=f"{name}-c")
+    sm.get_waiter("endpoint_in_service").wait(EndpointName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 60})
+    return sm.describe_endpoint(EndpointName=name)["EndpointArn"]
+
+
+def test_a_router_is_created_and_each_destination_checked_when_described(server, sm):
+    deploy(sm, "local")
+    west = client(server.url, region="us-west-2")
+    deploy(west, "remote")
+    local = sm.describe_endpoint(EndpointName="local")["EndpointArn"]
+    remote = west.describe_endpoint(EndpointName="remote")["EndpointArn"]
+    missing = local.replace("endpoint/local", "endpoint/missing")
+    foreign = local.replace("123456789012", OTHER_ACCOUNT)
+    arn = sm.create_inference_router(InferenceRouterName="r1", Tags=[{"Key": "team", "Value": "ml"}], RoutingTargets=[
+        {"Name": "chat", "Destinations": [{"ResourceArn": a} for a in (local, remote, missing, foreign)]}],
+    )["InferenceRouterArn"]
+    assert arn == "arn:aws:sagemaker:us-east-1:123456789012:inference-router/r1"
+    described = settled(sm, "r1")
+    assert described["Status"] == "InService" and "StatusReason" not in described
+    assert [(d["ResourceArn"], d["RoutingStatus"]) for d in described["RoutingTargets"][0]["Destinations"]] == [
+        (local, "Routable"), (remote, "Routable"), (missing, "Unroutable"), (foreign, "Unknown")]
+    sm.delete_endpoint(EndpointName="local")
+    eventually(lambda: [d["RoutingStatus"] for d in sm.describe_inference_router(InferenceRouterName="r1")[
+        "RoutingTargets"][0]["Destinations"]][0] == "Unroutable")  # worked out at each call
+    assert sm.list_tags(ResourceArn=arn)["Tags"] == [{"Key": "team", "Value": "ml"}]
+    [summary] = sm.list_inference_routers()["InferenceRouters"]
+    assert summary["InferenceRouterName"] == "r1" and summary["InferenceRouterArn"] == arn
+
+
+def test_a_destination_of_the_wrong_kind_fails_a_new_router_and_refuses_an_update(server, sm):
+    deploy(sm, "realtime")
+    realtime = sm.describe_endpoint(EndpointName="realtime")["EndpointArn"]
+    client(server.url, "s3").create_bucket(Bucket="routers")
+    asynchronous = async_endpoint(sm, "queued")
+    sm.create_inference_router(InferenceRouterName="mixed", RoutingTargets=[
+        {"Name": "now", "Destinations": [{"ResourceArn": asynchronous}]}])
+    failed = settled(sm, "mixed")
+    assert failed["Status"] == "Failed" and asynchronous in failed["StatusReason"]
+    assert "real-time routing target needs real-time destinations" in failed["StatusReason"]
+    code, message = error(lambda: sm.update_inference_router(InferenceRouterName="mixed", RoutingTargets=[
+        {"Name": "later", "AsyncInferenceConfig": {"OutputConfig": {"S3OutputPath": "s3://routers/out", "S3FailurePath": "s3://routers/failed"}},
+         "Destinations": [{"ResourceArn": realtime}]}]))
+    assert code == "ValidationException" and "asynchronous routing target needs asynchronous" in message
+    sm.update_inference_router(InferenceRouterName="mixed", RoutingTargets=[
+        {"Name": "now", "Destinations": [{"ResourceArn": realtime}]},
+        {"Name": "later", "RoutingPreference": "InstancePoolOrder", "Destinations": [{"ResourceArn": asynchronous}],
+         "AsyncInferenceConfig": {"OutputConfig": {"S3OutputPath": "s3://routers/out", "S3FailurePath": "s3://routers/failed"}}}])
+    updated = settled(sm, "mixed")
+    assert updated["Status"] == "InService" and "StatusReason" not in updated
+    assert [t["Name"] for t in updated["RoutingTargets"]] == ["now", "later"]  # every target replaced at once
+
+
+@pytest.mark.parametrize("targets, text", [
+    ([{"Name": "t", "Destinations": [{"ResourceArn": "arn:aws:sagemaker:us-east-1:123456789012:endpoint/a"}]}] * 2,
+     "Routing target names must be unique within the inference router: t."),
+    ([{"Name": "t", "Destinations": [{"ResourceArn": "arn:aws:sagemaker:us-east-1:123456789012:endpoint/a"}] * 2}],
+     "Routing target t lists a destination more than once"),
+    ([{"Name": "t", "RoutingPreference": "InstancePoolOrder",
+       "Destinations": [{"ResourceArn": "arn:aws:sagemaker:us-east-1:123456789012:endpoint/a"}]}],
+     "InstancePoolOrder is supported only for asynchronous routing targets"),
+    ([{"Name": "t", "Destinations": [{"ResourceArn": "arn:aws-cn:sagemaker:cn-north-1:123456789012:endpoint/a"}]}],
+     "is not in the inference router's partition (aws)"),
+])
+def test_targets_that_break_the_models_rules_are_refused(sm, targets, text):
+    code, message = error(lambda: sm.create_inference_router(InferenceRouterName="bad", RoutingTargets=targets))
+    assert code == "ValidationException" and text in message
+    assert sm.list_inference_routers()["InferenceRouters"] == []
+
+
+def test_shapes_the_model_constrains_are_refused_by_the_schema(sm_unvalidated):
+    code, message = error(lambda: sm_unvalidated.create_inference_router(InferenceRouterName="bad", RoutingTargets=[
+        {"Name": "t", "Destinations": [{"ResourceArn": "arn:aws:s3:::bucket/key-that-is-long"}]}]))
+    assert code == "ValidationException" and "resourceArn" in message.replace("ResourceArn", "resourceArn")
+    code, _ = error(lambda: sm_unvalidated.create_inference_router(InferenceRouterName="bad", RoutingTargets=[]))
+    assert code == "ValidationException"
+
+
+def test_duplicates_client_tokens_and_missing_routers(sm):
+    targets = [{"Name": "t", "Destinations": [{"ResourceArn": "arn:aws:sagemaker:us-east-1:123456789012:endpoint/a"}]}]
+    first = sm.create_inference_router(InferenceRouterName="once", RoutingTargets=targets, ClientToken="token-1")
+    again = sm.create_inference_router(InferenceRouterName="once", RoutingTargets=targets, ClientToken="token-1")
+    assert again["InferenceRouterArn"] == first["InferenceRouterArn"]
+    code, message = error(lambda: sm.create_inference_router(InferenceRouterName="once", RoutingTargets=targets))
+    assert code == "ResourceAlreadyExists" and first["InferenceRouterArn"] in message
+    for call in (lambda: sm.describe_inference_router(InferenceRouterName="none"),
+                 lambda: sm.update_inference_router(InferenceRouterName="none", RoutingTargets=targets),
+                 lambda: sm.delete_inference_router(InferenceRouterName="none")):
+        assert error(call) == ("ResourceNotFound", 'Could not find inference router '
+                                                   '"arn:aws:sagemaker:us-east-1:123456789012:inference-router/none".')
+
+
+def test_a_router_that_is_changing_refuses_updates_and_deletion():
+    srv = EmulatorProcess("--min-transition-seconds", "1")
+    try:
+        sm = client(srv.url)
+        targets = [{"Name": "t", "Destinations": [{"ResourceArn": "arn:aws:sagemaker:us-east-1:123456789012:endpoint/a"}]}]
+        sm.create_inference_router(InferenceRouterName="busy", RoutingTargets=targets)
+        assert sm.describe_inference_router(InferenceRouterName="busy")["Status"] == "Creating"
+        assert error(lambda: sm.update_inference_router(InferenceRouterName="busy", RoutingTargets=targets))[0] == \
+            "ConflictException"
+        assert error(lambda: sm.delete_inference_router(InferenceRouterName="busy"))[0] == "ConflictException"
+        assert settled(sm, "busy")["Status"] == "InService"
+        sm.delete_inference_router(InferenceRouterName="busy")
+        assert sm.describe_inference_router(InferenceRouterName="busy")["Status"] == "Deleting"
+        eventually(lambda: sm.list_inference_routers()["InferenceRouters"] == [])
+    finally:
+        srv.stop()
+
+
+def test_invoking_a_router_answers_that_it_is_not_emulated_yet(server):
+    runtime = client(server.url, "sagemaker-inference-router-runtime")
+    code, message = error(lambda: runtime.invoke_inference_router(InferenceRouterName="r", RoutingTargetName="t",
+                                                                  Body=b"{}"))
+    assert code == "NotImplementedException" and "InvokeInferenceRouter" in message
