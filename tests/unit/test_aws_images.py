@@ -11,6 +11,8 @@ CASES = [
     ("763104351884.dkr.ecr.us-west-2.amazonaws.com/djl-inference:0.33.0-lmi15.0.0-cu128",
      "LMI (DJL Serving: vLLM, TensorRT-LLM, Neuron)"),
     ("763104351884.dkr.ecr.us-east-1.amazonaws.com/vllm:0.10.2-gpu-py312", "vLLM"),
+    ("763104351884.dkr.ecr.us-west-2.amazonaws.com/sglang:0.5.10-gpu-py312-cu130-ubuntu22.04-sagemaker", "SGLang"),
+    ("public.ecr.aws/deep-learning-containers/sglang:server-sagemaker-cuda", "SGLang"),
     ("763104351884.dkr.ecr.eu-west-1.amazonaws.com/huggingface-pytorch-inference:2.1.0-transformers4.37.0-cpu-py310-ubuntu22.04",
      "Hugging Face inference"),
     ("763104351884.dkr.ecr.us-east-1.amazonaws.com/pytorch-inference:2.1-cpu-py310", "PyTorch inference"),
@@ -34,6 +36,7 @@ def test_every_family_has_a_case():
     "pytorch-inference:2.1",  # not an ECR URI
     "123456789012.dkr.ecr.us-east-1.amazonaws.com/my-own-image:1",
     "763104351884.dkr.ecr.us-east-1.amazonaws.com/pytorch-training:2.1-cpu-py310",
+    "public.ecr.aws/my-team/sglang:1",  # the Public Gallery, but not AWS's Deep Learning Containers
 ])
 def test_other_images_are_not_aws_serving_images(image):
     assert aws_family(image) is None
