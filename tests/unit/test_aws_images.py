@@ -51,11 +51,12 @@ def test_llm_servers_run_llm_sim_speaking_their_api(tmp_path):
 
 
 def test_framework_image_without_inference_py_says_what_to_add(tmp_path):
+    sklearn = next(image for image, family in CASES if family == "scikit-learn")
     with pytest.raises(ImageError, match=r"runs scikit-learn images .* through the model's inference.py.*\(scikit-learn\)"):
-        resolve({"Image": CASES[7][0]}, lambda: tmp_path, ImageMap())
+        resolve({"Image": sklearn}, lambda: tmp_path, ImageMap())
     (tmp_path / "code").mkdir()
     (tmp_path / "code" / "inference.py").write_text("def model_fn(d): pass\n")
-    assert resolve({"Image": CASES[7][0]}, lambda: tmp_path, ImageMap()).toolkit
+    assert resolve({"Image": sklearn}, lambda: tmp_path, ImageMap()).toolkit
 
 
 def test_the_image_map_still_overrides(tmp_path):
