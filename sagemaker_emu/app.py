@@ -48,6 +48,7 @@ from sagemaker_emu.routing.strategies import strategy_for
 from sagemaker_emu.runtime.async_queue import AsyncInvocations
 from sagemaker_emu.runtime.capture import DataCapture
 from sagemaker_emu.runtime.invoke import Runtime
+from sagemaker_emu.runtime.routers import RouterRuntime
 from sagemaker_emu.schemas.validator import warm
 from sagemaker_emu.service_model import region_description
 
@@ -163,7 +164,8 @@ def build(config: Config | None = None, credentials: tuple[str, str] | None = No
     # SageMaker's own calls: the runtime's routes first (the hot path skips Flask), then the
     # OpenAI-compatible path, then the control plane and /_emu on Flask; the other services by
     # their signing name
-    sagemaker = rest.RuntimeAPI(runtime, config, openai.OpenAIAPI(runtime, config, app), asynchronous)
+    sagemaker = rest.RuntimeAPI(runtime, config, openai.OpenAIAPI(runtime, config, app), asynchronous,
+                                RouterRuntime(runtime, backends))
     embedded = EmbeddedServices(config.account)
     served = {s for s in SERVICES if neighbours.external(s) is None}  # a real endpoint replaces ours
     wsgi = ServiceRouter(sagemaker,

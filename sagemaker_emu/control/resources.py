@@ -252,3 +252,23 @@ class InferenceRouter:
     client_token: str | None = None
     status_reason: str | None = None
 
+
+@dataclass(frozen=True)
+class DestinationSnapshot:
+    """runtime.api.RouterDestination: a destination resolved for one invocation."""
+
+    arn: str
+    region: str
+    endpoint: str | None  # the endpoint that serves it (an inference component's host); None: not found
+    component: str | None = None
+
+
+@dataclass(frozen=True)
+class RoutingTargetSnapshot:
+    """runtime.api.RoutingTarget."""
+
+    router_arn: str
+    name: str
+    destinations: tuple[DestinationSnapshot, ...]
+    asynchronous: bool
+

@@ -18,8 +18,8 @@ from typing import Any, Callable, Iterable, TypeVar
 from sagemaker_emu import arns
 from sagemaker_emu.control.quotas import Quotas
 from sagemaker_emu.control.resources import (
-    TRANSITIONAL, ComponentTarget, Endpoint, EndpointConfig, EndpointSnapshot, InferenceComponent, InferenceRouter,
-    Model, Status, Variant, VariantWeight,
+    TRANSITIONAL, ComponentTarget, DestinationSnapshot, Endpoint, EndpointConfig, EndpointSnapshot, InferenceComponent,
+    InferenceRouter, Model, RoutingTargetSnapshot, Status, Variant, VariantWeight,
 )
 from sagemaker_emu.control.events import ComponentDeleted, EndpointDeleted, StatusChanged
 from sagemaker_emu.control.kinds import KINDS
@@ -178,6 +178,30 @@ class Backend:
                 return  # deleted by a reset meanwhile
             router.status_reason = check(self) if router.status == Status.CREATING else None
             self.transition(router, Status.FAILED if router.status_reason else Status.IN_SERVICE)
+
+    def routing_target(self, router: str, target: str) -> RoutingTargetSnapshot:
+        """A router's routing target for an invocation, each destination resolved to the endpoint
+        that serves it (other Regions are read without their lock, as Describe reads them)."""
+        with self._lock:
+            found = self.inference_routers.get(router.lower())
+            if found is None or found.name != router or found.status not in (Status.IN_SERVICE, Status.UPDATING):
+                raise InvalidInput(f"Inference router {router} of account {self.account} not found or not in service.")
+            spec = next((t for t in found.targets if t["Name"] == target), None)
+            if spec is None:
+                raise InvalidInput(f"Routing target {target} is not a routing target of inference router {router}.")
+            destinations = []
+            for d in spec["Destinations"]:
+                parsed = arns.parse(d["ResourceArn"])
+                assert parsed is not None, "checked when the router was created"
+                kind, _, name = parsed.resource.partition("/")
+                owner = self.peer(parsed.region) if parsed.account == self.account else None
+                endpoint: str | None = name if kind == "endpoint" and owner is not None else None
+                component = name if kind == "inference-component" else None
+                if component is not None and owner is not None:
+                    ic = owner.inference_components.get(name.lower())
+                    endpoint = ic.endpoint_name if ic is not None else None
+                destinations.append(DestinationSnapshot(d["ResourceArn"], parsed.region, endpoint, component))
+            return RoutingTargetSnapshot(found.arn, target, tuple(destinations), "AsyncInferenceConfig" in spec)
 
     def router_deleted(self, router: InferenceRouter) -> None:
         with self._lock:
@@ -415,6 +439,10 @@ class Backends:
     def serving(self, region: str, endpoint_name: str) -> EndpointSnapshot:
         """runtime.api.Directory: what an invocation in `region` reaches."""
         return self(region).serving(endpoint_name)
+
+    def routing_target(self, region: str, router: str, target: str) -> RoutingTargetSnapshot:
+        """runtime.api.Routers: a router's routing target, each destination resolved."""
+        return self(region).routing_target(router, target)
 
     def find(self, endpoint_name: str) -> EndpointSnapshot | None:
         """Endpoint `endpoint_name` in whichever region has it (for /_emu)."""

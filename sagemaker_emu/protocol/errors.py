@@ -41,6 +41,18 @@ RUNTIME_CODES: dict[type[errors.EmuError], tuple[str, int]] = {
 }
 
 
+# error class -> (code, HTTP status) for sagemaker-inference-router-runtime (REST-JSON too).
+ROUTER_CODES: dict[type[errors.EmuError], tuple[str, int]] = {
+    errors.InvalidInput: ("ValidationException", 400),
+    errors.Malformed: ("ValidationException", 400),
+    errors.PayloadTooLarge: ("ValidationException", 413),
+    errors.ModelFailure: ("ModelError", 424),
+    errors.Throttled: ("ThrottlingException", 429),
+    errors.Unavailable: ("ServiceUnavailableException", 503),
+    errors.NotImplementedOperation: ("NotImplementedException", 501),
+}
+
+
 def _lookup(table: dict, exc: errors.EmuError) -> tuple[str, int]:
     for cls in type(exc).__mro__:
         if cls in table:
@@ -78,11 +90,12 @@ def json11_response(body: dict, rid: str, status: int = 200) -> Response:
     return resp
 
 
-def runtime_error(exc: errors.EmuError, rid: str) -> tuple[str, list, bytes]:
+def runtime_error(exc: errors.EmuError, rid: str, table: dict | None = None) -> tuple[str, list, bytes]:
     """REST-JSON: botocore reads the code from `x-amzn-ErrorType`, members from the body.
+    `table`: the service's codes (the endpoint runtime's by default; ROUTER_CODES).
 
     Returns a WSGI (status, headers, body) triple: the runtime's front door is plain WSGI."""
-    code, status = _lookup(RUNTIME_CODES, exc)
+    code, status = _lookup(table or RUNTIME_CODES, exc)
     body: dict = {"Message": exc.message}
     if isinstance(exc, errors.ModelFailure):
         body.update(OriginalStatusCode=exc.original_status, OriginalMessage=exc.original_message,

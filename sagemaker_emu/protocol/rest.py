@@ -25,17 +25,18 @@ from sagemaker_emu import errors
 from sagemaker_emu.config import Config
 from sagemaker_emu.protocol import eventstream
 from sagemaker_emu.protocol.context import region_of
-from sagemaker_emu.protocol.errors import internal_runtime_error, request_id, runtime_error
+from sagemaker_emu.protocol.errors import ROUTER_CODES, internal_runtime_error, request_id, runtime_error
 from sagemaker_emu.runtime.async_queue import AsyncInvocations, AsyncRequest
 from sagemaker_emu.runtime.invoke import MAX_BODY_BYTES, Runtime, body_too_large
 from sagemaker_emu.runtime.request import InvokeRequest, Outcome
+from sagemaker_emu.runtime.routers import RouterRequest, RouterRuntime
 from sagemaker_emu.schemas.validator import validate_input
 from sagemaker_emu.service_model import RUNTIME_SERVICE, service_model
 
 log = logging.getLogger("sagemaker_emu.api")
 
 _ROUTE = re.compile(r"^/endpoints/(.*)/(invocations|invocations-response-stream|async-invocations)$")
-_ROUTER = re.compile(r"^/inference-routers/[^/]+/(async-)?invocations$")
+_ROUTER = re.compile(r"^/inference-routers/([^/]+)/(async-)?invocations$")
 MAX_ASYNC_BODY_BYTES = 128000  # InvokeEndpointAsync's inline Body, in the runtime model
 
 # InvokeRequest field -> runtime model member
@@ -167,7 +168,9 @@ def _where(req: InvokeRequest | None, out: Outcome) -> str:
 class RuntimeAPI:
     """WSGI: the runtime's routes, else the next app (Flask)."""
 
-    def __init__(self, runtime: Runtime, config: Config, next_app: Callable, asynchronous: AsyncInvocations) -> None:
+    def __init__(self, runtime: Runtime, config: Config, next_app: Callable, asynchronous: AsyncInvocations,
+                 routers: RouterRuntime | None = None) -> None:
+        self.routers = routers  # InvokeInferenceRouter
         self.runtime = runtime
         self.config = config
         self.next_app = next_app
@@ -177,9 +180,8 @@ class RuntimeAPI:
         match = _ROUTE.match(environ.get("PATH_INFO", ""))
         if match is None or environ["REQUEST_METHOD"] != "POST":
             router = _ROUTER.match(environ.get("PATH_INFO", ""))
-            if router is not None:  # sagemaker-inference-router-runtime: its control plane is here, not its calls yet
-                operation = "InvokeInferenceRouterAsync" if router.group(1) else "InvokeInferenceRouter"
-                status, headers, body = runtime_error(errors.NotImplementedOperation(operation), request_id())
+            if router is not None and environ["REQUEST_METHOD"] == "POST":  # sagemaker-inference-router-runtime
+                status, headers, body = self.invoke_inference_router(router.group(1), bool(router.group(2)), environ)
                 start_response(status, headers)
                 return [body]
             return self.next_app(environ, start_response)
@@ -232,6 +234,53 @@ class RuntimeAPI:
                             ("X-Amzn-SageMaker-Closed-Session-Id", result.closed_session_id)):
             if value is not None:
                 headers.append((name, value))
+        return "200 OK", headers, result.body
+
+    def invoke_inference_router(self, router: str, asynchronous: bool, environ: dict) -> tuple[str, list, bytes]:
+        """InvokeInferenceRouter (sagemaker-inference-router-runtime): runtime/routers.py picks the
+        destination and runs the endpoint path for it in process."""
+        rid = request_id()
+        started = time.perf_counter()
+        try:
+            if asynchronous:
+                raise errors.NotImplementedOperation("InvokeInferenceRouterAsync")
+            if self.routers is None:
+                raise errors.NotImplementedOperation("InvokeInferenceRouter")
+            target = environ.get("HTTP_X_AMZN_SAGEMAKER_ROUTING_TARGET_NAME")
+            if not target:
+                raise errors.InvalidInput("1 validation error detected: Value null at 'routingTargetName' failed to "
+                                          "satisfy constraint: Member must not be null")
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+            if length > MAX_BODY_BYTES:
+                raise errors.PayloadTooLarge(body_too_large())
+            if length == 0:
+                raise errors.InvalidInput("1 validation error detected: Value at 'body' failed to satisfy "
+                                          "constraint: Member must have length greater than or equal to 1")
+            routed = self.routers.invoke(RouterRequest(
+                region=region_of(environ.get("HTTP_AUTHORIZATION"), self.config.region), router=router, target=target,
+                body=environ["wsgi.input"].read(length), content_type=environ.get("CONTENT_TYPE"),
+                accept=environ.get("HTTP_ACCEPT"), custom_attributes=environ.get("HTTP_X_AMZN_SAGEMAKER_CUSTOM_ATTRIBUTES"),
+                inference_id=environ.get("HTTP_X_AMZN_SAGEMAKER_INFERENCE_ID"),
+                prefix_aware_id=environ.get("HTTP_X_AMZN_SAGEMAKER_PREFIX_AWARE_ID"),
+                caller_gone=environ.get("waitress.client_disconnected"), request_id=rid))
+        except errors.CallerGone:
+            return "499 Client Closed Request", [("Content-Length", "0")], b""
+        except errors.EmuError as exc:
+            answer = runtime_error(exc, rid, ROUTER_CODES)
+            log.info("InvokeInferenceRouter %s %s %s %.1fms", router, answer[0][:3], _code(answer),
+                     (time.perf_counter() - started) * 1000)
+            return answer
+        except Exception:
+            log.exception("unhandled error in InvokeInferenceRouter")
+            return internal_runtime_error(rid)
+        result = routed.result
+        assert isinstance(result.body, bytes), "a synchronous answer is read into memory"
+        headers = [("Content-Type", result.content_type), ("Content-Length", str(len(result.body))),
+                   ("X-Amzn-SageMaker-Invoked-Routed-Resource-Arn", routed.destination),
+                   ("X-Amzn-SageMaker-Invoked-Routing-Reason", routed.reason),
+                   ("x-Amzn-Invoked-Production-Variant", result.variant), ("x-amzn-RequestId", rid)]
+        if result.custom_attributes is not None:
+            headers.append(("X-Amzn-SageMaker-Custom-Attributes", result.custom_attributes))
         return "200 OK", headers, result.body
 
     def invoke_endpoint_async(self, endpoint_name: str, environ: dict) -> tuple[str, list, bytes]:

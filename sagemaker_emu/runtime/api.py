@@ -94,6 +94,43 @@ class ResultStore(Protocol):
         """Publish `message` (as JSON) to an SNS topic."""
 
 
+class RouterDestination(Protocol):
+    """One destination of an inference router's routing target, as the control plane resolves it."""
+
+    @property
+    def arn(self) -> str: ...
+
+    @property
+    def region(self) -> str: ...
+
+    @property
+    def endpoint(self) -> str | None: ...  # the endpoint that serves it (an inference component's host); None: not found
+
+    @property
+    def component(self) -> str | None: ...  # an inference component's name
+
+
+class RoutingTarget(Protocol):
+    @property
+    def router_arn(self) -> str: ...
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def destinations(self) -> Sequence[RouterDestination]: ...
+
+    @property
+    def asynchronous(self) -> bool: ...
+
+
+class Routers(Protocol):
+    def routing_target(self, region: str, router: str, target: str) -> RoutingTarget:
+        """The routing target a router invocation names, or InvalidInput in SageMaker's words
+        (no such router in service, no such target)."""
+        ...
+
+
 class Directory(Protocol):
     def serving(self, region: str, endpoint_name: str) -> Target:
         """The endpoint, or InvalidInput in SageMaker's words: not found (the name matches

@@ -1,6 +1,7 @@
-"""Inference routers' control plane (issue 28, item 1) through boto3's `sagemaker` client:
-statuses, validation, RoutingStatus worked out at Describe, conflicts, idempotency, tags; their
-invocations answer 501 until the router runtime lands."""
+"""Inference routers (issue 28) through boto3's `sagemaker` and
+`sagemaker-inference-router-runtime` clients: the control plane (statuses, validation,
+RoutingStatus worked out at Describe, conflicts, idempotency, tags) and InvokeInferenceRouter
+(destinations by Region and health, the documented reasons, one retry elsewhere)."""
 
 import pytest
 from botocore.exceptions import ClientError
@@ -136,8 +137,55 @@ def test_a_router_that_is_changing_refuses_updates_and_deletion():
         srv.stop()
 
 
-def test_invoking_a_router_answers_that_it_is_not_emulated_yet(server):
+def routed(runtime, router: str = "spread", target: str = "echo", body: bytes = b'{"x": 1}') -> dict:
+    answer = runtime.invoke_inference_router(InferenceRouterName=router, RoutingTargetName=target, Body=body,
+                                             ContentType="application/json")
+    return {"body": answer["Body"].read(), "arn": answer["InvokedRoutedResourceArn"], "reason": answer["RoutingReason"],
+            "variant": answer["InvokedProductionVariant"]}
+
+
+def test_invoke_inference_router_prefers_its_region_and_moves_on_as_destinations_go(server, sm):
+    """Issue 28, item 2: the destination and the documented reason for each case, through boto3's
+    sagemaker-inference-router-runtime client at the one URL."""
+    west, central = client(server.url, region="us-west-2"), client(server.url, region="eu-central-1")
+    deploy(sm, "local")
+    deploy(west, "west")
+    deploy(central, "central")
+    local, west_arn, central_arn = (c.describe_endpoint(EndpointName=n)["EndpointArn"]
+                                    for c, n in ((sm, "local"), (west, "west"), (central, "central")))
+    sm.create_inference_router(InferenceRouterName="spread", RoutingTargets=[{"Name": "echo", "Destinations": [
+        {"ResourceArn": a} for a in (west_arn, local, central_arn)]}])
+    settled(sm, "spread")
     runtime = client(server.url, "sagemaker-inference-router-runtime")
-    code, message = error(lambda: runtime.invoke_inference_router(InferenceRouterName="r", RoutingTargetName="t",
-                                                                  Body=b"{}"))
-    assert code == "NotImplementedException" and "InvokeInferenceRouter" in message
+    first = routed(runtime)
+    assert first == {"body": b'{"x": 1}', "arn": local, "reason": "local-preferred", "variant": "AllTraffic"}
+
+    server.post("/_emu/faults", b'{"kind": "throttle", "endpoint": "local", "times": 1}',
+                {"Content-Type": "application/json"})
+    moved = routed(runtime)  # throttled before the model answered: retried once elsewhere
+    assert moved["arn"] in (west_arn, central_arn) and moved["reason"] == "failover"
+
+    sm.delete_endpoint(EndpointName="local")
+    eventually(lambda: routed(runtime)["reason"] == "capacity-available")  # two other Regions could take it
+    west.delete_endpoint(EndpointName="west")
+    eventually(lambda: routed(runtime) == {"body": b'{"x": 1}', "arn": central_arn, "reason": "only-healthy",
+                                           "variant": "AllTraffic"})
+
+
+def test_a_models_own_error_is_not_retried_and_refusals_use_the_router_runtimes_codes(server, sm):
+    deploy(sm, "llm", container={"Image": "sagemaker-emu/llm-sim"})
+    deploy(sm, "spare")
+    llm, spare = (sm.describe_endpoint(EndpointName=n)["EndpointArn"] for n in ("llm", "spare"))
+    sm.create_inference_router(InferenceRouterName="strict", RoutingTargets=[{"Name": "gen", "Destinations": [
+        {"ResourceArn": llm}, {"ResourceArn": spare}]}])
+    settled(sm, "strict")
+    runtime = client(server.url, "sagemaker-inference-router-runtime")
+    served_before = sum(i["served"] for v in server.endpoint_view("spare")["variants"] for i in v["instances"])
+    code, message = error(lambda: routed(runtime, "strict", "gen", b"not json"))
+    assert code == "ModelError" and "Received client error (422) from primary" in message
+    assert sum(i["served"] for v in server.endpoint_view("spare")["variants"] for i in v["instances"]) == served_before
+    assert error(lambda: routed(runtime, "none", "gen"))[0] == "ValidationException"
+    assert error(lambda: routed(runtime, "strict", "nope"))[0] == "ValidationException"
+    code, message = error(lambda: runtime.invoke_inference_router_async(
+        InferenceRouterName="strict", RoutingTargetName="gen", InputLocation="s3://b/k"))
+    assert code == "NotImplementedException" and "InvokeInferenceRouterAsync" in message

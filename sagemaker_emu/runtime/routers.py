@@ -1,0 +1,125 @@
+"""InvokeInferenceRouter: a front door one level above the endpoint path.
+
+The router's routing target names destinations (endpoints or inference components, in any
+Region); this picks one by what the emulator knows of each (serving, routable instances or
+copies, requests in flight per instance), runs the endpoint path and the dispatch core for it
+in process, and retries once elsewhere when the first attempt failed before a model answered
+(throttled, no capacity, gone). The reasons are the runtime model's:
+
+    local-preferred     a healthy destination in the router's Region
+    capacity-available  none in the router's Region could take it; two or more elsewhere could
+    only-healthy        none in the router's Region could; exactly one elsewhere could
+    failover            moved away from a destination that failed, or none looked healthy
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+from sagemaker_emu.errors import EmuError, InvalidInput, NotServing, Throttled, Unavailable
+from sagemaker_emu.fleet.api import component_key
+from sagemaker_emu.runtime.api import RouterDestination, Routers
+from sagemaker_emu.runtime.invoke import Runtime
+from sagemaker_emu.runtime.request import InvokeRequest, InvokeResult, Outcome
+
+LOCAL, SPREAD, ONLY, FAILOVER = "local-preferred", "capacity-available", "only-healthy", "failover"
+
+
+@dataclass(frozen=True)
+class RouterRequest:
+    region: str  # the router's
+    router: str
+    target: str
+    body: bytes
+    content_type: str | None = None
+    accept: str | None = None
+    custom_attributes: str | None = None
+    inference_id: str | None = None
+    prefix_aware_id: str | None = None
+    caller_gone: Callable[[], bool] | None = None
+    request_id: str = ""
+
+
+@dataclass(frozen=True)
+class Routed:
+    result: InvokeResult
+    destination: str  # the ARN that served it
+    reason: str
+
+
+class RouterRuntime:
+    def __init__(self, runtime: Runtime, routers: Routers) -> None:
+        self.runtime = runtime
+        self.routers = routers
+
+    def invoke(self, req: RouterRequest) -> Routed:
+        target = self.routers.routing_target(req.region, req.router, req.target)
+        if target.asynchronous:
+            raise InvalidInput(f"Routing target {req.target} of inference router {req.router} is asynchronous: "
+                               "invoke it with InvokeInferenceRouterAsync.")
+        order = self._order(req.region, target.destinations)
+        failure: EmuError | None = None
+        for attempt, (destination, reason) in enumerate(order[:2]):  # the first choice, and one retry
+            out = Outcome()
+            try:
+                result = self.runtime.invoke(self._request(req, destination), out)
+                return Routed(result, destination.arn, reason if attempt == 0 else FAILOVER)
+            except EmuError as exc:
+                if not _retryable(exc, out):
+                    raise
+                failure = exc
+        assert failure is not None
+        raise failure
+
+    def _request(self, req: RouterRequest, destination: RouterDestination) -> InvokeRequest:
+        if destination.endpoint is None:
+            raise Unavailable(f"Destination {destination.arn} cannot be reached: it does not exist, or it is "
+                              "another account's.")
+        return InvokeRequest(endpoint_name=destination.endpoint, region=destination.region, body=req.body,
+                             inference_component=destination.component, content_type=req.content_type,
+                             accept=req.accept, custom_attributes=req.custom_attributes,
+                             inference_id=req.inference_id, prefix_aware_id=req.prefix_aware_id,
+                             caller_gone=req.caller_gone, request_id=req.request_id)
+
+    def _order(self, region: str, destinations: Sequence[RouterDestination]) -> list[tuple[RouterDestination, str]]:
+        """Destinations in the order they are tried, each with the reason it would be chosen."""
+        loads = {d.arn: self._load(d) for d in destinations}
+        healthy = sorted((d for d in destinations if loads[d.arn] is not None), key=lambda d: loads[d.arn] or 0.0)
+        local = [d for d in healthy if d.region == region]
+        remote = [d for d in healthy if d.region != region]
+        if local:
+            first = [(local[0], LOCAL)]
+        elif remote:
+            first = [(remote[0], SPREAD if len(remote) > 1 else ONLY)]
+        else:  # none looks healthy: try one anyway
+            first = [(destinations[0], FAILOVER)]
+        rest = [(d, FAILOVER) for d in (*local, *remote, *destinations) if d is not first[0][0]]
+        return first + list({d.arn: (d, why) for d, why in rest}.values())
+
+    def _load(self, destination: RouterDestination) -> float | None:
+        """Requests in flight per routable instance (or copy); None when it cannot take a request."""
+        if destination.endpoint is None:
+            return None
+        try:
+            target = self.runtime.directory.serving(destination.region, destination.endpoint)
+        except InvalidInput:
+            return None
+        if destination.component is not None:
+            component = target.components.get(destination.component)
+            if component is None or component.copies == 0:
+                return None
+            keys = [component_key(component.served_by)]
+        else:
+            keys = [v.name for v in target.variants]
+        instances = [i for key in keys for i in target.fleet.instances(key)]
+        if not instances:  # a serverless variant scaled to zero starts on the call
+            return 0.0 if any(target.fleet.serverless(key) is not None for key in keys) else None
+        return sum(i.in_flight for i in instances) / len(instances)
+
+
+def _retryable(exc: EmuError, out: Outcome) -> bool:
+    """Failed before a model answered: throttled, no capacity, no instance, or the endpoint
+    not there (deleted, not in service). A timeout or the model's own error is not retried."""
+    return isinstance(exc, (Throttled, Unavailable, NotServing)) or out.no_capacity or (
+        isinstance(exc, InvalidInput) and not out.endpoint_found)
