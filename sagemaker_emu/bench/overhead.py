@@ -4,7 +4,9 @@ The same echo invocations go (a) straight to a worker's `POST /invocations`, (b)
 the emulator's `POST /endpoints/<name>/invocations` with the same raw HTTP client, and
 (c) through the emulator with boto3, each with 1 and 16 client threads. Where moto is
 installed (`pip install 'moto[server]'`), (d) the same boto3 load against moto_server's
-canned InvokeEndpoint runs in the same session, for a side-by-side ratio.
+canned InvokeEndpoint runs in the same session, for a side-by-side ratio. Two more pairs: the
+same echo endpoint through an inference router (InvokeInferenceRouter) beside (b), and one
+llm-sim endpoint's chat body through InvokeEndpoint and through the OpenAI-compatible path.
 
 With `--idle-sockets N` (and `--slow-sockets M`), the emulator path is measured again while
 N connections sit open sending nothing and M send one header byte a second (slowloris),
@@ -57,13 +59,15 @@ def _boto3(url: str, service: str, threads: int):
     return client(url, service, max_pool_connections=max(10, threads))
 
 
-def _raw_caller(host: str, port: int, path: str, threads: int, body: bytes = BODY) -> Callable[[int], None]:
+def _raw_caller(host: str, port: int, path: str, threads: int, body: bytes = BODY,
+                headers: dict[str, str] | None = None) -> Callable[[int], None]:
     """One keep-alive connection per client thread."""
     local = [http.client.HTTPConnection(host, port, timeout=30) for _ in range(threads)]
+    sent = {"Content-Type": "application/json", **(headers or {})}
 
     def call(user: int) -> None:
         conn = local[user]
-        conn.request("POST", path, body=body, headers={"Content-Type": "application/json"})
+        conn.request("POST", path, body=body, headers=sent)
         resp = conn.getresponse()
         resp.read()
         if resp.status != 200:
@@ -87,6 +91,19 @@ CHAT = json.dumps({"model": "", "messages": [{"role": "user", "content": "hello"
 CHAT_DIRECT = "chat: direct to worker (raw HTTP)"
 CHAT_INVOKE = "chat: InvokeEndpoint (raw HTTP)"
 CHAT_OPENAI = "chat: OpenAI-compatible path (raw HTTP)"
+
+
+ROUTER = "through an inference router (raw HTTP)"
+
+
+def _router(emulator: EmulatorProcess) -> None:
+    """An inference router whose one routing target is the bench endpoint."""
+    sm = emulator.client()
+    arn = sm.describe_endpoint(EndpointName="bench")["EndpointArn"]
+    sm.create_inference_router(InferenceRouterName="bench-router", RoutingTargets=[
+        {"Name": "echo", "Destinations": [{"ResourceArn": arn}]}])
+    while sm.describe_inference_router(InferenceRouterName="bench-router")["Status"] != "InService":
+        time.sleep(0.05)
 
 
 def _deploy_chat(emulator: EmulatorProcess, strategy: str) -> dict:
@@ -151,11 +168,14 @@ def run(calls: int, thread_counts: list[int], out=print, strategy: str = "RANDOM
     results: dict[str, dict[int, LoadResult]] = {}
     try:
         worker = _deploy(emulator, strategy)
+        _router(emulator)
         chat_worker = _deploy_chat(emulator, strategy)
         host, port = url.split("//", 1)[1].split(":")
         paths: dict[str, Callable[[int], Callable[[int], None]]] = {
             "direct to worker (raw HTTP)": lambda t: _raw_caller("127.0.0.1", worker["port"], "/invocations", t),
             "through emulator (raw HTTP)": lambda t: _raw_caller(host, int(port), "/endpoints/bench/invocations", t),
+            ROUTER: lambda t: _raw_caller(host, int(port), "/inference-routers/bench-router/invocations", t,
+                                          headers={"X-Amzn-SageMaker-Routing-Target-Name": "echo"}),
             "through emulator (boto3)": lambda t: _boto3_caller(url, t),
             CHAT_DIRECT: lambda t: _raw_caller("127.0.0.1", chat_worker["port"], "/invocations", t, CHAT),
             CHAT_INVOKE: lambda t: _raw_caller(host, int(port), "/endpoints/bench-chat/invocations", t, CHAT),
@@ -210,6 +230,10 @@ def report(results: dict[str, dict[int, LoadResult]], thread_counts: list[int], 
                 f"({emu_boto[t].rate:.0f} vs {moto[t].rate:.0f})")
     if moto is None:
         out("moto is not installed: pip install 'moto[server]' for the side-by-side column")
+    if ROUTER in results:
+        for t in thread_counts:
+            out(f"{t} thread(s): an inference router adds {results[ROUTER][t].p(50) - emu_raw[t].p(50):+.2f} ms at "
+                "p50 over InvokeEndpoint to the same endpoint")
     if CHAT_OPENAI in results:
         chat_direct, chat_invoke, chat_openai = results[CHAT_DIRECT], results[CHAT_INVOKE], results[CHAT_OPENAI]
         for t in thread_counts:
