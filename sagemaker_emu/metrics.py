@@ -67,6 +67,12 @@ class Metrics:
         self.component_errors: dict[tuple, int] = defaultdict(int)
         self.model_setup: dict[tuple, Histogram] = defaultdict(Histogram)  # (endpoint, variant): cold starts
         self.calls: dict[tuple, int] = defaultdict(int)  # (endpoint,): every call recorded, "" if none was found
+        self.routed_calls: dict[tuple, int] = defaultdict(int)  # (router, destination ARN, reason)
+
+    def routed(self, router: str, destination: str, reason: str) -> None:
+        """An inference router sent a call to `destination` for `reason` (its answer, or the last try)."""
+        with self._lock:
+            self.routed_calls[(router, destination, reason)] += 1
 
     def recorded(self, endpoint: str) -> None:
         """One call, whatever became of it (runtime/dispatch.py's `finish`, once per call)."""
@@ -169,15 +175,16 @@ class Metrics:
 
     def _series(self) -> tuple[dict, ...]:
         return (self.invocations, self.model_latency, self.overhead_latency, self.errors,
-                self.component_invocations, self.component_errors, self.model_setup, self.calls)
+                self.component_invocations, self.component_errors, self.model_setup, self.calls, self.routed_calls)
 
     def forget(self, endpoint: str, component: str | None = None) -> None:
         """Drop a deleted endpoint's (or one component's) series, so that create/delete cycles
         do not grow them."""
         with self._lock:
             for series in self._series():
-                if component is not None and series not in (self.component_invocations, self.component_errors):
-                    continue
+                if series is self.routed_calls or (
+                        component is not None and series not in (self.component_invocations, self.component_errors)):
+                    continue  # a router's counts are keyed by the router, not by an endpoint
                 for key in [k for k in series if k[0] == endpoint and (component is None or k[1] == component)]:
                     del series[key]
 
@@ -192,6 +199,8 @@ class Metrics:
         with self._lock:
             _counter(out, "sagemaker_emu_calls_total", "Calls to an endpoint, each counted once whatever became of "
                      "it (endpoint \"\" for names that match none).", ("endpoint",), self.calls)
+            _counter(out, "sagemaker_emu_router_decisions_total", "Calls an inference router sent to a destination, "
+                     "by the reason it gave.", ("router", "destination", "reason"), self.routed_calls)
             _counter(out, "sagemaker_emu_invocations_total", "Invocations answered by an instance.",
                      ("endpoint", "variant", "instance"), self.invocations)
             _counter(out, "sagemaker_emu_invocation_errors_total", "Invocations that failed, by error code.",

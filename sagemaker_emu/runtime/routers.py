@@ -60,17 +60,22 @@ class RouterRuntime:
                                "invoke it with InvokeInferenceRouterAsync.")
         order = self._order(req.region, target.destinations)
         failure: EmuError | None = None
-        for attempt, (destination, reason) in enumerate(order[:2]):  # the first choice, and one retry
-            out = Outcome()
-            try:
-                result = self.runtime.invoke(self._request(req, destination), out)
-                return Routed(result, destination.arn, reason if attempt == 0 else FAILOVER)
-            except EmuError as exc:
-                if not _retryable(exc, out):
-                    raise
-                failure = exc
-        assert failure is not None
-        raise failure
+        last: tuple[str, str] | None = None  # where the call went last, and why: counted once
+        try:
+            for attempt, (destination, reason) in enumerate(order[:2]):  # the first choice, and one retry
+                last = (destination.arn, reason if attempt == 0 else FAILOVER)
+                out = Outcome()
+                try:
+                    return Routed(self.runtime.invoke(self._request(req, destination), out), *last)
+                except EmuError as exc:
+                    if not _retryable(exc, out):
+                        raise
+                    failure = exc
+            assert failure is not None
+            raise failure
+        finally:
+            if last is not None:
+                self.runtime.metrics.routed(req.router, *last)
 
     def _request(self, req: RouterRequest, destination: RouterDestination) -> InvokeRequest:
         if destination.endpoint is None:

@@ -170,6 +170,11 @@ def test_invoke_inference_router_prefers_its_region_and_moves_on_as_destinations
     west.delete_endpoint(EndpointName="west")
     eventually(lambda: routed(runtime) == {"body": b'{"x": 1}', "arn": central_arn, "reason": "only-healthy",
                                            "variant": "AllTraffic"})
+    _, _, text = server.post("/_emu/metrics", method="GET")  # each decision, counted once, by reason
+    decisions = text.decode()
+    assert f'sagemaker_emu_router_decisions_total{{router="spread",destination="{local}",reason="local-preferred"}} 1' \
+        in decisions
+    assert f'destination="{central_arn}",reason="only-healthy"}}' in decisions
 
 
 def test_a_models_own_error_is_not_retried_and_refusals_use_the_router_runtimes_codes(server, sm):
