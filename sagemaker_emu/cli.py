@@ -15,7 +15,8 @@ from sagemaker_emu.config import DEFAULT_ACCOUNT, DEFAULT_PORT, Config
 # `sagemaker-emu bench NAME` -> its module in sagemaker_emu/bench/ (each has a `main(argv)`)
 BENCHES = {"routing": "routing", "overhead": "overhead", "pick": "routing_pick", "compare": "compare",
            "chaos": "chaos", "soak": "soak", "model-data": "model_data", "async": "async_drain", "record": "record",
-           "autoscaling": "autoscaling", "s3-uploads": "s3_uploads"}
+           "autoscaling": "autoscaling", "s3-uploads": "s3_uploads",
+           "router": "router"}
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -93,3 +93,13 @@ def test_the_issue_14_and_15_benches_run_small():
     result = bench("autoscaling", "--ramp-s", "2", "--hold-s", "4", "--trickle-s", "1", "--callers", "4")
     assert result.returncode == 0, result.stderr
     assert "failed calls: 0" in result.stdout.splitlines()[-1]
+
+
+def test_router_bench_prints_each_phase():
+    result = bench("router", "--threads", "2", "--calls", "20", "--slow-ms", "5")
+    assert result.returncode == 0, result.stderr
+    rows = [line for line in result.stdout.splitlines() if line.startswith("|") and "phase" not in line
+            and not line.startswith("|-")]
+    assert [r.split("|")[1].strip() for r in rows] == [
+        "direct to near (baseline)", "all healthy", "near slow", "near throttling", "near deleted"]
+    assert "(local-preferred)" in rows[1] and "(failover)" in rows[3] and "(capacity-available)" in rows[4]
