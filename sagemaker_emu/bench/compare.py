@@ -21,12 +21,11 @@ import http.client
 import statistics
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 from typing import Any
 
-from sagemaker_emu.bench.stats import table
+from sagemaker_emu.bench.stats import closed_loop, table
 from sagemaker_emu.testing import EmulatorProcess, deploy
 
 BODY = b'{"inputs": "hello"}'
@@ -97,35 +96,28 @@ def run(before: Path, after: Path, rounds: int, calls: int, strategy: str, out=p
 
 
 def _calls_per_s(host: str, port: int, paths: list[str], threads: int, calls: int) -> float:
-    """Calls per second of `threads` threads, each making `calls` calls over `paths` in turn."""
-    start = threading.Barrier(threads + 1)
-    failures: list[str] = []
+    """Calls per second of `threads` threads, each making `calls` calls over `paths` in turn
+    (stats.closed_loop, one keep-alive connection per thread)."""
+    connections = [http.client.HTTPConnection(host, port, timeout=30) for _ in range(threads)]
+    turns = [0] * threads
 
-    def caller(n: int) -> None:
-        conn = http.client.HTTPConnection(host, port, timeout=30)
-        start.wait()
-        try:
-            for k in range(calls):
-                conn.request("POST", paths[(n + k) % len(paths)], BODY, {
-                    "Content-Type": "application/json", "Authorization": AUTHORIZATION, "X-Amz-Date": "20261202T000000Z"})
-                resp = conn.getresponse()
-                resp.read()
-                if resp.status != 200:
-                    failures.append(f"{resp.status}")
-        finally:
+    def call(user: int) -> None:
+        conn, turns[user] = connections[user], turns[user] + 1
+        conn.request("POST", paths[(user + turns[user]) % len(paths)], BODY, {
+            "Content-Type": "application/json", "Authorization": AUTHORIZATION, "X-Amz-Date": "20261202T000000Z"})
+        resp = conn.getresponse()
+        resp.read()
+        if resp.status != 200:
+            raise RuntimeError(resp.status)
+
+    try:
+        result = closed_loop(call, threads, calls)
+    finally:
+        for conn in connections:
             conn.close()
-
-    workers = [threading.Thread(target=caller, args=(n,)) for n in range(threads)]
-    for w in workers:
-        w.start()
-    start.wait()
-    t0 = time.perf_counter()
-    for w in workers:
-        w.join()
-    elapsed = time.perf_counter() - t0
-    if failures:
-        raise RuntimeError(f"{len(failures)} calls failed: {failures[:5]}")
-    return threads * calls / elapsed
+    if result.errors:
+        raise RuntimeError(f"{result.errors} of {result.calls} calls failed")
+    return result.rate
 
 
 def run_concurrent(before: Path, after: Path, rounds: int, calls: int, strategy: str, threads: int,

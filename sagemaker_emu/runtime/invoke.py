@@ -153,11 +153,9 @@ class Runtime:
             if req.session_id == NEW_SESSION:
                 raise InvalidInput("NEW_SESSION is accepted only by InvokeEndpoint; stream within an open session.")
             ex = self._open(req, out)
-        except _COUNTED as exc:
-            out.code = _code(exc)
-            self.dispatch.finish(req, out)
-            raise
-        except BaseException:
+        except BaseException as exc:
+            if isinstance(exc, _COUNTED):
+                out.code = _code(exc)
             self.dispatch.finish(req, out)
             raise
         headers = ex.head.headers
