@@ -48,6 +48,7 @@ from sagemaker_emu.routing.strategies import strategy_for
 from sagemaker_emu.runtime.async_queue import AsyncInvocations
 from sagemaker_emu.runtime.capture import DataCapture
 from sagemaker_emu.runtime.invoke import Runtime
+from sagemaker_emu.runtime.router_health import RouterHealth
 from sagemaker_emu.runtime.routers import RouterRuntime
 from sagemaker_emu.schemas.validator import warm
 from sagemaker_emu.service_model import region_description
@@ -165,7 +166,7 @@ def build(config: Config | None = None, credentials: tuple[str, str] | None = No
     # OpenAI-compatible path, then the control plane and /_emu on Flask; the other services by
     # their signing name
     sagemaker = rest.RuntimeAPI(runtime, config, openai.OpenAIAPI(runtime, config, app), asynchronous,
-                                RouterRuntime(runtime, backends))
+                                RouterRuntime(runtime, backends, RouterHealth(clock.wall)))
     embedded = EmbeddedServices(config.account)
     served = {s for s in SERVICES if neighbours.external(s) is None}  # a real endpoint replaces ours
     wsgi = ServiceRouter(sagemaker,

@@ -3,10 +3,14 @@ under load, while its local endpoint degrades.
 
 Three echo endpoints (`--instances` each, `--latency-ms` per call): `near` in the router's Region
 (us-east-1), `far-1` and `far-2` in us-west-2. `--threads` closed-loop callers send `--calls`
-calls per phase through the router, and the same load straight to `near` as the baseline for the
-first phase. Phases, in order: all healthy; `near` slow (every call on it takes `--slow-ms`
-more); `near` throttling every call; `near` deleted. Printed per phase: calls/s, p50 and p99,
-failed calls, and each destination's share of the answers with the reasons the router gave.
+calls per phase. Two baselines first, called directly: `near` alone, and `pool`, one endpoint with
+the instances of far-1 and far-2 together under LEAST_OUTSTANDING_REQUESTS (what the router's
+healthy destinations can do when one balancer sees all their instances). Then through the
+router: all healthy; `near` slow (every call on it takes `--slow-ms` more); `near` throttling
+every call; `near` deleted a quarter of the way into the phase. Printed per phase: calls/s, p50
+and p99, failed calls (and, for the deletion, those that failed more than a second after it),
+and each destination's share of the answers with the reasons the router gave; then the slow
+phase's p99 over the pool's.
 """
 
 from __future__ import annotations
@@ -29,11 +33,13 @@ ROUTE = f"/inference-routers/{ROUTER}/invocations"
 
 def _setup(emulator: EmulatorProcess, instances: int, latency_ms: int) -> dict[str, str]:
     arns = {}
-    for region, name in (("us-east-1", "near"), ("us-west-2", "far-1"), ("us-west-2", "far-2")):
+    for region, name, count in (("us-east-1", "pool", 2 * instances), ("us-east-1", "near", instances),
+                                ("us-west-2", "far-1", instances), ("us-west-2", "far-2", instances)):
         sm = client(emulator.url, region=region)
-        deploy(sm, name, InitialInstanceCount=instances, environment={"ECHO_LATENCY_MS": str(latency_ms)},
+        deploy(sm, name, InitialInstanceCount=count, environment={"ECHO_LATENCY_MS": str(latency_ms)},
                RoutingConfig={"RoutingStrategy": "LEAST_OUTSTANDING_REQUESTS"})
         arns[name] = sm.describe_endpoint(EndpointName=name)["EndpointArn"]
+    del arns["pool"]
     sm = client(emulator.url)
     sm.create_inference_router(InferenceRouterName=ROUTER, RoutingTargets=[
         {"Name": "echo", "Destinations": [{"ResourceArn": arn} for arn in arns.values()]}])
@@ -42,7 +48,8 @@ def _setup(emulator: EmulatorProcess, instances: int, latency_ms: int) -> dict[s
     return arns
 
 
-def _caller(emulator: EmulatorProcess, threads: int, path: str, seen: collections.Counter, lock: threading.Lock):
+def _caller(emulator: EmulatorProcess, threads: int, path: str, seen: collections.Counter, lock: threading.Lock,
+            failed_at: list[float]):
     connections = [http.client.HTTPConnection(emulator.host, emulator.port, timeout=60) for _ in range(threads)]
     headers = {"Content-Type": "application/json", "X-Amzn-SageMaker-Routing-Target-Name": "echo"}
 
@@ -52,6 +59,7 @@ def _caller(emulator: EmulatorProcess, threads: int, path: str, seen: collection
         resp = conn.getresponse()
         resp.read()
         if resp.status != 200:
+            failed_at.append(time.perf_counter())
             raise RuntimeError(resp.status)
         key = (resp.getheader("X-Amzn-SageMaker-Invoked-Routed-Resource-Arn") or "direct",
                resp.getheader("X-Amzn-SageMaker-Invoked-Routing-Reason") or "-")
@@ -63,35 +71,64 @@ def _caller(emulator: EmulatorProcess, threads: int, path: str, seen: collection
 
 def run(threads: int, calls: int, instances: int, latency_ms: int, slow_ms: int, out=print) -> list[list[str]]:
     emulator = EmulatorProcess(seed=1, log=subprocess.DEVNULL)
-    rows = []
+    rows, p99 = [], {}
     try:
         arns = _setup(emulator, instances, latency_ms)
         names = {arn: name for name, arn in arns.items()}
         faults = {"slow": {"kind": "slow_instance", "endpoint": "near", "latency_ms": slow_ms},
                   "throttling": {"kind": "throttle", "endpoint": "near"}}
         phases = [("direct to near (baseline)", None, "/endpoints/near/invocations"),
+                  ("direct to pool: LOR over the far instances", None, "/endpoints/pool/invocations"),
                   ("all healthy", None, ROUTE), ("near slow", "slow", ROUTE), ("near throttling", "throttling", ROUTE),
-                  ("near deleted", "deleted", ROUTE)]
+                  ("near deleted mid-load", "deleted", ROUTE)]
         for label, change, path in phases:
             emulator.post("/_emu/faults", method="DELETE")
             if change in faults:
                 emulator.post("/_emu/faults", json.dumps(faults[change]).encode(), {"Content-Type": "application/json"})
-            elif change == "deleted":
-                client(emulator.url).delete_endpoint(EndpointName="near")
             seen: collections.Counter = collections.Counter()
-            result = closed_loop(_caller(emulator, threads, path, seen, threading.Lock()), threads,
+            failed_at: list[float] = []
+            deleted_at: list[float] = []
+            deleted = _delete_near_later(emulator, seen, calls // 4, deleted_at) if change == "deleted" else None
+            result = closed_loop(_caller(emulator, threads, path, seen, threading.Lock(), failed_at), threads,
                                  max(1, calls // threads))
-            shares = ", ".join(f"{names.get(arn, arn)} {n / max(1, sum(seen.values())):.0%} ({reason})"
+            shares = ", ".join(f"{names.get(arn, arn)} {_share(n, sum(seen.values()))} ({reason})"
                                for (arn, reason), n in sorted(seen.items(), key=lambda kv: -kv[1]))
-            rows.append([label, f"{result.rate:.0f}", f"{result.p(50):.1f}", f"{result.p(99):.1f}", str(result.errors),
-                         shares])
+            failed = str(result.errors)
+            if deleted is not None:
+                deleted.join()
+                late = sum(t > deleted_at[0] + 1 for t in failed_at)
+                failed += f" ({late} after the first second)"
+            p99[change or path] = result.p(99)
+            rows.append([label, f"{result.rate:.0f}", f"{result.p(50):.1f}", f"{result.p(99):.1f}", failed, shares])
             out(f"  measured {label}", file=sys.stderr)
     finally:
         emulator.stop()
-    out(f"{threads} threads, {calls} calls per phase; 3 echo endpoints of {instances} instance(s), {latency_ms} ms a call; "
-        f"'slow' adds {slow_ms} ms to every call on near")
+    out(f"{threads} threads, {calls} calls per phase; 3 echo endpoints of {instances} instance(s), {latency_ms} ms a call "
+        f"(pool: {2 * instances} instances); 'slow' adds {slow_ms} ms to every call on near")
     out(table(["phase", "calls/s", "p50 ms", "p99 ms", "failed", "answered by (reason)"], rows))
+    out(f"near slow, p99 through the router / p99 of LOR over the far instances: "
+        f"{p99['slow'] / p99['/endpoints/pool/invocations']:.2f}")
     return rows
+
+
+def _share(n: int, total: int) -> str:
+    share = n / max(1, total)
+    return f"{share:.0%}" if share >= 0.01 else f"{share:.1%}"
+
+
+def _delete_near_later(emulator: EmulatorProcess, seen: collections.Counter, after: int,
+                       at: list[float]) -> threading.Thread:
+    """Deletes `near` once `after` calls have been answered, noting when in `at`."""
+
+    def delete() -> None:
+        while sum(seen.values()) < after:
+            time.sleep(0.001)
+        at.append(time.perf_counter())
+        client(emulator.url).delete_endpoint(EndpointName="near")
+
+    worker = threading.Thread(target=delete, daemon=True)
+    worker.start()
+    return worker
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -9,19 +9,26 @@ in process, and retries once elsewhere when the first attempt failed before a mo
     local-preferred     a healthy destination in the router's Region
     capacity-available  none in the router's Region could take it; two or more elsewhere could
     only-healthy        none in the router's Region could; exactly one elsewhere could
-    failover            moved away from a destination that failed, or none looked healthy
+    failover            moved away from local destinations that are slow or failing (or from
+                        one that failed this call), a degraded destination's probe, or none
+                        looked healthy and one is tried anyway
+
+Which destinations are slow or failing is the router's own record of its attempts
+(router_health.py); degraded ones are used after the others, never excluded.
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
-from sagemaker_emu.errors import EmuError, InvalidInput, NotServing, Throttled, Unavailable
+from sagemaker_emu.errors import EmuError, InvalidInput, ModelFailure, NotServing, Throttled, Unavailable
 from sagemaker_emu.fleet.api import component_key
 from sagemaker_emu.runtime.api import RouterDestination, Routers
 from sagemaker_emu.runtime.invoke import Runtime
 from sagemaker_emu.runtime.request import InvokeRequest, InvokeResult, Outcome
+from sagemaker_emu.runtime.router_health import RouterHealth
 
 LOCAL, SPREAD, ONLY, FAILOVER = "local-preferred", "capacity-available", "only-healthy", "failover"
 
@@ -49,28 +56,37 @@ class Routed:
 
 
 class RouterRuntime:
-    def __init__(self, runtime: Runtime, routers: Routers) -> None:
+    def __init__(self, runtime: Runtime, routers: Routers, health: RouterHealth | None = None) -> None:
         self.runtime = runtime
         self.routers = routers
+        self.health = health or RouterHealth()
 
     def invoke(self, req: RouterRequest) -> Routed:
         target = self.routers.routing_target(req.region, req.router, req.target)
         if target.asynchronous:
             raise InvalidInput(f"Routing target {req.target} of inference router {req.router} is asynchronous: "
                                "invoke it with InvokeInferenceRouterAsync.")
-        order = self._order(req.region, target.destinations)
+        router = target.router_arn
+        order = self._order(req.region, router, target.destinations)
         failure: EmuError | None = None
         last: tuple[str, str] | None = None  # where the call went last, and why: counted once
         try:
             for attempt, (destination, reason) in enumerate(order[:2]):  # the first choice, and one retry
                 last = (destination.arn, reason if attempt == 0 else FAILOVER)
-                out = Outcome()
+                out, started = Outcome(), time.perf_counter()
                 try:
-                    return Routed(self.runtime.invoke(self._request(req, destination), out), *last)
+                    routed = Routed(self.runtime.invoke(self._request(req, destination), out), *last)
+                except ModelFailure:  # the model answered: the destination is up
+                    self.health.answered(router, destination.arn, time.perf_counter() - started)
+                    raise
                 except EmuError as exc:
+                    self.health.failed(router, destination.arn)
                     if not _retryable(exc, out):
                         raise
                     failure = exc
+                else:
+                    self.health.answered(router, destination.arn, time.perf_counter() - started)
+                    return routed
             assert failure is not None
             raise failure
         finally:
@@ -87,20 +103,29 @@ class RouterRuntime:
                              inference_id=req.inference_id, prefix_aware_id=req.prefix_aware_id,
                              caller_gone=req.caller_gone, request_id=req.request_id)
 
-    def _order(self, region: str, destinations: Sequence[RouterDestination]) -> list[tuple[RouterDestination, str]]:
-        """Destinations in the order they are tried, each with the reason it would be chosen."""
+    def _order(self, region: str, router: str,
+               destinations: Sequence[RouterDestination]) -> list[tuple[RouterDestination, str]]:
+        """Destinations in the order they are tried, each with the reason it would be chosen:
+        healthy local ones by load, then healthy ones elsewhere by load, then degraded ones (a
+        degraded one due a probe goes first), then those that look unable to take a request."""
         loads = {d.arn: self._load(d) for d in destinations}
-        healthy = sorted((d for d in destinations if loads[d.arn] is not None), key=lambda d: loads[d.arn] or 0.0)
-        local = [d for d in healthy if d.region == region]
-        remote = [d for d in healthy if d.region != region]
-        if local:
-            first = [(local[0], LOCAL)]
-        elif remote:
-            first = [(remote[0], SPREAD if len(remote) > 1 else ONLY)]
+        able = sorted((d for d in destinations if loads[d.arn] is not None), key=lambda d: loads[d.arn] or 0.0)
+        degraded = self.health.degraded(router, [d.arn for d in able])
+        local = [d for d in able if d.region == region and d.arn not in degraded]
+        remote = [d for d in able if d.region != region and d.arn not in degraded]
+        slow = [d for d in able if d.arn in degraded]
+        due = next((d for d in slow if self.health.probe(router, d.arn)), None)
+        if due is not None:
+            first = (due, FAILOVER)
+        elif local:
+            first = (local[0], LOCAL)
+        elif remote:  # failover when local ones can take it but are slow or failing
+            first = (remote[0], FAILOVER if any(d.region == region for d in slow)
+                     else SPREAD if len(remote) > 1 else ONLY)
         else:  # none looks healthy: try one anyway
-            first = [(destinations[0], FAILOVER)]
-        rest = [(d, FAILOVER) for d in (*local, *remote, *destinations) if d is not first[0][0]]
-        return first + list({d.arn: (d, why) for d, why in rest}.values())
+            first = ((slow or list(destinations))[0], FAILOVER)
+        rest = [(d, FAILOVER) for d in (*local, *remote, *slow, *destinations) if d is not first[0]]
+        return [first, *{d.arn: (d, why) for d, why in rest}.values()]
 
     def _load(self, destination: RouterDestination) -> float | None:
         """Requests in flight per routable instance (or copy); None when it cannot take a request."""

@@ -194,3 +194,29 @@ def test_a_models_own_error_is_not_retried_and_refusals_use_the_router_runtimes_
     code, message = error(lambda: runtime.invoke_inference_router_async(
         InferenceRouterName="strict", RoutingTargetName="gen", InputLocation="s3://b/k"))
     assert code == "NotImplementedException" and "InvokeInferenceRouterAsync" in message
+
+
+def test_a_slow_local_destination_is_used_last_and_taken_back_when_it_recovers(server, sm):
+    """Issue 28: degraded destinations are used after the others, not excluded; a slow one gets a
+    probe now and then, and a probe that comes back well brings the traffic back."""
+    west = client(server.url, region="us-west-2")
+    deploy(sm, "near")
+    deploy(west, "far")
+    near, far = sm.describe_endpoint(EndpointName="near")["EndpointArn"], west.describe_endpoint(
+        EndpointName="far")["EndpointArn"]
+    sm.create_inference_router(InferenceRouterName="steady", RoutingTargets=[{"Name": "echo", "Destinations": [
+        {"ResourceArn": near}, {"ResourceArn": far}]}])
+    settled(sm, "steady")
+    runtime = client(server.url, "sagemaker-inference-router-runtime")
+    for _ in range(5):  # what near does when well
+        assert routed(runtime, "steady")["arn"] == near
+    server.post("/_emu/faults", b'{"kind": "slow_instance", "endpoint": "near", "latency_ms": 200}',
+                {"Content-Type": "application/json"})
+    eventually(lambda: routed(runtime, "steady") == {"body": b'{"x": 1}', "arn": far, "reason": "failover",
+                                                      "variant": "AllTraffic"})
+    later = [routed(runtime, "steady") for _ in range(10)]
+    assert {c["reason"] for c in later} == {"failover"}  # moved away from a slow local destination
+    assert sum(c["arn"] == near for c in later) <= 1  # at most one probe a second goes back to it
+    server.post("/_emu/faults", method="DELETE")
+    eventually(lambda: routed(runtime, "steady")["reason"] == "local-preferred")  # a good probe, then home
+    assert routed(runtime, "steady")["arn"] == near
