@@ -44,7 +44,7 @@ def _routing(strategy: str) -> dict:
     return routing
 
 
-def _p50(host: str, port: int, path: str, calls: int) -> float:
+def p50_of(host: str, port: int, path: str, calls: int, headers: dict[str, str] | None = None) -> float:
     """p50 in ms of `calls` back-to-back calls on one keep-alive connection."""
     conn = http.client.HTTPConnection(host, port, timeout=30)
     latencies = []
@@ -52,7 +52,7 @@ def _p50(host: str, port: int, path: str, calls: int) -> float:
         for _ in range(calls):
             t0 = time.perf_counter()
             conn.request("POST", path, BODY, {"Content-Type": "application/json", "Authorization": AUTHORIZATION,
-                                              "X-Amz-Date": "20261202T000000Z"})
+                                              "X-Amz-Date": "20261202T000000Z", **(headers or {})})
             resp = conn.getresponse()
             resp.read()
             if resp.status != 200:
@@ -75,11 +75,11 @@ def run(before: Path, after: Path, rounds: int, calls: int, strategy: str, out=p
             targets[side] = (emu.host, emu.port, "/endpoints/compare/invocations")
             targets[f"{side}: worker directly"] = ("127.0.0.1", worker["port"], "/invocations")
         for target in targets.values():
-            _p50(*target, calls)  # warm-up
+            p50_of(*target, calls)  # warm-up
         p50s: dict[str, list[float]] = {name: [] for name in targets}
         for n in range(rounds):
             for name, target in targets.items():
-                p50s[name].append(_p50(*target, calls))
+                p50s[name].append(p50_of(*target, calls))
             out(f"  round {n + 1} of {rounds}", file=sys.stderr)
     finally:
         for emu in servers.values():

@@ -11,6 +11,12 @@ every call; `near` deleted a quarter of the way into the phase. Printed per phas
 and p99, failed calls (and, for the deletion, those that failed more than a second after it),
 and each destination's share of the answers with the reasons the router gave; then the slow
 phase's p99 over the pool's.
+
+With `--overhead`: what the router adds, `bench compare`-style. One server, one echo instance;
+`--rounds` rounds of `--calls` single-thread calls each to the worker directly, InvokeEndpoint,
+and InvokeInferenceRouter with that endpoint as its one destination, one after the other, so the
+machine's drift hits all three alike. Printed: the median over rounds of each one's p50, and of
+the router's p50 minus InvokeEndpoint's in the same round.
 """
 
 from __future__ import annotations
@@ -24,6 +30,9 @@ import sys
 import threading
 import time
 
+import statistics
+
+from sagemaker_emu.bench.compare import p50_of
 from sagemaker_emu.bench.stats import closed_loop, table
 from sagemaker_emu.testing import EmulatorProcess, client, deploy
 
@@ -131,14 +140,53 @@ def _delete_near_later(emulator: EmulatorProcess, seen: collections.Counter, aft
     return worker
 
 
+def overhead(rounds: int, calls: int, out=print) -> float:
+    """The median over rounds of InvokeInferenceRouter's p50 minus InvokeEndpoint's, in ms."""
+    emulator = EmulatorProcess(seed=1, log=subprocess.DEVNULL)
+    try:
+        sm = emulator.client()
+        deploy(sm, "solo")
+        sm.create_inference_router(InferenceRouterName=ROUTER, RoutingTargets=[
+            {"Name": "echo", "Destinations": [{"ResourceArn": sm.describe_endpoint(EndpointName="solo")["EndpointArn"]}]}])
+        while sm.describe_inference_router(InferenceRouterName=ROUTER)["Status"] != "InService":
+            time.sleep(0.05)
+        worker = emulator.endpoint_view("solo")["variants"][0]["instances"][0]
+        targets = {"worker directly": ("127.0.0.1", worker["port"], "/invocations", {}),
+                   "InvokeEndpoint": (emulator.host, emulator.port, "/endpoints/solo/invocations", {}),
+                   "InvokeInferenceRouter": (emulator.host, emulator.port, ROUTE,
+                                             {"X-Amzn-SageMaker-Routing-Target-Name": "echo"})}
+        for host, port, path, headers in targets.values():
+            p50_of(host, port, path, calls, headers)  # warm-up
+        p50s: dict[str, list[float]] = {name: [] for name in targets}
+        for n in range(rounds):
+            for name, (host, port, path, headers) in targets.items():
+                p50s[name].append(p50_of(host, port, path, calls, headers))
+            out(f"  round {n + 1} of {rounds}", file=sys.stderr)
+    finally:
+        emulator.stop()
+    added = statistics.median(r - e for r, e in zip(p50s["InvokeInferenceRouter"], p50s["InvokeEndpoint"]))
+    out(f"{rounds} rounds of {calls} calls per target, 1 thread, one echo instance")
+    out(table(["target", "p50 ms (median of rounds)", "min", "max"],
+              [[name, f"{statistics.median(v):.3f}", f"{min(v):.3f}", f"{max(v):.3f}"] for name, v in p50s.items()]))
+    out(f"InvokeInferenceRouter adds {added:+.3f} ms at p50 over InvokeEndpoint (median over rounds of the same "
+        "round's difference)")
+    return added
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="sagemaker-emu bench router", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--threads", type=int, default=8)
-    parser.add_argument("--calls", type=int, default=800, help="calls per phase (default: 800)")
+    parser.add_argument("--calls", type=int, default=8000,
+                        help="calls per phase (default: 8000), or per target and round with --overhead")
+    parser.add_argument("--overhead", action="store_true", help="measure what the router adds, interleaved")
+    parser.add_argument("--rounds", type=int, default=15, help="rounds with --overhead (default: 15)")
     parser.add_argument("--instances", type=int, default=2, help="instances per endpoint (default: 2)")
     parser.add_argument("--latency-ms", type=int, default=5, help="each echo call's time (default: 5)")
     parser.add_argument("--slow-ms", type=int, default=50, help="what a slow near instance adds (default: 50)")
     args = parser.parse_args(argv)
+    if args.overhead:
+        overhead(args.rounds, args.calls)
+        return 0
     run(args.threads, args.calls, args.instances, args.latency_ms, args.slow_ms)
     return 0
