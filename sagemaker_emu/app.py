@@ -48,6 +48,7 @@ from sagemaker_emu.routing.strategies import strategy_for
 from sagemaker_emu.runtime.async_queue import AsyncInvocations
 from sagemaker_emu.runtime.capture import DataCapture
 from sagemaker_emu.runtime.invoke import Runtime
+from sagemaker_emu.runtime.cross_region import CrossRegionCaps
 from sagemaker_emu.runtime.router_health import RouterHealth
 from sagemaker_emu.runtime.routers import RouterRuntime
 from sagemaker_emu.schemas.validator import warm
@@ -142,6 +143,8 @@ def build(config: Config | None = None, credentials: tuple[str, str] | None = No
     # what others keep per endpoint or component goes with it
     events.subscribe(EndpointDeleted, lambda deleted: runtime.forget(deleted.endpoint))
     events.subscribe(EndpointDeleted, lambda deleted: asynchronous.forget(deleted.endpoint))
+    caps = CrossRegionCaps(clock.wall)
+    events.subscribe(EndpointDeleted, lambda deleted: caps.forget(deleted.endpoint.arn))
     events.subscribe(ComponentDeleted, lambda deleted: runtime.forget_component(deleted.endpoint_name,
                                                                                 deleted.component))
 
@@ -166,7 +169,7 @@ def build(config: Config | None = None, credentials: tuple[str, str] | None = No
     # OpenAI-compatible path, then the control plane and /_emu on Flask; the other services by
     # their signing name
     sagemaker = rest.RuntimeAPI(runtime, config, openai.OpenAIAPI(runtime, config, app), asynchronous,
-                                RouterRuntime(runtime, backends, RouterHealth(clock.wall)))
+                                RouterRuntime(runtime, backends, RouterHealth(clock.wall), caps))
     embedded = EmbeddedServices(config.account)
     served = {s for s in SERVICES if neighbours.external(s) is None}  # a real endpoint replaces ours
     wsgi = ServiceRouter(sagemaker,

@@ -233,6 +233,7 @@ class EndpointSnapshot:
     components: dict[str, ComponentTarget] = field(default_factory=dict)
     async_config: dict[str, Any] | None = None
     data_capture: dict[str, Any] | None = None
+    cross_region: dict[str, Any] | None = None  # the config's CrossRegionTrafficConfig
     green: tuple[float, "EndpointSnapshot"] | None = None  # a guarded update's new fleet and its share
     deploying_config: str | None = None  # during an update, the config this fleet runs (metrics' EndpointConfigName)
 

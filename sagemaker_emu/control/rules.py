@@ -42,9 +42,12 @@ def check_endpoint_config(params: dict[str, Any]) -> None:
     if kinds == {True}:  # what Serverless Inference does not support, as AWS lists it
         if len(production) + len(shadow) > 1:
             raise InvalidInput("A serverless endpoint configuration must have exactly one production variant.")
-        for member in ("DataCaptureConfig", "AsyncInferenceConfig"):
+        for member in ("DataCaptureConfig", "AsyncInferenceConfig", "CrossRegionTrafficConfig"):
             if member in params:
                 raise InvalidInput(f"{member} is not supported for serverless endpoints.")
+    if "CrossRegionTrafficConfig" in params and "AsyncInferenceConfig" in params:
+        raise InvalidInput("CrossRegionTrafficConfig cannot be specified with AsyncInferenceConfig: the cap applies to "
+                           "real-time requests from inference routers in other Regions.")
     for variant in production + shadow:
         cfg = variant.get("ServerlessConfig")
         if cfg and cfg.get("ProvisionedConcurrency", 0) > cfg["MaxConcurrency"]:

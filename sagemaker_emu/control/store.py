@@ -339,7 +339,7 @@ class Backend:
             # shared, not copied (this runs on every invocation): an endpoint's spec is replaced
             # by UpdateEndpoint, never changed in place
             async_config=ep.spec.get("AsyncInferenceConfig"),
-            data_capture=_capture(ep.spec))
+            data_capture=_capture(ep.spec), cross_region=ep.spec.get("CrossRegionTrafficConfig"))
 
     def _component_targets(self, endpoint_name: str) -> dict[str, ComponentTarget]:
         components = {ic.name: ic for ic in self.components_of(endpoint_name)}

@@ -72,6 +72,9 @@ class Target(Protocol):
     def data_capture(self) -> Mapping[str, Any] | None: ...  # its DataCaptureConfig, when enabled
 
     @property
+    def cross_region(self) -> Mapping[str, Any] | None: ...  # its CrossRegionTrafficConfig
+
+    @property
     def green(self) -> tuple[float, "Target"] | None: ...  # a guarded update's new fleet, and its share
 
     @property

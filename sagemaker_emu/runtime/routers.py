@@ -25,7 +25,8 @@ from typing import Callable, Sequence
 
 from sagemaker_emu.errors import EmuError, InvalidInput, ModelFailure, NotServing, Throttled, Unavailable
 from sagemaker_emu.fleet.api import component_key
-from sagemaker_emu.runtime.api import RouterDestination, Routers
+from sagemaker_emu.runtime.api import RouterDestination, Routers, Target
+from sagemaker_emu.runtime.cross_region import CrossRegionCaps, cap
 from sagemaker_emu.runtime.invoke import Runtime
 from sagemaker_emu.runtime.request import InvokeRequest, InvokeResult, Outcome
 from sagemaker_emu.runtime.router_health import RouterHealth
@@ -56,10 +57,12 @@ class Routed:
 
 
 class RouterRuntime:
-    def __init__(self, runtime: Runtime, routers: Routers, health: RouterHealth | None = None) -> None:
+    def __init__(self, runtime: Runtime, routers: Routers, health: RouterHealth | None = None,
+                 caps: CrossRegionCaps | None = None) -> None:
         self.runtime = runtime
         self.routers = routers
         self.health = health or RouterHealth()
+        self.caps = caps or CrossRegionCaps()
 
     def invoke(self, req: RouterRequest) -> Routed:
         target = self.routers.routing_target(req.region, req.router, req.target)
@@ -97,11 +100,23 @@ class RouterRuntime:
         if destination.endpoint is None:
             raise Unavailable(f"Destination {destination.arn} cannot be reached: it does not exist, or it is "
                               "another account's.")
+        if destination.region != req.region:
+            self._admit(self.runtime.directory.serving(destination.region, destination.endpoint))
         return InvokeRequest(endpoint_name=destination.endpoint, region=destination.region, body=req.body,
                              inference_component=destination.component, content_type=req.content_type,
                              accept=req.accept, custom_attributes=req.custom_attributes,
                              inference_id=req.inference_id, prefix_aware_id=req.prefix_aware_id,
                              caller_gone=req.caller_gone, request_id=req.request_id)
+
+    def _admit(self, target: Target) -> None:
+        """The destination endpoint's cap on requests from routers in other Regions, if it has one."""
+        if target.cross_region is None:
+            return
+        instances = sum(i.routable for v in target.variants for i in target.fleet.instances(v.name))
+        per_second = cap(target.cross_region, instances)
+        if not self.caps.admit(target.arn, per_second):
+            raise Throttled(f"Endpoint {target.arn} refused the request: its cross-Region traffic cap "
+                            f"({per_second} requests per second from inference routers in other Regions) is reached.")
 
     def _order(self, region: str, router: str,
                destinations: Sequence[RouterDestination]) -> list[tuple[RouterDestination, str]]:

@@ -220,3 +220,48 @@ def test_a_slow_local_destination_is_used_last_and_taken_back_when_it_recovers(s
     server.post("/_emu/faults", method="DELETE")
     eventually(lambda: routed(runtime, "steady")["reason"] == "local-preferred")  # a good probe, then home
     assert routed(runtime, "steady")["arn"] == near
+
+
+def test_a_cross_region_cap_throttles_other_regions_routers_only():
+    """Issue 28, item 4: CrossRegionTrafficConfig caps what routers in other Regions send to an
+    endpoint (ThrottlingException over it); direct calls and routers in its own Region are not
+    counted. The clock runs 100 times slower, so the cap's second lasts 100 s of the test."""
+    server = EmulatorProcess("--clock-speed", "0.01")
+    try:
+        east, west = client(server.url), client(server.url, region="us-west-2")
+        west.create_model(ModelName="m", PrimaryContainer={"Image": "sagemaker-emu/echo"})
+        variant = {"VariantName": "AllTraffic", "ModelName": "m", "InstanceType": "ml.m5.large",
+                   "InitialInstanceCount": 1}
+        cap = {"MaxInvocationsPerSecondPerInstance": 2, "MaxCrossRegionPercentPerEndpoint": 50}  # 1 a second
+        west.create_endpoint_config(EndpointConfigName="capped", ProductionVariants=[variant],
+                                    CrossRegionTrafficConfig=cap)
+        west.create_endpoint(EndpointName="capped", EndpointConfigName="capped")
+        west.get_waiter("endpoint_in_service").wait(EndpointName="capped", WaiterConfig={"Delay": 1})
+        described = west.describe_endpoint(EndpointName="capped")
+        assert described["CrossRegionTrafficConfig"] == cap
+        for region_client, name in ((east, "from-east"), (west, "from-west")):
+            region_client.create_inference_router(InferenceRouterName=name, RoutingTargets=[
+                {"Name": "echo", "Destinations": [{"ResourceArn": described["EndpointArn"]}]}])
+            settled(region_client, name)
+        east_runtime = client(server.url, "sagemaker-inference-router-runtime")
+        west_runtime = client(server.url, "sagemaker-inference-router-runtime", region="us-west-2")
+        assert routed(east_runtime, "from-east")["reason"] == "only-healthy"
+        code, message = error(lambda: routed(east_runtime, "from-east"))
+        assert code == "ThrottlingException" and "cross-Region traffic cap (1 requests per second" in message
+        rt = client(server.url, "sagemaker-runtime", region="us-west-2")
+        for _ in range(3):  # neither direct calls nor the endpoint's own Region's routers count
+            assert rt.invoke_endpoint(EndpointName="capped", Body=b"{}", ContentType="application/json")[
+                "Body"].read() == b"{}"
+            assert routed(west_runtime, "from-west")["reason"] == "local-preferred"
+
+        code, message = error(lambda: west.create_endpoint_config(
+            EndpointConfigName="queued", ProductionVariants=[variant], CrossRegionTrafficConfig=cap,
+            AsyncInferenceConfig={"OutputConfig": {"S3OutputPath": "s3://b/out"}}))
+        assert code == "ValidationException" and "AsyncInferenceConfig" in message
+        serverless = {"VariantName": "v", "ModelName": "m", "ServerlessConfig": {"MemorySizeInMB": 2048,
+                                                                                 "MaxConcurrency": 1}}
+        code, message = error(lambda: west.create_endpoint_config(
+            EndpointConfigName="tiny", ProductionVariants=[serverless], CrossRegionTrafficConfig=cap))
+        assert code == "ValidationException" and "serverless" in message
+    finally:
+        server.stop()
