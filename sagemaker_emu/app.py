@@ -17,6 +17,7 @@ from typing import Callable
 from flask import Flask, jsonify
 from werkzeug.exceptions import HTTPException
 
+from sagemaker_emu.accounts import Accounts
 from sagemaker_emu import arns, emu_api
 from sagemaker_emu.autoscaling.backend import AutoScaling
 from sagemaker_emu.autoscaling.operations import operations as autoscaling_operations
@@ -49,6 +50,7 @@ from sagemaker_emu.runtime.async_queue import AsyncInvocations
 from sagemaker_emu.runtime.capture import DataCapture
 from sagemaker_emu.runtime.invoke import Runtime
 from sagemaker_emu.runtime.cross_region import CrossRegionCaps
+from sagemaker_emu.runtime.router_async import RouterAsync
 from sagemaker_emu.runtime.router_health import RouterHealth
 from sagemaker_emu.runtime.routers import RouterRuntime
 from sagemaker_emu.schemas.validator import warm
@@ -155,7 +157,7 @@ def build(config: Config | None = None, credentials: tuple[str, str] | None = No
                          cloudwatch.record).start()
     events.subscribe(AlarmAction, autoscaling.run_action)
     events.subscribe(AlarmAction, functools.partial(_notify, results))
-    log_store = LogStore(lambda: [(b.region, name, created, components, deployer.log_files(name))
+    log_store = LogStore(lambda: [(b.region, name, created, components, deployer.log_files(b.fleet_key(name)))
                                   for b in backends.all() for name, created, components in b.names()]).start()
     own = {"monitoring": RpcService("cloudwatch", cloudwatch_operations(cloudwatch), config.region),
            "logs": RpcService("logs", logs_operations(log_store, config.account), config.region),
@@ -168,8 +170,10 @@ def build(config: Config | None = None, credentials: tuple[str, str] | None = No
     # SageMaker's own calls: the runtime's routes first (the hot path skips Flask), then the
     # OpenAI-compatible path, then the control plane and /_emu on Flask; the other services by
     # their signing name
-    sagemaker = rest.RuntimeAPI(runtime, config, openai.OpenAIAPI(runtime, config, app), asynchronous,
-                                RouterRuntime(runtime, backends, RouterHealth(clock.wall), caps))
+    accounts = Accounts.of_config(config)
+    sagemaker = rest.RuntimeAPI(runtime, config, openai.OpenAIAPI(runtime, config, app, accounts), asynchronous,
+                                RouterRuntime(runtime, backends, RouterHealth(clock.wall), caps), accounts,
+                                RouterAsync(asynchronous, backends, results, clock.wall))
     embedded = EmbeddedServices(config.account)
     served = {s for s in SERVICES if neighbours.external(s) is None}  # a real endpoint replaces ours
     wsgi = ServiceRouter(sagemaker,
@@ -178,7 +182,7 @@ def build(config: Config | None = None, credentials: tuple[str, str] | None = No
                         neighbours, embedded, model_data, state_dir, owns_state_dir=config.state_dir is None)
     app.register_blueprint(emu_api.blueprint(backends, runtime, emulator.reset, asynchronous.depth, log_store.lines))
     app.register_error_handler(HTTPException, _http_error)
-    app.register_blueprint(json11.blueprint(backends, config))
+    app.register_blueprint(json11.blueprint(backends, config, accounts))
     return emulator
 
 

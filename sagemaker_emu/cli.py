@@ -31,7 +31,11 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--seed", type=int, default=None, help="make random choices and simulated latencies reproducible")
     serve.add_argument("--log-format", choices=("text", "json"), default="text")
     serve.add_argument("--region", default="us-east-1", help="region for requests without a SigV4 scope")
-    serve.add_argument("--account-id", default=DEFAULT_ACCOUNT, help="account id in every ARN")
+    serve.add_argument("--account-id", default=DEFAULT_ACCOUNT,
+                       help="the default account: unsigned requests and access keys no --accounts file maps")
+    serve.add_argument("--accounts", default=None, metavar="FILE",
+                       help="shared-credentials file whose profiles map aws_access_key_id to aws_account_id; "
+                            "a 12-digit access key is that account")
     serve.add_argument("--waiter-hold", type=float, default=20.0,
                        help="seconds a boto3 waiter's DescribeEndpoint may wait for a transition (0: never)")
     serve.add_argument("--model-timeout", type=float, default=60.0,
@@ -250,7 +254,7 @@ def main(argv: list[str] | None = None) -> int:
             random.seed(args.seed)
         logs.configure(args.log_format)
         return serve(Config(host=args.host, port=args.port, seed=args.seed, log_format=args.log_format,
-                     region=args.region, account=args.account_id, waiter_hold=args.waiter_hold,
+                     region=args.region, account=args.account_id, accounts_file=args.accounts, waiter_hold=args.waiter_hold,
                      model_timeout=args.model_timeout, image_map=args.image_map, state_dir=args.state_dir,
                      stop_grace=args.stop_grace, http_threads=args.http_threads,
                      idle_timeout=args.idle_timeout, read_timeout=args.read_timeout,

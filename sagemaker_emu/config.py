@@ -15,7 +15,8 @@ class Config:
     seed: int | None = None
     log_format: str = "text"
     region: str = "us-east-1"  # for requests that carry no SigV4 credential scope
-    account: str = DEFAULT_ACCOUNT
+    account: str = DEFAULT_ACCOUNT  # the default account: unsigned requests, and keys no file maps
+    accounts_file: str | None = None  # shared-credentials file: aws_access_key_id -> aws_account_id
     # How long a boto3 waiter's DescribeEndpoint may wait for a transition to finish,
     # so that `endpoint_in_service` does not sleep its 30-s delay for a fast model.
     waiter_hold: float = 20.0

@@ -22,11 +22,11 @@ MAX_LOG_LINES = 10_000
 
 
 def blueprint(backends: "Backends", runtime: "Runtime", reset_all: Callable[[], None],
-              async_depth: Callable[[str, str], dict] = lambda region, name: {},
+              async_depth: Callable[[str, str, str], dict] = lambda region, name, account: {},
               log_lines: Callable[[str, str, str, int], list[str] | None] = lambda region, name, instance, n: None,
               ) -> Blueprint:
     """`/_emu/`, reading `backends`' snapshots, `runtime`'s metrics and faults, the async
-    queues' depth (`async_depth(region, endpoint)`), and the workers' lines as CloudWatch Logs
+    queues' depth (`async_depth(region, endpoint, account)`), and the workers' lines as CloudWatch Logs
     holds them (`log_lines(region, endpoint, instance id, count)`)."""
     bp = Blueprint("emu", __name__, url_prefix="/_emu")
 
@@ -69,7 +69,7 @@ def blueprint(backends: "Backends", runtime: "Runtime", reset_all: Callable[[], 
         view = {"name": ep.name, "region": ep.region, "status": ep.status, "failure_reason": ep.failure_reason,
                 "variants": variants, "inference_components": components}
         if ep.async_config is not None:
-            view["async"] = async_depth(ep.region, ep.name)  # requests queued and running
+            view["async"] = async_depth(ep.region, ep.name, ep.account)  # requests queued and running
         return jsonify(view)
 
     @bp.get("/endpoints/<name>/instances/<instance_id>/logs")

@@ -9,6 +9,7 @@ from botocore.model import ServiceModel
 
 CONTROL_SERVICE = "sagemaker"
 RUNTIME_SERVICE = "sagemaker-runtime"
+ROUTER_SERVICE = "sagemaker-inference-router-runtime"
 
 
 @functools.lru_cache(maxsize=None)

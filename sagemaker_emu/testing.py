@@ -41,15 +41,17 @@ DUMMY_CREDENTIALS = client_env.DUMMY_CREDENTIALS
 ECHO_IMAGE = "sagemaker-emu/echo"
 
 
-def client(url: str, service: str = "sagemaker", region: str = "us-east-1", **config: Any):
-    """A boto3 client for the emulator at `url`, with dummy credentials. `config` is botocore
-    Config fields; one attempt per call unless `retries` says otherwise, so a failure shows
-    where it happened instead of being retried away."""
+def client(url: str, service: str = "sagemaker", region: str = "us-east-1", access_key: str | None = None,
+           **config: Any):
+    """A boto3 client for the emulator at `url`, with dummy credentials (`access_key`, if given:
+    a 12-digit one calls as that account). `config` is botocore Config fields; one attempt per
+    call unless `retries` says otherwise, so a failure shows where it happened instead of being
+    retried away."""
     import boto3
     from botocore.config import Config as BotoConfig
 
     return boto3.client(service, endpoint_url=url, region_name=region,
-                        aws_access_key_id=DUMMY_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+                        aws_access_key_id=access_key or DUMMY_CREDENTIALS["AWS_ACCESS_KEY_ID"],
                         aws_secret_access_key=DUMMY_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
                         config=BotoConfig(**{"retries": {"total_max_attempts": 1}, **config}))
 

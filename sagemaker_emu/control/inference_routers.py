@@ -14,7 +14,7 @@ import copy
 from typing import Any
 
 from sagemaker_emu import arns
-from sagemaker_emu.control import lifecycle
+from sagemaker_emu.control import endpoint_policies, lifecycle
 from sagemaker_emu.control.listing import list_page
 from sagemaker_emu.control.operations import set_tags
 from sagemaker_emu.control.registry import Call, operation
@@ -73,30 +73,42 @@ def _same_partition(backend: Backend, targets: list[dict[str, Any]]) -> None:
                                    f"partition ({arns.partition(backend.region)}).")
 
 
-def destination(backend: Backend, arn: str) -> Any | None:
-    """The endpoint or inference component an ARN names, in any Region of the account; None
-    when it does not exist. Another account's: the string "other account" (it cannot be checked).
-    Other Regions are read without their lock (a dictionary lookup and an attribute): a router
-    in one Region and one in another must never wait on each other."""
+OTHER = "cannot be checked"  # another account's destination that its policy does not let us describe
+
+
+def destination(backend: Backend, arn: str, router_arn: str) -> Any | None:
+    """The endpoint or inference component an ARN names, in any Region and account; None when
+    it does not exist; OTHER when it is another account's and that endpoint's policy does not
+    let this account describe it (then whether it exists cannot be told either). Other Regions
+    and accounts are read without their lock (dictionary lookups and attributes): a router in
+    one Region and one in another must never wait on each other."""
     found = arns.parse(arn)
     if found is None:
         return None
-    if found.account != backend.account:
-        return "other account"
     kind, _, name = found.resource.partition("/")
-    owner = backend if found.region == backend.region else backend.peer(found.region)
-    return owner.tables.get(kind, {}).get(name.lower())
+    owner = backend.peer(found.region, found.account)
+    resource = owner.tables.get(kind, {}).get(name.lower()) if owner is not None else None
+    if found.account == backend.account:
+        return resource
+    endpoint = resource if kind == "endpoint" or resource is None else owner.endpoints.get(  # type: ignore[union-attr]
+        resource.endpoint_name.lower())
+    policy = getattr(endpoint, "policy", None)
+    return resource if endpoint_policies.allows(policy, backend.account, endpoint_policies.DESCRIBE, arn,
+                                                router_arn) else OTHER
 
 
-def routing_status(backend: Backend, arn: str, asynchronous: bool) -> str:
+def routing_status(backend: Backend, arn: str, asynchronous: bool, router_arn: str) -> str:
     """Routable, Unroutable or Unknown, as DescribeInferenceRouter documents them."""
-    resource = destination(backend, arn)
-    if resource == "other account":
-        return "Unknown"  # its policy would have to allow us to describe it; there are no policies yet
+    resource = destination(backend, arn, router_arn)
+    if resource is OTHER:
+        return "Unknown"
     if resource is None or resource.status not in (Status.IN_SERVICE, Status.UPDATING):
         return "Unroutable"
     if hasattr(resource, "desired_copies"):  # an inference component: copies, or a base that has some
-        serving = backend.peer(arns.parse(arn).region).inference_components.get(  # type: ignore[union-attr]
+        found = arns.parse(arn)
+        assert found is not None
+        owner = backend.peer(found.region, found.account)
+        serving = owner.inference_components.get(  # type: ignore[union-attr]
             resource.base.lower(), resource) if resource.base else resource
         if serving.current_copies == 0 or asynchronous:
             return "Unroutable"
@@ -104,14 +116,14 @@ def routing_status(backend: Backend, arn: str, asynchronous: bool) -> str:
     return "Routable" if ("AsyncInferenceConfig" in resource.spec) == asynchronous else "Unroutable"
 
 
-def wrong_kind(backend: Backend, targets: list[dict[str, Any]]) -> str | None:
+def wrong_kind(backend: Backend, targets: list[dict[str, Any]], router_arn: str) -> str | None:
     """Why a checked destination cannot serve its target (an asynchronous endpoint in a
     real-time target, or the reverse), else None; destinations that cannot be checked pass."""
     for target in targets:
         asynchronous = "AsyncInferenceConfig" in target
         for d in target["Destinations"]:
-            resource = destination(backend, d["ResourceArn"])
-            if resource is None or resource == "other account":
+            resource = destination(backend, d["ResourceArn"], router_arn)
+            if resource is None or resource is OTHER:
                 continue
             is_async = hasattr(resource, "spec") and "AsyncInferenceConfig" in resource.spec \
                 and not hasattr(resource, "desired_copies")
@@ -152,7 +164,7 @@ def create_inference_router(backend: Backend, params: dict, call: Call) -> dict:
 def _created(backend: Backend, router: InferenceRouter) -> None:
     """The checks of a router being created; then InService, or Failed with the reason."""
     lifecycle.hold(backend, router.modified)
-    backend.router_settled(router, lambda current: wrong_kind(current, router.targets))
+    backend.router_settled(router, lambda current: wrong_kind(current, router.targets, router.arn))
 
 
 @operation
@@ -163,7 +175,7 @@ def describe_inference_router(backend: Backend, params: dict, call: Call) -> dic
         described = copy.deepcopy(target)
         asynchronous = "AsyncInferenceConfig" in target
         described["Destinations"] = [{"ResourceArn": d["ResourceArn"],
-                                      "RoutingStatus": routing_status(backend, d["ResourceArn"], asynchronous)}
+                                      "RoutingStatus": routing_status(backend, d["ResourceArn"], asynchronous, router.arn)}
                                      for d in target["Destinations"]]
         targets.append(described)
     out: dict[str, Any] = {"InferenceRouterName": router.name, "InferenceRouterArn": router.arn,
@@ -181,7 +193,7 @@ def update_inference_router(backend: Backend, params: dict, call: Call) -> dict:
         raise _conflict(router, "update")
     targets = _check_targets(params["RoutingTargets"])
     _same_partition(backend, targets)
-    refused = wrong_kind(backend, targets)
+    refused = wrong_kind(backend, targets, router.arn)
     if refused is not None:  # applied in full or not at all
         raise InvalidInput(refused)
     router.targets, router.status_reason = targets, None

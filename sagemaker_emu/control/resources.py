@@ -160,6 +160,7 @@ class Endpoint:
     fleet: Any = None  # the fleet.api.Fleet serving `variants`
     spec: dict[str, Any] = field(default_factory=dict)  # extra config members shown by Describe
     deployment_config: dict[str, Any] | None = None  # CreateEndpoint's, or the last UpdateEndpoint's
+    policy: str | None = None  # PutEndpointPolicy's document; it goes with the endpoint
 
     def variant(self, name: str) -> Variant | None:
         return next((v for v in self.variants if v.name == name), None)
@@ -262,6 +263,8 @@ class DestinationSnapshot:
     region: str
     endpoint: str | None  # the endpoint that serves it (an inference component's host); None: not found
     component: str | None = None
+    account: str | None = None  # its owner
+    allowed: bool = True  # the router's account may invoke it (its own, or the owner's endpoint policy says so)
 
 
 @dataclass(frozen=True)
@@ -271,5 +274,5 @@ class RoutingTargetSnapshot:
     router_arn: str
     name: str
     destinations: tuple[DestinationSnapshot, ...]
-    asynchronous: bool
+    async_config: dict[str, Any] | None  # its AsyncInferenceConfig; None: real-time
 

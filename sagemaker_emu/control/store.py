@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterable, TypeVar
 
 from sagemaker_emu import arns
+from sagemaker_emu.control import endpoint_policies
 from sagemaker_emu.control.quotas import Quotas
 from sagemaker_emu.control.resources import (
     TRANSITIONAL, ComponentTarget, DestinationSnapshot, Endpoint, EndpointConfig, EndpointSnapshot, InferenceComponent,
@@ -47,10 +48,12 @@ class Backend:
     def __init__(self, region: str, account: str, deployer: Deployer, clock: Callable[[], float] = time.time,
                  quotas: Quotas | None = None, events: Events | None = None, guardrails: Guardrails | None = None,
                  min_transition: float = 0.0, min_deleting: float = 0.0,
-                 peer: Callable[[str], "Backend"] | None = None):
+                 peer: Callable[[str, str], "Backend | None"] | None = None):
         self.region = region
-        # the account's backend in another Region (an inference router's destinations may be anywhere)
-        self.peer: Callable[[str], Backend] = peer or (lambda other: self)
+        # the backend of a Region and account, if it has been used (an inference router's
+        # destinations may be anywhere)
+        self.peer: Callable[[str, str], Backend | None] = peer or (
+            lambda other, account: self if (other, account) == (region, self.account) else None)
         self.account = account
         self.deployer = deployer
         self.quotas = quotas or Quotas()
@@ -72,6 +75,10 @@ class Backend:
 
     def now(self) -> float:
         return round(self.clock(), 3)
+
+    def fleet_key(self, endpoint_name: str) -> str:
+        """The endpoint's name for the deployer (its directory): unique across accounts and Regions."""
+        return f"{self.account}/{self.region}/{endpoint_name}"
 
     def arn(self, resource_type: str, name: str) -> str:
         return arns.arn("sagemaker", self.region, self.account, f"{resource_type}/{name}")
@@ -194,14 +201,20 @@ class Backend:
                 parsed = arns.parse(d["ResourceArn"])
                 assert parsed is not None, "checked when the router was created"
                 kind, _, name = parsed.resource.partition("/")
-                owner = self.peer(parsed.region) if parsed.account == self.account else None
+                owner = self.peer(parsed.region, parsed.account)
                 endpoint: str | None = name if kind == "endpoint" and owner is not None else None
                 component = name if kind == "inference-component" else None
                 if component is not None and owner is not None:
                     ic = owner.inference_components.get(name.lower())
                     endpoint = ic.endpoint_name if ic is not None else None
-                destinations.append(DestinationSnapshot(d["ResourceArn"], parsed.region, endpoint, component))
-            return RoutingTargetSnapshot(found.arn, target, tuple(destinations), "AsyncInferenceConfig" in spec)
+                allowed = parsed.account == self.account
+                if not allowed and owner is not None and endpoint is not None:  # its owner's policy decides
+                    ep = owner.endpoints.get(endpoint.lower())
+                    allowed = ep is not None and endpoint_policies.allows(
+                        ep.policy, self.account, endpoint_policies.INVOKE, d["ResourceArn"], found.arn)
+                destinations.append(DestinationSnapshot(d["ResourceArn"], parsed.region, endpoint, component,
+                                                        parsed.account, allowed))
+            return RoutingTargetSnapshot(found.arn, target, tuple(destinations), spec.get("AsyncInferenceConfig"))
 
     def router_deleted(self, router: InferenceRouter) -> None:
         with self._lock:
@@ -293,7 +306,7 @@ class Backend:
             if self._current(endpoint):
                 del self.endpoints[endpoint.name.lower()]
                 self.tags.pop(endpoint.arn.lower(), None)
-                self.deployer.forget(endpoint.name)
+                self.deployer.forget(self.fleet_key(endpoint.name))
                 self.events.publish(EndpointDeleted(self._snapshot(endpoint)))
             self._changed.notify_all()
 
@@ -386,7 +399,7 @@ class Backend:
         for fleet in fleets:
             fleet.stop()
         for name in names:
-            self.deployer.forget(name)
+            self.deployer.forget(self.fleet_key(name))
 
 
 # Endpoint-config members that DescribeEndpoint repeats.
@@ -408,7 +421,7 @@ def endpoint_extras(config_spec: dict) -> dict:
 
 
 class Backends:
-    """Lazily created backends, keyed by region (one account per emulator)."""
+    """Lazily created backends, keyed by account and region; `account` is the default one."""
 
     def __init__(self, account: str, deployer: Deployer, quotas: Quotas | None = None, events: Events | None = None,
                  guardrails: Guardrails | None = None, min_transition: float = 0.0, min_deleting: float = 0.0) -> None:
@@ -420,29 +433,37 @@ class Backends:
         self.events = events or Events()
         self.guardrails = guardrails or Guardrails()
         self._lock = threading.Lock()
-        self._by_region: dict[str, Backend] = {}
+        self._by_place: dict[tuple[str, str], Backend] = {}
 
-    def __call__(self, region: str) -> Backend:
-        with self._lock:
-            backend = self._by_region.get(region)
-            if backend is None:
-                backend = self._by_region[region] = Backend(
-                    region, self.account, self.deployer, quotas=self.quotas, events=self.events,
-                    guardrails=self.guardrails, min_transition=self.min_transition, min_deleting=self.min_deleting,
-                    peer=self)
+    def __call__(self, region: str, account: str | None = None) -> Backend:
+        place = (account or self.account, region)
+        backend = self._by_place.get(place)  # no lock on the hot path: a dictionary read
+        if backend is not None:
             return backend
+        with self._lock:
+            backend = self._by_place.get(place)
+            if backend is None:
+                backend = self._by_place[place] = Backend(
+                    region, place[0], self.deployer, quotas=self.quotas, events=self.events,
+                    guardrails=self.guardrails, min_transition=self.min_transition, min_deleting=self.min_deleting,
+                    peer=self.existing)
+            return backend
+
+    def existing(self, region: str, account: str) -> Backend | None:
+        """The backend of `region` and `account` if anything has used it, without creating one."""
+        return self._by_place.get((account, region))
 
     def all(self) -> list[Backend]:
         with self._lock:
-            return list(self._by_region.values())
+            return list(self._by_place.values())
 
-    def serving(self, region: str, endpoint_name: str) -> EndpointSnapshot:
+    def serving(self, region: str, endpoint_name: str, account: str | None = None) -> EndpointSnapshot:
         """runtime.api.Directory: what an invocation in `region` reaches."""
-        return self(region).serving(endpoint_name)
+        return self(region, account).serving(endpoint_name)
 
-    def routing_target(self, region: str, router: str, target: str) -> RoutingTargetSnapshot:
+    def routing_target(self, region: str, router: str, target: str, account: str | None = None) -> RoutingTargetSnapshot:
         """runtime.api.Routers: a router's routing target, each destination resolved."""
-        return self(region).routing_target(router, target)
+        return self(region, account).routing_target(router, target)
 
     def find(self, endpoint_name: str) -> EndpointSnapshot | None:
         """Endpoint `endpoint_name` in whichever region has it (for /_emu)."""

@@ -48,6 +48,7 @@ ROUTER_CODES: dict[type[errors.EmuError], tuple[str, int]] = {
     errors.PayloadTooLarge: ("ValidationException", 413),
     errors.ModelFailure: ("ModelError", 424),
     errors.Throttled: ("ThrottlingException", 429),
+    errors.AccessDenied: ("AccessDeniedException", 403),
     errors.Unavailable: ("ServiceUnavailableException", 503),
     errors.NotImplementedOperation: ("NotImplementedException", 501),
 }

@@ -10,6 +10,7 @@ from typing import Any
 from flask import Blueprint, current_app, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
+from sagemaker_emu.accounts import Accounts
 from sagemaker_emu import errors
 from sagemaker_emu.config import Config
 from sagemaker_emu.control.registry import OPERATIONS, Call
@@ -26,19 +27,20 @@ TARGET_PREFIX = "SageMaker."
 _NAME_MEMBERS = ("EndpointName", "EndpointConfigName", "ModelName", "ResourceArn")
 
 
-def blueprint(backends: Backends, config: Config) -> Blueprint:
-    """`POST /` for every control-plane operation, against `backends`."""
+def blueprint(backends: Backends, config: Config, accounts: Accounts | None = None) -> Blueprint:
+    """`POST /` for every control-plane operation, against `backends` (the caller's account's)."""
     bp = Blueprint("control", __name__)
+    accounts = accounts or Accounts(config.account)
 
     @bp.post("/")
     @bp.post("/<path:_prefix>")  # endpoint_url may carry a path; boto3 then POSTs to it
     def dispatch(_prefix: str = ""):
-        return _dispatch(backends, config)
+        return _dispatch(backends, config, accounts)
 
     return bp
 
 
-def _dispatch(backends: Backends, config: Config):
+def _dispatch(backends: Backends, config: Config, accounts: Accounts):
     started = time.perf_counter()
     rid = request_id()
     target = request.headers.get("X-Amz-Target") or ""
@@ -49,7 +51,7 @@ def _dispatch(backends: Backends, config: Config):
         operation = _operation_name(request.headers.get("X-Amz-Target"))
         params = _parse_body(_read_body())
         validate_input(operation, params)
-        response = _call(backends, config, operation, params, rid)
+        response = _call(backends, config, accounts, operation, params, rid)
     except errors.EmuError as exc:
         response = control_error(exc, rid)
         code = " " + error_code(exc)
@@ -107,8 +109,9 @@ def _non_standard(token: str):
     raise errors.Malformed(f"Non-standard token '{token}': the request body is not valid JSON.")
 
 
-def _call(backends: Backends, config: Config, operation: str, params: dict[str, Any], rid: str):
-    backend = backends(region_of(request.headers.get("Authorization"), config.region))
+def _call(backends: Backends, config: Config, accounts: Accounts, operation: str, params: dict[str, Any], rid: str):
+    authorization = request.headers.get("Authorization")
+    backend = backends(region_of(authorization, config.region), accounts.of_authorization(authorization))
     call = Call(waiter=is_waiter(request.headers.get("User-Agent")), waiter_hold=config.waiter_hold)
     result = backend.run(OPERATIONS[operation], params, call)
     shape = control_model().operation_model(operation).output_shape

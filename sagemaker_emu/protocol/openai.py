@@ -20,6 +20,7 @@ import re
 import time
 from typing import Any, Callable, Generator, Iterable
 
+from sagemaker_emu.accounts import Accounts
 from sagemaker_emu import errors
 from sagemaker_emu.config import Config
 from sagemaker_emu.protocol import bearer
@@ -72,9 +73,10 @@ def failure(exc: errors.EmuError, rid: str) -> tuple[str, list[tuple[str, str]],
 class OpenAIAPI:
     """WSGI: the OpenAI-compatible routes, else the next app."""
 
-    def __init__(self, runtime: Runtime, config: Config, next_app: Callable) -> None:
+    def __init__(self, runtime: Runtime, config: Config, next_app: Callable, accounts: Accounts | None = None) -> None:
         self.runtime = runtime
         self.config = config
+        self.accounts = accounts or Accounts(config.account)
         self.next_app = next_app
 
     def __call__(self, environ: dict, start_response) -> Iterable[bytes]:
@@ -131,13 +133,16 @@ class OpenAIAPI:
             raise errors.InvalidInput(body_too_large())
         authorization = environ.get("HTTP_AUTHORIZATION")
         token = bearer.bearer(authorization)
+        account = self.accounts.of_authorization(authorization)
         try:  # the caller guard has refused a malformed token already
             region = bearer.parse(token).region if token else region_of(authorization, self.config.region)
+            account = self.accounts.of_key(bearer.parse(token).access_key) if token else account
         except bearer.MalformedToken:
             region = self.config.region
         return InvokeRequest(
             endpoint_name=endpoint_name, inference_component=component, body=environ["wsgi.input"].read(length),
-            region=region or self.config.region, content_type=environ.get("CONTENT_TYPE") or "application/json",
+            region=region or self.config.region, account=account,
+            content_type=environ.get("CONTENT_TYPE") or "application/json",
             accept=environ.get("HTTP_ACCEPT"), request_id=rid, chat=True,
             # SageMaker's own headers, as InvokeEndpoint takes them: sessions, custom attributes
             session_id=environ.get("HTTP_X_AMZN_SAGEMAKER_SESSION_ID"),

@@ -21,17 +21,19 @@ import time
 from typing import Any, Callable, Generator, Iterable, Iterator
 
 
+from sagemaker_emu.accounts import Accounts
 from sagemaker_emu import errors
 from sagemaker_emu.config import Config
 from sagemaker_emu.protocol import eventstream
 from sagemaker_emu.protocol.context import region_of
 from sagemaker_emu.protocol.errors import ROUTER_CODES, internal_runtime_error, request_id, runtime_error
-from sagemaker_emu.runtime.async_queue import AsyncInvocations, AsyncRequest
+from sagemaker_emu.runtime.async_queue import Accepted, AsyncInvocations, AsyncRequest
 from sagemaker_emu.runtime.invoke import MAX_BODY_BYTES, Runtime, body_too_large
 from sagemaker_emu.runtime.request import InvokeRequest, Outcome
+from sagemaker_emu.runtime.router_async import RouterAsync, RouterAsyncRequest
 from sagemaker_emu.runtime.routers import RouterRequest, RouterRuntime
 from sagemaker_emu.schemas.validator import validate_input
-from sagemaker_emu.service_model import RUNTIME_SERVICE, service_model
+from sagemaker_emu.service_model import ROUTER_SERVICE, RUNTIME_SERVICE, service_model
 
 log = logging.getLogger("sagemaker_emu.api")
 
@@ -69,9 +71,9 @@ _ASYNC_FIELDS = {
 
 
 @functools.lru_cache(maxsize=None)
-def header_members(operation: str) -> dict[str, tuple[str, bool]]:
+def header_members(operation: str, service: str = RUNTIME_SERVICE) -> dict[str, tuple[str, bool]]:
     """Member name -> (WSGI environ key of its header, whether it is an integer), from the runtime model."""
-    shape = service_model(RUNTIME_SERVICE).operation_model(operation).input_shape
+    shape = service_model(service).operation_model(operation).input_shape
     return {name: ("HTTP_" + m.serialization["name"].upper().replace("-", "_"), m.type_name == "integer")
             for name, m in shape.members.items() if m.serialization.get("location") == "header"}
 
@@ -87,9 +89,11 @@ def _utf8(value: str) -> str:
         return value
 
 
-def read_params(operation: str, endpoint_name: str, environ: dict) -> dict[str, Any]:
-    params: dict[str, Any] = {"EndpointName": endpoint_name, "Body": ""}  # the body is checked by size
-    for member, (key, integer) in header_members(operation).items():
+def read_params(operation: str, endpoint_name: str, environ: dict, service: str = RUNTIME_SERVICE,
+                path: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The operation's members from the path (`path`, else EndpointName) and the headers, validated."""
+    params: dict[str, Any] = dict(path or {"EndpointName": endpoint_name, "Body": ""})  # a body is checked by size
+    for member, (key, integer) in header_members(operation, service).items():
         if key == "HTTP_CONTENT_TYPE":
             key = "CONTENT_TYPE"  # WSGI keeps Content-Type outside the HTTP_ keys
         value = environ.get(key)
@@ -103,7 +107,7 @@ def read_params(operation: str, endpoint_name: str, environ: dict) -> dict[str, 
                                               "failed to satisfy constraint: Member must be an integer") from None
             else:
                 params[member] = text
-    validate_input(operation, params, RUNTIME_SERVICE)
+    validate_input(operation, params, service)
     return params
 
 
@@ -169,10 +173,13 @@ class RuntimeAPI:
     """WSGI: the runtime's routes, else the next app (Flask)."""
 
     def __init__(self, runtime: Runtime, config: Config, next_app: Callable, asynchronous: AsyncInvocations,
-                 routers: RouterRuntime | None = None) -> None:
+                 routers: RouterRuntime | None = None, accounts: Accounts | None = None,
+                 router_async: RouterAsync | None = None) -> None:
         self.routers = routers  # InvokeInferenceRouter
+        self.router_async = router_async  # InvokeInferenceRouterAsync
         self.runtime = runtime
         self.config = config
+        self.accounts = accounts or Accounts(config.account)  # whose endpoints a call reaches
         self.next_app = next_app
         self.asynchronous = asynchronous
 
@@ -181,7 +188,10 @@ class RuntimeAPI:
         if match is None or environ["REQUEST_METHOD"] != "POST":
             router = _ROUTER.match(environ.get("PATH_INFO", ""))
             if router is not None and environ["REQUEST_METHOD"] == "POST":  # sagemaker-inference-router-runtime
-                status, headers, body = self.invoke_inference_router(router.group(1), bool(router.group(2)), environ)
+                if router.group(2):
+                    status, headers, body = self.invoke_inference_router_async(router.group(1), environ)
+                else:
+                    status, headers, body = self.invoke_inference_router(router.group(1), environ)
                 start_response(status, headers)
                 return [body]
             return self.next_app(environ, start_response)
@@ -205,6 +215,7 @@ class RuntimeAPI:
             request_id=rid,
             body=read_body(environ),
             region=region_of(environ.get("HTTP_AUTHORIZATION"), self.config.region),
+            account=self.accounts.of_authorization(environ.get("HTTP_AUTHORIZATION")),
             caller_gone=environ.get("waitress.client_disconnected"),  # checked while the instance works
             **members,
         )
@@ -236,14 +247,12 @@ class RuntimeAPI:
                 headers.append((name, value))
         return "200 OK", headers, result.body
 
-    def invoke_inference_router(self, router: str, asynchronous: bool, environ: dict) -> tuple[str, list, bytes]:
+    def invoke_inference_router(self, router: str, environ: dict) -> tuple[str, list, bytes]:
         """InvokeInferenceRouter (sagemaker-inference-router-runtime): runtime/routers.py picks the
         destination and runs the endpoint path for it in process."""
         rid = request_id()
         started = time.perf_counter()
         try:
-            if asynchronous:
-                raise errors.NotImplementedOperation("InvokeInferenceRouterAsync")
             if self.routers is None:
                 raise errors.NotImplementedOperation("InvokeInferenceRouter")
             target = environ.get("HTTP_X_AMZN_SAGEMAKER_ROUTING_TARGET_NAME")
@@ -258,6 +267,7 @@ class RuntimeAPI:
                                           "constraint: Member must have length greater than or equal to 1")
             routed = self.routers.invoke(RouterRequest(
                 region=region_of(environ.get("HTTP_AUTHORIZATION"), self.config.region), router=router, target=target,
+                account=self.accounts.of_authorization(environ.get("HTTP_AUTHORIZATION")),
                 body=environ["wsgi.input"].read(length), content_type=environ.get("CONTENT_TYPE"),
                 accept=environ.get("HTTP_ACCEPT"), custom_attributes=environ.get("HTTP_X_AMZN_SAGEMAKER_CUSTOM_ATTRIBUTES"),
                 inference_id=environ.get("HTTP_X_AMZN_SAGEMAKER_INFERENCE_ID"),
@@ -283,6 +293,36 @@ class RuntimeAPI:
             headers.append(("X-Amzn-SageMaker-Custom-Attributes", result.custom_attributes))
         return "200 OK", headers, result.body
 
+    def invoke_inference_router_async(self, router: str, environ: dict) -> tuple[str, list, bytes]:
+        """InvokeInferenceRouterAsync: runtime/router_async.py queues it on a destination."""
+        rid = request_id()
+        try:
+            if self.router_async is None:
+                raise errors.NotImplementedOperation("InvokeInferenceRouterAsync")
+            params = read_params("InvokeInferenceRouterAsync", router, environ, ROUTER_SERVICE,
+                                 {"InferenceRouterName": router})
+            accepted = self.router_async.submit(RouterAsyncRequest(
+                region=region_of(environ.get("HTTP_AUTHORIZATION"), self.config.region), router=router,
+                target=params["RoutingTargetName"], input_location=params["InputLocation"],
+                account=self.accounts.of_authorization(environ.get("HTTP_AUTHORIZATION")),
+                **{f: params.get(m) for f, m in _ASYNC_FIELDS.items() if f != "input_location"}))
+        except errors.EmuError as exc:
+            answer = runtime_error(exc, rid, ROUTER_CODES)
+            log.info("InvokeInferenceRouterAsync %s %s %s", router, answer[0][:3], _code(answer))
+            return answer
+        except Exception:
+            log.exception("unhandled error in InvokeInferenceRouterAsync")
+            return internal_runtime_error(rid)
+        return self._accepted("InvokeInferenceRouterAsync", router, accepted, rid)
+
+    def _accepted(self, operation: str, name: str, accepted: Accepted, rid: str) -> tuple[str, list, bytes]:
+        body = json.dumps({"InferenceId": accepted.inference_id}).encode()
+        log.info("%s %s 202 inference_id=%s", operation, name, accepted.inference_id[:64])
+        return "202 Accepted", [("Content-Type", "application/json"), ("Content-Length", str(len(body))),
+                                ("X-Amzn-SageMaker-OutputLocation", accepted.output_location),
+                                ("X-Amzn-SageMaker-FailureLocation", accepted.failure_location),
+                                ("x-amzn-RequestId", rid)], body
+
     def invoke_endpoint_async(self, endpoint_name: str, environ: dict) -> tuple[str, list, bytes]:
         rid = request_id()
         try:
@@ -293,6 +333,7 @@ class RuntimeAPI:
                                           f"Member must have length less than or equal to {MAX_ASYNC_BODY_BYTES}")
             accepted = self.asynchronous.submit(AsyncRequest(
                 endpoint_name=endpoint_name, region=region_of(environ.get("HTTP_AUTHORIZATION"), self.config.region),
+                account=self.accounts.of_authorization(environ.get("HTTP_AUTHORIZATION")),
                 body=environ["wsgi.input"].read(length) if length else None,
                 **{f: params.get(m) for f, m in _ASYNC_FIELDS.items()}))
         except errors.EmuError as exc:
@@ -302,12 +343,7 @@ class RuntimeAPI:
         except Exception:
             log.exception("unhandled error in InvokeEndpointAsync")
             return internal_runtime_error(rid)
-        body = json.dumps({"InferenceId": accepted.inference_id}).encode()
-        log.info("InvokeEndpointAsync %s 202 inference_id=%s", endpoint_name, accepted.inference_id[:64])
-        return "202 Accepted", [("Content-Type", "application/json"), ("Content-Length", str(len(body))),
-                                ("X-Amzn-SageMaker-OutputLocation", accepted.output_location),
-                                ("X-Amzn-SageMaker-FailureLocation", accepted.failure_location),
-                                ("x-amzn-RequestId", rid)], body
+        return self._accepted("InvokeEndpointAsync", endpoint_name, accepted, rid)
 
     def invoke_with_response_stream(self, endpoint_name: str, environ: dict):
         rid = request_id()

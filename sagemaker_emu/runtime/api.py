@@ -112,6 +112,12 @@ class RouterDestination(Protocol):
     @property
     def component(self) -> str | None: ...  # an inference component's name
 
+    @property
+    def account(self) -> str | None: ...  # its owner
+
+    @property
+    def allowed(self) -> bool: ...  # the router's account may invoke it (its own, or by the owner's endpoint policy)
+
 
 class RoutingTarget(Protocol):
     @property
@@ -124,18 +130,18 @@ class RoutingTarget(Protocol):
     def destinations(self) -> Sequence[RouterDestination]: ...
 
     @property
-    def asynchronous(self) -> bool: ...
+    def async_config(self) -> Mapping[str, Any] | None: ...  # its AsyncInferenceConfig; None: real-time
 
 
 class Routers(Protocol):
-    def routing_target(self, region: str, router: str, target: str) -> RoutingTarget:
+    def routing_target(self, region: str, router: str, target: str, account: str | None = None) -> RoutingTarget:
         """The routing target a router invocation names, or InvalidInput in SageMaker's words
         (no such router in service, no such target)."""
         ...
 
 
 class Directory(Protocol):
-    def serving(self, region: str, endpoint_name: str) -> Target:
+    def serving(self, region: str, endpoint_name: str, account: str | None = None) -> Target:
         """The endpoint, or InvalidInput in SageMaker's words: not found (the name matches
         exactly), or NotServing (it exists but is not InService or Updating)."""
         ...

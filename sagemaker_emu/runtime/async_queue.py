@@ -52,6 +52,7 @@ class AsyncRequest:
 
     endpoint_name: str
     region: str
+    account: str | None = None  # whose endpoint (None: the emulator's default account)
     body: bytes | None = None
     input_location: str | None = None
     content_type: str | None = None
@@ -65,6 +66,18 @@ class AsyncRequest:
 
 
 @dataclass
+class Routed:
+    """A request an inference router placed on this endpoint's queue (runtime/router_async.py):
+    the router's locations and time to live, and what to tell it."""
+
+    output_location: str
+    failure_location: str
+    expires: float  # the router's time to live, on the queue's clock
+    done: Callable[["Job", str | None], None]  # it ran: None, or why it failed
+    left: Callable[["Job"], None]  # it left the queue without starting (the endpoint went)
+
+
+@dataclass
 class Job:
     request: AsyncRequest
     inference_id: str
@@ -74,6 +87,7 @@ class Job:
     received: float  # wall time, for the notification
     expires: float  # on the queue's clock
     spooled: Path | None  # the input, on disk while it waits or runs (an inline body, or S3's copy)
+    routed: Routed | None = None
 
 
 @dataclass
@@ -83,7 +97,8 @@ class Accepted:
     failure_location: str
 
 
-def _join(*parts: str | None) -> str:
+def join_location(*parts: str | None) -> str:
+    """An S3 location from a base path, an extension and a file name (any may be missing)."""
     return "/".join(p.strip("/") if i else p.rstrip("/") for i, p in enumerate(parts) if p)
 
 
@@ -95,7 +110,7 @@ def _included(body: bytes) -> dict[str, str]:
         return {"content": base64.b64encode(body).decode("ascii"), "encoding": "BASE64"}
 
 
-def _iso(when: float) -> str:
+def iso_time(when: float) -> str:
     return datetime.datetime.fromtimestamp(when, datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
@@ -116,7 +131,7 @@ class AsyncInvocations:
         self.spool_dir = spool_dir
         self.clock = clock
         self.wall = wall
-        self._queues: dict[tuple[str, str], _Queue] = {}
+        self._queues: dict[tuple[str, str, str], _Queue] = {}  # by (region, endpoint, account)
         self._cond = threading.Condition()
         self._sampler = threading.Thread(target=self._sample, daemon=True, name="async-backlog")
         self._sampler.start()
@@ -124,7 +139,12 @@ class AsyncInvocations:
     # ------------------------------------------------------------ the call
 
     def submit(self, request: AsyncRequest) -> Accepted:
-        target = self.directory.serving(request.region, request.endpoint_name)
+        job = self.place(request)
+        return Accepted(job.inference_id, job.output_location, job.failure_location)
+
+    def place(self, request: AsyncRequest, routed: Routed | None = None) -> Job:
+        """Queue the request (an inference router's, with `routed`); the job as queued."""
+        target = self.directory.serving(request.region, request.endpoint_name, request.account)
         config = target.async_config
         if config is None:
             raise InvalidInput(NOT_ASYNC.format(name=target.name, account=target.account))
@@ -135,19 +155,23 @@ class AsyncInvocations:
         base = output.get("S3OutputPath")
         job = Job(
             request=request, inference_id=inference_id,
-            output_location=_join(base, request.output_extension, request.filename or f"{inference_id}.out"),
-            failure_location=_join(output.get("S3FailurePath") or base, request.output_extension,
+            output_location=join_location(base, request.output_extension, request.filename or f"{inference_id}.out"),
+            failure_location=join_location(output.get("S3FailurePath") or base, request.output_extension,
                                    f"{inference_id}-error.out"),
             notifications=output.get("NotificationConfig", {}), received=self.wall(),
-            expires=self.clock() + (request.ttl_s or DEFAULT_TTL_S), spooled=None)
+            expires=self.clock() + (request.ttl_s or DEFAULT_TTL_S), spooled=None, routed=routed)
+        if routed is not None:  # every destination writes where the router said
+            job.output_location, job.failure_location = routed.output_location, routed.failure_location
+            job.expires = routed.expires
+        request.account = target.account  # the queue's, the spool's and each attempt's
         if request.input_location is None:
-            job.spooled = self._spool_path(target.name)
+            job.spooled = self._spool_path(request)
             job.spooled.write_bytes(request.body or b"")
         request.body = None  # the queue keeps the file, not the bytes
         per_instance = config.get("ClientConfig", {}).get("MaxConcurrentInvocationsPerInstance",
                                                            DEFAULT_CONCURRENCY_PER_INSTANCE)
         with self._cond:
-            key = (request.region, target.name)
+            key = (request.region, target.name, target.account)
             queue = self._queues.get(key)
             if queue is None:
                 queue = self._queues[key] = _Queue()
@@ -156,16 +180,29 @@ class AsyncInvocations:
                 queue.thread.start()
             queue.jobs.append(job)
             self._cond.notify_all()
-        return Accepted(inference_id, job.output_location, job.failure_location)
+        return job
 
-    def _spool_path(self, endpoint_name: str) -> Path:
-        path = self.spool_dir / endpoint_name / f"{uuid.uuid4().hex}.in"
+    def withdraw(self, job: Job) -> bool:
+        """Take a job off its queue if it has not started (True); never one that has."""
+        request = job.request
+        with self._cond:
+            queue = self._queues.get((request.region, request.endpoint_name, request.account or ""))
+            if queue is None or job not in queue.jobs:
+                return False
+            queue.jobs.remove(job)
+            return True
+
+    def _spool_dir(self, region: str, endpoint_name: str, account: str | None) -> Path:
+        return self.spool_dir / f"{account}" / region / endpoint_name
+
+    def _spool_path(self, request: AsyncRequest) -> Path:
+        path = self._spool_dir(request.region, request.endpoint_name, request.account) / f"{uuid.uuid4().hex}.in"
         path.parent.mkdir(parents=True, exist_ok=True)
         return path
 
-    def depth(self, region: str, endpoint_name: str) -> dict[str, int]:
+    def depth(self, region: str, endpoint_name: str, account: str) -> dict[str, int]:
         """Requests waiting and running (for /_emu and the backlog metrics)."""
-        queue = self._queues.get((region, endpoint_name))
+        queue = self._queues.get((region, endpoint_name, account))
         return {"queued": len(queue.jobs), "running": queue.running} if queue else {"queued": 0, "running": 0}
 
     def _sample(self) -> None:
@@ -176,9 +213,9 @@ class AsyncInvocations:
             with self._cond:
                 queues = [(key, len(q.jobs) + q.running, q.jobs[0].received if q.jobs else None)
                           for key, q in self._queues.items()]
-            for (region, name), size, oldest in queues:
+            for (region, name, account), size, oldest in queues:
                 try:
-                    target = self.directory.serving(region, name)
+                    target = self.directory.serving(region, name, account)
                     instances = sum(len(target.fleet.instances(v.name)) for v in target.variants)
                 except InvalidInput:
                     instances = 0
@@ -187,7 +224,7 @@ class AsyncInvocations:
 
     # ------------------------------------------------------------ draining
 
-    def _room(self, key: tuple[str, str], per_instance: int) -> int | None:
+    def _room(self, key: tuple[str, str, str], per_instance: int) -> int | None:
         """How many may run at once now; None when the endpoint is gone."""
         try:
             target = self.directory.serving(*key)
@@ -197,7 +234,7 @@ class AsyncInvocations:
             return None
         return per_instance * sum(len(target.fleet.instances(v.name)) for v in target.variants)
 
-    def _dispatch(self, key: tuple[str, str], queue: _Queue, per_instance: int) -> None:
+    def _dispatch(self, key: tuple[str, str, str], queue: _Queue, per_instance: int) -> None:
         while True:
             with self._cond:
                 if queue.stopped:
@@ -209,8 +246,10 @@ class AsyncInvocations:
             with self._cond:
                 if queue.stopped:
                     return
-                if room is None:  # deleted: nothing will run what is left
-                    self._drop(key, queue)
+                if room is None:  # deleted: nothing will run what is left, and each gets its outcome
+                    dropped = self._drop(key, queue)
+                    threading.Thread(target=self._fail_all, args=(dropped, DELETED.format(name=key[1])),
+                                     daemon=True, name=f"async-deleted-{key[1]}").start()
                     return
                 if not queue.jobs or queue.running >= room:
                     # the instance count changes outside this queue (scaling): look again soon
@@ -228,7 +267,7 @@ class AsyncInvocations:
                 self._failed(job, EXPIRED.format(ttl=request.ttl_s or DEFAULT_TTL_S), b"")
                 return
             if job.spooled is None:  # the input from S3, to a file: up to 1 GB, never in memory
-                job.spooled = self._spool_path(request.endpoint_name)
+                job.spooled = self._spool_path(request)
                 try:
                     self.results.download(request.input_location or "", job.spooled, MAX_INPUT_BYTES)
                 except LookupError as exc:
@@ -238,7 +277,7 @@ class AsyncInvocations:
             answer = job.spooled.with_suffix(".out")  # the answer, to a file as it arrives: up to 1 GB too
             try:
                 result = self.runtime.invoke(InvokeRequest(
-                    endpoint_name=request.endpoint_name, body=body, region=request.region,
+                    endpoint_name=request.endpoint_name, body=body, region=request.region, account=request.account,
                     content_type=request.content_type, accept=request.accept,
                     custom_attributes=request.custom_attributes, inference_id=job.inference_id,
                     timeout=float(request.timeout_s or DEFAULT_INVOCATION_TIMEOUT_S)), answer_to=answer)
@@ -252,6 +291,8 @@ class AsyncInvocations:
             answer.unlink(missing_ok=True)  # the files are gone before anyone hears of the result
             self._notify(job, "SuccessTopic", "Completed",
                          {"contentType": result.content_type, "outputLocation": job.output_location}, body=included)
+            if job.routed is not None:
+                job.routed.done(job, None)
         except Exception:  # S3 or SNS failed under us: never a dead queue, and say so where we still can
             log.exception("async inference %s of %s failed", job.inference_id, request.endpoint_name)
             self._failed_quietly(job, "The request failed inside sagemaker-emu; its log has the details.")
@@ -267,6 +308,8 @@ class AsyncInvocations:
         log.info("async inference %s of %s failed: %s", job.inference_id, job.request.endpoint_name, reason[:200])
         self.results.write(job.failure_location, body, "text/plain")
         self._notify(job, "ErrorTopic", "Failed", {"failureLocation": job.failure_location}, reason, body)
+        if job.routed is not None:
+            job.routed.done(job, reason)
 
     def _failed_quietly(self, job: Job, reason: str) -> None:
         """`_failed`, where writing the failure may itself fail (S3 or SNS gone)."""
@@ -285,7 +328,7 @@ class AsyncInvocations:
         included = INCLUDE_IN[topic] in job.notifications.get("IncludeInferenceResponseIn", ())
         request = job.request
         message = {
-            "awsRegion": request.region, "eventTime": _iso(self.wall()), "receivedTime": _iso(job.received),
+            "awsRegion": request.region, "eventTime": iso_time(self.wall()), "receivedTime": iso_time(job.received),
             "invocationStatus": status,
             **({"failureReason": reason} if reason is not None else {}),
             "requestParameters": {k: v for k, v in (
@@ -302,7 +345,7 @@ class AsyncInvocations:
 
     # ------------------------------------------------------------ teardown
 
-    def _drop(self, key: tuple[str, str], queue: _Queue) -> list[Job]:
+    def _drop(self, key: tuple[str, str, str], queue: _Queue) -> list[Job]:
         """Under the condition: the queue ends, and its waiting requests with it (returned)."""
         queue.stopped = True
         for job in queue.jobs:
@@ -319,16 +362,20 @@ class AsyncInvocations:
         ErrorTopic's notification, so that every accepted request has an outcome (written on a
         thread of its own: thousands may be waiting)."""
         with self._cond:
-            queue = self._queues.get((endpoint.region, endpoint.name))
-            dropped = self._drop((endpoint.region, endpoint.name), queue) if queue is not None else []
-        shutil.rmtree(self.spool_dir / endpoint.name, ignore_errors=True)
+            key = (endpoint.region, endpoint.name, endpoint.account)
+            queue = self._queues.get(key)
+            dropped = self._drop(key, queue) if queue is not None else []
+        shutil.rmtree(self._spool_dir(endpoint.region, endpoint.name, endpoint.account), ignore_errors=True)
         if dropped:
             threading.Thread(target=self._fail_all, args=(dropped, DELETED.format(name=endpoint.name)), daemon=True,
                              name=f"async-deleted-{endpoint.name}").start()
 
     def _fail_all(self, jobs: list[Job], reason: str) -> None:
         for job in jobs:
-            self._failed_quietly(job, reason)
+            if job.routed is not None:  # not started: its router moves it on
+                job.routed.left(job)
+            else:
+                self._failed_quietly(job, reason)
 
     def reset(self) -> None:
         with self._cond:

@@ -27,6 +27,7 @@ class InvokeRequest:
     endpoint_name: str
     body: Body  # bytes, or an asynchronous input in a file
     region: str
+    account: str | None = None  # whose endpoint (None: the emulator's default account)
     content_type: str | None = None
     accept: str | None = None
     custom_attributes: str | None = None

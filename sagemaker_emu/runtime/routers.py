@@ -23,9 +23,9 @@ import time
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
-from sagemaker_emu.errors import EmuError, InvalidInput, ModelFailure, NotServing, Throttled, Unavailable
+from sagemaker_emu.errors import AccessDenied, EmuError, InvalidInput, ModelFailure, NotServing, Throttled, Unavailable
 from sagemaker_emu.fleet.api import component_key
-from sagemaker_emu.runtime.api import RouterDestination, Routers, Target
+from sagemaker_emu.runtime.api import RouterDestination, Routers, RoutingTarget, Target
 from sagemaker_emu.runtime.cross_region import CrossRegionCaps, cap
 from sagemaker_emu.runtime.invoke import Runtime
 from sagemaker_emu.runtime.request import InvokeRequest, InvokeResult, Outcome
@@ -47,6 +47,7 @@ class RouterRequest:
     prefix_aware_id: str | None = None
     caller_gone: Callable[[], bool] | None = None
     request_id: str = ""
+    account: str | None = None  # the caller's, and so the router's (None: the emulator's default account)
 
 
 @dataclass(frozen=True)
@@ -65,8 +66,9 @@ class RouterRuntime:
         self.caps = caps or CrossRegionCaps()
 
     def invoke(self, req: RouterRequest) -> Routed:
-        target = self.routers.routing_target(req.region, req.router, req.target)
-        if target.asynchronous:
+        target = self.routers.routing_target(req.region, req.router, req.target, req.account)
+        refuse_denied(target)
+        if target.async_config is not None:
             raise InvalidInput(f"Routing target {req.target} of inference router {req.router} is asynchronous: "
                                "invoke it with InvokeInferenceRouterAsync.")
         router = target.router_arn
@@ -101,8 +103,9 @@ class RouterRuntime:
             raise Unavailable(f"Destination {destination.arn} cannot be reached: it does not exist, or it is "
                               "another account's.")
         if destination.region != req.region:
-            self._admit(self.runtime.directory.serving(destination.region, destination.endpoint))
-        return InvokeRequest(endpoint_name=destination.endpoint, region=destination.region, body=req.body,
+            self._admit(self.runtime.directory.serving(destination.region, destination.endpoint, destination.account))
+        return InvokeRequest(endpoint_name=destination.endpoint, region=destination.region,
+                             account=destination.account, body=req.body,
                              inference_component=destination.component, content_type=req.content_type,
                              accept=req.accept, custom_attributes=req.custom_attributes,
                              inference_id=req.inference_id, prefix_aware_id=req.prefix_aware_id,
@@ -147,7 +150,7 @@ class RouterRuntime:
         if destination.endpoint is None:
             return None
         try:
-            target = self.runtime.directory.serving(destination.region, destination.endpoint)
+            target = self.runtime.directory.serving(destination.region, destination.endpoint, destination.account)
         except InvalidInput:
             return None
         if destination.component is not None:
@@ -161,6 +164,16 @@ class RouterRuntime:
         if not instances:  # a serverless variant scaled to zero starts on the call
             return 0.0 if any(target.fleet.serverless(key) is not None for key in keys) else None
         return sum(i.in_flight for i in instances) / len(instances)
+
+
+def refuse_denied(target: RoutingTarget) -> None:
+    """AccessDenied unless the caller may invoke every destination of the target: the router
+    calls each one as the caller."""
+    denied = next((d.arn for d in target.destinations if not d.allowed), None)
+    if denied is not None:
+        raise AccessDenied(f"The caller is not allowed to invoke destination {denied} of routing target {target.name} "
+                           f"through inference router {target.router_arn}: its endpoint policy does not allow this "
+                           "account.")
 
 
 def _retryable(exc: EmuError, out: Outcome) -> bool:

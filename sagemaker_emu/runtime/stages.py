@@ -77,7 +77,7 @@ class Stages:
     def resolve(self, req: InvokeRequest, out: Outcome) -> None:
         """The endpoint the call reaches (a guarded update's new fleet, for its share of calls)."""
         try:
-            target = self.directory.serving(req.region, req.endpoint_name)
+            target = self.directory.serving(req.region, req.endpoint_name, req.account)
         except NotServing:
             out.endpoint_found = True
             raise

@@ -12,19 +12,25 @@ from sagemaker_emu.testing import client
 ACCOUNT = "123456789012"
 
 
+def topics_into_queues(url: str, prefix: str) -> dict[str, tuple[str, str]]:
+    """Two SNS topics (`success`, `error`), each feeding an SQS queue: name -> (topic ARN, queue URL)."""
+    sns, sqs = client(url, "sns"), client(url, "sqs")
+    queues = {}
+    for name in ("success", "error"):
+        topic = sns.create_topic(Name=f"{prefix}-{name}")["TopicArn"]
+        queue = sqs.create_queue(QueueName=f"{prefix}-{name}")["QueueUrl"]
+        arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=arn)
+        queues[name] = (topic, queue)
+    return queues
+
+
 @pytest.fixture
 def aws(server):
     """S3, SNS and SQS on the emulator's URL: a bucket, two topics, each feeding a queue."""
-    s3, sns, sqs = (client(server.url, s) for s in ("s3", "sns", "sqs"))
+    s3, sqs = client(server.url, "s3"), client(server.url, "sqs")
     s3.create_bucket(Bucket="async-io")
-    queues = {}
-    for name in ("success", "error"):
-        topic = sns.create_topic(Name=f"async-{name}")["TopicArn"]
-        url = sqs.create_queue(QueueName=f"async-{name}")["QueueUrl"]
-        arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-        sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=arn)
-        queues[name] = (topic, url)
-    return s3, sqs, queues
+    return s3, sqs, topics_into_queues(server.url, "async")
 
 
 def async_endpoint(sm, queues, name="async", include=(), **variant_fields):

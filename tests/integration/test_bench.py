@@ -101,5 +101,10 @@ def test_router_bench_prints_each_phase():
     rows = [line for line in result.stdout.splitlines() if line.startswith("|") and "phase" not in line
             and not line.startswith("|-")]
     assert [r.split("|")[1].strip() for r in rows] == [
-        "direct to near (baseline)", "all healthy", "near slow", "near throttling", "near deleted"]
-    assert "(local-preferred)" in rows[1] and "(failover)" in rows[3] and "(capacity-available)" in rows[4]
+        "direct to near (baseline)", "direct to pool: LOR over the far instances", "all healthy", "near slow",
+        "near throttling", "near deleted mid-load"]
+    assert "(local-preferred)" in rows[2] and "(failover)" in rows[4] and "(capacity-available)" in rows[5]
+    assert "p99 through the router / p99 of LOR over the far instances" in result.stdout
+    result = bench("router", "--overhead", "--calls", "20", "--rounds", "2")
+    assert result.returncode == 0, result.stderr
+    assert "InvokeInferenceRouter adds" in result.stdout.splitlines()[-1]

@@ -3,6 +3,8 @@
 RoutingStatus worked out at Describe, conflicts, idempotency, tags) and InvokeInferenceRouter
 (destinations by Region and health, the documented reasons, one retry elsewhere)."""
 
+import json
+
 import pytest
 from botocore.exceptions import ClientError
 
@@ -193,7 +195,7 @@ def test_a_models_own_error_is_not_retried_and_refusals_use_the_router_runtimes_
     assert error(lambda: routed(runtime, "strict", "nope"))[0] == "ValidationException"
     code, message = error(lambda: runtime.invoke_inference_router_async(
         InferenceRouterName="strict", RoutingTargetName="gen", InputLocation="s3://b/k"))
-    assert code == "NotImplementedException" and "InvokeInferenceRouterAsync" in message
+    assert code == "ValidationException" and "is real-time: invoke it with InvokeInferenceRouter" in message
 
 
 def test_a_slow_local_destination_is_used_last_and_taken_back_when_it_recovers(server, sm):
@@ -265,3 +267,55 @@ def test_a_cross_region_cap_throttles_other_regions_routers_only():
         assert code == "ValidationException" and "serverless" in message
     finally:
         server.stop()
+
+
+OWNER = "444455556666"  # a 12-digit access key calls as that account
+
+
+def test_resources_are_per_account_and_an_endpoint_policy_lets_another_accounts_router_in(server, sm):
+    """Issue 28, item 4: an access key maps to an account; each account has its own resources;
+    a router reaches another account's endpoint only as that endpoint's policy allows (Describe
+    shows Unknown until it may describe it; an invocation is AccessDeniedException)."""
+    owner = client(server.url, region="us-west-2", access_key=OWNER)
+    deploy(owner, "shared")
+    deploy(owner, "twin")
+    deploy(client(server.url, region="us-west-2"), "twin")  # the same name in another account: its own
+    shared = owner.describe_endpoint(EndpointName="shared")["EndpointArn"]
+    assert shared == f"arn:aws:sagemaker:us-west-2:{OWNER}:endpoint/shared"
+    assert "shared" not in {e["EndpointName"] for e in client(server.url, region="us-west-2").list_endpoints()[
+        "Endpoints"]}
+    assert {e["EndpointName"] for e in owner.list_endpoints()["Endpoints"]} == {"shared", "twin"}
+
+    router = sm.create_inference_router(InferenceRouterName="borrow", RoutingTargets=[
+        {"Name": "echo", "Destinations": [{"ResourceArn": shared}]}])["InferenceRouterArn"]
+    assert settled(sm, "borrow")["RoutingTargets"][0]["Destinations"][0]["RoutingStatus"] == "Unknown"
+    runtime = client(server.url, "sagemaker-inference-router-runtime")
+    code, message = error(lambda: routed(runtime, "borrow"))
+    assert code == "AccessDeniedException" and shared in message
+
+    def policy(router_arn: str, principal: str = "arn:aws:iam::123456789012:root") -> str:
+        return json.dumps({"Version": "2012-10-17", "Statement": [
+            {"Sid": "InvokeThroughRouter", "Effect": "Allow", "Principal": {"AWS": principal},
+             "Action": "sagemaker:InvokeEndpoint", "Resource": shared,
+             "Condition": {"ArnEquals": {"sagemaker:SourceInferenceRouterArn": router_arn}}},
+            {"Sid": "Describe", "Effect": "Allow", "Principal": {"AWS": principal},
+             "Action": "sagemaker:DescribeEndpoint", "Resource": shared}]})
+
+    assert owner.put_endpoint_policy(EndpointName="shared", ResourcePolicy=policy(router))["EndpointArn"] == shared
+    assert owner.get_endpoint_policy(EndpointName="shared")["ResourcePolicy"] == policy(router)
+    assert sm.describe_inference_router(InferenceRouterName="borrow")["RoutingTargets"][0]["Destinations"][0][
+        "RoutingStatus"] == "Routable"
+    assert routed(runtime, "borrow") == {"body": b'{"x": 1}', "arn": shared, "reason": "only-healthy",
+                                         "variant": "AllTraffic"}
+
+    owner.put_endpoint_policy(EndpointName="shared", ResourcePolicy=policy(router.replace("borrow", "other")))
+    assert error(lambda: routed(runtime, "borrow"))[0] == "AccessDeniedException"  # another router's grant
+    owner.delete_endpoint_policy(EndpointName="shared")
+    assert error(lambda: routed(runtime, "borrow"))[0] == "AccessDeniedException"
+    assert error(lambda: owner.get_endpoint_policy(EndpointName="shared"))[0] == "ValidationException"
+    code, message = error(lambda: owner.put_endpoint_policy(EndpointName="shared",
+                                                            ResourcePolicy=policy(router, principal="*")))
+    assert code == "ValidationException" and "wildcard principal" in message
+    assert error(lambda: owner.put_endpoint_policy(EndpointName="missing", ResourcePolicy=policy(router)))[0] == \
+        "ResourceNotFound"
+    assert error(lambda: sm.get_endpoint_policy(EndpointName="shared"))[0] == "ResourceNotFound"  # not this account's

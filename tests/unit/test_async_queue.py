@@ -25,7 +25,7 @@ class Directory:
         self.target = SimpleNamespace(name="ep", account="1", async_config=CONFIG, fleet=fleet,
                                       variants=[SimpleNamespace(name="v")])
 
-    def serving(self, region, name):
+    def serving(self, region, name, account=None):
         return self.target
 
 
