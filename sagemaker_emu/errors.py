@@ -94,10 +94,6 @@ class ModelStreamFailure(EmuError):
         self.error_code = error_code  # ModelInvocationTimeExceeded or StreamBroken
 
 
-class AccessDenied(EmuError):
-    """The caller may not do this (another account's endpoint whose policy does not allow it)."""
-
-
 class Throttled(EmuError):
     """The caller is sending too fast (ThrottlingException; injected by /_emu/faults)."""
 

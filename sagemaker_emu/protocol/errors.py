@@ -45,10 +45,9 @@ RUNTIME_CODES: dict[type[errors.EmuError], tuple[str, int]] = {
 ROUTER_CODES: dict[type[errors.EmuError], tuple[str, int]] = {
     errors.InvalidInput: ("ValidationException", 400),
     errors.Malformed: ("ValidationException", 400),
-    errors.PayloadTooLarge: ("ValidationException", 413),
+    errors.PayloadTooLarge: ("", 413),  # "HTTP 413, with no error code" (the router's troubleshooting page)
     errors.ModelFailure: ("ModelError", 424),
     errors.Throttled: ("ThrottlingException", 429),
-    errors.AccessDenied: ("AccessDeniedException", 403),
     errors.Unavailable: ("ServiceUnavailableException", 503),
     errors.NotImplementedOperation: ("NotImplementedException", 501),
 }
@@ -111,7 +110,7 @@ def internal_runtime_error(rid: str) -> tuple[str, list, bytes]:
 def _wsgi_error(status: int, code: str, body: dict, rid: str) -> tuple[str, list, bytes]:
     data = json.dumps(body).encode()
     headers = [("Content-Type", "application/json"), ("Content-Length", str(len(data))),
-               ("x-amzn-ErrorType", code), ("x-amzn-RequestId", rid)]
+               *([("x-amzn-ErrorType", code)] if code else []), ("x-amzn-RequestId", rid)]
     return f"{status} {HTTP_STATUS_CODES.get(status, 'Error')}", headers, data
 
 

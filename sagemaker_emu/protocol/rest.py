@@ -158,7 +158,7 @@ def _framed(chunks, endpoint_name: str) -> Generator[bytes, None, None]:
 
 def _code(answer: tuple[str, list, bytes]) -> str:
     """The wire code of an error answer (what the caller sees), for the log line."""
-    return next(v for k, v in answer[1] if k == "x-amzn-ErrorType")
+    return next((v for k, v in answer[1] if k == "x-amzn-ErrorType"), "-")
 
 
 def _where(req: InvokeRequest | None, out: Outcome) -> str:

@@ -33,7 +33,6 @@ from sagemaker_emu.runtime.api import ResultStore, RouterDestination, Routers, R
 from sagemaker_emu.runtime.async_queue import (
     Accepted, AsyncInvocations, AsyncRequest, Job, Routed, iso_time, join_location,
 )
-from sagemaker_emu.runtime.routers import refuse_denied
 
 log = logging.getLogger("sagemaker_emu.router")
 
@@ -41,7 +40,8 @@ DEFAULT_TTL_S = 21600  # RequestTTLSeconds: six hours
 DEFAULT_BACKLOG_S = 900  # MaxTimeInBacklogSeconds: fifteen minutes
 TTL_PASSED = "The request's time to live ({ttl} s) ran out before a destination started it."
 ALL_TRIED = "Every destination of routing target {target} was tried, and none started the request in time."
-NONE_LEFT = "No destination of routing target {target} can take the request: none is serving."
+NONE_LEFT = ("No destination of routing target {target} can take the request: none is serving, or none in "
+             "another account allows this one.")
 
 
 @dataclass(frozen=True)
@@ -96,7 +96,6 @@ class RouterAsync:
         if target.async_config is None:
             raise InvalidInput(f"Routing target {req.target} of inference router {req.router} is real-time: invoke it "
                                "with InvokeInferenceRouter.")
-        refuse_denied(target)
         output = target.async_config.get("OutputConfig", {})
         inference_id = req.inference_id or str(uuid.uuid4())
         base = output.get("S3OutputPath")
@@ -139,7 +138,7 @@ class RouterAsync:
         def rank(d: RouterDestination) -> tuple:
             load = self._load(d)
             return (load is None, d.region != region, load[0] if load else 0, load[1] if load else 0.0)
-        return sorted((d for d in destinations if d.endpoint is not None), key=rank)
+        return sorted((d for d in destinations if d.endpoint is not None and d.allowed), key=rank)
 
     def _load(self, destination: RouterDestination) -> tuple[bool, float] | None:
         """(scaled to zero, requests waiting or running per instance); None when not serving."""

@@ -23,9 +23,9 @@ import time
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
-from sagemaker_emu.errors import AccessDenied, EmuError, InvalidInput, ModelFailure, NotServing, Throttled, Unavailable
+from sagemaker_emu.errors import EmuError, InvalidInput, ModelFailure, NotServing, Throttled, Unavailable
 from sagemaker_emu.fleet.api import component_key
-from sagemaker_emu.runtime.api import RouterDestination, Routers, RoutingTarget, Target
+from sagemaker_emu.runtime.api import RouterDestination, Routers, Target
 from sagemaker_emu.runtime.cross_region import CrossRegionCaps, cap
 from sagemaker_emu.runtime.invoke import Runtime
 from sagemaker_emu.runtime.request import InvokeRequest, InvokeResult, Outcome
@@ -67,7 +67,6 @@ class RouterRuntime:
 
     def invoke(self, req: RouterRequest) -> Routed:
         target = self.routers.routing_target(req.region, req.router, req.target, req.account)
-        refuse_denied(target)
         if target.async_config is not None:
             raise InvalidInput(f"Routing target {req.target} of inference router {req.router} is asynchronous: "
                                "invoke it with InvokeInferenceRouterAsync.")
@@ -80,12 +79,13 @@ class RouterRuntime:
                 last = (destination.arn, reason if attempt == 0 else FAILOVER)
                 out, started = Outcome(), time.perf_counter()
                 try:
-                    routed = Routed(self.runtime.invoke(self._request(req, destination), out), *last)
+                    routed = Routed(self.runtime.invoke(self._request(req, destination, router), out), *last)
                 except ModelFailure:  # the model answered: the destination is up
                     self.health.answered(router, destination.arn, time.perf_counter() - started)
                     raise
                 except EmuError as exc:
-                    self.health.failed(router, destination.arn)
+                    if destination.allowed:  # a refusal by policy says nothing of its health
+                        self.health.failed(router, destination.arn)
                     if not _retryable(exc, out):
                         raise
                     failure = exc
@@ -98,7 +98,9 @@ class RouterRuntime:
             if last is not None:
                 self.runtime.metrics.routed(req.router, *last)
 
-    def _request(self, req: RouterRequest, destination: RouterDestination) -> InvokeRequest:
+    def _request(self, req: RouterRequest, destination: RouterDestination, router_arn: str) -> InvokeRequest:
+        if not destination.allowed:
+            raise denied(destination, router_arn)
         if destination.endpoint is None:
             raise Unavailable(f"Destination {destination.arn} cannot be reached: it does not exist, or it is "
                               "another account's.")
@@ -147,7 +149,7 @@ class RouterRuntime:
 
     def _load(self, destination: RouterDestination) -> float | None:
         """Requests in flight per routable instance (or copy); None when it cannot take a request."""
-        if destination.endpoint is None:
+        if destination.endpoint is None or not destination.allowed:
             return None
         try:
             target = self.runtime.directory.serving(destination.region, destination.endpoint, destination.account)
@@ -166,14 +168,11 @@ class RouterRuntime:
         return sum(i.in_flight for i in instances) / len(instances)
 
 
-def refuse_denied(target: RoutingTarget) -> None:
-    """AccessDenied unless the caller may invoke every destination of the target: the router
-    calls each one as the caller."""
-    denied = next((d.arn for d in target.destinations if not d.allowed), None)
-    if denied is not None:
-        raise AccessDenied(f"The caller is not allowed to invoke destination {denied} of routing target {target.name} "
-                           f"through inference router {target.router_arn}: its endpoint policy does not allow this "
-                           "account.")
+def denied(destination: RouterDestination, router_arn: str) -> Unavailable:
+    """Another account's destination whose endpoint policy does not let the caller's account
+    invoke it through this router: that destination refuses, as a destination that cannot serve."""
+    return Unavailable(f"Destination {destination.arn} denied the request: its endpoint policy does not allow this "
+                       f"account to invoke it through inference router {router_arn}.")
 
 
 def _retryable(exc: EmuError, out: Outcome) -> bool:

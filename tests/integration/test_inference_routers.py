@@ -192,6 +192,10 @@ def test_a_models_own_error_is_not_retried_and_refusals_use_the_router_runtimes_
     assert code == "ModelError" and "Received client error (422) from primary" in message
     assert sum(i["served"] for v in server.endpoint_view("spare")["variants"] for i in v["instances"]) == served_before
     assert error(lambda: routed(runtime, "none", "gen"))[0] == "ValidationException"
+    with pytest.raises(ClientError) as info:  # "HTTP 413, with no error code"
+        routed(runtime, "strict", "gen", b"x" * (6 * 1024 * 1024 + 1))
+    assert info.value.response["ResponseMetadata"]["HTTPStatusCode"] == 413
+    assert "x-amzn-errortype" not in info.value.response["ResponseMetadata"]["HTTPHeaders"]
     assert error(lambda: routed(runtime, "strict", "nope"))[0] == "ValidationException"
     code, message = error(lambda: runtime.invoke_inference_router_async(
         InferenceRouterName="strict", RoutingTargetName="gen", InputLocation="s3://b/k"))
@@ -275,7 +279,8 @@ OWNER = "444455556666"  # a 12-digit access key calls as that account
 def test_resources_are_per_account_and_an_endpoint_policy_lets_another_accounts_router_in(server, sm):
     """Issue 28, item 4: an access key maps to an account; each account has its own resources;
     a router reaches another account's endpoint only as that endpoint's policy allows (Describe
-    shows Unknown until it may describe it; an invocation is AccessDeniedException)."""
+    shows Unknown until it may describe it; the destination denies the call, and with no other
+    destination it is ServiceUnavailableException, as the router's troubleshooting page says)."""
     owner = client(server.url, region="us-west-2", access_key=OWNER)
     deploy(owner, "shared")
     deploy(owner, "twin")
@@ -291,7 +296,7 @@ def test_resources_are_per_account_and_an_endpoint_policy_lets_another_accounts_
     assert settled(sm, "borrow")["RoutingTargets"][0]["Destinations"][0]["RoutingStatus"] == "Unknown"
     runtime = client(server.url, "sagemaker-inference-router-runtime")
     code, message = error(lambda: routed(runtime, "borrow"))
-    assert code == "AccessDeniedException" and shared in message
+    assert code == "ServiceUnavailableException" and f"Destination {shared} denied the request" in message
 
     def policy(router_arn: str, principal: str = "arn:aws:iam::123456789012:root") -> str:
         return json.dumps({"Version": "2012-10-17", "Statement": [
@@ -309,9 +314,9 @@ def test_resources_are_per_account_and_an_endpoint_policy_lets_another_accounts_
                                          "variant": "AllTraffic"}
 
     owner.put_endpoint_policy(EndpointName="shared", ResourcePolicy=policy(router.replace("borrow", "other")))
-    assert error(lambda: routed(runtime, "borrow"))[0] == "AccessDeniedException"  # another router's grant
+    assert error(lambda: routed(runtime, "borrow"))[0] == "ServiceUnavailableException"  # another router's grant
     owner.delete_endpoint_policy(EndpointName="shared")
-    assert error(lambda: routed(runtime, "borrow"))[0] == "AccessDeniedException"
+    assert error(lambda: routed(runtime, "borrow"))[0] == "ServiceUnavailableException"
     assert error(lambda: owner.get_endpoint_policy(EndpointName="shared"))[0] == "ValidationException"
     code, message = error(lambda: owner.put_endpoint_policy(EndpointName="shared",
                                                             ResourcePolicy=policy(router, principal="*")))
