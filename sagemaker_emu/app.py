@@ -43,6 +43,7 @@ from sagemaker_emu.neighbours.results import S3SnsResults
 from sagemaker_emu.neighbours.s3 import S3ModelData
 from sagemaker_emu.metrics import Metrics
 from sagemaker_emu.protocol import json11, openai, rest
+from sagemaker_emu.protocol.errors import router_error_type
 from sagemaker_emu.protocol.rpc import RpcService
 from sagemaker_emu.protocol.services import ServiceRouter
 from sagemaker_emu.routing.strategies import strategy_for
@@ -82,6 +83,7 @@ class Emulator:
     model_data: S3ModelData
     state_dir: Path
     owns_state_dir: bool
+    routers: RouterRuntime | None = None  # what inference routers keep of their destinations
 
     def serving_at(self, url: str) -> None:
         """The server listens at `url`: the embedded neighbours are reached there."""
@@ -98,6 +100,8 @@ class Emulator:
         self.log_store.reset()
         self.embedded.reset()
         self.model_data.clear()
+        if self.routers is not None:
+            self.routers.reset()
 
     def shutdown(self) -> None:
         """Stop every fleet and remove the state directory if this emulator made it."""
@@ -171,16 +175,20 @@ def build(config: Config | None = None, credentials: tuple[str, str] | None = No
     # OpenAI-compatible path, then the control plane and /_emu on Flask; the other services by
     # their signing name
     accounts = Accounts.of_config(config)
+    health = RouterHealth(clock.wall)  # what each inference router has seen of its destinations
+    routers = RouterRuntime(runtime, backends, health, caps, router_error_type)
     sagemaker = rest.RuntimeAPI(runtime, config, openai.OpenAIAPI(runtime, config, app, accounts), asynchronous,
-                                RouterRuntime(runtime, backends, RouterHealth(clock.wall), caps), accounts,
+                                routers, accounts,
                                 RouterAsync(asynchronous, backends, results, clock.wall))
     embedded = EmbeddedServices(config.account)
     served = {s for s in SERVICES if neighbours.external(s) is None}  # a real endpoint replaces ours
     wsgi = ServiceRouter(sagemaker,
                          lambda service: own.get(service) or (embedded.app(service) if service in served else None))
     emulator = Emulator(config, backends, runtime, asynchronous, cloudwatch, autoscaling, usage, log_store, wsgi, app,
-                        neighbours, embedded, model_data, state_dir, owns_state_dir=config.state_dir is None)
-    app.register_blueprint(emu_api.blueprint(backends, runtime, emulator.reset, asynchronous.depth, log_store.lines))
+                        neighbours, embedded, model_data, state_dir, owns_state_dir=config.state_dir is None,
+                        routers=routers)
+    app.register_blueprint(emu_api.blueprint(backends, runtime, emulator.reset, asynchronous.depth, log_store.lines,
+                                             health.states))
     app.register_error_handler(HTTPException, _http_error)
     app.register_blueprint(json11.blueprint(backends, config, accounts))
     return emulator

@@ -24,6 +24,7 @@ MAX_LOG_LINES = 10_000
 def blueprint(backends: "Backends", runtime: "Runtime", reset_all: Callable[[], None],
               async_depth: Callable[[str, str, str], dict] = lambda region, name, account: {},
               log_lines: Callable[[str, str, str, int], list[str] | None] = lambda region, name, instance, n: None,
+              router_states: Callable[[], list[tuple[str, str, str]]] = list,
               ) -> Blueprint:
     """`/_emu/`, reading `backends`' snapshots, `runtime`'s metrics and faults, the async
     queues' depth (`async_depth(region, endpoint, account)`), and the workers' lines as CloudWatch Logs
@@ -45,7 +46,8 @@ def blueprint(backends: "Backends", runtime: "Runtime", reset_all: Callable[[], 
         """Prometheus text format: requests, errors, latencies, and in-flight gauges."""
         gauges = [((name, i.variant, i.id), i.load.in_flight)
                   for name, fleet in backends.fleets() for i in fleet.all_instances()]
-        return Response(runtime.metrics.render(gauges), mimetype="text/plain; version=0.0.4")
+        states = [(router.rsplit("/", 1)[-1], destination, state) for router, destination, state in router_states()]
+        return Response(runtime.metrics.render(gauges, states), mimetype="text/plain; version=0.0.4")
 
     def find_endpoint(name: str):
         found = backends.find(name)

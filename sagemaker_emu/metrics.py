@@ -34,6 +34,8 @@ class Histogram:
 
 
 NAMESPACE = "AWS/SageMaker"
+# aws.sagemaker.inference_router.* as Prometheus names them (dots to underscores; counters _total, seconds _seconds)
+ROUTER_PREFIX = "aws_sagemaker_inference_router"
 Point = tuple[tuple[str, str, tuple[tuple[str, str], ...]], float, str, float]  # cloudwatch.series.Point
 
 
@@ -68,11 +70,24 @@ class Metrics:
         self.model_setup: dict[tuple, Histogram] = defaultdict(Histogram)  # (endpoint, variant): cold starts
         self.calls: dict[tuple, int] = defaultdict(int)  # (endpoint,): every call recorded, "" if none was found
         self.routed_calls: dict[tuple, int] = defaultdict(int)  # (router, destination ARN, reason)
+        # Inference routers, under the names SageMaker publishes them (OpenTelemetry, aws.sagemaker.inference_router.*)
+        self.router_invocations: dict[tuple, int] = defaultdict(int)  # (router, target, destination, error type)
+        self.router_overhead: dict[tuple, Histogram] = defaultdict(Histogram)  # (router, target)
+        self.router_destination: dict[tuple, Histogram] = defaultdict(Histogram)  # (router, target, destination)
 
     def routed(self, router: str, destination: str, reason: str) -> None:
         """An inference router sent a call to `destination` for `reason` (its answer, or the last try)."""
         with self._lock:
             self.routed_calls[(router, destination, reason)] += 1
+
+    def router_answered(self, router: str, target: str, destination: str, error_type: str, total_s: float,
+                        destination_s: float | None) -> None:
+        """A router's final response; `destination_s`: the time of the attempt a destination answered."""
+        with self._lock:
+            self.router_invocations[(router, target, destination, error_type)] += 1
+            if destination_s is not None:
+                self.router_destination[(router, target, destination)].observe(destination_s)
+                self.router_overhead[(router, target)].observe(max(0.0, total_s - destination_s))
 
     def recorded(self, endpoint: str) -> None:
         """One call, whatever became of it (runtime/dispatch.py's `finish`, once per call)."""
@@ -175,14 +190,18 @@ class Metrics:
 
     def _series(self) -> tuple[dict, ...]:
         return (self.invocations, self.model_latency, self.overhead_latency, self.errors,
-                self.component_invocations, self.component_errors, self.model_setup, self.calls, self.routed_calls)
+                self.component_invocations, self.component_errors, self.model_setup, self.calls, *self._routers())
+
+    def _routers(self) -> tuple[dict, ...]:
+        """The series keyed by router, not by endpoint."""
+        return self.routed_calls, self.router_invocations, self.router_overhead, self.router_destination
 
     def forget(self, endpoint: str, component: str | None = None) -> None:
         """Drop a deleted endpoint's (or one component's) series, so that create/delete cycles
         do not grow them."""
         with self._lock:
             for series in self._series():
-                if series is self.routed_calls or (
+                if any(series is r for r in self._routers()) or (
                         component is not None and series not in (self.component_invocations, self.component_errors)):
                     continue  # a router's counts are keyed by the router, not by an endpoint
                 for key in [k for k in series if k[0] == endpoint and (component is None or k[1] == component)]:
@@ -193,8 +212,10 @@ class Metrics:
             for series in self._series():
                 series.clear()
 
-    def render(self, in_flight: Iterable[tuple[tuple[str, str, str], int]]) -> str:
-        """The text exposition; `in_flight` gives ((endpoint, variant, instance), count) now."""
+    def render(self, in_flight: Iterable[tuple[tuple[str, str, str], int]],
+               router_states: Iterable[tuple[str, str, str]] = ()) -> str:
+        """The text exposition; `in_flight` gives ((endpoint, variant, instance), count) now,
+        `router_states` (router, destination, state) as each router sees its destinations now."""
         out: list[str] = []
         with self._lock:
             _counter(out, "sagemaker_emu_calls_total", "Calls to an endpoint, each counted once whatever became of "
@@ -211,14 +232,30 @@ class Metrics:
             _counter(out, "sagemaker_emu_component_errors_total",
                      "Invocations of an inference component that failed, by error code.",
                      ("endpoint", "inference_component", "code"), self.component_errors)
+            variant = ("endpoint", "variant")
             _histogram(out, "sagemaker_emu_model_latency_seconds",
-                       "Time the instance took to answer (SageMaker's ModelLatency).", self.model_latency)
+                       "Time the instance took to answer (SageMaker's ModelLatency).", variant, self.model_latency)
             _histogram(out, "sagemaker_emu_overhead_latency_seconds",
-                       "The emulator's own time on an invocation (SageMaker's OverheadLatency).",
+                       "The emulator's own time on an invocation (SageMaker's OverheadLatency).", variant,
                        self.overhead_latency)
             _histogram(out, "sagemaker_emu_model_setup_seconds",
-                       "Time a serverless variant took to start on a call (SageMaker's ModelSetupTime).",
+                       "Time a serverless variant took to start on a call (SageMaker's ModelSetupTime).", variant,
                        self.model_setup)
+            _counter(out, f"{ROUTER_PREFIX}_invocations_total", "Requests that got a final response; failed ones "
+                     "have an error_type.", ("router", "routing_target", "destination", "error_type"),
+                     self.router_invocations)
+            _histogram(out, f"{ROUTER_PREFIX}_overhead_duration_seconds", "Time the router adds to a real-time "
+                       "request: the total time minus the destination time (failed attempts included).",
+                       ("router", "routing_target"), self.router_overhead)
+            _histogram(out, f"{ROUTER_PREFIX}_destination_duration_seconds", "Time the destination takes to "
+                       "respond to a real-time request, including the model.", ("router", "routing_target",
+                                                                                 "destination"),
+                       self.router_destination)
+        out.append(f"# HELP {ROUTER_PREFIX}_destination_status Health of each destination as the router sees it: "
+                   "1 for its current state.")
+        out.append(f"# TYPE {ROUTER_PREFIX}_destination_status gauge")
+        for labels in sorted(router_states):
+            out.append(f"{ROUTER_PREFIX}_destination_status{_labels(('router', 'destination', 'state'), labels)} 1")
         out.append("# HELP sagemaker_emu_in_flight_requests Requests dispatched to an instance and not finished.")
         out.append("# TYPE sagemaker_emu_in_flight_requests gauge")
         for labels, value in in_flight:
@@ -240,14 +277,14 @@ def _counter(out: list[str], name: str, help_text: str, names: tuple[str, ...], 
         out.append(f"{name}{_labels(names, labels)} {value}")
 
 
-def _histogram(out: list[str], name: str, help_text: str, values: dict) -> None:
+def _histogram(out: list[str], name: str, help_text: str, names: tuple[str, ...], values: dict) -> None:
     out.append(f"# HELP {name} {help_text}")
     out.append(f"# TYPE {name} histogram")
-    for (endpoint, variant), h in sorted(values.items()):
+    for labels, h in sorted(values.items()):
         cumulative = 0
         for bound, count in zip((*BUCKETS_S, "+Inf"), h.counts):
             cumulative += count
             le = bound if bound == "+Inf" else repr(bound)
-            out.append(f'{name}_bucket{{endpoint="{endpoint}",variant="{variant}",le="{le}"}} {cumulative}')
-        out.append(f'{name}_sum{{endpoint="{endpoint}",variant="{variant}"}} {h.total}')
-        out.append(f'{name}_count{{endpoint="{endpoint}",variant="{variant}"}} {h.count}')
+            out.append(f"{name}_bucket{_labels((*names, 'le'), (*labels, le))} {cumulative}")
+        out.append(f"{name}_sum{_labels(names, labels)} {h.total}")
+        out.append(f"{name}_count{_labels(names, labels)} {h.count}")

@@ -60,6 +60,12 @@ def _lookup(table: dict, exc: errors.EmuError) -> tuple[str, int]:
     return ("InternalFailure", 500)
 
 
+def router_error_type(exc: errors.EmuError) -> str:
+    """What a router's caller sees for `exc`: the router runtime's code, or the status when it has none."""
+    code, status = _lookup(ROUTER_CODES, exc)
+    return code or str(status)
+
+
 def error_code(exc: errors.EmuError) -> str:
     """The control plane's wire code for `exc`, for log lines."""
     return _lookup(CONTROL_CODES, exc)[0]

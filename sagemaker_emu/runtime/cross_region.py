@@ -50,3 +50,6 @@ class CrossRegionCaps:
 
     def forget(self, endpoint_arn: str) -> None:
         self._buckets.pop(endpoint_arn, None)
+
+    def clear(self) -> None:
+        self._buckets.clear()

@@ -94,3 +94,21 @@ class RouterHealth:
             return False
         s.probed = now
         return True
+
+    def clear(self) -> None:
+        self._seen.clear()
+
+    def states(self) -> list[tuple[str, str, str]]:
+        """(router ARN, destination ARN, state) for each destination a router has tried:
+        `healthy`, `overloaded` (slow), or `unhealthy` (its last attempt failed)."""
+        by_router: dict[str, list[str]] = {}
+        for router, destination in list(self._seen):
+            by_router.setdefault(router, []).append(destination)
+        out = []
+        for router, destinations in by_router.items():
+            degraded = self.degraded(router, destinations)
+            for d in destinations:
+                state = "unhealthy" if self.seen(router, d).failing else "overloaded" if d in degraded else "healthy"
+                out.append((router, d, state))
+        return out
+

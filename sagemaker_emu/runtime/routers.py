@@ -59,11 +59,13 @@ class Routed:
 
 class RouterRuntime:
     def __init__(self, runtime: Runtime, routers: Routers, health: RouterHealth | None = None,
-                 caps: CrossRegionCaps | None = None) -> None:
+                 caps: CrossRegionCaps | None = None,
+                 error_type: Callable[[EmuError], str] = lambda exc: type(exc).__name__) -> None:
         self.runtime = runtime
         self.routers = routers
         self.health = health or RouterHealth()
         self.caps = caps or CrossRegionCaps()
+        self.error_type = error_type  # the code a caller sees for an error (the protocol's), for the metrics
 
     def invoke(self, req: RouterRequest) -> Routed:
         target = self.routers.routing_target(req.region, req.router, req.target, req.account)
@@ -72,8 +74,9 @@ class RouterRuntime:
                                "invoke it with InvokeInferenceRouterAsync.")
         router = target.router_arn
         order = self._order(req.region, router, target.destinations)
-        failure: EmuError | None = None
+        began, failure, error_type = time.perf_counter(), None, ""
         last: tuple[str, str] | None = None  # where the call went last, and why: counted once
+        answered_s: float | None = None  # how long the destination that answered took
         try:
             for attempt, (destination, reason) in enumerate(order[:2]):  # the first choice, and one retry
                 last = (destination.arn, reason if attempt == 0 else FAILOVER)
@@ -81,7 +84,8 @@ class RouterRuntime:
                 try:
                     routed = Routed(self.runtime.invoke(self._request(req, destination, router), out), *last)
                 except ModelFailure:  # the model answered: the destination is up
-                    self.health.answered(router, destination.arn, time.perf_counter() - started)
+                    answered_s = time.perf_counter() - started
+                    self.health.answered(router, destination.arn, answered_s)
                     raise
                 except EmuError as exc:
                     if destination.allowed:  # a refusal by policy says nothing of its health
@@ -90,13 +94,24 @@ class RouterRuntime:
                         raise
                     failure = exc
                 else:
-                    self.health.answered(router, destination.arn, time.perf_counter() - started)
+                    answered_s = time.perf_counter() - started
+                    self.health.answered(router, destination.arn, answered_s)
                     return routed
             assert failure is not None
             raise failure
+        except EmuError as exc:
+            error_type = self.error_type(exc)
+            raise
         finally:
             if last is not None:
                 self.runtime.metrics.routed(req.router, *last)
+                self.runtime.metrics.router_answered(req.router, req.target, last[0], error_type,
+                                                     time.perf_counter() - began, answered_s)
+
+    def reset(self) -> None:
+        """Forget what routers have seen of their destinations, and the cross-Region buckets."""
+        self.health.clear()
+        self.caps.clear()
 
     def _request(self, req: RouterRequest, destination: RouterDestination, router_arn: str) -> InvokeRequest:
         if not destination.allowed:

@@ -191,6 +191,9 @@ def test_a_models_own_error_is_not_retried_and_refusals_use_the_router_runtimes_
     code, message = error(lambda: routed(runtime, "strict", "gen", b"not json"))
     assert code == "ModelError" and "Received client error (422) from primary" in message
     assert sum(i["served"] for v in server.endpoint_view("spare")["variants"] for i in v["instances"]) == served_before
+    metrics = server.post("/_emu/metrics", method="GET")[2].decode()
+    assert f'aws_sagemaker_inference_router_invocations_total{{router="strict",routing_target="gen",destination="{llm}",' \
+           'error_type="ModelError"} 1' in metrics
     assert error(lambda: routed(runtime, "none", "gen"))[0] == "ValidationException"
     with pytest.raises(ClientError) as info:  # "HTTP 413, with no error code"
         routed(runtime, "strict", "gen", b"x" * (6 * 1024 * 1024 + 1))
@@ -223,6 +226,16 @@ def test_a_slow_local_destination_is_used_last_and_taken_back_when_it_recovers(s
     later = [routed(runtime, "steady") for _ in range(10)]
     assert {c["reason"] for c in later} == {"failover"}  # moved away from a slow local destination
     assert sum(c["arn"] == near for c in later) <= 1  # at most one probe a second goes back to it
+    metrics = server.post("/_emu/metrics", method="GET")[2].decode()  # SageMaker's router metrics, Prometheus-named
+    assert f'aws_sagemaker_inference_router_destination_status{{router="steady",destination="{near}",' \
+           'state="overloaded"} 1' in metrics
+    assert f'aws_sagemaker_inference_router_destination_status{{router="steady",destination="{far}",' \
+           'state="healthy"} 1' in metrics
+    answered_by_far = f'aws_sagemaker_inference_router_invocations_total{{router="steady",routing_target="echo",' \
+                      f'destination="{far}",error_type=""}}'
+    assert int(next(line for line in metrics.splitlines() if line.startswith(answered_by_far)).split()[-1]) >= 9
+    assert 'aws_sagemaker_inference_router_overhead_duration_seconds_count{router="steady",routing_target="echo"}' \
+        in metrics
     server.post("/_emu/faults", method="DELETE")
     eventually(lambda: routed(runtime, "steady")["reason"] == "local-preferred")  # a good probe, then home
     assert routed(runtime, "steady")["arn"] == near
