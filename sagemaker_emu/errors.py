@@ -94,6 +94,10 @@ class ModelStreamFailure(EmuError):
         self.error_code = error_code  # ModelInvocationTimeExceeded or StreamBroken
 
 
+class ModelNotReady(EmuError):
+    """The destination cannot serve the model yet: an inference component with no copies."""
+
+
 class Throttled(EmuError):
     """The caller is sending too fast (ThrottlingException; injected by /_emu/faults)."""
 

@@ -48,6 +48,7 @@ ROUTER_CODES: dict[type[errors.EmuError], tuple[str, int]] = {
     errors.PayloadTooLarge: ("", 413),  # "HTTP 413, with no error code" (the router's troubleshooting page)
     errors.ModelFailure: ("ModelError", 424),
     errors.Throttled: ("ThrottlingException", 429),
+    errors.ModelNotReady: ("ModelNotReadyException", 429),
     errors.Unavailable: ("ServiceUnavailableException", 503),
     errors.NotImplementedOperation: ("NotImplementedException", 501),
 }

@@ -23,7 +23,9 @@ import time
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
-from sagemaker_emu.errors import EmuError, InvalidInput, ModelFailure, NotServing, Throttled, Unavailable
+from sagemaker_emu.errors import (
+    EmuError, InvalidInput, ModelFailure, ModelNotReady, NotServing, Throttled, Unavailable,
+)
 from sagemaker_emu.fleet.api import component_key
 from sagemaker_emu.runtime.api import RouterDestination, Routers, Target
 from sagemaker_emu.runtime.cross_region import CrossRegionCaps, cap
@@ -32,6 +34,7 @@ from sagemaker_emu.runtime.request import InvokeRequest, InvokeResult, Outcome
 from sagemaker_emu.runtime.router_health import RouterHealth
 
 LOCAL, SPREAD, ONLY, FAILOVER = "local-preferred", "capacity-available", "only-healthy", "failover"
+ATTEMPT_S = 60.0  # each attempt's limit through a router, whatever InvokeEndpoint's is (the runtime model)
 
 
 @dataclass(frozen=True)
@@ -92,7 +95,9 @@ class RouterRuntime:
                         self.health.failed(router, destination.arn)
                     if not _retryable(exc, out):
                         raise
-                    failure = exc
+                    # a component with no copies: the destination is not ready (ModelNotReadyException)
+                    failure = ModelNotReady(f"Destination {destination.arn} isn't ready to serve the model: "
+                                            f"{exc.message}") if out.no_capacity else exc
                 else:
                     answered_s = time.perf_counter() - started
                     self.health.answered(router, destination.arn, answered_s)
@@ -126,7 +131,8 @@ class RouterRuntime:
                              inference_component=destination.component, content_type=req.content_type,
                              accept=req.accept, custom_attributes=req.custom_attributes,
                              inference_id=req.inference_id, prefix_aware_id=req.prefix_aware_id,
-                             caller_gone=req.caller_gone, request_id=req.request_id)
+                             caller_gone=req.caller_gone, request_id=req.request_id,
+                             timeout=min(ATTEMPT_S, self.runtime.model_timeout))
 
     def _admit(self, target: Target) -> None:
         """The destination endpoint's cap on requests from routers in other Regions, if it has one."""

@@ -337,3 +337,26 @@ def test_resources_are_per_account_and_an_endpoint_policy_lets_another_accounts_
     assert error(lambda: owner.put_endpoint_policy(EndpointName="missing", ResourcePolicy=policy(router)))[0] == \
         "ResourceNotFound"
     assert error(lambda: sm.get_endpoint_policy(EndpointName="shared"))[0] == "ResourceNotFound"  # not this account's
+
+
+def test_a_component_with_no_copies_is_used_last_and_alone_is_model_not_ready(server, sm):
+    """An inference component at zero copies cannot take a call: another destination serves it,
+    and with none other the router answers ModelNotReadyException (429)."""
+    from tests.integration.test_inference_components import ROLE, component, ic_endpoint
+
+    sm.create_model(ModelName="ic-echo", PrimaryContainer={"Image": "sagemaker-emu/echo"}, ExecutionRoleArn=ROLE)
+    ic_endpoint(sm, "hosts")
+    empty = component(sm, "empty", "hosts", "ic-echo", copies=1)["InferenceComponentArn"]
+    sm.update_inference_component_runtime_config(InferenceComponentName="empty", DesiredRuntimeConfig={"CopyCount": 0})
+    eventually(lambda: sm.describe_inference_component(InferenceComponentName="empty")["RuntimeConfig"][
+        "CurrentCopyCount"] == 0, timeout=60)
+    deploy(sm, "whole")
+    whole = sm.describe_endpoint(EndpointName="whole")["EndpointArn"]
+    sm.create_inference_router(InferenceRouterName="copies", RoutingTargets=[
+        {"Name": "both", "Destinations": [{"ResourceArn": empty}, {"ResourceArn": whole}]},
+        {"Name": "alone", "Destinations": [{"ResourceArn": empty}]}])
+    settled(sm, "copies")
+    runtime = client(server.url, "sagemaker-inference-router-runtime")
+    assert routed(runtime, "copies", "both")["arn"] == whole
+    code, message = error(lambda: routed(runtime, "copies", "alone"))
+    assert code == "ModelNotReadyException" and empty in message
