@@ -111,3 +111,10 @@ def test_openai_chat_example(server):
     assert lines[0].endswith("(8 tokens)") and all(len(line.split(": ", 1)[1].strip("'").split()) == 8
                                                      for line in lines[1:4:2])
     assert lines[4].startswith("LangChain: '") and len(lines[4].split()) == 9  # 8 tokens through ChatOpenAI
+
+
+def test_inference_router_example(server):
+    result = run_example(server, "inference_router.py")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == ['{"hello": "router"} from us-east-1 (local-preferred)',
+                                          '{"hello": "router"} from us-west-2 (only-healthy)']
