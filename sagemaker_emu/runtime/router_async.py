@@ -87,7 +87,9 @@ class RouterAsync:
         self.results = results
         self._wall = wall  # service seconds -> wall seconds (the emulator's clock)
         self._lock = threading.Condition()
-        self._due: list[tuple[float, int, _Request]] = []  # (monotonic deadline, tie, request)
+        # (monotonic deadline, tie, request, the job it was for): an entry whose job is no longer
+        # the request's (moved on since) is spent
+        self._due: list[tuple[float, int, _Request, Job]] = []
         self._order = itertools.count()
         self._mover: threading.Thread | None = None
 
@@ -126,11 +128,11 @@ class RouterAsync:
                     input_location=req.input_location, content_type=req.content_type, accept=req.accept,
                     custom_attributes=req.custom_attributes, inference_id=request.inference_id,
                     timeout_s=req.timeout_s), Routed(request.output_location, request.failure_location, request.expires,
-                                                     done=lambda job, why: self._done(request, job, why),
+                                                     done=lambda job, why: self._done(request, why),
                                                      left=lambda job: self._left(request, job)))
             except InvalidInput:  # gone, or not asynchronous, since it was ordered: the next one
                 continue
-            self._schedule(request, min(time.monotonic() + request.backlog_s, request.expires))
+            self._schedule(request, request.job, min(time.monotonic() + request.backlog_s, request.expires))
             return True
         return False
 
@@ -151,9 +153,9 @@ class RouterAsync:
         depth = self.asynchronous.depth(target.region, target.name, target.account)
         return instances == 0, (depth["queued"] + depth["running"]) / max(1, instances)
 
-    def _schedule(self, request: _Request, when: float) -> None:
+    def _schedule(self, request: _Request, job: Job, when: float) -> None:
         with self._lock:
-            heapq.heappush(self._due, (when, next(self._order), request))
+            heapq.heappush(self._due, (when, next(self._order), request, job))
             if self._mover is None:
                 self._mover = threading.Thread(target=self._move, daemon=True, name="router-async-mover")
                 self._mover.start()
@@ -164,9 +166,8 @@ class RouterAsync:
             with self._lock:
                 while not self._due or self._due[0][0] > time.monotonic():
                     self._lock.wait(self._due[0][0] - time.monotonic() if self._due else None)
-                _, _, request = heapq.heappop(self._due)
-            job = request.job
-            if job is not None and not request.over and self.asynchronous.withdraw(job):
+                _, _, request, job = heapq.heappop(self._due)
+            if job is request.job and not request.over and self.asynchronous.withdraw(job):
                 self._move_on(request)  # it had not started: never after it did
 
     def _left(self, request: _Request, job: Job) -> None:
@@ -182,7 +183,7 @@ class RouterAsync:
 
     # ------------------------------------------------------------ outcomes
 
-    def _done(self, request: _Request, job: Job, reason: str | None) -> None:
+    def _done(self, request: _Request, reason: str | None) -> None:
         """It ran on a destination (its failure object, if it failed, is written already)."""
         if request.over:
             return

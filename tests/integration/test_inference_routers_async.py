@@ -104,3 +104,22 @@ def test_a_real_time_target_refuses_async_requests_and_the_reverse(fast, aws):
         runtime.invoke_inference_router_async(InferenceRouterName="kinds", RoutingTargetName="nope",
                                               InputLocation="s3://routed/in/0.json")
     assert info.value.response["Error"]["Code"] == "ValidationException"
+
+
+def test_a_request_waiting_on_a_deleted_destination_moves_at_once(fast, aws):
+    s3, sqs, topics = aws
+    sm, west = client(fast.url), client(fast.url, region="us-west-2")
+    busy = async_endpoint(sm, "busy", latency_ms=1500)
+    spare = async_endpoint(west, "spare", latency_ms=0)
+    # six hours of backlog allowed (six minutes at this clock): only the deletion can move it
+    sm.create_inference_router(InferenceRouterName="patient", RoutingTargets=[
+        target("queued", [busy, spare], topics, backlog_s=21600)])
+    settled(sm, "patient")
+    runtime = client(fast.url, "sagemaker-inference-router-runtime")
+    running, waiting = (runtime.invoke_inference_router_async(
+        InferenceRouterName="patient", RoutingTargetName="queued", InputLocation=f"s3://routed/in/{n}.json")[
+        "InferenceId"] for n in range(2))
+    sm.delete_endpoint(EndpointName="busy")
+    [moved] = notifications(sqs, topics["success"][1], 1)
+    assert moved["inferenceId"] == waiting and moved["responseParameters"]["invokedRoutedResourceArn"] == spare
+    assert json.loads(s3.get_object(Bucket="routed", Key=f"out/{waiting}.out")["Body"].read()) == {"n": 1}
