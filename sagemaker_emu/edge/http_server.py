@@ -14,6 +14,7 @@ from __future__ import annotations
 import errno
 import logging
 import os
+import re
 import resource
 import select
 import signal
@@ -301,6 +302,8 @@ class _Server(TcpWSGIServer):
                 continue  # the listener and the trigger
             arriving = channel.request is not None and not channel.request.completed
             if arriving and mono - channel.request_started > self.config.read_timeout:
+                if channel.request.headers_finished and _ROUTER_CALL.match(channel.request.path or ""):
+                    _answer_timeout(channel)  # the router runtime documents an answer: 408
                 channel.will_close = True
             elif channel.requests and channel.total_outbufs_len and \
                     now - channel.last_activity > self.config.write_timeout:
@@ -311,6 +314,20 @@ class _Server(TcpWSGIServer):
                 continue
             if channel.will_close and isinstance(self._map, _EpollMap):
                 self._map.recheck.add(channel._fileno)  # the loop acts on will_close
+
+
+_ROUTER_CALL = re.compile(r"^/inference-routers/[^/]+/(async-)?invocations$")
+
+
+def _answer_timeout(channel: _Channel) -> None:
+    """RequestTimeoutException (408): an inference router's answer to a body that did not
+    arrive in time; then the connection closes (lingering: the caller may still be sending)."""
+    status, headers, body = edge_error(408, "RequestTimeoutException", "The inference router didn't receive the "
+                                       "complete request in time. Retry the request.")
+    head = "".join(f"{name}: {value}\r\n" for name, value in headers if name.lower() != "connection")
+    channel.write_soon(f"HTTP/1.1 {status}\r\n{head}Connection: close\r\n\r\n".encode("latin-1") + body)
+    channel.linger = True
+    channel.close_when_flushed = True
 
 
 def _descriptor_budget(wanted: int) -> int:

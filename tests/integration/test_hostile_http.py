@@ -139,6 +139,17 @@ def test_a_chunked_body_without_its_last_chunk_is_closed_unanswered_and_never_in
     assert _served(hostile) == before + 1
 
 
+def test_a_router_call_whose_body_stops_arriving_is_answered_408_request_timeout(hostile):
+    """The router runtime documents RequestTimeoutException (408) for a request that did not
+    arrive in time (after --read-timeout here, 1 s); InvokeEndpoint's connection just closes."""
+    router = (b"POST /inference-routers/r/invocations HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+              b"X-Amzn-SageMaker-Routing-Target-Name: t\r\nContent-Length: 100\r\n\r\n{\"x\":")
+    answer = _answer(hostile, router)
+    assert _status(answer) == 408 and b"x-amzn-ErrorType: RequestTimeoutException" in answer
+    assert b"didn't receive the complete request in time" in answer
+    _still_serves(hostile)
+
+
 def test_connections_are_kept_alive(hostile):
     with socket.create_connection(_addr(hostile), timeout=10) as s:
         f = s.makefile("rb")
