@@ -40,7 +40,8 @@ def deploy(backend: Backend, endpoint: Endpoint, updating: bool = False) -> None
     fleet: Fleet | None = None
     failure = None
     try:
-        fleet = backend.deployer.start(backend.fleet_key(endpoint.name), [v.plan() for v in pending.variants], pending.cancel)
+        fleet = backend.deployer.start(endpoint.name, [v.plan() for v in pending.variants], pending.cancel,
+                                       backend.fleet_key(endpoint.name))
     except DeploymentFailed as exc:
         failure = str(exc)[:1024]
     except Exception as exc:  # a bug in a deployer must not leave the endpoint Creating forever

@@ -77,8 +77,9 @@ class Backend:
         return round(self.clock(), 3)
 
     def fleet_key(self, endpoint_name: str) -> str:
-        """The endpoint's name for the deployer (its directory): unique across accounts and Regions."""
-        return f"{self.account}/{self.region}/{endpoint_name}"
+        """Where the deployer keeps the endpoint's files: apart from every other account's and
+        Region's endpoint of that name (names have no dots)."""
+        return f"{endpoint_name}.{self.region}.{self.account}"
 
     def arn(self, resource_type: str, name: str) -> str:
         return arns.arn("sagemaker", self.region, self.account, f"{resource_type}/{name}")

@@ -257,16 +257,18 @@ class Fleet(FleetView, Protocol):
 
 
 class Deployer(Protocol):
-    def start(self, endpoint_name: str, plans: list[VariantPlan], cancel: threading.Event | None = None) -> Fleet:
+    def start(self, endpoint_name: str, plans: list[VariantPlan], cancel: threading.Event | None = None,
+              place: str | None = None) -> Fleet:
         """Block until every instance of every variant is healthy, or raise DeploymentFailed;
-        `cancel` set (by a reset) stops the start and whatever it started."""
+        `cancel` set (by a reset) stops the start and whatever it started. `place` names the
+        endpoint's files apart from every other account's and Region's (default: its name)."""
         ...
 
-    def forget(self, endpoint_name: str) -> None:
+    def forget(self, place: str) -> None:
         """The endpoint is deleted and its fleets stopped: remove what they left (files, logs)."""
         ...
 
-    def log_files(self, endpoint_name: str) -> list[tuple[str, str, int, Path]]:
+    def log_files(self, place: str) -> list[tuple[str, str, int, Path]]:
         """Every log an instance or copy of the endpoint has written, in any deployment, failed
         starts included: (variant or component key, instance id, deployment number, path)."""
         ...

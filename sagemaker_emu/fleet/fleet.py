@@ -515,9 +515,9 @@ class ProcessDeployer:
         return self.router_factory(plan.routing, seed)
 
     def start(self, endpoint_name: str, plans: list[VariantPlan],
-              cancel: threading.Event | None = None) -> ProcessFleet:
+              cancel: threading.Event | None = None, place: str | None = None) -> ProcessFleet:
         fleet = ProcessFleet(endpoint_name, self, stopping=cancel)
-        base = fleet.directory = self.state_dir / endpoint_name / f"deployment-{next(self._deployments)}"
+        base = fleet.directory = self.state_dir / (place or endpoint_name) / f"deployment-{next(self._deployments)}"
         try:
             for plan in plans:
                 if plan.containers:
@@ -533,13 +533,13 @@ class ProcessDeployer:
         fleet.start_monitor()
         return fleet
 
-    def forget(self, endpoint_name: str) -> None:
-        shutil.rmtree(self.state_dir / endpoint_name, ignore_errors=True)
+    def forget(self, place: str) -> None:
+        shutil.rmtree(self.state_dir / place, ignore_errors=True)
 
-    def log_files(self, endpoint_name: str) -> list[tuple[str, str, int, Path]]:
+    def log_files(self, place: str) -> list[tuple[str, str, int, Path]]:
         found = []
-        # <state dir>/<endpoint>/deployment-<N>/<variant or ic:name>/instance-<K>/instance.log
-        for path in (self.state_dir / endpoint_name).glob("deployment-*/*/instance-*/instance.log"):
+        # <state dir>/<place>/deployment-<N>/<variant or ic:name>/instance-<K>/instance.log
+        for path in (self.state_dir / place).glob("deployment-*/*/instance-*/instance.log"):
             instance_dir, variant_dir, deployment_dir = path.parent, path.parent.parent, path.parent.parent.parent
             number = instance_dir.name.removeprefix("instance-")
             deployment = deployment_dir.name.removeprefix("deployment-")
