@@ -123,3 +123,18 @@ def test_a_request_waiting_on_a_deleted_destination_moves_at_once(fast, aws):
     [moved] = notifications(sqs, topics["success"][1], 1)
     assert moved["inferenceId"] == waiting and moved["responseParameters"]["invokedRoutedResourceArn"] == spare
     assert json.loads(s3.get_object(Bucket="routed", Key=f"out/{waiting}.out")["Body"].read()) == {"n": 1}
+
+
+def test_invocation_timeout_seconds_is_the_destinations_limit(fast, aws):
+    s3, sqs, topics = aws
+    sm = client(fast.url)
+    slow = async_endpoint(sm, "slow", latency_ms=2500)
+    sm.create_inference_router(InferenceRouterName="hurried", RoutingTargets=[target("queued", [slow], topics)])
+    settled(sm, "hurried")
+    runtime = client(fast.url, "sagemaker-inference-router-runtime")
+    inference_id = runtime.invoke_inference_router_async(
+        InferenceRouterName="hurried", RoutingTargetName="queued", InputLocation="s3://routed/in/0.json",
+        InvocationTimeoutSeconds=1)["InferenceId"]
+    [failed] = notifications(sqs, topics["error"][1], 1)
+    assert failed["inferenceId"] == inference_id and "timed out" in failed["failureReason"]
+    assert failed["responseParameters"]["invokedRoutedResourceArn"] == slow  # it ran there: not moved
