@@ -17,6 +17,7 @@ from typing import Callable
 from flask import Flask, jsonify
 from werkzeug.exceptions import HTTPException
 
+from sagemaker_emu.benchmarks.runner import BenchmarkRunner
 from sagemaker_emu.accounts import Accounts
 from sagemaker_emu import arns, emu_api
 from sagemaker_emu.autoscaling.backend import AutoScaling
@@ -32,7 +33,7 @@ from sagemaker_emu.events import Events
 from sagemaker_emu.control.capacity import SageMakerCapacity
 from sagemaker_emu.control.registry import OPERATIONS
 from sagemaker_emu.control.quotas import Quotas
-from sagemaker_emu.control.events import ComponentDeleted, EndpointDeleted
+from sagemaker_emu.control.events import BenchmarkJobStarted, BenchmarkJobStopping, ComponentDeleted, EndpointDeleted
 from sagemaker_emu.control.store import Backends, Guardrails
 from sagemaker_emu.fleet.fleet import HealthChecks, ProcessDeployer
 from sagemaker_emu.fleet.images import ImageMap
@@ -84,6 +85,7 @@ class Emulator:
     state_dir: Path
     owns_state_dir: bool
     routers: RouterRuntime | None = None  # what inference routers keep of their destinations
+    benchmarks: BenchmarkRunner | None = None  # AI benchmark jobs' load
 
     def serving_at(self, url: str) -> None:
         """The server listens at `url`: the embedded neighbours are reached there."""
@@ -102,6 +104,8 @@ class Emulator:
         self.model_data.clear()
         if self.routers is not None:
             self.routers.reset()
+        if self.benchmarks is not None:
+            self.benchmarks.reset()
 
     def shutdown(self) -> None:
         """Stop every fleet and remove the state directory if this emulator made it."""
@@ -150,6 +154,9 @@ def build(config: Config | None = None, credentials: tuple[str, str] | None = No
     events.subscribe(EndpointDeleted, lambda deleted: runtime.forget(deleted.endpoint))
     events.subscribe(EndpointDeleted, lambda deleted: asynchronous.forget(deleted.endpoint))
     caps = CrossRegionCaps(clock.wall)
+    benchmarks = BenchmarkRunner(backends)
+    events.subscribe(BenchmarkJobStarted, lambda started: benchmarks.started(started.job))
+    events.subscribe(BenchmarkJobStopping, lambda stop: benchmarks.stopping(stop.region, stop.account, stop.name))
     events.subscribe(EndpointDeleted, lambda deleted: caps.forget(deleted.endpoint.arn))
     events.subscribe(ComponentDeleted, lambda deleted: runtime.forget_component(deleted.endpoint_name,
                                                                                 deleted.component))
@@ -186,7 +193,7 @@ def build(config: Config | None = None, credentials: tuple[str, str] | None = No
                          lambda service: own.get(service) or (embedded.app(service) if service in served else None))
     emulator = Emulator(config, backends, runtime, asynchronous, cloudwatch, autoscaling, usage, log_store, wsgi, app,
                         neighbours, embedded, model_data, state_dir, owns_state_dir=config.state_dir is None,
-                        routers=routers)
+                        routers=routers, benchmarks=benchmarks)
     app.register_blueprint(emu_api.blueprint(backends, runtime, emulator.reset, asynchronous.depth, log_store.lines,
                                              health.states))
     app.register_error_handler(HTTPException, _http_error)

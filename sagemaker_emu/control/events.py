@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sagemaker_emu.control.resources import EndpointSnapshot
+from sagemaker_emu.control.resources import BenchmarkJobSnapshot, EndpointSnapshot
 
 
 @dataclass(frozen=True)
@@ -18,6 +18,23 @@ class EndpointDeleted:
 class ComponentDeleted:
     endpoint_name: str
     component: str
+
+
+@dataclass(frozen=True)
+class BenchmarkJobStarted:
+    """An AI benchmark job was created: its runner starts the load (handlers must not call the
+    store: they run with its lock held)."""
+
+    job: BenchmarkJobSnapshot
+
+
+@dataclass(frozen=True)
+class BenchmarkJobStopping:
+    """StopAIBenchmarkJob: the runner ends the load and reports the job Stopped."""
+
+    region: str
+    account: str
+    name: str
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Mapping
 
-from sagemaker_emu.control.resources import MOVES, ROUTER_MOVES, Status
+from sagemaker_emu.control.resources import JOB_MOVES, MOVES, ROUTER_MOVES, Status
 
 
 @dataclass(frozen=True)
@@ -24,4 +24,6 @@ KINDS: dict[str, Kind] = {kind.arn_type: kind for kind in (
     Kind("endpoint", "endpoint", MOVES),
     Kind("inference-component", "inference component", MOVES),
     Kind("inference-router", "inference router", ROUTER_MOVES),
+    Kind("ai-workload-config", "AI workload configuration"),
+    Kind("ai-benchmark-job", "AI benchmark job", JOB_MOVES),
 )}

@@ -22,7 +22,10 @@ Operation = Callable[["Backend", dict[str, Any], Call], dict[str, Any]]
 OPERATIONS: dict[str, Operation] = {}
 
 
+ACRONYMS = {"ai": "AI"}  # the API's own spelling: CreateAIBenchmarkJob
+
+
 def operation(fn: Operation) -> Operation:
-    name = "".join(part.title() for part in fn.__name__.split("_"))
+    name = "".join(ACRONYMS.get(part, part.title()) for part in fn.__name__.split("_"))
     OPERATIONS[name] = fn
     return fn

@@ -17,6 +17,11 @@ class Status(str, enum.Enum):
     DELETING = "Deleting"
     FAILED = "Failed"
     ROLLING_BACK = "RollingBack"
+    # a job's (AI benchmark jobs)
+    IN_PROGRESS = "InProgress"
+    COMPLETED = "Completed"
+    STOPPING = "Stopping"
+    STOPPED = "Stopped"
 
 
 TRANSITIONAL = {Status.CREATING, Status.UPDATING, Status.DELETING, Status.ROLLING_BACK}
@@ -42,6 +47,17 @@ ROUTER_MOVES: dict[Status, frozenset[Status]] = {
     Status.FAILED: frozenset({Status.UPDATING, Status.DELETING}),
     Status.DELETING: frozenset(),
 }
+
+
+# An AI benchmark job's status moves: it runs until it completes or fails, or is stopped.
+JOB_MOVES: dict[Status, frozenset[Status]] = {
+    Status.IN_PROGRESS: frozenset({Status.COMPLETED, Status.FAILED, Status.STOPPING}),
+    Status.STOPPING: frozenset({Status.STOPPED, Status.FAILED}),
+    Status.COMPLETED: frozenset(),
+    Status.FAILED: frozenset(),
+    Status.STOPPED: frozenset(),
+}
+JOB_ENDED = (Status.COMPLETED, Status.FAILED, Status.STOPPED)
 
 
 def containers(model_spec: dict[str, Any]) -> list[dict[str, Any]]:
@@ -253,6 +269,55 @@ class InferenceRouter:
     targets: list[dict[str, Any]]
     client_token: str | None = None
     status_reason: str | None = None
+
+
+@dataclass
+class AIWorkloadConfig:
+    """CreateAIWorkloadConfig's resource: its request members, and the spec as read."""
+
+    name: str
+    arn: str
+    created: float
+    spec: dict[str, Any]  # DatasetConfig and AIWorkloadConfigs, as given
+    workload: dict[str, Any]  # the WorkloadSpec read and checked (control/workload_spec.py)
+
+
+@dataclass
+class AIBenchmarkJob:
+    """CreateAIBenchmarkJob's resource. The workload is the config's as it was when the job was
+    created: deleting or replacing the config later does not change a job."""
+
+    name: str
+    arn: str
+    created: float
+    modified: float
+    status: Status
+    spec: dict[str, Any]  # the request's members, as Describe repeats them
+    workload_config: str  # its name
+    workload: dict[str, Any]
+    datasets: list[dict[str, Any]]  # the config's DatasetConfig channels
+    endpoint_name: str
+    components: list[str]
+    failure_reason: str | None = None
+    started: float | None = None
+    ended: float | None = None
+
+
+@dataclass(frozen=True)
+class BenchmarkJobSnapshot:
+    """What a benchmark runner needs of a job: where to send the load and what to write."""
+
+    name: str
+    arn: str
+    region: str
+    account: str
+    endpoint_name: str
+    components: tuple[str, ...]
+    workload: dict[str, Any]
+    datasets: tuple[dict[str, Any], ...]
+    output: str  # OutputConfig.S3OutputLocation
+    log_group: str
+    log_stream: str
 
 
 @dataclass(frozen=True)

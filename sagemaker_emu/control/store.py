@@ -19,7 +19,7 @@ from sagemaker_emu import arns
 from sagemaker_emu.control import endpoint_policies
 from sagemaker_emu.control.quotas import Quotas
 from sagemaker_emu.control.resources import (
-    TRANSITIONAL, ComponentTarget, DestinationSnapshot, Endpoint, EndpointConfig, EndpointSnapshot, InferenceComponent,
+    JOB_ENDED, TRANSITIONAL, AIBenchmarkJob, AIWorkloadConfig, ComponentTarget, DestinationSnapshot, Endpoint, EndpointConfig, EndpointSnapshot, InferenceComponent,
     InferenceRouter, Model, RoutingTargetSnapshot, Status, Variant, VariantWeight,
 )
 from sagemaker_emu.control.events import ComponentDeleted, EndpointDeleted, StatusChanged
@@ -71,6 +71,8 @@ class Backend:
         self.endpoints: dict[str, Endpoint] = self.tables["endpoint"]
         self.inference_components: dict[str, InferenceComponent] = self.tables["inference-component"]
         self.inference_routers: dict[str, InferenceRouter] = self.tables["inference-router"]
+        self.workload_configs: dict[str, AIWorkloadConfig] = self.tables["ai-workload-config"]
+        self.benchmark_jobs: dict[str, AIBenchmarkJob] = self.tables["ai-benchmark-job"]
         self.tags: dict[str, list[dict[str, str]]] = {}  # ARN (lower-case) -> tags in order added
 
     def now(self) -> float:
@@ -147,7 +149,8 @@ class Backend:
 
     # ------------------------------------------------------------ status transitions
 
-    def transition(self, resource: Endpoint | InferenceComponent | InferenceRouter, status: Status) -> None:
+    def transition(self, resource: Endpoint | InferenceComponent | InferenceRouter | AIBenchmarkJob,
+                   status: Status) -> None:
         """Move an endpoint or inference component to `status` (a move its row of
         control/kinds.py allows), wake waiters, and publish StatusChanged (its handlers run
         with the store's lock held: they must not call the store)."""
@@ -216,6 +219,24 @@ class Backend:
                 destinations.append(DestinationSnapshot(d["ResourceArn"], parsed.region, endpoint, component,
                                                         parsed.account, allowed))
             return RoutingTargetSnapshot(found.arn, target, tuple(destinations), spec.get("AsyncInferenceConfig"))
+
+    def benchmark_ended(self, name: str, failure: str | None = None, stopped: bool = False) -> None:
+        """A benchmark job's runner is done: Completed, Failed with `failure`, or (stopped, or
+        Stopping when it ended) Stopped. A job deleted or reset meanwhile is left alone."""
+        with self._lock:
+            job = self.benchmark_jobs.get(name.lower())
+            if job is None or job.status in JOB_ENDED:
+                return
+            if failure is not None:
+                job.failure_reason = failure[:1024]
+                self.transition(job, Status.FAILED)
+            elif stopped or job.status == Status.STOPPING:
+                if job.status == Status.IN_PROGRESS:  # stopped without StopAIBenchmarkJob: through Stopping
+                    self.transition(job, Status.STOPPING)
+                self.transition(job, Status.STOPPED)
+            else:
+                self.transition(job, Status.COMPLETED)
+            job.ended = job.modified
 
     def router_deleted(self, router: InferenceRouter) -> None:
         with self._lock:
@@ -465,6 +486,13 @@ class Backends:
     def routing_target(self, region: str, router: str, target: str, account: str | None = None) -> RoutingTargetSnapshot:
         """runtime.api.Routers: a router's routing target, each destination resolved."""
         return self(region, account).routing_target(router, target)
+
+    def benchmark_ended(self, region: str, account: str, name: str, failure: str | None = None,
+                        stopped: bool = False) -> None:
+        """benchmarks' Jobs: a runner reports a job's end (Backend.benchmark_ended)."""
+        backend = self.existing(region, account)
+        if backend is not None:
+            backend.benchmark_ended(name, failure, stopped)
 
     def find(self, endpoint_name: str) -> EndpointSnapshot | None:
         """Endpoint `endpoint_name` in whichever region has it (for /_emu)."""

@@ -28,6 +28,9 @@ RULES = {
     # Application Auto Scaling reaches SageMaker through the Capacity it declares (control/capacity.py)
     "autoscaling": {"control", "runtime", "fleet", "routing", "kv", "worker", "edge", "app", "emu_api", "bench",
                     "protocol", "neighbours"},
+    # AI benchmark jobs' runner: told of jobs by the events app.build wires, reports through Jobs
+    "benchmarks": {"control", "runtime", "fleet", "routing", "kv", "worker", "edge", "app", "emu_api", "bench",
+                   "protocol", "autoscaling", "cloudwatch"},
     "emu_api": {"protocol", "edge", "worker", "app", "bench"},  # a front door beside protocol/
     "fleet": {"control", "runtime", "protocol", "edge", "app", "emu_api", "bench", "neighbours", "cloudwatch"},  # fleet.api is its interface
     "routing": {"fleet", "control", "runtime", "protocol", "edge", "worker", "app"},  # pure strategies
