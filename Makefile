@@ -13,11 +13,12 @@ ARGS   ?=
 # build environments of packages built from source included.
 LOCK      := constraints/main.txt
 LOCK_SDK3 := constraints/sdk3.txt
+LOCK_AIPERF := constraints/aiperf.txt
 CONSTRAIN ?= 1
 pin = $(if $(filter 1,$(CONSTRAIN)),PIP_CONSTRAINT=$(CURDIR)/$(1),env -u PIP_CONSTRAINT)
 PIP = --progress-bar off --disable-pip-version-check
 
-.PHONY: run test install install-dev install-sdk3 lock clean
+.PHONY: run test install install-dev install-sdk3 install-aiperf lock clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -46,27 +47,42 @@ $(SDK3)/.installed: pyproject.toml $(LOCK_SDK3)
 	$(call pin,$(LOCK_SDK3)) $(SDK3)/bin/python -m pip install $(PIP) -e '.[sdk3]'
 	touch $@
 
+# AI benchmark jobs run NVIDIA AIPerf, as SageMaker does. It brings its own numpy, pydantic and
+# more (about 1.2 GB), so the tests run it from an environment of its own, as a command.
+AIPERF ?= .venv-aiperf
+$(AIPERF)/.installed: pyproject.toml $(LOCK_AIPERF)
+	@echo "Installing NVIDIA AIPerf into $(AIPERF) (about a minute on a fresh machine)"
+	$(PYTHON) -m venv $(AIPERF)
+	$(call pin,$(LOCK_AIPERF)) $(AIPERF)/bin/python -m pip install $(PIP) --upgrade pip setuptools wheel
+	$(call pin,$(LOCK_AIPERF)) $(AIPERF)/bin/python -m pip install $(PIP) 'aiperf>=0.13,<0.14'
+	touch $@
+
 install: $(VENV)/.installed
 install-dev: $(VENV)/.installed-dev
 install-sdk3: $(SDK3)/.installed
+install-aiperf: $(AIPERF)/.installed
 
 run: install
 	$(BIN)/sagemaker-emu serve --host $(HOST) --port $(PORT) $(ARGS)
 
-# The SDK v3 install (minutes) runs in the background while the other tests run; its own tests
-# run last and wait for it (tests/integration/test_sagemaker_sdk_v3.py reads the status file,
-# written whole by a rename).
+# The SDK v3 and AIPerf installs (minutes) run in the background while the other tests run;
+# the tests that need them run late and wait for them (they read each status file, written
+# whole by a rename: tests/integration/test_sagemaker_sdk_v3.py, test_sagemaker_ai_benchmarks.py).
+background = rm -f $(1).status; \
+	if $(MAKE) -s -q $(1)/.installed 2>/dev/null; then echo 0 > $(1).status; else \
+	  echo "Installing $(2) into $(1) in the background (about $(3); log: $(1).log)"; \
+	  ( $(MAKE) --no-print-directory $(1)/.installed > $(1).log 2>&1; \
+	    echo $$? > $(1).status.part; mv $(1).status.part $(1).status ) & \
+	fi
+
 test: install-dev
-	@rm -f $(SDK3).status; \
-	if $(MAKE) -s -q $(SDK3)/.installed 2>/dev/null; then echo 0 > $(SDK3).status; else \
-	  echo "Installing the SageMaker Python SDK v3 into $(SDK3) in the background (about 2 minutes; log: $(SDK3).log)"; \
-	  ( $(MAKE) --no-print-directory $(SDK3)/.installed > $(SDK3).log 2>&1; \
-	    echo $$? > $(SDK3).status.part; mv $(SDK3).status.part $(SDK3).status ) & \
-	fi; \
+	@$(call background,$(SDK3),the SageMaker Python SDK v3,2 minutes); \
+	$(call background,$(AIPERF),NVIDIA AIPerf,a minute); \
 	echo "ruff check (the linter) and mypy (the type checker), configured in pyproject.toml"; \
 	$(BIN)/ruff check sagemaker_emu tests && $(BIN)/mypy; code=$$?; \
 	if [ $$code -eq 0 ]; then \
 	  SAGEMAKER_EMU_SDK3_PYTHON=$(CURDIR)/$(SDK3)/bin/python SAGEMAKER_EMU_SDK3_STATUS=$(CURDIR)/$(SDK3).status \
+	  SAGEMAKER_EMU_TEST_AIPERF=$(CURDIR)/$(AIPERF)/bin/aiperf SAGEMAKER_EMU_AIPERF_STATUS=$(CURDIR)/$(AIPERF).status \
 	    $(BIN)/python -m pytest $(ARGS); code=$$?; \
 	fi; wait; exit $$code
 
@@ -74,15 +90,18 @@ test: install-dev
 # to the lock files, then the whole suite. Commit the lock files (and the fixes the suite asks
 # for) together.
 lock:
-	rm -rf $(VENV) $(SDK3)
-	$(MAKE) --no-print-directory CONSTRAIN=0 install-dev install-sdk3
+	rm -rf $(VENV) $(SDK3) $(AIPERF)
+	$(MAKE) --no-print-directory CONSTRAIN=0 install-dev install-sdk3 install-aiperf
 	{ echo "# Written by \`make lock\` from $(VENV): what \`make run\` and \`make test\` install."; \
 	  $(BIN)/python -m pip freeze --all --exclude-editable; } > $(LOCK)
 	{ echo "# Written by \`make lock\` from $(SDK3): what the SageMaker SDK v3 tests install."; \
 	  $(SDK3)/bin/python -m pip freeze --all --exclude-editable; } > $(LOCK_SDK3)
-	touch $(VENV)/.installed $(VENV)/.installed-dev $(SDK3)/.installed
+	{ echo "# Written by \`make lock\` from $(AIPERF): what the AI benchmark job tests install (NVIDIA AIPerf)."; \
+	  $(AIPERF)/bin/python -m pip freeze --all --exclude-editable; } > $(LOCK_AIPERF)
+	touch $(VENV)/.installed $(VENV)/.installed-dev $(SDK3)/.installed $(AIPERF)/.installed
 	$(MAKE) --no-print-directory test
 
-# The two environments take about 1.7 GB; this frees them (and the SDK v3 install's log).
+# The three environments take about 2.9 GB; this frees them (and the background installs' logs).
 clean:
-	rm -rf $(VENV) $(SDK3) $(SDK3).log $(SDK3).status build *.egg-info .pytest_cache
+	rm -rf $(VENV) $(SDK3) $(SDK3).log $(SDK3).status $(AIPERF) $(AIPERF).log $(AIPERF).status build *.egg-info \
+	  .pytest_cache

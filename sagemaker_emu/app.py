@@ -115,6 +115,8 @@ class Emulator:
         self.autoscaling.stop()
         self.cloudwatch.stop()
         self.backends.reset()
+        if self.benchmarks is not None:
+            self.benchmarks.reset()
         if self.owns_state_dir:
             shutil.rmtree(self.state_dir, ignore_errors=True)
 
@@ -154,7 +156,8 @@ def build(config: Config | None = None, credentials: tuple[str, str] | None = No
     events.subscribe(EndpointDeleted, lambda deleted: runtime.forget(deleted.endpoint))
     events.subscribe(EndpointDeleted, lambda deleted: asynchronous.forget(deleted.endpoint))
     caps = CrossRegionCaps(clock.wall)
-    benchmarks = BenchmarkRunner(backends)
+    benchmarks = BenchmarkRunner(backends, results, lambda: neighbours.own_url,
+                                 lambda account: credentials or (account, "sagemaker-emu"), state_dir / "benchmarks")
     events.subscribe(BenchmarkJobStarted, lambda started: benchmarks.started(started.job))
     events.subscribe(BenchmarkJobStopping, lambda stop: benchmarks.stopping(stop.region, stop.account, stop.name))
     events.subscribe(EndpointDeleted, lambda deleted: caps.forget(deleted.endpoint.arn))
@@ -169,7 +172,8 @@ def build(config: Config | None = None, credentials: tuple[str, str] | None = No
     events.subscribe(AlarmAction, autoscaling.run_action)
     events.subscribe(AlarmAction, functools.partial(_notify, results))
     log_store = LogStore(lambda: [(b.region, name, created, components, deployer.log_files(b.fleet_key(name)))
-                                  for b in backends.all() for name, created, components in b.names()]).start()
+                                  for b in backends.all() for name, created, components in b.names()],
+                         benchmarks.log_groups).start()
     own = {"monitoring": RpcService("cloudwatch", cloudwatch_operations(cloudwatch), config.region),
            "logs": RpcService("logs", logs_operations(log_store, config.account), config.region),
            "application-autoscaling": RpcService("application-autoscaling", autoscaling_operations(autoscaling),

@@ -1,10 +1,17 @@
-"""Runs AI benchmark jobs: one thread per job, told of each by the control plane's events
-(BenchmarkJobStarted, BenchmarkJobStopping, wired by app.py), reporting each job's end through
-`Jobs` (the store's `benchmark_ended`).
+"""Runs AI benchmark jobs as SageMaker does: NVIDIA AIPerf against the endpoint.
 
-SageMaker runs NVIDIA AIPerf for a job. The emulator runs the `aiperf` command it finds (on the
-PATH, or `SAGEMAKER_EMU_AIPERF`); without it, the job fails with a FailureReason that says how
-to install it, never an error of the call that created it.
+One thread per job, told of each by the control plane's events (BenchmarkJobStarted,
+BenchmarkJobStopping, wired by app.py), reporting each job's end through `Jobs` (the store's
+`benchmark_ended`). A job:
+1. fetches its dataset channels from S3 into its work directory (a channel names one object);
+2. runs `aiperf profile` (aiperf_args.py) against SageMaker's OpenAI-compatible path of the
+   emulator itself, with a bearer token of the job's account, under the worker guard (its own
+   process group, killed with the emulator); its output is the job's log stream;
+3. archives AIPerf's artifacts as `output.tar.gz` under `<S3OutputLocation>/<job name>/`.
+StopAIBenchmarkJob asks AIPerf to stop, and kills it a second later if it has not.
+
+The `aiperf` command is `SAGEMAKER_EMU_AIPERF`, else the one on the PATH; without one, the job
+fails with a FailureReason that says how to install it, never an error of the call that made it.
 """
 
 from __future__ import annotations
@@ -12,13 +19,25 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import signal
+import subprocess
+import sys
+import tarfile
 import threading
-from typing import Any, Protocol
+import time
+from pathlib import Path
+from typing import Any, Callable, Iterable, Protocol
+
+from sagemaker_emu.bodies import Body, FileBody
+from sagemaker_emu.benchmarks import aiperf_args, tokenizer
+from sagemaker_emu.client_env import bearer_token
 
 log = logging.getLogger("sagemaker_emu.benchmarks")
 
 INSTALL = ("NVIDIA AIPerf is not installed where sagemaker-emu can run it: pip install 'sagemaker-emu[aiperf]' "
            "(or set SAGEMAKER_EMU_AIPERF to an aiperf command), then run the job again.")
+STOP_GRACE_S = 1.0  # after asking AIPerf to stop, how long before it is killed
+MAX_DATASET_BYTES = 1024**3
 
 
 class Jobs(Protocol):
@@ -26,6 +45,14 @@ class Jobs(Protocol):
 
     def benchmark_ended(self, region: str, account: str, name: str, failure: str | None = None,
                         stopped: bool = False) -> None: ...
+
+
+class Results(Protocol):
+    """S3, as the runner uses it (neighbours/results.py's S3SnsResults)."""
+
+    def download(self, url: str, path: Path, max_bytes: int) -> int: ...
+
+    def write(self, url: str, body: Body, content_type: str) -> None: ...
 
 
 class JobView(Protocol):
@@ -44,7 +71,13 @@ class JobView(Protocol):
     def endpoint_name(self) -> str: ...
 
     @property
+    def components(self) -> tuple[str, ...]: ...
+
+    @property
     def workload(self) -> dict[str, Any]: ...
+
+    @property
+    def datasets(self) -> tuple[dict[str, Any], ...]: ...
 
     @property
     def output(self) -> str: ...
@@ -57,49 +90,146 @@ class JobView(Protocol):
 
 
 def aiperf_command() -> str | None:
-    """The aiperf executable to run, or None."""
-    return os.environ.get("SAGEMAKER_EMU_AIPERF") or shutil.which("aiperf")
+    """The aiperf executable to run (SAGEMAKER_EMU_AIPERF, else the PATH's), or None."""
+    named = os.environ.get("SAGEMAKER_EMU_AIPERF")
+    if named is not None:  # set, even empty: that one or none
+        return named if named and os.access(named, os.X_OK) else None
+    return shutil.which("aiperf")
+
+
+class _Running:
+    def __init__(self, job: JobView, work: Path) -> None:
+        self.job = job
+        self.work = work
+        self.log = work / "aiperf.log"
+        self.started = time.time()
+        self.stop = threading.Event()
 
 
 class BenchmarkRunner:
-    def __init__(self, jobs: Jobs) -> None:
+    def __init__(self, jobs: Jobs, results: Results, url: Callable[[], str | None],
+                 credentials: Callable[[str], tuple[str, str]], work_dir: Path) -> None:
         self.jobs = jobs
+        self.results = results
+        self.url = url  # the emulator's own URL, once it listens
+        self.credentials = credentials  # account -> a key pair its calls are signed with
+        self.work_dir = work_dir
         self._lock = threading.Lock()
-        self._stops: dict[tuple[str, str, str], threading.Event] = {}  # (region, account, name) -> stop
+        self._jobs: dict[tuple[str, str, str], _Running] = {}  # (region, account, name); kept for the logs
 
     def started(self, job: JobView) -> None:
         """A job was created (called with the store's lock held: the work goes to a thread)."""
-        stop = threading.Event()
+        running = _Running(job, self.work_dir / f"{job.name}.{job.region}.{job.account}.{time.time_ns()}")
         with self._lock:
-            self._stops[(job.region, job.account, job.name)] = stop
-        threading.Thread(target=self._run, args=(job, stop), daemon=True, name=f"benchmark-{job.name}").start()
+            self._jobs[(job.region, job.account, job.name)] = running
+        threading.Thread(target=self._run, args=(running,), daemon=True, name=f"benchmark-{job.name}").start()
 
     def stopping(self, region: str, account: str, name: str) -> None:
         """StopAIBenchmarkJob: its load ends, and the job is reported Stopped."""
         with self._lock:
-            stop = self._stops.get((region, account, name))
-        if stop is not None:
-            stop.set()
+            running = self._jobs.get((region, account, name))
+        if running is not None:
+            running.stop.set()
 
     def reset(self) -> None:
-        """Stop every job's load (the store forgets the jobs themselves)."""
+        """Stop every job's load and forget the jobs (the store forgets them too)."""
         with self._lock:
-            stops, self._stops = list(self._stops.values()), {}
-        for stop in stops:
-            stop.set()
+            jobs, self._jobs = list(self._jobs.values()), {}
+        for running in jobs:
+            running.stop.set()
 
-    def _run(self, job: JobView, stop: threading.Event) -> None:
-        failure: str | None = None
+    def log_groups(self) -> Iterable[tuple[str, str, float, list[tuple[str, Path]]]]:
+        """(region, group, created, [(stream, file)]) for CloudWatch Logs: each job's AIPerf output."""
+        with self._lock:
+            jobs = list(self._jobs.values())
+        groups: dict[tuple[str, str], tuple[float, list[tuple[str, Path]]]] = {}
+        for running in jobs:
+            job = running.job
+            created, streams = groups.setdefault((job.region, job.log_group), (running.started, []))
+            streams.append((job.log_stream, running.log))
+        return [(region, group, created, streams) for (region, group), (created, streams) in groups.items()]
+
+    # ------------------------------------------------------------ one job
+
+    def _run(self, running: _Running) -> None:
+        job, failure = running.job, None
         try:
-            if aiperf_command() is None:
-                failure = INSTALL
-            else:
-                failure = ("Running AIPerf is not emulated yet (issue 29): the job's control plane is, and its "
-                           "load is next.")
+            running.work.mkdir(parents=True, exist_ok=True)
+            running.log.touch()
+            failure = self._profile(running)
         except Exception as exc:  # never a job left InProgress by our own fault
             log.exception("benchmark job %s failed inside sagemaker-emu", job.name)
             failure = f"The job failed inside sagemaker-emu: {exc}"
+        self.jobs.benchmark_ended(job.region, job.account, job.name, failure, stopped=running.stop.is_set())
+
+    def _note(self, running: _Running, line: str) -> None:
+        with open(running.log, "a") as f:
+            f.write(f"sagemaker-emu: {line}\n")
+
+    def _profile(self, running: _Running) -> str | None:
+        """Run AIPerf for the job; the reason it failed, or None."""
+        job, command, base = running.job, aiperf_command(), self.url()
+        if command is None:
+            return INSTALL
+        if base is None:
+            return "The emulator is not listening yet."
+        inputs, artifacts = running.work / "input" / "data", running.work / "artifacts"
+        for channel in job.datasets:
+            uri = channel["DataSource"]["S3DataSource"]["S3Uri"]
+            target = inputs / channel["ChannelName"] / (uri.rstrip("/").rsplit("/", 1)[-1] or "data")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                self.results.download(uri, target, MAX_DATASET_BYTES)
+            except LookupError as exc:
+                return f"Dataset channel {channel['ChannelName']}: {exc}"
+        parameters = dict(job.workload["parameters"])
+        tokenizer_dir, note = tokenizer.resolve(parameters.get("tokenizer"))
+        if note:
+            self._note(running, note)
+        key, secret = self.credentials(job.account)
+        try:
+            args = aiperf_args.arguments(
+                parameters, aiperf_args.urls(base, job.endpoint_name, job.components),
+                job.components[0] if job.components else job.endpoint_name,
+                bearer_token(key, secret, job.region), tokenizer_dir, artifacts, inputs)
+        except ValueError as exc:
+            return str(exc)
+        code = self._spawn(running, [command, *args])
+        if running.stop.is_set():
+            return None
+        if code != 0:
+            return f"AIPerf exited with status {code}: {self._last_line(running.log)}"
+        archive = running.work / "output.tar.gz"
+        with tarfile.open(archive, "w:gz") as tar:
+            for path in sorted(artifacts.rglob("*")):
+                if path.is_file():
+                    tar.add(path, arcname=str(path.relative_to(artifacts)))
+        self.results.write(f"{job.output.rstrip('/')}/{job.name}/output.tar.gz",
+                           FileBody(archive, archive.stat().st_size), "application/gzip")
+        return None
+
+    def _spawn(self, running: _Running, argv: list[str]) -> int:
+        """AIPerf under the worker guard: its own process group, which dies with the emulator."""
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", "HF_HUB_DISABLE_TELEMETRY": "1", "NO_COLOR": "1"}
+        with open(running.log, "ab") as out:
+            proc = subprocess.Popen([sys.executable, "-m", "sagemaker_emu.worker.guard", "--", *argv],
+                                    cwd=running.work, env=env, stdin=subprocess.DEVNULL, stdout=out,
+                                    stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            while proc.poll() is None:
+                if running.stop.wait(0.1):
+                    proc.send_signal(signal.SIGTERM)  # the guard asks AIPerf's group to stop
+                    try:
+                        proc.wait(STOP_GRACE_S)
+                    except subprocess.TimeoutExpired:
+                        proc.send_signal(signal.SIGTERM)  # a second time: the guard kills the group
+                    break
+            return proc.wait()
         finally:
-            with self._lock:
-                self._stops.pop((job.region, job.account, job.name), None)
-        self.jobs.benchmark_ended(job.region, job.account, job.name, failure, stopped=stop.is_set())
+            if proc.poll() is None:
+                proc.kill()
+
+    @staticmethod
+    def _last_line(path: Path) -> str:
+        lines = [line.strip() for line in path.read_text(errors="replace").splitlines() if line.strip()]
+        return lines[-1][:500] if lines else "no output"

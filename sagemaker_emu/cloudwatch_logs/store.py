@@ -26,6 +26,8 @@ INGEST_S = 0.5
 
 # What the store follows: (region, endpoint, created, components, [(key, instance id, deployment, path)])
 Source = Callable[[], Iterable[tuple[str, str, float, list[str], list[tuple[str, str, int, Path]]]]]
+# Other groups it follows: (region, group, created, [(stream, path)]) (AI benchmark jobs' AIPerf output)
+Groups = Callable[[], Iterable[tuple[str, str, float, list[tuple[str, Path]]]]]
 
 
 @dataclass
@@ -69,8 +71,9 @@ def stream_name(key: str, instance_id: str, update: int) -> tuple[str, str | Non
 
 
 class LogStore:
-    def __init__(self, source: Source, wall: Callable[[], float] = time.time) -> None:
+    def __init__(self, source: Source, others: Groups = lambda: (), wall: Callable[[], float] = time.time) -> None:
         self.source = source
+        self.others = others
         self.wall = wall
         self._lock = threading.Lock()
         self._ingesting = threading.Lock()  # one reader of the files at a time
@@ -112,6 +115,8 @@ class LogStore:
                 if owner is not None and owner not in components:
                     continue  # a deleted component's copies: its group went with it
                 wanted[region][COMPONENTS + owner if owner else ENDPOINTS + endpoint][1].append((name, path))
+        for region, other, created, streams in self.others():
+            wanted[region].setdefault(other, (int(created * 1000), []))[1].extend(streams)
         reads = []
         with self._lock:
             for region in list(self._groups):

@@ -26,9 +26,12 @@ def main(argv: list[str]) -> int:
     # This process has one thread, so a preexec_fn is safe: the command dies with us too.
     child = subprocess.Popen(argv, start_new_session=True, preexec_fn=lifeline.kill_me_with_parent)
 
-    def stop(signum, frame):
+    asked = []
+
+    def stop(signum, frame):  # the first asks the command's group to stop; the next one kills it
+        asked.append(signum)
         try:
-            os.killpg(child.pid, signal.SIGTERM)
+            os.killpg(child.pid, signal.SIGTERM if len(asked) == 1 else signal.SIGKILL)
         except ProcessLookupError:
             pass
 

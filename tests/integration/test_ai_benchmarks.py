@@ -7,7 +7,7 @@ import json
 import pytest
 from botocore.exceptions import ClientError
 
-from sagemaker_emu.testing import deploy
+from sagemaker_emu.testing import EmulatorProcess, client, deploy
 from tests.integration.test_fleet import eventually
 
 ROLE = "arn:aws:iam::123456789012:role/SageMakerRole"
@@ -62,7 +62,16 @@ def test_a_workload_spec_that_breaks_a_rule_is_refused_naming_it(sm, spec, text)
     assert code == "ValidationException" and text in message
 
 
-def test_a_benchmark_job_without_aiperf_fails_saying_how_to_install_it(server, sm):
+@pytest.fixture(scope="module")
+def no_aiperf():
+    """A server that has no aiperf command (SAGEMAKER_EMU_AIPERF set, and empty)."""
+    srv = EmulatorProcess(env={"SAGEMAKER_EMU_AIPERF": ""})
+    yield srv
+    srv.stop()
+
+
+def test_a_benchmark_job_without_aiperf_fails_saying_how_to_install_it(no_aiperf):
+    sm = client(no_aiperf.url)
     deploy(sm, "chat", container={"Image": "sagemaker-emu/llm-sim"})
     config(sm, "synthetic")
     target = {"Endpoint": {"Identifier": "chat"}}

@@ -12,28 +12,19 @@ from pathlib import Path
 
 import pytest
 
-from sagemaker_emu.testing import client, deploy
+from sagemaker_emu.testing import EmulatorProcess, client, deploy
+from tests.integration.installs import wait_for_install
 
 ROOT = Path(__file__).resolve().parents[2]
 SDK3_PYTHON = os.environ.get("SAGEMAKER_EMU_SDK3_PYTHON", str(ROOT / ".venv-sdk3" / "bin" / "python"))
 SDK3_STATUS = os.environ.get("SAGEMAKER_EMU_SDK3_STATUS")  # written by `make test`'s background install
-INSTALL_LIMIT_S = 1800
 
 
 @pytest.fixture(scope="module", autouse=True)
 def sdk3_environment():
     """Under `make test`, wait for the v3 install it started in the background (these tests run
     last, so it is usually done); elsewhere, skip without the environment."""
-    if SDK3_STATUS:
-        status, deadline = Path(SDK3_STATUS), time.monotonic() + INSTALL_LIMIT_S
-        while not status.exists():  # the install's outcome, written when it ends
-            assert time.monotonic() < deadline, f"the SDK v3 install did not end within {INSTALL_LIMIT_S} s"
-            time.sleep(1)
-        if status.read_text().strip() != "0":
-            log = status.with_suffix(".log")
-            pytest.fail(f"installing the SDK v3 failed:\n{log.read_text()[-3000:] if log.exists() else ''}")
-    if not Path(SDK3_PYTHON).exists():
-        pytest.skip(f"no SDK v3 environment at {SDK3_PYTHON} (make test builds it)")
+    wait_for_install(SDK3_STATUS, SDK3_PYTHON, "SDK v3 environment", "make test")
 
 
 def start_v3(server, code_or_path: str) -> subprocess.Popen:
@@ -280,3 +271,33 @@ def test_a_bearer_token_from_generate_token_is_verified_on_the_openai_path(tmp_p
         assert refused.value.body["code"] == "InvalidSignatureException"
     finally:
         srv.stop()
+
+
+BENCHMARK = '''
+import json
+from sagemaker.serve import start_benchmark
+job = start_benchmark("chat", tokenizer="meta-llama/Llama-3.2-1B", concurrency=2, request_count=8,
+                      prompt_input_tokens_mean=32, output_tokens_mean=8, output_path="s3://results/v3",
+                      role="arn:aws:iam::123456789012:role/SageMakerRole")
+result = job.show_result()
+print(json.dumps({"status": job.ai_benchmark_job_status, "requests": result.metrics.get("request_count").avg,
+                  "throughput": result.metrics.request_throughput.avg, "ttft": result.metrics.time_to_first_token.p50,
+                  "tool": result.tool_version}))
+'''
+
+
+def test_start_benchmark_and_show_result_run_unchanged(sdk3_environment):
+    """Issue 29: SDK v3's start_benchmark(...).show_result(), with a Hub tokenizer id and no
+    network: the job runs AIPerf against the endpoint, show_result reads the archive from S3."""
+    from tests.integration.test_sagemaker_ai_benchmarks import AIPERF, FAST, STATUS
+
+    wait_for_install(STATUS, AIPERF, "NVIDIA AIPerf", "make test, or make install-aiperf,")
+    srv = EmulatorProcess(env={"SAGEMAKER_EMU_AIPERF": AIPERF})
+    try:
+        deploy(client(srv.url), "chat", container={"Image": "sagemaker-emu/llm-sim", "Environment": FAST})
+        client(srv.url, "s3").create_bucket(Bucket="results")
+        answer = json.loads(finish(start_v3(srv, BENCHMARK)).strip().splitlines()[-1])
+    finally:
+        srv.stop()
+    assert answer["status"] == "Completed" and answer["requests"] == 8
+    assert answer["throughput"] > 0 and answer["ttft"] > 0 and answer["tool"]
