@@ -176,7 +176,8 @@ class BenchmarkRunner:
         inputs, artifacts = running.work / "input" / "data", running.work / "artifacts"
         for channel in job.datasets:
             uri = channel["DataSource"]["S3DataSource"]["S3Uri"]
-            target = inputs / channel["ChannelName"] / (uri.rstrip("/").rsplit("/", 1)[-1] or "data")
+            name = uri.rstrip("/").rsplit("/", 1)[-1]
+            target = inputs / channel["ChannelName"] / (name if name not in ("", ".", "..") else "data")
             target.parent.mkdir(parents=True, exist_ok=True)
             try:
                 self.results.download(uri, target, MAX_DATASET_BYTES)

@@ -70,6 +70,8 @@ def create_ai_workload_config(backend: Backend, params: dict, call: Call) -> dic
     channels = [c["ChannelName"] for c in (params.get("DatasetConfig") or {}).get("InputDataConfig", [])]
     if len(set(channels)) != len(channels):
         raise InvalidInput("Each DatasetConfig channel name must be unique.")
+    if any(c in (".", "..") for c in channels):  # it names a directory the benchmark reads from
+        raise InvalidInput("A DatasetConfig channel name cannot be '.' or '..'.")
     config = AIWorkloadConfig(name=name, arn=backend.arn("ai-workload-config", name), created=backend.now(),
                               spec={k: params[k] for k in ("DatasetConfig", "AIWorkloadConfigs") if k in params},
                               workload=workload)

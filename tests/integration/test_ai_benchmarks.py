@@ -109,3 +109,9 @@ def test_a_job_needs_its_config_an_endpoint_in_service_and_its_components(server
     code, message = error(lambda: sm.create_ai_benchmark_job(AIBenchmarkJobName="j", **{
         **new, "BenchmarkTarget": {"Endpoint": {"Identifier": "chat", "InferenceComponents": [{"Identifier": "ic"}]}}}))
     assert code == "ResourceNotFound" and "inference-component/ic" in message
+
+
+def test_a_dataset_channel_cannot_name_a_directory_above_its_own(sm):
+    code, message = error(lambda: config(sm, "escape", DatasetConfig={"InputDataConfig": [
+        {"ChannelName": "..", "DataSource": {"S3DataSource": {"S3Uri": "s3://b/d.jsonl"}}}]}))
+    assert code == "ValidationException" and "cannot be '.' or '..'" in message
