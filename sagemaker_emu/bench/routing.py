@@ -71,8 +71,8 @@ class PointResult:
 
 
 class Emulator:
-    def __init__(self, seed: int) -> None:
-        self.emulator = EmulatorProcess(seed=seed, log=subprocess.DEVNULL)
+    def __init__(self, seed: int, env: dict[str, str] | None = None) -> None:
+        self.emulator = EmulatorProcess(seed=seed, log=subprocess.DEVNULL, env=env)
         self.url, self.host, self.port = self.emulator.url, self.emulator.host, self.emulator.port
         self.sm = self.emulator.client()
 

@@ -27,7 +27,7 @@ class Workload:
         raise NotImplementedError
 
 
-def _words(rng: random.Random, n: int) -> str:
+def words(rng: random.Random, n: int) -> str:
     # Distinct random words: no two requests share a prefix by accident.
     return " ".join(f"w{rng.getrandbits(32):x}" for _ in range(n))
 
@@ -38,7 +38,7 @@ class Codegen(Workload):
     def request(self, rng: random.Random, user: int) -> tuple[bytes, int]:
         n_in = lognormal_tokens(rng, 300, 0.8, 4096)
         n_out = lognormal_tokens(rng, 120, 0.8, 2048)
-        return json.dumps({"inputs": _words(rng, n_in), "parameters": {"max_new_tokens": n_out}}).encode(), n_out
+        return json.dumps({"inputs": words(rng, n_in), "parameters": {"max_new_tokens": n_out}}).encode(), n_out
 
 
 class ChatSharedPrefix(Workload):
@@ -51,11 +51,11 @@ class ChatSharedPrefix(Workload):
     def __init__(self, name: str, summary: str, system_prompts: int = SYSTEM_PROMPTS) -> None:
         super().__init__(name, summary)
         rng = random.Random(20231130)  # the same system prompts in every run
-        self.systems = [_words(rng, self.SYSTEM_TOKENS) for _ in range(system_prompts)]
+        self.systems = [words(rng, self.SYSTEM_TOKENS) for _ in range(system_prompts)]
 
     def request(self, rng: random.Random, user: int) -> tuple[bytes, int]:
         system = self.systems[user % len(self.systems)]  # each user talks to one assistant
-        question = _words(rng, lognormal_tokens(rng, 40, 0.5, 400))
+        question = words(rng, lognormal_tokens(rng, 40, 0.5, 400))
         n_out = lognormal_tokens(rng, 60, 0.5, 1024)
         return json.dumps({"inputs": system + " " + question, "parameters": {"max_new_tokens": n_out}}).encode(), n_out
 
@@ -65,7 +65,7 @@ class LowLatency(Workload):
 
     def request(self, rng: random.Random, user: int) -> tuple[bytes, int]:
         n_out = rng.randint(1, 3)
-        return json.dumps({"inputs": _words(rng, rng.randint(15, 30)), "parameters": {"max_new_tokens": n_out}}).encode(), n_out
+        return json.dumps({"inputs": words(rng, rng.randint(15, 30)), "parameters": {"max_new_tokens": n_out}}).encode(), n_out
 
 
 WORKLOADS: dict[str, Workload] = {

@@ -3,7 +3,8 @@
 One thread per job, told of each by the control plane's events (BenchmarkJobStarted,
 BenchmarkJobStopping, wired by app.py), reporting each job's end through `Jobs` (the store's
 `benchmark_ended`). A job:
-1. fetches its dataset channels from S3 into its work directory (a channel names one object);
+1. fetches its dataset channels from S3 into its work directory (an object, or every object
+   under a prefix, such as an endpoint's data capture);
 2. runs `aiperf profile` (aiperf_args.py) against SageMaker's OpenAI-compatible path of the
    emulator itself, with a bearer token of the job's account, under the worker guard (its own
    process group, killed with the emulator); its output is the job's log stream;
@@ -50,7 +51,7 @@ class Jobs(Protocol):
 class Results(Protocol):
     """S3, as the runner uses it (neighbours/results.py's S3SnsResults)."""
 
-    def download(self, url: str, path: Path, max_bytes: int) -> int: ...
+    def fetch(self, url: str, directory: Path, max_bytes: int) -> int: ...
 
     def write(self, url: str, body: Body, content_type: str) -> None: ...
 
@@ -174,13 +175,10 @@ class BenchmarkRunner:
         if base is None:
             return "The emulator is not listening yet."
         inputs, artifacts = running.work / "input" / "data", running.work / "artifacts"
-        for channel in job.datasets:
-            uri = channel["DataSource"]["S3DataSource"]["S3Uri"]
-            name = uri.rstrip("/").rsplit("/", 1)[-1]
-            target = inputs / channel["ChannelName"] / (name if name not in ("", ".", "..") else "data")
-            target.parent.mkdir(parents=True, exist_ok=True)
+        for channel in job.datasets:  # an object, or a folder of them (a data capture's hours)
             try:
-                self.results.download(uri, target, MAX_DATASET_BYTES)
+                self.results.fetch(channel["DataSource"]["S3DataSource"]["S3Uri"], inputs / channel["ChannelName"],
+                                   MAX_DATASET_BYTES)
             except LookupError as exc:
                 return f"Dataset channel {channel['ChannelName']}: {exc}"
         parameters = dict(job.workload["parameters"])

@@ -51,6 +51,36 @@ class S3SnsResults:
         except BotoCoreError as exc:  # no key (`s3://bucket/`), or S3 out of reach: still the input's failure
             raise LookupError(f"Failed to read the input at {url}: {exc}") from None
 
+    def fetch(self, url: str, directory: Path, max_bytes: int) -> int:
+        """The object `url` names, into `directory` under its own name; or, when it names a prefix
+        (a SageMaker channel's folder), every object below it, at its path below the prefix.
+        At most `max_bytes` in all; LookupError saying why not. Returns the objects fetched."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        bucket, prefix = bucket_key(url)
+        s3, fetched, total = self.clients.client("s3"), 0, 0
+        try:
+            for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+                for item in page.get("Contents", []):
+                    relative = Path(item["Key"].rsplit("/", 1)[-1] if item["Key"] == prefix
+                                    else item["Key"][len(prefix):].lstrip("/"))
+                    if not relative.parts or ".." in relative.parts or item["Key"].endswith("/"):
+                        continue  # a folder marker, or a key that would leave the directory
+                    total += item["Size"]
+                    if total > max_bytes:
+                        raise LookupError(f"The data at {url} is larger than {max_bytes} bytes.")
+                    target = directory / relative
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    s3.download_file(bucket, item["Key"], str(target))
+                    fetched += 1
+        except ClientError as exc:
+            raise LookupError(f"Failed to read {url}: {exc.response.get('Error', {}).get('Code')}.") from None
+        except BotoCoreError as exc:
+            raise LookupError(f"Failed to read {url}: {exc}") from None
+        if not fetched:
+            raise LookupError(f"There is no data at {url}.")
+        return fetched
+
     def write(self, url: str, body: Body, content_type: str) -> None:
         bucket, key = bucket_key(url)
         s3 = self.clients.client("s3")

@@ -5,6 +5,8 @@ SageMaker writes it, AIPerf's output in the job's log stream, Stop ending the lo
 are skipped without it (`make install-aiperf` builds it)."""
 
 import io
+import subprocess
+import sys
 import json
 import os
 import tarfile
@@ -108,3 +110,29 @@ def test_stop_ends_the_load_and_an_active_job_holds_its_config(aiperf_server):
     assert _aiperf_processes(aiperf_server.url) == []  # the load ended with the job: no process left
     sm.delete_ai_benchmark_job(AIBenchmarkJobName="stopped")
     sm.delete_ai_workload_config(AIWorkloadConfigName="endless")
+
+
+def test_bench_replay_runs_one_capture_through_every_strategy():
+    """Issue 29, item 4: captured traffic replayed by AIPerf jobs through the four strategies."""
+    wait_for_install(STATUS, AIPERF, "NVIDIA AIPerf", "make test, or make install-aiperf,")
+    result = subprocess.run([sys.executable, "-m", "sagemaker_emu", "bench", "replay", "--requests", "16", "--seconds",
+                             "2", "--instances", "2"], capture_output=True, text=True, timeout=600,
+                            env={**os.environ, "SAGEMAKER_EMU_AIPERF": AIPERF})
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = [line.split("|") for line in result.stdout.splitlines() if line.startswith("|") and "strategy" not in line
+            and not line.startswith("|-")]
+    assert [r[1].strip() for r in rows] == ["RANDOM", "LOR", "PREFIX", "KV"]
+    assert all(r[2].strip() == "16" for r in rows)  # every captured request, replayed each time
+
+
+def test_bench_cross_check_measures_one_workload_with_both_clients():
+    """Issue 29, item 5: bench routing's client and AIPerf, the same workload, one table."""
+    wait_for_install(STATUS, AIPERF, "NVIDIA AIPerf", "make test, or make install-aiperf,")
+    result = subprocess.run([sys.executable, "-m", "sagemaker_emu", "bench", "cross-check", "--seconds", "2",
+                             "--warmup", "1", "--users", "2", "--instances", "1"], capture_output=True, text=True,
+                            timeout=600, env={**os.environ, "SAGEMAKER_EMU_AIPERF": AIPERF})
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = {line.split("|")[1].strip(): line.split("|") for line in result.stdout.splitlines()
+            if line.startswith("|") and not line.startswith("|-")}
+    assert int(rows["bench routing"][2]) > 0 and int(rows["AIPerf (benchmark job)"][2]) > 0
+    assert float(rows["AIPerf / bench routing"][6]) > 0  # a ratio of throughputs, measured in the same run

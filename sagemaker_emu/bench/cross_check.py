@@ -1,0 +1,112 @@
+"""`sagemaker-emu bench cross-check`: one workload measured by two clients in one run, `bench
+routing`'s own and NVIDIA AIPerf's (an AI benchmark job, as SageMaker runs it), so that the
+project's routing numbers are confirmed by a tool nobody here wrote.
+
+The workload: `--users` closed-loop users (AIPerf's `concurrency`) for `--seconds` after
+`--warmup` seconds, each request `--input-tokens` prompt tokens of distinct words and exactly
+`--output-tokens` streamed output tokens, against an llm-sim endpoint of `--instances` instances
+under LEAST_OUTSTANDING_REQUESTS (a fresh endpoint for each client). AIPerf counts tokens with
+llm-sim's tokenizer, so both send the same sizes. Printed: each client's requests, TTFT p50 and
+p99, request latency p50, throughput, and AIPerf's over bench routing's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import random
+import sys
+import tarfile
+import time
+
+from sagemaker_emu.bench import routing
+from sagemaker_emu.bench.replay import ROLE, aiperf
+from sagemaker_emu.bench.stats import table
+from sagemaker_emu.bench.workloads import Workload, words
+from sagemaker_emu.testing import client, deploy
+
+PROFILE = "default"  # llm-sim's: continuous batching of 8
+
+
+class Fixed(Workload):
+    def __init__(self, input_tokens: int, output_tokens: int) -> None:
+        super().__init__("fixed", f"{input_tokens} input, {output_tokens} output tokens")
+        self.input_tokens, self.output_tokens = input_tokens, output_tokens
+
+    def request(self, rng: random.Random, user: int) -> tuple[bytes, int]:
+        return json.dumps({"inputs": words(rng, self.input_tokens),
+                           "parameters": {"max_new_tokens": self.output_tokens}}).encode(), self.output_tokens
+
+
+def _aiperf_job(emu: routing.Emulator, args: argparse.Namespace) -> dict:
+    sm = emu.sm
+    client(emu.url, "s3").create_bucket(Bucket="cross-check")
+    deploy(sm, "aiperf-check", container={"Image": "sagemaker-emu/llm-sim"},
+           environment={"LLM_SIM_PROFILE": PROFILE, "LLM_SIM_TIME_SCALE": str(args.time_scale)},
+           InstanceType="ml.g5.2xlarge", InitialInstanceCount=args.instances,
+           RoutingConfig={"RoutingStrategy": "LEAST_OUTSTANDING_REQUESTS"})
+    spec = {"benchmark": {"type": "aiperf"}, "parameters": {
+        "concurrency": args.users, "benchmark_duration": args.seconds, "warmup_duration": args.warmup,
+        "warmup_concurrency": args.users, "prompt_input_tokens_mean": args.input_tokens,
+        "prompt_input_tokens_stddev": 0, "output_tokens_mean": args.output_tokens, "output_tokens_stddev": 0,
+        "streaming": True, "random_seed": args.seed}}
+    sm.create_ai_workload_config(AIWorkloadConfigName="fixed", AIWorkloadConfigs={"WorkloadSpec": {
+        "Inline": json.dumps(spec)}})
+    sm.create_ai_benchmark_job(AIBenchmarkJobName="fixed", BenchmarkTarget={"Endpoint": {"Identifier": "aiperf-check"}},
+                               OutputConfig={"S3OutputLocation": "s3://cross-check/out"}, RoleArn=ROLE,
+                               AIWorkloadConfigIdentifier="fixed")
+    while (job := sm.describe_ai_benchmark_job(AIBenchmarkJobName="fixed"))["AIBenchmarkJobStatus"] == "InProgress":
+        time.sleep(0.5)
+    if job["AIBenchmarkJobStatus"] != "Completed":
+        raise RuntimeError(f"the AIPerf job ended {job['AIBenchmarkJobStatus']}: {job.get('FailureReason')}")
+    archive = client(emu.url, "s3").get_object(Bucket="cross-check", Key="out/fixed/output.tar.gz")["Body"].read()
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        member = tar.extractfile("profile_export_aiperf.json")
+        assert member is not None
+        return json.load(member)
+
+
+def run(args: argparse.Namespace, out=print) -> list[list[str]]:
+    command = aiperf()
+    if command is None:
+        out("sagemaker-emu bench cross-check runs NVIDIA AIPerf: `make install-aiperf` (or pip install "
+            "'sagemaker-emu[aiperf]' and set SAGEMAKER_EMU_AIPERF), then run it again.", file=sys.stderr)
+        return []
+    emu = routing.Emulator(args.seed, env={"SAGEMAKER_EMU_AIPERF": command})
+    try:
+        out("  bench routing's client", file=sys.stderr)
+        ours = routing.run_point(emu, Fixed(args.input_tokens, args.output_tokens), PROFILE, args.users,
+                                 args.instances, "LEAST_OUTSTANDING_REQUESTS", args.seconds, args.warmup,
+                                 args.time_scale, args.seed, stream=True, think_s=0.0)
+        out("  AIPerf, as an AI benchmark job", file=sys.stderr)
+        theirs = _aiperf_job(emu, args)
+    finally:
+        emu.stop()
+    ours_row = [ours.requests, (ours.ttft_p50_s or 0) * 1000, (ours.ttft_p99_s or 0) * 1000, ours.p50_s * 1000,
+                ours.per_minute / 60]
+    aiperf_row = [theirs["request_count"]["avg"], theirs["time_to_first_token"]["p50"],
+                  theirs["time_to_first_token"]["p99"], theirs["request_latency"]["p50"],
+                  theirs["request_throughput"]["avg"]]
+    rows = [["bench routing", *(f"{v:.0f}" if i == 0 else f"{v:.1f}" for i, v in enumerate(ours_row))],
+            ["AIPerf (benchmark job)", *(f"{v:.0f}" if i == 0 else f"{v:.1f}" for i, v in enumerate(aiperf_row))],
+            ["AIPerf / bench routing", "", *(f"{a / b:.3f}" if b else "-" for a, b in zip(aiperf_row[1:], ours_row[1:]))]]
+    out(f"{args.users} users, {args.seconds:g} s after {args.warmup:g} s of warm-up, {args.input_tokens} input and "
+        f"{args.output_tokens} output tokens a request, {args.instances} llm-sim instances under "
+        f"LEAST_OUTSTANDING_REQUESTS, time scale {args.time_scale:g}")
+    out(table(["client", "requests", "TTFT p50 ms", "TTFT p99 ms", "latency p50 ms", "requests/s"], rows))
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="sagemaker-emu bench cross-check", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--users", type=int, default=8)
+    parser.add_argument("--instances", type=int, default=2)
+    parser.add_argument("--seconds", type=float, default=30.0, help="measured seconds (default: 30)")
+    parser.add_argument("--warmup", type=float, default=5.0, help="seconds before measuring (default: 5)")
+    parser.add_argument("--input-tokens", type=int, default=200)
+    parser.add_argument("--output-tokens", type=int, default=32)
+    parser.add_argument("--time-scale", type=float, default=0.2, help="llm-sim's LLM_SIM_TIME_SCALE (default: 0.2)")
+    parser.add_argument("--seed", type=int, default=1)
+    return 0 if run(parser.parse_args(argv)) else 1
