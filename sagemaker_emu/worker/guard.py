@@ -22,7 +22,9 @@ def main(argv: list[str]) -> int:
     if argv[:1] == ["--"]:
         argv = argv[1:]
     parent = os.getppid()
-    lifeline.kill_me_with_parent()
+    # SIGTERM, not SIGKILL, when the emulator goes: the guard lives on to kill the command's whole
+    # group (the command's own children too), which the kernel's signal to the command alone misses.
+    lifeline.kill_me_with_parent(signal.SIGTERM)
     # This process has one thread, so a preexec_fn is safe: the command dies with us too.
     child = subprocess.Popen(argv, start_new_session=True, preexec_fn=lifeline.kill_me_with_parent)
 

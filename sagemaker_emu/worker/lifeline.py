@@ -22,13 +22,13 @@ PARENT_POLL_S = 0.5
 _PR_SET_PDEATHSIG = 1
 
 
-def kill_me_with_parent() -> None:
-    """Ask the kernel for SIGKILL when our parent goes (Linux; elsewhere nothing happens).
+def kill_me_with_parent(signum: int = signal.SIGKILL) -> None:
+    """Ask the kernel for `signum` when our parent goes (Linux; elsewhere nothing happens).
     Safe in a child between fork and exec: no allocation beyond the loaded libc."""
     if sys.platform.startswith("linux"):
         try:
             ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True).prctl(
-                _PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+                _PR_SET_PDEATHSIG, signum, 0, 0, 0)
         except (OSError, AttributeError):
             pass
 

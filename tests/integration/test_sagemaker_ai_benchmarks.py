@@ -9,6 +9,7 @@ import subprocess
 import sys
 import json
 import os
+import signal
 import tarfile
 import time
 from pathlib import Path
@@ -80,15 +81,27 @@ def test_a_job_runs_aiperf_and_writes_sagemakers_archive(aiperf_server):
     assert sum(d["Sum"] for d in invocations) >= 12  # the job's calls are the endpoint's calls
 
 
-def _aiperf_processes(url: str) -> list[int]:
-    found = []
+def _session(pid: str) -> int:
+    """A process's session id (field 6 of /proc/<pid>/stat; the name in field 2 may hold spaces)."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    return int(stat[stat.rindex(")") + 2:].split()[3])
+
+
+def _aiperf_processes(url: str, sessions: set[int] | None = None) -> list[int]:
+    """Live processes of AIPerf runs against `url`: its command, and every process of its session
+    (AIPerf's own workers do not name the URL); with `sessions`, those sessions' processes."""
+    found, wanted = [], set(sessions or ())
     for entry in Path("/proc").iterdir():
         try:
             command = (entry / "cmdline").read_bytes().decode(errors="replace")
-        except OSError:
+            if sessions is None and "aiperf" in command and url in command:
+                wanted.add(_session(entry.name))
+            elif command and _session(entry.name) in wanted:
+                found.append(int(entry.name))
+        except (OSError, ValueError):
             continue
-        if "aiperf" in command and url in command:
-            found.append(int(entry.name))
+    if sessions is None:
+        return _aiperf_processes(url, wanted) if wanted else []
     return found
 
 
@@ -136,3 +149,22 @@ def test_bench_cross_check_measures_one_workload_with_both_clients():
             if line.startswith("|") and not line.startswith("|-")}
     assert int(rows["bench routing"][2]) > 0 and int(rows["AIPerf (benchmark job)"][2]) > 0
     assert float(rows["AIPerf / bench routing"][6]) > 0  # a ratio of throughputs, measured in the same run
+
+
+def test_no_aiperf_process_outlives_an_emulator_killed_mid_job():
+    """No process is orphaned, ever: the worker guard kills AIPerf's whole process group (its
+    own workers too) when the emulator dies, even by SIGKILL."""
+    wait_for_install(STATUS, AIPERF, "NVIDIA AIPerf", "make test, or make install-aiperf,")
+    srv = EmulatorProcess(env={"SAGEMAKER_EMU_AIPERF": AIPERF})
+    try:
+        sm = client(srv.url)
+        deploy(sm, "chat", container={"Image": "sagemaker-emu/llm-sim", "Environment": FAST})
+        workload(sm, "endless", concurrency=2, request_count=1_000_000, output_tokens_mean=8)
+        job(sm, "doomed", "endless")
+        eventually(lambda: _aiperf_processes(srv.url), timeout=60)
+        sessions = {_session(str(pid)) for pid in _aiperf_processes(srv.url)}
+        os.kill(srv.proc.pid, signal.SIGKILL)
+        srv.proc.wait()
+        eventually(lambda: _aiperf_processes(srv.url, sessions) == [], timeout=30)
+    finally:
+        srv.stop()
