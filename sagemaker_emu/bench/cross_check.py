@@ -3,8 +3,8 @@ routing`'s own and NVIDIA AIPerf's (an AI benchmark job, as SageMaker runs it), 
 project's routing numbers are confirmed by a tool nobody here wrote.
 
 The workload: `--users` closed-loop users (AIPerf's `concurrency`) for `--seconds` after
-`--warmup` seconds, each request `--input-tokens` prompt tokens of distinct words and exactly
-`--output-tokens` streamed output tokens, against an llm-sim endpoint of `--instances` instances
+`--warmup` seconds, each request `--input-tokens` prompt tokens of distinct words and a streamed
+answer of ~N(`--output-tokens`, `--output-stddev`) tokens, against an llm-sim endpoint of `--instances` instances
 under LEAST_OUTSTANDING_REQUESTS (a fresh endpoint for each client). AIPerf counts tokens with
 llm-sim's tokenizer, so both send the same sizes. Printed: each client's requests, TTFT p50 and
 p99, request latency p50, throughput, and AIPerf's over bench routing's.
@@ -29,14 +29,17 @@ from sagemaker_emu.testing import client, deploy
 PROFILE = "default"  # llm-sim's: continuous batching of 8
 
 
-class Fixed(Workload):
-    def __init__(self, input_tokens: int, output_tokens: int) -> None:
-        super().__init__("fixed", f"{input_tokens} input, {output_tokens} output tokens")
-        self.input_tokens, self.output_tokens = input_tokens, output_tokens
+class Sized(Workload):
+    """Prompts of distinct words; output lengths drawn as AIPerf draws them (a normal
+    distribution, rounded, at least one)."""
+
+    def __init__(self, input_tokens: int, output_tokens: int, output_stddev: float) -> None:
+        super().__init__("sized", f"{input_tokens} input, ~N({output_tokens}, {output_stddev:g}) output tokens")
+        self.input_tokens, self.output_tokens, self.output_stddev = input_tokens, output_tokens, output_stddev
 
     def request(self, rng: random.Random, user: int) -> tuple[bytes, int]:
-        return json.dumps({"inputs": words(rng, self.input_tokens),
-                           "parameters": {"max_new_tokens": self.output_tokens}}).encode(), self.output_tokens
+        n_out = max(1, round(rng.gauss(self.output_tokens, self.output_stddev)))
+        return json.dumps({"inputs": words(rng, self.input_tokens), "parameters": {"max_new_tokens": n_out}}).encode(), n_out
 
 
 def _aiperf_job(emu: routing.Emulator, args: argparse.Namespace) -> dict:
@@ -49,7 +52,8 @@ def _aiperf_job(emu: routing.Emulator, args: argparse.Namespace) -> dict:
     spec = {"benchmark": {"type": "aiperf"}, "parameters": {
         "concurrency": args.users, "benchmark_duration": args.seconds, "warmup_duration": args.warmup,
         "warmup_concurrency": args.users, "prompt_input_tokens_mean": args.input_tokens,
-        "prompt_input_tokens_stddev": 0, "output_tokens_mean": args.output_tokens, "output_tokens_stddev": 0,
+        "prompt_input_tokens_stddev": 0, "output_tokens_mean": args.output_tokens,
+        "output_tokens_stddev": args.output_stddev,
         "streaming": True, "random_seed": args.seed}}
     sm.create_ai_workload_config(AIWorkloadConfigName="fixed", AIWorkloadConfigs={"WorkloadSpec": {
         "Inline": json.dumps(spec)}})
@@ -76,7 +80,7 @@ def run(args: argparse.Namespace, out=print) -> list[list[str]]:
     emu = routing.Emulator(args.seed, env={"SAGEMAKER_EMU_AIPERF": command})
     try:
         out("  bench routing's client", file=sys.stderr)
-        ours = routing.run_point(emu, Fixed(args.input_tokens, args.output_tokens), PROFILE, args.users,
+        ours = routing.run_point(emu, Sized(args.input_tokens, args.output_tokens, args.output_stddev), PROFILE, args.users,
                                  args.instances, "LEAST_OUTSTANDING_REQUESTS", args.seconds, args.warmup,
                                  args.time_scale, args.seed, stream=True, think_s=0.0)
         out("  AIPerf, as an AI benchmark job", file=sys.stderr)
@@ -92,7 +96,7 @@ def run(args: argparse.Namespace, out=print) -> list[list[str]]:
             ["AIPerf (benchmark job)", *(f"{v:.0f}" if i == 0 else f"{v:.1f}" for i, v in enumerate(aiperf_row))],
             ["AIPerf / bench routing", "", *(f"{a / b:.3f}" if b else "-" for a, b in zip(aiperf_row[1:], ours_row[1:]))]]
     out(f"{args.users} users, {args.seconds:g} s after {args.warmup:g} s of warm-up, {args.input_tokens} input and "
-        f"{args.output_tokens} output tokens a request, {args.instances} llm-sim instances under "
+        f"~N({args.output_tokens}, {args.output_stddev:g}) output tokens a request, {args.instances} llm-sim instances under "
         f"LEAST_OUTSTANDING_REQUESTS, time scale {args.time_scale:g}")
     out(table(["client", "requests", "TTFT p50 ms", "TTFT p99 ms", "latency p50 ms", "requests/s"], rows))
     return rows
@@ -106,7 +110,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=30.0, help="measured seconds (default: 30)")
     parser.add_argument("--warmup", type=float, default=5.0, help="seconds before measuring (default: 5)")
     parser.add_argument("--input-tokens", type=int, default=200)
-    parser.add_argument("--output-tokens", type=int, default=32)
+    parser.add_argument("--output-tokens", type=int, default=32, help="mean output tokens (default: 32)")
+    parser.add_argument("--output-stddev", type=float, default=10.0,
+                        help="their standard deviation (default: 10): identical requests on a deterministic model "
+                             "keep closed-loop users in step, which one client's timing breaks and another's may not")
     parser.add_argument("--time-scale", type=float, default=0.2, help="llm-sim's LLM_SIM_TIME_SCALE (default: 0.2)")
     parser.add_argument("--seed", type=int, default=1)
     return 0 if run(parser.parse_args(argv)) else 1
