@@ -174,7 +174,7 @@ def _plot(rows: list[list[str]], path: str, out) -> None:
         ax.bar([i + offset * 0.27 for i in range(len(rows))], [float(r[column]) for r in rows], width=0.27, label=label)
     ax.set_xticks([i + 0.27 for i in range(len(rows))], names)
     ax.set_ylabel("ms")
-    ax.set_title("One captured stretch of traffic, replayed by AIPerf through each strategy")
+    ax.set_title("Captured traffic replayed by AIPerf, per strategy")
     ax.legend()
     fig.tight_layout()
     fig.savefig(path)
