@@ -11,7 +11,8 @@ BenchmarkJobStopping, wired by app.py), reporting each job's end through `Jobs` 
 3. archives AIPerf's artifacts as `output.tar.gz` under `<S3OutputLocation>/<job name>/`.
 StopAIBenchmarkJob asks AIPerf to stop, and kills it a second later if it has not.
 
-The `aiperf` command is `SAGEMAKER_EMU_AIPERF`, else the one on the PATH; without one, the job
+The `aiperf` command is `SAGEMAKER_EMU_AIPERF`, else the one beside this Python (the `aiperf`
+extra's), else the one on the PATH; without one, the job
 fails with a FailureReason that says how to install it, never an error of the call that made it.
 """
 
@@ -91,11 +92,13 @@ class JobView(Protocol):
 
 
 def aiperf_command() -> str | None:
-    """The aiperf executable to run (SAGEMAKER_EMU_AIPERF, else the PATH's), or None."""
+    """The aiperf executable to run (SAGEMAKER_EMU_AIPERF; else the one the `aiperf` extra put
+    beside this Python, whether or not its environment is activated; else the PATH's), or None."""
     named = os.environ.get("SAGEMAKER_EMU_AIPERF")
     if named is not None:  # set, even empty: that one or none
         return named if named and os.access(named, os.X_OK) else None
-    return shutil.which("aiperf")
+    beside = Path(sys.executable).parent / "aiperf"
+    return str(beside) if os.access(beside, os.X_OK) else shutil.which("aiperf")
 
 
 class _Running:
