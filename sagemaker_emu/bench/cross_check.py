@@ -2,7 +2,9 @@
 routing`'s own and NVIDIA AIPerf's (an AI benchmark job, as SageMaker runs it), so that the
 project's routing numbers are confirmed by a tool nobody here wrote.
 
-The workload: `--users` closed-loop users (AIPerf's `concurrency`) for `--seconds` after
+The workload: `--users` closed-loop users (AIPerf's `concurrency`), or with `--rate R` open-loop
+Poisson arrivals of R a second for both clients (AIPerf's `request_rate_mode: poisson`; ours
+sends `bench routing`'s request at the same kind of arrivals), for `--seconds` after
 `--warmup` seconds, each request `--input-tokens` prompt tokens of distinct words and a streamed
 answer of ~N(`--output-tokens`, `--output-stddev`) tokens, against an llm-sim endpoint of `--instances` instances
 under LEAST_OUTSTANDING_REQUESTS (a fresh endpoint for each client). AIPerf counts tokens with
@@ -13,16 +15,19 @@ p99, request latency p50, throughput, and AIPerf's over bench routing's.
 from __future__ import annotations
 
 import argparse
+import http.client
 import io
 import json
 import random
 import sys
 import tarfile
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 from sagemaker_emu.bench import routing
 from sagemaker_emu.bench.replay import ROLE, aiperf
-from sagemaker_emu.bench.stats import table
+from sagemaker_emu.bench.stats import percentile, table
 from sagemaker_emu.bench.workloads import Workload, words
 from sagemaker_emu.testing import client, deploy
 
@@ -49,9 +54,11 @@ def _aiperf_job(emu: routing.Emulator, args: argparse.Namespace) -> dict:
            environment={"LLM_SIM_PROFILE": PROFILE, "LLM_SIM_TIME_SCALE": str(args.time_scale)},
            InstanceType="ml.g5.2xlarge", InitialInstanceCount=args.instances,
            RoutingConfig={"RoutingStrategy": "LEAST_OUTSTANDING_REQUESTS"})
+    load = ({"request_rate": args.rate, "request_rate_mode": "poisson", "warmup_request_rate": args.rate}
+            if args.rate else {"concurrency": args.users, "warmup_concurrency": args.users})
     spec = {"benchmark": {"type": "aiperf"}, "parameters": {
-        "concurrency": args.users, "benchmark_duration": args.seconds, "warmup_duration": args.warmup,
-        "warmup_concurrency": args.users, "prompt_input_tokens_mean": args.input_tokens,
+        **load, "benchmark_duration": args.seconds, "warmup_duration": args.warmup,
+        "prompt_input_tokens_mean": args.input_tokens,
         "prompt_input_tokens_stddev": 0, "output_tokens_mean": args.output_tokens,
         "output_tokens_stddev": args.output_stddev,
         "streaming": True, "random_seed": args.seed}}
@@ -71,6 +78,47 @@ def _aiperf_job(emu: routing.Emulator, args: argparse.Namespace) -> dict:
         return json.load(member)
 
 
+def _open_loop(emu: routing.Emulator, args: argparse.Namespace) -> list[float]:
+    """`bench routing`'s request (routing._call) sent at Poisson arrivals of `--rate` a second:
+    [requests, TTFT p50 ms, TTFT p99 ms, latency p50 ms, requests/s] of those started after the
+    warm-up."""
+    emu.deploy("open-loop", args.instances, "LEAST_OUTSTANDING_REQUESTS",
+               {"LLM_SIM_PROFILE": PROFILE, "LLM_SIM_TIME_SCALE": str(args.time_scale)})
+    workload, rng = Sized(args.input_tokens, args.output_tokens, args.output_stddev), random.Random(args.seed)
+    arrivals, at = [], 0.0
+    while at < args.warmup + args.seconds:
+        at += rng.expovariate(args.rate)
+        arrivals.append((at, workload.request(rng, 0)[0]))
+    samples: list[tuple[float, float, float]] = []  # (sent at, TTFT, latency), seconds
+    lock, local = threading.Lock(), threading.local()
+
+    def send(at: float, body: bytes) -> None:
+        request = json.loads(body)
+        request["stream"] = True
+        conn = getattr(local, "conn", None) or http.client.HTTPConnection(emu.host, emu.port, timeout=600)
+        local.conn = conn
+        t0 = time.perf_counter()
+        try:
+            ttft, _ = routing._call(conn, "/endpoints/open-loop/invocations-response-stream",
+                                    json.dumps(request).encode(), t0)
+        except (OSError, RuntimeError, http.client.HTTPException):
+            local.conn = None
+            return
+        with lock:
+            samples.append((at, ttft or 0.0, time.perf_counter() - t0))
+
+    start = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=128) as pool:
+        for at, body in arrivals:  # each at its time, whatever the others are doing
+            time.sleep(max(0.0, start + at - time.perf_counter()))
+            pool.submit(send, at, body)
+    emu.remove("open-loop")
+    measured = [s for s in samples if s[0] >= args.warmup]
+    ttfts, latencies = sorted(s[1] for s in measured), sorted(s[2] for s in measured)
+    return [len(measured), percentile(ttfts, 50) * 1000, percentile(ttfts, 99) * 1000,
+            percentile(latencies, 50) * 1000, len(measured) / args.seconds]
+
+
 def run(args: argparse.Namespace, out=print) -> list[list[str]]:
     command = aiperf()
     if command is None:
@@ -80,22 +128,26 @@ def run(args: argparse.Namespace, out=print) -> list[list[str]]:
     emu = routing.Emulator(args.seed, env={"SAGEMAKER_EMU_AIPERF": command})
     try:
         out("  bench routing's client", file=sys.stderr)
-        ours = routing.run_point(emu, Sized(args.input_tokens, args.output_tokens, args.output_stddev), PROFILE, args.users,
-                                 args.instances, "LEAST_OUTSTANDING_REQUESTS", args.seconds, args.warmup,
-                                 args.time_scale, args.seed, stream=True, think_s=0.0)
+        if args.rate:
+            ours_row = _open_loop(emu, args)
+        else:
+            ours = routing.run_point(emu, Sized(args.input_tokens, args.output_tokens, args.output_stddev), PROFILE,
+                                     args.users, args.instances, "LEAST_OUTSTANDING_REQUESTS", args.seconds,
+                                     args.warmup, args.time_scale, args.seed, stream=True, think_s=0.0)
+            ours_row = [ours.requests, (ours.ttft_p50_s or 0) * 1000, (ours.ttft_p99_s or 0) * 1000,
+                        ours.p50_s * 1000, ours.per_minute / 60]
         out("  AIPerf, as an AI benchmark job", file=sys.stderr)
         theirs = _aiperf_job(emu, args)
     finally:
         emu.stop()
-    ours_row = [ours.requests, (ours.ttft_p50_s or 0) * 1000, (ours.ttft_p99_s or 0) * 1000, ours.p50_s * 1000,
-                ours.per_minute / 60]
     aiperf_row = [theirs["request_count"]["avg"], theirs["time_to_first_token"]["p50"],
                   theirs["time_to_first_token"]["p99"], theirs["request_latency"]["p50"],
                   theirs["request_throughput"]["avg"]]
     rows = [["bench routing", *(f"{v:.0f}" if i == 0 else f"{v:.1f}" for i, v in enumerate(ours_row))],
             ["AIPerf (benchmark job)", *(f"{v:.0f}" if i == 0 else f"{v:.1f}" for i, v in enumerate(aiperf_row))],
             ["AIPerf / bench routing", "", *(f"{a / b:.3f}" if b else "-" for a, b in zip(aiperf_row[1:], ours_row[1:]))]]
-    out(f"{args.users} users, {args.seconds:g} s after {args.warmup:g} s of warm-up, {args.input_tokens} input and "
+    load = f"Poisson arrivals at {args.rate:g} a second" if args.rate else f"{args.users} closed-loop users"
+    out(f"{load}, {args.seconds:g} s after {args.warmup:g} s of warm-up, {args.input_tokens} input and "
         f"~N({args.output_tokens}, {args.output_stddev:g}) output tokens a request, {args.instances} llm-sim instances under "
         f"LEAST_OUTSTANDING_REQUESTS, time scale {args.time_scale:g}")
     out(table(["client", "requests", "TTFT p50 ms", "TTFT p99 ms", "latency p50 ms", "requests/s"], rows))
@@ -105,7 +157,10 @@ def run(args: argparse.Namespace, out=print) -> list[list[str]]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="sagemaker-emu bench cross-check", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--users", type=int, default=8)
+    parser.add_argument("--users", type=int, default=8, help="closed-loop users (AIPerf's concurrency; default: 8)")
+    parser.add_argument("--rate", type=float, default=0.0,
+                        help="instead of users: open-loop Poisson arrivals a second, for both clients "
+                             "(AIPerf's request_rate with request_rate_mode poisson)")
     parser.add_argument("--instances", type=int, default=2)
     parser.add_argument("--seconds", type=float, default=30.0, help="measured seconds (default: 30)")
     parser.add_argument("--warmup", type=float, default=5.0, help="seconds before measuring (default: 5)")

@@ -141,14 +141,15 @@ def test_bench_replay_runs_one_capture_through_every_strategy():
 def test_bench_cross_check_measures_one_workload_with_both_clients():
     """Issue 29, item 5: bench routing's client and AIPerf, the same workload, one table."""
     wait_for_install(STATUS, AIPERF, "NVIDIA AIPerf", "make test, or make install-aiperf,")
-    result = subprocess.run([sys.executable, "-m", "sagemaker_emu", "bench", "cross-check", "--seconds", "2",
-                             "--warmup", "1", "--users", "2", "--instances", "1"], capture_output=True, text=True,
-                            timeout=600, env={**os.environ, "SAGEMAKER_EMU_AIPERF": AIPERF})
-    assert result.returncode == 0, result.stderr[-3000:]
-    rows = {line.split("|")[1].strip(): line.split("|") for line in result.stdout.splitlines()
-            if line.startswith("|") and not line.startswith("|-")}
-    assert int(rows["bench routing"][2]) > 0 and int(rows["AIPerf (benchmark job)"][2]) > 0
-    assert float(rows["AIPerf / bench routing"][6]) > 0  # a ratio of throughputs, measured in the same run
+    for load in (["--users", "2"], ["--rate", "6"]):  # closed-loop users, then Poisson arrivals
+        result = subprocess.run([sys.executable, "-m", "sagemaker_emu", "bench", "cross-check", "--seconds", "2",
+                                 "--warmup", "1", "--instances", "1", *load], capture_output=True, text=True,
+                                timeout=600, env={**os.environ, "SAGEMAKER_EMU_AIPERF": AIPERF})
+        assert result.returncode == 0, result.stderr[-3000:]
+        rows = {line.split("|")[1].strip(): line.split("|") for line in result.stdout.splitlines()
+                if line.startswith("|") and not line.startswith("|-")}
+        assert int(rows["bench routing"][2]) > 0 and int(rows["AIPerf (benchmark job)"][2]) > 0
+        assert float(rows["AIPerf / bench routing"][6]) > 0  # a ratio of throughputs, measured in the same run
 
 
 def test_no_aiperf_process_outlives_an_emulator_killed_mid_job():
