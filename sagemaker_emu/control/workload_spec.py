@@ -9,6 +9,7 @@ value would be stored in clear text), and `tooling` (`api_standard: openai`, a `
 from __future__ import annotations
 
 import json
+import math
 import re
 from functools import lru_cache
 from pathlib import Path
@@ -75,6 +76,12 @@ def _parameters(given: Any) -> dict[str, Any]:
         if not isinstance(value, wanted) or (isinstance(value, bool) and bool not in wanted):
             raise InvalidInput(f"WorkloadSpec parameter {name} must be of type {row['type']}, not {value!r:.64}.")
         canonical = row.get("alias_of", name)
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            if not math.isfinite(value) or value < 0:
+                raise InvalidInput(f"WorkloadSpec parameter {name} must be a finite number, not negative.")
+            limit = known[canonical].get("maximum")  # an alias is bounded as its flag is
+            if limit is not None and value > limit:
+                raise InvalidInput(f"WorkloadSpec parameter {name} is {value}; sagemaker-emu runs at most {limit}.")
         if canonical in given and canonical != name:
             raise InvalidInput(f"WorkloadSpec parameters {name} and {canonical} name the same setting; give one.")
         out[canonical] = value

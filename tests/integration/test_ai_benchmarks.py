@@ -53,6 +53,10 @@ def test_workload_configs_are_checked_described_listed_and_deleted(sm):
     ({**SPEC, "secrets": {"hf_token": "hf_abc123"}}, "must be Secrets Manager secret ARNs"),
     ({**SPEC, "tooling": {"api_standard": "anthropic"}}, "the only supported one is openai"),
     ({**SPEC, "extra": 1}, "Unknown WorkloadSpec keys: extra"),
+    ({**SPEC, "parameters": {"concurrency": 100000}}, "sagemaker-emu runs at most 1000"),
+    ({**SPEC, "parameters": {"num_requests": 10**9}}, "sagemaker-emu runs at most 10000000"),  # an alias too
+    ({**SPEC, "parameters": {"request_count": -1}}, "not negative"),
+    ("benchmark: {type: aiperf}\nparameters: {request_rate: .nan}\n", "must be a finite number"),
     ("a: &x [1]\nb: *x\n", "YAML alias"),
     ("{not yaml", "not valid YAML or JSON"),
     ("[1, 2]", "must be a YAML or JSON object"),
