@@ -2,9 +2,10 @@
 routing`'s own and NVIDIA AIPerf's (an AI benchmark job, as SageMaker runs it), so that the
 project's routing numbers are confirmed by a tool nobody here wrote.
 
-The workload: `--users` closed-loop users (AIPerf's `concurrency`), or with `--rate R` open-loop
-Poisson arrivals of R a second for both clients (AIPerf's `request_rate_mode: poisson`; ours
-sends `bench routing`'s request at the same kind of arrivals), for `--seconds` after
+The workload: open-loop Poisson arrivals of `--rate` a second for both clients (AIPerf's
+`request_rate_mode: poisson`; ours sends `bench routing`'s request at the same kind of
+arrivals), or with `--rate 0` `--users` closed-loop users (AIPerf's `concurrency`; each client's
+own cost per request then shows in the other's numbers), for `--seconds` after
 `--warmup` seconds, each request `--input-tokens` prompt tokens of distinct words and a streamed
 answer of ~N(`--output-tokens`, `--output-stddev`) tokens, against an llm-sim endpoint of `--instances` instances
 under LEAST_OUTSTANDING_REQUESTS (a fresh endpoint for each client). AIPerf counts tokens with
@@ -32,6 +33,7 @@ from sagemaker_emu.bench.workloads import Workload, words
 from sagemaker_emu.testing import client, deploy
 
 PROFILE = "default"  # llm-sim's: continuous batching of 8
+ENTRIES = 5000  # distinct AIPerf prompts: more than any run here sends
 
 
 class Sized(Workload):
@@ -61,7 +63,10 @@ def _aiperf_job(emu: routing.Emulator, args: argparse.Namespace) -> dict:
         "prompt_input_tokens_mean": args.input_tokens,
         "prompt_input_tokens_stddev": 0, "output_tokens_mean": args.output_tokens,
         "output_tokens_stddev": args.output_stddev,
-        "streaming": True, "random_seed": args.seed}}
+        "streaming": True, "random_seed": args.seed,
+        # one prompt per request, as ours: AIPerf's default of 100 prompts, reused, would let
+        # llm-sim's prefix cache skip the prefill of every repeat
+        "num_dataset_entries": ENTRIES}}
     sm.create_ai_workload_config(AIWorkloadConfigName="fixed", AIWorkloadConfigs={"WorkloadSpec": {
         "Inline": json.dumps(spec)}})
     sm.create_ai_benchmark_job(AIBenchmarkJobName="fixed", BenchmarkTarget={"Endpoint": {"Identifier": "aiperf-check"}},
@@ -157,10 +162,11 @@ def run(args: argparse.Namespace, out=print) -> list[list[str]]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="sagemaker-emu bench cross-check", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--users", type=int, default=8, help="closed-loop users (AIPerf's concurrency; default: 8)")
-    parser.add_argument("--rate", type=float, default=0.0,
-                        help="instead of users: open-loop Poisson arrivals a second, for both clients "
-                             "(AIPerf's request_rate with request_rate_mode poisson)")
+    parser.add_argument("--rate", type=float, default=20.0,
+                        help="open-loop Poisson arrivals a second, for both clients (AIPerf's request_rate with "
+                             "request_rate_mode poisson; default: 20); 0: closed-loop --users instead")
+    parser.add_argument("--users", type=int, default=8, help="with --rate 0: closed-loop users (AIPerf's concurrency; "
+                                                              "default: 8)")
     parser.add_argument("--instances", type=int, default=2)
     parser.add_argument("--seconds", type=float, default=30.0, help="measured seconds (default: 30)")
     parser.add_argument("--warmup", type=float, default=5.0, help="seconds before measuring (default: 5)")

@@ -141,7 +141,7 @@ def test_bench_replay_runs_one_capture_through_every_strategy():
 def test_bench_cross_check_measures_one_workload_with_both_clients():
     """Issue 29, item 5: bench routing's client and AIPerf, the same workload, one table."""
     wait_for_install(STATUS, AIPERF, "NVIDIA AIPerf", "make test, or make install-aiperf,")
-    for load in (["--users", "2"], ["--rate", "6"]):  # closed-loop users, then Poisson arrivals
+    for load in (["--rate", "0", "--users", "2"], ["--rate", "6"]):  # closed-loop users, then Poisson arrivals
         result = subprocess.run([sys.executable, "-m", "sagemaker_emu", "bench", "cross-check", "--seconds", "2",
                                  "--warmup", "1", "--instances", "1", *load], capture_output=True, text=True,
                                 timeout=600, env={**os.environ, "SAGEMAKER_EMU_AIPERF": AIPERF})
