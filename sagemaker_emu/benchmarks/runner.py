@@ -212,7 +212,8 @@ class BenchmarkRunner:
 
     def _spawn(self, running: _Running, argv: list[str]) -> int:
         """AIPerf under the worker guard: its own process group, which dies with the emulator."""
-        env = {**os.environ, "PYTHONUNBUFFERED": "1", "HF_HUB_DISABLE_TELEMETRY": "1", "NO_COLOR": "1"}
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", "HF_HUB_DISABLE_TELEMETRY": "1", "NO_COLOR": "1",
+               "SAGEMAKER_EMU_PARENT_PID": str(os.getpid())}  # the guard dies with us, however early
         with open(running.log, "ab") as out:
             proc = subprocess.Popen([sys.executable, "-m", "sagemaker_emu.worker.guard", "--", *argv],
                                     cwd=running.work, env=env, stdin=subprocess.DEVNULL, stdout=out,
