@@ -75,15 +75,12 @@ class Metrics:
         self.router_overhead: dict[tuple, Histogram] = defaultdict(Histogram)  # (router, target)
         self.router_destination: dict[tuple, Histogram] = defaultdict(Histogram)  # (router, target, destination)
 
-    def routed(self, router: str, destination: str, reason: str) -> None:
-        """An inference router sent a call to `destination` for `reason` (its answer, or the last try)."""
+    def router_answered(self, router: str, target: str, destination: str, reason: str, error_type: str,
+                        total_s: float, destination_s: float | None) -> None:
+        """A router's final response: the destination it sent the call to last and why, the
+        error it ended with ("" for none), and the time of the attempt a destination answered."""
         with self._lock:
             self.routed_calls[(router, destination, reason)] += 1
-
-    def router_answered(self, router: str, target: str, destination: str, error_type: str, total_s: float,
-                        destination_s: float | None) -> None:
-        """A router's final response; `destination_s`: the time of the attempt a destination answered."""
-        with self._lock:
             self.router_invocations[(router, target, destination, error_type)] += 1
             if destination_s is not None:
                 self.router_destination[(router, target, destination)].observe(destination_s)

@@ -2,8 +2,8 @@
 llm-sim counts: llm-sim splits text into words and single punctuation marks (`\\w+|[^\\w\\s]`,
 sagemaker_emu/kv/blocks.py); this tokenizer splits the same way (on white space, then that
 pattern) and maps each piece to one id (a word-level model). Its vocabulary is the words of
-AIPerf's synthetic corpus by frequency, llm-sim's own output words and ASCII punctuation; any
-other piece is `unk`, itself one word, so counts agree whatever the text.
+AIPerf's synthetic corpus by frequency and ASCII punctuation; any other piece (llm-sim's
+answers included) is `unk`, itself one word, so counts agree whatever the text.
 
 `python -m sagemaker_emu.benchmarks.tokenizer CORPUS` writes llm_sim_tokenizer/ anew from a
 corpus (AIPerf's is aiperf/dataset/generator/assets/shakespeare.txt); the files are committed.
@@ -23,14 +23,11 @@ DIRECTORY = Path(__file__).parent / "llm_sim_tokenizer"
 PATTERN = r"\w+|[^\w\s]"  # kv/blocks.py's _TOKEN: one token per match
 UNKNOWN = "unk"
 WORDS = 4000  # the corpus's most frequent words; every other piece is `unk`
-LLM_SIM_WORDS = ("the model answers with tokens of simulated text that take time to decode on a busy "
-                 "accelerator while other sequences share each step of the batch").split()  # its answers
 
 
 def build(corpus: str, words: int = WORDS) -> dict:
     counts = collections.Counter(re.findall(PATTERN, corpus))
-    vocabulary = list(dict.fromkeys([UNKNOWN, *string.punctuation, *LLM_SIM_WORDS,
-                                     *(w for w, _ in counts.most_common(words))]))
+    vocabulary = list(dict.fromkeys([UNKNOWN, *string.punctuation, *(w for w, _ in counts.most_common(words))]))
     return {
         "version": "1.0", "truncation": None, "padding": None, "added_tokens": [], "normalizer": None,
         "pre_tokenizer": {"type": "Sequence", "pretokenizers": [

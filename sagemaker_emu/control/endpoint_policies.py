@@ -16,6 +16,7 @@ condition key holds the router's ARN.
 from __future__ import annotations
 
 import fnmatch
+import functools
 import json
 from typing import TYPE_CHECKING, Any
 
@@ -93,12 +94,18 @@ def allows(policy: str | None, account: str, action: str, resource_arn: str, rou
     if policy is None:
         return False
     allowed = False
-    for statement in _listed(json.loads(policy)["Statement"]):
+    for statement in _statements(policy):
         if _matches(statement, account, action, resource_arn, router_arn):
             if statement["Effect"] == "Deny":
                 return False
             allowed = True
     return allowed
+
+
+@functools.lru_cache(maxsize=256)
+def _statements(policy: str) -> list[dict[str, Any]]:
+    """A put policy's statements, parsed once: routers read them on every invocation."""
+    return _listed(json.loads(policy)["Statement"])
 
 
 def _matches(statement: dict[str, Any], account: str, action: str, resource_arn: str, router_arn: str | None) -> bool:

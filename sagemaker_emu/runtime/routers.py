@@ -76,7 +76,8 @@ class RouterRuntime:
             raise InvalidInput(f"Routing target {req.target} of inference router {req.router} is asynchronous: "
                                "invoke it with InvokeInferenceRouterAsync.")
         router = target.router_arn
-        order = self._order(req.region, router, target.destinations)
+        serving = {d.arn: self._serving(d) for d in target.destinations}  # one snapshot each, read once
+        order = self._order(req.region, router, target.destinations, serving)
         began, failure, error_type = time.perf_counter(), None, ""
         last: tuple[str, str] | None = None  # where the call went last, and why: counted once
         answered_s: float | None = None  # how long the destination that answered took
@@ -85,7 +86,8 @@ class RouterRuntime:
                 last = (destination.arn, reason if attempt == 0 else FAILOVER)
                 out, started = Outcome(), time.perf_counter()
                 try:
-                    routed = Routed(self.runtime.invoke(self._request(req, destination, router), out), *last)
+                    routed = Routed(self.runtime.invoke(
+                        self._request(req, destination, router, serving[destination.arn]), out), *last)
                 except ModelFailure:  # the model answered: the destination is up
                     answered_s = time.perf_counter() - started
                     self.health.answered(router, destination.arn, answered_s)
@@ -109,8 +111,7 @@ class RouterRuntime:
             raise
         finally:
             if last is not None:
-                self.runtime.metrics.routed(req.router, *last)
-                self.runtime.metrics.router_answered(req.router, req.target, last[0], error_type,
+                self.runtime.metrics.router_answered(req.router, req.target, *last, error_type,
                                                      time.perf_counter() - began, answered_s)
 
     def reset(self) -> None:
@@ -118,14 +119,15 @@ class RouterRuntime:
         self.health.clear()
         self.caps.clear()
 
-    def _request(self, req: RouterRequest, destination: RouterDestination, router_arn: str) -> InvokeRequest:
+    def _request(self, req: RouterRequest, destination: RouterDestination, router_arn: str,
+                 target: Target | None) -> InvokeRequest:
         if not destination.allowed:
             raise denied(destination, router_arn)
         if destination.endpoint is None:
             raise Unavailable(f"Destination {destination.arn} cannot be reached: it does not exist, or it is "
                               "another account's.")
-        if destination.region != req.region:
-            self._admit(self.runtime.directory.serving(destination.region, destination.endpoint, destination.account))
+        if destination.region != req.region and target is not None:  # not serving: the endpoint path says why
+            self._admit(target)
         return InvokeRequest(endpoint_name=destination.endpoint, region=destination.region,
                              account=destination.account, body=req.body,
                              inference_component=destination.component, content_type=req.content_type,
@@ -144,12 +146,12 @@ class RouterRuntime:
             raise Throttled(f"Endpoint {target.arn} refused the request: its cross-Region traffic cap "
                             f"({per_second} requests per second from inference routers in other Regions) is reached.")
 
-    def _order(self, region: str, router: str,
-               destinations: Sequence[RouterDestination]) -> list[tuple[RouterDestination, str]]:
+    def _order(self, region: str, router: str, destinations: Sequence[RouterDestination],
+               serving: dict[str, Target | None]) -> list[tuple[RouterDestination, str]]:
         """Destinations in the order they are tried, each with the reason it would be chosen:
         healthy local ones by load, then healthy ones elsewhere by load, then degraded ones (a
         degraded one due a probe goes first), then those that look unable to take a request."""
-        loads = {d.arn: self._load(d) for d in destinations}
+        loads = {d.arn: self._load(d, serving[d.arn]) for d in destinations}
         able = sorted((d for d in destinations if loads[d.arn] is not None), key=lambda d: loads[d.arn] or 0.0)
         degraded = self.health.degraded(router, [d.arn for d in able])
         local = [d for d in able if d.region == region and d.arn not in degraded]
@@ -168,13 +170,19 @@ class RouterRuntime:
         rest = [(d, FAILOVER) for d in (*local, *remote, *slow, *destinations) if d is not first[0]]
         return [first, *{d.arn: (d, why) for d, why in rest}.values()]
 
-    def _load(self, destination: RouterDestination) -> float | None:
-        """Requests in flight per routable instance (or copy); None when it cannot take a request."""
+    def _serving(self, destination: RouterDestination) -> Target | None:
+        """The endpoint that serves the destination, if it may be called and is serving."""
         if destination.endpoint is None or not destination.allowed:
             return None
         try:
-            target = self.runtime.directory.serving(destination.region, destination.endpoint, destination.account)
+            return self.runtime.directory.serving(destination.region, destination.endpoint, destination.account)
         except InvalidInput:
+            return None
+
+    @staticmethod
+    def _load(destination: RouterDestination, target: Target | None) -> float | None:
+        """Requests in flight per routable instance (or copy); None when it cannot take a request."""
+        if target is None:
             return None
         if destination.component is not None:
             component = target.components.get(destination.component)
