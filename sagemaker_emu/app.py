@@ -33,6 +33,7 @@ from sagemaker_emu.events import Events
 from sagemaker_emu.control.capacity import SageMakerCapacity
 from sagemaker_emu.control.registry import OPERATIONS
 from sagemaker_emu.control.quotas import Quotas
+from sagemaker_emu.fleet.instance_capacity import InstanceCapacity
 from sagemaker_emu.control.events import BenchmarkJobStarted, BenchmarkJobStopping, ComponentDeleted, EndpointDeleted
 from sagemaker_emu.control.store import Backends, Guardrails
 from sagemaker_emu.fleet.fleet import HealthChecks, ProcessDeployer
@@ -86,6 +87,7 @@ class Emulator:
     owns_state_dir: bool
     routers: RouterRuntime | None = None  # what inference routers keep of their destinations
     benchmarks: BenchmarkRunner | None = None  # AI benchmark jobs' load
+    capacity: InstanceCapacity | None = None  # how many instances of each type can be had
 
     def serving_at(self, url: str) -> None:
         """The server listens at `url`: the embedded neighbours are reached there."""
@@ -102,6 +104,8 @@ class Emulator:
         self.log_store.reset()
         self.embedded.reset()
         self.model_data.clear()
+        if self.capacity is not None:
+            self.capacity.reset()
         if self.routers is not None:
             self.routers.reset()
         if self.benchmarks is not None:
@@ -140,6 +144,7 @@ def build(config: Config | None = None, credentials: tuple[str, str] | None = No
         objects=model_data,
         serverless_idle_s=config.serverless_idle_seconds,
         multi_model_cache=config.multi_model_cache,
+        capacity=InstanceCapacity.parse(config.capacity),
     )
     events = Events()
     clock = Clock(config.clock_speed)
@@ -197,9 +202,9 @@ def build(config: Config | None = None, credentials: tuple[str, str] | None = No
                          lambda service: own.get(service) or (embedded.app(service) if service in served else None))
     emulator = Emulator(config, backends, runtime, asynchronous, cloudwatch, autoscaling, usage, log_store, wsgi, app,
                         neighbours, embedded, model_data, state_dir, owns_state_dir=config.state_dir is None,
-                        routers=routers, benchmarks=benchmarks)
+                        routers=routers, benchmarks=benchmarks, capacity=deployer.capacity)
     app.register_blueprint(emu_api.blueprint(backends, runtime, emulator.reset, asynchronous.depth, log_store.lines,
-                                             health.states))
+                                             health.states, deployer.capacity))
     app.register_error_handler(HTTPException, _http_error)
     app.register_blueprint(json11.blueprint(backends, config, accounts))
     return emulator

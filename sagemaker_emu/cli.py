@@ -72,6 +72,9 @@ def _parser() -> argparse.ArgumentParser:
                        "deleting it sees Deleting, as on AWS (default: 1)")
     serve.add_argument("--quota", action="append", default=[], metavar="NAME=COUNT",
                        help="instances per region: total=N (default 64) or per type, e.g. ml.g5.xlarge=4; repeatable")
+    serve.add_argument("--capacity", action="append", default=[], metavar="TYPE=COUNT",
+                       help="at most COUNT instances of TYPE can be provisioned, e.g. ml.p5.48xlarge=0: creation fails, "
+                       "or instance pools fall back to their next type, as on an insufficient capacity error; repeatable")
     serve.add_argument("--clock-speed", type=float, default=1.0, metavar="K",
                        help="alarm periods, evaluation windows, cooldowns and scaling waits pass K times faster "
                        "than wall time; timestamps stay real (default: 1)")
@@ -223,6 +226,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"sagemaker-emu: --port must be between 0 and 65535, not {args.port}", file=sys.stderr)
             return 2
         from sagemaker_emu.control.quotas import Quotas
+        from sagemaker_emu.fleet.instance_capacity import InstanceCapacity
 
         from sagemaker_emu.edge.auth import SigV4Verifier
         from sagemaker_emu.service_model import known_regions
@@ -237,6 +241,7 @@ def main(argv: list[str] | None = None) -> int:
 
         try:
             Quotas.parse(args.quota)
+            InstanceCapacity.parse(args.capacity)
             if args.credentials:
                 SigV4Verifier.from_file(args.credentials)
         except (ValueError, OSError, KeyError) as exc:
@@ -259,6 +264,7 @@ def main(argv: list[str] | None = None) -> int:
                      stop_grace=args.stop_grace, http_threads=args.http_threads,
                      idle_timeout=args.idle_timeout, read_timeout=args.read_timeout,
                      write_timeout=args.write_timeout, quotas=tuple(args.quota),
+                     capacity=tuple(args.capacity),
                      health_interval=args.health_interval, health_failures=args.health_failures,
                      model_roots=tuple(args.model_root) if args.model_root else None,
                      allowed_hosts=tuple(args.allowed_host), credentials=args.credentials,

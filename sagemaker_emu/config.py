@@ -32,6 +32,7 @@ class Config:
     health_interval: float = 5.0  # seconds between /ping checks of a running instance
     health_failures: int = 3  # failed checks in a row that get an instance replaced
     quotas: tuple[str, ...] = ()
+    capacity: tuple[str, ...] = ()  # TYPE=N: at most N instances of the type can be had (fleet/instance_capacity.py)
     min_transition_seconds: float = 0.0  # Creating/Updating/Deleting last at least this long
     # Deleting lasts at least this long: code written for AWS describes what it has just deleted
     # and expects Deleting, not "Could not find" (docs/decisions.md)

@@ -16,6 +16,7 @@ from sagemaker_emu.fleet.api import InstanceView, MultiModelView, component_key
 
 if TYPE_CHECKING:
     from sagemaker_emu.control.store import Backends
+    from sagemaker_emu.fleet.instance_capacity import InstanceCapacity
     from sagemaker_emu.runtime.invoke import Runtime
 
 MAX_LOG_LINES = 10_000
@@ -25,6 +26,7 @@ def blueprint(backends: "Backends", runtime: "Runtime", reset_all: Callable[[], 
               async_depth: Callable[[str, str, str], dict] = lambda region, name, account: {},
               log_lines: Callable[[str, str, str, int], list[str] | None] = lambda region, name, instance, n: None,
               router_states: Callable[[], list[tuple[str, str, str]]] = list,
+              capacity: "InstanceCapacity | None" = None,
               ) -> Blueprint:
     """`/_emu/`, reading `backends`' snapshots, `runtime`'s metrics and faults, the async
     queues' depth (`async_depth(region, endpoint, account)`), and the workers' lines as CloudWatch Logs
@@ -109,6 +111,23 @@ def blueprint(backends: "Backends", runtime: "Runtime", reset_all: Callable[[], 
             abort(404, description=f"No fault {fault_id}")
         return jsonify({"deleted": fault_id})
 
+    @bp.route("/capacity", methods=["GET", "POST"])
+    def instance_capacity():
+        """GET: each limited or used type's limit and instances in use. POST
+        `{"InstanceType": "ml.p5.48xlarge", "Count": 0}` limits a type (`"Count": null` lifts it),
+        as `serve --capacity` does; a reset restores the server's own limits."""
+        if capacity is None:
+            abort(404, description="This emulator has no instance capacity to show.")
+        if request.method == "POST":
+            spec = request.get_json(force=True, silent=True)
+            itype = spec.get("InstanceType") if isinstance(spec, dict) else None
+            count = spec.get("Count") if isinstance(spec, dict) else None
+            if not isinstance(itype, str) or not itype.startswith("ml.") or not (
+                    count is None or (isinstance(count, int) and not isinstance(count, bool) and count >= 0)):
+                return jsonify({"message": 'The body must be {"InstanceType": "ml.<type>", "Count": N or null}.'}), 400
+            capacity.limit(itype, count)
+        return jsonify({"capacity": capacity.view()})
+
     @bp.route("/<path:rest>", methods=["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH"])
     def unknown(rest: str):
         """Anything else under /_emu/ is a JSON 404, whatever the method."""
@@ -122,6 +141,7 @@ def _instance_view(instance: InstanceView, multi: MultiModelView | None = None) 
     return {
         "id": instance.id,
         "placed_on": instance.placed_on,
+        "instance_type": instance.instance_type,
         "pid": instance.pid,
         "port": instance.port,
         "health": instance.health.value,

@@ -57,9 +57,10 @@ def client(url: str, service: str = "sagemaker", region: str = "us-east-1", acce
 
 
 def variant(name: str = "AllTraffic", model: str = "m1", **extra: Any) -> dict:
-    """A ProductionVariant: one ml.m5.large instance unless `extra` says otherwise."""
-    return {"VariantName": name, "ModelName": model, "InstanceType": "ml.m5.large", "InitialInstanceCount": 1,
-            **extra}
+    """A ProductionVariant: one ml.m5.large instance unless `extra` says otherwise (InstancePools
+    take the place of InstanceType)."""
+    kind = {} if "InstancePools" in extra else {"InstanceType": "ml.m5.large"}
+    return {"VariantName": name, "ModelName": model, **kind, "InitialInstanceCount": 1, **extra}
 
 
 def deploy(sm, name: str = "ep1", variants: list[dict] | None = None, wait: bool = True,

@@ -16,6 +16,12 @@ components of the same llm-sim model, each with as many copies as the point has 
 (one vCPU and 1 GiB each, on ml.m5.24xlarge instances), the users spread evenly over the
 components, and the strategy choosing among the copies of the component a user calls.
 
+`--fleet mixed` runs every point on a heterogeneous variant as well as (or, alone, instead of)
+the uniform one: InstancePools of ml.g5.2xlarge (priority 1, capacity for half the instances)
+and ml.g6e.2xlarge (priority 2, the rest), so half the instances are A10Gs and half L40Ss,
+each running llm-sim at its accelerator's speed (fleet/speed.py). There the ideal sends each
+request to the fastest instance with room.
+
 `--time-scale` multiplies every simulated latency. The emulator's own overhead (about 1 ms a
 call, docs/performance.md) is not scaled, so at 0.05 it weighs twenty times more against the
 model's time than it would at full scale; the report states the scale.
@@ -38,6 +44,7 @@ from dataclasses import asdict, dataclass
 
 from sagemaker_emu.bench.stats import percentile, table
 from sagemaker_emu.bench.workloads import WORKLOADS, Workload
+from sagemaker_emu.fleet.speed import speeds
 from sagemaker_emu.testing import EmulatorProcess, deploy
 
 STRATEGIES = ("RANDOM", "LEAST_OUTSTANDING_REQUESTS", "PREFIX_AWARE", "KV_AWARE", "IDEAL")
@@ -47,6 +54,9 @@ CAPACITY = {"serial": 1, "batch16": 16}  # requests an instance runs at once, fo
 DEFAULT_POINTS = "4x1,20x5,40x10,60x15,80x20"  # (users x instances), as in SageMaker's post
 ROLE = "arn:aws:iam::123456789012:role/bench"
 IC_HEADER = "X-Amzn-SageMaker-Inference-Component"
+FLEETS = ("uniform", "mixed")
+UNIFORM = "ml.g5.2xlarge"
+MIXED = (("ml.g5.2xlarge", 0.5), ("ml.g6e.2xlarge", 0.5))  # pools by priority, and each one's share
 
 
 @dataclass
@@ -65,6 +75,7 @@ class PointResult:
     ttft_p99_s: float | None
     per_minute: float
     cached_share: float | None = None  # of prompt tokens, as llm-sim's `details` reported them
+    fleet: str = "uniform"
 
 
 # ------------------------------------------------------------------ the server and endpoints
@@ -77,15 +88,22 @@ class Emulator:
         self.sm = self.emulator.client()
 
     def deploy(self, name: str, instances: int, strategy: str, environment: dict[str, str],
-               components: int = 0) -> dict[str | None, list[dict]]:
+               components: int = 0, fleet: str = "uniform") -> dict[str | None, list[dict]]:
         """The endpoint for one point; returns the workers each target routes among: the
         instances under None, or each inference component's copies under its name."""
         routing: dict[str, Any] = {"RoutingStrategy": "RANDOM" if strategy == "IDEAL" else strategy}
         if strategy == "PREFIX_AWARE":
             routing["PrefixAwareRoutingConfig"] = {"PrefixLength": 4096, "ConcurrencyThreshold": 4}
         if not components:
-            deploy(self.sm, name, container={"Image": "sagemaker-emu/llm-sim"}, environment=environment,
-                   InstanceType="ml.g5.2xlarge", InitialInstanceCount=instances, RoutingConfig=routing)
+            kind: dict[str, Any] = {"InstanceType": UNIFORM}
+            if fleet == "mixed":  # the first pool has room for its share; the rest fall back
+                self.capacity(MIXED[0][0], round(instances * MIXED[0][1]))
+                kind = {"InstancePools": [{"InstanceType": t, "Priority": n} for n, (t, _) in enumerate(MIXED, 1)]}
+            try:
+                deploy(self.sm, name, container={"Image": "sagemaker-emu/llm-sim"}, environment=environment,
+                       InitialInstanceCount=instances, RoutingConfig=routing, **kind)
+            finally:
+                self.capacity(MIXED[0][0], None)
             return {None: self.emulator.endpoint_view(name)["variants"][0]["instances"]}
         self.sm.create_model(ModelName=f"{name}-model", ExecutionRoleArn=ROLE, PrimaryContainer={
             "Image": "sagemaker-emu/llm-sim", "Environment": environment})
@@ -106,6 +124,12 @@ class Emulator:
                 time.sleep(0.1)
         view = self.emulator.endpoint_view(name)["inference_components"]
         return {ic: view[ic]["copies"] for ic in names}
+
+    def capacity(self, instance_type: str, count: int | None) -> None:
+        status, _, body = self.emulator.post("/_emu/capacity", json.dumps({"InstanceType": instance_type,
+                                                                           "Count": count}).encode())
+        if status != 200:
+            raise RuntimeError(f"/_emu/capacity: {status} {body!r}")
 
     def remove(self, name: str) -> None:
         components = self.sm.list_inference_components(EndpointNameEquals=name, MaxResults=100)["InferenceComponents"]
@@ -181,13 +205,15 @@ class CentralQueue:
 
 def run_point(emu: Emulator, workload: Workload, profile: str, users: int, instances: int, strategy: str,
               duration: float, warmup: float, time_scale: float, seed: int, stream: bool,
-              think_s: float, components: int = 0) -> PointResult:
-    name = f"bench-{profile}-{users}x{instances}-{SHORT[strategy].lower()}"
+              think_s: float, components: int = 0, fleet: str = "uniform") -> PointResult:
+    name = f"bench-{fleet}-{profile}-{users}x{instances}-{SHORT[strategy].lower()}"
     env = {"LLM_SIM_PROFILE": profile, "LLM_SIM_TIME_SCALE": str(time_scale)}
-    deployed = emu.deploy(name, instances, strategy, env, components)
+    deployed = emu.deploy(name, instances, strategy, env, components, fleet)
     targets = list(deployed)  # user n calls targets[n % len]: the endpoint, or one component
     path = f"/endpoints/{name}/invocations" + ("-response-stream" if stream else "")
-    queues = {t: CentralQueue([i["port"] for i in workers], CAPACITY[profile])
+    # The central queue prefers the fastest instance with room (a mixed fleet's L40Ss first).
+    queues = {t: CentralQueue([i["port"] for i in sorted(workers, key=lambda i: -sum(speeds(i["instance_type"])))],
+                              CAPACITY[profile])
               for t, workers in deployed.items()} if strategy == "IDEAL" else {}
     start = time.perf_counter()
     window = (start + warmup, start + warmup + duration)
@@ -249,7 +275,8 @@ def run_point(emu: Emulator, workload: Workload, profile: str, users: int, insta
         requests=len(measured), errors=errors[0], p50_s=percentile(lat, 50), p90_s=percentile(lat, 90),
         p99_s=percentile(lat, 99), ttft_p50_s=percentile(ttfts, 50) if ttfts else None,
         ttft_p99_s=percentile(ttfts, 99) if ttfts else None, per_minute=done_in_window / duration * 60,
-        cached_share=sum(c for c, _ in cached) / max(1, sum(p for _, p in cached)) if cached else None)
+        cached_share=sum(c for c, _ in cached) / max(1, sum(p for _, p in cached)) if cached else None,
+        fleet=fleet)
 
 
 # ------------------------------------------------------------------ report
@@ -259,9 +286,10 @@ def report(results: list[PointResult], time_scale: float) -> str:
     lines = []
     groups: dict[tuple, list[PointResult]] = {}
     for r in results:
-        groups.setdefault((r.workload, r.profile), []).append(r)
-    for (workload, profile), rows in groups.items():
-        lines.append(f"\n{workload}, profile {profile} (latencies in seconds at time scale {time_scale:g}; "
+        groups.setdefault((r.workload, r.profile, r.fleet), []).append(r)
+    for (workload, profile, fleet), rows in groups.items():
+        on = "" if fleet == "uniform" and len({r.fleet for r in results}) == 1 else f", {_fleet_name(fleet)}"
+        lines.append(f"\n{workload}, profile {profile}{on} (latencies in seconds at time scale {time_scale:g}; "
                      f"divide by it for full-scale times)")
         base = {(r.users, r.instances): r for r in rows if r.strategy == "RANDOM"}
         ideal = {(r.users, r.instances): r for r in rows if r.strategy == "IDEAL"}
@@ -287,7 +315,35 @@ def report(results: list[PointResult], time_scale: float) -> str:
                     f"{r.p99_s / i.p99_s:.2f}" if i else "-"]
             body.append(row)
         lines.append(table(headers, body))
+    if len({r.fleet for r in results}) > 1:
+        lines.append(_fleets_side_by_side(results))
     return "\n".join(lines)
+
+
+def _fleet_name(fleet: str) -> str:
+    if fleet == "mixed":
+        return "mixed fleet (" + " + ".join(f"{share:.0%} {t}" for t, share in MIXED) + ")"
+    return f"uniform fleet ({UNIFORM})"
+
+
+def _fleets_side_by_side(results: list[PointResult]) -> str:
+    """Each strategy's p99 against RANDOM's and the ideal's, on each fleet, in the same run."""
+    by = {(r.profile, r.users, r.instances, r.fleet, r.strategy): r for r in results}
+    fleets = [f for f in FLEETS if any(r.fleet == f for r in results)]
+    headers = ["profile", "users x inst", "strategy"]
+    headers += [f"{f}: p99 / RANDOM" for f in fleets] + [f"{f}: p99 / IDEAL" for f in fleets]
+    rows = []
+    for profile, users, instances in sorted({(r.profile, r.users, r.instances) for r in results}):
+        for strategy in STRATEGIES:
+            if strategy in ("RANDOM", "IDEAL") or not any(k[4] == strategy for k in by):
+                continue
+            row: list[Any] = [profile, f"{users} x {instances}", SHORT[strategy]]
+            for against in ("RANDOM", "IDEAL"):
+                for f in fleets:
+                    r, b = by.get((profile, users, instances, f, strategy)), by.get((profile, users, instances, f, against))
+                    row.append(f"{r.p99_s / b.p99_s:.2f}" if r and b and b.p99_s else "-")
+            rows.append(row)
+    return "\nfleets side by side (same run):\n" + table(headers, rows)
 
 
 def plot(results: list[PointResult], path: str) -> bool:
@@ -302,15 +358,18 @@ def plot(results: list[PointResult], path: str) -> bool:
     profiles = sorted({r.profile for r in results})
     fig, axes = plt.subplots(2, len(profiles), figsize=(6 * len(profiles), 8), squeeze=False)
     for col, profile in enumerate(profiles):
+        fleets = [f for f in FLEETS if any(r.fleet == f for r in results)]
         for strategy in STRATEGIES:
-            rows = sorted((r for r in results if r.profile == profile and r.strategy == strategy),
-                          key=lambda r: r.instances)
-            if not rows:
-                continue
-            xs = [r.instances for r in rows]
-            style = "--" if strategy == "IDEAL" else "-"
-            axes[0][col].plot(xs, [r.p99_s for r in rows], style, marker="o", label=SHORT[strategy])
-            axes[1][col].plot(xs, [r.per_minute for r in rows], style, marker="o", label=SHORT[strategy])
+            for fleet in fleets:
+                rows = sorted((r for r in results if r.profile == profile and r.strategy == strategy
+                               and r.fleet == fleet), key=lambda r: r.instances)
+                if not rows:
+                    continue
+                xs = [r.instances for r in rows]
+                style = ("--" if strategy == "IDEAL" else "-") + ("" if fleet == "uniform" else ".")
+                label = SHORT[strategy] + ("" if len(fleets) == 1 else f" ({fleet})")
+                axes[0][col].plot(xs, [r.p99_s for r in rows], style, marker="o", label=label)
+                axes[1][col].plot(xs, [r.per_minute for r in rows], style, marker="o", label=label)
         axes[0][col].set_title(f"{results[0].workload}, {profile}: p99 latency")
         axes[0][col].set_ylabel("p99 (s, scaled)")
         axes[1][col].set_title(f"{results[0].workload}, {profile}: throughput")
@@ -357,6 +416,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--plot", default=None, help="write a PNG plot here (needs matplotlib)")
     parser.add_argument("--inference-components", type=int, default=0, metavar="N",
                         help="run each point on N inference components with that many copies each")
+    parser.add_argument("--fleet", default="uniform",
+                        help="uniform (ml.g5.2xlarge), mixed (half ml.g5.2xlarge, half ml.g6e.2xlarge), or both: "
+                        "uniform,mixed")
     parser.add_argument("--quick", action="store_true", help="a tiny run that checks the bench works (seconds)")
     args = parser.parse_args(argv)
     if args.quick:
@@ -371,6 +433,12 @@ def main(argv: list[str] | None = None) -> int:
     for p in profiles:
         if p not in CAPACITY:
             parser.error(f"unknown profile {p}")
+    fleets = args.fleet.split(",")
+    for f in fleets:
+        if f not in FLEETS:
+            parser.error(f"unknown fleet {f}: {', '.join(FLEETS)}")
+    if "mixed" in fleets and args.inference_components:
+        parser.error("--fleet mixed runs on instances, not inference components")
     workload = WORKLOADS[args.workload]
     if args.system_prompts is not None:
         if args.workload != "chat-shared-prefix":
@@ -380,16 +448,16 @@ def main(argv: list[str] | None = None) -> int:
         workload = ChatSharedPrefix(workload.name, workload.summary.replace("8 system prompts",
                                                                             f"{args.system_prompts} system prompts"),
                                     system_prompts=args.system_prompts)
-    runs = [(p, u, n, s) for p in profiles for (u, n) in points for s in strategies]
+    runs = [(p, u, n, s, f) for p in profiles for (u, n) in points for f in fleets for s in strategies]
     emu = Emulator(args.seed)
     results: list[PointResult] = []
     started = time.perf_counter()
     try:
-        for k, (profile, users, instances, strategy) in enumerate(runs):
-            _progress(k, len(runs), f"{profile} {users}x{instances} {SHORT[strategy]}", started)
+        for k, (profile, users, instances, strategy, fleet) in enumerate(runs):
+            _progress(k, len(runs), f"{fleet} {profile} {users}x{instances} {SHORT[strategy]}", started)
             results.append(run_point(emu, workload, profile, users, instances, strategy, args.duration,
                                      args.warmup, args.time_scale, args.seed, args.stream, args.think_time,
-                                     args.inference_components))
+                                     args.inference_components, fleet))
         _progress(len(runs), len(runs), "done", started)
         sys.stderr.write("\n")
     finally:

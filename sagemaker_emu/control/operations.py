@@ -109,8 +109,9 @@ def create_endpoint_config(backend: Backend, params: dict, call: Call) -> dict:
     if name.lower() in backend.endpoint_configs:
         raise AlreadyExists("endpoint configuration", arn)
     for variant in params["ProductionVariants"] + params.get("ShadowProductionVariants", []):
-        if "ModelName" in variant:
-            backend.model(variant["ModelName"])
+        for model in [variant.get("ModelName")] + [p.get("ModelNameOverride") for p in variant.get("InstancePools", [])]:
+            if model:
+                backend.model(model)
     spec = _spec(params, "EndpointConfigName", "Tags")
     for variant in spec["ProductionVariants"] + spec.get("ShadowProductionVariants", []):
         variant["InitialVariantWeight"] = float(variant.get("InitialVariantWeight", 1.0))
@@ -167,8 +168,10 @@ def _plan(backend: Backend, config: EndpointConfig, retained: dict[str, Variant]
                 weight = old.weight
             if "DesiredInstanceCount" not in exclude and not old.serverless:
                 count = old.instance_count
+        overrides = {p["ModelNameOverride"]: copy.deepcopy(backend.model(p["ModelNameOverride"]))
+                     for p in spec.get("InstancePools", []) if "ModelNameOverride" in p}
         plan.append(Variant(spec=copy.deepcopy(spec), models=[copy.deepcopy(model)] if model else [], weight=weight,
-                            instance_count=count, deployed_at=now))
+                            instance_count=count, deployed_at=now, overrides=overrides))
     return plan
 
 
@@ -307,7 +310,7 @@ def list_endpoints(backend: Backend, params: dict, call: Call) -> dict:
 
 def _deployed_images(variant: Variant) -> list[dict]:
     images = []
-    for model in variant.models:
+    for model in [*variant.models, *variant.overrides.values()]:
         for container in containers(model.spec):
             image = container.get("Image")
             if image:
@@ -338,6 +341,8 @@ def _variant_summary(v: Variant, ep: Endpoint) -> dict:
         out["CurrentServerlessConfig"] = out["DesiredServerlessConfig"] = v.spec["ServerlessConfig"]
     else:
         out["CurrentInstanceCount"], out["DesiredInstanceCount"] = instance_counts(v, ep)
+    if v.pools:
+        out["InstancePools"] = _pool_summaries(v, ep.fleet)
     if v.name in ep.updating_variants:
         out["VariantStatus"] = [{"Status": "Updating", "StartTime": ep.modified}]
     return out
@@ -361,7 +366,16 @@ def _pending_summary(v: Variant, pending: Deployment) -> dict:
         out["DesiredServerlessConfig"] = v.spec["ServerlessConfig"]
     else:
         out["DesiredInstanceCount"] = v.instance_count
+    if v.pools:
+        out["InstancePools"] = _pool_summaries(v, pending.fleet)
     return out
+
+
+def _pool_summaries(v: Variant, fleet: Any) -> list[dict]:
+    """Each pool's type and the instances of it running now, by priority."""
+    counts = fleet.pool_counts(v.name) if fleet is not None else {}
+    return [{"InstanceType": p["InstanceType"], "CurrentInstanceCount": counts.get(p["InstanceType"], 0)}
+            for p in v.pools]
 
 
 def _extras_summary(spec: dict) -> dict:

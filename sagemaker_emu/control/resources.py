@@ -7,7 +7,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
-from sagemaker_emu.fleet.api import ComponentPlan, ServerlessPlan, VariantPlan
+from sagemaker_emu.fleet.api import ComponentPlan, PoolPlan, ServerlessPlan, VariantPlan
 
 
 class Status(str, enum.Enum):
@@ -96,6 +96,7 @@ class Variant:
     weight: float
     instance_count: int  # 0 for serverless variants
     deployed_at: float
+    overrides: dict[str, Model] = field(default_factory=dict)  # InstancePools' ModelNameOverride models, by name
 
     @property
     def name(self) -> str:
@@ -104,6 +105,17 @@ class Variant:
     @property
     def serverless(self) -> bool:
         return "ServerlessConfig" in self.spec
+
+    @property
+    def pools(self) -> list[dict[str, Any]]:
+        """InstancePools by priority, 1 first ([] for a variant of one InstanceType)."""
+        return sorted(self.spec.get("InstancePools", []), key=lambda p: p["Priority"])
+
+    @property
+    def instance_type(self) -> str:
+        """InstanceType, or the first pool's."""
+        pools = self.pools
+        return self.spec.get("InstanceType") or (pools[0]["InstanceType"] if pools else "")
 
     @property
     def hosts_components(self) -> bool:
@@ -139,9 +151,16 @@ class Variant:
                            instance_count=count, serverless=serverless,
                            routing=self.spec.get("RoutingConfig") or {},
                            startup_timeout=float(timeout) if timeout is not None else None,
-                           instance_type=self.spec.get("InstanceType", ""),
+                           instance_type=self.instance_type,
+                           pools=tuple(self._pool_plan(p) for p in self.pools),
                            min_instances=scaling.get("MinInstanceCount", 0) if managed else None,
                            max_instances=scaling.get("MaxInstanceCount", self.instance_count) if managed else None)
+
+
+    def _pool_plan(self, pool: dict[str, Any]) -> PoolPlan:
+        override = self.overrides.get(pool.get("ModelNameOverride", ""))
+        return PoolPlan(pool["InstanceType"], pool["Priority"], override.name if override else "",
+                        containers(override.spec) if override else [])
 
 
 @dataclass

@@ -49,6 +49,7 @@ def check_endpoint_config(params: dict[str, Any]) -> None:
         raise InvalidInput("CrossRegionTrafficConfig cannot be specified with AsyncInferenceConfig: the cap applies to "
                            "real-time requests from inference routers in other Regions.")
     for variant in production + shadow:
+        _check_pools(variant)
         cfg = variant.get("ServerlessConfig")
         if cfg and cfg.get("ProvisionedConcurrency", 0) > cfg["MaxConcurrency"]:
             raise InvalidInput(
@@ -56,6 +57,17 @@ def check_endpoint_config(params: dict[str, Any]) -> None:
             )
     if sum(float(v.get("InitialVariantWeight", 1.0)) for v in production) <= 0:
         raise InvalidInput("The sum of InitialVariantWeight across production variants must be greater than 0.")
+
+
+def _check_pools(variant: dict[str, Any]) -> None:
+    """InstancePools: each type and each priority once (the model bounds the count and values)."""
+    pools = variant.get("InstancePools", [])
+    for member, what in (("InstanceType", "instance type"), ("Priority", "priority")):
+        values = [p[member] for p in pools]
+        repeated = sorted({str(v) for v in values if values.count(v) > 1})
+        if repeated:
+            raise InvalidInput(f'The instance pools of production variant "{variant["VariantName"]}" must each have a '
+                               f"different {what}; {', '.join(repeated)} is given more than once.")
 
 
 def check_weights_and_capacities(

@@ -50,6 +50,17 @@ class ServerlessPlan:
 
 
 @dataclass(frozen=True)
+class PoolPlan:
+    """One of a variant's InstancePools: a type, its priority (1 first), and the model its
+    instances run when ModelNameOverride names another (else the variant's)."""
+
+    instance_type: str
+    priority: int
+    model_name: str = ""
+    containers: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
 class VariantPlan:
     """One production variant as the fleet needs it."""
 
@@ -67,6 +78,9 @@ class VariantPlan:
     # components place copies on them (`Fleet.set_copies`).
     serverless: ServerlessPlan | None = None
     inference_mode: str = "Serial"  # InferenceExecutionConfig.Mode of a model with several containers
+    # InstancePools, by priority: instances come from the first pool with capacity, and
+    # leave from the last first. Empty: one pool of `instance_type`.
+    pools: tuple[PoolPlan, ...] = ()
 
 
 def component_key(name: str) -> str:
@@ -112,6 +126,7 @@ class InstanceView(Protocol):
     pool: "ConnectionPool"  # keep-alive connections to its container
     suspect: bool  # the runtime sets it when a connection is refused; the next good /ping clears it
     placed_on: str | None  # an inference-component copy: the instance it is placed on
+    instance_type: str  # its ml.* type (a copy: its host's); "" for serverless
     host: str
 
     @property
@@ -204,7 +219,11 @@ class FleetView(Protocol):
         ...
 
     def instance_type(self, variant: str) -> str:
-        """The variant's ml.* instance type ("" for serverless)."""
+        """The variant's ml.* instance type, its first pool's with InstancePools ("" for serverless)."""
+        ...
+
+    def pool_counts(self, variant: str) -> dict[str, int]:
+        """The variant's instances running now (an inference-component variant: its hosts), by type."""
         ...
 
     def serverless(self, variant: str) -> ServerlessPlan | None:

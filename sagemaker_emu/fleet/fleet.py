@@ -13,14 +13,16 @@ import logging
 import shutil
 import threading
 import time
-from dataclasses import dataclass, field
+from collections import Counter
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from sagemaker_emu.fleet.api import (ComponentPlan, Copies, DeploymentFailed, ObjectStore, ServerlessPlan, VariantPlan,
                                      component_key)
-from sagemaker_emu.fleet import model_data
-from sagemaker_emu.fleet.placement import NO_ROOM, Host, Need, Placement, hardware
+from sagemaker_emu.fleet import model_data, speed
+from sagemaker_emu.fleet.instance_capacity import ICE, InstanceCapacity
+from sagemaker_emu.fleet.placement import NO_ROOM, Hardware, Host, Need, Placement, hardware
 from sagemaker_emu.fleet.host_access import request_environment, within
 from sagemaker_emu.fleet.images import ImageError, ImageMap, Launch, resolve
 from sagemaker_emu.fleet.instance import Health, Instance
@@ -57,6 +59,16 @@ class PipelineContainer:
     source: model_data.ModelSource | None
 
 
+@dataclass(frozen=True)
+class Pool:
+    """One of a variant's instance pools: its type and priority, and what its instances run
+    when its model is not the variant's (ModelNameOverride)."""
+
+    instance_type: str
+    priority: int
+    runs: "VariantFleet | None" = None
+
+
 @dataclass
 class VariantFleet:
     name: str
@@ -74,6 +86,7 @@ class VariantFleet:
     multi_model: MultiModels | None = None  # Mode MultiModel: models are loaded per call
     pipeline: tuple[PipelineContainer, ...] = ()  # a model of several containers, in order
     pipeline_mode: str = "Serial"  # or Direct: a call names one container
+    pools: tuple[Pool, ...] = ()  # by priority; none for serverless variants and copies (their host's)
     _numbers: Any = field(default_factory=lambda: itertools.count(1))
     _cold: threading.Lock = field(default_factory=threading.Lock)  # one cold start at a time
 
@@ -130,6 +143,15 @@ class ProcessFleet:
         vf = self.variants.get(variant)
         return vf.instance_type if vf is not None else ""
 
+    def pool_counts(self, variant: str) -> dict[str, int]:
+        placement = self.placements.get(variant)
+        if placement is not None:
+            return placement.counts()
+        vf = self.variants.get(variant)
+        with self._lock:
+            live = [i for i in vf.instances if i.health != Health.STOPPED] if vf is not None else []
+        return dict(Counter(i.instance_type for i in live))
+
     def serverless(self, variant: str) -> ServerlessPlan | None:
         vf = self.variants.get(variant)
         return vf.serverless if vf is not None else None
@@ -179,16 +201,17 @@ class ProcessFleet:
 
     # ------------------------------------------------------------ lifecycle
 
-    def _new_instance(self, vf: VariantFleet) -> Instance:
+    def _new_instance(self, vf: VariantFleet, pool: Pool | None = None) -> Instance:
         number = next(vf._numbers)
         instance_dir = vf.directory / f"instance-{number}"
         model_dir = instance_dir / "model"
+        runs = pool.runs if pool is not None and pool.runs is not None else vf  # the pool's own model, if any
         # a multi-model container's code (an S3 SAGEMAKER_SUBMIT_DIRECTORY) comes with each model it loads
-        self.deployer.prepare(vf.model_source, model_dir, vf.env if vf.multi_model is None else {}, vf.launch)
-        env = {**vf.env, "SAGEMAKER_EMU_ENDPOINT": self.endpoint}
-        if vf.pipeline:  # each container's data in its own directory; the worker reads the list
+        self.deployer.prepare(runs.model_source, model_dir, runs.env if runs.multi_model is None else {}, runs.launch)
+        env = {**runs.env, "SAGEMAKER_EMU_ENDPOINT": self.endpoint}
+        if runs.pipeline:  # each container's data in its own directory; the worker reads the list
             containers = []
-            for position, part in enumerate(vf.pipeline, 1):
+            for position, part in enumerate(runs.pipeline, 1):
                 part_dir = instance_dir / f"container-{position}"
                 self.deployer.prepare(part.source, part_dir, part.env, part.launch)
                 launch = part.launch
@@ -196,13 +219,23 @@ class ProcessFleet:
                                    "kind": None if launch.command or launch.url else launch.builtin or "toolkit",
                                    "command": list(launch.command) or None, "cwd": launch.cwd, "url": launch.url})
             spec = instance_dir / "pipeline.json"
-            spec.write_text(json.dumps({"mode": vf.pipeline_mode, "containers": containers}))
+            spec.write_text(json.dumps({"mode": runs.pipeline_mode, "containers": containers}))
             env[PIPELINE_SPEC] = str(spec)
         if self.deployer.seed is not None:
             env["SAGEMAKER_EMU_SEED"] = str(self.deployer.seed * 1000 + number)
-        instance = Instance(f"{vf.name}-{number}", vf.name, vf.launch, env, model_dir, instance_dir / "instance.log")
+        instance = Instance(f"{vf.name}-{number}", vf.name, runs.launch, env, model_dir, instance_dir / "instance.log")
+        instance.instance_type = pool.instance_type if pool is not None else vf.instance_type
+        instance.holds_capacity = pool is not None
         instance.on_change = self.routing_changed
         return instance
+
+    def _provision(self, vf: VariantFleet) -> Pool:
+        """The first pool, by priority, that has an instance to give; DeploymentFailed (an
+        insufficient capacity error) when none has."""
+        for pool in vf.pools:
+            if self.deployer.capacity.take(pool.instance_type):
+                return pool
+        raise DeploymentFailed(ICE.format(types=", ".join(p.instance_type for p in vf.pools)))
 
     def bring_up(self, vf: VariantFleet, count: int,
                  reserve: Callable[[Instance], bool] = lambda instance: True) -> int:
@@ -212,13 +245,23 @@ class ProcessFleet:
         try:
             for _ in range(count):
                 if self.stopping.is_set():
-                    self._stop_all(fresh)
                     raise DeploymentFailed("The deployment was cancelled.")
-                instance = self._new_instance(vf)
+                pool = self._provision(vf) if vf.pools else None
+                try:
+                    instance = self._new_instance(vf, pool)
+                except BaseException:
+                    if pool is not None:
+                        self.deployer.capacity.give(pool.instance_type)
+                    raise
+                fresh.append(instance)  # from here its capacity goes back with _stop_all
                 if not reserve(instance):
+                    fresh.pop()
                     break
-                fresh.append(instance)
+                instance.env.update(speed.worker_env(instance.instance_type))
                 instance.start()
+        except DeploymentFailed:
+            self._stop_all(fresh)
+            raise
         except model_data.ModelDataError as exc:  # not a health-check failure: say what it is
             self._stop_all(fresh)
             raise DeploymentFailed(f"Could not prepare the model data of production variant {vf.name}: {exc}"[:1024]) from None
@@ -250,6 +293,10 @@ class ProcessFleet:
         if instance_count > len(live):
             self.bring_up(vf, instance_count - len(live))
             return
+        # Scale-in takes the lowest-priority pools' instances first, newest first, so the fleet
+        # drifts back to the preferred types as they have room again.
+        priority = {p.instance_type: p.priority for p in vf.pools}
+        live.sort(key=lambda i: priority.get(i.instance_type, 0))
         self._retire(live[instance_count:], vf, None)
 
     def set_copies(self, plan: ComponentPlan, count: int) -> Copies:
@@ -267,6 +314,7 @@ class ProcessFleet:
             with self._lock:
                 live = [i for i in vf.instances if i.health != Health.STOPPED]
             if count <= len(live):
+                live.sort(key=lambda i: placement.priority.get(i.instance_type, 0))  # fallback hosts' copies first
                 self._retire(live[count:], vf, placement)
                 return Copies(count)
             started = self._start_copies(vf, count - len(live), plan, placement)
@@ -332,6 +380,7 @@ class ProcessFleet:
             host = placement.reserve(instance.id, need, plan.placement)
             instance.placed_on = host.id if host else None
             if host is not None:
+                instance.instance_type = host.instance_type
                 reserved.append(instance.id)
             return host is not None
 
@@ -383,13 +432,20 @@ class ProcessFleet:
             self._drain(instances)
         self.stopping.set()
         self._stop_all(instances)
+        for placement in self.placements.values():
+            placement.drop_all()
 
     def _stop_all(self, instances: list[Instance]) -> None:
+        """Stop them and give back the capacity they held."""
         threads = [threading.Thread(target=i.stop, args=(self.deployer.stop_grace,)) for i in instances]
         for t in threads:
             t.start()
         for t in threads:
             t.join()
+        for instance in instances:
+            if instance.holds_capacity:
+                instance.holds_capacity = False
+                self.deployer.capacity.give(instance.instance_type)
 
     # ------------------------------------------------------------ restarts
 
@@ -494,8 +550,9 @@ class ProcessDeployer:
                  router_factory: Callable[[dict, object], Any] = lambda routing_config, seed: None,
                  health: HealthChecks = HealthChecks(), model_roots: Sequence[Path] = (),
                  objects: ObjectStore | None = None, serverless_idle_s: float = 300.0,
-                 multi_model_cache: int = 0) -> None:
+                 multi_model_cache: int = 0, capacity: InstanceCapacity | None = None) -> None:
         self.state_dir = state_dir
+        self.capacity = capacity or InstanceCapacity()  # shared by every fleet: the Region's instances
         self.multi_model_cache = multi_model_cache  # models an instance may hold at once (0: as memory allows)
         self.serverless_idle_s = serverless_idle_s
         self.objects = objects  # s3:// model data
@@ -547,23 +604,60 @@ class ProcessDeployer:
                 found.append((variant_dir.name, f"{variant_dir.name}-{number}", int(deployment), path))
         return found
 
-    @staticmethod
-    def _placement(plan: VariantPlan) -> Placement:
-        spec = hardware(plan.instance_type)
-        if spec is None:
-            raise DeploymentFailed(f"sagemaker-emu has no hardware data for instance type {plan.instance_type}, "
-                                   "which inference components need to place copies (fleet/instance_types.json).")
+    def _placement(self, plan: VariantPlan) -> Placement:
+        """An inference-component variant's hosts: each from the first pool with capacity."""
+        pools = [(p.instance_type, p.priority) for p in plan.pools] or [(plan.instance_type, 1)]
+        specs: dict[str, Hardware] = {}
+        for itype, _ in pools:
+            spec = hardware(itype)
+            if spec is not None:
+                specs[itype] = spec
+            else:
+                raise DeploymentFailed(f"sagemaker-emu has no hardware data for instance type {itype}, "
+                                       "which inference components need to place copies (fleet/instance_types.json).")
         numbers = itertools.count(1)
 
-        def new_host() -> Host:
-            return Host(f"{plan.name}-{next(numbers)}", plan.instance_type, spec)
+        def new_host() -> Host | None:
+            for itype, _ in pools:
+                if self.capacity.take(itype):
+                    return Host(f"{plan.name}-{next(numbers)}", itype, specs[itype])
+            return None
 
-        hosts = [new_host() for _ in range(plan.instance_count)]
-        if plan.max_instances is None:
-            return Placement(hosts)
-        return Placement(hosts, new_host, plan.min_instances or 0, plan.max_instances)
+        def drop_host(host: Host) -> None:
+            self.capacity.give(host.instance_type)
+
+        hosts: list[Host] = []
+        for _ in range(plan.instance_count):
+            host = new_host()
+            if host is None:
+                for made in hosts:
+                    drop_host(made)
+                raise DeploymentFailed(ICE.format(types=", ".join(itype for itype, _ in pools)))
+            hosts.append(host)
+        managed = plan.max_instances is not None
+        return Placement(hosts, new_host if managed else None, plan.min_instances or 0, plan.max_instances or 0,
+                         drop_host, dict(pools))
 
     def variant_fleet(self, plan: VariantPlan, directory: Path) -> VariantFleet:
+        vf = self._runs(plan, directory)
+        if plan.serverless is None and (plan.pools or plan.instance_type):
+            vf.pools = tuple(self._pool(plan, pool.instance_type, pool.priority, pool.model_name, pool.containers,
+                                        directory) for pool in plan.pools) or (Pool(plan.instance_type, 1),)
+        return vf
+
+    def _pool(self, plan: VariantPlan, instance_type: str, priority: int, model_name: str,
+              containers: list[dict], directory: Path) -> Pool:
+        if not containers or model_name == plan.model_name:
+            return Pool(instance_type, priority)
+        runs = self._runs(replace(plan, model_name=model_name, containers=containers, pools=()),
+                          directory / f"pool-{priority}")
+        if runs.multi_model is not None or plan.containers[0].get("Mode") == "MultiModel":
+            raise DeploymentFailed(f"The instance pool of {instance_type} overrides the model of production variant "
+                                   f"{plan.name}; sagemaker-emu runs ModelNameOverride with single-model models only.")
+        return Pool(instance_type, priority, runs)
+
+    def _runs(self, plan: VariantPlan, directory: Path) -> VariantFleet:
+        """What the variant's instances run, as a fleet with no instances yet."""
         if len(plan.containers) > 1:
             return self._pipeline_fleet(plan, directory)
         container = plan.containers[0]

@@ -65,6 +65,8 @@ class Instance:
         self.on_change: Callable[[], None] = lambda: None
         self.restarts = 0
         self.placed_on: str | None = None  # an inference-component copy: the instance it is placed on
+        self.instance_type = ""  # its ml.* type (a copy: its host's), set by the fleet
+        self.holds_capacity = False  # it holds one of its type's instances (fleet/instance_capacity.py)
         self.ping_failures = 0  # health checks failed in a row
         self.in_flight = 0  # kept equal to load.in_flight by the load itself; strategies read it
         self.load = Load(mirror=self)

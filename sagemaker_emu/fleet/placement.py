@@ -27,6 +27,7 @@ class Hardware:
     accelerator_memory_gb: int
     vcpus: int
     memory_mb: int
+    accelerator: str = ""  # a key of accelerators.json ("" for CPU instances)
 
 
 @functools.lru_cache(maxsize=None)
@@ -73,13 +74,18 @@ class Placement:
     """The hosts of one variant and their reservations; every change under one lock.
 
     With managed instance scaling (`new_host` given), a copy that fits nowhere gets a new
-    instance while there are fewer than `max_hosts`, and an instance left with no copies is
-    released while there are more than `min_hosts`."""
+    instance while there are fewer than `max_hosts` (if one can be had: `new_host` may say
+    None), and an instance left with no copies is released while there are more than
+    `min_hosts`. `drop_host` is told of every host that goes; `priority` ranks the hosts'
+    instance types (their pools), 1 first."""
 
-    def __init__(self, hosts: list[Host], new_host: Callable[[], Host] | None = None,
-                 min_hosts: int = 0, max_hosts: int = 0) -> None:
+    def __init__(self, hosts: list[Host], new_host: Callable[[], Host | None] | None = None,
+                 min_hosts: int = 0, max_hosts: int = 0, drop_host: Callable[[Host], None] = lambda host: None,
+                 priority: dict[str, int] | None = None) -> None:
         self.hosts = hosts
         self.new_host = new_host
+        self.drop_host = drop_host
+        self.priority = priority or {}
         self.min_hosts, self.max_hosts = min_hosts, max_hosts
         self._lock = threading.Lock()
 
@@ -88,10 +94,12 @@ class Placement:
         with self._lock:
             fitting = [h for h in self.hosts if h.fits(need)]
             if not fitting and self.new_host is not None and len(self.hosts) < self.max_hosts:
-                host = self.new_host()
-                if host.fits(need):
-                    self.hosts.append(host)
-                    fitting = [host]
+                new = self.new_host()
+                if new is not None and new.fits(need):
+                    self.hosts.append(new)
+                    fitting = [new]
+                elif new is not None:
+                    self.drop_host(new)
             if not fitting:
                 return None
             if strategy == "BINPACK":  # the least room left after it
@@ -107,7 +115,23 @@ class Placement:
                 if host.reserved.pop(copy_id, None) is not None and not host.reserved \
                         and self.new_host is not None and len(self.hosts) > self.min_hosts:
                     self.hosts.remove(host)  # managed scaling gives back an empty instance
+                    self.drop_host(host)
                     return
+
+    def drop_all(self) -> None:
+        """The fleet stops: every host goes."""
+        with self._lock:
+            hosts, self.hosts = self.hosts, []
+        for host in hosts:
+            self.drop_host(host)
+
+    def counts(self) -> dict[str, int]:
+        """Hosts by instance type."""
+        with self._lock:
+            counts: dict[str, int] = {}
+            for host in self.hosts:
+                counts[host.instance_type] = counts.get(host.instance_type, 0) + 1
+            return counts
 
     def view(self) -> list[dict]:
         with self._lock:

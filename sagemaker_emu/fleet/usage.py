@@ -82,7 +82,7 @@ class UsageSampler:
                 multi = fleet.multi_model(instance.variant)
                 if multi is not None:  # a multi-model container's models, per instance
                     points.append(((NAMESPACE, "LoadedModelCount", dims), float(len(multi.loaded(instance))), "None", now))
-                spec = hardware(fleet.instance_type(instance.variant))
+                spec = hardware(instance.instance_type)
                 if spec is not None:
                     points.append(((NAMESPACE, "MemoryUtilization", dims),
                                    100.0 * rss / (spec.memory_mb * 1024 * 1024), "Percent", now))

@@ -126,12 +126,20 @@ def test_instance_variant_needs_type_and_count_serverless_forbids_them():
         {"VariantName": "v", "ModelName": "m", "ServerlessConfig": {"MemorySizeInMB": 2048, "MaxConcurrency": 5}}]})
 
 
-@pytest.mark.parametrize("instance_type", [{}, {"InstanceType": "ml.g5.xlarge"}])
-def test_instance_pools_are_refused_by_name_not_as_a_missing_instance_type(instance_type):
+def test_instance_pools_take_the_place_of_instance_type_not_beside_it():
     pools = [{"InstanceType": "ml.g5.xlarge", "Priority": 1}, {"InstanceType": "ml.g6.xlarge", "Priority": 2}]
-    text = message("CreateEndpointConfig", {"EndpointConfigName": "c", "ProductionVariants": [
-        {"VariantName": "v", "ModelName": "m", "InitialInstanceCount": 1, "InstancePools": pools, **instance_type}]})
-    assert text == "sagemaker-emu does not run heterogeneous variants (InstancePools) yet: give the variant one InstanceType."
+    variant = {"VariantName": "v", "ModelName": "m", "InitialInstanceCount": 1, "InstancePools": pools}
+    validate_input("CreateEndpointConfig", {"EndpointConfigName": "c", "ProductionVariants": [variant]})
+    both = {**variant, "InstanceType": "ml.g5.xlarge"}
+    assert message("CreateEndpointConfig", {"EndpointConfigName": "c", "ProductionVariants": [both]}) == \
+        "A production variant specifies either InstanceType or InstancePools, not both."
+    no_count = {k: v for k, v in variant.items() if k != "InitialInstanceCount"}
+    assert "member.initialInstanceCount" in message("CreateEndpointConfig", {"EndpointConfigName": "c",
+                                                                      "ProductionVariants": [no_count]})
+    too_many = {**variant, "InstancePools": [{"InstanceType": f"ml.g5.{s}", "Priority": 1} for s in
+                                             ("xlarge", "2xlarge", "4xlarge", "8xlarge", "12xlarge", "16xlarge")]}
+    assert "length less than or equal to 5" in message("CreateEndpointConfig", {"EndpointConfigName": "c",
+                                                                               "ProductionVariants": [too_many]})
 
 
 @pytest.mark.parametrize(

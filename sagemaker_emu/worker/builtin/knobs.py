@@ -3,6 +3,13 @@
 from __future__ import annotations
 
 
+# What the fleet tells a worker about its instance (fleet/speed.py): its type, and how fast its
+# accelerator computes a prompt and steps a decode relative to the A10G llm-sim's defaults describe.
+INSTANCE_TYPE = "SAGEMAKER_EMU_INSTANCE_TYPE"
+PREFILL_SPEED = "SAGEMAKER_EMU_PREFILL_SPEED"
+DECODE_SPEED = "SAGEMAKER_EMU_DECODE_SPEED"
+
+
 class BadKnob(ValueError):
     pass
 

@@ -22,7 +22,9 @@ step would absorb takes the accelerator alone, and the sequences already decodin
 (`LLM_SIM_PREFILL_STALLS_DECODE=0` lets them run on). Output length is `max_new_tokens` when
 given, else drawn from a lognormal (`LLM_SIM_OUTPUT_TOKENS_MEDIAN`,
 `LLM_SIM_OUTPUT_TOKENS_SIGMA`, capped at `LLM_SIM_MAX_OUTPUT_TOKENS`). Defaults look like a
-7B model on one GPU. `LLM_SIM_TIME_SCALE` multiplies every latency.
+7B model on one A10G (ml.g5); on another instance type the default times follow its
+accelerator's spec sheet (fleet/speed.py tells the worker). `LLM_SIM_TIME_SCALE` multiplies
+every latency.
 
 Prefix caching: each instance keeps `LLM_SIM_KV_CACHE_BLOCKS` blocks of
 `LLM_SIM_KV_BLOCK_TOKENS` prompt tokens (LRU); the cached leading blocks of a prompt are not
@@ -48,7 +50,7 @@ from sagemaker_emu.kv import events as kvevents
 from sagemaker_emu.kv.blocks import prompt_text
 from sagemaker_emu.kv.cache import BlockCache
 from sagemaker_emu.worker.builtin import llm_servers
-from sagemaker_emu.worker.builtin.knobs import BadKnob, flag, integer, number
+from sagemaker_emu.worker.builtin.knobs import DECODE_SPEED, PREFILL_SPEED, BadKnob, flag, integer, number
 from sagemaker_emu.worker.builtin.llm_servers import VLLM_NO_HANDLER, BadRequest, Limits, vllm_error
 from sagemaker_emu.worker.contract import Invocation, Model, Reply
 
@@ -83,10 +85,13 @@ class Profile:
         d = cls(**PROFILES.get(env.get("LLM_SIM_PROFILE", "default"), {}))
         if env.get("LLM_SIM_PROFILE", "default") not in PROFILES:
             raise BadKnob(f"Environment LLM_SIM_PROFILE={env['LLM_SIM_PROFILE']!r} is not one of {sorted(PROFILES)}")
+        # The instance's accelerator sets the default times (fleet/speed.py); explicit knobs win.
+        prefill = number(env, PREFILL_SPEED, 1.0, minimum=1e-6)
+        decode = number(env, DECODE_SPEED, 1.0, minimum=1e-6)
         return cls(
-            prefill_base_ms=number(env, "LLM_SIM_PREFILL_BASE_MS", d.prefill_base_ms),
-            prefill_ms_per_token=number(env, "LLM_SIM_PREFILL_MS_PER_TOKEN", d.prefill_ms_per_token),
-            decode_ms_per_token=number(env, "LLM_SIM_DECODE_MS_PER_TOKEN", d.decode_ms_per_token),
+            prefill_base_ms=number(env, "LLM_SIM_PREFILL_BASE_MS", d.prefill_base_ms / prefill),
+            prefill_ms_per_token=number(env, "LLM_SIM_PREFILL_MS_PER_TOKEN", d.prefill_ms_per_token / prefill),
+            decode_ms_per_token=number(env, "LLM_SIM_DECODE_MS_PER_TOKEN", d.decode_ms_per_token / decode),
             max_batch=integer(env, "LLM_SIM_MAX_BATCH", d.max_batch, minimum=1),
             batch_slowdown=number(env, "LLM_SIM_BATCH_SLOWDOWN", d.batch_slowdown),
             output_tokens_median=number(env, "LLM_SIM_OUTPUT_TOKENS_MEDIAN", d.output_tokens_median, minimum=1),

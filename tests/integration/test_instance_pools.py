@@ -1,0 +1,160 @@
+"""Heterogeneous variants through boto3: InstancePools provisioned by priority, falling back when a
+type has no capacity (`/_emu/capacity`, as `serve --capacity` sets it), each pool's count in
+DescribeEndpoint, scale-out and scale-in by priority, ModelNameOverride, and the instance type
+each worker is told (which sets llm-sim's speed)."""
+
+import json
+
+import pytest
+from botocore.exceptions import ClientError
+
+from sagemaker_emu.testing import ECHO_IMAGE
+from tests.integration.test_fleet import eventually
+
+LLM_SIM = "sagemaker-emu/llm-sim"
+G6E, G5, G6 = "ml.g6e.2xlarge", "ml.g5.2xlarge", "ml.g6.2xlarge"
+ROLE = "arn:aws:iam::123456789012:role/SageMakerRole"
+
+
+def limit(server, instance_type: str, count: int | None) -> dict:
+    status, _, body = server.post("/_emu/capacity", json.dumps({"InstanceType": instance_type, "Count": count}).encode())
+    assert status == 200, body
+    return json.loads(body)["capacity"]
+
+
+def pools(*types: str, override: dict[str, str] | None = None) -> list[dict]:
+    return [{"InstanceType": t, "Priority": n, **({"ModelNameOverride": override[t]} if t in (override or {}) else {})}
+            for n, t in enumerate(types, 1)]
+
+
+def create(sm, name: str, variant_pools: list[dict], count: int, model: str = "m", image: str = ECHO_IMAGE,
+           wait: bool = True, **extra) -> None:
+    if model not in {m["ModelName"] for m in sm.list_models()["Models"]}:
+        sm.create_model(ModelName=model, PrimaryContainer={"Image": image})
+    sm.create_endpoint_config(EndpointConfigName=f"{name}-config", ProductionVariants=[{
+        "VariantName": "AllTraffic", "ModelName": model, "InstancePools": variant_pools,
+        "InitialInstanceCount": count, **extra}])
+    sm.create_endpoint(EndpointName=name, EndpointConfigName=f"{name}-config")
+    if wait:
+        sm.get_waiter("endpoint_in_service").wait(EndpointName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 120})
+
+
+def pool_counts(sm, name: str) -> list[tuple[str, int]]:
+    variant = sm.describe_endpoint(EndpointName=name)["ProductionVariants"][0]
+    return [(p["InstanceType"], p["CurrentInstanceCount"]) for p in variant["InstancePools"]]
+
+
+def worker_env(pid: int) -> dict[str, str]:
+    with open(f"/proc/{pid}/environ", "rb") as f:
+        pairs = (item.split(b"=", 1) for item in f.read().split(b"\0") if b"=" in item)
+        return {k.decode(): v.decode() for k, v in pairs}
+
+
+def test_instances_come_from_the_first_pool_with_capacity_and_describe_counts_each_pool(server, sm, rt):
+    assert limit(server, G6E, 1)[G6E] == {"limit": 1, "in_use": 0}
+    create(sm, "het", pools(G6E, G5, G6), 3)
+    assert pool_counts(sm, "het") == [(G6E, 1), (G5, 2), (G6, 0)]
+    variant = sm.describe_endpoint(EndpointName="het")["ProductionVariants"][0]
+    assert (variant["CurrentInstanceCount"], variant["DesiredInstanceCount"]) == (3, 3)
+    config = sm.describe_endpoint_config(EndpointConfigName="het-config")["ProductionVariants"][0]
+    assert config["InstancePools"] == pools(G6E, G5, G6) and "InstanceType" not in config
+    # every instance takes calls, whatever its type, and each worker is told its type and speed
+    instances = server.endpoint_view("het")["variants"][0]["instances"]
+    assert sorted(i["instance_type"] for i in instances) == [G5, G5, G6E]
+    for instance in instances:
+        env = worker_env(instance["pid"])
+        assert env["SAGEMAKER_EMU_INSTANCE_TYPE"] == instance["instance_type"]
+        assert float(env["SAGEMAKER_EMU_DECODE_SPEED"]) == pytest.approx(864 / 600 if instance["instance_type"] == G6E else 1)
+    for _ in range(12):
+        assert rt.invoke_endpoint(EndpointName="het", Body=b"hi")["Body"].read() == b"hi"
+    served = {i["instance_type"]: 0 for i in instances}
+    for i in server.endpoint_view("het")["variants"][0]["instances"]:
+        served[i["instance_type"]] += i["served"]
+    assert sum(served.values()) == 12
+
+
+def test_no_capacity_in_any_pool_fails_the_endpoint_with_an_insufficient_capacity_error(server, sm):
+    limit(server, G6E, 0)
+    limit(server, G5, 1)
+    create(sm, "short", pools(G6E, G5), 2, wait=False)
+    described = eventually(lambda: (lambda d: d if d["EndpointStatus"] == "Failed" else None)(
+        sm.describe_endpoint(EndpointName="short")), timeout=60)
+    assert "InsufficientInstanceCapacity" in described["FailureReason"]
+    assert f"{G6E}, {G5}" in described["FailureReason"]
+    # what the failed start held is given back: the one ml.g5.2xlarge can be had again
+    capacity = json.loads(server.post("/_emu/capacity", method="GET")[2])["capacity"]
+    assert capacity[G5] == {"limit": 1, "in_use": 0}
+    # a variant of one InstanceType meets the same shortage
+    sm.create_model(ModelName="one", PrimaryContainer={"Image": ECHO_IMAGE})
+    sm.create_endpoint_config(EndpointConfigName="single-config", ProductionVariants=[{
+        "VariantName": "AllTraffic", "ModelName": "one", "InstanceType": G6E, "InitialInstanceCount": 1}])
+    sm.create_endpoint(EndpointName="single", EndpointConfigName="single-config")
+    described = eventually(lambda: (lambda d: d if d["EndpointStatus"] == "Failed" else None)(
+        sm.describe_endpoint(EndpointName="single")), timeout=60)
+    assert "InsufficientInstanceCapacity" in described["FailureReason"]
+
+
+def test_scale_out_falls_back_and_scale_in_releases_the_lowest_priority_pools_first(server, sm):
+    create(sm, "grow", pools(G6E, G5), 1)
+    assert pool_counts(sm, "grow") == [(G6E, 1), (G5, 0)]
+    limit(server, G6E, 2)  # one more of the preferred type, then the fallback
+
+    def scale(count: int) -> None:
+        sm.update_endpoint_weights_and_capacities(EndpointName="grow", DesiredWeightsAndCapacities=[
+            {"VariantName": "AllTraffic", "DesiredInstanceCount": count}])
+        sm.get_waiter("endpoint_in_service").wait(EndpointName="grow", WaiterConfig={"Delay": 1, "MaxAttempts": 120})
+
+    scale(4)
+    assert pool_counts(sm, "grow") == [(G6E, 2), (G5, 2)]
+    scale(3)
+    assert pool_counts(sm, "grow") == [(G6E, 2), (G5, 1)]
+    scale(1)
+    assert pool_counts(sm, "grow") == [(G6E, 1), (G5, 0)]
+    assert sm.describe_endpoint(EndpointName="grow").get("FailureReason") is None
+
+
+def test_a_pool_runs_its_model_name_override(server, sm, rt):
+    sm.create_model(ModelName="generator", PrimaryContainer={"Image": LLM_SIM, "Environment": {
+        "LLM_SIM_DECODE_MS_PER_TOKEN": "0", "LLM_SIM_PREFILL_BASE_MS": "0", "LLM_SIM_PREFILL_MS_PER_TOKEN": "0"}})
+    limit(server, G5, 1)
+    create(sm, "mixed", pools(G5, G6E, override={G6E: "generator"}), 2,
+           RoutingConfig={"RoutingStrategy": "RANDOM"})
+    images = {i["SpecifiedImage"] for i in sm.describe_endpoint(EndpointName="mixed")["ProductionVariants"][0]["DeployedImages"]}
+    assert images == {ECHO_IMAGE, LLM_SIM}
+    body = json.dumps({"inputs": "hello", "parameters": {"max_new_tokens": 2}}).encode()
+    answers = {rt.invoke_endpoint(EndpointName="mixed", Body=body, ContentType="application/json")["Body"].read() == body
+               for _ in range(30)}
+    assert answers == {True, False}  # the echo pool answers with the body, the override's llm-sim with text
+
+
+def test_pools_are_checked_when_the_config_is_created(sm):
+    sm.create_model(ModelName="m", PrimaryContainer={"Image": ECHO_IMAGE})
+    for bad, text in ((pools(G5, G5), "different instance type; ml.g5.2xlarge"),
+                      ([{"InstanceType": G5, "Priority": 2}, {"InstanceType": G6, "Priority": 2}], "different priority; 2"),
+                      (pools(G5, override={G5: "nope"}), "Could not find model")):
+        with pytest.raises(ClientError) as info:
+            sm.create_endpoint_config(EndpointConfigName="bad", ProductionVariants=[{
+                "VariantName": "v", "ModelName": "m", "InstancePools": bad, "InitialInstanceCount": 1}])
+        assert info.value.response["Error"]["Code"] == "ValidationException"
+        assert text in info.value.response["Error"]["Message"]
+
+
+def test_inference_component_hosts_come_from_the_pools_by_priority(server, sm, rt):
+    limit(server, "ml.g6e.12xlarge", 1)
+    sm.create_endpoint_config(EndpointConfigName="ics-config", ExecutionRoleArn=ROLE, ProductionVariants=[{
+        "VariantName": "AllTraffic", "InstancePools": pools("ml.g6e.12xlarge", "ml.g5.12xlarge"),
+        "InitialInstanceCount": 2}])
+    sm.create_endpoint(EndpointName="ics", EndpointConfigName="ics-config")
+    sm.get_waiter("endpoint_in_service").wait(EndpointName="ics", WaiterConfig={"Delay": 1, "MaxAttempts": 60})
+    assert pool_counts(sm, "ics") == [("ml.g6e.12xlarge", 1), ("ml.g5.12xlarge", 1)]
+    sm.create_model(ModelName="m", PrimaryContainer={"Image": ECHO_IMAGE})
+    sm.create_inference_component(
+        InferenceComponentName="ic", EndpointName="ics", VariantName="AllTraffic",
+        Specification={"ModelName": "m", "ComputeResourceRequirements": {
+            "NumberOfAcceleratorDevicesRequired": 4, "MinMemoryRequiredInMb": 1024}},
+        RuntimeConfig={"CopyCount": 2})
+    eventually(lambda: sm.describe_inference_component(InferenceComponentName="ic")["InferenceComponentStatus"]
+               == "InService", timeout=60)
+    copies = server.endpoint_view("ics")["inference_components"]["ic"]["copies"]
+    assert sorted(c["instance_type"] for c in copies) == ["ml.g5.12xlarge", "ml.g6e.12xlarge"]
+    assert rt.invoke_endpoint(EndpointName="ics", InferenceComponentName="ic", Body=b"x")["Body"].read() == b"x"
