@@ -366,7 +366,8 @@ def plot(results: list[PointResult], path: str) -> bool:
                 if not rows:
                     continue
                 xs = [r.instances for r in rows]
-                style = ("--" if strategy == "IDEAL" else "-") + ("" if fleet == "uniform" else ".")
+                style = {("IDEAL", "uniform"): "--", ("IDEAL", "mixed"): "-."}.get(
+                    (strategy, fleet), "-" if fleet == "uniform" else ":")
                 label = SHORT[strategy] + ("" if len(fleets) == 1 else f" ({fleet})")
                 axes[0][col].plot(xs, [r.p99_s for r in rows], style, marker="o", label=label)
                 axes[1][col].plot(xs, [r.per_minute for r in rows], style, marker="o", label=label)

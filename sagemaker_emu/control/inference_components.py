@@ -16,16 +16,13 @@ from sagemaker_emu.control import lifecycle
 from sagemaker_emu.control.listing import list_page
 from sagemaker_emu.control.operations import set_tags
 from sagemaker_emu.control.registry import Call, operation
-from sagemaker_emu.control.resources import InferenceComponent, Status
+from sagemaker_emu.control.resources import InferenceComponent, Status, Variant
 from sagemaker_emu.control.store import Backend
 from sagemaker_emu.errors import AlreadyExists, InvalidInput
 
 
 def _check_specification(spec: dict[str, Any] | None, params: dict[str, Any]) -> None:
     if spec is None:
-        if params.get("Specifications"):
-            raise InvalidInput("sagemaker-emu accepts one Specification per inference component; "
-                               "Specifications is not supported yet.")
         raise InvalidInput("Specification must be specified.")
     if "BaseInferenceComponentName" in spec:
         if "ComputeResourceRequirements" in spec:
@@ -41,13 +38,50 @@ def _check_specification(spec: dict[str, Any] | None, params: dict[str, Any]) ->
         raise InvalidInput("RuntimeConfig must be specified for an inference component that is not an adapter.")
 
 
+def _specifications(params: dict[str, Any]) -> tuple[dict[str, Any] | None, list[dict[str, Any]] | None]:
+    """(Specification, or Specifications' first entry; Specifications), each entry checked, and
+    with several entries each naming a different InstanceType."""
+    specs = params.get("Specifications")
+    if specs is None:
+        return params.get("Specification"), None
+    if "Specification" in params:
+        raise InvalidInput("Specify either Specification or Specifications for an inference component, not both.")
+    for spec in specs:
+        _check_specification(spec, params)
+        if "BaseInferenceComponentName" in spec:
+            raise InvalidInput("An adapter inference component takes one Specification, not Specifications.")
+    types = [s.get("InstanceType") for s in specs]
+    if len(specs) > 1 and None in types:
+        raise InvalidInput("Each entry of Specifications must specify InstanceType when there are several.")
+    repeated = sorted({t for t in types if t is not None and types.count(t) > 1})
+    if repeated:
+        raise InvalidInput(f"Specifications must name each instance type once; {', '.join(repeated)} is named "
+                           "more than once.")
+    return specs[0], specs
+
+
+def _check_types(specs: list[dict[str, Any]] | None, variant: Variant, endpoint_arn: str) -> None:
+    """Every instance type Specifications names is one the variant's instances can be."""
+    kinds = [p["InstanceType"] for p in variant.pools] or [variant.instance_type]
+    for spec in specs or []:
+        if spec.get("InstanceType", kinds[0]) not in kinds:
+            raise InvalidInput(f'Specifications names instance type {spec["InstanceType"]}, which variant '
+                               f'"{variant.name}" of endpoint "{endpoint_arn}" does not have ({", ".join(kinds)}).')
+
+
+def _models(backend: Backend, specs: list[dict[str, Any]] | None) -> dict[str, Any]:
+    """The model of each Specifications entry that names an InstanceType and a ModelName."""
+    return {s["InstanceType"]: copy.deepcopy(backend.model(s["ModelName"])) if "ModelName" in s else None
+            for s in specs or [] if "InstanceType" in s}
+
+
 @operation
 def create_inference_component(backend: Backend, params: dict, call: Call) -> dict:
     name = params["InferenceComponentName"]
     arn = backend.arn("inference-component", name)
     if name.lower() in backend.inference_components:
         raise AlreadyExists("inference component", arn)
-    spec = params.get("Specification")
+    spec, specs = _specifications(params)
     _check_specification(spec, params)
     endpoint = backend.endpoint(params["EndpointName"])
     if endpoint.status not in (Status.IN_SERVICE, Status.UPDATING) or endpoint.fleet is None:
@@ -61,7 +95,8 @@ def create_inference_component(backend: Backend, params: dict, call: Call) -> di
     if not variant.hosts_components:
         raise InvalidInput(f'Variant "{variant.name}" of endpoint "{endpoint.arn}" runs model '
                            f'"{variant.models[0].name}"; inference components need a variant without ModelName.')
-    assert spec is not None, "CreateInferenceComponent's model requires a Specification"
+    assert spec is not None, "_check_specification refuses none"
+    _check_types(specs, variant, endpoint.arn)
     base = _base_of(backend, spec, endpoint.name)
     model = backend.model(spec["ModelName"]) if "ModelName" in spec and base is None else None
     now = backend.now()
@@ -69,7 +104,8 @@ def create_inference_component(backend: Backend, params: dict, call: Call) -> di
         name=name, arn=arn, endpoint_name=endpoint.name, endpoint_arn=endpoint.arn,
         variant_name=base.variant_name if base else variant.name, created=now, modified=now,
         status=Status.CREATING, spec=copy.deepcopy(spec), model=copy.deepcopy(model),
-        desired_copies=0 if base else params["RuntimeConfig"]["CopyCount"], base=base.name if base else None)
+        desired_copies=0 if base else params["RuntimeConfig"]["CopyCount"], base=base.name if base else None,
+        specifications=copy.deepcopy(specs), type_models=_models(backend, specs))
     set_tags(backend, arn, params.get("Tags", []))
     backend.inference_components[name.lower()] = ic
     if base is not None:  # its base's copies serve it: nothing to start
@@ -103,7 +139,9 @@ def describe_inference_component(backend: Backend, params: dict, call: Call) -> 
         "EndpointArn": ic.endpoint_arn,
         "VariantName": ic.variant_name,
         "FailureReason": ic.failure_reason,
-        "Specification": _specification_summary(ic),
+        # created with Specifications: a summary per instance type, and no Specification
+        **({"Specifications": [_specification_summary(s, ic.created) for s in ic.specifications]}
+           if ic.specifications else {"Specification": _specification_summary(ic.spec, ic.created)}),
         "RuntimeConfig": _runtime_config(backend, ic),
         "CreationTime": ic.created,
         "LastModifiedTime": ic.modified,
@@ -123,15 +161,15 @@ def _runtime_config(backend: Backend, ic: InferenceComponent) -> dict:
     return {"DesiredCopyCount": desired, "CurrentCopyCount": current}
 
 
-def _specification_summary(ic: InferenceComponent) -> dict:
-    out = {k: copy.deepcopy(v) for k, v in ic.spec.items() if k != "Container"}
-    container = ic.spec.get("Container")
+def _specification_summary(spec: dict[str, Any], created: float) -> dict:
+    out = {k: copy.deepcopy(v) for k, v in spec.items() if k != "Container"}
+    container = spec.get("Container")
     if container is not None:
         image = container.get("Image", "")
         summary: dict[str, Any] = {k: copy.deepcopy(v) for k, v in container.items() if k in ("ArtifactUrl", "Environment")}
         if image:
             resolved = image if "@sha256:" in image else f"{image}@sha256:{hashlib.sha256(image.encode()).hexdigest()}"
-            summary["DeployedImage"] = {"SpecifiedImage": image, "ResolvedImage": resolved, "ResolutionTime": ic.created}
+            summary["DeployedImage"] = {"SpecifiedImage": image, "ResolvedImage": resolved, "ResolutionTime": created}
         out["Container"] = summary
     return out
 
@@ -228,10 +266,17 @@ def update_inference_component(backend: Backend, params: dict, call: Call) -> di
     spec = params.get("Specification")
     if ic.base is not None or (spec is not None and "BaseInferenceComponentName" in spec):
         return _update_adapter(backend, ic, params)
+    spec, specs = _specifications({**params, "RuntimeConfig": params.get("RuntimeConfig",
+                                                                         {"CopyCount": ic.desired_copies})})
     if spec is not None:
         _check_specification(spec, {"RuntimeConfig": params.get("RuntimeConfig", {"CopyCount": ic.desired_copies})})
+    endpoint = backend.endpoint(ic.endpoint_name)
+    variant = endpoint.variant(ic.variant_name)
+    if variant is not None:
+        _check_types(specs, variant, endpoint.arn)
     model = backend.model(spec["ModelName"]) if spec is not None and "ModelName" in spec else None
-    fleet, routing = backend.endpoint(ic.endpoint_name).fleet, _routing(backend, ic)
+    type_models = _models(backend, specs)
+    fleet, routing = endpoint.fleet, _routing(backend, ic)
     ic.desired_copies = params.get("RuntimeConfig", {}).get("CopyCount", ic.desired_copies)
     if "DeploymentConfig" in params:
         ic.last_deployment = copy.deepcopy(params["DeploymentConfig"])
@@ -239,7 +284,8 @@ def update_inference_component(backend: Backend, params: dict, call: Call) -> di
     if spec is None:  # a copy count only
         lifecycle.run_in_background(lifecycle.set_copies, backend, ic, fleet, ic.plan(routing), ic.desired_copies)
     else:
-        target = dataclasses.replace(ic, spec=copy.deepcopy(spec), model=copy.deepcopy(model))
+        target = dataclasses.replace(ic, spec=copy.deepcopy(spec), model=copy.deepcopy(model),
+                                     specifications=copy.deepcopy(specs), type_models=type_models)
         deployment = params.get("DeploymentConfig", {})
         policy = deployment.get("RollingUpdatePolicy")
         batch, wait = _batch(policy, ic.current_copies)

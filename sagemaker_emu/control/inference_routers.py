@@ -118,9 +118,11 @@ def routing_status(backend: Backend, arn: str, asynchronous: bool, router_arn: s
 
 def wrong_kind(backend: Backend, targets: list[dict[str, Any]], router_arn: str) -> str | None:
     """Why a checked destination cannot serve its target (an asynchronous endpoint in a
-    real-time target, or the reverse), else None; destinations that cannot be checked pass."""
+    real-time target, or the reverse; for InstancePoolOrder, an endpoint without the target's
+    instance pools), else None; destinations that cannot be checked pass."""
     for target in targets:
         asynchronous = "AsyncInferenceConfig" in target
+        pools_seen: list[list[str]] = []
         for d in target["Destinations"]:
             resource = destination(backend, d["ResourceArn"], router_arn)
             if resource is None or resource is OTHER:
@@ -134,7 +136,22 @@ def wrong_kind(backend: Backend, targets: list[dict[str, Any]], router_arn: str)
                         f"{'endpoint' if not hasattr(resource, 'desired_copies') else 'inference component'}; "
                         f"the {wanted} routing target needs {'asynchronous' if asynchronous else 'real-time'} "
                         "destinations.")
+            if target.get("RoutingPreference") == "InstancePoolOrder":
+                pools = _pool_order(resource)
+                if len(pools) < 2 or (pools_seen and pools != pools_seen[0]):
+                    return (f"Destination {d['ResourceArn']} of routing target {target['Name']} must be an endpoint "
+                            "whose instance pools list the same two or more instance types, in the same priority "
+                            "order, as every other destination's (RoutingPreference InstancePoolOrder).")
+                pools_seen.append(pools)
     return None
+
+
+def _pool_order(resource: Any) -> list[str]:
+    """An endpoint's instance types by pool priority (its first variant's), [] for anything else."""
+    if hasattr(resource, "desired_copies"):
+        return []
+    variants = resource.variants or (resource.pending.variants if resource.pending else [])
+    return [p["InstanceType"] for p in variants[0].pools] if variants else []
 
 
 @operation

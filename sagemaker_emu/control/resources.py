@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import threading
 from dataclasses import dataclass, field
@@ -218,22 +219,31 @@ class InferenceComponent:
     failure_reason: str | None = None
     last_deployment: dict[str, Any] | None = None  # the DeploymentConfig of the last update
     base: str | None = None  # an adapter: the inference component whose copies serve it
+    # Specifications, as given (`spec` and `model` are then its first entry's), and the model
+    # each entry that names an InstanceType runs
+    specifications: list[dict[str, Any]] | None = None
+    type_models: dict[str, Model | None] = field(default_factory=dict)
 
     def plan(self, routing: dict[str, Any]) -> ComponentPlan:
         """What the fleet needs to run copies of it; `routing` is its variant's RoutingConfig."""
-        needs = self.spec.get("ComputeResourceRequirements", {})
-        if self.model is not None:
-            runs = containers(self.model.spec)
+        per_type = {s["InstanceType"]: self._plan(s, self.type_models.get(s["InstanceType"]), routing)
+                    for s in self.specifications or [] if "InstanceType" in s}
+        return dataclasses.replace(self._plan(self.spec, self.model, routing), per_type=per_type)
+
+    def _plan(self, spec: dict[str, Any], model: Model | None, routing: dict[str, Any]) -> ComponentPlan:
+        needs = spec.get("ComputeResourceRequirements", {})
+        if model is not None:
+            runs = containers(model.spec)
         else:  # Specification.Container: an image (and artifacts) without a model
-            c = self.spec.get("Container", {})
+            c = spec.get("Container", {})
             runs = [{"Image": c.get("Image", ""), "Environment": c.get("Environment", {}),
                      **({"ModelDataUrl": c["ArtifactUrl"]} if "ArtifactUrl" in c else {})}]
-        timeout = self.spec.get("StartupParameters", {}).get("ContainerStartupHealthCheckTimeoutInSeconds")
+        timeout = spec.get("StartupParameters", {}).get("ContainerStartupHealthCheckTimeoutInSeconds")
         return ComponentPlan(
-            name=self.name, variant=self.variant_name, model_name=self.model.name if self.model else self.name,
+            name=self.name, variant=self.variant_name, model_name=model.name if model else self.name,
             containers=runs, accelerators=float(needs.get("NumberOfAcceleratorDevicesRequired", 0)),
             memory_mb=int(needs.get("MinMemoryRequiredInMb", 0)), cpus=float(needs.get("NumberOfCpuCoresRequired", 0)),
-            placement=self.spec.get("SchedulingConfig", {}).get("PlacementStrategy", "SPREAD"), routing=routing,
+            placement=spec.get("SchedulingConfig", {}).get("PlacementStrategy", "SPREAD"), routing=routing,
             startup_timeout=float(timeout) if timeout is not None else None)
 
 
@@ -359,4 +369,5 @@ class RoutingTargetSnapshot:
     name: str
     destinations: tuple[DestinationSnapshot, ...]
     async_config: dict[str, Any] | None  # its AsyncInferenceConfig; None: real-time
+    preference: str = "LocalRegionFirst"  # its RoutingPreference
 

@@ -177,6 +177,7 @@ class Backend:
                 return
             if rolled_to is not None:
                 ic.spec, ic.model = rolled_to.spec, rolled_to.model
+                ic.specifications, ic.type_models = rolled_to.specifications, rolled_to.type_models
             ic.current_copies = copies.current
             ic.failure_reason = failure or copies.failure  # a rollback's reason, or copies that did not fit
             self.transition(ic, Status.IN_SERVICE)
@@ -218,7 +219,8 @@ class Backend:
                         ep.policy, self.account, endpoint_policies.INVOKE, d["ResourceArn"], found.arn)
                 destinations.append(DestinationSnapshot(d["ResourceArn"], parsed.region, endpoint, component,
                                                         parsed.account, allowed))
-            return RoutingTargetSnapshot(found.arn, target, tuple(destinations), spec.get("AsyncInferenceConfig"))
+            return RoutingTargetSnapshot(found.arn, target, tuple(destinations), spec.get("AsyncInferenceConfig"),
+                                         spec.get("RoutingPreference", "LocalRegionFirst"))
 
     def benchmark_ended(self, name: str, failure: str | None = None, stopped: bool = False) -> None:
         """A benchmark job's runner is done: Completed, Failed with `failure`, or (stopped, or

@@ -102,6 +102,9 @@ class ComponentPlan:
     placement: str = "SPREAD"  # SchedulingConfig.PlacementStrategy
     routing: dict[str, Any] = field(default_factory=dict)  # the variant's RoutingConfig, per component
     startup_timeout: float | None = None
+    # Specifications: what a copy runs and reserves on a host of each instance type (a host of a
+    # type not named takes no copy); empty: the fields above, on any host
+    per_type: dict[str, "ComponentPlan"] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -223,7 +226,8 @@ class FleetView(Protocol):
         ...
 
     def pool_counts(self, variant: str) -> dict[str, int]:
-        """The variant's instances running now (an inference-component variant: its hosts), by type."""
+        """The variant's instances running now (an inference-component variant: its hosts), by
+        type: every pool's, in priority order (1 first)."""
         ...
 
     def serverless(self, variant: str) -> ServerlessPlan | None:

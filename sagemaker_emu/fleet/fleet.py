@@ -87,6 +87,7 @@ class VariantFleet:
     pipeline: tuple[PipelineContainer, ...] = ()  # a model of several containers, in order
     pipeline_mode: str = "Serial"  # or Direct: a call names one container
     pools: tuple[Pool, ...] = ()  # by priority; none for serverless variants and copies (their host's)
+    runs_by_type: dict[str, "VariantFleet"] = field(default_factory=dict)  # copies: a specification per host type
     _numbers: Any = field(default_factory=lambda: itertools.count(1))
     _cold: threading.Lock = field(default_factory=threading.Lock)  # one cold start at a time
 
@@ -148,9 +149,11 @@ class ProcessFleet:
         if placement is not None:
             return placement.counts()
         vf = self.variants.get(variant)
+        if vf is None:
+            return {}
         with self._lock:
-            live = [i for i in vf.instances if i.health != Health.STOPPED] if vf is not None else []
-        return dict(Counter(i.instance_type for i in live))
+            running = Counter(i.instance_type for i in vf.instances if i.health != Health.STOPPED)
+        return {p.instance_type: running[p.instance_type] for p in vf.pools}
 
     def serverless(self, variant: str) -> ServerlessPlan | None:
         vf = self.variants.get(variant)
@@ -201,11 +204,12 @@ class ProcessFleet:
 
     # ------------------------------------------------------------ lifecycle
 
-    def _new_instance(self, vf: VariantFleet, pool: Pool | None = None) -> Instance:
-        number = next(vf._numbers)
+    def _new_instance(self, vf: VariantFleet, number: int, pool: Pool | None = None, host_type: str = "") -> Instance:
+        """Instance `number` of `vf`: from `pool` (a variant's), or a copy on a host of `host_type`."""
         instance_dir = vf.directory / f"instance-{number}"
         model_dir = instance_dir / "model"
-        runs = pool.runs if pool is not None and pool.runs is not None else vf  # the pool's own model, if any
+        # what it runs: its pool's own model (ModelNameOverride), or a copy's specification for its host's type
+        runs = (pool.runs if pool is not None else vf.runs_by_type.get(host_type)) or vf
         # a multi-model container's code (an S3 SAGEMAKER_SUBMIT_DIRECTORY) comes with each model it loads
         self.deployer.prepare(runs.model_source, model_dir, runs.env if runs.multi_model is None else {}, runs.launch)
         env = {**runs.env, "SAGEMAKER_EMU_ENDPOINT": self.endpoint}
@@ -224,7 +228,7 @@ class ProcessFleet:
         if self.deployer.seed is not None:
             env["SAGEMAKER_EMU_SEED"] = str(self.deployer.seed * 1000 + number)
         instance = Instance(f"{vf.name}-{number}", vf.name, runs.launch, env, model_dir, instance_dir / "instance.log")
-        instance.instance_type = pool.instance_type if pool is not None else vf.instance_type
+        instance.instance_type = pool.instance_type if pool is not None else host_type or vf.instance_type
         instance.holds_capacity = pool is not None
         instance.on_change = self.routing_changed
         return instance
@@ -238,25 +242,28 @@ class ProcessFleet:
         raise DeploymentFailed(ICE.format(types=", ".join(p.instance_type for p in vf.pools)))
 
     def bring_up(self, vf: VariantFleet, count: int,
-                 reserve: Callable[[Instance], bool] = lambda instance: True) -> int:
-        """Start `count` more instances of `vf` (fewer if `reserve` finds no room for one);
-        return how many once all pass /ping, else raise."""
+                 reserve: Callable[[str], tuple[str, str] | None] = lambda instance_id: ("", "")) -> int:
+        """Start `count` more instances of `vf` (fewer if `reserve` finds no room for one: given
+        a copy's id, it answers the host it reserved room on and that host's type); return how
+        many once all pass /ping, else raise."""
         fresh: list[Instance] = []
         try:
             for _ in range(count):
                 if self.stopping.is_set():
                     raise DeploymentFailed("The deployment was cancelled.")
+                number = next(vf._numbers)
+                placed = reserve(f"{vf.name}-{number}")
+                if placed is None:
+                    break
                 pool = self._provision(vf) if vf.pools else None
                 try:
-                    instance = self._new_instance(vf, pool)
+                    instance = self._new_instance(vf, number, pool, placed[1])
                 except BaseException:
                     if pool is not None:
                         self.deployer.capacity.give(pool.instance_type)
                     raise
+                instance.placed_on = placed[0] or None
                 fresh.append(instance)  # from here its capacity goes back with _stop_all
-                if not reserve(instance):
-                    fresh.pop()
-                    break
                 instance.env.update(speed.worker_env(instance.instance_type))
                 instance.start()
         except DeploymentFailed:
@@ -349,6 +356,7 @@ class ProcessFleet:
                 elif old and self.stopping.wait(wait_s):
                     break
             live.launch, live.env, live.model_source = fresh.launch, fresh.env, fresh.model_source
+            live.runs_by_type = fresh.runs_by_type
             live.startup_timeout = fresh.startup_timeout
         return self.set_copies(plan, count)
 
@@ -364,25 +372,32 @@ class ProcessFleet:
         return True
 
     def _copies_fleet(self, plan: ComponentPlan) -> VariantFleet:
-        """What a copy of the component runs, as a fleet of its own under its component key."""
+        """What a copy of the component runs, as a fleet of its own under its component key
+        (with Specifications, what a copy runs on each instance type)."""
         key = component_key(plan.name)
-        return self.deployer.variant_fleet(VariantPlan(
-            name=key, model_name=plan.model_name, containers=plan.containers, instance_count=0,
-            routing=plan.routing, startup_timeout=plan.startup_timeout), self.directory / key)
+
+        def runs(p: ComponentPlan, directory: Path) -> VariantFleet:
+            return self.deployer.variant_fleet(VariantPlan(
+                name=key, model_name=p.model_name, containers=p.containers, instance_count=0,
+                routing=plan.routing, startup_timeout=p.startup_timeout), directory)
+
+        vf = runs(plan, self.directory / key)
+        vf.runs_by_type = {itype: runs(p, self.directory / key / f"runs-{itype}") for itype, p in plan.per_type.items()}
+        return vf
 
     def _start_copies(self, vf: VariantFleet, count: int, plan: ComponentPlan, placement: Placement) -> int:
         """Start up to `count` copies into `vf`, each where it fits; room reserved for a copy
         that did not start (none found, or it failed) is given back. Returns how many started."""
+        needs = {itype: Need(p.accelerators, p.memory_mb, p.cpus) for itype, p in plan.per_type.items()} or None
         need = Need(plan.accelerators, plan.memory_mb, plan.cpus)
         reserved: list[str] = []
 
-        def reserve(instance: Instance) -> bool:
-            host = placement.reserve(instance.id, need, plan.placement)
-            instance.placed_on = host.id if host else None
-            if host is not None:
-                instance.instance_type = host.instance_type
-                reserved.append(instance.id)
-            return host is not None
+        def reserve(copy_id: str) -> tuple[str, str] | None:
+            host = placement.reserve(copy_id, need, plan.placement, needs)
+            if host is None:
+                return None
+            reserved.append(copy_id)
+            return host.id, host.instance_type
 
         try:
             return self.bring_up(vf, count, reserve)
@@ -617,9 +632,10 @@ class ProcessDeployer:
                                        "which inference components need to place copies (fleet/instance_types.json).")
         numbers = itertools.count(1)
 
-        def new_host() -> Host | None:
+        def new_host(accept: Callable[[Host], bool] = lambda host: True) -> Host | None:
+            """A host of the first pool's type that has capacity and that `accept`s."""
             for itype, _ in pools:
-                if self.capacity.take(itype):
+                if accept(Host("", itype, specs[itype])) and self.capacity.take(itype):
                     return Host(f"{plan.name}-{next(numbers)}", itype, specs[itype])
             return None
 

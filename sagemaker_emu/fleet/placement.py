@@ -74,12 +74,12 @@ class Placement:
     """The hosts of one variant and their reservations; every change under one lock.
 
     With managed instance scaling (`new_host` given), a copy that fits nowhere gets a new
-    instance while there are fewer than `max_hosts` (if one can be had: `new_host` may say
-    None), and an instance left with no copies is released while there are more than
+    instance while there are fewer than `max_hosts`: `new_host(fits)` gives one it fits on, or
+    None when none can be had, and an instance left with no copies is released while there are more than
     `min_hosts`. `drop_host` is told of every host that goes; `priority` ranks the hosts'
     instance types (their pools), 1 first."""
 
-    def __init__(self, hosts: list[Host], new_host: Callable[[], Host | None] | None = None,
+    def __init__(self, hosts: list[Host], new_host: Callable[[Callable[[Host], bool]], Host | None] | None = None,
                  min_hosts: int = 0, max_hosts: int = 0, drop_host: Callable[[Host], None] = lambda host: None,
                  priority: dict[str, int] | None = None) -> None:
         self.hosts = hosts
@@ -89,24 +89,29 @@ class Placement:
         self.min_hosts, self.max_hosts = min_hosts, max_hosts
         self._lock = threading.Lock()
 
-    def reserve(self, copy_id: str, need: Need, strategy: str = "SPREAD") -> Host | None:
-        """Reserve room for a copy on the host `strategy` picks among those it fits; None if none."""
+    def reserve(self, copy_id: str, need: Need, strategy: str = "SPREAD",
+                needs: dict[str, Need] | None = None) -> Host | None:
+        """Reserve room for a copy on the host `strategy` picks among those it fits; None if
+        none. With `needs` (a specification per instance type), a host of a type it does not
+        name takes no copy, and a host of one it names must fit that type's need."""
+        def fits(host: Host) -> bool:
+            wanted = need if needs is None else needs.get(host.instance_type)
+            return wanted is not None and host.fits(wanted)
+
         with self._lock:
-            fitting = [h for h in self.hosts if h.fits(need)]
+            fitting = [h for h in self.hosts if fits(h)]
             if not fitting and self.new_host is not None and len(self.hosts) < self.max_hosts:
-                new = self.new_host()
-                if new is not None and new.fits(need):
+                new = self.new_host(fits)
+                if new is not None:
                     self.hosts.append(new)
                     fitting = [new]
-                elif new is not None:
-                    self.drop_host(new)
             if not fitting:
                 return None
             if strategy == "BINPACK":  # the least room left after it
                 host = min(fitting, key=lambda h: (*astuple(h.free()), h.id))
             else:  # the fewest copies, then the most room
                 host = min(fitting, key=lambda h: (len(h.reserved), *(-x for x in astuple(h.free())), h.id))
-            host.reserved[copy_id] = need
+            host.reserved[copy_id] = need if needs is None else needs[host.instance_type]
             return host
 
     def release(self, copy_id: str) -> None:
@@ -126,9 +131,9 @@ class Placement:
             self.drop_host(host)
 
     def counts(self) -> dict[str, int]:
-        """Hosts by instance type."""
+        """Hosts by instance type, every pool's in priority order."""
         with self._lock:
-            counts: dict[str, int] = {}
+            counts = {itype: 0 for itype in sorted(self.priority, key=self.priority.__getitem__)}
             for host in self.hosts:
                 counts[host.instance_type] = counts.get(host.instance_type, 0) + 1
             return counts

@@ -132,6 +132,9 @@ class RoutingTarget(Protocol):
     @property
     def async_config(self) -> Mapping[str, Any] | None: ...  # its AsyncInferenceConfig; None: real-time
 
+    @property
+    def preference(self) -> str: ...  # its RoutingPreference: LocalRegionFirst or InstancePoolOrder
+
 
 class Routers(Protocol):
     def routing_target(self, region: str, router: str, target: str, account: str | None = None) -> RoutingTarget:

@@ -13,8 +13,10 @@ from the destination as for any asynchronous request).
 
 Destinations are preferred as for real-time calls (LocalRegionFirst): the router's Region
 first, then the others, each by the requests queued per instance; endpoints scaled to zero
-come after those with instances. InstancePoolOrder orders the same way until endpoints have
-instance pools (docs/decisions.md).
+come after those with instances. With InstancePoolOrder the instance type comes first: an
+endpoint running instances of its first pool's type before one whose best instances are of its
+second, and so on (every destination lists the same pools in the same order, checked when the
+router is created), then the Region and the queue as above.
 """
 
 from __future__ import annotations
@@ -117,7 +119,8 @@ class RouterAsync:
 
     def _place(self, request: _Request) -> bool:
         """Queue the request on the best destination not tried yet; False when none can take it."""
-        for destination in self._order_of(request.req.region, request.target.destinations):
+        for destination in self._order_of(request.req.region, request.target.destinations,
+                                          request.target.preference == "InstancePoolOrder"):
             if destination.arn in request.tried:
                 continue
             request.tried.append(destination.arn)
@@ -136,14 +139,19 @@ class RouterAsync:
             return True
         return False
 
-    def _order_of(self, region: str, destinations: Sequence[RouterDestination]) -> list[RouterDestination]:
+    def _order_of(self, region: str, destinations: Sequence[RouterDestination],
+                  by_pool: bool = False) -> list[RouterDestination]:
         def rank(d: RouterDestination) -> tuple:
             load = self._load(d)
-            return (load is None, d.region != region, load[0] if load else 0, load[1] if load else 0.0)
+            if load is None:
+                return (True,)
+            empty, queued, pool = load
+            return (False, pool if by_pool else 0, d.region != region, empty, queued)
         return sorted((d for d in destinations if d.endpoint is not None and d.allowed), key=rank)
 
-    def _load(self, destination: RouterDestination) -> tuple[bool, float] | None:
-        """(scaled to zero, requests waiting or running per instance); None when not serving."""
+    def _load(self, destination: RouterDestination) -> tuple[bool, float, int] | None:
+        """(scaled to zero, requests waiting or running per instance, the position of the first
+        pool it has instances of); None when not serving."""
         try:
             target = self.asynchronous.directory.serving(destination.region, destination.endpoint or "",
                                                          destination.account)
@@ -151,7 +159,9 @@ class RouterAsync:
             return None
         instances = sum(len(target.fleet.instances(v.name)) for v in target.variants)
         depth = self.asynchronous.depth(target.region, target.name, target.account)
-        return instances == 0, (depth["queued"] + depth["running"]) / max(1, instances)
+        pools = [n for v in target.variants for n, count in enumerate(target.fleet.pool_counts(v.name).values())
+                 if count]
+        return instances == 0, (depth["queued"] + depth["running"]) / max(1, instances), min(pools, default=99)
 
     def _schedule(self, request: _Request, job: Job, when: float) -> None:
         with self._lock:

@@ -144,3 +144,49 @@ def test_invocation_timeout_seconds_is_the_destinations_limit(fast, aws):
     [failed] = notifications(sqs, topics["error"][1], 1)
     assert failed["inferenceId"] == inference_id and "timed out" in failed["failureReason"]
     assert failed["responseParameters"]["invokedRoutedResourceArn"] == slow  # it ran there: not moved
+
+
+def pooled_async_endpoint(sm, name: str) -> str:
+    sm.create_model(ModelName=f"{name}-m", PrimaryContainer={"Image": "sagemaker-emu/echo"})
+    sm.create_endpoint_config(EndpointConfigName=f"{name}-c", AsyncInferenceConfig={
+        "OutputConfig": {"S3OutputPath": f"s3://routed/{name}-own"}}, ProductionVariants=[{
+            "VariantName": "AllTraffic", "ModelName": f"{name}-m", "InitialInstanceCount": 1, "InstancePools": [
+                {"InstanceType": "ml.g6e.2xlarge", "Priority": 1}, {"InstanceType": "ml.g5.2xlarge", "Priority": 2}]}])
+    sm.create_endpoint(EndpointName=name, EndpointConfigName=f"{name}-c")
+    sm.get_waiter("endpoint_in_service").wait(EndpointName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 60})
+    return sm.describe_endpoint(EndpointName=name)["EndpointArn"]
+
+
+def test_instance_pool_order_prefers_the_first_pools_type_over_the_routers_region(fast, aws):
+    s3, sqs, topics = aws
+    sm, west = client(fast.url), client(fast.url, region="us-west-2")
+
+    def capacity(count):
+        status, _, body = fast.post("/_emu/capacity", json.dumps({"InstanceType": "ml.g6e.2xlarge",
+                                                                  "Count": count}).encode())
+        assert status == 200, body
+
+    capacity(0)
+    near = pooled_async_endpoint(sm, "near")  # no L40S to be had: its instance is the fallback A10G
+    capacity(None)
+    far = pooled_async_endpoint(west, "far")  # an L40S, its first pool's type
+    assert [p["CurrentInstanceCount"] for p in sm.describe_endpoint(EndpointName="near")["ProductionVariants"][0][
+        "InstancePools"]] == [0, 1]
+    by_pool = {**target("by-pool", [near, far], topics), "RoutingPreference": "InstancePoolOrder"}
+    sm.create_inference_router(InferenceRouterName="pools", RoutingTargets=[by_pool, target("local", [near, far], topics)])
+    settled(sm, "pools")
+    runtime = client(fast.url, "sagemaker-inference-router-runtime")
+    ids = {runtime.invoke_inference_router_async(InferenceRouterName="pools", RoutingTargetName=name,
+                                                 InputLocation="s3://routed/in/0.json")["InferenceId"]: name
+           for name in ("by-pool", "local")}
+    served = {ids[m["inferenceId"]]: m["responseParameters"]["invokedRoutedResourceArn"]
+              for m in notifications(sqs, topics["success"][1], 2)}
+    assert served == {"by-pool": far, "local": near}
+
+    # InstancePoolOrder needs every destination to list the same pools: an endpoint of one type fails it
+    plain = async_endpoint(sm, "plain", latency_ms=0)
+    sm.create_inference_router(InferenceRouterName="unpooled", RoutingTargets=[
+        {**target("by-pool", [far, plain], topics), "RoutingPreference": "InstancePoolOrder"}])
+    described = eventually(lambda: (lambda d: d if d["Status"] != "Creating" else None)(
+        sm.describe_inference_router(InferenceRouterName="unpooled")))
+    assert described["Status"] == "Failed" and "same two or more instance types" in described["StatusReason"]

@@ -158,3 +158,62 @@ def test_inference_component_hosts_come_from_the_pools_by_priority(server, sm, r
     copies = server.endpoint_view("ics")["inference_components"]["ic"]["copies"]
     assert sorted(c["instance_type"] for c in copies) == ["ml.g5.12xlarge", "ml.g6e.12xlarge"]
     assert rt.invoke_endpoint(EndpointName="ics", InferenceComponentName="ic", Body=b"x")["Body"].read() == b"x"
+
+
+def test_component_specifications_per_instance_type_place_and_run_each_types_own(server, sm, rt):
+    limit(server, "ml.g6e.12xlarge", 1)
+    sm.create_endpoint_config(EndpointConfigName="per-type-config", ExecutionRoleArn=ROLE, ProductionVariants=[{
+        "VariantName": "AllTraffic", "InstancePools": pools("ml.g6e.12xlarge", "ml.g5.12xlarge"),
+        "InitialInstanceCount": 3, "RoutingConfig": {"RoutingStrategy": "RANDOM"}}])  # one L40S host, two A10G
+    sm.create_endpoint(EndpointName="per-type", EndpointConfigName="per-type-config")
+    sm.get_waiter("endpoint_in_service").wait(EndpointName="per-type", WaiterConfig={"Delay": 1, "MaxAttempts": 60})
+    sm.create_model(ModelName="echoes", PrimaryContainer={"Image": ECHO_IMAGE})
+    sm.create_model(ModelName="writes", PrimaryContainer={"Image": LLM_SIM, "Environment": {
+        "LLM_SIM_DECODE_MS_PER_TOKEN": "0", "LLM_SIM_PREFILL_BASE_MS": "0", "LLM_SIM_PREFILL_MS_PER_TOKEN": "0"}})
+
+    def spec(itype: str, model: str, gpus: int) -> dict:
+        return {"InstanceType": itype, "ModelName": model, "ComputeResourceRequirements": {
+            "NumberOfAcceleratorDevicesRequired": gpus, "MinMemoryRequiredInMb": 1024}}
+
+    specs = [spec("ml.g6e.12xlarge", "echoes", 2), spec("ml.g5.12xlarge", "writes", 4)]
+    for bad, text in (({"Specification": specs[0], "Specifications": specs}, "not both"),
+                      ({"Specifications": [specs[0], {**specs[1], "InstanceType": "ml.g6e.12xlarge"}]}, "more than once"),
+                      ({"Specifications": [spec("ml.p5.48xlarge", "echoes", 1)]}, "does not have"),
+                      ({"Specifications": [specs[0], {k: v for k, v in specs[1].items() if k != "InstanceType"}]},
+                       "must specify InstanceType")):
+        with pytest.raises(ClientError) as info:
+            sm.create_inference_component(InferenceComponentName="bad", EndpointName="per-type",
+                                          VariantName="AllTraffic", RuntimeConfig={"CopyCount": 1}, **bad)
+        assert text in info.value.response["Error"]["Message"]
+    sm.create_inference_component(InferenceComponentName="both", EndpointName="per-type", VariantName="AllTraffic",
+                                  Specifications=specs, RuntimeConfig={"CopyCount": 2})
+    described = eventually(lambda: (lambda d: d if d["InferenceComponentStatus"] != "Creating" else None)(
+        sm.describe_inference_component(InferenceComponentName="both")), timeout=60)
+    assert described["InferenceComponentStatus"] == "InService", described.get("FailureReason")
+    assert "Specification" not in described
+    assert [(s["InstanceType"], s["ModelName"]) for s in described["Specifications"]] == [
+        ("ml.g6e.12xlarge", "echoes"), ("ml.g5.12xlarge", "writes")]
+    assert described["RuntimeConfig"]["CurrentCopyCount"] == 2
+    view = server.endpoint_view("per-type")
+    hosts = {h["id"]: h for h in view["variants"][0]["hosts"]}
+    copies = view["inference_components"]["both"]["copies"]
+    # SPREAD: a 2-GPU copy on the L40S host (the most room), a 4-GPU copy on an A10G host
+    assert sorted(c["instance_type"] for c in copies) == ["ml.g5.12xlarge", "ml.g6e.12xlarge"]
+    for c in copies:
+        assert hosts[c["placed_on"]]["instance_type"] == c["instance_type"]
+        assert hosts[c["placed_on"]]["free"]["accelerators"] == (2 if c["instance_type"] == "ml.g6e.12xlarge" else 0)
+    body = json.dumps({"inputs": "hello", "parameters": {"max_new_tokens": 2}}).encode()
+    echoed = {rt.invoke_endpoint(EndpointName="per-type", InferenceComponentName="both", Body=body,
+                                 ContentType="application/json")["Body"].read() == body for _ in range(30)}
+    assert echoed == {True, False}  # echo copies on one type, llm-sim on the other
+
+    # an update rolls the copies over, each to its host type's new specification (the spare A10G
+    # host gives the first new copy room)
+    sm.update_inference_component(InferenceComponentName="both", Specifications=[
+        spec("ml.g6e.12xlarge", "writes", 2), spec("ml.g5.12xlarge", "writes", 4)])
+    eventually(lambda: sm.describe_inference_component(InferenceComponentName="both")["InferenceComponentStatus"]
+               == "InService", timeout=60)
+    described = sm.describe_inference_component(InferenceComponentName="both")
+    assert {s["ModelName"] for s in described["Specifications"]} == {"writes"}
+    assert {rt.invoke_endpoint(EndpointName="per-type", InferenceComponentName="both", Body=body,
+                               ContentType="application/json")["Body"].read() == body for _ in range(10)} == {False}

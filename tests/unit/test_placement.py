@@ -40,7 +40,7 @@ def test_memory_and_cpus_count_too_and_release_frees_room():
 def test_managed_scaling_adds_instances_up_to_the_max_and_releases_empty_ones_down_to_the_min():
     numbers = iter(range(2, 100))
     placement = Placement(hosts(1, "ml.g5.xlarge"),
-                          lambda: Host(f"h{next(numbers)}", "ml.g5.xlarge", hardware("ml.g5.xlarge")),
+                          lambda fits: Host(f"h{next(numbers)}", "ml.g5.xlarge", hardware("ml.g5.xlarge")),
                           min_hosts=0, max_hosts=3)
     placed = [placement.reserve(f"c{i}", Need(accelerators=1)) for i in range(4)]
     assert [h.id if h else None for h in placed] == ["h1", "h2", "h3", None]  # one GPU each, three at most
@@ -57,3 +57,14 @@ def test_without_managed_scaling_instances_stay():
     assert placement.reserve("b", Need(accelerators=1)) is None
     placement.release("a")
     assert len(placement.hosts) == 1
+
+
+def test_with_a_need_per_instance_type_copies_go_only_to_hosts_of_a_named_type():
+    g5, g6e = hosts(1, "ml.g5.12xlarge"), [Host("x1", "ml.g6e.12xlarge", hardware("ml.g6e.12xlarge"))]
+    placement = Placement(g5 + g6e)
+    needs = {"ml.g6e.12xlarge": Need(accelerators=2), "ml.g5.12xlarge": Need(accelerators=4)}
+    placed = [placement.reserve(f"c{i}", Need(), needs=needs) for i in range(4)]
+    assert [h.id if h else None for h in placed] == ["x1", "h1", "x1", None]  # 4 GPUs each: one copy, or two
+    assert placement.hosts[1].reserved == {"c0": Need(accelerators=2), "c2": Need(accelerators=2)}
+    only_g6e = Placement(hosts(1, "ml.g5.12xlarge"))
+    assert only_g6e.reserve("c", Need(), needs={"ml.g6e.12xlarge": Need(accelerators=1)}) is None
