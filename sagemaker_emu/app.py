@@ -132,6 +132,7 @@ def build(config: Config | None = None, credentials: tuple[str, str] | None = No
     neighbours = NeighbourClients(config.region, {"s3": config.s3_endpoint} if config.s3_endpoint else {},
                                   credentials=credentials)
     model_data = S3ModelData(neighbours, state_dir / "s3-cache")
+    clock = Clock(config.clock_speed)
     deployer = ProcessDeployer(
         state_dir,
         image_map=ImageMap.load(config.image_map) if config.image_map else None,
@@ -145,9 +146,9 @@ def build(config: Config | None = None, credentials: tuple[str, str] | None = No
         serverless_idle_s=config.serverless_idle_seconds,
         multi_model_cache=config.multi_model_cache,
         capacity=InstanceCapacity.parse(config.capacity),
+        wall=clock.wall,
     )
     events = Events()
-    clock = Clock(config.clock_speed)
     cloudwatch = CloudWatch(config.account, clock, events)
     backends = Backends(config.account, deployer, Quotas.parse(config.quotas), events,
                         Guardrails(alarm_state=cloudwatch.state, wall=clock.wall),

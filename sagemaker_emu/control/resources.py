@@ -8,7 +8,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
-from sagemaker_emu.fleet.api import ComponentPlan, PoolPlan, ServerlessPlan, VariantPlan
+from sagemaker_emu.fleet.api import ComponentPlan, PoolPlan, ScaleIn, ServerlessPlan, VariantPlan
 
 
 class Status(str, enum.Enum):
@@ -154,6 +154,7 @@ class Variant:
                            startup_timeout=float(timeout) if timeout is not None else None,
                            instance_type=self.instance_type,
                            pools=tuple(self._pool_plan(p) for p in self.pools),
+                           scale_in=_scale_in(scaling.get("ScaleInPolicy")),
                            min_instances=scaling.get("MinInstanceCount", 0) if managed else None,
                            max_instances=scaling.get("MaxInstanceCount", self.instance_count) if managed else None)
 
@@ -162,6 +163,13 @@ class Variant:
         override = self.overrides.get(pool.get("ModelNameOverride", ""))
         return PoolPlan(pool["InstanceType"], pool["Priority"], override.name if override else "",
                         containers(override.spec) if override else [])
+
+
+def _scale_in(policy: dict[str, Any] | None) -> ScaleIn:
+    """ScaleInPolicy with the model's defaults: IDLE_RELEASE when none is given."""
+    if not policy:
+        return ScaleIn()
+    return ScaleIn(policy["Strategy"], policy.get("MaximumStepSize", 1), 60.0 * policy.get("CooldownInMinutes", 20))
 
 
 @dataclass

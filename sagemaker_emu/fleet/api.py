@@ -61,6 +61,17 @@ class PoolPlan:
 
 
 @dataclass(frozen=True)
+class ScaleIn:
+    """ManagedInstanceScaling.ScaleInPolicy: IDLE_RELEASE releases instances left with no copies;
+    CONSOLIDATION also moves copies onto fewer instances, at most `step` instances released per
+    round, a round once `cooldown_s` of the emulator's clock has passed since the last change."""
+
+    strategy: str = "IDLE_RELEASE"
+    step: int = 1
+    cooldown_s: float = 1200.0
+
+
+@dataclass(frozen=True)
 class VariantPlan:
     """One production variant as the fleet needs it."""
 
@@ -81,6 +92,7 @@ class VariantPlan:
     # InstancePools, by priority: instances come from the first pool with capacity, and
     # leave from the last first. Empty: one pool of `instance_type`.
     pools: tuple[PoolPlan, ...] = ()
+    scale_in: ScaleIn = ScaleIn()
 
 
 def component_key(name: str) -> str:

@@ -18,8 +18,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from sagemaker_emu.fleet.api import (ComponentPlan, Copies, DeploymentFailed, ObjectStore, ServerlessPlan, VariantPlan,
-                                     component_key)
+from sagemaker_emu.fleet.api import (ComponentPlan, Copies, DeploymentFailed, ObjectStore, ScaleIn, ServerlessPlan,
+                                     VariantPlan, component_key)
 from sagemaker_emu.fleet import model_data, speed
 from sagemaker_emu.fleet.instance_capacity import ICE, InstanceCapacity
 from sagemaker_emu.fleet.placement import NO_ROOM, Hardware, Host, Need, Placement, hardware
@@ -35,6 +35,7 @@ log = logging.getLogger("sagemaker_emu.fleet")
 DEFAULT_STARTUP_TIMEOUT_S = 240  # SageMaker's documented /ping deadline after start
 MONITOR_INTERVAL_S = 0.1
 BAKE_CHECK_S = 0.1  # how often a rolling update's halt condition (its alarms) is asked
+CONSOLIDATE_CHECK_S = 0.5  # how often variants under CONSOLIDATION are looked at
 MAX_RESTART_BACKOFF_S = 30.0
 PING_FAILURE = ("The primary container for production variant {variant} did not pass the ping health "
                 "check. Please check CloudWatch logs for this endpoint.")
@@ -99,6 +100,9 @@ class ProcessFleet:
         self.variants: dict[str, VariantFleet] = {}  # by variant name, and by component_key for IC copies
         self.placements: dict[str, Placement] = {}  # inference-component variants: their instances
         self.component_variant: dict[str, str] = {}  # component_key -> the variant holding its copies
+        # component_key -> what one copy reserves (and, with Specifications, on each instance type)
+        self.component_needs: dict[str, tuple[Need, dict[str, Need] | None]] = {}
+        self.scale_in: dict[str, ScaleIn] = {}  # inference-component variants under managed scaling
         self.directory = Path()  # where its instances' files go (set by the deployer)
         self._copies_lock = threading.Lock()  # one set_copies or remove_component at a time
         self.stopping = stopping or threading.Event()  # set by stop(), or by whoever started it
@@ -292,6 +296,66 @@ class ProcessFleet:
     def start_monitor(self) -> None:
         self._monitor.start()
         self._health.start()
+        if any(s.strategy == "CONSOLIDATION" for s in self.scale_in.values()):
+            threading.Thread(target=self._consolidate, daemon=True, name=f"consolidate-{self.endpoint}").start()
+
+    # ------------------------------------------------------------ consolidation
+
+    def _consolidate(self) -> None:
+        """ScaleInPolicy CONSOLIDATION: once a variant's copies have not changed for the
+        cooldown, empty up to `step` hosts by moving their copies onto the others (each new copy
+        passes /ping before its old one drains and stops), so managed scaling releases them."""
+        while not self.stopping.wait(CONSOLIDATE_CHECK_S):
+            for variant, policy in self.scale_in.items():
+                placement = self.placements[variant]
+                quiet = time.monotonic() - placement.changed >= self.deployer.wall(policy.cooldown_s)
+                if policy.strategy != "CONSOLIDATION" or not quiet or not self._copies_lock.acquire(blocking=False):
+                    continue
+                try:
+                    for _ in range(policy.step):
+                        found = placement.consolidation(self._need_on)
+                        if found is None or self.stopping.is_set():
+                            break
+                        source, moves = found
+                        log.info("consolidating %s of %s: moving %d copies off instance %s", variant, self.endpoint,
+                                 len(moves), source.id)
+                        for copy_id, target in moves.items():
+                            self._move_copy(copy_id, target.id, placement)
+                finally:
+                    placement.changed = time.monotonic()  # the round is an operation: the cooldown starts again
+                    self._copies_lock.release()
+
+    def _need_on(self, copy_id: str, instance_type: str) -> Need | None:
+        need, needs = self.component_needs.get(copy_id.rsplit("-", 1)[0], (None, None))
+        return needs.get(instance_type) if needs is not None else need
+
+    def _move_copy(self, copy_id: str, host_id: str, placement: Placement) -> None:
+        """Start the copy anew on the host, then drain and stop the old one; a copy that cannot
+        start there stays where it is."""
+        key = copy_id.rsplit("-", 1)[0]
+        vf = self.variants.get(key)
+        with self._lock:
+            old = next((i for i in vf.instances if i.id == copy_id and i.health == Health.HEALTHY), None) if vf else None
+        if vf is None or old is None:
+            return
+        reserved: list[str] = []
+
+        def reserve(new_id: str) -> tuple[str, str] | None:
+            need = self._need_on(copy_id, next(h.instance_type for h in placement.hosts if h.id == host_id))
+            host = placement.reserve_on(new_id, need, host_id) if need is not None else None
+            if host is None:
+                return None
+            reserved.append(new_id)
+            return host.id, host.instance_type
+
+        try:
+            if self.bring_up(vf, 1, reserve) == 1:
+                self._retire([old], vf, placement)
+                return
+        except DeploymentFailed as exc:
+            log.warning("consolidation could not start copy %s on %s: %s", copy_id, host_id, exc)
+        for new_id in reserved:  # it did not start: give its room back
+            placement.release(new_id)
 
     def scale(self, variant: str, instance_count: int) -> None:
         vf = self.variants[variant]
@@ -390,6 +454,7 @@ class ProcessFleet:
         that did not start (none found, or it failed) is given back. Returns how many started."""
         needs = {itype: Need(p.accelerators, p.memory_mb, p.cpus) for itype, p in plan.per_type.items()} or None
         need = Need(plan.accelerators, plan.memory_mb, plan.cpus)
+        self.component_needs[component_key(plan.name)] = (need, needs)
         reserved: list[str] = []
 
         def reserve(copy_id: str) -> tuple[str, str] | None:
@@ -565,9 +630,11 @@ class ProcessDeployer:
                  router_factory: Callable[[dict, object], Any] = lambda routing_config, seed: None,
                  health: HealthChecks = HealthChecks(), model_roots: Sequence[Path] = (),
                  objects: ObjectStore | None = None, serverless_idle_s: float = 300.0,
-                 multi_model_cache: int = 0, capacity: InstanceCapacity | None = None) -> None:
+                 multi_model_cache: int = 0, capacity: InstanceCapacity | None = None,
+                 wall: Callable[[float], float] = lambda seconds: seconds) -> None:
         self.state_dir = state_dir
         self.capacity = capacity or InstanceCapacity()  # shared by every fleet: the Region's instances
+        self.wall = wall  # the emulator's seconds (--clock-speed) as wall seconds: consolidation's cooldown
         self.multi_model_cache = multi_model_cache  # models an instance may hold at once (0: as memory allows)
         self.serverless_idle_s = serverless_idle_s
         self.objects = objects  # s3:// model data
@@ -596,6 +663,8 @@ class ProcessDeployer:
                     fleet.variants[plan.name] = self.variant_fleet(plan, base / plan.name)
                 else:  # inference components bring the models; the instances only hold them
                     fleet.placements[plan.name] = self._placement(plan)
+                    if plan.max_instances is not None:
+                        fleet.scale_in[plan.name] = plan.scale_in
             for plan in plans:
                 if plan.containers:
                     fleet.bring_up(fleet.variants[plan.name], plan.instance_count)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import json
 import threading
+import time
 from dataclasses import astuple, dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -87,6 +88,7 @@ class Placement:
         self.drop_host = drop_host
         self.priority = priority or {}
         self.min_hosts, self.max_hosts = min_hosts, max_hosts
+        self.changed = time.monotonic()  # the last copy placed or released: consolidation waits after it
         self._lock = threading.Lock()
 
     def reserve(self, copy_id: str, need: Need, strategy: str = "SPREAD",
@@ -112,16 +114,60 @@ class Placement:
             else:  # the fewest copies, then the most room
                 host = min(fitting, key=lambda h: (len(h.reserved), *(-x for x in astuple(h.free())), h.id))
             host.reserved[copy_id] = need if needs is None else needs[host.instance_type]
+            self.changed = time.monotonic()
             return host
+
+    def reserve_on(self, copy_id: str, need: Need, host_id: str) -> Host | None:
+        """Reserve room for a copy on that host, if it is still there and the copy fits."""
+        with self._lock:
+            host = next((h for h in self.hosts if h.id == host_id), None)
+            if host is None or not host.fits(need):
+                return None
+            host.reserved[copy_id] = need
+            self.changed = time.monotonic()
+            return host
+
+    def consolidation(self, need_on: Callable[[str, str], Need | None]) -> tuple[Host, dict[str, Host]] | None:
+        """A host whose copies all fit on the others (`need_on(copy, instance type)`: what a copy
+        would reserve on a host of that type, None if it cannot go there), and where each would
+        go, fullest host first; None when no host can be emptied or none may go. The lowest
+        priority pool's hosts are emptied first, then those with the fewest copies."""
+        with self._lock:
+            if self.new_host is None or len(self.hosts) <= self.min_hosts:
+                return None
+            order = sorted(self.hosts, key=lambda h: (-self.priority.get(h.instance_type, 0), len(h.reserved), h.id))
+            for source in order:
+                free = {h.id: h.free() for h in self.hosts if h is not source}
+                moves: dict[str, Host] = {}
+                for copy_id in sorted(source.reserved, key=lambda c: -source.reserved[c].accelerators):
+                    fitting = []
+                    for host in self.hosts:
+                        need = need_on(copy_id, host.instance_type) if host is not source else None
+                        room = free.get(host.id)
+                        if need is not None and room is not None and need.accelerators <= room.accelerators \
+                                and need.memory_mb <= room.memory_mb and need.cpus <= room.cpus:
+                            fitting.append((astuple(room), host.id, host, need))
+                    if not fitting:
+                        break
+                    _, _, target, need = min(fitting, key=lambda f: (f[0], f[1]))  # the fullest that fits
+                    room = free[target.id]
+                    free[target.id] = Need(room.accelerators - need.accelerators, room.memory_mb - need.memory_mb,
+                                           room.cpus - need.cpus)
+                    moves[copy_id] = target
+                else:
+                    return source, moves
+            return None
 
     def release(self, copy_id: str) -> None:
         with self._lock:
             for host in self.hosts:
-                if host.reserved.pop(copy_id, None) is not None and not host.reserved \
-                        and self.new_host is not None and len(self.hosts) > self.min_hosts:
+                if host.reserved.pop(copy_id, None) is None:
+                    continue
+                self.changed = time.monotonic()
+                if not host.reserved and self.new_host is not None and len(self.hosts) > self.min_hosts:
                     self.hosts.remove(host)  # managed scaling gives back an empty instance
                     self.drop_host(host)
-                    return
+                return
 
     def drop_all(self) -> None:
         """The fleet stops: every host goes."""

@@ -75,7 +75,7 @@ def test_a_destination_of_the_wrong_kind_fails_a_new_router_and_refuses_an_updat
     assert code == "ValidationException" and "asynchronous routing target needs asynchronous" in message
     sm.update_inference_router(InferenceRouterName="mixed", RoutingTargets=[
         {"Name": "now", "Destinations": [{"ResourceArn": realtime}]},
-        {"Name": "later", "RoutingPreference": "InstancePoolOrder", "Destinations": [{"ResourceArn": asynchronous}],
+        {"Name": "later", "Destinations": [{"ResourceArn": asynchronous}],
          "AsyncInferenceConfig": {"OutputConfig": {"S3OutputPath": "s3://routers/out", "S3FailurePath": "s3://routers/failed"}}}])
     updated = settled(sm, "mixed")
     assert updated["Status"] == "InService" and "StatusReason" not in updated

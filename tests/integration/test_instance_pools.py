@@ -4,6 +4,7 @@ DescribeEndpoint, scale-out and scale-in by priority, ModelNameOverride, and the
 each worker is told (which sets llm-sim's speed)."""
 
 import json
+import threading
 
 import pytest
 from botocore.exceptions import ClientError
@@ -217,3 +218,56 @@ def test_component_specifications_per_instance_type_place_and_run_each_types_own
     assert {s["ModelName"] for s in described["Specifications"]} == {"writes"}
     assert {rt.invoke_endpoint(EndpointName="per-type", InferenceComponentName="both", Body=body,
                                ContentType="application/json")["Body"].read() == body for _ in range(10)} == {False}
+
+
+def test_consolidation_moves_copies_onto_fewer_instances_without_a_failed_call(fast):
+    """At --clock-speed 60 a five-minute cooldown is five seconds."""
+    sm, rt = fast.client(), fast.client("sagemaker-runtime")
+    sm.create_model(ModelName="m", PrimaryContainer={"Image": ECHO_IMAGE, "Environment": {"ECHO_LATENCY_MS": "5"}})
+    for name, strategy in (("packs", "CONSOLIDATION"), ("idles", "IDLE_RELEASE")):
+        sm.create_endpoint_config(EndpointConfigName=f"{name}-config", ExecutionRoleArn=ROLE, ProductionVariants=[{
+            "VariantName": "AllTraffic", "InstanceType": "ml.g5.12xlarge", "InitialInstanceCount": 3,
+            "ManagedInstanceScaling": {"Status": "ENABLED", "MinInstanceCount": 1, "MaxInstanceCount": 3,
+                                       "ScaleInPolicy": {"Strategy": strategy, "MaximumStepSize": 2,
+                                                         "CooldownInMinutes": 5}}}])
+        sm.create_endpoint(EndpointName=name, EndpointConfigName=f"{name}-config")
+    for name in ("packs", "idles"):
+        sm.get_waiter("endpoint_in_service").wait(EndpointName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 60})
+        sm.create_inference_component(
+            InferenceComponentName=f"{name}-ic", EndpointName=name, VariantName="AllTraffic",
+            Specification={"ModelName": "m", "ComputeResourceRequirements": {
+                "NumberOfAcceleratorDevicesRequired": 1, "MinMemoryRequiredInMb": 1024}},
+            RuntimeConfig={"CopyCount": 3})
+    for name in ("packs", "idles"):
+        eventually(lambda ic=f"{name}-ic": sm.describe_inference_component(InferenceComponentName=ic)[
+            "InferenceComponentStatus"] == "InService", timeout=60)
+        hosts = fast.endpoint_view(name)["variants"][0]["hosts"]
+        assert [len(h["copies"]) for h in hosts] == [1, 1, 1]  # SPREAD: one copy on each instance
+
+    stop, calls, failures = threading.Event(), [0], []
+
+    def caller() -> None:
+        while not stop.is_set():
+            try:
+                rt.invoke_endpoint(EndpointName="packs", InferenceComponentName="packs-ic", Body=b"x")
+                calls[0] += 1
+            except ClientError as exc:
+                failures.append(exc.response["Error"])
+
+    threads = [threading.Thread(target=caller) for _ in range(4)]
+    for t in threads:
+        t.start()
+    try:
+        eventually(lambda: sm.describe_endpoint(EndpointName="packs")["ProductionVariants"][0][
+            "CurrentInstanceCount"] == 1, timeout=90, interval=0.2)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
+    assert failures == [] and calls[0] > 0
+    hosts = fast.endpoint_view("packs")["variants"][0]["hosts"]
+    assert len(hosts) == 1 and len(hosts[0]["copies"]) == 3
+    described = sm.describe_inference_component(InferenceComponentName="packs-ic")
+    assert described["RuntimeConfig"]["CurrentCopyCount"] == 3
+    # IDLE_RELEASE releases only instances left with no copies: all three still hold one
+    assert [len(h["copies"]) for h in fast.endpoint_view("idles")["variants"][0]["hosts"]] == [1, 1, 1]
