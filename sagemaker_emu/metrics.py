@@ -93,11 +93,12 @@ class Metrics:
 
     def invoked(self, endpoint: str, variant: str, instance: str, model_s: float, overhead_s: float,
                 component: str | None = None, status: int = 200, instances: int = 1, concurrency: int = 1,
-                region: str = "us-east-1", config: str | None = None) -> None:
+                region: str = "us-east-1", config: str | None = None, instance_type: str | None = None) -> None:
         """A call the container answered (any status). `instances`: the variant's (or the
         component's copies) at the time, for InvocationsPerInstance/PerCopy; `concurrency`:
         calls in flight on that instance or copy when this one was sent; `config`: during an
-        update, the endpoint config of the fleet that answered."""
+        update, the endpoint config of the fleet that answered; `instance_type`: the answering
+        instance's, when its variant has instance pools."""
         with self._lock:
             self.invocations[(endpoint, variant, instance)] += 1
             self.model_latency[(endpoint, variant)].observe(model_s)
@@ -106,7 +107,8 @@ class Metrics:
                 self.component_invocations[(endpoint, component, instance)] += 1
         if self.sink is not None:  # SageMaker's eight invocation metrics, summed in place per second
             self.sink.invocations.add(region, endpoint, variant, component, model_s * 1e6, overhead_s * 1e6,
-                                      status, 1.0 / max(1, instances), concurrency, self.wall(), config)
+                                      status, 1.0 / max(1, instances), concurrency, self.wall(), config,
+                                      instance_type)
 
     def provisioned(self, region: str, endpoint: str, variant: str, concurrency: int, provisioned: int) -> None:
         """A call to a serverless variant with provisioned concurrency: within it, or spilled over."""

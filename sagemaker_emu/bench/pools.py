@@ -4,9 +4,10 @@ the manner of `bench chaos`: every call counted, every failure by its code.
 Two rows, one server (`--clock-speed 60`, so a five-minute consolidation cooldown is five seconds):
 
 - **pool fallback**: an endpoint of InstancePools ml.g6e.2xlarge (priority 1) and ml.g5.2xlarge
-  (priority 2) whose first type has capacity for two instances. Under load it scales out to six
-  (four fall back to the second pool), the first type is made short (`/_emu/capacity`) and it
-  scales out again, then scales back in (the fallback pool's instances leave first).
+  (priority 2) whose first type has capacity for two instances. Under load it scales out one
+  instance at a time to six (four fall back to the second pool), the first type is made short
+  (`/_emu/capacity`) and it scales out to eight, then back in to three, one at a time (the
+  fallback pool's instances leave first).
 - **consolidation**: an inference-component endpoint under managed instance scaling with
   ScaleInPolicy CONSOLIDATION; its component drops from eight copies to three, spread over four
   instances, and consolidation moves them onto one while they take calls.
@@ -44,6 +45,7 @@ class Load:
         self._threads = [threading.Thread(target=self._call, daemon=True) for _ in range(callers)]
 
     def __enter__(self) -> "Load":
+        self.started = time.monotonic()
         for t in self._threads:
             t.start()
         return self
@@ -52,6 +54,7 @@ class Load:
         self._stop.set()
         for t in self._threads:
             t.join()
+        self.seconds = time.monotonic() - self.started
 
     def _call(self) -> None:
         conn = http.client.HTTPConnection(self.server.host, self.server.port, timeout=60)
@@ -108,12 +111,15 @@ class PoolsBench:
         self.sm.get_waiter("endpoint_in_service").wait(EndpointName="fallback", WaiterConfig={"Delay": 1})
         shapes = [self.pools("fallback")]
         with Load(self.server, "fallback", self.callers) as load:
-            self.scale("fallback", 6)
+            for count in range(3, 7):  # one instance at a time: each a scale-out under load
+                self.scale("fallback", count)
             shapes.append(self.pools("fallback"))
             self.capacity(FIRST, 0)  # the preferred type runs out: the next instances fall back
-            self.scale("fallback", 8)
+            for count in (7, 8):
+                self.scale("fallback", count)
             shapes.append(self.pools("fallback"))
-            self.scale("fallback", 3)
+            for count in range(7, 2, -1):
+                self.scale("fallback", count)
             shapes.append(self.pools("fallback"))
         failure = self.sm.describe_endpoint(EndpointName="fallback").get("FailureReason")
         return ["pool fallback", *self._counts(load), " -> ".join(shapes), failure or "-"]
@@ -155,7 +161,7 @@ class PoolsBench:
     def _counts(load: Load) -> list:
         sent = sum(load.outcomes.values())
         failed = {k: v for k, v in load.outcomes.items() if k != "ok"}
-        return [sent, load.outcomes["ok"], sum(failed.values()),
+        return [f"{load.seconds:.1f}", sent, load.outcomes["ok"], sum(failed.values()),
                 ", ".join(f"{k} {v}" for k, v in sorted(failed.items())) or "-"]
 
     def run(self) -> int:
@@ -164,9 +170,9 @@ class PoolsBench:
         finally:
             self.server.stop()
         print(f"bench pools: {self.callers} callers per row, llm-sim at time scale 0.1, --clock-speed 60")
-        print(table(["row", "sent", "succeeded", "failed", "failed by code", "fleet, step by step", "FailureReason"],
-                    rows))
-        ok = all(row[3] == 0 for row in rows)
+        print(table(["row", "seconds", "sent", "succeeded", "failed", "failed by code", "fleet, step by step",
+                     "FailureReason"], rows))
+        ok = all(row[4] == 0 for row in rows)
         print("verdict: " + ("no failed call while pools fell back, scaled and consolidated" if ok
                              else "FAILED: calls failed, see the table"))
         return 0 if ok else 1

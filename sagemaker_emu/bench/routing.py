@@ -369,8 +369,9 @@ def plot(results: list[PointResult], path: str) -> bool:
                 style = {("IDEAL", "uniform"): "--", ("IDEAL", "mixed"): "-."}.get(
                     (strategy, fleet), "-" if fleet == "uniform" else ":")
                 label = SHORT[strategy] + ("" if len(fleets) == 1 else f" ({fleet})")
-                axes[0][col].plot(xs, [r.p99_s for r in rows], style, marker="o", label=label)
-                axes[1][col].plot(xs, [r.per_minute for r in rows], style, marker="o", label=label)
+                color = f"C{STRATEGIES.index(strategy)}"  # one colour per strategy, a line style per fleet
+                axes[0][col].plot(xs, [r.p99_s for r in rows], style, color=color, marker="o", label=label)
+                axes[1][col].plot(xs, [r.per_minute for r in rows], style, color=color, marker="o", label=label)
         axes[0][col].set_title(f"{results[0].workload}, {profile}: p99 latency")
         axes[0][col].set_ylabel("p99 (s, scaled)")
         axes[1][col].set_title(f"{results[0].workload}, {profile}: throughput")

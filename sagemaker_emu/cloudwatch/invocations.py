@@ -5,9 +5,10 @@ the store. The store holds one bucket per second anyway, so nothing is lost; an 
 costs a dict lookup and a few additions instead of eight datapoints (docs/performance.md,
 `bench record`).
 
-During an update (UpdateEndpoint), a variant's calls are also counted under
-(EndpointConfigName, EndpointName, VariantName), per fleet, so an alarm can watch the new
-configuration alone, as SageMaker's deployment guardrails recipes do."""
+A variant of instance pools also counts each call under (EndpointName, VariantName,
+InstanceType), the answering instance's type. During an update (UpdateEndpoint), a variant's
+calls are also counted under (EndpointConfigName, EndpointName, VariantName), per fleet, so an
+alarm can watch the new configuration alone, as SageMaker's deployment guardrails recipes do."""
 
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ NAMESPACE = "AWS/SageMaker"
 _SHARE, _MODEL, _OVERHEAD, _CONCURRENT, _ERRORS, _MODEL_BINS, _OVERHEAD_BINS = 2, 5, 8, 11, 14, 17, 18
 _FRESH = [0.0, math.inf, -math.inf] * 4 + [0.0, 0.0, 0.0]
 
-Key = tuple[str, str, str, str | None, str | None]  # region, endpoint, variant, component, config
+Key = tuple[str, str, str, str | None, str | None, str | None]  # region, endpoint, variant, component, config, type
 
 
 class InvocationMetrics:
@@ -35,9 +36,9 @@ class InvocationMetrics:
 
     def add(self, region: str, endpoint: str, variant: str, component: str | None, model_us: float,
             overhead_us: float, status: int, share: float, concurrency: float, now: float,
-            config: str | None = None) -> None:
+            config: str | None = None, instance_type: str | None = None) -> None:
         second = int(now)
-        key = (region, endpoint, variant, component, config)
+        key = (region, endpoint, variant, component, config, instance_type)
         with self._lock:
             acc = self._acc.get(key)
             if acc is None or acc[0] != second:
@@ -66,13 +67,15 @@ class InvocationMetrics:
                 self._fold(key, acc)
 
     def _fold(self, key: Key, acc: list) -> None:
-        region, endpoint, variant, component, config = key
+        region, endpoint, variant, component, config, instance_type = key
         dims: list[tuple[tuple[str, str], ...]]
         if component is None:
             dims, per, concurrent = [(("EndpointName", endpoint), ("VariantName", variant))], \
                 "InvocationsPerInstance", "ConcurrentRequestsPerModel"
             if config is not None:
                 dims.append((("EndpointConfigName", config), ("EndpointName", endpoint), ("VariantName", variant)))
+            if instance_type is not None:  # a variant of instance pools: each type's share of it too
+                dims.append((("EndpointName", endpoint), ("InstanceType", instance_type), ("VariantName", variant)))
         else:
             dims, per, concurrent = [(("InferenceComponentName", component),)], "InvocationsPerCopy", \
                 "ConcurrentRequestsPerCopy"

@@ -142,6 +142,7 @@ class InstanceView(Protocol):
     suspect: bool  # the runtime sets it when a connection is refused; the next good /ping clears it
     placed_on: str | None  # an inference-component copy: the instance it is placed on
     instance_type: str  # its ml.* type (a copy: its host's); "" for serverless
+    in_pools: bool  # its variant has several InstancePools (CloudWatch adds an InstanceType dimension)
     host: str
 
     @property

@@ -234,6 +234,7 @@ class ProcessFleet:
         instance = Instance(f"{vf.name}-{number}", vf.name, runs.launch, env, model_dir, instance_dir / "instance.log")
         instance.instance_type = pool.instance_type if pool is not None else host_type or vf.instance_type
         instance.holds_capacity = pool is not None
+        instance.in_pools = len(vf.pools) > 1
         instance.on_change = self.routing_changed
         return instance
 

@@ -67,6 +67,7 @@ class Instance:
         self.placed_on: str | None = None  # an inference-component copy: the instance it is placed on
         self.instance_type = ""  # its ml.* type (a copy: its host's), set by the fleet
         self.holds_capacity = False  # it holds one of its type's instances (fleet/instance_capacity.py)
+        self.in_pools = False  # its variant has several InstancePools: its metrics name its type too
         self.ping_failures = 0  # health checks failed in a row
         self.in_flight = 0  # kept equal to load.in_flight by the load itself; strategies read it
         self.load = Load(mirror=self)

@@ -239,7 +239,8 @@ class Dispatcher:
         self.metrics.invoked(target.name, out.variant, ex.instance.id, model_s=answered - ex.sent,
                              overhead_s=ex.sent - ex.started, component=out.component, status=ex.head.status,
                              instances=out.pool_size, concurrency=ex.concurrency, region=target.region,
-                             config=target.deploying_config)
+                             config=target.deploying_config,
+                             instance_type=ex.instance.instance_type if ex.instance.in_pools else None)
         if ex.provisioned:
             self.metrics.provisioned(target.region, target.name, out.variant, ex.concurrency, ex.provisioned)
         timings = ex.head.headers.get(CONTAINERS_HEADER)

@@ -46,6 +46,29 @@ def test_routing_quick_over_inference_components(tmp_path):
         assert r["requests"] > 0 and r["errors"] == 0
 
 
+def test_routing_quick_on_a_mixed_fleet_beside_the_uniform_one(tmp_path):
+    out = tmp_path / "routing.json"
+    result = bench("routing", "--quick", "--fleet", "uniform,mixed", "--strategies",
+                   "RANDOM,LEAST_OUTSTANDING_REQUESTS", "--json", str(out))
+    assert result.returncode == 0, result.stderr
+    assert "mixed fleet (50% ml.g5.2xlarge + 50% ml.g6e.2xlarge)" in result.stdout
+    assert "fleets side by side (same run)" in result.stdout
+    results = json.loads(out.read_text())["results"]
+    assert sorted((r["fleet"], r["strategy"]) for r in results) == [
+        ("mixed", "LEAST_OUTSTANDING_REQUESTS"), ("mixed", "RANDOM"),
+        ("uniform", "LEAST_OUTSTANDING_REQUESTS"), ("uniform", "RANDOM")]
+    assert all(r["requests"] > 0 and r["errors"] == 0 for r in results)
+
+
+def test_pools_bench_counts_every_call_while_the_fleet_changes_shape():
+    result = bench("pools", "--callers", "2")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "verdict: no failed call" in result.stdout
+    rows = {line.split("|")[1].strip(): line for line in result.stdout.splitlines() if line.startswith("| ")}
+    assert "ml.g6e.2xlarge 2, ml.g5.2xlarge 6" in rows["pool fallback"]  # it fell back, then scaled in
+    assert rows["consolidation"].rstrip(" |-").endswith("-> 3")  # three copies on one instance
+
+
 def test_overhead_and_pick_run():
     result = bench("overhead", "--calls", "40", "--threads", "1,2")
     assert result.returncode == 0, result.stderr

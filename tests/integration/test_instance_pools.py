@@ -3,6 +3,7 @@ type has no capacity (`/_emu/capacity`, as `serve --capacity` sets it), each poo
 DescribeEndpoint, scale-out and scale-in by priority, ModelNameOverride, and the instance type
 each worker is told (which sets llm-sim's speed)."""
 
+import datetime
 import json
 import threading
 
@@ -51,6 +52,14 @@ def worker_env(pid: int) -> dict[str, str]:
         return {k.decode(): v.decode() for k, v in pairs}
 
 
+def invocations(cw, dims: list[dict]) -> float:
+    now = datetime.datetime.now(datetime.timezone.utc)
+    points = cw.get_metric_statistics(Namespace="AWS/SageMaker", MetricName="Invocations", Dimensions=dims,
+                                      StartTime=now - datetime.timedelta(hours=1), EndTime=now + datetime.timedelta(
+                                          minutes=1), Period=3600, Statistics=["Sum"])["Datapoints"]
+    return sum(p["Sum"] for p in points)
+
+
 def test_instances_come_from_the_first_pool_with_capacity_and_describe_counts_each_pool(server, sm, rt):
     assert limit(server, G6E, 1)[G6E] == {"limit": 1, "in_use": 0}
     create(sm, "het", pools(G6E, G5, G6), 3)
@@ -72,6 +81,12 @@ def test_instances_come_from_the_first_pool_with_capacity_and_describe_counts_ea
     for i in server.endpoint_view("het")["variants"][0]["instances"]:
         served[i["instance_type"]] += i["served"]
     assert sum(served.values()) == 12
+    # CloudWatch counts the variant's calls as before, and each instance type's share of them
+    cw = server.client("cloudwatch")
+    variant_dims = [{"Name": "EndpointName", "Value": "het"}, {"Name": "VariantName", "Value": "AllTraffic"}]
+    assert invocations(cw, variant_dims) == 12
+    for itype, count in served.items():
+        assert invocations(cw, [*variant_dims, {"Name": "InstanceType", "Value": itype}]) == count
 
 
 def test_no_capacity_in_any_pool_fails_the_endpoint_with_an_insufficient_capacity_error(server, sm):
@@ -271,3 +286,33 @@ def test_consolidation_moves_copies_onto_fewer_instances_without_a_failed_call(f
     assert described["RuntimeConfig"]["CurrentCopyCount"] == 3
     # IDLE_RELEASE releases only instances left with no copies: all three still hold one
     assert [len(h["copies"]) for h in fast.endpoint_view("idles")["variants"][0]["hosts"]] == [1, 1, 1]
+
+
+def test_managed_scaling_adds_hosts_by_pool_priority_and_releases_the_fallback_ones_first(server, sm):
+    limit(server, "ml.g6e.12xlarge", 1)
+    sm.create_endpoint_config(EndpointConfigName="grows-config", ExecutionRoleArn=ROLE, ProductionVariants=[{
+        "VariantName": "AllTraffic", "InstancePools": pools("ml.g6e.12xlarge", "ml.g5.12xlarge"),
+        "InitialInstanceCount": 1,
+        "ManagedInstanceScaling": {"Status": "ENABLED", "MinInstanceCount": 1, "MaxInstanceCount": 3}}])
+    sm.create_endpoint(EndpointName="grows", EndpointConfigName="grows-config")
+    sm.get_waiter("endpoint_in_service").wait(EndpointName="grows", WaiterConfig={"Delay": 1, "MaxAttempts": 60})
+    sm.create_model(ModelName="m", PrimaryContainer={"Image": ECHO_IMAGE})
+
+    def copies(count: int) -> None:
+        if count == 3:
+            sm.create_inference_component(
+                InferenceComponentName="whole", EndpointName="grows", VariantName="AllTraffic",
+                Specification={"ModelName": "m", "ComputeResourceRequirements": {
+                    "NumberOfAcceleratorDevicesRequired": 4, "MinMemoryRequiredInMb": 1024}},
+                RuntimeConfig={"CopyCount": count})
+        else:
+            sm.update_inference_component_runtime_config(InferenceComponentName="whole",
+                                                         DesiredRuntimeConfig={"CopyCount": count})
+        eventually(lambda: (lambda d: d["InferenceComponentStatus"] == "InService"
+                            and d["RuntimeConfig"]["CurrentCopyCount"] == count)(
+            sm.describe_inference_component(InferenceComponentName="whole")), timeout=60)
+
+    copies(3)  # a whole instance each: the L40S host, then two more from the fallback pool
+    assert pool_counts(sm, "grows") == [("ml.g6e.12xlarge", 1), ("ml.g5.12xlarge", 2)]
+    copies(1)  # the copies on fallback hosts go first, and their hosts with them
+    assert pool_counts(sm, "grows") == [("ml.g6e.12xlarge", 1), ("ml.g5.12xlarge", 0)]
