@@ -18,8 +18,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from sagemaker_emu.fleet.api import (ComponentPlan, Copies, DeploymentFailed, ObjectStore, ScaleIn, ServerlessPlan,
-                                     VariantPlan, component_key)
+from sagemaker_emu.fleet.api import (ComponentPlan, Copies, DeploymentFailed, ObjectStore, PoolPlan, ScaleIn,
+                                     ServerlessPlan, VariantPlan, component_key)
 from sagemaker_emu.fleet import model_data, speed
 from sagemaker_emu.fleet.instance_capacity import ICE, InstanceCapacity
 from sagemaker_emu.fleet.placement import NO_ROOM, Hardware, Host, Need, Placement, hardware
@@ -727,20 +727,19 @@ class ProcessDeployer:
     def variant_fleet(self, plan: VariantPlan, directory: Path) -> VariantFleet:
         vf = self._runs(plan, directory)
         if plan.serverless is None and (plan.pools or plan.instance_type):
-            vf.pools = tuple(self._pool(plan, pool.instance_type, pool.priority, pool.model_name, pool.containers,
-                                        directory) for pool in plan.pools) or (Pool(plan.instance_type, 1),)
+            vf.pools = tuple(self._pool(plan, pool, directory) for pool in plan.pools) or (Pool(plan.instance_type, 1),)
         return vf
 
-    def _pool(self, plan: VariantPlan, instance_type: str, priority: int, model_name: str,
-              containers: list[dict], directory: Path) -> Pool:
-        if not containers or model_name == plan.model_name:
-            return Pool(instance_type, priority)
-        runs = self._runs(replace(plan, model_name=model_name, containers=containers, pools=()),
-                          directory / f"pool-{priority}")
+    def _pool(self, plan: VariantPlan, pool: PoolPlan, directory: Path) -> Pool:
+        if not pool.containers or pool.model_name == plan.model_name:
+            return Pool(pool.instance_type, pool.priority)
+        runs = self._runs(replace(plan, model_name=pool.model_name, containers=pool.containers, pools=()),
+                          directory / f"pool-{pool.priority}")
         if runs.multi_model is not None or plan.containers[0].get("Mode") == "MultiModel":
-            raise DeploymentFailed(f"The instance pool of {instance_type} overrides the model of production variant "
-                                   f"{plan.name}; sagemaker-emu runs ModelNameOverride with single-model models only.")
-        return Pool(instance_type, priority, runs)
+            raise DeploymentFailed(f"The instance pool of {pool.instance_type} overrides the model of production "
+                                   f"variant {plan.name}; sagemaker-emu runs ModelNameOverride with single-model "
+                                   "models only.")
+        return Pool(pool.instance_type, pool.priority, runs)
 
     def _runs(self, plan: VariantPlan, directory: Path) -> VariantFleet:
         """What the variant's instances run, as a fleet with no instances yet."""
