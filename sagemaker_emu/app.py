@@ -34,6 +34,7 @@ from sagemaker_emu.control.capacity import SageMakerCapacity
 from sagemaker_emu.control.registry import OPERATIONS
 from sagemaker_emu.control.quotas import Quotas
 from sagemaker_emu.fleet.instance_capacity import InstanceCapacity
+from sagemaker_emu.ui.state import LiveState
 from sagemaker_emu.control.events import BenchmarkJobStarted, BenchmarkJobStopping, ComponentDeleted, EndpointDeleted
 from sagemaker_emu.control.store import Backends, Guardrails
 from sagemaker_emu.fleet.fleet import HealthChecks, ProcessDeployer
@@ -205,7 +206,9 @@ def build(config: Config | None = None, credentials: tuple[str, str] | None = No
                         neighbours, embedded, model_data, state_dir, owns_state_dir=config.state_dir is None,
                         routers=routers, benchmarks=benchmarks, capacity=deployer.capacity)
     app.register_blueprint(emu_api.blueprint(backends, runtime, emulator.reset, asynchronous.depth, log_store.lines,
-                                             health.states, deployer.capacity))
+                                             health.states, deployer.capacity,
+                                             LiveState(backends, runtime.metrics, cloudwatch, autoscaling,
+                                                       deployer.capacity.view, clock.now)))
     app.register_error_handler(HTTPException, _http_error)
     app.register_blueprint(json11.blueprint(backends, config, accounts))
     return emulator

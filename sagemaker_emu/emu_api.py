@@ -1,18 +1,21 @@
 """Everything the emulator adds beyond AWS, under `/_emu/` so it never meets an AWS path.
 
 It reads endpoints as the store's snapshots and fleets through `fleet.api.FleetView`; it
-never takes the store's lock or touches a process."""
+never takes the store's lock, and touches a process only by asking its fleet (`kill`). The
+live view's page is `/_emu/ui` (ui/static/), and what it polls is `/_emu/state` (ui/state.py)."""
 
 from __future__ import annotations
 
 from dataclasses import asdict
+from importlib import resources
 from typing import TYPE_CHECKING, Callable
 
 from flask import Blueprint, Response, abort, jsonify, request
 
 from sagemaker_emu import __version__
 from sagemaker_emu.errors import InvalidInput
-from sagemaker_emu.fleet.api import InstanceView, MultiModelView, component_key
+from sagemaker_emu.ui import COOKIE
+from sagemaker_emu.ui.state import LiveState, endpoint_view
 
 if TYPE_CHECKING:
     from sagemaker_emu.control.store import Backends
@@ -20,13 +23,14 @@ if TYPE_CHECKING:
     from sagemaker_emu.runtime.invoke import Runtime
 
 MAX_LOG_LINES = 10_000
+UI_FILES = {"index.html": "text/html", "ui.js": "text/javascript", "ui.css": "text/css"}
 
 
 def blueprint(backends: "Backends", runtime: "Runtime", reset_all: Callable[[], None],
               async_depth: Callable[[str, str, str], dict] = lambda region, name, account: {},
               log_lines: Callable[[str, str, str, int], list[str] | None] = lambda region, name, instance, n: None,
               router_states: Callable[[], list[tuple[str, str, str]]] = list,
-              capacity: "InstanceCapacity | None" = None,
+              capacity: "InstanceCapacity | None" = None, live: LiveState | None = None,
               ) -> Blueprint:
     """`/_emu/`, reading `backends`' snapshots, `runtime`'s metrics and faults, the async
     queues' depth (`async_depth(region, endpoint, account)`), and the workers' lines as CloudWatch Logs
@@ -58,20 +62,10 @@ def blueprint(backends: "Backends", runtime: "Runtime", reset_all: Callable[[], 
         return found
 
     @bp.get("/endpoints/<name>")
-    def endpoint_view(name: str):
+    def one_endpoint(name: str):
         """Variants and instances of an endpoint: what a routing decision sees, and more."""
         ep = find_endpoint(name)
-        instances = ep.fleet.all_instances() if ep.fleet else []
-        variants = [{"name": v.name, "weight": v.weight, "routing_strategy": v.routing_strategy,
-                     "instances": [_instance_view(i, ep.fleet.multi_model(v.name)) for i in instances
-                                   if i.variant == v.name],
-                     "hosts": ep.fleet.placement(v.name) if ep.fleet else []}  # inference-component variants
-                    for v in ep.variants]
-        components = {c.name: {"variant": c.variant, "copies": [_instance_view(i) for i in instances
-                                                               if i.variant == component_key(c.name)]}
-                      for c in ep.components.values()}
-        view = {"name": ep.name, "region": ep.region, "status": ep.status, "failure_reason": ep.failure_reason,
-                "variants": variants, "inference_components": components}
+        view = endpoint_view(ep)
         if ep.async_config is not None:
             view["async"] = async_depth(ep.region, ep.name, ep.account)  # requests queued and running
         return jsonify(view)
@@ -87,6 +81,40 @@ def blueprint(backends: "Backends", runtime: "Runtime", reset_all: Callable[[], 
             abort(404, description=f"No instance {instance_id} on endpoint {name}")
         held = log_lines(ep.region, ep.name, instance_id, lines)  # the store CloudWatch Logs answers from
         return Response("\n".join(held or []) + "\n", mimetype="text/plain")
+
+    @bp.post("/endpoints/<name>/instances/<instance_id>/kill")
+    def kill_instance(name: str, instance_id: str):
+        """SIGKILL one instance's or copy's process, as a crash would; its fleet restarts it."""
+        ep = find_endpoint(name)
+        if ep.fleet is None or not ep.fleet.kill(instance_id):
+            abort(404, description=f"No running instance {instance_id} on endpoint {name}")
+        return jsonify({"killed": instance_id})
+
+    @bp.get("/state")
+    def state():
+        """Everything the live view draws, in one document (ui/state.py)."""
+        if live is None:
+            abort(404, description="This emulator has no live view.")
+        response = jsonify(live.document())
+        response.headers["Cache-Control"] = "no-store"
+        return response
+
+    @bp.get("/ui")
+    @bp.get("/ui/")
+    @bp.get("/ui/<path:asset>")
+    def live_view(asset: str = "index.html"):
+        """The live view's page and its two files, shipped in the package: nothing from elsewhere."""
+        if asset not in UI_FILES:
+            abort(404, description=f"The live view has no {asset[:100]}")
+        body = resources.files("sagemaker_emu.ui").joinpath("static", asset).read_bytes()
+        response = Response(body, mimetype=UI_FILES[asset])
+        response.headers["Content-Security-Policy"] = ("default-src 'self'; img-src 'self' data:; "
+                                                       "style-src 'self' 'unsafe-inline'; frame-ancestors 'none'")
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        token = request.args.get("token")
+        if asset == "index.html" and token:  # --auth sigv4: the page's own calls carry it as a cookie
+            response.set_cookie(COOKIE, token, httponly=True, samesite="Strict", path="/_emu")
+        return response
 
     @bp.route("/faults", methods=["GET", "POST", "DELETE"])
     def faults():
@@ -134,23 +162,3 @@ def blueprint(backends: "Backends", runtime: "Runtime", reset_all: Callable[[], 
         abort(404, description=f"sagemaker-emu has no /_emu/{rest[:200]}; see docs/configuration.md")
 
     return bp
-
-
-def _instance_view(instance: InstanceView, multi: MultiModelView | None = None) -> dict:
-    load = instance.load.snapshot()
-    return {
-        "id": instance.id,
-        "placed_on": instance.placed_on,
-        "instance_type": instance.instance_type,
-        "pid": instance.pid,
-        "port": instance.port,
-        "health": instance.health.value,
-        "restarts": instance.restarts,
-        "in_flight": load.in_flight,
-        "served": load.served,
-        "errors": load.errors,
-        "log": str(instance.log_path),
-        "kv_cache": ({"blocks": instance.kv.occupancy, "capacity": instance.kv.capacity}
-                     if instance.kv.supported else None),
-        "models": multi.loaded(instance) if multi is not None else None,  # multi-model: loaded, least recently used first
-    }

@@ -13,9 +13,10 @@ from __future__ import annotations
 import bisect
 import threading
 import time
-from collections import defaultdict
+from collections import defaultdict, deque
 from typing import Any, Callable, Iterable, Protocol
 
+RECENT = 120  # calls per endpoint the live view's strip shows
 BUCKETS_S = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 
 
@@ -74,6 +75,9 @@ class Metrics:
         self.router_invocations: dict[tuple, int] = defaultdict(int)  # (router, target, destination, error type)
         self.router_overhead: dict[tuple, Histogram] = defaultdict(Histogram)  # (router, target)
         self.router_destination: dict[tuple, Histogram] = defaultdict(Histogram)  # (router, target, destination)
+        # The last RECENT calls each endpoint's containers answered: which instance or copy took
+        # each (the live view's strip, where RANDOM and LEAST_OUTSTANDING_REQUESTS look different)
+        self.recent: dict[str, deque[str]] = defaultdict(lambda: deque(maxlen=RECENT))
 
     def router_answered(self, router: str, target: str, destination: str, reason: str, error_type: str,
                         total_s: float, destination_s: float | None) -> None:
@@ -101,6 +105,7 @@ class Metrics:
         instance's, when its variant has instance pools."""
         with self._lock:
             self.invocations[(endpoint, variant, instance)] += 1
+            self.recent[endpoint].append(instance)
             self.model_latency[(endpoint, variant)].observe(model_s)
             self.overhead_latency[(endpoint, variant)].observe(overhead_s)
             if component is not None:
@@ -210,6 +215,17 @@ class Metrics:
         with self._lock:
             for series in self._series():
                 series.clear()
+            self.recent.clear()
+
+    def recent_calls(self, endpoint: str) -> list[str]:
+        """The instances (or copies) that answered the endpoint's last calls, oldest first."""
+        with self._lock:
+            return list(self.recent.get(endpoint, ()))
+
+    def routed(self) -> list[tuple[str, str, str, int]]:
+        """(router, destination, reason, calls) for every router decision counted so far."""
+        with self._lock:
+            return [(*key, count) for key, count in self.routed_calls.items()]
 
     def render(self, in_flight: Iterable[tuple[tuple[str, str, str], int]],
                router_states: Iterable[tuple[str, str, str]] = ()) -> str:

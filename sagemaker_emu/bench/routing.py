@@ -8,8 +8,10 @@ the whole answer, optionally thinks, sends again) over the raw wire (`POST
 threads would crowd a 2-core machine), and reports latency percentiles, throughput and the
 ratios against RANDOM. `IDEAL` is a reference line, not a SageMaker strategy: a central queue
 in the benchmark itself, sending each request straight to a worker as soon as one has room
-(one request for `serial`, sixteen for `batch16`), so every strategy's p99 is also shown
-against the best any router could do.
+(one request for `serial`, sixteen for `batch16`; the least busy, ties at random), so every
+strategy's p99 is also shown against the best a router that cannot see the future could do.
+`IDEAL_FAST` is the same queue choosing the fastest instance among the least busy: on a mixed
+fleet, the best a router that also knows each instance's speed could do.
 
 `--inference-components N` runs every point on an inference-component endpoint instead: N
 components of the same llm-sim model, each with as many copies as the point has instances
@@ -19,8 +21,7 @@ components, and the strategy choosing among the copies of the component a user c
 `--fleet mixed` runs every point on a heterogeneous variant as well as (or, alone, instead of)
 the uniform one: InstancePools of ml.g5.2xlarge (priority 1, capacity for half the instances)
 and ml.g6e.2xlarge (priority 2, the rest), so half the instances are A10Gs and half L40Ss,
-each running llm-sim at its accelerator's speed (fleet/speed.py). There the ideal sends each
-request to the fastest instance with room.
+each running llm-sim at its accelerator's speed (fleet/speed.py).
 
 `--time-scale` multiplies every simulated latency. The emulator's own overhead (about 1 ms a
 call, docs/performance.md) is not scaled, so at 0.05 it weighs twenty times more against the
@@ -47,9 +48,10 @@ from sagemaker_emu.bench.workloads import WORKLOADS, Workload
 from sagemaker_emu.fleet.speed import speeds
 from sagemaker_emu.testing import EmulatorProcess, deploy
 
-STRATEGIES = ("RANDOM", "LEAST_OUTSTANDING_REQUESTS", "PREFIX_AWARE", "KV_AWARE", "IDEAL")
+STRATEGIES = ("RANDOM", "LEAST_OUTSTANDING_REQUESTS", "PREFIX_AWARE", "KV_AWARE", "IDEAL", "IDEAL_FAST")
+CENTRAL = ("IDEAL", "IDEAL_FAST")  # the benchmark's own central queues, not SageMaker strategies
 SHORT = {"RANDOM": "RANDOM", "LEAST_OUTSTANDING_REQUESTS": "LOR", "PREFIX_AWARE": "PREFIX", "KV_AWARE": "KV",
-         "IDEAL": "IDEAL"}
+         "IDEAL": "IDEAL", "IDEAL_FAST": "IDEAL-FAST"}
 CAPACITY = {"serial": 1, "batch16": 16}  # requests an instance runs at once, for the central queue
 DEFAULT_POINTS = "4x1,20x5,40x10,60x15,80x20"  # (users x instances), as in SageMaker's post
 ROLE = "arn:aws:iam::123456789012:role/bench"
@@ -91,7 +93,7 @@ class Emulator:
                components: int = 0, fleet: str = "uniform") -> dict[str | None, list[dict]]:
         """The endpoint for one point; returns the workers each target routes among: the
         instances under None, or each inference component's copies under its name."""
-        routing: dict[str, Any] = {"RoutingStrategy": "RANDOM" if strategy == "IDEAL" else strategy}
+        routing: dict[str, Any] = {"RoutingStrategy": "RANDOM" if strategy in CENTRAL else strategy}
         if strategy == "PREFIX_AWARE":
             routing["PrefixAwareRoutingConfig"] = {"PrefixLength": 4096, "ConcurrencyThreshold": 4}
         if not components:
@@ -174,12 +176,15 @@ def _cached_tokens(answer: bytes) -> tuple[int, int] | None:
 
 
 class CentralQueue:
-    """The ideal: one FIFO queue; each request goes to the least busy instance with room."""
+    """The ideal: one FIFO queue; each request goes to the least busy instance with room, the
+    fastest of them when `speeds` are given, else one of them at random."""
 
-    def __init__(self, ports: list[int], capacity: int) -> None:
+    def __init__(self, ports: list[int], capacity: int, rng: random.Random,
+                 speeds: list[float] | None = None) -> None:
         self.running = [0] * len(ports)
         self.ports = ports
         self.capacity = capacity
+        self.rng, self.speeds = rng, speeds
         self._waiting: deque[object] = deque()
         self._cond = threading.Condition()
 
@@ -189,7 +194,10 @@ class CentralQueue:
             self._waiting.append(ticket)
             self._cond.wait_for(lambda: self._waiting[0] is ticket and min(self.running) < self.capacity)
             self._waiting.popleft()
-            index = min(range(len(self.running)), key=self.running.__getitem__)
+            fewest = min(self.running)
+            tied = [i for i, n in enumerate(self.running) if n == fewest]
+            speeds = self.speeds
+            index = max(tied, key=lambda i: speeds[i]) if speeds else tied[self.rng.randrange(len(tied))]
             self.running[index] += 1
             self._cond.notify_all()
             return index
@@ -211,10 +219,9 @@ def run_point(emu: Emulator, workload: Workload, profile: str, users: int, insta
     deployed = emu.deploy(name, instances, strategy, env, components, fleet)
     targets = list(deployed)  # user n calls targets[n % len]: the endpoint, or one component
     path = f"/endpoints/{name}/invocations" + ("-response-stream" if stream else "")
-    # The central queue prefers the fastest instance with room (a mixed fleet's L40Ss first).
-    queues = {t: CentralQueue([i["port"] for i in sorted(workers, key=lambda i: -sum(speeds(i["instance_type"])))],
-                              CAPACITY[profile])
-              for t, workers in deployed.items()} if strategy == "IDEAL" else {}
+    queues = {t: CentralQueue([i["port"] for i in workers], CAPACITY[profile], random.Random(seed),
+                              [sum(speeds(i["instance_type"])) for i in workers] if strategy == "IDEAL_FAST" else None)
+              for t, workers in deployed.items()} if strategy in CENTRAL else {}
     start = time.perf_counter()
     window = (start + warmup, start + warmup + duration)
     samples: list[tuple[float, float, float | None, tuple | None]] = []  # (started, latency, ttft, cached)
@@ -293,12 +300,13 @@ def report(results: list[PointResult], time_scale: float) -> str:
                      f"divide by it for full-scale times)")
         base = {(r.users, r.instances): r for r in rows if r.strategy == "RANDOM"}
         ideal = {(r.users, r.instances): r for r in rows if r.strategy == "IDEAL"}
+        fast = {(r.users, r.instances): r for r in rows if r.strategy == "IDEAL_FAST"}
         has_ttft = any(r.ttft_p50_s is not None for r in rows)
         has_cache = any(r.cached_share is not None for r in rows)
         headers = ["users x inst", "strategy", "requests", "p50", "p90", "p99"]
         headers += ["ttft p50", "ttft p99"] if has_ttft else []
         headers += ["cached"] if has_cache else []
-        headers += ["req/min", "p99 / RANDOM", "thr / RANDOM", "p99 / IDEAL"]
+        headers += ["req/min", "p99 / RANDOM", "thr / RANDOM", "p99 / IDEAL"] + (["p99 / IDEAL-FAST"] if fast else [])
         body = []
         for r in sorted(rows, key=lambda r: (r.instances, r.users, STRATEGIES.index(r.strategy))):
             b, i = base.get((r.users, r.instances)), ideal.get((r.users, r.instances))
@@ -313,6 +321,9 @@ def report(results: list[PointResult], time_scale: float) -> str:
                     f"{r.p99_s / b.p99_s:.2f}" if b else "-",
                     f"{r.per_minute / b.per_minute:.2f}" if b and b.per_minute else "-",
                     f"{r.p99_s / i.p99_s:.2f}" if i else "-"]
+            if fast:
+                f = fast.get((r.users, r.instances))
+                row.append(f"{r.p99_s / f.p99_s:.2f}" if f else "-")
             body.append(row)
         lines.append(table(headers, body))
     if len({r.fleet for r in results}) > 1:
@@ -331,16 +342,18 @@ def _fleets_side_by_side(results: list[PointResult]) -> str:
     by = {(r.profile, r.users, r.instances, r.fleet, r.strategy): r for r in results}
     fleets = [f for f in FLEETS if any(r.fleet == f for r in results)]
     headers = ["profile", "users x inst", "strategy"]
-    headers += [f"{f}: p99 / RANDOM" for f in fleets] + [f"{f}: p99 / IDEAL" for f in fleets]
+    against = ["RANDOM", "IDEAL"] + (["IDEAL_FAST"] if any(r.strategy == "IDEAL_FAST" for r in results) else [])
+    headers += [f"{f}: p99 / {SHORT[a]}" for a in against for f in fleets]
     rows = []
     for profile, users, instances in sorted({(r.profile, r.users, r.instances) for r in results}):
         for strategy in STRATEGIES:
-            if strategy in ("RANDOM", "IDEAL") or not any(k[4] == strategy for k in by):
+            if strategy == "RANDOM" or strategy in CENTRAL or not any(k[4] == strategy for k in by):
                 continue
             row: list[Any] = [profile, f"{users} x {instances}", SHORT[strategy]]
-            for against in ("RANDOM", "IDEAL"):
+            for reference in against:
                 for f in fleets:
-                    r, b = by.get((profile, users, instances, f, strategy)), by.get((profile, users, instances, f, against))
+                    r = by.get((profile, users, instances, f, strategy))
+                    b = by.get((profile, users, instances, f, reference))
                     row.append(f"{r.p99_s / b.p99_s:.2f}" if r and b and b.p99_s else "-")
             rows.append(row)
     return "\nfleets side by side (same run):\n" + table(headers, rows)
@@ -366,8 +379,8 @@ def plot(results: list[PointResult], path: str) -> bool:
                 if not rows:
                     continue
                 xs = [r.instances for r in rows]
-                style = {("IDEAL", "uniform"): "--", ("IDEAL", "mixed"): "-."}.get(
-                    (strategy, fleet), "-" if fleet == "uniform" else ":")
+                style = ("--" if fleet == "uniform" else "-.") if strategy in CENTRAL else \
+                    ("-" if fleet == "uniform" else ":")
                 label = SHORT[strategy] + ("" if len(fleets) == 1 else f" ({fleet})")
                 color = f"C{STRATEGIES.index(strategy)}"  # one colour per strategy, a line style per fleet
                 axes[0][col].plot(xs, [r.p99_s for r in rows], style, color=color, marker="o", label=label)

@@ -6,7 +6,9 @@
   elsewhere cannot post to the API, `/_emu` included (no cross-site request forgery).
 - The SigV4 credential scope must name a real region, so that strings cannot create backends.
 - With `--auth sigv4`, the signature is checked against the configured keys
-  (`auth.py`); otherwise any signature, or none, is accepted, as by moto and LocalStack.
+  (`auth.py`); otherwise any signature, or none, is accepted, as by moto and LocalStack. A
+  browser cannot sign: on `/_emu/` only, the live view's token (`?token=` on the page itself,
+  then the cookie the page is given) stands in for a signature.
 
 Each failure is answered in AWS's error shape, in the caller's protocol, with HTTP 403 (400
 for a body that does not match its declared hash, or a presigned URL missing a part).
@@ -14,8 +16,11 @@ for a body that does not match its declared hash, or a presigned URL missing a p
 
 from __future__ import annotations
 
+import hmac
 import ipaddress
 import logging
+from http.cookies import CookieError, SimpleCookie
+from urllib.parse import parse_qs
 from typing import Callable, Iterable
 from urllib.parse import urlsplit
 
@@ -27,6 +32,7 @@ from sagemaker_emu.protocol.openai import error as openai_error
 from sagemaker_emu.protocol.openai import is_openai_path
 from sagemaker_emu.protocol.services import signing_service
 from sagemaker_emu.service_model import known_regions
+from sagemaker_emu.ui import COOKIE
 
 log = logging.getLogger("sagemaker_emu.edge")
 
@@ -37,6 +43,22 @@ def _hostname(host: str) -> str:
     if host.startswith("["):
         return host[1:].split("]", 1)[0]
     return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+
+
+def _ui_token(environ: dict) -> str | None:
+    """The live view's token a request to /_emu/ carries: in the page's own URL, or its cookie."""
+    path = environ.get("PATH_INFO", "")
+    if not path.startswith("/_emu/"):
+        return None
+    if path in ("/_emu/ui", "/_emu/ui/"):
+        given = parse_qs(environ.get("QUERY_STRING", "")).get("token")
+        if given:
+            return given[0]
+    try:
+        cookie = SimpleCookie(environ.get("HTTP_COOKIE", ""))
+    except CookieError:
+        return None
+    return cookie[COOKIE].value if COOKIE in cookie else None
 
 
 def _is_ip(name: str) -> bool:
@@ -50,8 +72,10 @@ def _is_ip(name: str) -> bool:
 class CallerGuard:
     """WSGI middleware in front of every service."""
 
-    def __init__(self, app: Callable, allowed_hosts: Iterable[str] = (), verifier: SigV4Verifier | None = None) -> None:
+    def __init__(self, app: Callable, allowed_hosts: Iterable[str] = (), verifier: SigV4Verifier | None = None,
+                 ui_token: str | None = None) -> None:
         self.app = app
+        self.ui_token = ui_token
         self.names = {h.lower() for h in allowed_hosts} | {"localhost"}
         self.verifier = verifier
         self._good_hosts: set[str] = set()  # Host headers seen to pass (at most a few)
@@ -84,6 +108,9 @@ class CallerGuard:
                 return ("InvalidSignatureException",
                         f"Credential should be scoped to a valid region, not '{region[:64]}'.")
         if self.verifier is not None:
+            token = _ui_token(environ) if self.ui_token else None
+            if token is not None and hmac.compare_digest(token.encode(), (self.ui_token or "").encode()):
+                return None  # the live view, on /_emu/ only
             return self.verifier.refusal(environ)
         return None
 

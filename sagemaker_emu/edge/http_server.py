@@ -16,6 +16,7 @@ import logging
 import os
 import re
 import resource
+import secrets
 import select
 import signal
 import socket
@@ -37,6 +38,7 @@ from sagemaker_emu.config import Config
 from sagemaker_emu.edge.auth import SigV4Verifier
 from sagemaker_emu.edge.guards import CallerGuard
 from sagemaker_emu.protocol.errors import edge_error
+from sagemaker_emu.ui import TOKEN_ENV
 
 log = logging.getLogger("sagemaker_emu.server")
 
@@ -379,7 +381,9 @@ class EmulatorHTTPServer:
         dispatcher = ThreadedTaskDispatcher()
         dispatcher.set_thread_count(adj.threads)
         loop_map = _EpollMap() if hasattr(select, "epoll") else {}  # epoll: Linux; elsewhere poll()
-        guarded = CallerGuard(self.emulator.wsgi, config.allowed_hosts, verifier)  # who may call, before any service
+        # With --auth sigv4, the live view's page proves itself with a token instead (edge/guards.py)
+        self.ui_token = (os.environ.get(TOKEN_ENV) or secrets.token_urlsafe(24)) if verifier else None
+        guarded = CallerGuard(self.emulator.wsgi, config.allowed_hosts, verifier, self.ui_token)  # who may call
         try:
             self.httpd = _Server(guarded, map=loop_map, dispatcher=dispatcher, adj=adj, sockinfo=adj.listen[0])
         except OSError as exc:
@@ -473,6 +477,7 @@ def serve(config: Config, announce=print, bootstrap: str | None = None) -> int:
         _watch_parent(os.getppid(), server.stop_serving)
     recorded = None if harnessed else discovery.register(server.local_url)
     announce(f"sagemaker-emu listening on {server.url}", flush=True)
+    log.info("live view: %s/_emu/ui%s", server.url, f"?token={server.ui_token}" if server.ui_token else "")
     try:
         server.serve_forever()
     finally:

@@ -283,6 +283,11 @@ class Fleet(FleetView, Protocol):
         asked; when it says stop, the rollover ends where it is and None is returned."""
         ...
 
+    def kill(self, instance_id: str) -> bool:
+        """SIGKILL the instance's (or copy's) process, as a crash would; it is restarted as
+        after one. False when no running instance has that id."""
+        ...
+
     def remove_component(self, name: str) -> None:
         """Stop every copy of the component (letting calls in flight finish)."""
         ...

@@ -474,6 +474,14 @@ class ProcessFleet:
                 if copy_id not in started:
                     placement.release(copy_id)
 
+    def kill(self, instance_id: str) -> bool:
+        instance = next((i for i in self.all_instances() if i.id == instance_id), None)
+        process = instance.process if instance is not None else None
+        if process is None or process.poll() is not None:
+            return False
+        process.kill()  # the exit watcher restarts it, as after a crash
+        return True
+
     def remove_component(self, name: str) -> None:
         key = component_key(name)
         with self._copies_lock:

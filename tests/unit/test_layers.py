@@ -32,6 +32,7 @@ RULES = {
     "benchmarks": {"control", "runtime", "fleet", "routing", "kv", "worker", "edge", "app", "emu_api", "bench",
                    "protocol", "autoscaling", "cloudwatch"},
     "emu_api": {"protocol", "edge", "worker", "app", "bench"},  # a front door beside protocol/
+    "ui": {"protocol", "edge", "worker", "app", "bench", "emu_api", "runtime"},  # reads what emu_api hands it
     "fleet": {"control", "runtime", "protocol", "edge", "app", "emu_api", "bench", "neighbours", "cloudwatch"},  # fleet.api is its interface
     "routing": {"fleet", "control", "runtime", "protocol", "edge", "worker", "app"},  # pure strategies
     "kv": {"fleet", "control", "runtime", "routing", "worker", "protocol", "edge", "app"},  # a leaf concern
