@@ -8,9 +8,13 @@ import pytest
 from sagemaker_emu.testing import EmulatorProcess, client
 
 
+LATE = ("test_live_view", "test_sagemaker_sdk_v3")  # what they need is installed while the others run
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The SDK v3 tests run last: `make test` installs their environment while the others run."""
-    items.sort(key=lambda item: "test_sagemaker_sdk_v3" in item.nodeid)  # stable: order kept otherwise
+    """The browser and SDK v3 tests run last: Chromium (.ci/run) and the SDK v3's environment
+    (`make test`) are installed while the others run."""
+    items.sort(key=lambda item: next((n + 1 for n, name in enumerate(LATE) if name in item.nodeid), 0))
 
 
 @pytest.fixture(scope="session")

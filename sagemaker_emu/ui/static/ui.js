@@ -47,12 +47,19 @@ function chart(title, series, unit) {
   if (all.length) {
     const xs = all.map((p) => p[0]), ys = all.map((p) => p[1]);
     const x0 = Math.min(...xs), x1 = Math.max(...xs, x0 + 1), y1 = Math.max(...ys, 1e-9);
+    const at = ([x, y]) => [pad + (x - x0) / (x1 - x0) * (width - 2 * pad), height - pad - y / y1 * (height - 2 * pad)];
     series.forEach((s, i) => {
       const line = document.createElementNS("http://www.w3.org/2000/svg", "polyline");
-      line.setAttribute("points", s.points.map(([x, y]) =>
-        `${pad + (x - x0) / (x1 - x0) * (width - 2 * pad)},${height - pad - y / y1 * (height - 2 * pad)}`).join(" "));
+      line.setAttribute("points", s.points.map((p) => at(p).join(",")).join(" "));
       line.setAttribute("class", `series s${i}`);
       svg.append(line);
+      for (const p of s.points.slice(-30)) { // the latest points as dots: one point alone is seen too
+        const dot = document.createElementNS("http://www.w3.org/2000/svg", "circle");
+        const [cx, cy] = at(p);
+        dot.setAttribute("cx", cx); dot.setAttribute("cy", cy); dot.setAttribute("r", 2.5);
+        dot.setAttribute("class", `dot s${i}`);
+        svg.append(dot);
+      }
     });
   }
   return el("figure", { class: "chart" }, svg, el("figcaption", { text: `${title} (${last.join(", ")})` }));
