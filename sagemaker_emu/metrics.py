@@ -222,6 +222,11 @@ class Metrics:
         with self._lock:
             return list(self.recent.get(endpoint, ()))
 
+    def cold_starts(self, endpoint: str) -> dict[str, int]:
+        """Serverless cold starts so far, by variant."""
+        with self._lock:
+            return {variant: h.count for (name, variant), h in self.model_setup.items() if name == endpoint}
+
     def routed(self) -> list[tuple[str, str, str, int]]:
         """(router, destination, reason, calls) for every router decision counted so far."""
         with self._lock:

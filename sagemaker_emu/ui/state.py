@@ -1,6 +1,7 @@
 """What the live view shows, in one JSON document (`GET /_emu/state`), read without taking
 any control-plane lock for longer than a snapshot: endpoints with their variants, instances,
-copies and the instances their last calls went to; each endpoint's traffic over the last
+copies, the instances their last calls went to, a deployment's traffic share and serverless
+cold starts; each endpoint's traffic over the last
 minutes from the CloudWatch store (the numbers GetMetricStatistics answers with); scalable
 targets with their alarms and activities; inference routers' decisions; benchmark jobs.
 
@@ -84,6 +85,11 @@ class LiveState:
                 view = endpoint_view(snapshot)
                 view["account"] = snapshot.account
                 view["recent"] = self.metrics.recent_calls(snapshot.name)
+                view["cold_starts"] = self.metrics.cold_starts(snapshot.name)
+                # a guarded update (blue/green): the new fleet's share of the traffic now
+                view["deployment"] = {"config": snapshot.deploying_config,
+                                      "share": snapshot.green[0] if snapshot.green else 0.0} \
+                    if snapshot.deploying_config else None
                 view["traffic"] = self._traffic(snapshot, now)
                 endpoints.append(view)
             jobs += backend.read(_jobs)

@@ -135,6 +135,33 @@ def test_a_scale_out_shows_the_new_instance_within_two_seconds(watched, sm):
     assert time.monotonic() - described < 2.0
 
 
+def test_a_blue_green_update_shows_the_new_fleets_share_and_serverless_its_cold_starts(watched, sm, rt):
+    page, errors, _ = watched
+    deploy(sm, "bg")
+    sm.create_endpoint_config(EndpointConfigName="bg-green", ProductionVariants=[{
+        "VariantName": "Green", "ModelName": "bg-model", "InstanceType": "ml.m5.large", "InitialInstanceCount": 1}])
+    sm.update_endpoint(EndpointName="bg", EndpointConfigName="bg-green", DeploymentConfig={
+        "BlueGreenUpdatePolicy": {"TrafficRoutingConfiguration": {  # bakes for an hour: the share stays
+            "Type": "CANARY", "WaitIntervalInSeconds": 3600, "CanarySize": {"Type": "CAPACITY_PERCENT", "Value": 50}},
+            "TerminationWaitInSeconds": 0}})
+
+    def baking() -> dict | None:
+        pending = sm.describe_endpoint(EndpointName="bg").get("PendingDeploymentSummary")
+        variant = pending["ProductionVariants"][0] if pending else None
+        return variant if variant and variant["VariantStatus"][0]["Status"] == "Baking" else None
+
+    variant = eventually(baking, timeout=30)
+    share = variant["CurrentWeight"] / variant["DesiredWeight"]
+    shown(page, "(() => { const d = document.querySelector('article[data-endpoint=\"bg\"] .deployment');"
+                f" return d !== null && Math.abs(+d.dataset.share - {share}) < 1e-9; }})()")
+    deploy(sm, "cold", variants=[{"VariantName": "AllTraffic", "ModelName": "cold-model",
+                                  "ServerlessConfig": {"MemorySizeInMB": 1024, "MaxConcurrency": 1}}])
+    rt.invoke_endpoint(EndpointName="cold", Body=b"x")  # the first call starts it: a cold start
+    shown(page, "document.querySelector('article[data-endpoint=\"cold\"] .cold-starts')?.textContent"
+                " === ' · cold starts 1'")
+    assert errors == []
+
+
 def test_kill_asks_first_and_the_fleet_brings_the_instance_back(watched, server, sm):
     page, errors, _ = watched
     deploy(sm, "victim")

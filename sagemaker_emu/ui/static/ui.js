@@ -133,11 +133,21 @@ function endpointCard(ep) {
   const colors = palette(ids);
   const parts = [el("h3", {}, ep.name, " ", badge(ep.status), el("span", { class: "meta", text: ` ${ep.region} · ${ep.account}` }))];
   if (ep.failure_reason) parts.push(el("p", { class: "failure", text: ep.failure_reason }));
+  if (ep.deployment) {
+    const percent = Math.round(100 * ep.deployment.share);
+    parts.push(el("p", { class: "deployment", "data-share": ep.deployment.share }, "Deploying ",
+      el("code", { text: ep.deployment.config }), ": the new fleet takes ",
+      el("span", { class: "bar", role: "meter", "aria-label": "the new fleet's share of the traffic",
+        "aria-valuemin": 0, "aria-valuemax": 100, "aria-valuenow": percent },
+        el("span", { style: `width:${percent}%` }), el("b", { text: `${percent}%` })), " of the traffic"));
+  }
   for (const v of ep.variants) {
     const pools = Object.entries(v.pools || {});
     parts.push(el("p", { class: "variant" }, el("strong", { text: v.name }),
       ` · weight ${v.weight} · `, el("code", { text: v.routing_strategy }),
-      pools.length > 1 ? ` · pools ${pools.map(([t, n]) => `${t} ${n}`).join(", ")}` : ` · ${v.instance_type || "serverless"}`));
+      pools.length > 1 ? ` · pools ${pools.map(([t, n]) => `${t} ${n}`).join(", ")}` : ` · ${v.instance_type || "serverless"}`,
+      v.instance_type ? null : el("span", { class: "cold-starts", "data-variant": v.name,
+        text: ` · cold starts ${ep.cold_starts[v.name] || 0}` })));
     if (v.instances.length) parts.push(table(`Instances of ${v.name}`, HEADERS, instanceRows(ep.name, v.instances, colors)));
     if (v.hosts.length) {
       parts.push(table(`Instances of ${v.name} holding inference-component copies`, ["instance", "type", "copies", "free accelerators"],
