@@ -166,6 +166,10 @@ def test_kill_asks_first_and_the_fleet_brings_the_instance_back(watched, server,
     page, errors, _ = watched
     deploy(sm, "victim")
     button = page.locator('article[data-endpoint="victim"] button[aria-label^="Kill "]')
+    button.focus()  # a keyboard user's focus outlives the page's redraws (two a second)
+    polls = page.evaluate("document.getElementById('status').textContent")
+    shown(page, f"document.getElementById('status').textContent !== {json.dumps(polls)}")
+    assert page.evaluate("document.activeElement.getAttribute('aria-label')").startswith("Kill ")
     button.click()
     page.get_by_role("button", name="Cancel").click()  # asked, and told no: nothing happens
     assert server.endpoint_view("victim")["variants"][0]["instances"][0]["restarts"] == 0

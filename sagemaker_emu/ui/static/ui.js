@@ -186,6 +186,13 @@ function scalingCard(target, now) {
 }
 
 function render(state) {
+  // Every poll draws the lists anew: keep the keyboard where it was (a button is known by its label).
+  const focused = document.activeElement && document.activeElement.getAttribute("aria-label");
+  draw(state);
+  if (focused) document.querySelector(`[aria-label="${CSS.escape(focused)}"]`)?.focus();
+}
+
+function draw(state) {
   replace("endpoint-list", "no-endpoints", state.endpoints.map(endpointCard));
   replace("scaling-list", "no-scaling", state.scaling.map((t) => scalingCard(t, state.time)));
   const routed = state.routed.length ? [table("Calls each router sent to each destination, by reason",
