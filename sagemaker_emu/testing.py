@@ -207,6 +207,18 @@ class EmulatorProcess:
         status, _, data = self.post("/", raw, h)
         return status, json.loads(data) if data else None
 
+    def capacity(self, instance_type: str | None = None, count: int | None = None) -> dict:
+        """`/_emu/capacity`: with `instance_type`, limit it to `count` instances (None: no limit)
+        first; returns each type's limit and instances in use."""
+        if instance_type is None:
+            status, _, body = self.post("/_emu/capacity", method="GET")
+        else:
+            status, _, body = self.post("/_emu/capacity", json.dumps({"InstanceType": instance_type,
+                                                                       "Count": count}).encode())
+        if status != 200:
+            raise RuntimeError(f"/_emu/capacity answered {status}: {body!r}")
+        return json.loads(body)["capacity"]
+
     def endpoint_view(self, name: str) -> dict:
         """`/_emu/endpoints/<name>`: variants, instances, loads."""
         status, _, body = self.post(f"/_emu/endpoints/{name}", method="GET")

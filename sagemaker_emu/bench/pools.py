@@ -89,9 +89,6 @@ class PoolsBench:
         self.sm.create_model(ModelName="llm", ExecutionRoleArn=ROLE, PrimaryContainer={
             "Image": "sagemaker-emu/llm-sim", "Environment": {"LLM_SIM_TIME_SCALE": "0.1"}})
 
-    def capacity(self, instance_type: str, count: int | None) -> None:
-        self.server.post("/_emu/capacity", json.dumps({"InstanceType": instance_type, "Count": count}).encode())
-
     def pools(self, name: str) -> str:
         variant = self.sm.describe_endpoint(EndpointName=name)["ProductionVariants"][0]
         return ", ".join(f"{p['InstanceType']} {p['CurrentInstanceCount']}" for p in variant["InstancePools"])
@@ -102,7 +99,7 @@ class PoolsBench:
         self.sm.get_waiter("endpoint_in_service").wait(EndpointName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 300})
 
     def fallback(self) -> list:
-        self.capacity(FIRST, 2)
+        self.server.capacity(FIRST, 2)
         self.sm.create_endpoint_config(EndpointConfigName="fallback", ProductionVariants=[{
             "VariantName": "AllTraffic", "ModelName": "llm", "InitialInstanceCount": 2,
             "RoutingConfig": {"RoutingStrategy": "LEAST_OUTSTANDING_REQUESTS"},
@@ -114,7 +111,7 @@ class PoolsBench:
             for count in range(3, 7):  # one instance at a time: each a scale-out under load
                 self.scale("fallback", count)
             shapes.append(self.pools("fallback"))
-            self.capacity(FIRST, 0)  # the preferred type runs out: the next instances fall back
+            self.server.capacity(FIRST, 0)  # the preferred type runs out: the next instances fall back
             for count in (7, 8):
                 self.scale("fallback", count)
             shapes.append(self.pools("fallback"))

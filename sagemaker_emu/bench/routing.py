@@ -99,13 +99,13 @@ class Emulator:
         if not components:
             kind: dict[str, Any] = {"InstanceType": UNIFORM}
             if fleet == "mixed":  # the first pool has room for its share; the rest fall back
-                self.capacity(MIXED[0][0], round(instances * MIXED[0][1]))
+                self.emulator.capacity(MIXED[0][0], round(instances * MIXED[0][1]))
                 kind = {"InstancePools": [{"InstanceType": t, "Priority": n} for n, (t, _) in enumerate(MIXED, 1)]}
             try:
                 deploy(self.sm, name, container={"Image": "sagemaker-emu/llm-sim"}, environment=environment,
                        InitialInstanceCount=instances, RoutingConfig=routing, **kind)
             finally:
-                self.capacity(MIXED[0][0], None)
+                self.emulator.capacity(MIXED[0][0], None)
             return {None: self.emulator.endpoint_view(name)["variants"][0]["instances"]}
         self.sm.create_model(ModelName=f"{name}-model", ExecutionRoleArn=ROLE, PrimaryContainer={
             "Image": "sagemaker-emu/llm-sim", "Environment": environment})
@@ -126,12 +126,6 @@ class Emulator:
                 time.sleep(0.1)
         view = self.emulator.endpoint_view(name)["inference_components"]
         return {ic: view[ic]["copies"] for ic in names}
-
-    def capacity(self, instance_type: str, count: int | None) -> None:
-        status, _, body = self.emulator.post("/_emu/capacity", json.dumps({"InstanceType": instance_type,
-                                                                           "Count": count}).encode())
-        if status != 200:
-            raise RuntimeError(f"/_emu/capacity: {status} {body!r}")
 
     def remove(self, name: str) -> None:
         components = self.sm.list_inference_components(EndpointNameEquals=name, MaxResults=100)["InferenceComponents"]

@@ -321,7 +321,7 @@ class ProcessFleet:
                         log.info("consolidating %s of %s: moving %d copies off instance %s", variant, self.endpoint,
                                  len(moves), source.id)
                         for copy_id, target in moves.items():
-                            self._move_copy(copy_id, target.id, placement)
+                            self._move_copy(copy_id, target, placement)
                 finally:
                     placement.changed = time.monotonic()  # the round is an operation: the cooldown starts again
                     self._copies_lock.release()
@@ -330,7 +330,7 @@ class ProcessFleet:
         need, needs = self.component_needs.get(copy_id.rsplit("-", 1)[0], (None, None))
         return needs.get(instance_type) if needs is not None else need
 
-    def _move_copy(self, copy_id: str, host_id: str, placement: Placement) -> None:
+    def _move_copy(self, copy_id: str, target: Host, placement: Placement) -> None:
         """Start the copy anew on the host, then drain and stop the old one; a copy that cannot
         start there stays where it is."""
         key = copy_id.rsplit("-", 1)[0]
@@ -342,8 +342,8 @@ class ProcessFleet:
         reserved: list[str] = []
 
         def reserve(new_id: str) -> tuple[str, str] | None:
-            need = self._need_on(copy_id, next(h.instance_type for h in placement.hosts if h.id == host_id))
-            host = placement.reserve_on(new_id, need, host_id) if need is not None else None
+            need = self._need_on(copy_id, target.instance_type)
+            host = placement.reserve_on(new_id, need, target.id) if need is not None else None
             if host is None:
                 return None
             reserved.append(new_id)
@@ -354,7 +354,7 @@ class ProcessFleet:
                 self._retire([old], vf, placement)
                 return
         except DeploymentFailed as exc:
-            log.warning("consolidation could not start copy %s on %s: %s", copy_id, host_id, exc)
+            log.warning("consolidation could not start copy %s on %s: %s", copy_id, target.id, exc)
         for new_id in reserved:  # it did not start: give its room back
             placement.release(new_id)
 

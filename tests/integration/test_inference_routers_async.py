@@ -161,14 +161,9 @@ def test_instance_pool_order_prefers_the_first_pools_type_over_the_routers_regio
     s3, sqs, topics = aws
     sm, west = client(fast.url), client(fast.url, region="us-west-2")
 
-    def capacity(count):
-        status, _, body = fast.post("/_emu/capacity", json.dumps({"InstanceType": "ml.g6e.2xlarge",
-                                                                  "Count": count}).encode())
-        assert status == 200, body
-
-    capacity(0)
+    fast.capacity("ml.g6e.2xlarge", 0)
     near = pooled_async_endpoint(sm, "near")  # no L40S to be had: its instance is the fallback A10G
-    capacity(None)
+    fast.capacity("ml.g6e.2xlarge", None)
     far = pooled_async_endpoint(west, "far")  # an L40S, its first pool's type
     assert [p["CurrentInstanceCount"] for p in sm.describe_endpoint(EndpointName="near")["ProductionVariants"][0][
         "InstancePools"]] == [0, 1]

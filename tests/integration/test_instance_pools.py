@@ -18,12 +18,6 @@ G6E, G5, G6 = "ml.g6e.2xlarge", "ml.g5.2xlarge", "ml.g6.2xlarge"
 ROLE = "arn:aws:iam::123456789012:role/SageMakerRole"
 
 
-def limit(server, instance_type: str, count: int | None) -> dict:
-    status, _, body = server.post("/_emu/capacity", json.dumps({"InstanceType": instance_type, "Count": count}).encode())
-    assert status == 200, body
-    return json.loads(body)["capacity"]
-
-
 def pools(*types: str, override: dict[str, str] | None = None) -> list[dict]:
     return [{"InstanceType": t, "Priority": n, **({"ModelNameOverride": override[t]} if t in (override or {}) else {})}
             for n, t in enumerate(types, 1)]
@@ -61,7 +55,7 @@ def invocations(cw, dims: list[dict]) -> float:
 
 
 def test_instances_come_from_the_first_pool_with_capacity_and_describe_counts_each_pool(server, sm, rt):
-    assert limit(server, G6E, 1)[G6E] == {"limit": 1, "in_use": 0}
+    assert server.capacity(G6E, 1)[G6E] == {"limit": 1, "in_use": 0}
     create(sm, "het", pools(G6E, G5, G6), 3)
     assert pool_counts(sm, "het") == [(G6E, 1), (G5, 2), (G6, 0)]
     variant = sm.describe_endpoint(EndpointName="het")["ProductionVariants"][0]
@@ -90,16 +84,15 @@ def test_instances_come_from_the_first_pool_with_capacity_and_describe_counts_ea
 
 
 def test_no_capacity_in_any_pool_fails_the_endpoint_with_an_insufficient_capacity_error(server, sm):
-    limit(server, G6E, 0)
-    limit(server, G5, 1)
+    server.capacity(G6E, 0)
+    server.capacity(G5, 1)
     create(sm, "short", pools(G6E, G5), 2, wait=False)
     described = eventually(lambda: (lambda d: d if d["EndpointStatus"] == "Failed" else None)(
         sm.describe_endpoint(EndpointName="short")), timeout=60)
     assert "InsufficientInstanceCapacity" in described["FailureReason"]
     assert f"{G6E}, {G5}" in described["FailureReason"]
     # what the failed start held is given back: the one ml.g5.2xlarge can be had again
-    capacity = json.loads(server.post("/_emu/capacity", method="GET")[2])["capacity"]
-    assert capacity[G5] == {"limit": 1, "in_use": 0}
+    assert server.capacity()[G5] == {"limit": 1, "in_use": 0}
     # a variant of one InstanceType meets the same shortage
     sm.create_model(ModelName="one", PrimaryContainer={"Image": ECHO_IMAGE})
     sm.create_endpoint_config(EndpointConfigName="single-config", ProductionVariants=[{
@@ -113,7 +106,7 @@ def test_no_capacity_in_any_pool_fails_the_endpoint_with_an_insufficient_capacit
 def test_scale_out_falls_back_and_scale_in_releases_the_lowest_priority_pools_first(server, sm):
     create(sm, "grow", pools(G6E, G5), 1)
     assert pool_counts(sm, "grow") == [(G6E, 1), (G5, 0)]
-    limit(server, G6E, 2)  # one more of the preferred type, then the fallback
+    server.capacity(G6E, 2)  # one more of the preferred type, then the fallback
 
     def scale(count: int) -> None:
         sm.update_endpoint_weights_and_capacities(EndpointName="grow", DesiredWeightsAndCapacities=[
@@ -132,7 +125,7 @@ def test_scale_out_falls_back_and_scale_in_releases_the_lowest_priority_pools_fi
 def test_a_pool_runs_its_model_name_override(server, sm, rt):
     sm.create_model(ModelName="generator", PrimaryContainer={"Image": LLM_SIM, "Environment": {
         "LLM_SIM_DECODE_MS_PER_TOKEN": "0", "LLM_SIM_PREFILL_BASE_MS": "0", "LLM_SIM_PREFILL_MS_PER_TOKEN": "0"}})
-    limit(server, G5, 1)
+    server.capacity(G5, 1)
     create(sm, "mixed", pools(G5, G6E, override={G6E: "generator"}), 2,
            RoutingConfig={"RoutingStrategy": "RANDOM"})
     images = {i["SpecifiedImage"] for i in sm.describe_endpoint(EndpointName="mixed")["ProductionVariants"][0]["DeployedImages"]}
@@ -156,7 +149,7 @@ def test_pools_are_checked_when_the_config_is_created(sm):
 
 
 def test_inference_component_hosts_come_from_the_pools_by_priority(server, sm, rt):
-    limit(server, "ml.g6e.12xlarge", 1)
+    server.capacity("ml.g6e.12xlarge", 1)
     sm.create_endpoint_config(EndpointConfigName="ics-config", ExecutionRoleArn=ROLE, ProductionVariants=[{
         "VariantName": "AllTraffic", "InstancePools": pools("ml.g6e.12xlarge", "ml.g5.12xlarge"),
         "InitialInstanceCount": 2}])
@@ -177,7 +170,7 @@ def test_inference_component_hosts_come_from_the_pools_by_priority(server, sm, r
 
 
 def test_component_specifications_per_instance_type_place_and_run_each_types_own(server, sm, rt):
-    limit(server, "ml.g6e.12xlarge", 1)
+    server.capacity("ml.g6e.12xlarge", 1)
     sm.create_endpoint_config(EndpointConfigName="per-type-config", ExecutionRoleArn=ROLE, ProductionVariants=[{
         "VariantName": "AllTraffic", "InstancePools": pools("ml.g6e.12xlarge", "ml.g5.12xlarge"),
         "InitialInstanceCount": 3, "RoutingConfig": {"RoutingStrategy": "RANDOM"}}])  # one L40S host, two A10G
@@ -289,7 +282,7 @@ def test_consolidation_moves_copies_onto_fewer_instances_without_a_failed_call(f
 
 
 def test_managed_scaling_adds_hosts_by_pool_priority_and_releases_the_fallback_ones_first(server, sm):
-    limit(server, "ml.g6e.12xlarge", 1)
+    server.capacity("ml.g6e.12xlarge", 1)
     sm.create_endpoint_config(EndpointConfigName="grows-config", ExecutionRoleArn=ROLE, ProductionVariants=[{
         "VariantName": "AllTraffic", "InstancePools": pools("ml.g6e.12xlarge", "ml.g5.12xlarge"),
         "InitialInstanceCount": 1,
