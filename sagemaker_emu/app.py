@@ -208,7 +208,7 @@ def build(config: Config | None = None, credentials: tuple[str, str] | None = No
     app.register_blueprint(emu_api.blueprint(backends, runtime, emulator.reset, asynchronous.depth, log_store.lines,
                                              health.states, deployer.capacity,
                                              LiveState(backends, runtime.metrics, cloudwatch, autoscaling,
-                                                       deployer.capacity.view, clock.now)))
+                                                       deployer.capacity.view, clock.now, benchmarks.summary)))
     app.register_error_handler(HTTPException, _http_error)
     app.register_blueprint(json11.blueprint(backends, config, accounts))
     return emulator

@@ -18,6 +18,7 @@ fails with a FailureReason that says how to install it, never an error of the ca
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
@@ -40,6 +41,7 @@ INSTALL = ("NVIDIA AIPerf is not installed where sagemaker-emu can run it: pip i
            "(or set SAGEMAKER_EMU_AIPERF to an aiperf command), then run the job again.")
 STOP_GRACE_S = 1.0  # after asking AIPerf to stop, how long before it is killed
 MAX_DATASET_BYTES = 1024**3
+EXPORT = "profile_export_aiperf.json"  # AIPerf's summary of a run, among its artifacts
 
 
 class Jobs(Protocol):
@@ -108,6 +110,7 @@ class _Running:
         self.log = work / "aiperf.log"
         self.started = time.time()
         self.stop = threading.Event()
+        self.summary: dict[str, Any] | None = None  # a completed job's headline numbers
 
 
 class BenchmarkRunner:
@@ -141,6 +144,12 @@ class BenchmarkRunner:
             jobs, self._jobs = list(self._jobs.values()), {}
         for running in jobs:
             running.stop.set()
+
+    def summary(self, region: str, account: str, name: str) -> dict[str, Any] | None:
+        """A completed job's percentiles, as AIPerf exported them (`SUMMARY_METRICS`), or None."""
+        with self._lock:
+            running = self._jobs.get((region, account, name))
+        return running.summary if running is not None else None
 
     def log_groups(self) -> Iterable[tuple[str, str, float, list[tuple[str, Path]]]]:
         """(region, group, created, [(stream, file)]) for CloudWatch Logs: each job's AIPerf output."""
@@ -201,6 +210,10 @@ class BenchmarkRunner:
             return None
         if code != 0:
             return f"AIPerf exited with status {code}: {self._last_line(running.log)}"
+        export = next(iter(sorted(artifacts.rglob(EXPORT))), None)
+        if export is None:  # AIPerf can exit 0 having measured nothing
+            return f"AIPerf wrote no {EXPORT}: {self._last_line(running.log)}"
+        running.summary = _summary(export)
         archive = running.work / "output.tar.gz"
         with tarfile.open(archive, "w:gz") as tar:
             for path in sorted(artifacts.rglob("*")):
@@ -213,7 +226,11 @@ class BenchmarkRunner:
     def _spawn(self, running: _Running, argv: list[str]) -> int:
         """AIPerf under the worker guard: its own process group, which dies with the emulator."""
         env = {**os.environ, "PYTHONUNBUFFERED": "1", "HF_HUB_DISABLE_TELEMETRY": "1", "NO_COLOR": "1",
-               "SAGEMAKER_EMU_PARENT_PID": str(os.getpid())}  # the guard dies with us, however early
+               "SAGEMAKER_EMU_PARENT_PID": str(os.getpid()),  # the guard dies with us, however early
+               # AIPerf's dataset files go in the job's directory, which goes with the emulator's
+               # state: by default they stay behind in /tmp and ~/.cache/aiperf, one set per run
+               "AIPERF_DATASET_MMAP_BASE_PATH": str(running.work / "mmap"),
+               "AIPERF_DATASET_MMAP_CACHE_ENABLED": "false"}
         with open(running.log, "ab") as out:
             proc = subprocess.Popen([sys.executable, "-m", "sagemaker_emu.worker.guard", "--", *argv],
                                     cwd=running.work, env=env, stdin=subprocess.DEVNULL, stdout=out,
@@ -236,3 +253,28 @@ class BenchmarkRunner:
     def _last_line(path: Path) -> str:
         lines = [line.strip() for line in path.read_text(errors="replace").splitlines() if line.strip()]
         return lines[-1][:500] if lines else "no output"
+
+
+SUMMARY_METRICS = ("time_to_first_token", "inter_token_latency", "request_latency")
+SUMMARY_STATS = ("avg", "p50", "p90", "p99")
+
+
+def _summary(path: Path) -> dict[str, Any] | None:
+    """The percentiles in AIPerf's `profile_export_aiperf.json` that the live view charts, or
+    None when it has none (every request failed, say: the archive holds what AIPerf wrote)."""
+    try:
+        export = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(export, dict):
+        return None
+    summary: dict[str, Any] = {}
+    for metric in SUMMARY_METRICS:
+        values = export.get(metric)
+        if isinstance(values, dict):
+            summary[metric] = {"unit": values.get("unit", "ms"),
+                               **{s: values[s] for s in SUMMARY_STATS if isinstance(values.get(s), (int, float))}}
+    throughput = export.get("request_throughput")
+    if isinstance(throughput, dict) and isinstance(throughput.get("avg"), (int, float)):
+        summary["request_throughput"] = {"unit": throughput.get("unit", "requests/sec"), "avg": throughput["avg"]}
+    return summary or None

@@ -261,6 +261,7 @@ class ComponentTarget:
     variant: str
     copies: int  # running now (an adapter: its base's)
     served_by: str  # the component whose copies take its calls: itself, or an adapter's base
+    status: str = ""  # its InferenceComponentStatus (Updating during a rolling update)
 
 
 @dataclass(frozen=True)

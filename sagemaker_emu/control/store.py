@@ -383,7 +383,8 @@ class Backend:
         targets = {}
         for ic in components.values():
             serving = components.get(ic.base, ic) if ic.base else ic
-            targets[ic.name] = ComponentTarget(ic.name, ic.variant_name, serving.current_copies, serving.name)
+            targets[ic.name] = ComponentTarget(ic.name, ic.variant_name, serving.current_copies, serving.name,
+                                               ic.status.value)
         return targets
 
     def serving(self, name: str) -> EndpointSnapshot:

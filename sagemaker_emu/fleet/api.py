@@ -142,6 +142,7 @@ class InstanceView(Protocol):
     suspect: bool  # the runtime sets it when a connection is refused; the next good /ping clears it
     placed_on: str | None  # an inference-component copy: the instance it is placed on
     instance_type: str  # its ml.* type (a copy: its host's); "" for serverless
+    model_name: str  # the SageMaker model it runs: its pool's or its specification's
     in_pools: bool  # its variant has several InstancePools (CloudWatch adds an InstanceType dimension)
     host: str
 
@@ -160,6 +161,9 @@ class InstanceView(Protocol):
     def exited(self) -> bool: ...
 
     def served_prompt(self, prompt_blocks: Sequence[str]) -> None: ...
+
+    def refresh_kv(self, max_age_s: float) -> None:
+        """Ask the container for its prefix cache's events if `kv` is older than `max_age_s`."""
 
     def log_tail(self, lines: int = 50) -> list[str]: ...
 

@@ -89,6 +89,7 @@ class VariantFleet:
     pipeline_mode: str = "Serial"  # or Direct: a call names one container
     pools: tuple[Pool, ...] = ()  # by priority; none for serverless variants and copies (their host's)
     runs_by_type: dict[str, "VariantFleet"] = field(default_factory=dict)  # copies: a specification per host type
+    model_name: str = ""  # the SageMaker model its instances run
     _numbers: Any = field(default_factory=lambda: itertools.count(1))
     _cold: threading.Lock = field(default_factory=threading.Lock)  # one cold start at a time
 
@@ -233,6 +234,7 @@ class ProcessFleet:
             env["SAGEMAKER_EMU_SEED"] = str(self.deployer.seed * 1000 + number)
         instance = Instance(f"{vf.name}-{number}", vf.name, runs.launch, env, model_dir, instance_dir / "instance.log")
         instance.instance_type = pool.instance_type if pool is not None else host_type or vf.instance_type
+        instance.model_name = runs.model_name
         instance.holds_capacity = pool is not None
         instance.in_pools = len(vf.pools) > 1
         instance.on_change = self.routing_changed
@@ -751,11 +753,17 @@ class ProcessDeployer:
 
     def _runs(self, plan: VariantPlan, directory: Path) -> VariantFleet:
         """What the variant's instances run, as a fleet with no instances yet."""
-        if len(plan.containers) > 1:
-            return self._pipeline_fleet(plan, directory)
         container = plan.containers[0]
-        if container.get("Mode") == "MultiModel":
-            return self._multi_model_fleet(plan, container, directory)
+        if len(plan.containers) > 1:
+            vf = self._pipeline_fleet(plan, directory)
+        elif container.get("Mode") == "MultiModel":
+            vf = self._multi_model_fleet(plan, container, directory)
+        else:
+            vf = self._single_fleet(plan, container, directory)
+        vf.model_name = plan.model_name
+        return vf
+
+    def _single_fleet(self, plan: VariantPlan, container: dict, directory: Path) -> VariantFleet:
         launch, env, source = self._resolve_container(plan, container, directory / "resolve")
         return VariantFleet(
             name=plan.name,

@@ -66,6 +66,7 @@ class Instance:
         self.restarts = 0
         self.placed_on: str | None = None  # an inference-component copy: the instance it is placed on
         self.instance_type = ""  # its ml.* type (a copy: its host's), set by the fleet
+        self.model_name = ""  # the SageMaker model it runs (a pool's override, a copy's specification's)
         self.holds_capacity = False  # it holds one of its type's instances (fleet/instance_capacity.py)
         self.in_pools = False  # its variant has several InstancePools: its metrics name its type too
         self.ping_failures = 0  # health checks failed in a row
@@ -115,6 +116,10 @@ class Instance:
 
     def served_prompt(self, prompt_blocks: Sequence[str]) -> None:
         self._kv_sync.served(prompt_blocks, self.host, self.port)
+
+    def refresh_kv(self, max_age_s: float) -> None:
+        if self.routable:
+            self._kv_sync.refresh(self.host, self.port, max_age_s)
 
     @property
     def pid(self) -> int | None:

@@ -47,6 +47,11 @@ class KvSync:
         else:
             self.index.served(prompt_blocks)
 
+    def refresh(self, host: str, port: int, max_age_s: float) -> None:
+        """Fetch the events if none were fetched for `max_age_s` (the live view's hit rates)."""
+        if time.monotonic() - self._synced_at >= max_age_s:
+            self.sync(host, port)
+
     def sync(self, host: str, port: int) -> None:
         """Fetch and apply the events after the last one seen. Errors leave the index as it was."""
         if self.index.supported is False:

@@ -20,17 +20,32 @@ class BlockCache:
         self._blocks: collections.OrderedDict[str, None] = collections.OrderedDict()
         self._events: collections.deque[dict] = collections.deque(maxlen=max_events)
         self._seq = 0
+        # prompt tokens looked up and found, since the start (vLLM's prefix_cache_queries and
+        # prefix_cache_hits): the live view's hit rate
+        self.queried_tokens = self.hit_tokens = 0
         self._lock = threading.Lock()
 
     def hit_blocks(self, hashes: list[str]) -> int:
         """How many leading blocks of `hashes` are cached."""
         with self._lock:
-            n = 0
-            for h in hashes:
-                if h not in self._blocks:
-                    break
-                n += 1
+            return self._leading(hashes)
+
+    def lookup(self, hashes: list[str], prompt_tokens: int) -> int:
+        """`hit_blocks` for a prompt being prefilled, counted in the hit rate."""
+        with self._lock:
+            n = self._leading(hashes)
+            if self.capacity:
+                self.queried_tokens += prompt_tokens
+                self.hit_tokens += min(prompt_tokens, n * self.block_tokens)
             return n
+
+    def _leading(self, hashes: list[str]) -> int:
+        n = 0
+        for h in hashes:
+            if h not in self._blocks:
+                break
+            n += 1
+        return n
 
     def store(self, hashes: list[str]) -> None:
         """Cache (or refresh) the blocks of a prompt that was just prefilled."""
@@ -63,4 +78,5 @@ class BlockCache:
                 snapshot, logged = list(self._blocks), []
             else:
                 snapshot, logged = None, [e for e in self._events if e["seq"] > seq]
-            return events.report(self._seq, snapshot, logged, len(self._blocks), self.capacity, self.block_tokens)
+            return events.report(self._seq, snapshot, logged, len(self._blocks), self.capacity, self.block_tokens,
+                                 (self.queried_tokens, self.hit_tokens))

@@ -6,7 +6,9 @@ it (`cache.py`) and the fleet that reads it (`index.py`).
      "snapshot": null | [hash, ...], # every cached block, when the reader fell behind the log
      "events": [{"seq": 41, "type": "BlockStored", "block_hashes": [...]}, ...],
      "occupancy": 1800, "capacity": 2048,
-     "block_tokens": 16}             # prompt tokens per block: readers must hash prompts alike
+     "block_tokens": 16,             # prompt tokens per block: readers must hash prompts alike
+     "queried_tokens": 90000,        # prompt tokens prefilled since the start (vLLM's prefix_cache_queries)
+     "hit_tokens": 61000}            # of which found in the cache (prefix_cache_hits)
 
 A report without `block_tokens` (another container) means 16.
 """
@@ -22,9 +24,10 @@ STORED, REMOVED, CLEARED = "BlockStored", "BlockRemoved", "AllBlocksCleared"
 
 
 def report(last: int, snapshot: list[str] | None, events: list[dict], occupancy: int, capacity: int,
-           block_tokens: int = DEFAULT_BLOCK_TOKENS) -> dict[str, Any]:
+           block_tokens: int = DEFAULT_BLOCK_TOKENS, lookups: tuple[int, int] = (0, 0)) -> dict[str, Any]:
     return {"last": last, "snapshot": snapshot, "events": events, "occupancy": occupancy,
-            "capacity": capacity, "block_tokens": block_tokens}
+            "capacity": capacity, "block_tokens": block_tokens, "queried_tokens": lookups[0],
+            "hit_tokens": lookups[1]}
 
 
 def apply(blocks: set[str], report: dict) -> set[str]:

@@ -23,10 +23,12 @@ class KvIndex:
         self.block_tokens = DEFAULT_BLOCK_TOKENS  # as the instance reports
         self.supported: bool | None = None  # unknown until the first report (or 404)
         self.last = 0  # the newest event seen
+        self.queried_tokens = self.hit_tokens = 0  # the container's prefix-cache lookups, as last reported
 
     def reset(self) -> None:
         """A restarted instance starts with an empty cache and a new event sequence."""
         self.blocks, self.occupancy, self.capacity, self.last, self.supported = set(), 0, 0, 0, None
+        self.queried_tokens = self.hit_tokens = 0
         self.block_tokens = DEFAULT_BLOCK_TOKENS
 
     def served(self, prompt_blocks: Sequence[str]) -> None:
@@ -40,3 +42,4 @@ class KvIndex:
         self.capacity = report.get("capacity", 0)
         self.block_tokens = report.get("block_tokens", DEFAULT_BLOCK_TOKENS)
         self.last = report.get("last", self.last)
+        self.queried_tokens, self.hit_tokens = report.get("queried_tokens", 0), report.get("hit_tokens", 0)

@@ -3,7 +3,8 @@ any control-plane lock for longer than a snapshot: endpoints with their variants
 copies, the instances their last calls went to, a deployment's traffic share and serverless
 cold starts; each endpoint's traffic over the last
 minutes from the CloudWatch store (the numbers GetMetricStatistics answers with); scalable
-targets with their alarms and activities; inference routers' decisions; benchmark jobs.
+targets with their alarms and activities; inference routers' decisions; benchmark jobs with
+a completed job's percentiles.
 
 The page keeps its own history of what it polls (capacities over time), so the server holds
 nothing for it."""
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
 
 TRAFFIC_S = 300  # the traffic charts' window
 PERIOD_S = 10  # one point per ten seconds
+KV_AGE_S = 1.0  # how old an instance's prefix-cache numbers may be
 
 
 def instance_view(instance: InstanceView, multi: MultiModelView | None = None) -> dict:
@@ -35,6 +37,7 @@ def instance_view(instance: InstanceView, multi: MultiModelView | None = None) -
         "id": instance.id,
         "placed_on": instance.placed_on,
         "instance_type": instance.instance_type,
+        "model": instance.model_name,
         "pid": instance.pid,
         "port": instance.port,
         "health": instance.health.value,
@@ -43,7 +46,8 @@ def instance_view(instance: InstanceView, multi: MultiModelView | None = None) -
         "served": load.served,
         "errors": load.errors,
         "log": str(instance.log_path),
-        "kv_cache": ({"blocks": instance.kv.occupancy, "capacity": instance.kv.capacity}
+        "kv_cache": ({"blocks": instance.kv.occupancy, "capacity": instance.kv.capacity,
+                      "queried_tokens": instance.kv.queried_tokens, "hit_tokens": instance.kv.hit_tokens}
                      if instance.kv.supported else None),
         "models": multi.loaded(instance) if multi is not None else None,  # multi-model: loaded, least recently used first
     }
@@ -54,12 +58,15 @@ def endpoint_view(ep: "EndpointSnapshot") -> dict:
     fleet = ep.fleet
     instances = fleet.all_instances() if fleet else []
     variants = [{"name": v.name, "weight": v.weight, "routing_strategy": v.routing_strategy,
-                 "instance_type": fleet.instance_type(v.name) if fleet else "",
+                 # an inference-component variant's type is its placement's (its one pool's)
+                 "instance_type": fleet.instance_type(v.name) or next(iter(fleet.pool_counts(v.name)), "")
+                 if fleet else "",
+                 "serverless": fleet is not None and fleet.serverless(v.name) is not None,
                  "pools": fleet.pool_counts(v.name) if fleet else {},
                  "instances": [instance_view(i, fleet.multi_model(v.name)) for i in instances if i.variant == v.name],
                  "hosts": fleet.placement(v.name) if fleet else []}  # inference-component variants
                 for v in ep.variants]
-    components = {c.name: {"variant": c.variant, "copies": [instance_view(i) for i in instances
+    components = {c.name: {"variant": c.variant, "status": c.status, "copies": [instance_view(i) for i in instances
                                                            if i.variant == component_key(c.name)]}
                   for c in ep.components.values()}
     return {"name": ep.name, "region": ep.region, "status": ep.status, "failure_reason": ep.failure_reason,
@@ -69,9 +76,11 @@ def endpoint_view(ep: "EndpointSnapshot") -> dict:
 class LiveState:
     def __init__(self, backends: "Backends", metrics: "Metrics", cloudwatch: "CloudWatch",
                  autoscaling: "AutoScaling", capacity: Callable[[], dict] = dict,
-                 wall: Callable[[], float] = time.time) -> None:
+                 wall: Callable[[], float] = time.time,
+                 benchmark_summary: Callable[[str, str, str], dict | None] = lambda region, account, name: None,
+                 ) -> None:
         self.backends, self.metrics, self.cloudwatch, self.autoscaling = backends, metrics, cloudwatch, autoscaling
-        self.capacity, self.wall = capacity, wall
+        self.capacity, self.wall, self.benchmark_summary = capacity, wall, benchmark_summary
 
     def document(self) -> dict[str, Any]:
         now = self.wall()
@@ -82,6 +91,9 @@ class LiveState:
                 snapshot = backend.snapshot(name)
                 if snapshot is None:
                     continue
+                if snapshot.fleet is not None:  # the containers' own prefix-cache hit counts, a second old at most
+                    for instance in snapshot.fleet.all_instances():
+                        instance.refresh_kv(KV_AGE_S)
                 view = endpoint_view(snapshot)
                 view["account"] = snapshot.account
                 view["recent"] = self.metrics.recent_calls(snapshot.name)
@@ -92,7 +104,8 @@ class LiveState:
                     if snapshot.deploying_config else None
                 view["traffic"] = self._traffic(snapshot, now)
                 endpoints.append(view)
-            jobs += backend.read(_jobs)
+            jobs += [{**job, "summary": self.benchmark_summary(backend.region, backend.account, job["name"])}
+                     for job in backend.read(_jobs)]
             routers += backend.read(_routers)
         return {"time": now, "endpoints": endpoints, "scaling": [t for r in sorted(regions) for t in self._scaling(r)],
                 "routers": routers, "routed": [{"router": r.rsplit("/", 1)[-1], "destination": d, "reason": why,

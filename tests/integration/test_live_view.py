@@ -7,16 +7,22 @@ under --auth sigv4 with its token."""
 from __future__ import annotations
 
 import http.server
+import io
 import json
 import os
+import tarfile
 import threading
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
 
-from sagemaker_emu.testing import EmulatorProcess, deploy
+from sagemaker_emu.testing import EmulatorProcess, client, deploy
 from tests.integration.installs import wait_for_install
+from tests.integration.test_inference_components import ic_endpoint
+from tests.integration.test_sagemaker_ai_benchmarks import AIPERF, FAST, ended, job, workload
+from tests.integration.test_sagemaker_ai_benchmarks import STATUS as AIPERF_STATUS
 from tests.integration.test_fleet import eventually
 
 CHROMIUM = "/usr/bin/chromium"  # Debian's package
@@ -160,6 +166,136 @@ def test_a_blue_green_update_shows_the_new_fleets_share_and_serverless_its_cold_
     shown(page, "document.querySelector('article[data-endpoint=\"cold\"] .cold-starts')?.textContent"
                 " === ' · cold starts 1'")
     assert errors == []
+
+
+LLM = {"Image": "sagemaker-emu/llm-sim", "Environment": {
+    "LLM_SIM_PREFILL_BASE_MS": "1", "LLM_SIM_PREFILL_MS_PER_TOKEN": "0", "LLM_SIM_DECODE_MS_PER_TOKEN": "1"}}
+
+
+def test_each_instance_shows_its_model_and_its_containers_prefix_cache_hit_rate(watched, server, sm, rt):
+    page, errors, _ = watched
+    deploy(sm, "cached", container=LLM, InitialInstanceCount=2, RoutingConfig={"RoutingStrategy": "RANDOM"})
+    shared = "You are a careful assistant who answers in one line. " * 8
+    for n in range(12):  # a long shared prefix, asked again and again: hits wherever it lands twice
+        rt.invoke_endpoint(EndpointName="cached", ContentType="application/json", Body=json.dumps(
+            {"inputs": f"{shared} question {n}", "parameters": {"max_new_tokens": 2}}))
+    truth = {}
+    for instance in server.endpoint_view("cached")["variants"][0]["instances"]:  # each container's own count
+        with urllib.request.urlopen(f"http://127.0.0.1:{instance['port']}/kv-events?after=0") as answer:
+            report = json.load(answer)
+        truth[instance["id"]] = report["hit_tokens"] / report["queried_tokens"] if report["queried_tokens"] else ""
+    assert any(rate and rate > 0.5 for rate in truth.values()), truth
+    cells = """(name) => Object.fromEntries([...document.querySelectorAll(
+        `article[data-endpoint="${name}"] tr[data-instance-id]`)].map((r) => [r.dataset.instanceId,
+        [r.querySelector("td.cache")?.dataset.hitRate, r.children[2].textContent]]))"""
+
+    def matches() -> bool:
+        shownrates = page.evaluate(cells, "cached")
+        return shownrates.keys() == truth.keys() and all(
+            (model == "cached-model" and (rate == "" if truth[i] == "" else abs(float(rate) - truth[i]) < 1e-9))
+            for i, (rate, model) in shownrates.items())
+
+    eventually(matches, timeout=10)
+    if SHOTS:
+        page.locator('article[data-endpoint="cached"]').screenshot(path=str(SHOTS / "live-view-cache.png"))
+    assert errors == []
+
+
+def test_a_rolling_update_of_a_component_shows_its_old_and_new_copies(watched, server, sm):
+    page, errors, _ = watched
+    for model in ("roll-v1", "roll-v2"):
+        sm.create_model(ModelName=model, PrimaryContainer={"Image": "sagemaker-emu/echo"})
+    ic_endpoint(sm, "rolling")
+    spec = {"ComputeResourceRequirements": {"NumberOfAcceleratorDevicesRequired": 1, "MinMemoryRequiredInMb": 1024}}
+    sm.create_inference_component(InferenceComponentName="svc", EndpointName="rolling", VariantName="AllTraffic",
+                                  Specification={"ModelName": "roll-v1", **spec}, RuntimeConfig={"CopyCount": 2})
+    eventually(lambda: sm.describe_inference_component(InferenceComponentName="svc")[
+        "InferenceComponentStatus"] == "InService", timeout=60)
+    sm.update_inference_component(  # one copy at a time, and an hour between: it stays half way
+        InferenceComponentName="svc", Specification={"ModelName": "roll-v2", **spec},
+        DeploymentConfig={"RollingUpdatePolicy": {"MaximumBatchSize": {"Type": "COPY_COUNT", "Value": 1},
+                                                  "WaitIntervalInSeconds": 3600}})
+    # (the next test's reset ends the hour's wait: a component cannot be deleted while it updates)
+    eventually(lambda: sorted(c["model"] for c in server.endpoint_view("rolling")["inference_components"]["svc"][
+        "copies"]) == ["roll-v1", "roll-v2"], timeout=60)
+    line = "document.querySelector('article[data-endpoint=\"rolling\"] [data-component=\"svc\"]')?.textContent"
+    shown(page, f"{line}?.endsWith('Updating · copies: 1 of roll-v1, 1 of roll-v2')"
+                f" || {line}?.endsWith('Updating · copies: 1 of roll-v2, 1 of roll-v1')")
+    variant = page.locator('article[data-endpoint="rolling"] p.variant').first.inner_text()
+    assert variant.endswith("· ml.g5.12xlarge"), variant  # its hosts' type: not a serverless variant
+    if SHOTS:
+        page.locator('article[data-endpoint="rolling"]').screenshot(path=str(SHOTS / "live-view-rolling.png"))
+    assert errors == []
+
+
+def test_a_routers_share_per_destination_matches_what_its_answers_said(watched, server, sm):
+    page, errors, _ = watched
+    west = client(server.url, region="us-west-2")
+    deploy(sm, "near")
+    deploy(west, "far")
+    arns = [c.describe_endpoint(EndpointName=n)["EndpointArn"] for c, n in ((sm, "near"), (west, "far"))]
+    sm.create_inference_router(InferenceRouterName="shared", RoutingTargets=[{"Name": "echo", "Destinations": [
+        {"ResourceArn": a} for a in arns]}])
+    eventually(lambda: sm.describe_inference_router(InferenceRouterName="shared")["Status"] ==
+               "InService", timeout=30)
+    runtime = client(server.url, "sagemaker-inference-router-runtime")
+    said: dict[str, dict[str, int]] = {}
+    for n in range(10):  # the local endpoint, until it throttles: the router moves away from it
+        if n == 5:
+            server.post("/_emu/faults", b'{"kind": "throttle", "endpoint": "near", "times": 1}',
+                        {"Content-Type": "application/json"})
+        answer = runtime.invoke_inference_router(InferenceRouterName="shared", RoutingTargetName="echo", Body=b"{}",
+                                                 ContentType="application/json")
+        reasons = said.setdefault(answer["InvokedRoutedResourceArn"], {})
+        reasons[answer["RoutingReason"]] = reasons.get(answer["RoutingReason"], 0) + 1
+    assert len(said) == 2, said
+    rows = """() => Object.fromEntries([...document.querySelectorAll('tr[data-router="shared"]')].map((r) =>
+        [r.dataset.destination, [+r.dataset.calls, r.children[3].textContent,
+                                 +r.querySelector('[role=meter]').getAttribute('aria-valuenow')]]))"""
+    expected = {arn: [sum(reasons.values()),
+                      ", ".join(f"{why} {n}" for why, n in sorted(reasons.items())),
+                      round(100 * sum(reasons.values()) / 10)] for arn, reasons in said.items()}
+
+    def same() -> bool:
+        seen = page.evaluate(rows)
+        return seen.keys() == expected.keys() and all(
+            seen[a][0] == e[0] and seen[a][2] == e[2] and sorted(seen[a][1].split(", ")) == sorted(e[1].split(", "))
+            for a, e in expected.items())
+
+    eventually(same, timeout=10)
+    if SHOTS:
+        page.locator("#routers").screenshot(path=str(SHOTS / "live-view-router.png"))
+    assert errors == []
+
+
+def test_a_completed_benchmark_jobs_percentiles_are_charted_as_aiperf_exported_them(browser):
+    wait_for_install(AIPERF_STATUS, AIPERF, "NVIDIA AIPerf", "make test, or make install-aiperf,")
+    srv = EmulatorProcess(env={"SAGEMAKER_EMU_AIPERF": AIPERF})
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    try:
+        sm, s3 = client(srv.url), client(srv.url, "s3")
+        deploy(sm, "chat", container={"Image": "sagemaker-emu/llm-sim", "Environment": FAST})
+        s3.create_bucket(Bucket="results")
+        workload(sm, "small", concurrency=2, request_count=10, prompt_input_tokens_mean=32, output_tokens_mean=8)
+        job(sm, "charted", "small")
+        page = context.new_page()
+        page.goto(srv.url + "/_emu/ui")
+        assert ended(sm, "charted")["AIBenchmarkJobStatus"] == "Completed"
+        archive = s3.get_object(Bucket="results", Key="bench/charted/output.tar.gz")["Body"].read()
+        with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+            export = json.load(tar.extractfile("profile_export_aiperf.json"))  # type: ignore[arg-type]
+        figure = 'document.querySelector(\'figure[data-job="charted"]\')'
+        shown(page, f"{figure} !== null")
+        charted = json.loads(page.evaluate(f"{figure}.dataset.summary"))
+        for metric in ("time_to_first_token", "inter_token_latency", "request_latency"):
+            assert charted[metric] == {k: export[metric][k] for k in ("unit", "avg", "p50", "p90", "p99")}, metric
+        assert charted["request_throughput"]["avg"] == export["request_throughput"]["avg"]
+        assert page.evaluate(f"{figure}.querySelectorAll('rect').length") == 12  # four bars for each of three
+        if SHOTS:
+            page.locator("#benchmarks").screenshot(path=str(SHOTS / "live-view-benchmark.png"))
+    finally:
+        context.close()
+        srv.stop()
 
 
 def test_kill_asks_first_and_the_fleet_brings_the_instance_back(watched, server, sm):

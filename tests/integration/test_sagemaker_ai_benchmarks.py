@@ -11,6 +11,7 @@ import json
 import os
 import signal
 import tarfile
+import tempfile
 import time
 from pathlib import Path
 
@@ -59,8 +60,10 @@ def ended(sm, name: str) -> dict:
 def test_a_job_runs_aiperf_and_writes_sagemakers_archive(aiperf_server):
     sm, s3, logs = (client(aiperf_server.url, s) for s in ("sagemaker", "s3", "logs"))
     workload(sm, "small", concurrency=2, request_count=12, prompt_input_tokens_mean=48, output_tokens_mean=8)
+    left = _aiperf_leftovers()
     job(sm, "measured", "small")
     done = ended(sm, "measured")
+    assert _aiperf_leftovers() == left  # AIPerf's dataset files stayed in the job's own directory
     assert done["AIBenchmarkJobStatus"] == "Completed", done.get("FailureReason")
     archive = s3.get_object(Bucket="results", Key="bench/measured/output.tar.gz")["Body"].read()
     with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
@@ -79,6 +82,12 @@ def test_a_job_runs_aiperf_and_writes_sagemakers_archive(aiperf_server):
         Dimensions=[{"Name": "EndpointName", "Value": "chat"}, {"Name": "VariantName", "Value": "AllTraffic"}],
         StartTime=done["StartTime"].timestamp() - 60, EndTime=time.time() + 60)["Datapoints"]
     assert sum(d["Sum"] for d in invocations) >= 12  # the job's calls are the endpoint's calls
+
+
+def _aiperf_leftovers() -> set[Path]:
+    """What AIPerf leaves behind by default: a dataset directory in the temporary directory, and
+    an entry in its cache under the home directory, per run."""
+    return {*Path(tempfile.gettempdir()).glob("aiperf_mmap_*"), *(Path.home() / ".cache/aiperf").glob("*/*")}
 
 
 def _session(pid: str) -> int:

@@ -124,6 +124,7 @@ def test_knobs_are_checked():
 
 from sagemaker_emu.kv import blocks as kvblocks  # noqa: E402
 from sagemaker_emu.kv.cache import BlockCache  # noqa: E402
+from sagemaker_emu.kv.index import KvIndex  # noqa: E402
 
 
 def test_block_hashes_chain_whole_blocks_only():
@@ -165,6 +166,14 @@ def test_cached_prompt_prefills_faster():
     assert sim.prefill_seconds(170, hashes) == pytest.approx(0.025)  # only the 10-token tail
     longer = kvblocks.block_hashes(kvblocks.tokens(prompt + " more" * 40), 16)
     assert sim.cache.hit_blocks(longer) == 10
+    # the generate call's lookup counted, found nothing; the others only asked
+    assert (sim.cache.queried_tokens, sim.cache.hit_tokens) == (170, 0)
+    list(sim.generate(prompt, 1, lambda: True, stream=False))
+    report = sim.cache.events_after(0)  # the hit rate the live view shows: 160 of 340 prompt tokens
+    assert (report["queried_tokens"], report["hit_tokens"]) == (340, 160)
+    index = KvIndex()
+    index.apply(report)
+    assert (index.queried_tokens, index.hit_tokens) == (340, 160)
 
 
 def test_instance_profiles():

@@ -99,6 +99,7 @@ function instanceRows(endpoint, instances, colors) {
     return el("tr", { "data-instance-id": i.id, "data-served": i.served, "data-in-flight": i.in_flight },
       el("th", { scope: "row" }, el("span", { class: "swatch", style: `background:${colors.get(i.id)}` }), i.id),
       el("td", { text: i.instance_type || "-" }),
+      el("td", { text: i.model || "-" }),
       el("td", {}, badge(i.health)),
       el("td", {}, el("div", {
         class: "bar", role: "meter", "aria-label": `${i.id} requests in flight`, "aria-valuemin": 0,
@@ -109,7 +110,7 @@ function instanceRows(endpoint, instances, colors) {
       el("td", { class: "num", text: i.restarts }),
       el("td", { class: "num", text: i.pid ?? "-" }),
       el("td", { class: "num", text: i.port }),
-      el("td", { text: i.kv_cache ? `${i.kv_cache.blocks}/${i.kv_cache.capacity}` : "-" }),
+      cacheCell(i.kv_cache),
       el("td", {}, el("button", {
         type: "button", class: "danger small", "aria-label": `Kill ${i.id}`, disabled: !i.pid,
         onclick: () => confirmThen(`Kill instance ${i.id} (pid ${i.pid}) of ${endpoint}? The fleet restarts it.`,
@@ -119,7 +120,17 @@ function instanceRows(endpoint, instances, colors) {
   });
 }
 
-const HEADERS = ["instance", "type", "health", "in flight", "served", "errors", "restarts", "pid", "port", "KV blocks", ""];
+const HEADERS = ["instance", "type", "model", "health", "in flight", "served", "errors", "restarts", "pid", "port",
+  "prefix cache", ""];
+
+// The container's own count of prompt tokens found in its prefix cache, and the blocks it holds.
+function cacheCell(kv) {
+  if (!kv) return el("td", { text: "-" });
+  const rate = kv.queried_tokens ? kv.hit_tokens / kv.queried_tokens : null;
+  return el("td", { class: "cache", "data-hit-rate": rate ?? "" },
+    rate === null ? "no prompts yet" : `${Math.round(100 * rate)}% hits`,
+    el("span", { class: "meta", text: ` · ${kv.blocks}/${kv.capacity} blocks` }));
+}
 
 function palette(ids) {
   const colors = new Map();
@@ -134,20 +145,18 @@ function endpointCard(ep) {
   const parts = [el("h3", {}, ep.name, " ", badge(ep.status), el("span", { class: "meta", text: ` ${ep.region} · ${ep.account}` }))];
   if (ep.failure_reason) parts.push(el("p", { class: "failure", text: ep.failure_reason }));
   if (ep.deployment) {
-    const percent = Math.round(100 * ep.deployment.share);
     parts.push(el("p", { class: "deployment", "data-share": ep.deployment.share }, "Deploying ",
       el("code", { text: ep.deployment.config }), ": the new fleet takes ",
-      el("span", { class: "bar", role: "meter", "aria-label": "the new fleet's share of the traffic",
-        "aria-valuemin": 0, "aria-valuemax": 100, "aria-valuenow": percent },
-        el("span", { style: `width:${percent}%` }), el("b", { text: `${percent}%` })), " of the traffic"));
+      meter("the new fleet's share of the traffic", ep.deployment.share), " of the traffic"));
   }
   for (const v of ep.variants) {
     const pools = Object.entries(v.pools || {});
     parts.push(el("p", { class: "variant" }, el("strong", { text: v.name }),
       ` · weight ${v.weight} · `, el("code", { text: v.routing_strategy }),
-      pools.length > 1 ? ` · pools ${pools.map(([t, n]) => `${t} ${n}`).join(", ")}` : ` · ${v.instance_type || "serverless"}`,
-      v.instance_type ? null : el("span", { class: "cold-starts", "data-variant": v.name,
-        text: ` · cold starts ${ep.cold_starts[v.name] || 0}` })));
+      pools.length > 1 ? ` · pools ${pools.map(([t, n]) => `${t} ${n}`).join(", ")}`
+        : ` · ${v.serverless ? "serverless" : v.instance_type}`,
+      v.serverless ? el("span", { class: "cold-starts", "data-variant": v.name,
+        text: ` · cold starts ${ep.cold_starts[v.name] || 0}` }) : null));
     if (v.instances.length) parts.push(table(`Instances of ${v.name}`, HEADERS, instanceRows(ep.name, v.instances, colors)));
     if (v.hosts.length) {
       parts.push(table(`Instances of ${v.name} holding inference-component copies`, ["instance", "type", "copies", "free accelerators"],
@@ -156,7 +165,12 @@ function endpointCard(ep) {
     }
   }
   for (const [name, c] of Object.entries(ep.inference_components)) {
-    parts.push(el("p", { class: "variant" }, "inference component ", el("strong", { text: name }), ` on ${c.variant}`));
+    // a rolling update shows as copies of the old and the new model side by side
+    const models = new Map();
+    for (const copy of c.copies) models.set(copy.model, (models.get(copy.model) || 0) + 1);
+    parts.push(el("p", { class: "variant", "data-component": name }, "inference component ", el("strong", { text: name }),
+      ` on ${c.variant} `, badge(c.status || "-"),
+      models.size ? ` · copies: ${[...models].map(([m, n]) => `${n} of ${m || "?"}`).join(", ")}` : null));
     if (c.copies.length) parts.push(table(`Copies of ${name}`, HEADERS, instanceRows(ep.name, c.copies, colors)));
   }
   parts.push(el("div", { class: "strip", role: "img", "aria-label": `Instances that took ${ep.name}'s last ${ep.recent.length} calls` },
@@ -166,6 +180,76 @@ function endpointCard(ep) {
     chart("Invocations per second", [{ label: "calls/s", points: t.per_second }], ""),
     chart("ModelLatency", [{ label: "p50", points: t.p50_ms }, { label: "p99", points: t.p99_ms }], " ms")));
   return el("article", { class: "card", "data-endpoint": ep.name }, parts);
+}
+
+// ------------------------------------------------------------------ routers and benchmarks
+
+function meter(label, share) {
+  const percent = Math.round(100 * share);
+  return el("span", { class: "bar", role: "meter", "aria-label": label, "aria-valuemin": 0, "aria-valuemax": 100,
+    "aria-valuenow": percent }, el("span", { style: `width:${percent}%` }), el("b", { text: `${percent}%` }));
+}
+
+// Each router's calls per destination: its share of the router's calls, and why they went there.
+function routerShares(routed) {
+  const routers = new Map();
+  for (const r of routed) {
+    const destinations = routers.get(r.router) || new Map();
+    const d = destinations.get(r.destination) || { calls: 0, reasons: [] };
+    d.calls += r.calls;
+    d.reasons.push(`${r.reason} ${r.calls}`);
+    routers.set(r.router, destinations.set(r.destination, d));
+  }
+  return [...routers].map(([router, destinations]) => {
+    const total = [...destinations.values()].reduce((sum, d) => sum + d.calls, 0);
+    return table(`Calls ${router} sent to each destination, and why`, ["destination", "share", "calls", "reasons"],
+      [...destinations].map(([name, d]) => el("tr", { "data-router": router, "data-destination": name, "data-calls": d.calls },
+        el("td", { text: name.split("/").pop() }), el("td", {}, meter(`${router}'s share sent to ${name}`, d.calls / total)),
+        el("td", { class: "num", text: d.calls }), el("td", { text: d.reasons.join(", ") }))));
+  });
+}
+
+const METRICS = { time_to_first_token: "Time to first token", inter_token_latency: "Inter-token latency",
+  request_latency: "Request latency" };
+const STATS = ["avg", "p50", "p90", "p99"];
+
+// A completed job's percentiles, as AIPerf exported them: a bar per statistic, per metric.
+function percentiles(job) {
+  const groups = Object.entries(METRICS).filter(([m]) => job.summary[m]);
+  const width = 320, row = 16, height = groups.length * (STATS.length * row + 22);
+  const svg = document.createElementNS("http://www.w3.org/2000/svg", "svg");
+  svg.setAttribute("viewBox", `0 0 ${width} ${height}`);
+  svg.setAttribute("role", "img");
+  const said = groups.map(([m, title]) => `${title}: ${STATS.filter((s) => s in job.summary[m])
+    .map((s) => `${s} ${fmt(job.summary[m][s])} ${job.summary[m].unit}`).join(", ")}`);
+  svg.setAttribute("aria-label", `${job.name}: ${said.join("; ")}`);
+  const text = (x, y, value, cls) => {
+    const t = document.createElementNS("http://www.w3.org/2000/svg", "text");
+    t.setAttribute("x", x); t.setAttribute("y", y); t.setAttribute("class", cls); t.textContent = value;
+    return t;
+  };
+  let y = 0;
+  for (const [metric, title] of groups) {
+    const values = job.summary[metric];
+    const top = Math.max(...STATS.map((s) => values[s] || 0), 1e-9);
+    svg.append(text(0, y + 14, `${title} (${values.unit})`, "label"));
+    y += 20;
+    for (const stat of STATS.filter((s) => s in values)) {
+      const bar = document.createElementNS("http://www.w3.org/2000/svg", "rect");
+      bar.setAttribute("x", 34); bar.setAttribute("y", y + 2); bar.setAttribute("height", row - 5);
+      bar.setAttribute("width", Math.max(1, (width - 110) * values[stat] / top));
+      bar.setAttribute("class", `series-bar s${stat === "p99" ? 1 : 0}`);
+      svg.append(text(0, y + row - 4, stat, "label"), bar,
+        text(38 + (width - 110) * values[stat] / top, y + row - 4, fmt(values[stat]), "label"));
+      y += row;
+    }
+    y += 2;
+  }
+  svg.setAttribute("height", height);
+  const throughput = job.summary.request_throughput;
+  return el("figure", { class: "chart percentiles", "data-job": job.name, "data-summary": JSON.stringify(job.summary) },
+    svg, el("figcaption", {
+    text: `${job.name}, as AIPerf measured it${throughput ? ` (${fmt(throughput.avg)} ${throughput.unit})` : ""}` }));
 }
 
 // ------------------------------------------------------------------ the rest
@@ -195,16 +279,14 @@ function render(state) {
 function draw(state) {
   replace("endpoint-list", "no-endpoints", state.endpoints.map(endpointCard));
   replace("scaling-list", "no-scaling", state.scaling.map((t) => scalingCard(t, state.time)));
-  const routed = state.routed.length ? [table("Calls each router sent to each destination, by reason",
-    ["router", "destination", "reason", "calls"],
-    state.routed.map((r) => el("tr", {}, el("td", { text: r.router }), el("td", { text: r.destination }),
-      el("td", { text: r.reason }), el("td", { class: "num", text: r.calls }))))] : [];
   replace("router-list", "no-routers", state.routers.length ? [table("Routers", ["router", "status", "targets"],
     state.routers.map((r) => el("tr", {}, el("td", { text: r.name }), el("td", {}, badge(r.status)),
-      el("td", { text: r.targets.map((t) => `${t.name}: ${t.destinations.length} destinations`).join("; ") })))), ...routed] : []);
+      el("td", { text: r.targets.map((t) => `${t.name}: ${t.destinations.length} destinations`).join("; ") })))),
+  ...routerShares(state.routed)] : []);
   replace("benchmark-list", "no-benchmarks", state.benchmarks.length ? [table("Jobs", ["job", "status", "endpoint", "reason"],
     state.benchmarks.map((j) => el("tr", {}, el("td", { text: j.name }), el("td", {}, badge(j.status)),
-      el("td", { text: j.endpoint }), el("td", { text: j.failure_reason || "" }))))] : []);
+      el("td", { text: j.endpoint }), el("td", { text: j.failure_reason || "" })))),
+  ...state.benchmarks.filter((j) => j.summary).map(percentiles)] : []);
   const capacity = Object.entries(state.capacity || {});
   replace("capacity-list", null, capacity.length ? [table("Instances by type", ["type", "in use", "limit"],
     capacity.map(([t, c]) => el("tr", {}, el("td", { text: t }), el("td", { class: "num", text: c.in_use }),

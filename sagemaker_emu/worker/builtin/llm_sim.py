@@ -408,10 +408,11 @@ class LlmSim(Model):
         with self._rng_lock:
             return [self.rng.choice(_VOCAB) for _ in range(n)]
 
-    def prefill_seconds(self, n_tokens: int, hashes: list[str]) -> float:
-        """Prefill time for a prompt: the leading blocks already cached are not computed again."""
+    def prefill_seconds(self, n_tokens: int, hashes: list[str], count: bool = False) -> float:
+        """Prefill time for a prompt: the leading blocks already cached are not computed again.
+        `count`: the prompt is being prefilled, so the lookup counts in the cache's hit rate."""
         p = self.profile
-        cached = self.cache.hit_blocks(hashes) * p.kv_block_tokens
+        cached = (self.cache.lookup(hashes, n_tokens) if count else self.cache.hit_blocks(hashes)) * p.kv_block_tokens
         return (p.prefill_base_ms + p.prefill_ms_per_token * (n_tokens - cached)) / 1000 * p.time_scale
 
     def generate(self, prompt: str, max_new: int | None, connected, stream: bool,
@@ -434,7 +435,7 @@ class LlmSim(Model):
             # computing the uncached tokens is what may take the accelerator.
             base = p.prefill_base_ms / 1000 * p.time_scale
             time.sleep(base)
-            mark = self.batch.prefill(self.prefill_seconds(len(toks), hashes) - base,
+            mark = self.batch.prefill(self.prefill_seconds(len(toks), hashes, count=True) - base,
                                       step=p.decode_ms_per_token / 1000 * p.time_scale)
             self.cache.store(hashes)
             while done < n_out:
