@@ -148,6 +148,7 @@ def build(config: Config | None = None, credentials: tuple[str, str] | None = No
         multi_model_cache=config.multi_model_cache,
         capacity=InstanceCapacity.parse(config.capacity),
         wall=clock.wall,
+        worker_start=config.worker_start,
     )
     events = Events()
     cloudwatch = CloudWatch(config.account, clock, events)

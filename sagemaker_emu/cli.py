@@ -16,7 +16,7 @@ from sagemaker_emu.config import DEFAULT_ACCOUNT, DEFAULT_PORT, Config
 BENCHES = {"routing": "routing", "overhead": "overhead", "pick": "routing_pick", "compare": "compare",
            "chaos": "chaos", "soak": "soak", "model-data": "model_data", "async": "async_drain", "record": "record",
            "autoscaling": "autoscaling", "s3-uploads": "s3_uploads",
-           "router": "router", "replay": "replay", "cross-check": "cross_check", "pools": "pools"}
+           "router": "router", "replay": "replay", "cross-check": "cross_check", "pools": "pools", "density": "density"}
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -75,6 +75,9 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--capacity", action="append", default=[], metavar="TYPE=COUNT",
                        help="at most COUNT instances of TYPE can be provisioned, e.g. ml.p5.48xlarge=0: creation fails, "
                        "or instance pools fall back to their next type, as on an insufficient capacity error; repeatable")
+    serve.add_argument("--worker-start", choices=("fork", "exec"), default="fork",
+                       help="fork: built-in and toolkit workers are forked from one pre-imported template process "
+                       "(less memory, faster starts; Linux); exec: each starts a new Python (default: fork)")
     serve.add_argument("--clock-speed", type=float, default=1.0, metavar="K",
                        help="alarm periods, evaluation windows, cooldowns and scaling waits pass K times faster "
                        "than wall time; timestamps stay real (default: 1)")
@@ -271,6 +274,6 @@ def main(argv: list[str] | None = None) -> int:
                      min_transition_seconds=args.min_transition_seconds, s3_endpoint=args.s3_endpoint,
                      min_deleting_seconds=args.min_deleting_seconds,
                      serverless_idle_seconds=args.serverless_idle_seconds, clock_speed=args.clock_speed,
-                     multi_model_cache=max(0, args.multi_model_cache)),
+                     multi_model_cache=max(0, args.multi_model_cache), worker_start=args.worker_start),
                      bootstrap=args.bootstrap)
     return 0

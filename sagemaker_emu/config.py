@@ -40,6 +40,7 @@ class Config:
     serverless_idle_seconds: float = 300.0  # a serverless variant with no provisioned concurrency scales to zero
     clock_speed: float = 1.0  # alarm periods, cooldowns and scaling waits pass this many times faster
     multi_model_cache: int = 0  # models a multi-model instance holds at once (0: as its memory allows)
+    worker_start: str = "fork"  # our workers forked from a pre-imported template, or "exec" (fleet/spawn.py)
     # Directories a request may name as model data or code (besides the model's own data);
     # None: the directory the server runs in.
     model_roots: tuple[str, ...] | None = None

@@ -20,7 +20,7 @@ from typing import Any, Callable, Sequence
 
 from sagemaker_emu.fleet.api import (ComponentPlan, Copies, DeploymentFailed, ObjectStore, PoolPlan, ScaleIn,
                                      ServerlessPlan, VariantPlan, component_key)
-from sagemaker_emu.fleet import model_data, speed
+from sagemaker_emu.fleet import model_data, spawn, speed
 from sagemaker_emu.fleet.instance_capacity import ICE, InstanceCapacity
 from sagemaker_emu.fleet.placement import NO_ROOM, Hardware, Host, Need, Placement, hardware
 from sagemaker_emu.fleet.host_access import request_environment, within
@@ -235,6 +235,7 @@ class ProcessFleet:
         instance = Instance(f"{vf.name}-{number}", vf.name, runs.launch, env, model_dir, instance_dir / "instance.log")
         instance.instance_type = pool.instance_type if pool is not None else host_type or vf.instance_type
         instance.model_name = runs.model_name
+        instance.start_method = self.deployer.worker_start
         instance.holds_capacity = pool is not None
         instance.in_pools = len(vf.pools) > 1
         instance.on_change = self.routing_changed
@@ -642,8 +643,9 @@ class ProcessDeployer:
                  health: HealthChecks = HealthChecks(), model_roots: Sequence[Path] = (),
                  objects: ObjectStore | None = None, serverless_idle_s: float = 300.0,
                  multi_model_cache: int = 0, capacity: InstanceCapacity | None = None,
-                 wall: Callable[[float], float] = lambda seconds: seconds) -> None:
+                 wall: Callable[[float], float] = lambda seconds: seconds, worker_start: str = spawn.FORK) -> None:
         self.state_dir = state_dir
+        self.worker_start = worker_start  # fleet/spawn.py: forked from the template, or spawned
         self.capacity = capacity or InstanceCapacity()  # shared by every fleet: the Region's instances
         self.wall = wall  # the emulator's seconds (--clock-speed) as wall seconds: consolidation's cooldown
         self.multi_model_cache = multi_model_cache  # models an instance may hold at once (0: as memory allows)

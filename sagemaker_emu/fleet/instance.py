@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import concurrent.futures
 import enum
 import os
 import signal
@@ -16,7 +15,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 from urllib.parse import urlparse
 
-from sagemaker_emu.fleet import container
+from sagemaker_emu.fleet import container, spawn
 from sagemaker_emu.fleet.connections import ConnectionPool
 from sagemaker_emu.fleet.images import Launch
 from sagemaker_emu.fleet.kv_sync import KvSync
@@ -37,11 +36,6 @@ class Health(str, enum.Enum):
     STOPPED = "Stopped"
 
 
-# Every worker is started from this one thread, which lives as long as the server: Linux's
-# parent-death signal (worker/lifeline.py) fires when the *thread* that started a process
-# exits, and lifecycle threads are short-lived.
-_SPAWNER = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="worker-spawner")
-
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -58,7 +52,8 @@ class Instance:
         self.env = env
         self.model_dir = model_dir
         self.log_path = log_path
-        self.process: subprocess.Popen | None = None
+        self.process: spawn.Process | None = None
+        self.start_method = spawn.FORK  # how its process starts (fleet/spawn.py), set by the fleet
         self._health = Health.STARTING
         self._suspect = False
         # Told whenever this instance's routability may change; its fleet bumps its version then.
@@ -141,13 +136,11 @@ class Instance:
                "SAGEMAKER_EMU_PARENT_PID": str(os.getpid()), "PYTHONUNBUFFERED": "1"}
         if self.launch.command:
             argv = [sys.executable, "-m", "sagemaker_emu.worker.guard", "--", *self.launch.command]
-            cwd = self.launch.cwd
+            self.process = spawn.start(argv, env, self.launch.cwd, self.log_path, self.start_method)
         else:
-            argv = [sys.executable, "-m", "sagemaker_emu.worker", self.launch.builtin or "toolkit"]
-            cwd = str(self.model_dir)
-        with open(self.log_path, "ab") as log:
-            self.process = _SPAWNER.submit(subprocess.Popen, argv, env=env, cwd=cwd, stdin=subprocess.DEVNULL,
-                                           stdout=log, stderr=subprocess.STDOUT, start_new_session=True).result()
+            kind = self.launch.builtin or "toolkit"
+            argv = [sys.executable, "-m", "sagemaker_emu.worker", kind]
+            self.process = spawn.start(argv, env, str(self.model_dir), self.log_path, self.start_method, kind)
         self.pool = ConnectionPool(self.host, self.port)
         self.started_at = time.time()
 
@@ -206,7 +199,7 @@ class Instance:
         return list(deque(data.decode(errors="replace").splitlines(), maxlen=lines))
 
 
-def _signal_group(proc: subprocess.Popen, sig: int) -> None:
+def _signal_group(proc: spawn.Process, sig: int) -> None:
     try:
         os.killpg(proc.pid, sig)
     except (ProcessLookupError, PermissionError):

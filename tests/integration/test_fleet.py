@@ -4,6 +4,7 @@ import os
 import signal
 import threading
 import time
+from pathlib import Path
 
 import pytest
 from botocore.exceptions import ClientError
@@ -136,18 +137,51 @@ def test_reset_stops_every_process(server, sm):
     assert not any(alive(p) for p in pids)
 
 
+def children(pid: int) -> list[int]:
+    """The processes whose parent is `pid` (the worker template among the emulator's)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # noqa: PERF203 - a process that ended while we looked
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+@pytest.mark.parametrize("start", ["fork", "exec"])
 @pytest.mark.parametrize("how", [signal.SIGTERM, signal.SIGKILL], ids=["shutdown", "server-killed"])
-def test_no_orphans_when_the_server_goes(how):
-    srv = EmulatorProcess()
+def test_no_orphans_when_the_server_goes(how, start):
+    srv = EmulatorProcess("--worker-start", start)
     try:
         sm = client(srv.url)
         deploy(sm, "ep1", variants=[variant(InitialInstanceCount=2)])
-        pids = [i["pid"] for i in instances(srv, "ep1")]
-        assert all(alive(p) for p in pids)
+        pids = [i["pid"] for i in instances(srv, "ep1")] + children(srv.proc.pid)  # with the template
+        assert all(alive(p) for p in pids) and len(set(pids)) == (3 if start == "fork" else 2)
         srv.proc.send_signal(how)
         srv.proc.wait(timeout=30)
         # On SIGKILL nobody stops the workers: each notices its parent is gone.
         eventually(lambda: not any(alive(p) for p in pids), timeout=10)
+    finally:
+        srv.stop()
+
+
+def test_a_killed_worker_template_takes_its_workers_and_the_fleet_replaces_them():
+    srv = EmulatorProcess()
+    try:
+        sm, rt = client(srv.url), client(srv.url, "sagemaker-runtime")
+        deploy(sm, "ep1", variants=[variant(InitialInstanceCount=2)])
+        before = [i["pid"] for i in instances(srv, "ep1")]
+        (template,) = children(srv.proc.pid)
+        os.kill(template, signal.SIGKILL)
+        eventually(lambda: not any(alive(p) for p in before), timeout=10)  # they die with it
+        eventually(lambda: [i["restarts"] for i in instances(srv, "ep1")] == [1, 1] and
+                   all(i["health"] == "Healthy" for i in instances(srv, "ep1")), timeout=30)
+        after = [i["pid"] for i in instances(srv, "ep1")]
+        assert all(alive(p) for p in after) and not set(after) & set(before)
+        assert children(srv.proc.pid) != [template]  # a new template forked them
+        assert rt.invoke_endpoint(EndpointName="ep1", Body=b"x")["Body"].read() == b"x"
     finally:
         srv.stop()
 

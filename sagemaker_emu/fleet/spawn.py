@@ -1,0 +1,190 @@
+"""How instance processes start: spawned (`python -m sagemaker_emu.worker <kind>`, or a
+container's command under the worker guard), or forked from the worker template
+(`worker/template.py`) when `--worker-start fork` (the default on Linux) and the worker is one
+of ours (a built-in image or a toolkit inference.py).
+
+Either way the caller gets a handle with Popen's `pid`, `returncode`, `poll()` and `wait()`,
+and the process leads its own process group, which `os.killpg` stops.
+
+Every process is started from one thread that lives as long as the server: Linux's
+parent-death signal (worker/lifeline.py) fires when the *thread* that started a process
+exits, and lifecycle threads are short-lived.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import itertools
+import json
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+from typing import IO, Any, Protocol
+
+log = logging.getLogger("sagemaker_emu.fleet")
+
+FORK, EXEC = "fork", "exec"
+METHODS = (FORK, EXEC)
+CAN_FORK = sys.platform.startswith("linux")  # the template relies on Linux's parent-death signal
+TEMPLATE_START_TIMEOUT_S = 30.0
+
+_SPAWNER = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="worker-spawner")
+
+
+class Process(Protocol):
+    pid: int
+
+    @property
+    def returncode(self) -> int | None: ...
+
+    def poll(self) -> int | None: ...
+
+    def wait(self, timeout: float | None = None) -> int: ...
+
+    def kill(self) -> None: ...
+
+
+def start(argv: list[str], env: dict[str, str], cwd: str | None, log_path: os.PathLike, method: str = FORK,
+          kind: str | None = None) -> Process:
+    """Start a worker. `kind` (a built-in image, or "toolkit") is forked from the template;
+    without it, with method "exec", or off Linux, `argv` is spawned."""
+    if method == FORK and kind is not None and CAN_FORK:
+        return _SPAWNER.submit(lambda: _template().fork(kind, env, cwd or os.getcwd(), os.fspath(log_path))).result()
+    with open(log_path, "ab") as out:
+        return _SPAWNER.submit(_popen, argv, env, cwd, out).result()
+
+
+def _popen(argv: list[str], env: dict[str, str], cwd: str | None, out: IO[bytes]) -> subprocess.Popen:
+    return subprocess.Popen(argv, env=env, cwd=cwd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+
+
+class Forked:
+    """A worker the template forked: the emulator is not its parent, so the template tells
+    when it exits and with what status."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self._code: int | None = None
+        self._done = threading.Event()
+
+    @property
+    def returncode(self) -> int | None:
+        return self._code
+
+    def poll(self) -> int | None:
+        return self._code
+
+    def wait(self, timeout: float | None = None) -> int:
+        if not self._done.wait(timeout):
+            raise subprocess.TimeoutExpired(f"worker {self.pid}", timeout or 0.0)
+        assert self._code is not None
+        return self._code
+
+    def kill(self) -> None:
+        if self._code is None:  # not after it ended: its pid may be another process's by then
+            try:
+                os.kill(self.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+    def ended(self, code: int) -> None:
+        self._code = code
+        self._done.set()
+
+
+class Template:
+    """The emulator's side of the template: its process, the socket to it, and a thread
+    reading its answers and the exits it reports."""
+
+    def __init__(self) -> None:
+        ours, theirs = socket.socketpair()
+        env = {**os.environ, "SAGEMAKER_EMU_PARENT_PID": str(os.getpid())}
+        self.process = subprocess.Popen([sys.executable, "-m", "sagemaker_emu.worker.template", str(theirs.fileno())],
+                                        env=env, stdin=subprocess.DEVNULL, pass_fds=(theirs.fileno(),),
+                                        start_new_session=True)
+        theirs.close()
+        self._channel = ours
+        self._ids = itertools.count(1)
+        self._lock = threading.Lock()
+        self._waiting: dict[int, concurrent.futures.Future] = {}
+        self._live: dict[int, Forked] = {}
+        self.closed = False
+        threading.Thread(target=self._read, daemon=True, name="worker-template").start()
+
+    def fork(self, kind: str, env: dict[str, str], cwd: str, log_path: str) -> Forked:
+        answer: concurrent.futures.Future = concurrent.futures.Future()
+        with self._lock:
+            if self.closed:
+                raise OSError("the worker template has exited")
+            number = next(self._ids)
+            self._waiting[number] = answer
+        request = {"id": number, "kind": kind, "env": env, "cwd": cwd, "log": log_path}
+        try:
+            self._channel.sendall(json.dumps(request).encode() + b"\n")
+        except OSError:
+            with self._lock:
+                self._waiting.pop(number, None)
+            raise
+        reply: dict[str, Any] = answer.result(TEMPLATE_START_TIMEOUT_S)
+        if "error" in reply:
+            raise OSError(reply["error"])
+        return reply["process"]
+
+    def _read(self) -> None:
+        buffered = b""
+        try:
+            while True:
+                data = self._channel.recv(1 << 16)
+                if not data:
+                    break
+                buffered += data
+                *lines, buffered = buffered.split(b"\n")
+                for line in lines:
+                    self._message(json.loads(line))
+        except OSError:
+            pass
+        finally:
+            self._gone()
+
+    def _message(self, message: dict[str, Any]) -> None:
+        with self._lock:
+            if "exited" in message:
+                process = self._live.pop(message["exited"], None)
+                if process is not None:
+                    process.ended(message["code"])
+                return
+            answer = self._waiting.pop(message["id"], None)
+            if "pid" in message:
+                message["process"] = self._live[message["pid"]] = Forked(message["pid"])
+        if answer is not None:
+            answer.set_result(message)
+
+    def _gone(self) -> None:
+        """The template exited: its workers die with it (parent-death signal); say so."""
+        with self._lock:
+            self.closed = True
+            live, self._live = list(self._live.values()), {}
+            waiting, self._waiting = list(self._waiting.values()), {}
+        for process in live:
+            process.ended(-9)
+        for answer in waiting:
+            answer.set_result({"error": "the worker template exited"})
+        self._channel.close()
+        log.warning("the worker template exited; the next worker starts a new one")
+
+
+_current: Template | None = None
+
+
+def _template() -> Template:
+    """The template, started on first use (on the spawner thread, which it must die with),
+    and again if it exited."""
+    global _current
+    if _current is None or _current.closed:
+        _current = Template()
+    return _current
