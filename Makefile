@@ -14,11 +14,12 @@ ARGS   ?=
 LOCK      := constraints/main.txt
 LOCK_SDK3 := constraints/sdk3.txt
 LOCK_AIPERF := constraints/aiperf.txt
+LOCK_RAY := constraints/ray.txt
 CONSTRAIN ?= 1
 pin = $(if $(filter 1,$(CONSTRAIN)),PIP_CONSTRAINT=$(CURDIR)/$(1),env -u PIP_CONSTRAINT)
 PIP = --progress-bar off --disable-pip-version-check
 
-.PHONY: run test install install-dev install-sdk3 install-aiperf lock clean
+.PHONY: run test install install-dev install-sdk3 install-aiperf install-ray lock clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -57,10 +58,21 @@ $(AIPERF)/.installed: pyproject.toml $(LOCK_AIPERF)
 	$(call pin,$(LOCK_AIPERF)) $(AIPERF)/bin/python -m pip install $(PIP) 'aiperf>=0.13,<0.14'
 	touch $@
 
+# `serve --fleet ray` (the `ray` extra, about 300 MB): the Ray fleet tests start a Ray cluster
+# and the emulator from an environment of their own, so the main one stays light.
+RAY ?= .venv-ray
+$(RAY)/.installed: pyproject.toml $(LOCK_RAY)
+	@echo "Installing sagemaker-emu with Ray into $(RAY) (about 30 seconds on a fresh machine)"
+	$(PYTHON) -m venv $(RAY)
+	$(call pin,$(LOCK_RAY)) $(RAY)/bin/python -m pip install $(PIP) --upgrade pip setuptools wheel
+	$(call pin,$(LOCK_RAY)) $(RAY)/bin/python -m pip install $(PIP) -e '.[ray]'
+	touch $@
+
 install: $(VENV)/.installed
 install-dev: $(VENV)/.installed-dev
 install-sdk3: $(SDK3)/.installed
 install-aiperf: $(AIPERF)/.installed
+install-ray: $(RAY)/.installed
 
 run: install
 	$(BIN)/sagemaker-emu serve --host $(HOST) --port $(PORT) $(ARGS)
@@ -78,19 +90,21 @@ background = rm -f $(1).status; \
 test: install-dev
 	@$(call background,$(SDK3),the SageMaker Python SDK v3,2 minutes); \
 	$(call background,$(AIPERF),NVIDIA AIPerf,a minute); \
+	$(call background,$(RAY),Ray,30 seconds); \
 	echo "ruff check (the linter) and mypy (the type checker), configured in pyproject.toml"; \
 	$(BIN)/ruff check sagemaker_emu tests && $(BIN)/mypy; code=$$?; \
 	if [ $$code -eq 0 ]; then \
 	  SAGEMAKER_EMU_SDK3_PYTHON=$(CURDIR)/$(SDK3)/bin/python SAGEMAKER_EMU_SDK3_STATUS=$(CURDIR)/$(SDK3).status \
 	  SAGEMAKER_EMU_TEST_AIPERF=$(CURDIR)/$(AIPERF)/bin/aiperf SAGEMAKER_EMU_AIPERF_STATUS=$(CURDIR)/$(AIPERF).status \
+	  SAGEMAKER_EMU_RAY_PYTHON=$(CURDIR)/$(RAY)/bin/python SAGEMAKER_EMU_RAY_STATUS=$(CURDIR)/$(RAY).status \
 	    $(BIN)/python -m pytest $(ARGS); code=$$?; \
 	fi; wait; exit $$code
 
-# Upgrade deliberately: both environments anew from the newest releases, their versions written
+# Upgrade deliberately: every environment anew from the newest releases, their versions written
 # to the lock files, then the whole suite. Commit the lock files (and the fixes the suite asks
 # for) together.
 lock:
-	rm -rf $(VENV) $(SDK3) $(AIPERF)
+	rm -rf $(VENV) $(SDK3) $(AIPERF) $(RAY)
 	$(MAKE) --no-print-directory CONSTRAIN=0 install-dev install-sdk3 install-aiperf
 	{ echo "# Written by \`make lock\` from $(VENV): what \`make run\` and \`make test\` install."; \
 	  $(BIN)/python -m pip freeze --all --exclude-editable; } > $(LOCK)
@@ -98,10 +112,14 @@ lock:
 	  $(SDK3)/bin/python -m pip freeze --all --exclude-editable; } > $(LOCK_SDK3)
 	{ echo "# Written by \`make lock\` from $(AIPERF): what the AI benchmark job tests install (NVIDIA AIPerf)."; \
 	  $(AIPERF)/bin/python -m pip freeze --all --exclude-editable; } > $(LOCK_AIPERF)
-	touch $(VENV)/.installed $(VENV)/.installed-dev $(SDK3)/.installed $(AIPERF)/.installed
+	$(MAKE) --no-print-directory LOCK_RAY=$(LOCK) install-ray  # Ray's newest, beside the main environment's versions
+	{ echo "# Written by \`make lock\` from $(RAY): what the Ray fleet tests install."; \
+	  $(RAY)/bin/python -m pip freeze --all --exclude-editable; } > $(LOCK_RAY)
+	touch $(VENV)/.installed $(VENV)/.installed-dev $(SDK3)/.installed $(AIPERF)/.installed $(RAY)/.installed
 	$(MAKE) --no-print-directory test
 
-# The three environments take about 2.9 GB; this frees them (and the background installs' logs).
+# The four environments take about 3.2 GB; this frees them (and the background installs' logs).
 clean:
-	rm -rf $(VENV) $(SDK3) $(SDK3).log $(SDK3).status $(AIPERF) $(AIPERF).log $(AIPERF).status build *.egg-info \
+	rm -rf $(VENV) $(SDK3) $(SDK3).log $(SDK3).status $(AIPERF) $(AIPERF).log $(AIPERF).status \
+	  $(RAY) $(RAY).log $(RAY).status build *.egg-info \
 	  .pytest_cache

@@ -8,6 +8,7 @@ they serve as arguments. Nothing reads its collaborators from a global or a conf
 from __future__ import annotations
 
 import functools
+import os
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -37,6 +38,7 @@ from sagemaker_emu.fleet.instance_capacity import InstanceCapacity
 from sagemaker_emu.ui.state import LiveState
 from sagemaker_emu.control.events import BenchmarkJobStarted, BenchmarkJobStopping, ComponentDeleted, EndpointDeleted
 from sagemaker_emu.control.store import Backends, Guardrails
+from sagemaker_emu.fleet import spawn
 from sagemaker_emu.fleet.fleet import HealthChecks, ProcessDeployer
 from sagemaker_emu.fleet.images import ImageMap
 from sagemaker_emu.fleet.usage import UsageSampler
@@ -148,7 +150,7 @@ def build(config: Config | None = None, credentials: tuple[str, str] | None = No
         multi_model_cache=config.multi_model_cache,
         capacity=InstanceCapacity.parse(config.capacity),
         wall=clock.wall,
-        worker_start=config.worker_start,
+        launcher=_launcher(config),
     )
     events = Events()
     cloudwatch = CloudWatch(config.account, clock, events)
@@ -213,6 +215,16 @@ def build(config: Config | None = None, credentials: tuple[str, str] | None = No
     app.register_error_handler(HTTPException, _http_error)
     app.register_blueprint(json11.blueprint(backends, config, accounts))
     return emulator
+
+
+def _launcher(config: Config) -> spawn.Launcher:
+    """Where instance processes run: this machine, or a Ray cluster's nodes (imported only then:
+    Ray is an optional extra)."""
+    if config.fleet == "ray":
+        from sagemaker_emu.fleet.ray_nodes import RayNodes
+
+        return RayNodes(config.ray_address or os.environ.get("RAY_ADDRESS") or "auto")
+    return spawn.Local(config.worker_start)
 
 
 def _notify(results: S3SnsResults, action: AlarmAction) -> None:

@@ -78,6 +78,11 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--worker-start", choices=("fork", "exec"), default="fork",
                        help="fork: built-in and toolkit workers are forked from one pre-imported template process "
                        "(less memory, faster starts; Linux); exec: each starts a new Python (default: fork)")
+    serve.add_argument("--fleet", choices=("local", "ray"), default="local",
+                       help="where instances run: local processes, or Ray actors on a Ray cluster's nodes, placed by "
+                       "their instance type's resources (pip install 'sagemaker-emu[ray]'; default: local)")
+    serve.add_argument("--ray-address", metavar="ADDRESS",
+                       help="the Ray cluster for --fleet ray (default: RAY_ADDRESS, else a running local cluster)")
     serve.add_argument("--clock-speed", type=float, default=1.0, metavar="K",
                        help="alarm periods, evaluation windows, cooldowns and scaling waits pass K times faster "
                        "than wall time; timestamps stay real (default: 1)")
@@ -274,6 +279,7 @@ def main(argv: list[str] | None = None) -> int:
                      min_transition_seconds=args.min_transition_seconds, s3_endpoint=args.s3_endpoint,
                      min_deleting_seconds=args.min_deleting_seconds,
                      serverless_idle_seconds=args.serverless_idle_seconds, clock_speed=args.clock_speed,
-                     multi_model_cache=max(0, args.multi_model_cache), worker_start=args.worker_start),
+                     multi_model_cache=max(0, args.multi_model_cache), worker_start=args.worker_start,
+                     fleet=args.fleet, ray_address=args.ray_address),
                      bootstrap=args.bootstrap)
     return 0

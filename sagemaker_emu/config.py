@@ -41,6 +41,8 @@ class Config:
     clock_speed: float = 1.0  # alarm periods, cooldowns and scaling waits pass this many times faster
     multi_model_cache: int = 0  # models a multi-model instance holds at once (0: as its memory allows)
     worker_start: str = "fork"  # our workers forked from a pre-imported template, or "exec" (fleet/spawn.py)
+    fleet: str = "local"  # where instances run: this machine, or "ray": a Ray cluster's nodes (fleet/ray_nodes.py)
+    ray_address: str | None = None  # the Ray cluster (`ray.init(address=...)`); None: RAY_ADDRESS, else "auto"
     # Directories a request may name as model data or code (besides the model's own data);
     # None: the directory the server runs in.
     model_roots: tuple[str, ...] | None = None

@@ -159,15 +159,17 @@ class EmulatorServer:
 class EmulatorProcess:
     """`sagemaker-emu serve --port 0 ARGS` in its own process: the server as users run it, with
     no interpreter shared with the caller (benchmarks measure it alone). It stops with its
-    workers if the calling process dies without stopping it. Its log goes to `log`
+    workers if the calling process dies without stopping it (`python`: the interpreter it runs
+    on, another environment's). Its log goes to `log`
     (an open binary file, or subprocess.DEVNULL) or, by default, to a temporary file `logs()` reads."""
 
     def __init__(self, *args: str, seed: int = 7, log: IO[bytes] | int | None = None,
-                 model_roots: tuple[str, ...] | None = None, env: dict[str, str] | None = None) -> None:
+                 model_roots: tuple[str, ...] | None = None, env: dict[str, str] | None = None,
+                 python: str = sys.executable) -> None:
         roots = model_roots if model_roots is not None else (os.getcwd(), tempfile.gettempdir())
         self.log = log if log is not None else tempfile.TemporaryFile()
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "sagemaker_emu", "serve", "--port", "0", "--seed", str(seed),
+            [python, "-m", "sagemaker_emu", "serve", "--port", "0", "--seed", str(seed),
              *(arg for root in roots for arg in ("--model-root", root)), *args],
             stdout=subprocess.PIPE, stderr=self.log, text=True,
             env={**os.environ, **(env or {}), EXIT_WITH_PARENT: "1"})
@@ -270,3 +272,34 @@ def running(**settings: Any) -> Iterator[EmulatorServer]:
     aws_hosts.install()  # this process's SDK calls to fixed AWS hosts follow the variables too
     with EmulatorServer(**settings) as emu, patched_environment(emu.environment()):
         yield emu
+
+
+class RayCluster:
+    """A three-node Ray cluster on this machine (`python -m sagemaker_emu.ray_cluster`, run by
+    `python`, which must have Ray): `address`, and `nodes`, each node's id -> its kind ("head",
+    "A10G", "L40S"). It shuts down with `stop()`, or when the calling process dies."""
+
+    def __init__(self, python: str = sys.executable) -> None:
+        self.proc = subprocess.Popen([python, "-m", "sagemaker_emu.ray_cluster"], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, text=True)
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()
+        if not line:
+            self.stop()
+            raise RuntimeError("the Ray cluster did not start")
+        started = json.loads(line)
+        self.address: str = started["address"]
+        self.nodes: dict[str, str] = started["nodes"]
+
+    def emulator(self, *args: str, python: str = sys.executable, **kwargs: Any) -> EmulatorProcess:
+        """An emulator whose instances run on this cluster (`python` must have Ray too)."""
+        return EmulatorProcess("--fleet", "ray", "--ray-address", self.address, *args, python=python, **kwargs)
+
+    def stop(self) -> None:
+        if self.proc.stdin is not None and not self.proc.stdin.closed:
+            self.proc.stdin.close()  # it shuts the cluster down
+        try:
+            self.proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()

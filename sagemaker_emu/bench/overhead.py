@@ -30,7 +30,7 @@ from typing import Any, Callable
 
 from sagemaker_emu.bench.stats import LoadResult, closed_loop, table
 from sagemaker_emu.testing import EmulatorProcess, client, deploy
-from sagemaker_emu.fleet.instance import free_port
+from sagemaker_emu.fleet.spawn import free_port
 
 BODY = b'{"inputs": [0.1, 0.2, 0.3]}'
 

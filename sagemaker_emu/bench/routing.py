@@ -46,7 +46,7 @@ from dataclasses import asdict, dataclass
 from sagemaker_emu.bench.stats import percentile, table
 from sagemaker_emu.bench.workloads import WORKLOADS, Workload
 from sagemaker_emu.fleet.speed import speeds
-from sagemaker_emu.testing import EmulatorProcess, deploy
+from sagemaker_emu.testing import EmulatorProcess, RayCluster, deploy
 
 STRATEGIES = ("RANDOM", "LEAST_OUTSTANDING_REQUESTS", "PREFIX_AWARE", "KV_AWARE", "IDEAL", "IDEAL_FAST")
 CENTRAL = ("IDEAL", "IDEAL_FAST")  # the benchmark's own central queues, not SageMaker strategies
@@ -57,6 +57,7 @@ DEFAULT_POINTS = "4x1,20x5,40x10,60x15,80x20"  # (users x instances), as in Sage
 ROLE = "arn:aws:iam::123456789012:role/bench"
 IC_HEADER = "X-Amzn-SageMaker-Inference-Component"
 FLEETS = ("uniform", "mixed")
+BACKENDS = ("local", "ray")
 UNIFORM = "ml.g5.2xlarge"
 MIXED = (("ml.g5.2xlarge", 0.5), ("ml.g6e.2xlarge", 0.5))  # pools by priority, and each one's share
 
@@ -78,14 +79,27 @@ class PointResult:
     per_minute: float
     cached_share: float | None = None  # of prompt tokens, as llm-sim's `details` reported them
     fleet: str = "uniform"
+    backend: str = "local"  # where the instances ran: local processes, or Ray actors (--fleet ray)
 
 
 # ------------------------------------------------------------------ the server and endpoints
 
 
 class Emulator:
-    def __init__(self, seed: int, env: dict[str, str] | None = None) -> None:
-        self.emulator = EmulatorProcess(seed=seed, log=subprocess.DEVNULL, env=env)
+    def __init__(self, seed: int, env: dict[str, str] | None = None, backend: str = "local",
+                 ray_python: str | None = None) -> None:
+        """`backend` ray: a Ray cluster on this machine, started with `ray_python` (which has Ray),
+        and the emulator on that Python with `--fleet ray`."""
+        self.backend = backend
+        self.cluster = RayCluster(ray_python or sys.executable) if backend == "ray" else None
+        try:
+            self.emulator = (self.cluster.emulator(seed=seed, log=subprocess.DEVNULL, env=env,
+                                                   python=ray_python or sys.executable)
+                             if self.cluster else EmulatorProcess(seed=seed, log=subprocess.DEVNULL, env=env))
+        except BaseException:
+            if self.cluster:
+                self.cluster.stop()
+            raise
         self.url, self.host, self.port = self.emulator.url, self.emulator.host, self.emulator.port
         self.sm = self.emulator.client()
 
@@ -140,6 +154,8 @@ class Emulator:
 
     def stop(self) -> None:
         self.emulator.stop()
+        if self.cluster:
+            self.cluster.stop()
 
 
 # ------------------------------------------------------------------ one call
@@ -173,10 +189,10 @@ class CentralQueue:
     """The ideal: one FIFO queue; each request goes to the least busy instance with room, the
     fastest of them when `speeds` are given, else one of them at random."""
 
-    def __init__(self, ports: list[int], capacity: int, rng: random.Random,
+    def __init__(self, addresses: list[tuple[str, int]], capacity: int, rng: random.Random,
                  speeds: list[float] | None = None) -> None:
-        self.running = [0] * len(ports)
-        self.ports = ports
+        self.running = [0] * len(addresses)
+        self.addresses = addresses  # each instance's (host, port)
         self.capacity = capacity
         self.rng, self.speeds = rng, speeds
         self._waiting: deque[object] = deque()
@@ -213,7 +229,7 @@ def run_point(emu: Emulator, workload: Workload, profile: str, users: int, insta
     deployed = emu.deploy(name, instances, strategy, env, components, fleet)
     targets = list(deployed)  # user n calls targets[n % len]: the endpoint, or one component
     path = f"/endpoints/{name}/invocations" + ("-response-stream" if stream else "")
-    queues = {t: CentralQueue([i["port"] for i in workers], CAPACITY[profile], random.Random(seed),
+    queues = {t: CentralQueue([(i["host"], i["port"]) for i in workers], CAPACITY[profile], random.Random(seed),
                               [sum(speeds(i["instance_type"])) for i in workers] if strategy == "IDEAL_FAST" else None)
               for t, workers in deployed.items()} if strategy in CENTRAL else {}
     start = time.perf_counter()
@@ -239,8 +255,7 @@ def run_point(emu: Emulator, workload: Workload, profile: str, users: int, insta
                 body = json.dumps(request).encode()
             t0 = time.perf_counter()  # the central queue's wait is part of the ideal's latency
             target = queue.acquire() if queue else -1
-            host, port, p = (("127.0.0.1", queue.ports[target], "/invocations") if queue
-                             else (emu.host, emu.port, path))
+            host, port, p = ((*queue.addresses[target], "/invocations") if queue else (emu.host, emu.port, path))
             conn = conns.get(target) or conns.setdefault(target, http.client.HTTPConnection(host, port, timeout=600))
             try:
                 ttft, answer = _call(conn, p, body, t0, None if queue else component)
@@ -277,7 +292,25 @@ def run_point(emu: Emulator, workload: Workload, profile: str, users: int, insta
         p99_s=percentile(lat, 99), ttft_p50_s=percentile(ttfts, 50) if ttfts else None,
         ttft_p99_s=percentile(ttfts, 99) if ttfts else None, per_minute=done_in_window / duration * 60,
         cached_share=sum(c for c, _ in cached) / max(1, sum(p for _, p in cached)) if cached else None,
-        fleet=fleet)
+        fleet=fleet, backend=emu.backend)
+
+
+def call_overhead(emu: Emulator, calls: int = 2000) -> tuple[float, float]:
+    """p50 and p99 seconds of `calls` sequential InvokeEndpoint calls to one echo instance that
+    answers at once: what the path to an instance costs, with no model time to hide it."""
+    deploy(emu.sm, "bench-overhead", RoutingConfig={"RoutingStrategy": "RANDOM"})
+    conn = http.client.HTTPConnection(emu.host, emu.port, timeout=60)
+    took = []
+    try:
+        for _ in range(calls):
+            t0 = time.perf_counter()
+            _call(conn, "/endpoints/bench-overhead/invocations", b"{}", t0)
+            took.append(time.perf_counter() - t0)
+    finally:
+        conn.close()
+        emu.remove("bench-overhead")
+    took.sort()
+    return percentile(took, 50), percentile(took, 99)
 
 
 # ------------------------------------------------------------------ report
@@ -287,9 +320,10 @@ def report(results: list[PointResult], time_scale: float) -> str:
     lines = []
     groups: dict[tuple, list[PointResult]] = {}
     for r in results:
-        groups.setdefault((r.workload, r.profile, r.fleet), []).append(r)
-    for (workload, profile, fleet), rows in groups.items():
+        groups.setdefault((r.workload, r.profile, r.fleet, r.backend), []).append(r)
+    for (workload, profile, fleet, backend), rows in groups.items():
         on = "" if fleet == "uniform" and len({r.fleet for r in results}) == 1 else f", {_fleet_name(fleet)}"
+        on += "" if backend == "local" and len({r.backend for r in results}) == 1 else f", {_backend_name(backend)}"
         lines.append(f"\n{workload}, profile {profile}{on} (latencies in seconds at time scale {time_scale:g}; "
                      f"divide by it for full-scale times)")
         base = {(r.users, r.instances): r for r in rows if r.strategy == "RANDOM"}
@@ -322,7 +356,33 @@ def report(results: list[PointResult], time_scale: float) -> str:
         lines.append(table(headers, body))
     if len({r.fleet for r in results}) > 1:
         lines.append(_fleets_side_by_side(results))
+    if len({r.backend for r in results}) > 1:
+        lines.append(_backends_side_by_side(results))
     return "\n".join(lines)
+
+
+def _backend_name(backend: str) -> str:
+    return "instances as Ray actors (--fleet ray)" if backend == "ray" else "instances as local processes"
+
+
+def _backends_side_by_side(results: list[PointResult]) -> str:
+    """Each point on both backends: latencies, throughput, and what Ray adds to a call (the
+    p50 difference, in real milliseconds: the overhead is not simulated, so not scaled)."""
+    by = {(r.profile, r.fleet, r.users, r.instances, r.strategy, r.backend): r for r in results}
+    rows = []
+    for profile, fleet, users, instances, strategy in sorted({k[:5] for k in by}, key=lambda k: (
+            k[0], k[1], k[3], k[2], STRATEGIES.index(k[4]))):
+        local, ray = by.get((profile, fleet, users, instances, strategy, "local")), \
+            by.get((profile, fleet, users, instances, strategy, "ray"))
+        if local is None or ray is None:
+            continue
+        rows.append([profile, fleet, f"{users} x {instances}", SHORT[strategy], f"{local.p50_s:.3f}", f"{ray.p50_s:.3f}",
+                     f"{(ray.p50_s - local.p50_s) * 1000:+.1f}", f"{local.p99_s:.3f}", f"{ray.p99_s:.3f}",
+                     f"{ray.p99_s / local.p99_s:.2f}" if local.p99_s else "-",
+                     f"{ray.per_minute / local.per_minute:.2f}" if local.per_minute else "-"])
+    return "\nbackends side by side (same run):\n" + table(
+        ["profile", "fleet", "users x inst", "strategy", "p50 local", "p50 ray", "ray adds at p50 (ms)",
+         "p99 local", "p99 ray", "p99 ray / local", "thr ray / local"], rows)
 
 
 def _fleet_name(fleet: str) -> str:
@@ -428,6 +488,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fleet", default="uniform",
                         help="uniform (ml.g5.2xlarge), mixed (half ml.g5.2xlarge, half ml.g6e.2xlarge), or both: "
                         "uniform,mixed")
+    parser.add_argument("--backend", default="local",
+                        help="where instances run, comma separated: local processes, or ray (a three-node Ray "
+                        "cluster on this machine, --fleet ray); both: side by side, each point on each in turn")
+    parser.add_argument("--ray-python", default=None,
+                        help="a Python with Ray and sagemaker-emu, for --backend ray (default: .venv-ray's, else this one)")
     parser.add_argument("--quick", action="store_true", help="a tiny run that checks the bench works (seconds)")
     args = parser.parse_args(argv)
     if args.quick:
@@ -448,6 +513,11 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"unknown fleet {f}: {', '.join(FLEETS)}")
     if "mixed" in fleets and args.inference_components:
         parser.error("--fleet mixed runs on instances, not inference components")
+    backends = args.backend.split(",")
+    for b in backends:
+        if b not in BACKENDS:
+            parser.error(f"unknown backend {b}: {', '.join(BACKENDS)}")
+    ray_python = args.ray_python or (".venv-ray/bin/python" if os.path.exists(".venv-ray/bin/python") else sys.executable)
     workload = WORKLOADS[args.workload]
     if args.system_prompts is not None:
         if args.workload != "chat-shared-prefix":
@@ -457,29 +527,43 @@ def main(argv: list[str] | None = None) -> int:
         workload = ChatSharedPrefix(workload.name, workload.summary.replace("8 system prompts",
                                                                             f"{args.system_prompts} system prompts"),
                                     system_prompts=args.system_prompts)
-    runs = [(p, u, n, s, f) for p in profiles for (u, n) in points for f in fleets for s in strategies]
-    emu = Emulator(args.seed)
+    runs = [(p, u, n, s, f, b) for p in profiles for (u, n) in points for f in fleets for s in strategies
+            for b in backends]
+    emus: dict[str, Emulator] = {}
     results: list[PointResult] = []
     started = time.perf_counter()
     try:
-        for k, (profile, users, instances, strategy, fleet) in enumerate(runs):
-            _progress(k, len(runs), f"{fleet} {profile} {users}x{instances} {SHORT[strategy]}", started)
-            results.append(run_point(emu, workload, profile, users, instances, strategy, args.duration,
+        for b in backends:
+            emus[b] = Emulator(args.seed, backend=b, ray_python=ray_python)
+        for k, (profile, users, instances, strategy, fleet, b) in enumerate(runs):
+            _progress(k, len(runs), f"{b} {fleet} {profile} {users}x{instances} {SHORT[strategy]}", started)
+            results.append(run_point(emus[b], workload, profile, users, instances, strategy, args.duration,
                                      args.warmup, args.time_scale, args.seed, args.stream, args.think_time,
                                      args.inference_components, fleet))
         _progress(len(runs), len(runs), "done", started)
         sys.stderr.write("\n")
+        overheads: dict[str, tuple[float, float]] = ({b: call_overhead(emus[b]) for b in backends}
+                                                     if len(backends) > 1 else {})
     finally:
-        emu.stop()
+        for emu in emus.values():
+            emu.stop()
     if args.inference_components:
         print(f"on inference components: {args.inference_components} per endpoint, 'instances' are copies of each")
     print(f"bench routing: workload {workload.name} ({workload.summary}); time scale {args.time_scale:g}; "
           f"{args.duration:g} s measured per point after {args.warmup:g} s warm-up; seed {args.seed}; "
           f"{os.cpu_count()} CPUs; {time.perf_counter() - started:.0f} s in all")
     print(report(results, args.time_scale))
+    if overheads:
+        print("\nwhat each backend adds to a call: 2000 sequential calls to one echo instance that answers at once\n"
+              + table(["backend", "p50 ms", "p99 ms"], [[b, f"{p50 * 1000:.2f}", f"{p99 * 1000:.2f}"]
+                                                      for b, (p50, p99) in overheads.items()])
+              + f"\nRay adds {(overheads['ray'][0] - overheads['local'][0]) * 1000:+.2f} ms per call at p50"
+              if "ray" in overheads and "local" in overheads else "")
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"args": vars(args), "results": [asdict(r) for r in results]}, f, indent=2)
+            json.dump({"args": vars(args), "results": [asdict(r) for r in results],
+                       "call_overhead_s": {b: {"p50": p50, "p99": p99} for b, (p50, p99) in overheads.items()}},
+                      f, indent=2)
     if args.plot:
         print(f"\nplot: {args.plot}" if plot(results, args.plot) else "\nplot skipped: matplotlib is not installed")
     return 0

@@ -153,6 +153,10 @@ class InstanceView(Protocol):
     def health(self) -> Any: ...
 
     @property
+    def node(self) -> str | None:
+        """The Ray node it runs on (`--fleet ray`); None on this machine."""
+
+    @property
     def routable(self) -> bool: ...
 
     @property

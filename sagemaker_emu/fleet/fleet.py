@@ -235,18 +235,35 @@ class ProcessFleet:
         instance = Instance(f"{vf.name}-{number}", vf.name, runs.launch, env, model_dir, instance_dir / "instance.log")
         instance.instance_type = pool.instance_type if pool is not None else host_type or vf.instance_type
         instance.model_name = runs.model_name
-        instance.start_method = self.deployer.worker_start
+        instance.launcher = self.deployer.launcher
         instance.holds_capacity = pool is not None
         instance.in_pools = len(vf.pools) > 1
         instance.on_change = self.routing_changed
         return instance
 
+    def _slot(self, key: str, copy_id: str) -> spawn.Slot | None:
+        """Where copy `copy_id` of component `key` has room: its host, named uniquely in the
+        emulator (a launcher keeps a host's copies together), and the room."""
+        placement = self.placements.get(self.component_variant.get(key, ""))
+        found = placement.reserved_for(copy_id) if placement is not None else None
+        if found is None:
+            return None
+        host, need = found
+        return spawn.Slot(f"{self.directory}/{host.id}", host.instance_type, need.accelerators, need.memory_mb,
+                          need.cpus)
+
     def _provision(self, vf: VariantFleet) -> Pool:
         """The first pool, by priority, that has an instance to give; DeploymentFailed (an
         insufficient capacity error) when none has."""
+        unplaceable = []
         for pool in vf.pools:
-            if self.deployer.capacity.take(pool.instance_type):
+            why = self.deployer.launcher.check(pool.instance_type)  # a Ray cluster with no node for the type
+            if why is not None:
+                unplaceable.append(why)
+            elif self.deployer.capacity.take(pool.instance_type):
                 return pool
+        if len(unplaceable) == len(vf.pools):
+            raise DeploymentFailed(" ".join(unplaceable)[:1024])
         raise DeploymentFailed(ICE.format(types=", ".join(p.instance_type for p in vf.pools)))
 
     def bring_up(self, vf: VariantFleet, count: int,
@@ -271,6 +288,7 @@ class ProcessFleet:
                         self.deployer.capacity.give(pool.instance_type)
                     raise
                 instance.placed_on = placed[0] or None
+                instance.slot = self._slot(vf.name, instance.id)
                 fresh.append(instance)  # from here its capacity goes back with _stop_all
                 instance.env.update(speed.worker_env(instance.instance_type))
                 instance.start()
@@ -643,9 +661,10 @@ class ProcessDeployer:
                  health: HealthChecks = HealthChecks(), model_roots: Sequence[Path] = (),
                  objects: ObjectStore | None = None, serverless_idle_s: float = 300.0,
                  multi_model_cache: int = 0, capacity: InstanceCapacity | None = None,
-                 wall: Callable[[float], float] = lambda seconds: seconds, worker_start: str = spawn.FORK) -> None:
+                 wall: Callable[[float], float] = lambda seconds: seconds,
+                 launcher: spawn.Launcher | None = None) -> None:
         self.state_dir = state_dir
-        self.worker_start = worker_start  # fleet/spawn.py: forked from the template, or spawned
+        self.launcher = launcher or spawn.Local()  # where instance processes run (fleet/spawn.py)
         self.capacity = capacity or InstanceCapacity()  # shared by every fleet: the Region's instances
         self.wall = wall  # the emulator's seconds (--clock-speed) as wall seconds: consolidation's cooldown
         self.multi_model_cache = multi_model_cache  # models an instance may hold at once (0: as memory allows)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import enum
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -37,12 +36,6 @@ class Health(str, enum.Enum):
 
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 class Instance:
     def __init__(self, instance_id: str, variant: str, launch: Launch, env: dict[str, str],
                  model_dir: Path, log_path: Path) -> None:
@@ -53,7 +46,8 @@ class Instance:
         self.model_dir = model_dir
         self.log_path = log_path
         self.process: spawn.Process | None = None
-        self.start_method = spawn.FORK  # how its process starts (fleet/spawn.py), set by the fleet
+        self.launcher: spawn.Launcher = spawn.Local()  # where and how its process starts, set by the fleet
+        self.slot: spawn.Slot | None = None  # an inference-component copy: its host and the room it holds there
         self._health = Health.STARTING
         self._suspect = False
         # Told whenever this instance's routability may change; its fleet bumps its version then.
@@ -121,6 +115,10 @@ class Instance:
         return self.process.pid if self.process else None
 
     @property
+    def node(self) -> str | None:
+        return self.process.node if self.process else None
+
+    @property
     def routable(self) -> bool:
         return self._health == Health.HEALTHY and not self._suspect
 
@@ -130,17 +128,18 @@ class Instance:
         if self.launch.url:
             self.pool = ConnectionPool(self.host, self.port)
             return
-        self.port = free_port()
-        env = {**os.environ, **self.env, **self.launch.env,
-               "SAGEMAKER_BIND_TO_PORT": str(self.port), "SM_MODEL_DIR": str(self.model_dir),
-               "SAGEMAKER_EMU_PARENT_PID": str(os.getpid()), "PYTHONUNBUFFERED": "1"}
+        if self.process is not None:
+            self.process.close()  # the one it replaces (a Ray actor holds it)
+        # what this worker is told; the launcher adds the environment of the machine it runs on
+        env = {**self.env, **self.launch.env, "SM_MODEL_DIR": str(self.model_dir), "PYTHONUNBUFFERED": "1"}
         if self.launch.command:
             argv = [sys.executable, "-m", "sagemaker_emu.worker.guard", "--", *self.launch.command]
-            self.process = spawn.start(argv, env, self.launch.cwd, self.log_path, self.start_method)
+            started = self.launcher.start(argv, env, self.launch.cwd, self.log_path, None, self.instance_type, self.slot)
         else:
             kind = self.launch.builtin or "toolkit"
             argv = [sys.executable, "-m", "sagemaker_emu.worker", kind]
-            self.process = spawn.start(argv, env, str(self.model_dir), self.log_path, self.start_method, kind)
+            started = self.launcher.start(argv, env, str(self.model_dir), self.log_path, kind, self.instance_type, self.slot)
+        self.process, self.host, self.port = started.process, started.host, started.port
         self.pool = ConnectionPool(self.host, self.port)
         self.started_at = time.time()
 
@@ -178,14 +177,16 @@ class Instance:
         self.health = Health.STOPPED
         self.pool.close()
         proc = self.process
-        if proc is None or proc.poll() is not None:
+        if proc is None:
             return
-        _signal_group(proc, signal.SIGTERM)
-        try:
-            proc.wait(timeout=grace)
-        except subprocess.TimeoutExpired:
-            _signal_group(proc, signal.SIGKILL)
-            proc.wait()
+        if proc.poll() is None:
+            proc.signal_group(signal.SIGTERM)
+            try:
+                proc.wait(timeout=grace)
+            except subprocess.TimeoutExpired:
+                proc.signal_group(signal.SIGKILL)
+                proc.wait()
+        proc.close()
 
     def log_tail(self, lines: int = 50) -> list[str]:
         try:
@@ -197,10 +198,3 @@ class Instance:
         except OSError:
             return []
         return list(deque(data.decode(errors="replace").splitlines(), maxlen=lines))
-
-
-def _signal_group(proc: spawn.Process, sig: int) -> None:
-    try:
-        os.killpg(proc.pid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass

@@ -117,6 +117,11 @@ class Placement:
             self.changed = time.monotonic()
             return host
 
+    def reserved_for(self, copy_id: str) -> tuple[Host, Need] | None:
+        """The host a copy has room on, and the room."""
+        with self._lock:
+            return next(((h, h.reserved[copy_id]) for h in self.hosts if copy_id in h.reserved), None)
+
     def reserve_on(self, copy_id: str, need: Need, host_id: str) -> Host | None:
         """Reserve room for a copy on that host, if it is still there and the copy fits."""
         with self._lock:

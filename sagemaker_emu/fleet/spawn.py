@@ -1,10 +1,11 @@
-"""How instance processes start: spawned (`python -m sagemaker_emu.worker <kind>`, or a
-container's command under the worker guard), or forked from the worker template
-(`worker/template.py`) when `--worker-start fork` (the default on Linux) and the worker is one
-of ours (a built-in image or a toolkit inference.py).
+"""How and where instance processes start (a `Launcher`). On this machine (`Local`): spawned
+(`python -m sagemaker_emu.worker <kind>`, or a container's command under the worker guard), or
+forked from the worker template (`worker/template.py`) when `--worker-start fork` (the default
+on Linux) and the worker is one of ours (a built-in image or a toolkit inference.py). On a Ray
+cluster: `fleet/ray_nodes.py`.
 
-Either way the caller gets a handle with Popen's `pid`, `returncode`, `poll()` and `wait()`,
-and the process leads its own process group, which `os.killpg` stops.
+Every way gives the fleet a `Process`: Popen's `pid`, `returncode`, `poll()` and `wait()`, and
+`signal_group` for the process group each worker leads.
 
 Every process is started from one thread that lives as long as the server: Linux's
 parent-death signal (worker/lifeline.py) fires when the *thread* that started a process
@@ -23,7 +24,9 @@ import socket
 import subprocess
 import sys
 import threading
-from typing import IO, Any, Protocol
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
 
 log = logging.getLogger("sagemaker_emu.fleet")
 
@@ -36,7 +39,10 @@ _SPAWNER = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_pref
 
 
 class Process(Protocol):
+    """A worker process wherever it runs: Popen's reading side, and how to stop it."""
+
     pid: int
+    node: str | None  # the Ray node it runs on; None on this machine
 
     @property
     def returncode(self) -> int | None: ...
@@ -47,20 +53,92 @@ class Process(Protocol):
 
     def kill(self) -> None: ...
 
+    def signal_group(self, signum: int) -> None:
+        """Send `signum` to the worker's process group (it leads its own)."""
 
-def start(argv: list[str], env: dict[str, str], cwd: str | None, log_path: os.PathLike, method: str = FORK,
-          kind: str | None = None) -> Process:
-    """Start a worker. `kind` (a built-in image, or "toolkit") is forked from the template;
-    without it, with method "exec", or off Linux, `argv` is spawned."""
-    if method == FORK and kind is not None and CAN_FORK:
-        return _SPAWNER.submit(lambda: _template().fork(kind, env, cwd or os.getcwd(), os.fspath(log_path))).result()
-    with open(log_path, "ab") as out:
-        return _SPAWNER.submit(_popen, argv, env, cwd, out).result()
+    def close(self) -> None:
+        """It has exited or been replaced: let go of what held it (a Ray actor)."""
 
 
-def _popen(argv: list[str], env: dict[str, str], cwd: str | None, out: IO[bytes]) -> subprocess.Popen:
-    return subprocess.Popen(argv, env=env, cwd=cwd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                            start_new_session=True)
+@dataclass(frozen=True)
+class Started:
+    process: Process
+    host: str  # where its container contract answers
+    port: int
+
+
+@dataclass(frozen=True)
+class Slot:
+    """Where an inference-component copy runs: its host instance (a name unique in the
+    emulator) of `instance_type`, and the room the copy reserves there."""
+
+    host: str
+    instance_type: str
+    accelerators: float
+    memory_mb: int
+    cpus: float
+
+
+class Launcher(Protocol):
+    """Where and how instance processes start: on this machine (`Local`) or on a Ray
+    cluster's nodes (`fleet/ray_nodes.py`)."""
+
+    def check(self, instance_type: str) -> str | None:
+        """Why no instance of `instance_type` can run here, or None."""
+
+    def start(self, argv: list[str], env: dict[str, str], cwd: str | None, log_path: Path, kind: str | None,
+              instance_type: str, slot: Slot | None = None) -> Started:
+        """Start a worker. `kind` (a built-in image, or "toolkit") may be forked from the
+        template; `slot`: an inference-component copy runs on its host instance, in its room."""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Local:
+    """Workers on this machine, on 127.0.0.1: forked from the template (`fork`: built-in and
+    toolkit workers, on Linux) or spawned."""
+
+    def __init__(self, method: str = FORK) -> None:
+        self.method = method
+
+    def check(self, instance_type: str) -> str | None:
+        return None
+
+    def start(self, argv: list[str], env: dict[str, str], cwd: str | None, log_path: Path, kind: str | None,
+              instance_type: str, slot: Slot | None = None) -> Started:
+        port = free_port()
+        env = {**os.environ, **env, "SAGEMAKER_BIND_TO_PORT": str(port), "SAGEMAKER_EMU_PARENT_PID": str(os.getpid())}
+        if self.method == FORK and kind is not None and CAN_FORK:
+            process: Process = _SPAWNER.submit(lambda: _template().fork(kind, env, cwd or os.getcwd(),
+                                                                        os.fspath(log_path))).result()
+        else:
+            with open(log_path, "ab") as out:
+                process = _SPAWNER.submit(Spawned, argv, env=env, cwd=cwd, stdin=subprocess.DEVNULL, stdout=out,
+                                          stderr=subprocess.STDOUT, start_new_session=True).result()
+        return Started(process, "127.0.0.1", port)
+
+
+class Spawned(subprocess.Popen):
+    """A spawned worker: Popen, stopped by its process group."""
+
+    node: str | None = None
+
+    def signal_group(self, signum: int) -> None:
+        _killpg(self.pid, signum)
+
+    def close(self) -> None:
+        pass
+
+
+def _killpg(pid: int, signum: int) -> None:
+    try:
+        os.killpg(pid, signum)
+    except (ProcessLookupError, PermissionError):
+        pass
 
 
 class Forked:
@@ -69,6 +147,7 @@ class Forked:
 
     def __init__(self, pid: int) -> None:
         self.pid = pid
+        self.node: str | None = None
         self._code: int | None = None
         self._done = threading.Event()
 
@@ -86,11 +165,14 @@ class Forked:
         return self._code
 
     def kill(self) -> None:
+        self.signal_group(signal.SIGKILL)
+
+    def signal_group(self, signum: int) -> None:
         if self._code is None:  # not after it ended: its pid may be another process's by then
-            try:
-                os.kill(self.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+            _killpg(self.pid, signum)
+
+    def close(self) -> None:
+        pass
 
     def ended(self, code: int) -> None:
         self._code = code

@@ -24,7 +24,8 @@ REFERENCE = "A10G"
 
 
 @functools.lru_cache(maxsize=None)
-def _table() -> dict[str, dict]:
+def accelerators() -> dict[str, dict]:
+    """accelerators.json: each accelerator's row, by name."""
     return {name: spec for name, spec in json.loads(TABLE.read_text()).items() if not name.startswith("_")}
 
 
@@ -32,10 +33,10 @@ def speeds(instance_type: str) -> tuple[float, float]:
     """(prefill, decode) speed of the instance type's accelerator relative to the A10G; (1, 1)
     for a type with none the table knows."""
     spec = hardware(instance_type)
-    chip = _table().get(spec.accelerator) if spec is not None else None
+    chip = accelerators().get(spec.accelerator) if spec is not None else None
     if chip is None:
         return 1.0, 1.0
-    ref = _table()[REFERENCE]
+    ref = accelerators()[REFERENCE]
     return chip["fp16_tflops"] / ref["fp16_tflops"], chip["memory_bandwidth_gbs"] / ref["memory_bandwidth_gbs"]
 
 

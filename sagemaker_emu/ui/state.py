@@ -39,6 +39,8 @@ def instance_view(instance: InstanceView, multi: MultiModelView | None = None) -
         "instance_type": instance.instance_type,
         "model": instance.model_name,
         "pid": instance.pid,
+        "node": instance.node,
+        "host": instance.host,
         "port": instance.port,
         "health": instance.health.value,
         "restarts": instance.restarts,

@@ -2,7 +2,8 @@
 
 kind: a built-in image name (`echo`, `llm-sim`), `toolkit` for an inference.py, or `pipeline`
 for a model of several containers (worker/pipeline.py).
-The port comes from SAGEMAKER_BIND_TO_PORT, the model directory from SM_MODEL_DIR.
+The port comes from SAGEMAKER_BIND_TO_PORT, the model directory from SM_MODEL_DIR; it listens on
+127.0.0.1, or on SAGEMAKER_EMU_BIND_HOST (a Ray node's address, fleet/ray_nodes.py).
 The process exits when its parent (the emulator) is gone, so no worker is ever orphaned.
 """
 
@@ -88,14 +89,15 @@ def main(argv: list[str]) -> int:
         logging.getLogger("sagemaker_emu.worker").exception("the model failed to load")
         return 1
     port = int(env.get("SAGEMAKER_BIND_TO_PORT", "8080"))
+    host = env.get("SAGEMAKER_EMU_BIND_HOST") or "127.0.0.1"
     try:
-        server = ContainerServer(("127.0.0.1", port), model)
+        server = ContainerServer((host, port), model)
     except OSError as exc:
         if exc.errno != errno.EADDRINUSE:
             raise
         logging.getLogger("sagemaker_emu.worker").warning("port %d was taken before this worker could bind it", port)
         return EXIT_PORT_TAKEN
-    logging.getLogger("sagemaker_emu.worker").info("serving %s on 127.0.0.1:%d", kind, port)
+    logging.getLogger("sagemaker_emu.worker").info("serving %s on %s:%d", kind, host, port)
     sys.stdout.flush()
     server.serve_forever()
     return 0

@@ -131,3 +131,11 @@ def test_router_bench_prints_each_phase():
     result = bench("router", "--overhead", "--calls", "20", "--rounds", "2")
     assert result.returncode == 0, result.stderr
     assert "InvokeInferenceRouter adds" in result.stdout.splitlines()[-1]
+
+
+def test_density_bench_measures_both_ways_a_worker_starts():
+    result = bench("density", "--instances", "4", "--calls", "1")
+    assert result.returncode == 0, result.stderr
+    rows = [line.split("|") for line in result.stdout.splitlines() if line.startswith(("|  fork", "|  exec"))]
+    assert [row[1].strip() for row in rows] == ["fork", "exec"] and all(row[2].strip() == "4" for row in rows)
+    assert result.stdout.splitlines()[-1].startswith("fork / exec: time to InService")

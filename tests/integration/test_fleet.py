@@ -227,21 +227,21 @@ def test_a_worker_whose_port_was_taken_is_started_on_another(monkeypatch):
     take it in between. The worker says so by its exit code and the fleet tries a new port."""
     import socket
 
-    from sagemaker_emu.fleet import instance as instance_module
+    from sagemaker_emu.fleet import spawn
     from sagemaker_emu.testing import EmulatorServer
 
     taken = socket.socket()
     taken.bind(("127.0.0.1", 0))
     taken.listen()
     taken_port = taken.getsockname()[1]
-    real_free_port = instance_module.free_port
+    real_free_port = spawn.free_port
     handed = []
 
     def first_taken() -> int:
         handed.append(real_free_port() if handed else taken_port)
         return handed[-1]
 
-    monkeypatch.setattr(instance_module, "free_port", first_taken)
+    monkeypatch.setattr(spawn, "free_port", first_taken)
     try:
         with EmulatorServer(port=0) as emu:
             deploy(emu.client(), "port")

@@ -15,7 +15,7 @@ def test_every_gpu_type_names_an_accelerator_the_speed_table_has():
     for name in json.loads(TABLE.read_text()):
         spec = hardware(name)
         if spec is not None and spec.accelerators:
-            assert spec.accelerator in speed._table(), name
+            assert spec.accelerator in speed.accelerators(), name
 
 
 def test_speeds_are_relative_to_the_a10g_that_llm_sims_defaults_describe():
