@@ -8,7 +8,7 @@ import pytest
 from sagemaker_emu.testing import EmulatorProcess, client
 
 
-LATE = ("test_ray_fleet", "test_live_view", "test_sagemaker_sdk_v3")  # what they need is installed while the others run
+LATE = ("test_fleet_contract", "test_ray_fleet", "test_live_view", "test_sagemaker_sdk_v3")  # what they need is installed while the others run
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -22,6 +22,7 @@ import pytest
 from sagemaker_emu.testing import RayCluster, client
 from tests.integration.installs import wait_for_install
 from tests.integration.test_fleet import alive, eventually
+from tests.integration.test_inference_components import component, ic_endpoint
 
 ROOT = Path(__file__).resolve().parents[2]
 RAY_PYTHON = os.environ.get("SAGEMAKER_EMU_RAY_PYTHON", str(ROOT / ".venv-ray" / "bin" / "python"))
@@ -90,16 +91,8 @@ def test_instances_live_on_the_nodes_their_types_ask_for_and_go_when_deleted(clu
         assert answer["InvokedProductionVariant"] == variant and "generated_text" in answer["Body"].read().decode()
 
     # an inference component: its host on the A10G node, its copies beside it
-    sm.create_endpoint_config(EndpointConfigName="ic", ExecutionRoleArn=ROLE, ProductionVariants=[{
-        "VariantName": "AllTraffic", "InstanceType": "ml.g5.12xlarge", "InitialInstanceCount": 1}])
-    sm.create_endpoint(EndpointName="ic", EndpointConfigName="ic")
-    sm.get_waiter("endpoint_in_service").wait(EndpointName="ic", WaiterConfig={"Delay": 1, "MaxAttempts": 120})
-    sm.create_inference_component(
-        InferenceComponentName="copies", EndpointName="ic", VariantName="AllTraffic",
-        Specification={"ModelName": "llm", "ComputeResourceRequirements": {
-            "NumberOfAcceleratorDevicesRequired": 1, "MinMemoryRequiredInMb": 1024}}, RuntimeConfig={"CopyCount": 2})
-    eventually(lambda: sm.describe_inference_component(InferenceComponentName="copies")[
-        "InferenceComponentStatus"] == "InService", timeout=120)
+    ic_endpoint(sm, "ic")
+    assert component(sm, "copies", "ic", "llm", copies=2)["InferenceComponentStatus"] == "InService"
     copies = placed(emu, "ic")["copies"]
     host_node = {h["id"]: None for h in emu.endpoint_view("ic")["variants"][0]["hosts"]}
     assert len(copies) == 2 and {kinds[c["node"]] for c in copies} == {"A10G"} and len(host_node) == 1
