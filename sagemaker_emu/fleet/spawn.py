@@ -212,7 +212,12 @@ class Template:
             with self._lock:
                 self._waiting.pop(number, None)
             raise
-        reply: dict[str, Any] = answer.result(TEMPLATE_START_TIMEOUT_S)
+        try:
+            reply: dict[str, Any] = answer.result(TEMPLATE_START_TIMEOUT_S)
+        except concurrent.futures.TimeoutError:
+            with self._lock:  # a worker forked after this is nobody's: `_message` stops it
+                self._waiting.pop(number, None)
+            raise OSError(f"the worker template did not fork within {TEMPLATE_START_TIMEOUT_S:g} s") from None
         if "error" in reply:
             raise OSError(reply["error"])
         return reply["process"]
@@ -245,6 +250,8 @@ class Template:
                 message["process"] = self._live[message["pid"]] = Forked(message["pid"])
         if answer is not None:
             answer.set_result(message)
+        elif "pid" in message:  # its caller gave up waiting: no one would ever stop it
+            message["process"].kill()
 
     def _gone(self) -> None:
         """The template exited: its workers die with it (parent-death signal); say so."""

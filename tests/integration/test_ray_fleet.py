@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from sagemaker_emu.testing import RayCluster, client
+from sagemaker_emu.testing import RayCluster, client, deploy
 from tests.integration.installs import wait_for_install
 from tests.integration.test_fleet import alive, eventually
 from tests.integration.test_inference_components import component, ic_endpoint
@@ -127,6 +127,34 @@ def test_instances_live_on_the_nodes_their_types_ask_for_and_go_when_deleted(clu
         sm.delete_endpoint(EndpointName=name)
         sm.get_waiter("endpoint_deleted").wait(EndpointName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 60})
     eventually(lambda: not any(alive(p) for p in pids) and not holders(), timeout=30)
+    eventually(lambda: all_returned(cluster.address), timeout=60, interval=1)  # no placement group left either
+
+
+def all_returned(address: str) -> bool:
+    """Every resource of the cluster is free again (the actors and placement groups are gone)."""
+    script = ("import json, ray; ray.init(address=%r, log_to_driver=False, logging_level='ERROR'); "
+              "print(json.dumps([ray.available_resources(), ray.cluster_resources()]))" % address)
+    out = subprocess.run([RAY_PYTHON, "-c", script], capture_output=True, text=True, timeout=60).stdout
+    free, total = json.loads(out.strip().splitlines()[-1])
+    held = ("CPU", "GPU", "memory", "accelerator_type:A10G", "accelerator_type:L40S")
+    return all(abs(free.get(k, 0) - total.get(k, 0)) < 1e-6 for k in held)
+
+
+def test_an_image_map_command_runs_on_the_node_that_holds_its_actor(cluster, ray_python, tmp_path):
+    image_map = tmp_path / "images.toml"
+    image_map.write_text('[images."acme/custom:1"]\n'
+                         f'command = ["{ray_python}", "{ROOT / "tests" / "fixtures" / "user_container.py"}"]\n'
+                         'env = { GREETING = "hello from a node" }\n')
+    srv = cluster.emulator("--image-map", str(image_map), python=ray_python)
+    try:
+        sm = srv.client()
+        deploy(sm, "mapped", container={"Image": "acme/custom:1"}, InstanceType="ml.g6e.2xlarge")
+        (instance,) = placed(srv, "mapped")["AllTraffic"]
+        assert cluster.nodes[instance["node"]] == "L40S" and instance["host"] != "127.0.0.1"
+        out = json.loads(srv.client("sagemaker-runtime").invoke_endpoint(EndpointName="mapped", Body=b"hi")["Body"].read())
+        assert out == {"container": "hello from a node", "echo": "hi"}
+    finally:
+        srv.stop()
 
 
 def test_an_instance_type_no_node_can_hold_fails_saying_so(emu):
