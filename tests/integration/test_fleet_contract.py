@@ -175,3 +175,24 @@ def test_delete_and_reset_leave_no_process(emu):
     assert all(alive(p) for p in kept)
     emu.reset()
     eventually(lambda: not any(alive(p) for p in kept), timeout=30)
+
+
+def test_managed_instance_scaling_adds_an_instance_for_copies_and_releases_it(emu):
+    sm = emu.client()
+    sm.create_model(ModelName="managed", PrimaryContainer=LLM, ExecutionRoleArn=ROLE)
+    sm.create_endpoint_config(EndpointConfigName="managed", ExecutionRoleArn=ROLE, ProductionVariants=[{
+        "VariantName": "AllTraffic", "InstanceType": TYPE, "InitialInstanceCount": 1,
+        "ManagedInstanceScaling": {"Status": "ENABLED", "MinInstanceCount": 1, "MaxInstanceCount": 2}}])
+    sm.create_endpoint(EndpointName="managed", EndpointConfigName="managed")
+    sm.get_waiter("endpoint_in_service").wait(EndpointName="managed", WaiterConfig={"Delay": 1, "MaxAttempts": 120})
+    grown = component(sm, "spread", "managed", "managed", copies=2)  # one GPU each, one per instance
+    placed = emu.endpoint_view("managed")["inference_components"]["spread"]["copies"]
+    assert grown["RuntimeConfig"]["CurrentCopyCount"] == 2 and len({c["placed_on"] for c in placed}) == 2
+    assert sm.describe_endpoint(EndpointName="managed")["ProductionVariants"][0]["CurrentInstanceCount"] == 2
+    sm.update_inference_component_runtime_config(InferenceComponentName="spread", DesiredRuntimeConfig={"CopyCount": 1})
+    eventually(lambda: sm.describe_endpoint(EndpointName="managed")["ProductionVariants"][0][
+        "CurrentInstanceCount"] == 1, timeout=60)
+    gone = {c["pid"] for c in placed} - {c["pid"] for c in emu.endpoint_view("managed")["inference_components"][
+        "spread"]["copies"]}
+    assert len(gone) == 1
+    eventually(lambda: not any(alive(p) for p in gone), timeout=30)
