@@ -109,7 +109,8 @@ function instanceRows(endpoint, instances, colors) {
       el("td", { class: "num", text: i.errors }),
       el("td", { class: "num", text: i.restarts }),
       el("td", { class: "num", text: i.pid ?? "-" }),
-      el("td", { class: "num", text: i.port }),
+      el("td", { class: "num", text: i.host && i.host !== "127.0.0.1" ? `${i.host}:${i.port}` : i.port,
+        title: i.node ? `Ray node ${i.node}` : null }),  // --fleet ray: where it runs
       cacheCell(i.kv_cache),
       el("td", {}, el("button", {
         type: "button", class: "danger small", "aria-label": `Kill ${i.id}`, disabled: !i.pid,
