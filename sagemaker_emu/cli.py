@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import random
 import shlex
@@ -223,8 +224,6 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "env":
         return _env(args)
     if args.command == "bench":
-        import importlib
-
         return importlib.import_module(f"sagemaker_emu.bench.{BENCHES[args.which]}").main(args.rest)
     if args.command == "serve":
         from sagemaker_emu import logs
@@ -244,6 +243,9 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         if args.region not in known_regions():
             print(f"sagemaker-emu: --region {args.region} is not an AWS region", file=sys.stderr)
+            return 2
+        if args.fleet == "ray" and importlib.util.find_spec("ray") is None:
+            print("sagemaker-emu: --fleet ray needs Ray: pip install 'sagemaker-emu[ray]'", file=sys.stderr)
             return 2
         from sagemaker_emu.bootstrap import BootstrapError, load
 

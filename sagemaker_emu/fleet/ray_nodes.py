@@ -42,7 +42,6 @@ log = logging.getLogger("sagemaker_emu.fleet")
 START_TIMEOUT_S = 120.0  # an actor no node has room for stays pending: give up then
 EXIT_POLL_S = 0.5  # how long the exit watcher waits on Ray before looking for new workers
 NAMESPACE = "sagemaker-emu"
-INSTALL = "pip install 'sagemaker-emu[ray]'"
 
 
 class Holder:
@@ -110,13 +109,14 @@ class RayNodes:
     """The launcher (fleet/spawn.py's Launcher) that runs workers as Ray actors."""
 
     def __init__(self, address: str) -> None:
-        try:
-            import ray
-        except ImportError:
-            raise SystemExit(f"--fleet ray needs Ray: {INSTALL}") from None
+        import ray  # the CLI said how to install it if it is missing
+
         self.ray = ray
-        ray.init(address=address, namespace=NAMESPACE, log_to_driver=False, logging_level=logging.WARNING,
-                 ignore_reinit_error=True)
+        try:
+            ray.init(address=address, namespace=NAMESPACE, log_to_driver=False, logging_level=logging.WARNING,
+                     ignore_reinit_error=True)
+        except Exception as exc:  # noqa: BLE001 - whatever Ray raises, the user needs the address and why
+            raise SystemExit(f"sagemaker-emu: --fleet ray: cannot reach the Ray cluster at {address}: {exc}") from None
         self.address = address
         self._holder = ray.remote(max_concurrency=4)(Holder)  # wait() blocks one thread; signals use another
         self._lock = threading.Lock()

@@ -1,5 +1,8 @@
+import importlib.util
 import subprocess
 import sys
+
+import pytest
 
 from sagemaker_emu.testing import deploy, variant
 
@@ -108,3 +111,11 @@ def test_a_failed_invocation_names_its_instance_in_the_log(server, sm, rt):
         rt.invoke_endpoint(EndpointName="ep1", Body=b"x", InferenceId="call-7")
     assert (f"InvokeEndpoint ep1 424 ModelError instance={instance['id']} pid={instance['pid']} "
             "inference_id=call-7") in server.logs()
+
+
+def test_fleet_ray_without_ray_says_how_to_install_it():
+    if importlib.util.find_spec("ray") is not None:
+        pytest.skip("Ray is installed in this environment")
+    result = run_cli("serve", "--port", "0", "--fleet", "ray")
+    assert result.returncode == 2
+    assert result.stderr.strip() == "sagemaker-emu: --fleet ray needs Ray: pip install 'sagemaker-emu[ray]'"
