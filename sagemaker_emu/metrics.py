@@ -210,6 +210,8 @@ class Metrics:
                     continue  # a router's counts are keyed by the router, not by an endpoint
                 for key in [k for k in series if k[0] == endpoint and (component is None or k[1] == component)]:
                     del series[key]
+            if component is None:
+                self.recent.pop(endpoint, None)
 
     def reset(self) -> None:
         with self._lock:

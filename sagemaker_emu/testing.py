@@ -280,6 +280,7 @@ class RayCluster:
     "A10G", "L40S"). It shuts down with `stop()`, or when the calling process dies."""
 
     def __init__(self, python: str = sys.executable) -> None:
+        self.python = python
         self.proc = subprocess.Popen([python, "-m", "sagemaker_emu.ray_cluster"], stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE, text=True)
         assert self.proc.stdout is not None
@@ -291,9 +292,9 @@ class RayCluster:
         self.address: str = started["address"]
         self.nodes: dict[str, str] = started["nodes"]
 
-    def emulator(self, *args: str, python: str = sys.executable, **kwargs: Any) -> EmulatorProcess:
-        """An emulator whose instances run on this cluster (`python` must have Ray too)."""
-        return EmulatorProcess("--fleet", "ray", "--ray-address", self.address, *args, python=python, **kwargs)
+    def emulator(self, *args: str, **kwargs: Any) -> EmulatorProcess:
+        """An emulator whose instances run on this cluster, on the cluster's Python."""
+        return EmulatorProcess("--fleet", "ray", "--ray-address", self.address, *args, python=self.python, **kwargs)
 
     def stop(self) -> None:
         if self.proc.stdin is not None and not self.proc.stdin.closed:

@@ -93,8 +93,7 @@ class Emulator:
         self.backend = backend
         self.cluster = RayCluster(ray_python or sys.executable) if backend == "ray" else None
         try:
-            self.emulator = (self.cluster.emulator(seed=seed, log=subprocess.DEVNULL, env=env,
-                                                   python=ray_python or sys.executable)
+            self.emulator = (self.cluster.emulator(seed=seed, log=subprocess.DEVNULL, env=env)
                              if self.cluster else EmulatorProcess(seed=seed, log=subprocess.DEVNULL, env=env))
         except BaseException:
             if self.cluster:

@@ -37,7 +37,7 @@ def backend(request):
     wait_for_install(STATUS, RAY_PYTHON, "Ray", "make test, or make install-ray,")
     cluster = RayCluster(RAY_PYTHON)
     try:
-        srv = cluster.emulator(python=RAY_PYTHON)
+        srv = cluster.emulator()
         yield srv
         srv.stop()
     finally:

@@ -48,7 +48,7 @@ def cluster(ray_python):
 
 @pytest.fixture(scope="module")
 def emu(cluster):
-    srv = cluster.emulator(python=RAY_PYTHON)
+    srv = cluster.emulator()
     yield srv
     srv.stop()
 
@@ -145,7 +145,7 @@ def test_an_image_map_command_runs_on_the_node_that_holds_its_actor(cluster, ray
     image_map.write_text('[images."acme/custom:1"]\n'
                          f'command = ["{ray_python}", "{ROOT / "tests" / "fixtures" / "user_container.py"}"]\n'
                          'env = { GREETING = "hello from a node" }\n')
-    srv = cluster.emulator("--image-map", str(image_map), python=ray_python)
+    srv = cluster.emulator("--image-map", str(image_map))
     try:
         sm = srv.client()
         deploy(sm, "mapped", container={"Image": "acme/custom:1"}, InstanceType="ml.g6e.2xlarge")
@@ -172,7 +172,7 @@ def test_an_instance_type_no_node_can_hold_fails_saying_so(emu):
 
 
 def test_no_actor_or_worker_outlives_a_killed_emulator(cluster):
-    srv = cluster.emulator(python=RAY_PYTHON)
+    srv = cluster.emulator()
     try:
         sm = srv.client()
         sm.create_model(ModelName="m", PrimaryContainer=LLM, ExecutionRoleArn=ROLE)
