@@ -17,7 +17,8 @@ from sagemaker_emu.config import DEFAULT_ACCOUNT, DEFAULT_PORT, Config
 BENCHES = {"routing": "routing", "overhead": "overhead", "pick": "routing_pick", "compare": "compare",
            "chaos": "chaos", "soak": "soak", "model-data": "model_data", "async": "async_drain", "record": "record",
            "autoscaling": "autoscaling", "s3-uploads": "s3_uploads",
-           "router": "router", "replay": "replay", "cross-check": "cross_check", "pools": "pools", "density": "density"}
+           "router": "router", "replay": "replay", "cross-check": "cross_check", "pools": "pools", "density": "density",
+           "queueing": "queueing"}
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -26,6 +26,10 @@ each running llm-sim at its accelerator's speed (fleet/speed.py).
 `--time-scale` multiplies every simulated latency. The emulator's own overhead (about 1 ms a
 call, docs/performance.md) is not scaled, so at 0.05 it weighs twenty times more against the
 model's time than it would at full scale; the report states the scale.
+
+Each serial point on instances also shows `bench queueing`'s p99 for the same point and seed:
+the same requests through the same strategy, in queueing arithmetic with no emulator and no
+machine. Measured over model near 1 says a gap is the strategy's, not the emulator's.
 """
 
 from __future__ import annotations
@@ -43,23 +47,20 @@ import time
 from collections import deque
 from dataclasses import asdict, dataclass
 
+from sagemaker_emu.bench import queueing
+from sagemaker_emu.bench.queueing import CENTRAL, FLEETS, MIXED, UNIFORM
 from sagemaker_emu.bench.stats import percentile, table
-from sagemaker_emu.bench.workloads import WORKLOADS, Workload
+from sagemaker_emu.bench.workloads import WORKLOADS, Workload, user_rng
 from sagemaker_emu.fleet.speed import speeds
 from sagemaker_emu.testing import EmulatorProcess, RayCluster, deploy
 
 STRATEGIES = ("RANDOM", "LEAST_OUTSTANDING_REQUESTS", "PREFIX_AWARE", "KV_AWARE", "IDEAL", "IDEAL_FAST")
-CENTRAL = ("IDEAL", "IDEAL_FAST")  # the benchmark's own central queues, not SageMaker strategies
-SHORT = {"RANDOM": "RANDOM", "LEAST_OUTSTANDING_REQUESTS": "LOR", "PREFIX_AWARE": "PREFIX", "KV_AWARE": "KV",
-         "IDEAL": "IDEAL", "IDEAL_FAST": "IDEAL-FAST"}
+SHORT = {**queueing.SHORT, "PREFIX_AWARE": "PREFIX", "KV_AWARE": "KV"}
 CAPACITY = {"serial": 1, "batch16": 16}  # requests an instance runs at once, for the central queue
 DEFAULT_POINTS = "4x1,20x5,40x10,60x15,80x20"  # (users x instances), as in SageMaker's post
 ROLE = "arn:aws:iam::123456789012:role/bench"
 IC_HEADER = "X-Amzn-SageMaker-Inference-Component"
-FLEETS = ("uniform", "mixed")
 BACKENDS = ("local", "ray")
-UNIFORM = "ml.g5.2xlarge"
-MIXED = (("ml.g5.2xlarge", 0.5), ("ml.g6e.2xlarge", 0.5))  # pools by priority, and each one's share
 
 
 @dataclass
@@ -80,6 +81,7 @@ class PointResult:
     cached_share: float | None = None  # of prompt tokens, as llm-sim's `details` reported them
     fleet: str = "uniform"
     backend: str = "local"  # where the instances ran: local processes, or Ray actors (--fleet ray)
+    model_p99_s: float | None = None  # bench queueing's p99 for the same point and seed, where it models one
 
 
 # ------------------------------------------------------------------ the server and endpoints
@@ -239,7 +241,7 @@ def run_point(emu: Emulator, workload: Workload, profile: str, users: int, insta
     lock = threading.Lock()
 
     def user(n: int) -> None:
-        rng = random.Random(seed * 100003 + n)
+        rng = user_rng(seed, n)
         component = targets[n % len(targets)]
         queue = queues.get(component)
         conns: dict[int, http.client.HTTPConnection] = {}
@@ -285,13 +287,16 @@ def run_point(emu: Emulator, workload: Workload, profile: str, users: int, insta
     lat = sorted(s[1] for s in measured)
     ttfts = sorted(s[2] for s in measured if s[2] is not None) if stream else []
     cached = [s[3] for s in measured if s[3] is not None]
+    modelled = profile == "serial" and not components and strategy in queueing.STRATEGIES and not workload.shares_prefixes
+    model = queueing.simulate(workload, users, queueing.fleet_types(fleet, instances), strategy, seed=seed,
+                              warmup=warmup, duration=duration, time_scale=time_scale, think_s=think_s) if modelled else None
     return PointResult(
         workload=workload.name, profile=profile, users=users, instances=instances, strategy=strategy,
         requests=len(measured), errors=errors[0], p50_s=percentile(lat, 50), p90_s=percentile(lat, 90),
         p99_s=percentile(lat, 99), ttft_p50_s=percentile(ttfts, 50) if ttfts else None,
         ttft_p99_s=percentile(ttfts, 99) if ttfts else None, per_minute=done_in_window / duration * 60,
         cached_share=sum(c for c, _ in cached) / max(1, sum(p for _, p in cached)) if cached else None,
-        fleet=fleet, backend=emu.backend)
+        fleet=fleet, backend=emu.backend, model_p99_s=model.p99_s if model else None)
 
 
 def call_overhead(emu: Emulator, calls: int = 2000) -> tuple[float, float]:
@@ -330,10 +335,12 @@ def report(results: list[PointResult], time_scale: float) -> str:
         fast = {(r.users, r.instances): r for r in rows if r.strategy == "IDEAL_FAST"}
         has_ttft = any(r.ttft_p50_s is not None for r in rows)
         has_cache = any(r.cached_share is not None for r in rows)
+        has_model = any(r.model_p99_s is not None for r in rows)
         headers = ["users x inst", "strategy", "requests", "p50", "p90", "p99"]
         headers += ["ttft p50", "ttft p99"] if has_ttft else []
         headers += ["cached"] if has_cache else []
         headers += ["req/min", "p99 / RANDOM", "thr / RANDOM", "p99 / IDEAL"] + (["p99 / IDEAL-FAST"] if fast else [])
+        headers += ["model p99", "p99 / model"] if has_model else []
         body = []
         for r in sorted(rows, key=lambda r: (r.instances, r.users, STRATEGIES.index(r.strategy))):
             b, i = base.get((r.users, r.instances)), ideal.get((r.users, r.instances))
@@ -351,6 +358,9 @@ def report(results: list[PointResult], time_scale: float) -> str:
             if fast:
                 f = fast.get((r.users, r.instances))
                 row.append(f"{r.p99_s / f.p99_s:.2f}" if f else "-")
+            if has_model:
+                m = r.model_p99_s
+                row += [f"{m:.3f}", f"{r.p99_s / m:.2f}"] if m else ["-", "-"]
             body.append(row)
         lines.append(table(headers, body))
     if len({r.fleet for r in results}) > 1:

@@ -11,6 +11,12 @@ import math
 import random
 
 
+def user_rng(seed: int, user: int) -> random.Random:
+    """The generator behind one simulated user's requests (and think times): `bench routing`'s
+    users and `bench queueing`'s model draw the same ones."""
+    return random.Random(seed * 100003 + user)
+
+
 def lognormal_tokens(rng: random.Random, median: float, sigma: float, cap: int) -> int:
     return max(1, min(cap, round(median * math.exp(rng.gauss(0.0, sigma)))))
 

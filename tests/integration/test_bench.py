@@ -18,13 +18,14 @@ def test_routing_quick(tmp_path):
     assert result.returncode == 0, result.stderr
     assert "codegen, profile serial" in result.stdout
     header = next(line for line in result.stdout.splitlines() if line.startswith("| users x inst"))
-    assert "p99 / RANDOM" in header and "p99 / IDEAL" in header
+    assert "p99 / RANDOM" in header and "p99 / IDEAL" in header and "p99 / model" in header
     data = json.loads(out.read_text())
     assert [(r["strategy"], r["users"], r["instances"]) for r in data["results"]] == [
         ("RANDOM", 3, 2), ("LEAST_OUTSTANDING_REQUESTS", 3, 2), ("IDEAL", 3, 2)]
     for r in data["results"]:
         assert r["requests"] > 0 and r["errors"] == 0
         assert 0 < r["p50_s"] <= r["p90_s"] <= r["p99_s"]
+        assert r["model_p99_s"] > 0  # bench queueing's, for the same point and seed
 
 
 def test_routing_quick_streaming_reports_time_to_first_token(tmp_path):
@@ -44,6 +45,7 @@ def test_routing_quick_over_inference_components(tmp_path):
     assert "on inference components: 2 per endpoint" in result.stdout
     for r in json.loads(out.read_text())["results"]:
         assert r["requests"] > 0 and r["errors"] == 0
+        assert r["model_p99_s"] is None  # copies on CPU hosts, spread over components: not modelled
 
 
 def test_routing_quick_on_a_mixed_fleet_beside_the_uniform_one(tmp_path):

@@ -103,6 +103,14 @@ class Profile:
             prefill_stalls_decode=flag(env, "LLM_SIM_PREFILL_STALLS_DECODE", d.prefill_stalls_decode),
         )
 
+    def prefill_s(self, uncached_tokens: int) -> float:
+        """Seconds to prefill a prompt of which `uncached_tokens` are not in the cache."""
+        return (self.prefill_base_ms + self.prefill_ms_per_token * uncached_tokens) / 1000 * self.time_scale
+
+    def step_s(self, running: int = 1) -> float:
+        """Seconds of one decode step with `running` sequences in the batch."""
+        return self.decode_ms_per_token / 1000 * (1 + self.batch_slowdown * (running - 1)) * self.time_scale
+
 
 # How an instance serves concurrent requests; explicit LLM_SIM_* knobs override these.
 PROFILES: dict[str, dict] = {
@@ -413,7 +421,7 @@ class LlmSim(Model):
         `count`: the prompt is being prefilled, so the lookup counts in the cache's hit rate."""
         p = self.profile
         cached = (self.cache.lookup(hashes, n_tokens) if count else self.cache.hit_blocks(hashes)) * p.kv_block_tokens
-        return (p.prefill_base_ms + p.prefill_ms_per_token * (n_tokens - cached)) / 1000 * p.time_scale
+        return p.prefill_s(n_tokens - cached)
 
     def generate(self, prompt: str, max_new: int | None, connected, stream: bool,
                  stats: dict | None = None) -> Generator[str, None, None]:
@@ -433,15 +441,15 @@ class LlmSim(Model):
                              cached_tokens=self.cache.hit_blocks(hashes) * p.kv_block_tokens)
             # The fixed part overlaps with other requests (prefills are batched into steps);
             # computing the uncached tokens is what may take the accelerator.
-            base = p.prefill_base_ms / 1000 * p.time_scale
+            base = p.prefill_s(0)
             time.sleep(base)
             mark = self.batch.prefill(self.prefill_seconds(len(toks), hashes, count=True) - base,
-                                      step=p.decode_ms_per_token / 1000 * p.time_scale)
+                                      step=p.step_s())
             self.cache.store(hashes)
             while done < n_out:
                 if not connected():
                     return  # the caller went away: free the batch slot now
-                step = p.decode_ms_per_token / 1000 * (1 + p.batch_slowdown * (self.batch.running - 1)) * p.time_scale
+                step = p.step_s(self.batch.running)
                 chunk = 1 if stream or step <= 0 else max(1, min(n_out - done, math.ceil(_MIN_SLEEP_S / step)))
                 time.sleep(step * chunk)
                 mark = self.batch.catch_up(mark)
