@@ -30,7 +30,7 @@ import time
 from collections import deque
 from dataclasses import asdict, dataclass, field
 
-from sagemaker_emu.bench.stats import percentile, table
+from sagemaker_emu.bench.stats import listed, parse_points, percentile, table
 from sagemaker_emu.bench.workloads import WORKLOADS, Workload, user_rng
 from sagemaker_emu.fleet.speed import speeds, worker_env
 from sagemaker_emu.routing.strategies import RouteRequest, strategy_for
@@ -167,15 +167,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--long", type=float, default=3000.0, help="measured seconds of the long run (seed --seed)")
     parser.add_argument("--json", default=None, help="write every number to this file")
     args = parser.parse_args(argv)
-    points = [tuple(int(x) for x in p.split("x")) for p in args.points.split(",")]
-    strategies = args.strategies.split(",")
-    fleets = args.fleet.split(",")
-    for s in strategies:
-        if s not in STRATEGIES:
-            parser.error(f"unknown strategy {s}: {', '.join(STRATEGIES)}")
-    for f in fleets:
-        if f not in FLEETS:
-            parser.error(f"unknown fleet {f}: {', '.join(FLEETS)}")
+    sizes = parse_points(parser, args.points)
+    strategies = listed(parser, args.strategies, STRATEGIES, "strategy")
+    fleets = listed(parser, args.fleet, FLEETS, "fleet")
     if args.runs < 1 or args.long <= 0 or args.duration <= 0:
         parser.error("--runs, --duration and --long must be positive")
     workload = WORKLOADS[args.workload]
@@ -183,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
     long_rows, run_rows, record = [], [], []
     common = {"warmup": args.warmup, "time_scale": args.time_scale, "think_s": args.think_time}
     for fleet in fleets:
-        for users, instances in points:
+        for users, instances in sizes:
             types = fleet_types(fleet, instances)
             sys.stderr.write(f"{fleet} {users}x{instances}: the long run, then {args.runs} runs ...\n")
             long = {s: simulate(workload, users, types, s, seed=args.seed, duration=args.long, **common)

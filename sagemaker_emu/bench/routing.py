@@ -49,7 +49,7 @@ from dataclasses import asdict, dataclass
 
 from sagemaker_emu.bench import queueing
 from sagemaker_emu.bench.queueing import CENTRAL, FLEETS, MIXED, UNIFORM
-from sagemaker_emu.bench.stats import percentile, table
+from sagemaker_emu.bench.stats import listed, parse_points, percentile, table
 from sagemaker_emu.bench.workloads import WORKLOADS, Workload, user_rng
 from sagemaker_emu.fleet.speed import speeds
 from sagemaker_emu.testing import EmulatorProcess, RayCluster, deploy
@@ -114,7 +114,7 @@ class Emulator:
         if not components:
             kind: dict[str, Any] = {"InstanceType": UNIFORM}
             if fleet == "mixed":  # the first pool has room for its share; the rest fall back
-                self.emulator.capacity(MIXED[0][0], round(instances * MIXED[0][1]))
+                self.emulator.capacity(MIXED[0][0], queueing.fleet_types(fleet, instances).count(MIXED[0][0]))
                 kind = {"InstancePools": [{"InstanceType": t, "Priority": n} for n, (t, _) in enumerate(MIXED, 1)]}
             try:
                 deploy(self.sm, name, container={"Image": "sagemaker-emu/llm-sim"}, environment=environment,
@@ -507,25 +507,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:
         args.points, args.profiles, args.duration, args.warmup = "3x2", "serial", 1.5, 0.3
         args.time_scale = min(args.time_scale, 0.02)
-    points = [tuple(int(x) for x in p.split("x")) for p in args.points.split(",")]
-    strategies = args.strategies.split(",")
-    profiles = args.profiles.split(",")
-    for s in strategies:
-        if s not in STRATEGIES:
-            parser.error(f"unknown strategy {s}")
-    for p in profiles:
-        if p not in CAPACITY:
-            parser.error(f"unknown profile {p}")
-    fleets = args.fleet.split(",")
-    for f in fleets:
-        if f not in FLEETS:
-            parser.error(f"unknown fleet {f}: {', '.join(FLEETS)}")
+    sizes = parse_points(parser, args.points)
+    strategies = listed(parser, args.strategies, STRATEGIES, "strategy")
+    profiles = listed(parser, args.profiles, list(CAPACITY), "profile")
+    fleets = listed(parser, args.fleet, FLEETS, "fleet")
     if "mixed" in fleets and args.inference_components:
         parser.error("--fleet mixed runs on instances, not inference components")
-    backends = args.backend.split(",")
-    for b in backends:
-        if b not in BACKENDS:
-            parser.error(f"unknown backend {b}: {', '.join(BACKENDS)}")
+    backends = listed(parser, args.backend, BACKENDS, "backend")
     ray_python = args.ray_python or (".venv-ray/bin/python" if os.path.exists(".venv-ray/bin/python") else sys.executable)
     workload = WORKLOADS[args.workload]
     if args.system_prompts is not None:
@@ -536,7 +524,7 @@ def main(argv: list[str] | None = None) -> int:
         workload = ChatSharedPrefix(workload.name, workload.summary.replace("8 system prompts",
                                                                             f"{args.system_prompts} system prompts"),
                                     system_prompts=args.system_prompts)
-    runs = [(p, u, n, s, f, b) for p in profiles for (u, n) in points for f in fleets for s in strategies
+    runs = [(p, u, n, s, f, b) for p in profiles for (u, n) in sizes for f in fleets for s in strategies
             for b in backends]
     emus: dict[str, Emulator] = {}
     results: list[PointResult] = []

@@ -3,10 +3,28 @@ itself is started with the project's harness (sagemaker_emu/testing.py)."""
 
 from __future__ import annotations
 
+import argparse
 import threading
 import time
 from dataclasses import dataclass
 from typing import Callable, Sequence
+
+
+def listed(parser: argparse.ArgumentParser, value: str, allowed: Sequence[str], what: str) -> list[str]:
+    """A comma-separated flag's names, each one of `allowed`; else the parser's error."""
+    names = value.split(",")
+    for name in names:
+        if name not in allowed:
+            parser.error(f"unknown {what} {name}: {', '.join(allowed)}")
+    return names
+
+
+def parse_points(parser: argparse.ArgumentParser, value: str) -> list[tuple[int, int]]:
+    """`--points`: comma-separated USERSxINSTANCES."""
+    try:
+        return [(int(u), int(n)) for u, n in (p.split("x") for p in value.split(","))]
+    except ValueError:
+        parser.error(f"--points {value}: expected USERSxINSTANCES, comma separated (40x10,60x15)")
 
 
 def percentile(sorted_values: list[float], q: float) -> float:
